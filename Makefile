@@ -1,0 +1,82 @@
+# spiral: build, test, demo, benchmarks.
+#
+# The library is compiled twice from the same sources:
+#   build/libspiral.a      real = float   (the `spiral` binary, most tests)
+#   build/libspiral_f64.a  real = double  (gradient checks against finite
+#                                          differences, see core/real.h)
+# `make test` runs every test, then the same suite under AddressSanitizer and
+# UBSan (`make asan`, built in build/asan/).
+
+BUILD    ?= build
+CC       ?= cc
+# -O2: fast enough for tests and demo; -g: usable backtraces;
+# -fno-math-errno lets sqrt/exp inline; no -ffast-math: results must be
+# reproducible and NaN checks must work.
+OPT      ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wno-unused-parameter \
+            -fno-math-errno -Icore -Idata -Iprobes -Ianalysis -Ireports \
+            $(shell pkg-config --cflags openblas gsl sqlite3 jansson)
+# GSL's pkg-config adds its own reference CBLAS; OpenBLAS provides CBLAS.
+LDLIBS   += $(filter-out -lgslcblas,$(shell pkg-config --libs openblas gsl sqlite3 jansson)) -lm -lpthread
+
+LIB_SRC  := $(wildcard core/*.c data/*.c probes/*.c analysis/*.c reports/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+# Tests also built against the double-precision library (tight tolerances).
+TESTS_F64 := test_layers test_gradcheck
+
+LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/f32/%.o)
+LIB_OBJ_F64 := $(LIB_SRC:%.c=$(BUILD)/f64/%.o)
+CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/f32/%.o)
+TEST_BINS   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) \
+               $(TESTS_F64:%=$(BUILD)/tests/%_f64)
+
+.PHONY: all test check asan demo bench deps clean
+all: $(BUILD)/spiral $(BUILD)/libspiral.a
+
+$(BUILD)/f32/%.o: %.c $(wildcard core/*.h data/*.h probes/*.h analysis/*.h reports/*.h cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/f64/%.o: %.c $(wildcard core/*.h data/*.h probes/*.h analysis/*.h reports/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSPIRAL_DOUBLE -c $< -o $@
+
+$(BUILD)/libspiral.a: $(LIB_OBJ)
+	ar rcs $@ $^
+$(BUILD)/libspiral_f64.a: $(LIB_OBJ_F64)
+	ar rcs $@ $^
+
+$(BUILD)/spiral: $(CLI_OBJ) $(BUILD)/libspiral.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%_f64: tests/%.c tests/harness.h $(BUILD)/libspiral_f64.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSPIRAL_DOUBLE -Itests $< $(BUILD)/libspiral_f64.a -o $@ $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libspiral.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libspiral.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+# Runs every test binary and the shell tests; prints "N passed, N failed".
+check: $(TEST_BINS) $(BUILD)/spiral
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+# make test = the suite, then the suite under ASan + UBSan.
+test: check
+	@$(MAKE) --no-print-directory asan
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	  OPT="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" check
+
+deps:
+	@sh scripts/deps.sh
+
+demo: deps all
+	@sh scripts/demo.sh $(BUILD)/spiral
+
+bench: all
+	@echo "bench: no benchmarks yet (issue 8)"
+
+clean:
+	rm -rf build

@@ -1,0 +1,568 @@
+/*
+ * model.c: forward and backward of the whole backbone (see model.h).
+ *
+ * Layout of the work: model_forward walks embedding -> prelude -> T
+ * iterations (down-scale, shared core, up-scale + shift + update) -> coda ->
+ * final norm -> head -> cross-entropy, saving every intermediate in the
+ * arena. model_backward walks the same path in reverse. Because every layer
+ * backward accumulates into the gradient buffer, the shared core's gradient
+ * is the sum over iterations without any special code.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "layers.h"
+
+/* ------------------------------------------------------------------------ */
+/* Weights                                                                  */
+
+/* Pointer to the tensor `name` inside buffer, or NULL if the layout lacks it. */
+static real *tensor_view(const Model *model, real *buffer, const char *name) {
+    int index = param_layout_find(&model->layout, name);
+    return index < 0 ? NULL : buffer + model->layout.tensors[index].offset;
+}
+
+/* Pointer to tensor "<block>.<l>.<suffix>" inside buffer. */
+static real *layer_view(const Model *model, real *buffer, const char *block, int l,
+                        const char *suffix) {
+    char name[PARAM_NAME_CAP];
+    snprintf(name, sizeof name, "%s.%d.%s", block, l, suffix);
+    return tensor_view(model, buffer, name);
+}
+
+/* Binds the nine views of layer "<block>.<l>.". */
+static void bind_layer(LayerWeights *lw, const Model *model, real *buffer, const char *block,
+                       int l) {
+    lw->attn_norm = layer_view(model, buffer, block, l, "attn_norm.weight");
+    lw->wq = layer_view(model, buffer, block, l, "attn.wq.weight");
+    lw->wk = layer_view(model, buffer, block, l, "attn.wk.weight");
+    lw->wv = layer_view(model, buffer, block, l, "attn.wv.weight");
+    lw->wo = layer_view(model, buffer, block, l, "attn.wo.weight");
+    lw->mlp_norm = layer_view(model, buffer, block, l, "mlp_norm.weight");
+    lw->w1 = layer_view(model, buffer, block, l, "mlp.w1.weight");
+    lw->w3 = layer_view(model, buffer, block, l, "mlp.w3.weight");
+    lw->w2 = layer_view(model, buffer, block, l, "mlp.w2.weight");
+}
+
+void model_bind_weights(ModelWeights *views, const Model *model, real *buffer) {
+    const SpiralConfig *cfg = &model->cfg;
+    char name[PARAM_NAME_CAP];
+    memset(views, 0, sizeof *views);
+    views->tok_emb = tensor_view(model, buffer, "tok_emb.weight");
+    views->final_norm = tensor_view(model, buffer, "final_norm.weight");
+    views->lm_head = cfg->tie_embeddings ? views->tok_emb
+                                         : tensor_view(model, buffer, "lm_head.weight");
+    views->pre = calloc((size_t)cfg->n_pre + 1, sizeof(LayerWeights));
+    views->loop = calloc((size_t)cfg->n_loop + 1, sizeof(LayerWeights));
+    views->post = calloc((size_t)cfg->n_post + 1, sizeof(LayerWeights));
+    if (!views->pre || !views->loop || !views->post) return; /* model_build checks */
+    for (int l = 0; l < cfg->n_pre; l++) bind_layer(&views->pre[l], model, buffer, "pre", l);
+    for (int l = 0; l < cfg->n_loop; l++) bind_layer(&views->loop[l], model, buffer, "loop", l);
+    for (int l = 0; l < cfg->n_post; l++) bind_layer(&views->post[l], model, buffer, "post", l);
+    for (int t = 0; t < cfg->n_iters; t++) {
+        snprintf(name, sizeof name, "iter.%d.down.score", t);
+        views->down_score[t] = tensor_view(model, buffer, name);
+        snprintf(name, sizeof name, "iter.%d.up.alloc", t);
+        views->up_alloc[t] = tensor_view(model, buffer, name);
+    }
+}
+
+void model_free_weights(ModelWeights *views) {
+    free(views->pre);
+    free(views->loop);
+    free(views->post);
+    memset(views, 0, sizeof *views);
+}
+
+int model_build(Model *model, const SpiralConfig *cfg) {
+    memset(model, 0, sizeof *model);
+    if (config_validate(cfg)) return -1;
+    model->cfg = *cfg;
+    if (param_layout_build(&model->layout, cfg)) return -1;
+    model->params = calloc(model->layout.n_params, sizeof(real));
+    model->grads = calloc(model->layout.n_params, sizeof(real));
+    model->pre = calloc((size_t)cfg->n_pre + 1, sizeof(LayerActs));
+    model->post = calloc((size_t)cfg->n_post + 1, sizeof(LayerActs));
+    model->loop_acts = calloc((size_t)cfg->n_iters * cfg->n_loop, sizeof(LayerActs));
+    if (!model->params || !model->grads || !model->pre || !model->post || !model->loop_acts) {
+        model_free(model);
+        return spiral_error("out of memory allocating a model of %zu parameters",
+                            model->layout.n_params);
+    }
+    model_bind_weights(&model->w, model, model->params);
+    model_bind_weights(&model->dw, model, model->grads);
+    if (!model->w.pre || !model->w.loop || !model->w.post || !model->dw.pre ||
+        !model->dw.loop || !model->dw.post) {
+        model_free(model);
+        return spiral_error("out of memory binding model weights");
+    }
+    for (int t = 0; t < cfg->n_iters; t++)
+        model->iters[t].layers = model->loop_acts + (size_t)t * cfg->n_loop;
+    return 0;
+}
+
+void model_free(Model *model) {
+    free(model->params);
+    free(model->grads);
+    model_free_weights(&model->w);
+    model_free_weights(&model->dw);
+    free(model->pre);
+    free(model->post);
+    free(model->loop_acts);
+    free(model->arena);
+    free(model->int_arena);
+    free(model->scratch);
+    param_layout_free(&model->layout);
+    memset(model, 0, sizeof *model);
+}
+
+void model_zero_grad(Model *model) {
+    memset(model->grads, 0, model->layout.n_params * sizeof(real));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Activation arena                                                         */
+
+/* A bump allocator over a buffer; with base == NULL it only counts, so the
+ * same planning code measures the arena and then lays it out. */
+typedef struct {
+    real *base;
+    size_t used;
+    int *int_base;
+    size_t int_used;
+} Bump;
+
+static real *take(Bump *bump, size_t count) {
+    real *p = bump->base ? bump->base + bump->used : NULL;
+    bump->used += count;
+    return p;
+}
+
+static int *take_ints(Bump *bump, size_t count) {
+    int *p = bump->int_base ? bump->int_base + bump->int_used : NULL;
+    bump->int_used += count;
+    return p;
+}
+
+/* Lays out one layer application at length n. */
+static void plan_layer(LayerActs *acts, Bump *bump, const SpiralConfig *cfg, int B, int n,
+                       const int *pos) {
+    size_t rows = (size_t)B * n, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
+    acts->n = n;
+    acts->pos = pos;
+    acts->xn1 = take(bump, rows * d);
+    acts->rstd1 = take(bump, rows);
+    acts->q = take(bump, rows * d);
+    acts->k = take(bump, rows * d);
+    acts->v = take(bump, rows * d);
+    acts->probs = take(bump, (size_t)B * cfg->n_heads * n * n);
+    acts->att = take(bump, rows * d);
+    acts->x2 = take(bump, rows * d);
+    acts->xn2 = take(bump, rows * d);
+    acts->rstd2 = take(bump, rows);
+    acts->a = take(bump, rows * f);
+    acts->c = take(bump, rows * f);
+    acts->m = take(bump, rows * f);
+    acts->out = take(bump, rows * d);
+}
+
+/* Lays out (or, with empty bump bases, measures) every activation of a
+ * forward pass at size (B, L). */
+static void plan_activations(Model *model, Bump *bump, int B, int L) {
+    const SpiralConfig *cfg = &model->cfg;
+    size_t tokens = (size_t)B * L, d = (size_t)cfg->d_model;
+    model->tokens = take_ints(bump, tokens);
+    model->targets = take_ints(bump, tokens);
+    model->token_pos = take_ints(bump, (size_t)L);
+    model->emb = take(bump, tokens * d);
+    for (int l = 0; l < cfg->n_pre; l++)
+        plan_layer(&model->pre[l], bump, cfg, B, L, model->token_pos);
+    for (int t = 0; t < cfg->n_iters; t++) {
+        IterActs *it = &model->iters[t];
+        const IterSpec *spec = &cfg->schedule[t];
+        it->geo = chunk_geometry(L, spec);
+        it->full_resolution = spec->g == 1 && spec->shift == 0;
+        int J = it->geo.J;
+        it->pos = take_ints(bump, (size_t)J);
+        it->z = it->alpha = it->delta = it->coef = it->h_out = NULL;
+        if (!it->full_resolution) {
+            it->z = take(bump, (size_t)B * J * d);
+            if (cfg->down == DOWN_SELFAGG) it->alpha = take(bump, tokens);
+            if (cfg->topology == TOPOLOGY_RESIDUAL) it->delta = take(bump, (size_t)B * J * d);
+            if (cfg->up == UP_ALLOC) it->coef = take(bump, (size_t)B * J * spec->g);
+        }
+        if (!(it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL))
+            it->h_out = take(bump, tokens * d);
+        for (int l = 0; l < cfg->n_loop; l++) plan_layer(&it->layers[l], bump, cfg, B, J, it->pos);
+    }
+    for (int l = 0; l < cfg->n_post; l++)
+        plan_layer(&model->post[l], bump, cfg, B, L, model->token_pos);
+    model->xn_final = take(bump, tokens * d);
+    model->rstd_final = take(bump, tokens);
+    model->logits = take(bump, tokens * cfg->vocab_size);
+}
+
+/* Backward scratch at size (B, L), in reals: eight (B, L, d) stream buffers,
+ * the layer buffers and one (L, L) attention gradient. */
+static size_t scratch_size(const SpiralConfig *cfg, int B, int L) {
+    size_t tokens = (size_t)B * L, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
+    size_t vocab = (size_t)cfg->vocab_size;
+    size_t stream = 8 * tokens * d;
+    size_t layer = 7 * tokens * d + 3 * tokens * f + (size_t)L * L;
+    return stream + layer + tokens * vocab;
+}
+
+/* Makes sure the arena fits (B, L); allocates only when it grows. */
+static int ensure_activations(Model *model, int B, int L) {
+    Bump measure = {0};
+    plan_activations(model, &measure, B, L);
+    if (measure.used > model->arena_capacity) {
+        free(model->arena);
+        model->arena = malloc(measure.used * sizeof(real));
+        model->arena_capacity = model->arena ? measure.used : 0;
+        if (!model->arena) return spiral_error("out of memory: activations for B=%d, L=%d need %.1f MB",
+                                               B, L, measure.used * sizeof(real) / 1e6);
+    }
+    if (measure.int_used > model->int_arena_capacity) {
+        free(model->int_arena);
+        model->int_arena = malloc(measure.int_used * sizeof(int));
+        model->int_arena_capacity = model->int_arena ? measure.int_used : 0;
+        if (!model->int_arena) return spiral_error("out of memory: token buffers");
+    }
+    size_t scratch = scratch_size(&model->cfg, B, L);
+    if (scratch > model->scratch_capacity) {
+        free(model->scratch);
+        model->scratch = malloc(scratch * sizeof(real));
+        model->scratch_capacity = model->scratch ? scratch : 0;
+        if (!model->scratch) return spiral_error("out of memory: backward scratch");
+    }
+    Bump layout = {model->arena, 0, model->int_arena, 0};
+    plan_activations(model, &layout, B, L);
+    model->B = B;
+    model->L = L;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward                                                                  */
+
+static void observe(const Observer *observer, ObserveEvent event) {
+    if (observer && observer->fn) observer->fn(observer->user, &event);
+}
+
+/* One pre-norm layer: x2 = x + Attn(RMSNorm(x)); out = x2 + MLP(RMSNorm(x2)).
+ * x (B, n, d) -> acts->out (B, n, d). */
+static void layer_forward(LayerActs *acts, const LayerWeights *w, const real *x,
+                          const SpiralConfig *cfg, int B) {
+    int n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads, dh = d / H;
+    int M = B * n;
+    size_t rows_d = (size_t)M * d;
+    acts->x = (real *)x;
+    rmsnorm_forward(acts->xn1, acts->rstd1, x, w->attn_norm, M, d, cfg->norm_eps);
+    linear_forward(acts->q, acts->xn1, w->wq, M, d, d);
+    linear_forward(acts->k, acts->xn1, w->wk, M, d, d);
+    linear_forward(acts->v, acts->xn1, w->wv, M, d, d);
+    rope_forward(acts->q, acts->pos, B, n, H, dh, cfg->rope_base);
+    rope_forward(acts->k, acts->pos, B, n, H, dh, cfg->rope_base);
+    attention_forward(acts->att, acts->probs, acts->q, acts->k, acts->v, B, n, H, dh);
+    linear_forward(acts->x2, acts->att, w->wo, M, d, d);
+    for (size_t i = 0; i < rows_d; i++) acts->x2[i] += x[i];
+    rmsnorm_forward(acts->xn2, acts->rstd2, acts->x2, w->mlp_norm, M, d, cfg->norm_eps);
+    linear_forward(acts->a, acts->xn2, w->w1, M, d, f);
+    linear_forward(acts->c, acts->xn2, w->w3, M, d, f);
+    swiglu_forward(acts->m, acts->a, acts->c, (size_t)M * f);
+    linear_forward(acts->out, acts->m, w->w2, M, f, d);
+    for (size_t i = 0; i < rows_d; i++) acts->out[i] += acts->x2[i];
+}
+
+/* Runs n_layers layers on x; returns the output (x itself if n_layers == 0). */
+static const real *block_forward(LayerActs *acts, const LayerWeights *w, int n_layers,
+                                 const real *x, const SpiralConfig *cfg, int B, BlockKind kind,
+                                 int iteration, int g, const Observer *observer) {
+    for (int l = 0; l < n_layers; l++) {
+        layer_forward(&acts[l], &w[l], x, cfg, B);
+        x = acts[l].out;
+        ObserveEvent event = {.site = OBSERVE_ATTENTION, .iteration = iteration, .block = kind,
+                              .layer = l, .g = g, .B = B, .rows = acts[l].n,
+                              .cols = acts[l].n, .heads = cfg->n_heads, .pos = acts[l].pos,
+                              .data = acts[l].probs};
+        observe(observer, event);
+    }
+    return x;
+}
+
+/* Observes a (B, rows, d) state. */
+static void observe_state(const Observer *observer, ObserveSite site, int iteration, int g,
+                          int B, int rows, int d, const int *pos, const real *data) {
+    ObserveEvent event = {.site = site, .iteration = iteration, .block = BLOCK_LOOP,
+                          .layer = -1, .g = g, .B = B, .rows = rows, .cols = d, .heads = 0,
+                          .pos = pos, .data = data};
+    observe(observer, event);
+}
+
+/* Iteration t: h(t) = h_in -> h(t+1) (returned). h0 is the prelude output. */
+static const real *iteration_forward(Model *model, int t, const real *h_in, const real *h0,
+                                     const Observer *observer) {
+    const SpiralConfig *cfg = &model->cfg;
+    IterActs *it = &model->iters[t];
+    int B = model->B, d = cfg->d_model, J = it->geo.J, g = it->geo.g;
+    it->h_in = (real *)h_in;
+    chunk_positions(it->pos, &it->geo);
+    const real *z = h_in;
+    if (!it->full_resolution) {
+        downscale_forward(it->z, it->alpha, h_in, model->w.down_score[t], &it->geo, B, d,
+                          cfg->down);
+        z = it->z;
+    }
+    observe_state(observer, OBSERVE_LATENT_IN, t, g, B, J, d, it->pos, z);
+    const real *z_out = block_forward(it->layers, model->w.loop, cfg->n_loop, z, cfg, B,
+                                      BLOCK_LOOP, t, g, observer);
+    observe_state(observer, OBSERVE_LATENT_OUT, t, g, B, J, d, it->pos, z_out);
+    if (it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL) {
+        /* h(t+1) = h(t) + (z~ - h(t)) = z~ exactly */
+        it->h_out = (real *)z_out;
+        return z_out;
+    }
+    /* delta = z~ - z (residual) or z~ (anchor) */
+    const real *delta = z_out;
+    if (cfg->topology == TOPOLOGY_RESIDUAL) {
+        size_t count = (size_t)B * J * d;
+        for (size_t i = 0; i < count; i++) it->delta[i] = z_out[i] - z[i];
+        delta = it->delta;
+    }
+    const real *base = cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0;
+    int up_mode = it->full_resolution ? UP_COPY : cfg->up;
+    upscale_forward(it->h_out, it->coef, base, delta, model->w.up_alloc[t], &it->geo, B, d,
+                    up_mode);
+    return it->h_out;
+}
+
+int model_forward(Model *model, const int *tokens, const int *targets, int B, int L,
+                  const Observer *observer) {
+    const SpiralConfig *cfg = &model->cfg;
+    int d = cfg->d_model, V = cfg->vocab_size;
+    if (B < 1 || L < 1) return spiral_error("model_forward: batch %d x length %d is empty", B, L);
+    for (size_t i = 0; i < (size_t)B * L; i++) {
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return spiral_error("token %d at position %zu is outside the vocabulary [0, %d)",
+                                tokens[i], i, V);
+        if (targets && (targets[i] < -1 || targets[i] >= V))
+            return spiral_error("target %d at position %zu is outside the vocabulary [0, %d)",
+                                targets[i], i, V);
+    }
+    if (ensure_activations(model, B, L)) return -1;
+    size_t count = (size_t)B * L;
+    memcpy(model->tokens, tokens, count * sizeof(int));
+    for (size_t i = 0; i < count; i++) model->targets[i] = targets ? targets[i] : -1;
+    for (int i = 0; i < L; i++) model->token_pos[i] = i;
+
+    embedding_forward(model->emb, model->tokens, model->w.tok_emb, B * L, d);
+    const real *h0 = block_forward(model->pre, model->w.pre, cfg->n_pre, model->emb, cfg, B,
+                                   BLOCK_PRE, -1, 1, observer);
+    observe_state(observer, OBSERVE_STATE, 0, 1, B, L, d, model->token_pos, h0);
+    const real *h = h0;
+    for (int t = 0; t < cfg->n_iters; t++) {
+        h = iteration_forward(model, t, h, h0, observer);
+        observe_state(observer, OBSERVE_STATE, t + 1, 1, B, L, d, model->token_pos, h);
+    }
+    h = block_forward(model->post, model->w.post, cfg->n_post, h, cfg, B, BLOCK_POST, -1, 1,
+                      observer);
+    model->h_final = (real *)h;
+    observe_state(observer, OBSERVE_CODA, cfg->n_iters, 1, B, L, d, model->token_pos, h);
+    rmsnorm_forward(model->xn_final, model->rstd_final, h, model->w.final_norm, B * L, d,
+                    cfg->norm_eps);
+    linear_forward(model->logits, model->xn_final, model->w.lm_head, B * L, d, V);
+    model->loss = crossentropy_forward(model->logits, model->targets, B * L, V,
+                                       &model->loss_count);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Backward                                                                 */
+
+/* Named slices of the backward scratch. */
+typedef struct {
+    real *stream[2];           /* (B, L, d) residual-stream gradients, ping-pong */
+    real *core[2];             /* (B, L, d) gradients between core layers */
+    real *dh0;                 /* (B, L, d) anchor: gradient reaching h(0) */
+    real *dz, *ddelta;         /* (B, L, d) at most */
+    real *dxn;                 /* (B, L, d) */
+    real *layer_dxn1, *layer_dq, *layer_dk, *layer_dv, *layer_datt, *layer_dx2, *layer_dxn2;
+    real *layer_da, *layer_dc, *layer_dm;  /* (B, L, F) */
+    real *layer_dprobs;        /* (L, L) */
+    real *dlogits;             /* (B, L, V) */
+} Scratch;
+
+static Scratch scratch_slices(Model *model) {
+    const SpiralConfig *cfg = &model->cfg;
+    size_t tokens = (size_t)model->B * model->L, d = (size_t)cfg->d_model;
+    size_t f = (size_t)cfg->d_ff;
+    Bump bump = {model->scratch, 0, NULL, 0};
+    Scratch s;
+    s.stream[0] = take(&bump, tokens * d);
+    s.stream[1] = take(&bump, tokens * d);
+    s.core[0] = take(&bump, tokens * d);
+    s.core[1] = take(&bump, tokens * d);
+    s.dh0 = take(&bump, tokens * d);
+    s.dz = take(&bump, tokens * d);
+    s.ddelta = take(&bump, tokens * d);
+    s.dxn = take(&bump, tokens * d);
+    s.layer_dxn1 = take(&bump, tokens * d);
+    s.layer_dq = take(&bump, tokens * d);
+    s.layer_dk = take(&bump, tokens * d);
+    s.layer_dv = take(&bump, tokens * d);
+    s.layer_datt = take(&bump, tokens * d);
+    s.layer_dx2 = take(&bump, tokens * d);
+    s.layer_dxn2 = take(&bump, tokens * d);
+    s.layer_da = take(&bump, tokens * f);
+    s.layer_dc = take(&bump, tokens * f);
+    s.layer_dm = take(&bump, tokens * f);
+    s.layer_dprobs = take(&bump, (size_t)model->L * model->L);
+    s.dlogits = take(&bump, tokens * cfg->vocab_size);
+    return s;
+}
+
+static void zero(real *x, size_t count) { memset(x, 0, count * sizeof(real)); }
+
+/* Backward of layer_forward: dx += dL/dx given dout = dL/d(out); weight
+ * gradients accumulate into dw. */
+static void layer_backward(real *dx, LayerWeights *dw, const real *dout, const LayerActs *acts,
+                           const LayerWeights *w, const SpiralConfig *cfg, int B,
+                           const Scratch *s) {
+    int n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads, dh = d / H;
+    int M = B * n;
+    size_t rows_d = (size_t)M * d, rows_f = (size_t)M * f;
+    /* out = x2 + m w2^T */
+    memcpy(s->layer_dx2, dout, rows_d * sizeof(real));
+    zero(s->layer_dm, rows_f);
+    linear_backward(s->layer_dm, dw->w2, dout, acts->m, w->w2, M, f, d);
+    zero(s->layer_da, rows_f);
+    zero(s->layer_dc, rows_f);
+    swiglu_backward(s->layer_da, s->layer_dc, s->layer_dm, acts->a, acts->c, rows_f);
+    zero(s->layer_dxn2, rows_d);
+    linear_backward(s->layer_dxn2, dw->w1, s->layer_da, acts->xn2, w->w1, M, d, f);
+    linear_backward(s->layer_dxn2, dw->w3, s->layer_dc, acts->xn2, w->w3, M, d, f);
+    rmsnorm_backward(s->layer_dx2, dw->mlp_norm, s->layer_dxn2, acts->x2, w->mlp_norm,
+                     acts->rstd2, M, d);
+    /* x2 = x + att wo^T */
+    for (size_t i = 0; i < rows_d; i++) dx[i] += s->layer_dx2[i];
+    zero(s->layer_datt, rows_d);
+    linear_backward(s->layer_datt, dw->wo, s->layer_dx2, acts->att, w->wo, M, d, d);
+    zero(s->layer_dq, rows_d);
+    zero(s->layer_dk, rows_d);
+    zero(s->layer_dv, rows_d);
+    attention_backward(s->layer_dq, s->layer_dk, s->layer_dv, s->layer_dprobs, s->layer_datt,
+                       acts->probs, acts->q, acts->k, acts->v, B, n, H, dh);
+    rope_backward(s->layer_dq, acts->pos, B, n, H, dh, cfg->rope_base);
+    rope_backward(s->layer_dk, acts->pos, B, n, H, dh, cfg->rope_base);
+    zero(s->layer_dxn1, rows_d);
+    linear_backward(s->layer_dxn1, dw->wq, s->layer_dq, acts->xn1, w->wq, M, d, d);
+    linear_backward(s->layer_dxn1, dw->wk, s->layer_dk, acts->xn1, w->wk, M, d, d);
+    linear_backward(s->layer_dxn1, dw->wv, s->layer_dv, acts->xn1, w->wv, M, d, d);
+    rmsnorm_backward(dx, dw->attn_norm, s->layer_dxn1, acts->x, w->attn_norm, acts->rstd1, M, d);
+}
+
+/* Backward through n_layers layers: dx += dL/dx given dout. pingpong holds
+ * two buffers of the block's size for the gradients between layers; neither
+ * may alias dx or dout. With n_layers == 0 the block is the identity. */
+static void block_backward(real *dx, LayerWeights *dw, const real *dout, const LayerActs *acts,
+                           const LayerWeights *w, int n_layers, const SpiralConfig *cfg, int B,
+                           real *const pingpong[2], const Scratch *s) {
+    const real *cur = dout;
+    for (int l = n_layers - 1; l >= 0; l--) {
+        real *target = l == 0 ? dx : pingpong[l % 2];
+        if (l > 0) zero(target, (size_t)B * acts[l].n * cfg->d_model);
+        layer_backward(target, &dw[l], cur, &acts[l], &w[l], cfg, B, s);
+        cur = target;
+    }
+}
+
+/* Adds src into dst. */
+static void add_into(real *dst, const real *src, size_t count) {
+    for (size_t i = 0; i < count; i++) dst[i] += src[i];
+}
+
+/* Backward of iteration t: dh_in += dL/dh(t), dh0 += the part reaching h(0)
+ * through the anchor, given dh_out = dL/dh(t+1). */
+static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, const real *dh_out,
+                               const Scratch *s) {
+    const SpiralConfig *cfg = &model->cfg;
+    IterActs *it = &model->iters[t];
+    int B = model->B, L = model->L, d = cfg->d_model, J = it->geo.J;
+    size_t tokens_d = (size_t)B * L * d, latents_d = (size_t)B * J * d;
+    real *const core_pingpong[2] = {s->core[0], s->core[1]};
+    int residual = cfg->topology == TOPOLOGY_RESIDUAL;
+    if (it->full_resolution) {
+        /* residual: h(t+1) = z~; anchor: h(t+1) = h(0) + z~; z = h(t) */
+        if (!residual) add_into(dh0, dh_out, tokens_d);
+        if (cfg->n_loop > 0)
+            block_backward(dh_in, model->dw.loop, dh_out, it->layers, model->w.loop,
+                           cfg->n_loop, cfg, B, core_pingpong, s);
+        return;
+    }
+    /* h(t+1) = base + shift(up(delta)) */
+    add_into(residual ? dh_in : dh0, dh_out, tokens_d);
+    zero(s->ddelta, latents_d);
+    upscale_backward(s->ddelta, model->dw.up_alloc[t], dh_out,
+                     residual ? it->delta : it->layers[cfg->n_loop - 1].out, it->coef,
+                     model->w.up_alloc[t], &it->geo, B, d, cfg->up);
+    /* delta = z~ - z (residual) or z~ (anchor) */
+    zero(s->dz, latents_d);
+    if (residual)
+        for (size_t i = 0; i < latents_d; i++) s->dz[i] = -s->ddelta[i];
+    block_backward(s->dz, model->dw.loop, s->ddelta, it->layers, model->w.loop, cfg->n_loop, cfg,
+                   B, core_pingpong, s);
+    downscale_backward(dh_in, model->dw.down_score[t], s->dz, it->h_in, it->alpha,
+                       model->w.down_score[t], &it->geo, B, d, cfg->down);
+}
+
+int model_backward(Model *model) {
+    const SpiralConfig *cfg = &model->cfg;
+    if (!model->arena || model->loss_count == 0)
+        return spiral_error("model_backward: no forward pass with targets to differentiate");
+    int B = model->B, L = model->L, d = cfg->d_model, V = cfg->vocab_size, M = B * L;
+    size_t tokens_d = (size_t)M * d;
+    Scratch s = scratch_slices(model);
+    real *const stream_pingpong[2] = {s.core[0], s.core[1]};
+
+    /* loss = mean cross-entropy; logits = xn lm_head^T; xn = norm(h_final) */
+    zero(s.dlogits, (size_t)M * V);
+    crossentropy_backward(s.dlogits, model->logits, model->targets, M, V,
+                          (real)(1.0 / model->loss_count));
+    zero(s.dxn, tokens_d);
+    linear_backward(s.dxn, model->dw.lm_head, s.dlogits, model->xn_final, model->w.lm_head, M, d,
+                    V);
+    real *dh = s.stream[0], *dh_next = s.stream[1];
+    zero(dh, tokens_d);
+    rmsnorm_backward(dh, model->dw.final_norm, s.dxn, model->h_final, model->w.final_norm,
+                     model->rstd_final, M, d);
+    /* coda */
+    if (cfg->n_post > 0) {
+        zero(dh_next, tokens_d);
+        block_backward(dh_next, model->dw.post, dh, model->post, model->w.post, cfg->n_post, cfg,
+                       B, stream_pingpong, &s);
+        real *swap = dh; dh = dh_next; dh_next = swap;
+    }
+    /* iterations, last to first */
+    zero(s.dh0, tokens_d);
+    for (int t = cfg->n_iters - 1; t >= 0; t--) {
+        zero(dh_next, tokens_d);
+        iteration_backward(model, t, dh_next, s.dh0, dh, &s);
+        real *swap = dh; dh = dh_next; dh_next = swap;
+    }
+    add_into(dh, s.dh0, tokens_d);
+    /* prelude */
+    if (cfg->n_pre > 0) {
+        zero(dh_next, tokens_d);
+        block_backward(dh_next, model->dw.pre, dh, model->pre, model->w.pre, cfg->n_pre, cfg, B,
+                       stream_pingpong, &s);
+        dh = dh_next;
+    }
+    embedding_backward(model->dw.tok_emb, dh, model->tokens, M, d);
+    return 0;
+}
