@@ -1,0 +1,370 @@
+/*
+ * test_model.c: exact properties of the model family (float build, so that
+ * "exact" means bit-identical in the precision spiral runs in).
+ *
+ *  - causality: for every fixture, perturbing tokens after position i leaves
+ *    the logits at positions <= i bit-identical (and the test is shown to
+ *    catch a leak: a shift of g - 2, forced past validation, fails it);
+ *  - weight sharing: the core's tensors exist once however many iterations
+ *    run; a looped model equals a dense model holding T copies of its core,
+ *    and the core's gradient equals the sum of the copies' gradients;
+ *  - equivalences: alloc with zero weights == copy; a spiral config whose
+ *    schedule is all g = 1 == the looped baseline (mean/copy);
+ *  - initialization is reproducible from its seed;
+ *  - the observer sees every iteration's states and every attention matrix.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "fixtures.h"
+#include "harness.h"
+#include "model.h"
+
+enum { LENGTH = 19 };
+
+/* Copies every tensor of `from` whose name `to` also has (same shape). */
+static void copy_weights_by_name(Model *to, const Model *from) {
+    for (int i = 0; i < to->layout.n_tensors; i++) {
+        const ParamTensor *t = &to->layout.tensors[i];
+        int j = param_layout_find(&from->layout, t->name);
+        if (j < 0) continue;
+        memcpy(to->params + t->offset, from->params + from->layout.tensors[j].offset,
+               t->numel * sizeof(real));
+    }
+}
+
+/* Runs a forward pass (B = 1) and returns a malloc'd copy of the logits. */
+static real *logits_of(Model *m, const int *tokens, int L) {
+    if (model_forward(m, tokens, NULL, 1, L, NULL)) {
+        fprintf(stderr, "forward: %s\n", spiral_last_error());
+        exit(2);
+    }
+    size_t count = (size_t)L * m->cfg.vocab_size;
+    real *copy = malloc(count * sizeof(real));
+    memcpy(copy, m->logits, count * sizeof(real));
+    return copy;
+}
+
+/* Number of positions i for which perturbing the tokens after i changes a
+ * logit at a position <= i (0 for a causal model). Also reports, through
+ * *later_changed, whether the perturbation changed any later logit at all. */
+static int causality_violations(Model *m, int *later_changed) {
+    int V = m->cfg.vocab_size, tokens[LENGTH], perturbed[LENGTH], violations = 0;
+    fixture_tokens(tokens, LENGTH, V, 3);
+    real *base = logits_of(m, tokens, LENGTH);
+    *later_changed = 0;
+    for (int i = 0; i + 1 < LENGTH; i++) {
+        memcpy(perturbed, tokens, sizeof tokens);
+        for (int j = i + 1; j < LENGTH; j++) perturbed[j] = (tokens[j] + 1 + j % 3) % V;
+        real *other = logits_of(m, perturbed, LENGTH);
+        size_t prefix = (size_t)(i + 1) * V;
+        if (memcmp(base, other, prefix * sizeof(real)) != 0) violations++;
+        if (memcmp(base + prefix, other + prefix, (LENGTH - i - 1) * (size_t)V * sizeof(real)))
+            *later_changed = 1;
+        free(other);
+    }
+    free(base);
+    return violations;
+}
+
+static void test_causality(void) {
+    Fixture fixtures[FIXTURE_COUNT];
+    int n = fixtures_all(fixtures);
+    for (int f = 0; f < n; f++) {
+        Model m;
+        model_build(&m, &fixtures[f].cfg);
+        fixture_random_weights(&m, 5);
+        int later_changed;
+        int violations = causality_violations(&m, &later_changed);
+        CHECK(violations == 0, "%s: %d positions see the future", fixtures[f].name, violations);
+        CHECK(later_changed, "%s: perturbation changed nothing (test would be vacuous)",
+              fixtures[f].name);
+        model_free(&m);
+    }
+    /* The test has teeth: a shift one short of g - 1 leaks the future. */
+    Model m;
+    SpiralConfig c = fixtures[0].cfg;
+    model_build(&m, &c);
+    fixture_random_weights(&m, 5);
+    m.cfg.schedule[1].shift = m.cfg.schedule[1].g - 2; /* forced past config_validate */
+    int later_changed;
+    CHECK(causality_violations(&m, &later_changed) > 0,
+          "a leaking shift (g - 2) was not detected by the causality test");
+    model_free(&m);
+    c.schedule[1].shift = c.schedule[1].g - 2;
+    CHECK(config_validate(&c) != 0 && strstr(spiral_last_error(), "shift"),
+          "config_validate accepted shift < g - 1: %s", spiral_last_error());
+}
+
+/* The loop core's tensors are the same set whatever T is. */
+static void test_core_exists_once(void) {
+    SpiralConfig one = fixture_base(), many = fixture_base();
+    int g1[] = {1}, g5[] = {8, 4, 2, 1, 1};
+    fixture_schedule(&one, 1, g1, NULL, NULL);
+    fixture_schedule(&many, 5, g5, NULL, NULL);
+    ParamLayout a, b;
+    param_layout_build(&a, &one);
+    param_layout_build(&b, &many);
+    size_t core_a = 0, core_b = 0, iter_b = 0, iter_a = 0;
+    int count_a = 0, count_b = 0;
+    for (int i = 0; i < a.n_tensors; i++)
+        if (!strncmp(a.tensors[i].name, "loop.", 5)) { core_a += a.tensors[i].numel; count_a++; }
+        else if (!strncmp(a.tensors[i].name, "iter.", 5)) iter_a += a.tensors[i].numel;
+    for (int i = 0; i < b.n_tensors; i++)
+        if (!strncmp(b.tensors[i].name, "loop.", 5)) { core_b += b.tensors[i].numel; count_b++; }
+        else if (!strncmp(b.tensors[i].name, "iter.", 5)) iter_b += b.tensors[i].numel;
+    CHECK(count_a == 9 * one.n_loop && count_b == count_a,
+          "core tensors: %d with T=1, %d with T=5, expected %d", count_a, count_b, 9 * one.n_loop);
+    CHECK(core_a == core_b, "core parameters differ with T: %zu vs %zu", core_a, core_b);
+    CHECK(b.n_params - a.n_params == iter_b - iter_a,
+          "T=5 adds %zu parameters beyond the per-iteration ones",
+          (b.n_params - a.n_params) - (iter_b - iter_a));
+    param_layout_free(&a);
+    param_layout_free(&b);
+}
+
+/* A looped model (T iterations of an n_loop core, g = 1, residual) equals a
+ * dense model whose T * n_loop layers are copies of the core: same logits to
+ * the bit, and the core's gradient is the sum of the copies' gradients. */
+static void test_looped_equals_unrolled(void) {
+    enum { T = 3, N_LOOP = 2, B = 2 };
+    SpiralConfig looped = fixture_base(), dense = fixture_base();
+    int g_looped[T] = {1, 1, 1}, g_dense[1] = {1};
+    looped.n_loop = N_LOOP;
+    fixture_schedule(&looped, T, g_looped, NULL, NULL);
+    dense.n_loop = T * N_LOOP;
+    fixture_schedule(&dense, 1, g_dense, NULL, NULL);
+    Model ml, md;
+    model_build(&ml, &looped);
+    model_build(&md, &dense);
+    fixture_random_weights(&ml, 9);
+    copy_weights_by_name(&md, &ml); /* embeddings, prelude, coda, final norm, loop.0/1 */
+    char name[2 * PARAM_NAME_CAP];
+    for (int t = 0; t < T; t++) {
+        for (int l = 0; l < N_LOOP; l++) {
+            /* copy layer l of the core into dense layer t * N_LOOP + l, tensor by tensor */
+            for (int i = 0; i < ml.layout.n_tensors; i++) {
+                const ParamTensor *src = &ml.layout.tensors[i];
+                char prefix[32];
+                snprintf(prefix, sizeof prefix, "loop.%d.", l);
+                if (strncmp(src->name, prefix, strlen(prefix))) continue;
+                snprintf(name, sizeof name, "loop.%d.%s", t * N_LOOP + l, src->name + strlen(prefix));
+                int j = param_layout_find(&md.layout, name);
+                memcpy(md.params + md.layout.tensors[j].offset, ml.params + src->offset,
+                       src->numel * sizeof(real));
+            }
+        }
+    }
+    int tokens[B * LENGTH], targets[B * LENGTH];
+    fixture_tokens(tokens, B * LENGTH, looped.vocab_size, 4);
+    for (int i = 0; i < B * LENGTH; i++) targets[i] = (i + 1) % LENGTH ? tokens[i + 1] : -1;
+    model_forward(&ml, tokens, targets, B, LENGTH, NULL);
+    model_forward(&md, tokens, targets, B, LENGTH, NULL);
+    size_t count = (size_t)B * LENGTH * looped.vocab_size;
+    CHECK(memcmp(ml.logits, md.logits, count * sizeof(real)) == 0,
+          "looped (g=1 x%d) and unrolled dense logits differ", T);
+    model_zero_grad(&ml);
+    model_zero_grad(&md);
+    model_backward(&ml);
+    model_backward(&md);
+    double max_err = 0, max_grad = 0;
+    for (int i = 0; i < ml.layout.n_tensors; i++) {
+        const ParamTensor *src = &ml.layout.tensors[i];
+        int l;
+        char rest[PARAM_NAME_CAP];
+        if (sscanf(src->name, "loop.%d.%63s", &l, rest) != 2) continue;
+        for (size_t k = 0; k < src->numel; k++) {
+            double sum = 0;
+            for (int t = 0; t < T; t++) {
+                snprintf(name, sizeof name, "loop.%d.%s", t * N_LOOP + l, rest);
+                int j = param_layout_find(&md.layout, name);
+                sum += md.grads[md.layout.tensors[j].offset + k];
+            }
+            double got = ml.grads[src->offset + k];
+            max_err = fmax(max_err, fabs(got - sum));
+            max_grad = fmax(max_grad, fabs(sum));
+        }
+    }
+    printf("core gradient vs sum over unrolled copies: max abs diff %.2e (max |grad| %.2e)\n",
+           max_err, max_grad);
+    CHECK(max_grad > 0 && max_err <= 1e-5 * max_grad,
+          "core gradient is not the sum of the iterations' gradients: diff %.3e, scale %.3e",
+          max_err, max_grad);
+    /* and the gradient is NOT the last iteration's alone (the failure mode) */
+    double diff_from_one = 0;
+    for (int i = 0; i < ml.layout.n_tensors; i++) {
+        const ParamTensor *src = &ml.layout.tensors[i];
+        int l;
+        char rest[PARAM_NAME_CAP];
+        if (sscanf(src->name, "loop.%d.%63s", &l, rest) != 2) continue;
+        snprintf(name, sizeof name, "loop.%d.%s", (T - 1) * N_LOOP + l, rest);
+        int j = param_layout_find(&md.layout, name);
+        for (size_t k = 0; k < src->numel; k++)
+            diff_from_one = fmax(diff_from_one, fabs(ml.grads[src->offset + k] -
+                                                     md.grads[md.layout.tensors[j].offset + k]));
+    }
+    CHECK(diff_from_one > 1e-3 * max_grad, "every iteration contributes: diff %.3e", diff_from_one);
+    model_free(&ml);
+    model_free(&md);
+}
+
+/* Logits of two models on the same tokens are bit-identical. */
+static int same_logits(Model *a, Model *b) {
+    int tokens[LENGTH];
+    fixture_tokens(tokens, LENGTH, a->cfg.vocab_size, 8);
+    real *la = logits_of(a, tokens, LENGTH), *lb = logits_of(b, tokens, LENGTH);
+    int same = memcmp(la, lb, (size_t)LENGTH * a->cfg.vocab_size * sizeof(real)) == 0;
+    free(la);
+    free(lb);
+    return same;
+}
+
+static void test_alloc_zero_equals_copy(void) {
+    Fixture fixtures[FIXTURE_COUNT];
+    int n = fixtures_all(fixtures);
+    for (int f = 0; f < n; f++) {
+        if (fixtures[f].cfg.up != UP_ALLOC) continue;
+        SpiralConfig copy_cfg = fixtures[f].cfg;
+        copy_cfg.up = UP_COPY;
+        Model with_alloc, with_copy;
+        model_build(&with_alloc, &fixtures[f].cfg);
+        model_build(&with_copy, &copy_cfg);
+        fixture_random_weights(&with_alloc, 12);
+        for (int t = 0; t < with_alloc.cfg.n_iters; t++)
+            memset(with_alloc.w.up_alloc[t], 0,
+                   (size_t)with_alloc.cfg.schedule[t].g * with_alloc.cfg.d_model * sizeof(real));
+        copy_weights_by_name(&with_copy, &with_alloc);
+        CHECK(same_logits(&with_alloc, &with_copy), "%s: alloc with zero weights != copy",
+              fixtures[f].name);
+        /* and nonzero alloc weights do change the output (the test has teeth) */
+        fixture_random_weights(&with_alloc, 12);
+        int has_coarse = 0;
+        for (int t = 0; t < with_alloc.cfg.n_iters; t++) has_coarse |= with_alloc.cfg.schedule[t].g > 1;
+        if (has_coarse)
+            CHECK(!same_logits(&with_alloc, &with_copy), "%s: alloc weights have no effect",
+                  fixtures[f].name);
+        model_free(&with_alloc);
+        model_free(&with_copy);
+    }
+}
+
+static void test_all_g1_equals_looped(void) {
+    for (int topology = 0; topology < 2; topology++) {
+        SpiralConfig spiral = fixture_base(), looped;
+        int g[] = {1, 1, 1, 1};
+        fixture_schedule(&spiral, 4, g, NULL, NULL);
+        spiral.down = DOWN_SELFAGG;
+        spiral.up = UP_ALLOC;
+        spiral.topology = topology;
+        looped = spiral;
+        looped.down = DOWN_MEAN;
+        looped.up = UP_COPY;
+        Model ms, ml;
+        model_build(&ms, &spiral);
+        model_build(&ml, &looped);
+        fixture_random_weights(&ms, 21); /* nonzero scores and alloc weights */
+        copy_weights_by_name(&ml, &ms);
+        CHECK(same_logits(&ms, &ml), "spiral with all g=1 (%s) != looped baseline",
+              config_topology_name(topology));
+        model_free(&ms);
+        model_free(&ml);
+    }
+}
+
+static void test_init_reproducible(void) {
+    SpiralConfig c = fixture_base();
+    Model a, b;
+    model_build(&a, &c);
+    model_build(&b, &c);
+    model_init_weights(&a, 1234);
+    model_init_weights(&b, 1234);
+    CHECK(memcmp(a.params, b.params, a.layout.n_params * sizeof(real)) == 0,
+          "same seed gives different weights");
+    model_init_weights(&b, 1235);
+    CHECK(memcmp(a.params, b.params, a.layout.n_params * sizeof(real)) != 0,
+          "different seeds give the same weights");
+    int zero_alloc = 1, unit_gain = 1;
+    for (int t = 0; t < c.n_iters; t++)
+        for (int k = 0; k < c.schedule[t].g * c.d_model; k++) zero_alloc &= a.w.up_alloc[t][k] == 0;
+    for (int k = 0; k < c.d_model; k++) unit_gain &= a.w.final_norm[k] == 1;
+    CHECK(zero_alloc && unit_gain, "init: alloc must start at 0 and gains at 1");
+    model_free(&a);
+    model_free(&b);
+}
+
+typedef struct {
+    const SpiralConfig *cfg;
+    int states, latent_in, latent_out, coda, attention;
+    int bad_shape;
+} ObserverCounts;
+
+/* Counts observations and checks each one's shape: token-level states are
+ * (1, L, d) with g = 1; latents of iteration t are (1, J_t, d) with the last
+ * latent at token position L - 1; attention rows sum to 1. */
+static void count_events(void *user, const ObserveEvent *e) {
+    ObserverCounts *c = user;
+    int d = c->cfg->d_model;
+    switch (e->site) {
+    case OBSERVE_STATE:
+    case OBSERVE_CODA:
+        if (e->site == OBSERVE_STATE) c->states++; else c->coda++;
+        c->bad_shape |= e->rows != LENGTH || e->g != 1 || e->cols != d;
+        break;
+    case OBSERVE_LATENT_IN:
+    case OBSERVE_LATENT_OUT: {
+        if (e->site == OBSERVE_LATENT_IN) c->latent_in++; else c->latent_out++;
+        const IterSpec *spec = &c->cfg->schedule[e->iteration];
+        ChunkGeometry geo = chunk_geometry(LENGTH, spec);
+        c->bad_shape |= e->rows != geo.J || e->g != spec->g || e->cols != d ||
+                        e->pos[e->rows - 1] != LENGTH - 1;
+        break;
+    }
+    case OBSERVE_ATTENTION:
+        c->attention++;
+        for (int h = 0; h < e->heads; h++)
+            for (int r = 0; r < e->rows; r++) {
+                double sum = 0;
+                for (int j = 0; j < e->rows; j++)
+                    sum += e->data[((size_t)h * e->rows + r) * e->rows + j];
+                c->bad_shape |= fabs(sum - 1) > 1e-5;
+            }
+        break;
+    }
+}
+
+static void test_observer(void) {
+    Fixture fixtures[FIXTURE_COUNT];
+    fixtures_all(fixtures);
+    const SpiralConfig *c = &fixtures[0].cfg;
+    Model m;
+    model_build(&m, c);
+    fixture_random_weights(&m, 2);
+    int tokens[LENGTH];
+    fixture_tokens(tokens, LENGTH, c->vocab_size, 1);
+    ObserverCounts counts = {.cfg = c};
+    Observer observer = {count_events, &counts};
+    model_forward(&m, tokens, NULL, 1, LENGTH, &observer);
+    CHECK(counts.states == c->n_iters + 1, "states observed %d, expected T+1 = %d", counts.states,
+          c->n_iters + 1);
+    CHECK(counts.latent_in == c->n_iters && counts.latent_out == c->n_iters,
+          "latents observed %d/%d, expected %d", counts.latent_in, counts.latent_out, c->n_iters);
+    CHECK(counts.coda == 1, "coda observed %d times", counts.coda);
+    int expected_att = c->n_pre + c->n_iters * c->n_loop + c->n_post;
+    CHECK(counts.attention == expected_att, "attention observed %d, expected %d",
+          counts.attention, expected_att);
+    CHECK(!counts.bad_shape, "an observed tensor has the wrong shape or unnormalized rows");
+    model_free(&m);
+}
+
+int main(int argc, char **argv) {
+    test_causality();
+    test_core_exists_once();
+    test_looped_equals_unrolled();
+    test_alloc_zero_equals_copy();
+    test_all_g1_equals_looped();
+    test_init_reproducible();
+    test_observer();
+    return test_summary(argv[0]);
+}
