@@ -217,6 +217,19 @@ static size_t scratch_size(const SpiralConfig *cfg, int B, int L) {
     return stream + layer + tokens * vocab;
 }
 
+size_t model_activation_bytes(Model *model, int B, int L) {
+    Bump measure = {0};
+    plan_activations(model, &measure, B, L);
+    /* plan_activations pointed the views at nothing; lay them out again over
+     * the current arena if there is one, so a later backward still works. */
+    if (model->arena && model->B > 0) {
+        Bump layout = {model->arena, 0, model->int_arena, 0};
+        plan_activations(model, &layout, model->B, model->L);
+    }
+    return measure.used * sizeof(real) + measure.int_used * sizeof(int) +
+           scratch_size(&model->cfg, B, L) * sizeof(real);
+}
+
 /* Makes sure the arena fits (B, L); allocates only when it grows. */
 static int ensure_activations(Model *model, int B, int L) {
     Bump measure = {0};

@@ -160,6 +160,10 @@ int model_forward(Model *model, const int *tokens, const int *targets, int B, in
  * model_forward (which must have had targets). */
 int model_backward(Model *model);
 
+/* Bytes of activations and backward scratch that a forward + backward pass
+ * at size (B, L) needs (what model_forward would allocate). */
+size_t model_activation_bytes(Model *model, int B, int L);
+
 /* Sets every gradient to zero. */
 void model_zero_grad(Model *model);
 

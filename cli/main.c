@@ -1,0 +1,86 @@
+/*
+ * main.c: the `spiral` command: dispatches to a subcommand.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#include "cli.h"
+#include "error.h"
+
+#define SPIRAL_VERSION "0.1.0"
+
+static const char *usage =
+    "usage: spiral <command> [options]\n"
+    "\n"
+    "SpiralFormer and its baselines (looped, dense) on the CPU.\n"
+    "\n"
+    "commands:\n"
+    "  info   parameter and analytic FLOP counts of a configuration, per block\n"
+    "  init   write freshly initialized weights (safetensors)\n"
+    "  eval   mean next-token cross-entropy of one sequence; logits and gradients\n"
+    "\n"
+    "'spiral <command> --help' describes each command.\n";
+
+int cli_option(int argc, char **argv, int *i, const char *name, const char **value) {
+    if (strcmp(argv[*i], name) != 0) return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "spiral: option %s needs a value\n", name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+int cli_parse_long(const char *name, const char *text, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "spiral: %s: expected an integer in [%ld, %ld], got '%s'\n", name, min,
+                max, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_fail(const char *command) {
+    fprintf(stderr, "spiral %s: %s\n", command, spiral_last_error());
+    return 1;
+}
+
+int cli_usage_error(const char *command, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "spiral %s: ", command);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\ntry 'spiral %s --help'\n", command);
+    va_end(ap);
+    return 2;
+}
+
+int cli_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("spiral %s\n", SPIRAL_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "init")) return cmd_init(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
+    fprintf(stderr, "spiral: unknown command '%s'\n\n%s", argv[1], usage);
+    return 2;
+}
