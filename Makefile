@@ -15,15 +15,15 @@ CC       ?= cc
 OPT      ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wno-unused-parameter \
             -fno-math-errno -Icore -Idata -Iprobes -Ianalysis -Ireports \
-            $(shell pkg-config --cflags openblas gsl sqlite3 jansson)
+            $(shell pkg-config --cflags openblas gsl sqlite3 jansson nettle)
 # GSL's pkg-config adds its own reference CBLAS; OpenBLAS provides CBLAS.
-LDLIBS   += $(filter-out -lgslcblas,$(shell pkg-config --libs openblas gsl sqlite3 jansson)) -lm -lpthread
+LDLIBS   += $(filter-out -lgslcblas,$(shell pkg-config --libs openblas gsl sqlite3 jansson nettle)) -lm -lpthread
 
 LIB_SRC  := $(wildcard core/*.c data/*.c probes/*.c analysis/*.c reports/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 # Tests also built against the double-precision library (tight tolerances).
-TESTS_F64 := test_layers test_gradcheck
+TESTS_F64 := $(basename $(notdir $(wildcard tests/test_layers.c tests/test_gradcheck.c)))
 
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/f32/%.o)
 LIB_OBJ_F64 := $(LIB_SRC:%.c=$(BUILD)/f64/%.o)

@@ -18,15 +18,6 @@ static const char *help =
     "FLOPs (3 x forward). FILE is a model or run JSON file, or a safetensors\n"
     "file whose metadata holds the config.\n";
 
-/* "spiral", "looped" or "dense", from the schedule. */
-static const char *model_kind(const SpiralConfig *cfg) {
-    int all_full = 1;
-    for (int t = 0; t < cfg->n_iters; t++)
-        all_full &= cfg->schedule[t].g == 1 && cfg->schedule[t].shift == 0;
-    if (!all_full) return "spiral";
-    return cfg->n_iters == 1 ? "dense" : "looped";
-}
-
 int cmd_info(int argc, char **argv) {
     const char *config_path = NULL, *weights_path = NULL, *len_text = "256";
     if (cli_wants_help(argc, argv)) {
@@ -61,7 +52,7 @@ int cmd_info(int argc, char **argv) {
     ModelCost cost;
     model_cost(&cost, &cfg, (int)L);
     printf("model: %s, d=%d, H=%d, F=%d, V=%d, layers %d pre + %d core x %d iterations + %d post\n",
-           model_kind(&cfg), cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.vocab_size, cfg.n_pre,
+           config_kind(&cfg), cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.vocab_size, cfg.n_pre,
            cfg.n_loop, cfg.n_iters, cfg.n_post);
     printf("down %s, up %s, topology %s, %s embeddings; L = %ld tokens\n\n",
            config_down_name(cfg.down), config_up_name(cfg.up),

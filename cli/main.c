@@ -21,6 +21,8 @@ static const char *usage =
     "  info   parameter and analytic FLOP counts of a configuration, per block\n"
     "  init   write freshly initialized weights (safetensors)\n"
     "  eval   mean next-token cross-entropy of one sequence; logits and gradients\n"
+    "  data   make, list and show datasets (synthetic languages, text, KJV Bible)\n"
+    "  train  train a run on a dataset of the store; resume an interrupted run\n"
     "\n"
     "'spiral <command> --help' describes each command.\n";
 
@@ -81,6 +83,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "init")) return cmd_init(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     fprintf(stderr, "spiral: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }

@@ -2,7 +2,7 @@
 # Installs the Debian packages spiral needs, if any is missing.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 PACKAGES="gcc make pkg-config libopenblas-dev libgsl-dev libsqlite3-dev libjansson-dev \
-sqlite3 gnuplot-nox python3 python3-numpy"
+nettle-dev sqlite3 gnuplot-nox python3 python3-numpy bible-kjv bible-kjv-text"
 missing=""
 for p in $PACKAGES; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)

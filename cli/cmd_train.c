@@ -1,0 +1,103 @@
+/*
+ * cmd_train.c: `spiral train`: trains a new run, or resumes one.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "store.h"
+#include "train.h"
+
+static const char *help =
+    "usage: spiral train --config RUN.json --store STORE.db [--name NAME] [--quiet]\n"
+    "       spiral train --resume NAME --store STORE.db [--quiet]\n"
+    "\n"
+    "Trains the model of RUN.json ({\"model\": ..., \"train\": ...}) on the dataset\n"
+    "train.dataset of the store (make one with 'spiral data make'). Metrics go to\n"
+    "the store's metrics table, checkpoints (weights + AdamW state, safetensors)\n"
+    "to train.checkpoint_dir (default: checkpoints/NAME beside the store).\n"
+    "NAME defaults to the config file's name without directory and extension.\n"
+    "\n"
+    "Ctrl-C (SIGINT) or SIGTERM: finish the step, write a checkpoint, stop; a\n"
+    "second Ctrl-C stops at once. --resume NAME continues from the last\n"
+    "checkpoint and reproduces the loss curve of an uninterrupted run exactly.\n"
+    "Progress goes to stderr (a bar on a terminal, lines otherwise).\n";
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    if (interrupted) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    interrupted = 1;
+}
+
+/* The default run name: the config's file name without directory and
+ * extension. */
+static void default_name(char *out, size_t size, const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out, size, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *config_path = NULL, *store_path = NULL, *name = NULL, *resume = NULL;
+    int quiet = 0;
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if ((r = cli_option(argc, argv, &i, "--config", &config_path)) ||
+            (r = cli_option(argc, argv, &i, "--store", &store_path)) ||
+            (r = cli_option(argc, argv, &i, "--name", &name)) ||
+            (r = cli_option(argc, argv, &i, "--resume", &resume))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        return cli_usage_error("train", "unknown argument '%s'", argv[i]);
+    }
+    if (!store_path) return cli_usage_error("train", "--store is required");
+    if (!config_path == !resume)
+        return cli_usage_error("train", "give exactly one of --config and --resume");
+    if (resume && name) return cli_usage_error("train", "--name goes with --config, not --resume");
+
+    char command[2048] = "spiral";
+    for (int i = 0; i < argc; i++) {
+        size_t used = strlen(command);
+        snprintf(command + used, sizeof command - used, " %s", argv[i]);
+    }
+    char run_name[256];
+    if (resume) snprintf(run_name, sizeof run_name, "%s", resume);
+    else if (name) snprintf(run_name, sizeof run_name, "%s", name);
+    else default_name(run_name, sizeof run_name, config_path);
+
+    Store store;
+    if (store_open(&store, store_path, 1)) return cli_fail("train");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    TrainOptions options = {.progress = !quiet, .command = command, .interrupt = &interrupted};
+    TrainResult result;
+    int status = resume ? train_resume(&store, run_name, &options, &result)
+                        : train_new(&store, run_name, config_path, &options, &result);
+    store_close(&store);
+    if (status) return cli_fail("train");
+    if (result.interrupted) {
+        printf("run %s: interrupted at step %ld, checkpoint written; continue with "
+               "'spiral train --resume %s --store %s'\n", run_name, result.step, run_name,
+               store_path);
+        return 130;
+    }
+    printf("run %s: step %ld, train loss %.4f, val loss %.4f, %.1f s\n", run_name, result.step,
+           result.loss, result.val_loss, result.seconds);
+    return 0;
+}

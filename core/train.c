@@ -1,0 +1,601 @@
+/*
+ * train.c: the training loop (see train.h).
+ *
+ * One optimizer step: for each of grad_accum micro-batches, forward and
+ * backward of B windows of L + 1 tokens (inputs and next-token targets),
+ * gradients summed and divided by grad_accum; NaN/Inf check; global-norm
+ * clipping; AdamW with the scheduled learning rate. Every eval_every steps
+ * the validation loss on fixed windows; every checkpoint_every steps a
+ * checkpoint, recorded in the store in the same transaction as the metrics
+ * written since the last one.
+ */
+#include "train.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adamw.h"
+#include "config.h"
+#include "cost.h"
+#include "error.h"
+#include "filehash.h"
+#include "model.h"
+#include "safetensors.h"
+
+/* The tokens of one split, documents back to back, and the offsets where
+ * a training window may start. */
+typedef struct {
+    int *tokens;         /* (n) */
+    size_t n;
+    size_t *starts;      /* (n_starts) document starts with room for a window */
+    size_t n_starts;
+} SplitStream;
+
+typedef struct {
+    Store *store;
+    long long run_id;
+    char run_name[256];
+    char *run_json;               /* {"model": ..., "train": ...} */
+    SpiralConfig model_cfg;
+    TrainConfig cfg;
+    Model model;
+    real *adam_m, *adam_v;        /* (n_params) */
+    long step;                    /* optimizer steps done */
+    double wall_before;           /* seconds spent before this process */
+    double last_val;
+    ModelCost cost;
+    SplitStream train, val;
+    int *inputs, *targets;        /* (B, L) */
+    size_t *starts;               /* (B) window starts of a micro-batch */
+    MetricRow *pending;           /* metrics not yet in the store */
+    int n_pending, cap_pending;
+    char last_checkpoint[1100];
+} Trainer;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* splitmix64: a bijective mix, so (seed, step, micro, row) -> window is a
+ * pure function and a resumed run draws the same data. */
+static uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* Builds the stream of split `split`; errors name the dataset and split. */
+static int split_stream_build(SplitStream *s, const Dataset *ds, int split, int L, int window,
+                              const char *dataset_name) {
+    memset(s, 0, sizeof *s);
+    size_t n = dataset_split_tokens(ds, split);
+    if (n < (size_t)L + 1)
+        return spiral_error("dataset %s: the %s split has %zu tokens; train.seq_len = %d needs "
+                            "at least %d", dataset_name, dataset_split_name(split), n, L, L + 1);
+    s->tokens = malloc(n * sizeof(int));
+    s->starts = malloc((ds->n_docs + 1) * sizeof(size_t));
+    if (!s->tokens || !s->starts) return spiral_error("out of memory building the %s stream",
+                                                       dataset_split_name(split));
+    for (size_t d = 0; d < ds->n_docs; d++) {
+        if (ds->doc_split[d] != split) continue;
+        if (s->n + L + 1 <= n) s->starts[s->n_starts++] = s->n;
+        for (size_t i = ds->doc_start[d]; i < ds->doc_start[d + 1]; i++) s->tokens[s->n++] = ds->tokens[i];
+    }
+    if (window == WINDOW_DOCUMENT && s->n_starts == 0)
+        return spiral_error("dataset %s: no document of the %s split starts a full window of "
+                            "%d tokens", dataset_name, dataset_split_name(split), L + 1);
+    return 0;
+}
+
+static void split_stream_free(SplitStream *s) {
+    free(s->tokens);
+    free(s->starts);
+    memset(s, 0, sizeof *s);
+}
+
+/* Start of the window drawn with key (random: any offset; document: a
+ * document start). */
+static size_t window_start(const SplitStream *s, int window, int L, uint64_t key) {
+    if (window == WINDOW_DOCUMENT) return s->starts[key % s->n_starts];
+    return (size_t)(key % (uint64_t)(s->n - (size_t)L));
+}
+
+/* Copies B windows into inputs/targets (B, L): targets are inputs shifted
+ * by one. starts (B) gives each window's first token. */
+static void fill_batch(int *inputs, int *targets, const SplitStream *s, int B, int L,
+                       const size_t *starts) {
+    for (int b = 0; b < B; b++) {
+        const int *w = s->tokens + starts[b];
+        memcpy(inputs + (size_t)b * L, w, (size_t)L * sizeof(int));
+        memcpy(targets + (size_t)b * L, w + 1, (size_t)L * sizeof(int));
+    }
+}
+
+/* Mean validation loss over eval_batches x B fixed windows spread evenly
+ * through the split (the same windows at every evaluation). */
+static int evaluate(Trainer *tr, double *loss) {
+    const TrainConfig *c = &tr->cfg;
+    int B = c->batch_size, L = c->seq_len;
+    size_t total = (size_t)c->eval_batches * B, *starts = tr->starts;
+    double sum = 0;
+    size_t span = tr->val.n - (size_t)L; /* number of possible random starts */
+    for (int batch = 0; batch < c->eval_batches; batch++) {
+        for (int b = 0; b < B; b++) {
+            size_t k = (size_t)batch * B + b;
+            if (c->window == WINDOW_DOCUMENT)
+                starts[b] = tr->val.starts[(k * tr->val.n_starts) / total];
+            else
+                starts[b] = (size_t)(((double)k / total) * (double)span);
+        }
+        fill_batch(tr->inputs, tr->targets, &tr->val, B, L, starts);
+        if (model_forward(&tr->model, tr->inputs, tr->targets, B, L, NULL)) return -1;
+        sum += tr->model.loss;
+    }
+    *loss = sum / c->eval_batches;
+    return 0;
+}
+
+/* mkdir -p. */
+static int make_dirs(const char *path) {
+    char buffer[1024];
+    snprintf(buffer, sizeof buffer, "%s", path);
+    for (char *p = buffer + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buffer, 0777) && errno != EEXIST)
+            return spiral_error("%s: cannot create directory: %s", buffer, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buffer, 0777) && errno != EEXIST)
+        return spiral_error("%s: cannot create directory: %s", buffer, strerror(errno));
+    return 0;
+}
+
+/* Appends a metric row to the pending list. */
+static int push_metric(Trainer *tr, const MetricRow *row) {
+    if (tr->n_pending == tr->cap_pending) {
+        int cap = tr->cap_pending ? 2 * tr->cap_pending : 64;
+        MetricRow *grown = realloc(tr->pending, (size_t)cap * sizeof *grown);
+        if (!grown) return spiral_error("out of memory buffering metrics");
+        tr->pending = grown;
+        tr->cap_pending = cap;
+    }
+    tr->pending[tr->n_pending++] = *row;
+    return 0;
+}
+
+/* Writes pending metrics in one transaction. */
+static int flush_metrics(Trainer *tr) {
+    if (tr->n_pending == 0) return 0;
+    if (store_begin(tr->store)) return -1;
+    if (store_metrics_insert(tr->store, tr->run_id, tr->pending, tr->n_pending) ||
+        store_commit(tr->store)) {
+        store_rollback(tr->store);
+        return -1;
+    }
+    tr->n_pending = 0;
+    return 0;
+}
+
+/* Writes a checkpoint (weights, adam.m.*, adam.v.*, metadata) atomically,
+ * then records it with the pending metrics in one transaction. */
+static int save_checkpoint(Trainer *tr, double wall_seconds) {
+    const ParamLayout *layout = &tr->model.layout;
+    char path[1100], step_text[32], wall_text[64];
+    snprintf(path, sizeof path, "%s/step_%08ld.safetensors", tr->cfg.checkpoint_dir, tr->step);
+    snprintf(step_text, sizeof step_text, "%ld", tr->step);
+    snprintf(wall_text, sizeof wall_text, "%.17g", wall_seconds);
+    size_t n = layout->n_params;
+    int count = 3 * layout->n_tensors;
+    float *values = malloc(3 * n * sizeof(float));
+    SafeTensor *tensors = calloc((size_t)count, sizeof *tensors);
+    char *names = malloc((size_t)count * (PARAM_NAME_CAP + 8));
+    char *model_json = config_to_json(&tr->model_cfg);
+    int status = -1;
+    if (!values || !tensors || !names || !model_json) {
+        spiral_error("out of memory writing a checkpoint");
+        goto done;
+    }
+    const real *sources[3] = {tr->model.params, tr->adam_m, tr->adam_v};
+    const char *prefixes[3] = {"", "adam.m.", "adam.v."};
+    for (int part = 0; part < 3; part++) {
+        for (size_t i = 0; i < n; i++) values[part * n + i] = (float)sources[part][i];
+        for (int t = 0; t < layout->n_tensors; t++) {
+            const ParamTensor *pt = &layout->tensors[t];
+            SafeTensor *st = &tensors[part * layout->n_tensors + t];
+            st->name = names + (size_t)(part * layout->n_tensors + t) * (PARAM_NAME_CAP + 8);
+            snprintf(st->name, PARAM_NAME_CAP + 8, "%s%s", prefixes[part], pt->name);
+            st->ndim = pt->ndim;
+            st->shape[0] = pt->shape[0];
+            st->shape[1] = pt->shape[1];
+            st->numel = (int64_t)pt->numel;
+            st->data = values + part * n + pt->offset;
+        }
+    }
+    const char *keys[5] = {"config", "format", "step", "wall_seconds", "run"};
+    const char *vals[5] = {model_json, "pt", step_text, wall_text, tr->run_json};
+    if (safetensors_write(path, 5, keys, vals, count, tensors)) goto done;
+    char sha[65];
+    if (file_sha256_hex(path, sha)) goto done;
+    if (store_begin(tr->store)) goto done;
+    if (store_metrics_insert(tr->store, tr->run_id, tr->pending, tr->n_pending) ||
+        store_checkpoint_add(tr->store, tr->run_id, tr->step, path, sha) ||
+        store_commit(tr->store)) {
+        store_rollback(tr->store);
+        goto done;
+    }
+    tr->n_pending = 0;
+    snprintf(tr->last_checkpoint, sizeof tr->last_checkpoint, "%s", path);
+    status = 0;
+done:
+    free(values);
+    free(tensors);
+    free(names);
+    free(model_json);
+    return status;
+}
+
+/* Loads weights and AdamW moments from a checkpoint, after checking its
+ * sha256 against the store. */
+static int load_checkpoint(Trainer *tr, const char *path, const char *sha_expected) {
+    char sha[65];
+    if (file_sha256_hex(path, sha)) return spiral_error_prefix("checkpoint");
+    if (strcmp(sha, sha_expected) != 0)
+        return spiral_error("%s: sha256 %s differs from the store's %s: the checkpoint was "
+                            "modified or is corrupt", path, sha, sha_expected);
+    SafeFile file;
+    if (safetensors_read(&file, path)) return -1;
+    const ParamLayout *layout = &tr->model.layout;
+    real *targets[3] = {tr->model.params, tr->adam_m, tr->adam_v};
+    const char *prefixes[3] = {"", "adam.m.", "adam.v."};
+    int status = 0;
+    for (int part = 0; part < 3 && status == 0; part++) {
+        for (int t = 0; t < layout->n_tensors; t++) {
+            const ParamTensor *pt = &layout->tensors[t];
+            char name[PARAM_NAME_CAP + 8];
+            snprintf(name, sizeof name, "%s%s", prefixes[part], pt->name);
+            const SafeTensor *st = safetensors_find(&file, name);
+            if (!st || st->numel != (int64_t)pt->numel) {
+                status = spiral_error("%s: tensor %s %s", path, name,
+                                      st ? "has the wrong size" : "is missing");
+                break;
+            }
+            for (size_t i = 0; i < pt->numel; i++) targets[part][pt->offset + i] = st->data[i];
+        }
+    }
+    const char *step_text = safetensors_metadata(&file, "step");
+    const char *wall_text = safetensors_metadata(&file, "wall_seconds");
+    if (status == 0 && (!step_text || !wall_text))
+        status = spiral_error("%s: metadata lacks step or wall_seconds", path);
+    if (status == 0) {
+        tr->step = strtol(step_text, NULL, 10);
+        tr->wall_before = strtod(wall_text, NULL);
+        snprintf(tr->last_checkpoint, sizeof tr->last_checkpoint, "%s", path);
+    }
+    safetensors_free(&file);
+    return status;
+}
+
+/* Name of the first tensor whose gradient holds NaN or Inf. */
+static const char *first_nonfinite_tensor(const Model *m) {
+    for (int t = 0; t < m->layout.n_tensors; t++) {
+        const ParamTensor *pt = &m->layout.tensors[t];
+        for (size_t i = 0; i < pt->numel; i++)
+            if (!isfinite(m->grads[pt->offset + i])) return pt->name;
+    }
+    return "(none: the loss itself is not finite)";
+}
+
+/* One line of progress on stderr: a rewriting bar on a terminal, plain lines
+ * otherwise. */
+static void report_progress(const Trainer *tr, double loss, double tokens_per_second,
+                            double elapsed, int force_line) {
+    const TrainConfig *c = &tr->cfg;
+    double eta = tokens_per_second > 0
+                     ? (double)(c->steps - tr->step) * c->batch_size * c->grad_accum * c->seq_len /
+                           tokens_per_second
+                     : 0;
+    char val[32] = "";
+    if (!isnan(tr->last_val)) snprintf(val, sizeof val, " val %.4f", tr->last_val);
+    if (isatty(STDERR_FILENO)) {
+        int width = 24, filled = (int)(width * (double)tr->step / c->steps);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r[%s] step %ld/%ld loss %.4f%s | %.0f tok/s | ETA %.0fs   ", bar,
+                tr->step, c->steps, loss, val, tokens_per_second, eta);
+        if (tr->step == c->steps) fputc('\n', stderr);
+    } else if (force_line) {
+        fprintf(stderr, "step %ld/%ld loss %.4f%s | %.0f tok/s | %.0fs elapsed, ETA %.0fs\n",
+                tr->step, c->steps, loss, val, tokens_per_second, elapsed, eta);
+    }
+}
+
+/* Trains from tr->step to cfg.steps. */
+static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *result) {
+    const TrainConfig *c = &tr->cfg;
+    int B = c->batch_size, L = c->seq_len;
+    size_t n = tr->model.layout.n_params, *starts = tr->starts;
+    double start_time = now_seconds();
+    long first_step = tr->step;
+    double loss = NAN;
+    AdamWSettings adam = {c->lr, c->beta1, c->beta2, c->adam_eps, c->weight_decay};
+    long line_every = c->steps / 20 > 0 ? c->steps / 20 : 1;
+    if (store_run_set_status(tr->store, tr->run_id, "running", NULL)) return -1;
+    while (tr->step < c->steps) {
+        long step = tr->step + 1;
+        model_zero_grad(&tr->model);
+        double loss_sum = 0;
+        for (int micro = 0; micro < c->grad_accum; micro++) {
+            for (int b = 0; b < B; b++) {
+                uint64_t key = mix64(mix64(mix64((uint64_t)c->seed) ^ (uint64_t)step) ^
+                                     ((uint64_t)micro << 32 | (uint64_t)b));
+                starts[b] = window_start(&tr->train, c->window, L, key);
+            }
+            fill_batch(tr->inputs, tr->targets, &tr->train, B, L, starts);
+            if (model_forward(&tr->model, tr->inputs, tr->targets, B, L, NULL) ||
+                model_backward(&tr->model))
+                return -1;
+            loss_sum += tr->model.loss;
+        }
+        loss = loss_sum / c->grad_accum;
+        if (c->grad_accum > 1)
+            for (size_t i = 0; i < n; i++) tr->model.grads[i] /= c->grad_accum;
+        double norm = grad_global_norm(tr->model.grads, n);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            char message[1400];
+            snprintf(message, sizeof message,
+                     "step %ld: training diverged (loss %g, gradient norm %g); first non-finite "
+                     "gradient in tensor %s; last good checkpoint: %s", step, loss, norm,
+                     first_nonfinite_tensor(&tr->model),
+                     tr->last_checkpoint[0] ? tr->last_checkpoint : "none");
+            flush_metrics(tr);
+            store_run_set_status(tr->store, tr->run_id, "failed", message);
+            return spiral_error("%s", message);
+        }
+        if (c->clip > 0 && norm > c->clip) {
+            real scale = (real)(c->clip / norm);
+            for (size_t i = 0; i < n; i++) tr->model.grads[i] *= scale;
+        }
+        adam.lr = train_lr_at(c, step);
+        adamw_step(tr->model.params, tr->model.grads, tr->adam_m, tr->adam_v, &tr->model.layout,
+                   &adam, step);
+        tr->step = step;
+
+        MetricRow row = {.step = step, .loss = loss, .val_loss = NAN, .lr = adam.lr,
+                         .grad_norm = norm};
+        row.tokens = step * (long long)B * c->grad_accum * L;
+        row.flops = (double)step * B * c->grad_accum * tr->cost.train_flops;
+        int eval_now = (c->eval_every > 0 && step % c->eval_every == 0) || step == c->steps;
+        if (eval_now) {
+            if (evaluate(tr, &row.val_loss)) return -1;
+            tr->last_val = row.val_loss;
+        }
+        double elapsed = now_seconds() - start_time;
+        row.wall_seconds = tr->wall_before + elapsed;
+        if (push_metric(tr, &row)) return -1;
+        int stop = options->interrupt && *options->interrupt;
+        if (step % c->checkpoint_every == 0 || step == c->steps || stop) {
+            if (save_checkpoint(tr, row.wall_seconds)) return -1;
+        } else if (tr->n_pending >= 50 || eval_now) {
+            if (flush_metrics(tr)) return -1;
+        }
+        if (options->progress) {
+            double tokens_per_second = (double)(step - first_step) * B * c->grad_accum * L /
+                                       (elapsed > 0 ? elapsed : 1e-9);
+            report_progress(tr, loss, tokens_per_second, elapsed,
+                            step % line_every == 0 || eval_now || step == c->steps);
+        }
+        if (stop) {
+            store_run_set_status(tr->store, tr->run_id, "interrupted", "stopped by a signal");
+            result->interrupted = 1;
+            break;
+        }
+    }
+    if (!result->interrupted && store_run_set_status(tr->store, tr->run_id, "done", NULL))
+        return -1;
+    result->step = tr->step;
+    result->loss = loss;
+    result->val_loss = tr->last_val;
+    result->seconds = tr->wall_before + (now_seconds() - start_time);
+    return 0;
+}
+
+/* Everything a run needs besides the store rows: dataset streams, model,
+ * optimizer state, buffers. Validates before anything is written. */
+static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
+                           const char *source) {
+    Dataset ds;
+    long long dataset_id;
+    memset(tr, 0, sizeof *tr);
+    tr->store = store;
+    tr->last_val = NAN;
+    if (config_parse(&tr->model_cfg, run_json_text, source) ||
+        train_config_parse(&tr->cfg, run_json_text, source))
+        return -1;
+    if (store_dataset_load(store, tr->cfg.dataset, &ds, &dataset_id)) return -1;
+    if (ds.vocab_size > tr->model_cfg.vocab_size) {
+        spiral_error("%s: model.vocab_size %d is smaller than dataset %s's vocabulary (%d)",
+                     source, tr->model_cfg.vocab_size, tr->cfg.dataset, ds.vocab_size);
+        dataset_free(&ds);
+        return -1;
+    }
+    int status = split_stream_build(&tr->train, &ds, SPLIT_TRAIN, tr->cfg.seq_len,
+                                    tr->cfg.window, tr->cfg.dataset);
+    if (status == 0)
+        status = split_stream_build(&tr->val, &ds, SPLIT_VAL, tr->cfg.seq_len, tr->cfg.window,
+                                    tr->cfg.dataset);
+    dataset_free(&ds);
+    if (status) return -1;
+    if (model_build(&tr->model, &tr->model_cfg)) return -1;
+    size_t n = tr->model.layout.n_params;
+    tr->adam_m = calloc(n, sizeof(real));
+    tr->adam_v = calloc(n, sizeof(real));
+    tr->inputs = malloc((size_t)tr->cfg.batch_size * tr->cfg.seq_len * sizeof(int));
+    tr->targets = malloc((size_t)tr->cfg.batch_size * tr->cfg.seq_len * sizeof(int));
+    tr->starts = malloc((size_t)tr->cfg.batch_size * sizeof(size_t));
+    if (!tr->adam_m || !tr->adam_v || !tr->inputs || !tr->targets || !tr->starts)
+        return spiral_error("out of memory for the optimizer state");
+    model_cost(&tr->cost, &tr->model_cfg, tr->cfg.seq_len);
+    return 0;
+}
+
+static void trainer_free(Trainer *tr) {
+    model_free(&tr->model);
+    free(tr->adam_m);
+    free(tr->adam_v);
+    free(tr->inputs);
+    free(tr->targets);
+    free(tr->starts);
+    free(tr->pending);
+    free(tr->run_json);
+    split_stream_free(&tr->train);
+    split_stream_free(&tr->val);
+}
+
+/* The run JSON with every field resolved. */
+static char *compose_run_json(const Trainer *tr) {
+    char *model = config_to_json(&tr->model_cfg), *train = train_config_to_json(&tr->cfg);
+    char *text = NULL;
+    if (model && train) {
+        size_t size = strlen(model) + strlen(train) + 32;
+        text = malloc(size);
+        if (text) snprintf(text, size, "{\"model\":%s,\"train\":%s}", model, train);
+    }
+    free(model);
+    free(train);
+    return text;
+}
+
+/* Reads a whole text file. */
+static char *read_text_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        spiral_error("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, used = 0;
+    char *text = malloc(cap);
+    while (text) {
+        used += fread(text + used, 1, cap - used - 1, f);
+        if (used < cap - 1) break;
+        char *grown = realloc(text, cap * 2);
+        if (!grown) { free(text); text = NULL; break; }
+        text = grown;
+        cap *= 2;
+    }
+    fclose(f);
+    if (!text) {
+        spiral_error("%s: out of memory", path);
+        return NULL;
+    }
+    text[used] = 0;
+    return text;
+}
+
+int train_new(Store *store, const char *run_name, const char *run_path,
+              const TrainOptions *options, TrainResult *result) {
+    Trainer tr;
+    memset(result, 0, sizeof *result);
+    char *text = read_text_file(run_path);
+    if (!text) return -1;
+    int status = trainer_prepare(&tr, store, text, run_path);
+    free(text);
+    if (status) goto done;
+    snprintf(tr.run_name, sizeof tr.run_name, "%s", run_name);
+    if (!tr.cfg.checkpoint_dir[0]) {
+        char store_path[1024];
+        snprintf(store_path, sizeof store_path, "%s", store->path);
+        snprintf(tr.cfg.checkpoint_dir, sizeof tr.cfg.checkpoint_dir, "%s/checkpoints/%s",
+                 dirname(store_path), run_name);
+    }
+    tr.run_json = compose_run_json(&tr);
+    if (!tr.run_json) { status = spiral_error("out of memory"); goto done; }
+    RunRow existing;
+    if (store_run_find(store, run_name, &existing) == 0) {
+        store_run_free(&existing);
+        status = spiral_error("%s: a run named '%s' already exists (continue it with "
+                              "'spiral train --resume %s', or choose another --name)",
+                              store->path, run_name, run_name);
+        goto done;
+    }
+    Dataset probe;
+    long long dataset_id;
+    if ((status = store_dataset_load(store, tr.cfg.dataset, &probe, &dataset_id))) goto done;
+    dataset_free(&probe);
+    if ((status = make_dirs(tr.cfg.checkpoint_dir))) goto done;
+    if ((status = store_run_create(store, run_name, config_kind(&tr.model_cfg), tr.run_json,
+                                   dataset_id, options->command, &tr.run_id)))
+        goto done;
+    model_init_weights(&tr.model, (unsigned long)tr.cfg.seed);
+    status = train_loop(&tr, options, result);
+done:
+    if (status && tr.run_id) {
+        char message[1200];
+        snprintf(message, sizeof message, "%s", spiral_last_error());
+        store_run_set_status(store, tr.run_id, "failed", message);
+        spiral_error("%s", message);
+    }
+    trainer_free(&tr);
+    return status;
+}
+
+int train_resume(Store *store, const char *run_name, const TrainOptions *options,
+                 TrainResult *result) {
+    Trainer tr;
+    RunRow run;
+    memset(result, 0, sizeof *result);
+    if (store_run_find(store, run_name, &run)) return -1;
+    char source[1400];
+    snprintf(source, sizeof source, "%s: run %s", store->path, run_name);
+    int status = trainer_prepare(&tr, store, run.config, source);
+    if (status) goto done;
+    tr.run_id = run.id;
+    tr.run_json = strdup(run.config);
+    snprintf(tr.run_name, sizeof tr.run_name, "%s", run_name);
+    long long checkpoint_step;
+    char *path = NULL, *sha = NULL;
+    if ((status = store_checkpoint_last(store, run.id, &checkpoint_step, &path, &sha))) goto done;
+    if (path) {
+        status = load_checkpoint(&tr, path, sha);
+    } else {
+        model_init_weights(&tr.model, (unsigned long)tr.cfg.seed);
+    }
+    free(path);
+    free(sha);
+    if (status) goto done;
+    if (tr.step >= tr.cfg.steps && !strcmp(run.status, "done")) {
+        result->step = tr.step;
+        result->val_loss = NAN;
+        result->loss = NAN;
+        goto done; /* nothing to do */
+    }
+    if ((status = make_dirs(tr.cfg.checkpoint_dir))) goto done;
+    if (store_begin(store) || store_metrics_truncate(store, run.id, tr.step) || store_commit(store)) {
+        store_rollback(store);
+        status = -1;
+        goto done;
+    }
+    status = train_loop(&tr, options, result);
+    if (status) {
+        char message[1200];
+        snprintf(message, sizeof message, "%s", spiral_last_error());
+        store_run_set_status(store, run.id, "failed", message);
+        spiral_error("%s", message);
+    }
+done:
+    trainer_free(&tr);
+    store_run_free(&run);
+    return status;
+}

@@ -1,0 +1,93 @@
+/*
+ * store.h: the SQLite experiment store, one .db file per study.
+ *
+ * It holds datasets (tokens, documents, splits, labels), runs (name, kind,
+ * run-file JSON, status), training metrics per step and checkpoints (path,
+ * sha256). Later issues add recorded states, probes and analyses. The
+ * schema is created and migrated by store_open (table schema_version) and
+ * documented in the README, so the file is readable from sqlite3, Python or
+ * R without spiral. Arrays are BLOBs of little-endian values.
+ *
+ * Concurrency and safety: WAL mode, a busy timeout so several processes can
+ * share a store, every multi-row write inside one transaction.
+ */
+#ifndef SPIRAL_STORE_H
+#define SPIRAL_STORE_H
+
+#include <sqlite3.h>
+
+#include "dataset.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct {
+    sqlite3 *db;
+    char path[1024];
+} Store;
+
+/* Opens (create != 0: creates if missing) the store at path, sets WAL mode,
+ * 64 KiB pages for a new file and a busy timeout, and creates or migrates the
+ * schema. A file with a newer schema than this spiral knows is an error.
+ * Returns 0 or -1. */
+int store_open(Store *store, const char *path, int create);
+void store_close(Store *store);
+
+/* Transactions (BEGIN IMMEDIATE, so a writer waits for the lock up front). */
+int store_begin(Store *store);
+int store_commit(Store *store);
+void store_rollback(Store *store);
+
+/* Executes SQL with no result rows; errors name the store and statement. */
+int store_exec(Store *store, const char *sql);
+
+/* Saves a dataset under a new name in one transaction (error if the name is
+ * taken). *id gets its row id (may be NULL). */
+int store_dataset_save(Store *store, const char *name, const Dataset *ds, unsigned long seed,
+                       long long *id);
+/* Loads the dataset `name` (error naming it, and listing what exists, if
+ * absent). */
+int store_dataset_load(Store *store, const char *name, Dataset *ds, long long *id);
+
+/* One row of the metrics table; val_loss is NAN at steps without evaluation. */
+typedef struct {
+    long long step;          /* optimizer steps done, 1-based */
+    double loss;             /* mean training loss of the step's batch (nats) */
+    double val_loss;         /* validation loss or NAN */
+    double lr;
+    double grad_norm;        /* global L2 norm before clipping */
+    long long tokens;        /* tokens seen so far */
+    double flops;            /* training FLOPs so far (analytic) */
+    double wall_seconds;     /* training time so far */
+} MetricRow;
+
+typedef struct {
+    long long id;
+    char *name, *kind, *config, *status, *message;
+    long long dataset_id;
+    long long step;          /* last step recorded by a checkpoint */
+} RunRow;
+
+/* Creates a run (status "created"). Error if the name exists. */
+int store_run_create(Store *store, const char *name, const char *kind, const char *config_json,
+                     long long dataset_id, const char *command, long long *run_id);
+/* Finds a run by name; the strings in *row are malloc'd (store_run_free).
+ * Returns 0, or -1 with an error naming the run if it does not exist. */
+int store_run_find(Store *store, const char *name, RunRow *row);
+void store_run_free(RunRow *row);
+/* Sets status ("running", "done", "failed", "interrupted") and message. */
+int store_run_set_status(Store *store, long long run_id, const char *status,
+                         const char *message);
+
+/* Inserts metric rows (caller holds a transaction for batches). */
+int store_metrics_insert(Store *store, long long run_id, const MetricRow *rows, int n);
+/* Deletes the metrics of steps > step (resume from a checkpoint at step). */
+int store_metrics_truncate(Store *store, long long run_id, long long step);
+
+/* Records a checkpoint and sets runs.step. */
+int store_checkpoint_add(Store *store, long long run_id, long long step, const char *path,
+                         const char *sha256_hex);
+/* The last checkpoint of a run: *step = 0 and *path = NULL if none. */
+int store_checkpoint_last(Store *store, long long run_id, long long *step, char **path,
+                          char **sha256_hex);
+
+#endif
