@@ -305,6 +305,11 @@ static const real *block_forward(LayerActs *acts, const LayerWeights *w, int n_l
                               .cols = acts[l].n, .heads = cfg->n_heads, .pos = acts[l].pos,
                               .data = acts[l].probs};
         observe(observer, event);
+        ObserveEvent output = {.site = OBSERVE_LAYER_OUT, .iteration = iteration, .block = kind,
+                               .layer = l, .g = g, .B = B, .rows = acts[l].n,
+                               .cols = cfg->d_model, .heads = 0, .pos = acts[l].pos,
+                               .data = acts[l].out};
+        observe(observer, output);
     }
     return x;
 }

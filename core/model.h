@@ -84,7 +84,8 @@ typedef enum {
     OBSERVE_LATENT_IN,   /* z of iteration t, (B, J, d) */
     OBSERVE_LATENT_OUT,  /* z~ of iteration t, (B, J, d) */
     OBSERVE_CODA,        /* coda output f_post(h(T)), (B, L, d) */
-    OBSERVE_ATTENTION    /* one layer's probabilities, (B, H, rows, rows) */
+    OBSERVE_ATTENTION,   /* one layer's probabilities, (B, H, rows, rows) */
+    OBSERVE_LAYER_OUT    /* one layer's output, (B, rows, d) (block, layer, iteration set) */
 } ObserveSite;
 
 typedef enum { BLOCK_PRE = 0, BLOCK_LOOP = 1, BLOCK_POST = 2 } BlockKind;
@@ -93,9 +94,9 @@ typedef enum { BLOCK_PRE = 0, BLOCK_LOOP = 1, BLOCK_POST = 2 } BlockKind;
  * data + (b * rows + r) * cols. Attention: data is (B, heads, rows, rows). */
 typedef struct {
     ObserveSite site;
-    int iteration;       /* t for STATE/LATENT_*; for ATTENTION the iteration of a loop layer, -1 otherwise */
-    BlockKind block;     /* for ATTENTION */
-    int layer;           /* for ATTENTION: layer index within its block */
+    int iteration;       /* t for STATE/LATENT_*; for ATTENTION and LAYER_OUT the iteration of a loop layer, -1 otherwise */
+    BlockKind block;     /* for ATTENTION and LAYER_OUT */
+    int layer;           /* for ATTENTION and LAYER_OUT: layer index within its block */
     int g;               /* chunk size of the rows (1 at token level) */
     int B, rows, cols, heads;
     const int *pos;      /* (rows) token position of each row (its last member) */

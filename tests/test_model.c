@@ -296,7 +296,7 @@ static void test_init_reproducible(void) {
 
 typedef struct {
     const SpiralConfig *cfg;
-    int states, latent_in, latent_out, coda, attention;
+    int states, latent_in, latent_out, coda, attention, layer_out;
     int bad_shape;
 } ObserverCounts;
 
@@ -321,6 +321,10 @@ static void count_events(void *user, const ObserveEvent *e) {
                         e->pos[e->rows - 1] != LENGTH - 1;
         break;
     }
+    case OBSERVE_LAYER_OUT:
+        c->layer_out++;
+        c->bad_shape |= e->cols != d;
+        break;
     case OBSERVE_ATTENTION:
         c->attention++;
         for (int h = 0; h < e->heads; h++)
@@ -354,6 +358,8 @@ static void test_observer(void) {
     int expected_att = c->n_pre + c->n_iters * c->n_loop + c->n_post;
     CHECK(counts.attention == expected_att, "attention observed %d, expected %d",
           counts.attention, expected_att);
+    CHECK(counts.layer_out == expected_att, "layer outputs observed %d, expected %d",
+          counts.layer_out, expected_att);
     CHECK(!counts.bad_shape, "an observed tensor has the wrong shape or unnormalized rows");
     model_free(&m);
 }
