@@ -33,7 +33,26 @@
 /* Writer                                                                   */
 /* ------------------------------------------------------------------------ */
 
-int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape) {
+/* Writes numel int32 values little-endian, whatever the host's byte order. */
+static int write_i32(AtomicFile *af, const int32_t *data, int64_t numel) {
+    unsigned char bytes[4096];
+    int64_t done = 0;
+    while (done < numel) {
+        int64_t chunk = numel - done < 1024 ? numel - done : 1024;
+        for (int64_t i = 0; i < chunk; i++) {
+            uint32_t v = (uint32_t)data[done + i];
+            for (int b = 0; b < 4; b++) bytes[4 * i + b] = (unsigned char)(v >> (8 * b));
+        }
+        if (atomic_file_write(af, bytes, (size_t)chunk * 4)) return -1;
+        done += chunk;
+    }
+    return 0;
+}
+
+/* Writes a C-order array of dtype descr ('<f4' from float data, '<i4' from
+ * int32 data). */
+static int npy_write(const char *path, const char *descr, const void *data, int ndim,
+                     const int64_t *shape) {
     if (ndim < 0 || ndim > NPY_MAX_DIMS)
         return spiral_error("cannot write %s: %d dimensions (0 to %d allowed)", path, ndim,
                             NPY_MAX_DIMS);
@@ -49,7 +68,7 @@ int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *
      * so "()" for a scalar, "(5,)" for one dimension, "(3, 5)" for two. */
     char dict[512];
     size_t len = (size_t)snprintf(dict, sizeof dict,
-                                  "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+                                  "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int d = 0; d < ndim; d++)
         len += (size_t)snprintf(dict + len, sizeof dict - len, "%s%" PRId64, d ? ", " : "", shape[d]);
     len += (size_t)snprintf(dict + len, sizeof dict - len, "%s), }", ndim == 1 ? "," : "");
@@ -71,11 +90,20 @@ int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *
     if (atomic_file_open(&af, path)) return -1;
     if (atomic_file_write(&af, prefix, sizeof prefix) || atomic_file_write(&af, dict, len) ||
         atomic_file_write(&af, spaces, padding) || atomic_file_write(&af, "\n", 1) ||
-        atomic_file_write_f32(&af, data, numel)) {
+        (strcmp(descr, "<f4") == 0 ? atomic_file_write_f32(&af, data, numel)
+                                   : write_i32(&af, data, numel))) {
         atomic_file_abort(&af);
         return -1;
     }
     return atomic_file_commit(&af);
+}
+
+int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape) {
+    return npy_write(path, "<f4", data, ndim, shape);
+}
+
+int npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape) {
+    return npy_write(path, "<i4", data, ndim, shape);
 }
 
 /* ------------------------------------------------------------------------ */

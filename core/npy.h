@@ -31,6 +31,9 @@ int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *
  * caller frees it) and shape[] holds the dimensions. Other dtypes, Fortran
  * order, a malformed header or a data size that does not match the shape
  * are errors naming the file. On failure *data is NULL. Returns 0 or -1. */
+/* The same for int32 data ('<i4'), e.g. labels beside exported states. */
+int npy_write_i32(const char *path, const int32_t *data, int ndim, const int64_t *shape);
+
 int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[NPY_MAX_DIMS]);
 
 #endif

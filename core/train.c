@@ -30,15 +30,6 @@
 #include "model.h"
 #include "safetensors.h"
 
-/* The tokens of one split, documents back to back, and the offsets where
- * a training window may start. */
-typedef struct {
-    int *tokens;         /* (n) */
-    size_t n;
-    size_t *starts;      /* (n_starts) document starts with room for a window */
-    size_t n_starts;
-} SplitStream;
-
 typedef struct {
     Store *store;
     long long run_id;
@@ -75,33 +66,14 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-/* Builds the stream of split `split`; errors name the dataset and split. */
+/* The stream of `split` for windows of L + 1 tokens (inputs and targets). */
 static int split_stream_build(SplitStream *s, const Dataset *ds, int split, int L, int window,
                               const char *dataset_name) {
-    memset(s, 0, sizeof *s);
-    size_t n = dataset_split_tokens(ds, split);
-    if (n < (size_t)L + 1)
-        return spiral_error("dataset %s: the %s split has %zu tokens; train.seq_len = %d needs "
-                            "at least %d", dataset_name, dataset_split_name(split), n, L, L + 1);
-    s->tokens = malloc(n * sizeof(int));
-    s->starts = malloc((ds->n_docs + 1) * sizeof(size_t));
-    if (!s->tokens || !s->starts) return spiral_error("out of memory building the %s stream",
-                                                       dataset_split_name(split));
-    for (size_t d = 0; d < ds->n_docs; d++) {
-        if (ds->doc_split[d] != split) continue;
-        if (s->n + L + 1 <= n) s->starts[s->n_starts++] = s->n;
-        for (size_t i = ds->doc_start[d]; i < ds->doc_start[d + 1]; i++) s->tokens[s->n++] = ds->tokens[i];
-    }
+    if (dataset_split_stream(s, ds, split, (size_t)L + 1, dataset_name)) return -1;
     if (window == WINDOW_DOCUMENT && s->n_starts == 0)
         return spiral_error("dataset %s: no document of the %s split starts a full window of "
                             "%d tokens", dataset_name, dataset_split_name(split), L + 1);
     return 0;
-}
-
-static void split_stream_free(SplitStream *s) {
-    free(s->tokens);
-    free(s->starts);
-    memset(s, 0, sizeof *s);
 }
 
 /* Start of the window drawn with key (random: any offset; document: a

@@ -161,3 +161,36 @@ const char *dataset_split_name(int split) {
     static const char *names[SPLIT_COUNT] = {"train", "val", "test", "test_ood"};
     return split >= 0 && split < SPLIT_COUNT ? names[split] : "unknown";
 }
+
+int dataset_split_stream(SplitStream *s, const Dataset *ds, int split, size_t window_len,
+                         const char *dataset_name) {
+    memset(s, 0, sizeof *s);
+    size_t n = dataset_split_tokens(ds, split);
+    if (n < window_len)
+        return spiral_error("dataset %s: the %s split has %zu tokens; a window of %zu tokens "
+                            "needs more", dataset_name, dataset_split_name(split), n, window_len);
+    s->tokens = malloc(n * sizeof *s->tokens);
+    s->global = malloc(n * sizeof *s->global);
+    s->starts = malloc((ds->n_docs + 1) * sizeof *s->starts);
+    if (!s->tokens || !s->global || !s->starts) {
+        split_stream_free(s);
+        return spiral_error("out of memory building the %s stream of %s",
+                            dataset_split_name(split), dataset_name);
+    }
+    for (size_t d = 0; d < ds->n_docs; d++) {
+        if (ds->doc_split[d] != split) continue;
+        if (s->n + window_len <= n) s->starts[s->n_starts++] = s->n;
+        for (size_t i = ds->doc_start[d]; i < ds->doc_start[d + 1]; i++) {
+            s->global[s->n] = i;
+            s->tokens[s->n++] = ds->tokens[i];
+        }
+    }
+    return 0;
+}
+
+void split_stream_free(SplitStream *s) {
+    free(s->tokens);
+    free(s->global);
+    free(s->starts);
+    memset(s, 0, sizeof *s);
+}

@@ -79,4 +79,22 @@ int dataset_validate(const Dataset *ds);
 
 const char *dataset_split_name(int split);
 
+/* The tokens of one split, its documents back to back in dataset order (what
+ * a model trains or is evaluated on), with each token's index in the
+ * dataset (to find its labels) and the document starts at which a window of
+ * window_len tokens fits. */
+typedef struct {
+    int *tokens;         /* (n) */
+    size_t *global;      /* (n) index of each token in ds->tokens */
+    size_t n;
+    size_t *starts;      /* (n_starts) stream offsets of document starts with room for a window */
+    size_t n_starts;
+} SplitStream;
+
+/* Builds the stream of `split`. Fails, naming the dataset and split, if the
+ * split holds fewer than window_len tokens. */
+int dataset_split_stream(SplitStream *stream, const Dataset *ds, int split, size_t window_len,
+                         const char *dataset_name);
+void split_stream_free(SplitStream *stream);
+
 #endif

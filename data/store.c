@@ -17,7 +17,7 @@
 /* Version 1 of the schema. Arrays are little-endian BLOBs:
  * tokens uint16, doc_start int64 (n_docs + 1), doc_split uint8,
  * true_nll float64, label values int32. */
-static const char *schema_v1 =
+static const char schema_v1[] =
     "CREATE TABLE schema_version(version INTEGER NOT NULL);"
     "CREATE TABLE datasets("
     "  id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, family TEXT NOT NULL,"
@@ -46,6 +46,39 @@ static const char *schema_v1 =
     "  path TEXT NOT NULL, sha256 TEXT NOT NULL,"
     "  created TEXT NOT NULL DEFAULT (datetime('now')), PRIMARY KEY(run_id, step));"
     "INSERT INTO schema_version VALUES(1);";
+
+/* Version 2 adds recordings of hidden states and attention statistics.
+ * states.data is rows x cols values of dtype ('f32' or 'f16', little
+ * endian); attention_stats.stats is float32 (heads, rows, 2 + n_distances):
+ * mean attention distance in tokens, entropy in nats, and the attention mass
+ * beyond each distance of recordings.distances. */
+static const char schema_v2[] =
+    "CREATE TABLE recordings("
+    "  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,"
+    "  split TEXT NOT NULL, seq_len INTEGER NOT NULL, n_sequences INTEGER NOT NULL,"
+    "  dtype TEXT NOT NULL, checkpoint_step INTEGER NOT NULL, d_model INTEGER NOT NULL,"
+    "  distances TEXT NOT NULL, status TEXT NOT NULL,"
+    "  created TEXT NOT NULL DEFAULT (datetime('now')), UNIQUE(run_id, dataset_id, split));"
+    "CREATE TABLE record_sequences("
+    "  recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL, token_index BLOB NOT NULL, PRIMARY KEY(recording_id, seq));"
+    "CREATE TABLE states("
+    "  recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL, iteration INTEGER NOT NULL, site TEXT NOT NULL,"
+    "  scale INTEGER NOT NULL, rows INTEGER NOT NULL, cols INTEGER NOT NULL,"
+    "  dtype TEXT NOT NULL, data BLOB NOT NULL,"
+    "  PRIMARY KEY(recording_id, seq, iteration, site, scale));"
+    "CREATE TABLE attention_stats("
+    "  recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL, iteration INTEGER NOT NULL, block TEXT NOT NULL,"
+    "  layer INTEGER NOT NULL, scale INTEGER NOT NULL, heads INTEGER NOT NULL,"
+    "  rows INTEGER NOT NULL, stats BLOB NOT NULL,"
+    "  PRIMARY KEY(recording_id, seq, iteration, block, layer));"
+    "INSERT INTO schema_version VALUES(2);";
+
+/* Migrations: migrations[v] takes a store from version v to v + 1. */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 /* Sets the error from SQLite's last message on this connection. */
 static int store_fail(Store *store, const char *what) {
@@ -128,13 +161,15 @@ int store_open(Store *store, const char *path, int create) {
         store_close(store);
         return -1;
     }
-    if (version == 0) {
+    /* Each migration in its own transaction; the version is re-read inside
+     * it, so two processes opening an old store at once migrate it once. */
+    while (version < STORE_SCHEMA_VERSION) {
         if (store_begin(store)) goto fail;
-        if (schema_version(store, &version)) goto fail_rollback; /* another process won */
-        if (version == 0 && store_exec(store, schema_v1)) goto fail_rollback;
-        if (store_commit(store)) goto fail;
+        if (schema_version(store, &version)) goto fail_rollback;
+        if (version < STORE_SCHEMA_VERSION && store_exec(store, migrations[version]))
+            goto fail_rollback;
+        if (store_commit(store) || schema_version(store, &version)) goto fail;
     }
-    /* Migrations from older versions go here, each in its own transaction. */
     return 0;
 fail_rollback:
     store_rollback(store);

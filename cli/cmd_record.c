@@ -1,0 +1,94 @@
+/*
+ * cmd_record.c: `spiral record`: store every iteration's hidden states of a
+ * trained run on a probe dataset.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "record.h"
+#include "store.h"
+
+static const char *help =
+    "usage: spiral record --run RUN --data DATASET --store S.db [--split test]\n"
+    "                     [--sequences 500] [--seq-len L] [--dtype f32|f16]\n"
+    "                     [--batch 8] [--distances 4,16,64] [--replace] [--quiet]\n"
+    "\n"
+    "Runs the last checkpoint of RUN over --sequences windows of the split (at\n"
+    "document starts) and stores, per sequence, h(t) of every iteration (site\n"
+    "token, t = 0 is the prelude output), the latents z and z~ at each\n"
+    "iteration's scale (latent_in, latent_out), the coda output (coda), and\n"
+    "attention statistics per iteration, layer, head and query: mean distance\n"
+    "in tokens, entropy, mass beyond each distance. For a dense model every\n"
+    "layer counts as an iteration. Interrupted recordings resume: running the\n"
+    "same command again records only the missing sequences.\n";
+
+int cmd_record(int argc, char **argv) {
+    const char *run = NULL, *data = NULL, *store_path = NULL, *dtype = "f32";
+    const char *seqs_text = NULL, *len_text = NULL, *batch_text = NULL, *dist_text = NULL;
+    RecordOptions options;
+    record_options_default(&options);
+    options.progress = 1;
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--replace")) { options.replace = 1; continue; }
+        if (!strcmp(argv[i], "--quiet")) { options.progress = 0; continue; }
+        if ((r = cli_option(argc, argv, &i, "--run", &run)) ||
+            (r = cli_option(argc, argv, &i, "--data", &data)) ||
+            (r = cli_option(argc, argv, &i, "--store", &store_path)) ||
+            (r = cli_option(argc, argv, &i, "--split", &options.split)) ||
+            (r = cli_option(argc, argv, &i, "--sequences", &seqs_text)) ||
+            (r = cli_option(argc, argv, &i, "--seq-len", &len_text)) ||
+            (r = cli_option(argc, argv, &i, "--dtype", &dtype)) ||
+            (r = cli_option(argc, argv, &i, "--batch", &batch_text)) ||
+            (r = cli_option(argc, argv, &i, "--distances", &dist_text))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        return cli_usage_error("record", "unknown argument '%s'", argv[i]);
+    }
+    if (!run || !data || !store_path)
+        return cli_usage_error("record", "--run, --data and --store are required");
+    long v;
+    if (seqs_text) {
+        if (cli_parse_long("--sequences", seqs_text, 1, 10000000, &v)) return 2;
+        options.n_sequences = (int)v;
+    }
+    if (len_text) {
+        if (cli_parse_long("--seq-len", len_text, 1, 1 << 16, &v)) return 2;
+        options.seq_len = (int)v;
+    }
+    if (batch_text) {
+        if (cli_parse_long("--batch", batch_text, 1, 4096, &v)) return 2;
+        options.batch_size = (int)v;
+    }
+    if (!strcmp(dtype, "f16")) options.f16 = 1;
+    else if (strcmp(dtype, "f32")) return cli_usage_error("record", "--dtype: expected f32 or f16, got '%s'", dtype);
+    if (dist_text) {
+        options.n_distances = 0;
+        char buffer[256];
+        snprintf(buffer, sizeof buffer, "%s", dist_text);
+        for (char *tok = strtok(buffer, ","); tok; tok = strtok(NULL, ",")) {
+            if (options.n_distances == RECORD_MAX_DISTANCES)
+                return cli_usage_error("record", "--distances: at most %d values", RECORD_MAX_DISTANCES);
+            if (cli_parse_long("--distances", tok, 0, 1 << 20, &v)) return 2;
+            options.distances[options.n_distances++] = (int)v;
+        }
+    }
+    Store store;
+    if (store_open(&store, store_path, 0)) return cli_fail("record");
+    RecordResult result;
+    int status = record_run(&store, run, data, &options, &result);
+    store_close(&store);
+    if (status) return cli_fail("record");
+    printf("recording %lld: run %s on %s (%s split): %d sequences, %d recorded now, %.1f MB in "
+           "%.1f s (%.1f MB/s)\n", result.recording_id, run, data, options.split,
+           result.n_sequences, result.recorded_now, result.bytes / 1e6, result.seconds,
+           result.seconds > 0 ? result.bytes / 1e6 / result.seconds : 0.0);
+    return 0;
+}

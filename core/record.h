@@ -1,0 +1,79 @@
+/*
+ * record.h: runs a trained checkpoint over a probe dataset and stores every
+ * iteration's hidden states and attention statistics (store schema v2).
+ *
+ * A recording is one (run, dataset, split): n_sequences windows of seq_len
+ * tokens, taken at document starts of the split (evenly spaced through the
+ * split when it has fewer documents than sequences). For each sequence:
+ *   site 'token',      iteration t = 0..T, scale 1: h(t) (t = 0 is the
+ *                      prelude output h(0))
+ *   site 'latent_in',  iteration t, scale g_t: z entering the core
+ *   site 'latent_out', iteration t, scale g_t: z~ leaving it
+ *                      (latent sites only for iterations with g > 1 or a
+ *                      shift; at full resolution they equal h(t), h(t+1))
+ *   site 'coda',       iteration T, scale 1: the coda output
+ * For the dense baseline every core layer counts as an iteration: token
+ * iteration l + 1 is the output of layer l, so the same probes apply.
+ * Attention statistics per (iteration, block, layer): for each head and
+ * query row, the mean attention distance in token units (positions of the
+ * latents' last members), the entropy in nats, and the mass beyond each
+ * distance D of `distances`.
+ *
+ * Writes are one transaction per batch of sequences, so a killed recording
+ * leaves whole sequences only, and running it again records just the
+ * missing ones.
+ */
+#ifndef SPIRAL_RECORD_H
+#define SPIRAL_RECORD_H
+
+#include "store.h"
+
+#define RECORD_MAX_DISTANCES 8
+
+typedef struct {
+    const char *split;        /* "test" (default), "val", "train", "test_ood" */
+    int n_sequences;          /* default 500, as the paper's probes */
+    int seq_len;              /* 0: the run's train.seq_len */
+    int f16;                  /* store states as float16 instead of float32 */
+    int batch_size;           /* sequences per forward pass and transaction */
+    int n_distances;
+    int distances[RECORD_MAX_DISTANCES];  /* token units, default 4, 16, 64 */
+    int progress;             /* progress on stderr */
+    int replace;              /* delete an existing recording with other settings */
+} RecordOptions;
+
+void record_options_default(RecordOptions *options);
+
+typedef struct {
+    long long recording_id;
+    int n_sequences, recorded_now;
+    double bytes;             /* state bytes written now */
+    double seconds;
+} RecordResult;
+
+/* Records run `run_name` on dataset `dataset_name`. */
+int record_run(Store *store, const char *run_name, const char *dataset_name,
+               const RecordOptions *options, RecordResult *result);
+
+/* What a reader needs to know about a recording. */
+typedef struct {
+    long long id, run_id, dataset_id;
+    int seq_len, n_sequences, d_model, f16;
+    char split[16];
+    char status[16];
+} RecordingInfo;
+
+/* Finds the recording of (run, dataset, split). */
+int record_find(Store *store, const char *run_name, const char *dataset_name, const char *split,
+                RecordingInfo *info);
+
+/* Reads one state (rows x cols) into out as float, with incremental BLOB I/O;
+ * *rows and *cols get its shape. out must hold seq_len * d_model floats.
+ * Returns 0, or -1 if absent (error names the site). */
+int record_read_state(Store *store, const RecordingInfo *info, int seq, int iteration,
+                      const char *site, int scale, float *out, int *rows, int *cols);
+
+/* The dataset token index of each of the seq_len tokens of sequence seq. */
+int record_read_token_index(Store *store, const RecordingInfo *info, int seq, size_t *index);
+
+#endif

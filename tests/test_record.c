@@ -1,0 +1,234 @@
+/*
+ * test_record.c: recording hidden states into the store.
+ *
+ *  - every (sequence, iteration, site, scale) the design lists is stored,
+ *    with the expected shape, for a spiral run and for a dense run (where
+ *    every layer counts as an iteration);
+ *  - a stored state equals, bit for bit, the state of a direct forward pass
+ *    on the same window (read back with incremental BLOB I/O); float16
+ *    states agree within float16 rounding;
+ *  - token_index maps each row to its dataset token;
+ *  - an interrupted recording (sequences deleted as a kill would lose them)
+ *    completes only the missing sequences;
+ *  - attention statistics rows exist for every layer application, and each
+ *    query's mass beyond distance 0 equals 1 - P(attend to itself);
+ *  - bad input: unknown run, unknown dataset, other settings without
+ *    --replace: clear errors.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "dataset.h"
+#include "error.h"
+#include "harness.h"
+#include "model.h"
+#include "record.h"
+#include "store.h"
+#include "train.h"
+
+static char dir[256];
+
+/* The language of test_train.c: x_{i+1} = (x_i + x_{i-1}) mod 7 + 1, 10% noise. */
+static void make_language(Dataset *ds) {
+    const char *names[1] = {"parity"};
+    int classes[1] = {2};
+    dataset_init(ds, "test", 8, 1, names, classes, 0);
+    uint64_t state = 777;
+    for (int d = 0; d < 120; d++) {
+        uint16_t tokens[40];
+        int32_t labels[40];
+        tokens[0] = 1 + d % 7;
+        tokens[1] = 1 + (d / 7) % 7;
+        for (int i = 2; i < 40; i++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            tokens[i] = (state >> 33) % 10 == 0 ? (uint16_t)(1 + (state >> 40) % 7)
+                                                : (uint16_t)((tokens[i - 1] + tokens[i - 2]) % 7 + 1);
+        }
+        for (int i = 0; i < 40; i++) labels[i] = tokens[i] % 2;
+        dataset_append(ds, tokens, 40, labels, NULL, d < 80 ? SPLIT_TRAIN : d < 100 ? SPLIT_VAL : SPLIT_TEST);
+    }
+}
+
+static long long count(Store *store, const char *sql) {
+    sqlite3_stmt *stmt;
+    long long n = -1;
+    if (sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return n;
+}
+
+static void train_run(Store *store, const char *name, const char *model) {
+    char path[512], text[1024];
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
+    snprintf(text, sizeof text, "{\"model\": %s, \"train\": {\"dataset\": \"lang\", \"seq_len\": 24,"
+             " \"batch_size\": 4, \"steps\": 20, \"eval_every\": 0, \"checkpoint_every\": 20}}", model);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    TrainOptions quiet = {0};
+    TrainResult result;
+    CHECK(train_new(store, name, path, &quiet, &result) == 0, "train %s: %s", name, spiral_last_error());
+}
+
+/* Captures h(t) of every batch row from a direct forward pass. */
+typedef struct {
+    int iteration;
+    float *out;
+} Capture;
+
+static void capture_state(void *user, const ObserveEvent *e) {
+    Capture *c = user;
+    if (e->site == OBSERVE_STATE && e->iteration == c->iteration)
+        for (int i = 0; i < e->B * e->rows * e->cols; i++) c->out[i] = (float)e->data[i];
+}
+
+int main(int argc, char **argv) {
+    snprintf(dir, sizeof dir, "/tmp/spiral_test_record_XXXXXX");
+    if (!mkdtemp(dir)) return 2;
+    char store_path[512];
+    snprintf(store_path, sizeof store_path, "%s/runs.db", dir);
+    Store store;
+    store_open(&store, store_path, 1);
+    Dataset ds;
+    make_language(&ds);
+    store_dataset_save(&store, "lang", &ds, 0, NULL);
+    const char *spiral = "{\"vocab_size\": 8, \"d_model\": 16, \"n_heads\": 2, \"d_ff\": 24,"
+                         " \"schedule\": [{\"g\": 4, \"offset\": 1}, 2, 1]}";
+    const char *dense = "{\"vocab_size\": 8, \"d_model\": 16, \"n_heads\": 2, \"d_ff\": 24,"
+                        " \"n_pre\": 1, \"n_loop\": 3, \"n_post\": 1, \"schedule\": [1]}";
+    train_run(&store, "spiral", spiral);
+    train_run(&store, "dense", dense);
+
+    RecordOptions o;
+    record_options_default(&o);
+    o.n_sequences = 10;
+    o.batch_size = 4;
+    RecordResult result;
+    CHECK(record_run(&store, "spiral", "lang", &o, &result) == 0, "record: %s", spiral_last_error());
+    CHECK(result.recorded_now == 10, "recorded %d sequences now, expected 10", result.recorded_now);
+    /* spiral T = 3: token t = 0..3 (4), latents for g = 4, 2 (2 x 2), coda (1) = 9 per sequence */
+    CHECK(count(&store, "SELECT count(*) FROM states") == 10 * 9, "states: %lld, expected 90",
+          count(&store, "SELECT count(*) FROM states"));
+    CHECK(count(&store, "SELECT count(*) FROM states WHERE site='latent_in' AND scale=4 AND rows=7") == 10,
+          "latent_in at g=4, offset 1 over 24 tokens must have J = 7 rows");
+    /* attention: 1 pre + 3 x 2 loop + 1 post = 8 layer applications */
+    CHECK(count(&store, "SELECT count(*) FROM attention_stats") == 10 * 8, "attention rows: %lld",
+          count(&store, "SELECT count(*) FROM attention_stats"));
+
+    /* a stored state equals a direct forward pass on the same window */
+    RecordingInfo info;
+    CHECK(record_find(&store, "spiral", "lang", "test", &info) == 0, "find: %s", spiral_last_error());
+    SpiralConfig cfg;
+    ParamLayout layout;
+    real *values;
+    RunRow run;
+    store_run_find(&store, "spiral", &run);
+    long long step;
+    char *path, *sha;
+    store_checkpoint_last(&store, run.id, &step, &path, &sha);
+    weights_load(path, &cfg, &layout, &values);
+    Model model;
+    model_build(&model, &cfg);
+    memcpy(model.params, values, model.layout.n_params * sizeof(real));
+    /* sequence 3 was recorded in the batch of sequences 0..3: BLAS rounding
+     * may depend on the batch's size, so the direct pass uses that batch */
+    size_t index[24];
+    int tokens[4 * 24];
+    for (int b = 0; b < 4; b++) {
+        CHECK(record_read_token_index(&store, &info, b, index) == 0, "token index: %s", spiral_last_error());
+        for (int i = 0; i < 24; i++) tokens[b * 24 + i] = ds.tokens[index[i]];
+    }
+    int in_order = 1; /* a window starts at a test document: indices ascend */
+    for (int i = 1; i < 24; i++) in_order &= index[i] > index[i - 1];
+    CHECK(in_order && ds.doc_split[0] == SPLIT_TRAIN && index[0] >= 100 * 40,
+          "token index of sequence 3 does not point into the test documents");
+    float batch_states[4 * 24 * 16], stored[24 * 16];
+    Capture capture = {3, batch_states};
+    Observer observer = {capture_state, &capture};
+    model_forward(&model, tokens, NULL, 4, 24, &observer);
+    const float *direct = batch_states + 3 * 24 * 16; /* batch row 3 */
+    int rows, cols;
+    CHECK(record_read_state(&store, &info, 3, 3, "token", 1, stored, &rows, &cols) == 0,
+          "read state: %s", spiral_last_error());
+    CHECK(rows == 24 && cols == 16, "shape %d x %d", rows, cols);
+    CHECK(memcmp(direct, stored, sizeof stored) == 0, "stored h(3) differs from a direct forward pass");
+
+    /* attention: mass beyond distance 0 = 1 - self attention; check the
+     * first query (attends only itself: distance 0, entropy 0, beyond 0) */
+    sqlite3_stmt *stmt;
+    sqlite3_prepare_v2(store.db, "SELECT stats, heads, rows FROM attention_stats WHERE seq=0 AND"
+                       " block='loop' AND iteration=0 AND layer=0", -1, &stmt, NULL);
+    CHECK(sqlite3_step(stmt) == SQLITE_ROW, "attention row for iteration 0");
+    const float *stats = sqlite3_column_blob(stmt, 0);
+    int K = 2 + o.n_distances;
+    CHECK(stats[0] == 0 && stats[1] == 0 && stats[2] == 0,
+          "first latent attends only itself: distance %g entropy %g beyond %g", stats[0], stats[1], stats[2]);
+    int sane = 1;
+    for (int q = 0; q < sqlite3_column_int(stmt, 1) * sqlite3_column_int(stmt, 2); q++)
+        sane &= stats[q * K] >= 0 && stats[q * K + 1] >= 0 && stats[q * K + 2] >= 0 &&
+                stats[q * K + 2] <= 1.0001f && stats[q * K + 4] <= stats[q * K + 2] + 1e-6f;
+    CHECK(sane, "attention statistics out of range (negative, mass > 1, or not decreasing in D)");
+    sqlite3_finalize(stmt);
+
+    /* resume: lose 3 sequences, record again, only they are redone */
+    store_exec(&store, "DELETE FROM states WHERE seq IN (2, 5, 9); DELETE FROM record_sequences WHERE seq IN (2, 5, 9);"
+                       " DELETE FROM attention_stats WHERE seq IN (2, 5, 9)");
+    CHECK(record_run(&store, "spiral", "lang", &o, &result) == 0 && result.recorded_now == 3,
+          "resume recorded %d sequences, expected 3 (%s)", result.recorded_now, spiral_last_error());
+    CHECK(count(&store, "SELECT count(*) FROM states") == 90, "states after resume");
+
+    /* other settings need --replace; f16 then stores halves */
+    o.f16 = 1;
+    CHECK(record_run(&store, "spiral", "lang", &o, &result) != 0 && strstr(spiral_last_error(), "--replace"),
+          "changed settings without --replace: %s", spiral_last_error());
+    o.replace = 1;
+    CHECK(record_run(&store, "spiral", "lang", &o, &result) == 0, "replace: %s", spiral_last_error());
+    record_find(&store, "spiral", "lang", "test", &info);
+    record_read_state(&store, &info, 3, 3, "token", 1, stored, &rows, &cols);
+    double worst = 0;
+    for (int i = 0; i < 24 * 16; i++)
+        worst = fmax(worst, fabs(stored[i] - direct[i]) / fmax(fabs(direct[i]), 1e-2));
+    CHECK(worst < 1e-3, "f16 state differs by %.2e relative", worst);
+    CHECK(count(&store, "SELECT count(*) FROM states WHERE dtype='f16'") == 90, "f16 rows");
+
+    /* dense: every layer is an iteration: token t = 0..3, coda; no latents */
+    o.f16 = 0;
+    CHECK(record_run(&store, "dense", "lang", &o, &result) == 0, "record dense: %s", spiral_last_error());
+    CHECK(count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs"
+                        " ON runs.id = r.run_id WHERE runs.name='dense' AND site='token'") == 10 * 4,
+          "dense token states: one per layer plus the prelude output");
+    CHECK(count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs"
+                        " ON runs.id = r.run_id WHERE runs.name='dense' AND site LIKE 'latent%'") == 0,
+          "dense has no latent sites");
+
+    /* bad input */
+    CHECK(record_run(&store, "nope", "lang", &o, &result) != 0 && strstr(spiral_last_error(), "no run named 'nope'"),
+          "unknown run: %s", spiral_last_error());
+    CHECK(record_run(&store, "spiral", "nope", &o, &result) != 0 && strstr(spiral_last_error(), "no dataset named 'nope'"),
+          "unknown dataset: %s", spiral_last_error());
+    o.split = "sideways";
+    CHECK(record_run(&store, "spiral", "lang", &o, &result) != 0 && strstr(spiral_last_error(), "--split"),
+          "bad split: %s", spiral_last_error());
+    o.split = "test";
+    o.n_sequences = 100000;
+    CHECK(record_run(&store, "spiral", "lang", &o, &result) != 0 && strstr(spiral_last_error(), "room for only"),
+          "too many sequences: %s", spiral_last_error());
+
+    free(path);
+    free(sha);
+    free(values);
+    param_layout_free(&layout);
+    model_free(&model);
+    store_run_free(&run);
+    dataset_free(&ds);
+    store_close(&store);
+    char command[600];
+    snprintf(command, sizeof command, "rm -rf %s", dir);
+    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return test_summary(argv[0]);
+}
