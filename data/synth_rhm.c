@@ -1,0 +1,517 @@
+/*
+ * synth_rhm.c: the Random Hierarchy Model generator (see synth_rhm.h for the
+ * grammar, the document layout, the labels and the exact prefix
+ * probabilities).
+ *
+ * The generator draws each document top-down and reads it back left to
+ * right through SynthRhmPrefix, which evaluates P(prefix) by the F/I
+ * recursion of the header: true_nll is -log of the ratio of consecutive
+ * prefix probabilities, computed from the tokens and the grammar only (the
+ * derivation that produced the tokens is not consulted).
+ */
+#include "synth_rhm.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+#define RHM_MAX_LEVELS 16
+#define RHM_MAX_B 16
+#define RHM_MAX_V 4096
+#define RHM_MAX_RULES 65536L        /* m * v per level */
+#define RHM_MAX_DOC 65536L          /* b^L level-0 tokens */
+#define RHM_MAX_OFFSET 4096
+#define RHM_MAX_DOCS 10000000L
+#define RHM_SHUFFLE_MAX (1L << 20)  /* v^b up to this: draw rules by partial shuffle */
+
+/* ---- randomness: xoshiro256** seeded by splitmix64 ---- */
+
+typedef struct {
+    uint64_t s[4];
+} RhmRng;
+
+/* One splitmix64 step: advances *x and returns a well-mixed 64-bit value. */
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Seeds the stream of (seed, stream). */
+static void rng_seed(RhmRng *rng, uint64_t seed, uint64_t stream) {
+    uint64_t x = seed;
+    x = splitmix64(&x) + stream;
+    for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&x);
+}
+
+static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* xoshiro256** (Blackman and Vigna). */
+static uint64_t rng_next(RhmRng *rng) {
+    uint64_t *s = rng->s;
+    uint64_t result = rotl64(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return result;
+}
+
+/* A uniform integer in [0, n), n >= 1, without modulo bias (rejection). */
+static uint64_t rng_below(RhmRng *rng, uint64_t n) {
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do x = rng_next(rng);
+    while (x >= limit);
+    return x % n;
+}
+
+/* ---- parameters ---- */
+
+static const char *const rhm_fields[] = {"n_levels",     "b",       "v",     "m",     "offset",
+                                         "grammar_seed", "n_train", "n_val", "n_test"};
+#define RHM_N_FIELDS (sizeof rhm_fields / sizeof rhm_fields[0])
+
+/* Describes a JSON value for the "got ..." part of a message. */
+static const char *describe_json(const json_t *value, char *buf, size_t cap) {
+    switch (json_typeof(value)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
+        return buf;
+    case JSON_REAL:
+        snprintf(buf, cap, "%.17g", json_real_value(value));
+        return buf;
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    case JSON_NULL: return "null";
+    }
+    return "an unknown JSON value";
+}
+
+/* Reads the integer field `name` in [min, max] into *out if it is present. */
+static int read_int(const json_t *obj, const char *name, long long min, long long max,
+                    long long *out) {
+    const json_t *value = json_object_get(obj, name);
+    char got[64];
+    if (!value) return 0;
+    if (!json_is_integer(value) || json_integer_value(value) < min ||
+        json_integer_value(value) > max)
+        return spiral_error("rhm.%s: expected an integer in [%lld, %lld], got %s", name, min, max,
+                            describe_json(value, got, sizeof got));
+    *out = (long long)json_integer_value(value);
+    return 0;
+}
+
+/* Parses the JSON text into an object; NULL or "" is the empty object. */
+static int parse_object(const char *params_json, json_t **root) {
+    json_error_t error;
+    if (!params_json || !*params_json) {
+        *root = json_object();
+        return *root ? 0 : spiral_error("rhm: out of memory");
+    }
+    *root = json_loads(params_json, JSON_REJECT_DUPLICATES, &error);
+    if (!*root)
+        return spiral_error("rhm.params: expected a JSON object, got invalid JSON (line %d: %s)",
+                            error.line, error.text);
+    if (!json_is_object(*root)) {
+        char got[64];
+        spiral_error("rhm.params: expected a JSON object, got %s",
+                     describe_json(*root, got, sizeof got));
+        json_decref(*root);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks that every key of the object is a known field. */
+static int check_fields(json_t *root) {
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value) {
+        size_t f = 0;
+        while (f < RHM_N_FIELDS && strcmp(key, rhm_fields[f]) != 0) f++;
+        if (f == RHM_N_FIELDS)
+            return spiral_error("rhm.%.100s: unknown field (expected n_levels, b, v, m, offset, "
+                                "grammar_seed, n_train, n_val or n_test)", key);
+    }
+    return 0;
+}
+
+/* base^exponent, saturated at cap + 1 (so "> cap" stays exact). */
+static long long power_capped(long long base, int exponent, long long cap) {
+    long long x = 1;
+    for (int i = 0; i < exponent; i++) {
+        if (x > cap / base) return cap + 1;
+        x *= base;
+    }
+    return x;
+}
+
+int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
+    json_t *root;
+    if (parse_object(params_json, &root)) return -1;
+    long long n_levels = 3, b = 2, v = 8, m = 2, offset = 0, grammar_seed = 1;
+    long long n_train = 4000, n_val = 500, n_test = 500;
+    int status = check_fields(root);
+    if (!status)
+        status = (read_int(root, "n_levels", 1, RHM_MAX_LEVELS, &n_levels) ||
+                  read_int(root, "b", 2, RHM_MAX_B, &b) ||
+                  read_int(root, "v", 1, RHM_MAX_V, &v) ||
+                  read_int(root, "m", 1, RHM_MAX_RULES, &m) ||
+                  read_int(root, "offset", 0, RHM_MAX_OFFSET, &offset) ||
+                  read_int(root, "grammar_seed", 0, LLONG_MAX, &grammar_seed) ||
+                  read_int(root, "n_train", 0, RHM_MAX_DOCS, &n_train) ||
+                  read_int(root, "n_val", 0, RHM_MAX_DOCS, &n_val) ||
+                  read_int(root, "n_test", 0, RHM_MAX_DOCS, &n_test)) ? -1 : 0;
+    json_decref(root);
+    if (status) return -1;
+    long long tuples = power_capped(v, (int)b, RHM_MAX_RULES);
+    if (m * v > tuples)
+        return spiral_error("rhm.m: expected m * v <= v^b = %lld (distinct rules, an unambiguous "
+                            "grammar), got m = %lld, m * v = %lld", tuples, m, m * v);
+    if (m * v > RHM_MAX_RULES)
+        return spiral_error("rhm.m: expected m * v <= %ld rules per level, got m = %lld, "
+                            "m * v = %lld", RHM_MAX_RULES, m, m * v);
+    long long doc = power_capped(b, (int)n_levels, RHM_MAX_DOC);
+    if (doc > RHM_MAX_DOC)
+        return spiral_error("rhm.n_levels: expected b^n_levels <= %ld tokens per document, got "
+                            "%lld^%lld", RHM_MAX_DOC, b, n_levels);
+    *params = (SynthRhmParams){(int)n_levels, (int)b, (int)v, (int)m, (int)offset, grammar_seed,
+                               (long)n_train, (long)n_val, (long)n_test};
+    return 0;
+}
+
+/* The resolved parameters as malloc'd JSON text, every field present. */
+static char *params_to_json(const SynthRhmParams *p) {
+    const char *fmt = "{\"n_levels\": %d, \"b\": %d, \"v\": %d, \"m\": %d, \"offset\": %d, "
+                      "\"grammar_seed\": %lld, \"n_train\": %ld, \"n_val\": %ld, \"n_test\": %ld}";
+    int n = snprintf(NULL, 0, fmt, p->n_levels, p->b, p->v, p->m, p->offset, p->grammar_seed,
+                     p->n_train, p->n_val, p->n_test);
+    char *json = malloc((size_t)n + 1);
+    if (json)
+        snprintf(json, (size_t)n + 1, fmt, p->n_levels, p->b, p->v, p->m, p->offset,
+                 p->grammar_seed, p->n_train, p->n_val, p->n_test);
+    return json;
+}
+
+/* ---- the grammar ---- */
+
+/* Writes the b base-v digits of code (most significant first) to tuple. */
+static void decode_tuple(uint64_t code, int b, int v, int32_t *tuple) {
+    for (int i = b - 1; i >= 0; i--) {
+        tuple[i] = (int32_t)(code % (uint64_t)v);
+        code /= (uint64_t)v;
+    }
+}
+
+/* Draws count distinct b-tuples over v symbols, uniformly without
+ * replacement and in random order, into tuples (count, b), when v^b = n_codes
+ * <= RHM_SHUFFLE_MAX: a partial Fisher-Yates shuffle of the codes 0..n-1. */
+static int draw_tuples_shuffle(RhmRng *rng, int b, int v, long n_codes, long count,
+                               int32_t *tuples) {
+    uint32_t *codes = malloc((size_t)n_codes * sizeof *codes);  /* (n_codes) */
+    if (!codes) return spiral_error("rhm: out of memory drawing the grammar");
+    for (long i = 0; i < n_codes; i++) codes[i] = (uint32_t)i;
+    for (long i = 0; i < count; i++) {
+        long j = i + (long)rng_below(rng, (uint64_t)(n_codes - i));
+        uint32_t swap = codes[i];
+        codes[i] = codes[j];
+        codes[j] = swap;
+        decode_tuple(codes[i], b, v, tuples + i * b);
+    }
+    free(codes);
+    return 0;
+}
+
+/* The same when v^b > RHM_SHUFFLE_MAX >= 16 * count: draw tuples digit by
+ * digit and reject repeats (found through a hash table of tuple indices);
+ * at most one draw in 16 is rejected. */
+static int draw_tuples_reject(RhmRng *rng, int b, int v, long count, int32_t *tuples) {
+    size_t size = 1;
+    while (size < 4 * (size_t)count) size *= 2;
+    long *table = malloc(size * sizeof *table);  /* (size) tuple index or -1 */
+    if (!table) return spiral_error("rhm: out of memory drawing the grammar");
+    for (size_t i = 0; i < size; i++) table[i] = -1;
+    for (long i = 0; i < count;) {
+        int32_t *tuple = tuples + i * b;
+        uint64_t hash = 0x84222325cbf29ce4ULL;
+        for (int k = 0; k < b; k++) {
+            tuple[k] = (int32_t)rng_below(rng, (uint64_t)v);
+            hash = (hash ^ (uint64_t)tuple[k]) * 0x100000001b3ULL;
+        }
+        size_t slot = (size_t)(hash ^ (hash >> 29)) & (size - 1);
+        int repeat = 0;
+        while (table[slot] >= 0 && !repeat) {
+            repeat = memcmp(tuples + table[slot] * b, tuple, (size_t)b * sizeof *tuple) == 0;
+            slot = (slot + 1) & (size - 1);
+        }
+        if (repeat) continue;
+        table[slot] = i++;
+    }
+    free(table);
+    return 0;
+}
+
+int synth_rhm_grammar_build(SynthRhmGrammar *grammar, const SynthRhmParams *params) {
+    int L = params->n_levels, b = params->b, v = params->v, m = params->m;
+    long per_level = (long)m * v;
+    *grammar = (SynthRhmGrammar){L, b, v, m, NULL};
+    grammar->rules = malloc((size_t)L * (size_t)per_level * (size_t)b * sizeof(int32_t));
+    if (!grammar->rules) return spiral_error("rhm: out of memory for the grammar");
+    long long n_codes = power_capped(v, b, RHM_SHUFFLE_MAX);
+    RhmRng rng;
+    rng_seed(&rng, (uint64_t)params->grammar_seed, 0);
+    /* level l's m * v tuples in drawn order: symbol s gets tuples s*m .. s*m + m - 1 */
+    for (int l = 1; l <= L; l++) {
+        int32_t *level = grammar->rules + (size_t)(l - 1) * (size_t)per_level * (size_t)b;
+        int status = n_codes <= RHM_SHUFFLE_MAX
+                         ? draw_tuples_shuffle(&rng, b, v, (long)n_codes, per_level, level)
+                         : draw_tuples_reject(&rng, b, v, per_level, level);
+        if (status) {
+            synth_rhm_grammar_free(grammar);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void synth_rhm_grammar_free(SynthRhmGrammar *grammar) {
+    free(grammar->rules);
+    grammar->rules = NULL;
+}
+
+const int32_t *synth_rhm_rule(const SynthRhmGrammar *grammar, int level, int symbol, int rule) {
+    size_t index = ((size_t)(level - 1) * grammar->v + symbol) * grammar->m + rule;
+    return grammar->rules + index * grammar->b;
+}
+
+/* ---- exact prefix probabilities ---- */
+
+/* Every term of F_l shares the same completed children and the same F_{l-1},
+ * so each vector is kept as exp(scale) * values with max(values) = 1: the
+ * sums over rules are plain products and additions, and nothing underflows
+ * however long the document. */
+
+int synth_rhm_prefix_init(SynthRhmPrefix *prefix, const SynthRhmGrammar *grammar) {
+    size_t L = (size_t)grammar->n_levels, b = (size_t)grammar->b, v = (size_t)grammar->v;
+    prefix->grammar = grammar;
+    prefix->inside = malloc(L * b * v * sizeof *prefix->inside);
+    prefix->inside_scale = malloc(L * b * sizeof *prefix->inside_scale);
+    prefix->frontier = malloc((L + 1) * v * sizeof *prefix->frontier);
+    prefix->frontier_scale = malloc((L + 1) * sizeof *prefix->frontier_scale);
+    if (!prefix->inside || !prefix->inside_scale || !prefix->frontier ||
+        !prefix->frontier_scale) {
+        synth_rhm_prefix_free(prefix);
+        return spiral_error("rhm: out of memory");
+    }
+    synth_rhm_prefix_reset(prefix);
+    return 0;
+}
+
+void synth_rhm_prefix_reset(SynthRhmPrefix *prefix) {
+    prefix->n = 0;
+    prefix->log_prefix = 0;
+}
+
+void synth_rhm_prefix_free(SynthRhmPrefix *prefix) {
+    free(prefix->inside);
+    free(prefix->inside_scale);
+    free(prefix->frontier);
+    free(prefix->frontier_scale);
+    prefix->inside = prefix->inside_scale = prefix->frontier = prefix->frontier_scale = NULL;
+}
+
+/* Divides values (v) by their maximum and returns log of it (-inf if all
+ * are 0, the vector then stays 0). */
+static double normalize(double *values, int v) {
+    double largest = 0;
+    for (int t = 0; t < v; t++)
+        if (values[t] > largest) largest = values[t];
+    if (largest == 0) return -INFINITY;
+    for (int t = 0; t < v; t++) values[t] /= largest;
+    return log(largest);
+}
+
+double synth_rhm_prefix_extend(SynthRhmPrefix *prefix, int symbol) {
+    const SynthRhmGrammar *g = prefix->grammar;
+    int L = g->n_levels, b = g->b, v = g->v, m = g->m;
+    double log_m = log((double)m);
+    /* F_0(t) = [x_n = t] */
+    for (int t = 0; t < v; t++) prefix->frontier[t] = t == symbol ? 1.0 : 0.0;
+    prefix->frontier_scale[0] = 0;
+    long span = 1;  /* b^(l-1) */
+    for (int l = 1; l <= L; l++, span *= b) {
+        int j = (int)((prefix->n / span) % b);  /* the child holding position n */
+        const double *below = prefix->frontier + (size_t)(l - 1) * v;      /* F_{l-1} (v) */
+        const double *inside = prefix->inside + (size_t)(l - 1) * b * v;  /* I_{l-1} (b, v) */
+        double *out = prefix->frontier + (size_t)l * v;                    /* F_l (v) */
+        /* F_l(t) = (1/m) sum_r prod_{i<j} I_{l-1}(c_i, i) F_{l-1}(c_j) */
+        double scale = prefix->frontier_scale[l - 1] - log_m;
+        for (int i = 0; i < j; i++) scale += prefix->inside_scale[(l - 1) * b + i];
+        for (int t = 0; t < v; t++) {
+            double total = 0;
+            for (int r = 0; r < m; r++) {
+                const int32_t *rule = synth_rhm_rule(g, l, t, r);
+                double term = below[rule[j]];
+                for (int i = 0; i < j && term != 0; i++) term *= inside[i * v + rule[i]];
+                total += term;
+            }
+            out[t] = total;
+        }
+        prefix->frontier_scale[l] = scale + normalize(out, v);
+    }
+    /* P = (1/v) sum_r F_L(r) */
+    double total = 0;
+    for (int t = 0; t < v; t++) total += prefix->frontier[(size_t)L * v + t];
+    return prefix->frontier_scale[L] + log(total) - log((double)v);
+}
+
+double synth_rhm_prefix_push(SynthRhmPrefix *prefix, int symbol) {
+    const SynthRhmGrammar *g = prefix->grammar;
+    int b = g->b, v = g->v;
+    double log_new = synth_rhm_prefix_extend(prefix, symbol);
+    double log_conditional = log_new - prefix->log_prefix;
+    /* every span that position n completes (levels 0..L-1) becomes child j
+     * of its parent: I_l(t, j) = F_l(t) */
+    long span = 1;  /* b^l */
+    for (int l = 0; l < g->n_levels && (prefix->n + 1) % span == 0; l++, span *= b) {
+        int j = (int)((prefix->n / span) % b);
+        memcpy(prefix->inside + ((size_t)l * b + j) * v, prefix->frontier + (size_t)l * v,
+               (size_t)v * sizeof(double));
+        prefix->inside_scale[l * b + j] = prefix->frontier_scale[l];
+    }
+    prefix->n++;
+    prefix->log_prefix = log_new;
+    return log_conditional;
+}
+
+void synth_rhm_next_probs(SynthRhmPrefix *prefix, double *probs) {
+    for (int s = 0; s < prefix->grammar->v; s++)
+        probs[s] = exp(synth_rhm_prefix_extend(prefix, s) - prefix->log_prefix);
+}
+
+/* ---- generation ---- */
+
+/* One document under construction. */
+typedef struct {
+    size_t n;            /* offset + b^L + 1 */
+    uint16_t *tokens;    /* (n) */
+    double *nll;         /* (n) */
+    int32_t *labels;     /* (2L, n) row by row: l1.symbol, l1.pos, l2.symbol, ... */
+    int32_t *ancestors;  /* level l's b^(L-l) nodes at ancestors + level_start[l] */
+    long level_start[RHM_MAX_LEVELS + 2];
+} RhmDoc;
+
+/* Samples a derivation top-down and fills tokens, labels and true_nll. */
+static int doc_generate(RhmDoc *doc, const SynthRhmParams *p, const SynthRhmGrammar *g,
+                        RhmRng *rng, SynthRhmPrefix *prefix) {
+    int L = p->n_levels, b = p->b;
+    size_t n = doc->n, leaves = n - (size_t)p->offset - 1;
+    int32_t *anc = doc->ancestors;
+    /* root uniform, then one uniform rule per node */
+    anc[doc->level_start[L]] = (int32_t)rng_below(rng, (uint64_t)p->v);
+    long nodes = 1;
+    for (int l = L; l >= 1; l--, nodes *= b)
+        for (long k = 0; k < nodes; k++) {
+            int symbol = anc[doc->level_start[l] + k];
+            const int32_t *rule = synth_rhm_rule(g, l, symbol, (int)rng_below(rng, (uint64_t)p->m));
+            for (int i = 0; i < b; i++) anc[doc->level_start[l - 1] + k * b + i] = rule[i];
+        }
+    /* fillers and EOS: probability 1, no labels */
+    for (size_t i = 0; i < n; i++) {
+        doc->tokens[i] = (uint16_t)(p->v + 1);
+        doc->nll[i] = 0;
+        for (int row = 0; row < 2 * L; row++) doc->labels[(size_t)row * n + i] = -1;
+    }
+    doc->tokens[n - 1] = 0;
+    /* the level-0 symbols, read back through the exact prefix probability */
+    synth_rhm_prefix_reset(prefix);
+    for (size_t q = 0; q < leaves; q++) {
+        size_t i = (size_t)p->offset + q;
+        int symbol = anc[q];  /* level 0 starts at 0 */
+        doc->tokens[i] = (uint16_t)(symbol + 1);
+        doc->nll[i] = -synth_rhm_prefix_push(prefix, symbol);
+        if (!isfinite(doc->nll[i]))
+            return spiral_error("rhm: internal error, sampled token %zu has probability 0", q);
+        size_t below = 1;  /* b^(j-1) */
+        for (int j = 1; j <= L; j++, below *= (size_t)b) {
+            doc->labels[(size_t)(2 * (j - 1)) * n + i] =
+                anc[doc->level_start[j] + (long)(q / (below * b))];
+            doc->labels[(size_t)(2 * (j - 1) + 1) * n + i] = (int32_t)((q / below) % (size_t)b);
+        }
+    }
+    return 0;
+}
+
+int synth_rhm_make(Dataset *out, const char *params_json, unsigned long seed) {
+    SynthRhmParams params;
+    SynthRhmGrammar grammar = {0};
+    SynthRhmPrefix prefix = {0};
+    RhmDoc doc = {0};
+    memset(out, 0, sizeof *out);
+    if (synth_rhm_params(&params, params_json)) return -1;
+    int L = params.n_levels, b = params.b;
+    /* label names and classes: l<j>.symbol (v), l<j>.pos (b) */
+    char names_buffer[2 * RHM_MAX_LEVELS][DATASET_NAME_CAP];
+    const char *names[2 * RHM_MAX_LEVELS];
+    int n_classes[2 * RHM_MAX_LEVELS];
+    for (int j = 1; j <= L; j++) {
+        snprintf(names_buffer[2 * j - 2], DATASET_NAME_CAP, "l%d.symbol", j);
+        snprintf(names_buffer[2 * j - 1], DATASET_NAME_CAP, "l%d.pos", j);
+        names[2 * j - 2] = names_buffer[2 * j - 2];
+        names[2 * j - 1] = names_buffer[2 * j - 1];
+        n_classes[2 * j - 2] = params.v;
+        n_classes[2 * j - 1] = b;
+    }
+    int vocab = params.v + (params.offset > 0 ? 2 : 1);
+    if (dataset_init(out, "rhm", vocab, 2 * L, names, n_classes, 1)) return -1;
+    int status = synth_rhm_grammar_build(&grammar, &params);
+    if (!status) status = synth_rhm_prefix_init(&prefix, &grammar);
+    if (!status) {
+        long leaves = 1, total = 0;
+        for (int l = 0; l < L; l++) leaves *= b;
+        /* level l has b^(L-l) nodes; level 0 first */
+        for (int l = 0, nodes = (int)leaves; l <= L; l++, nodes /= b) {
+            doc.level_start[l] = total;
+            total += nodes;
+        }
+        doc.n = (size_t)params.offset + (size_t)leaves + 1;
+        doc.tokens = malloc(doc.n * sizeof *doc.tokens);
+        doc.nll = malloc(doc.n * sizeof *doc.nll);
+        doc.labels = malloc(2 * (size_t)L * doc.n * sizeof *doc.labels);
+        doc.ancestors = malloc((size_t)total * sizeof *doc.ancestors);
+        out->params_json = params_to_json(&params);
+        if (!doc.tokens || !doc.nll || !doc.labels || !doc.ancestors || !out->params_json)
+            status = spiral_error("rhm: out of memory");
+    }
+    const long counts[3] = {params.n_train, params.n_val, params.n_test};
+    for (int split = 0; split < 3 && !status; split++) {
+        RhmRng rng;
+        rng_seed(&rng, (uint64_t)seed, (uint64_t)split);
+        for (long d = 0; d < counts[split] && !status; d++) {
+            status = doc_generate(&doc, &params, &grammar, &rng, &prefix);
+            if (!status)
+                status = dataset_append(out, doc.tokens, doc.n, doc.labels, doc.nll, split);
+        }
+    }
+    free(doc.tokens);
+    free(doc.nll);
+    free(doc.labels);
+    free(doc.ancestors);
+    synth_rhm_prefix_free(&prefix);
+    synth_rhm_grammar_free(&grammar);
+    if (status) dataset_free(out);
+    return status;
+}
