@@ -1,0 +1,69 @@
+#!/bin/sh
+# CLI end to end: every command's --help, and bad input giving a clear
+# message (naming the file/field), a non-zero exit, and nothing written.
+SPIRAL=${SPIRAL:-build/spiral}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# expect_error CODE PATTERN command...: exit status CODE and stderr matching PATTERN
+expect_error() {
+    code=$1; pattern=$2; shift 2
+    "$@" >"$dir/out" 2>"$dir/err"
+    status=$?
+    if [ "$status" -ne "$code" ]; then fail "$* exited $status, expected $code: $(cat "$dir/err")"
+    elif ! grep -q -- "$pattern" "$dir/err"; then fail "$*: stderr lacks '$pattern': $(cat "$dir/err")"
+    else ok; fi
+}
+
+for cmd in info init eval train data; do
+    if "$SPIRAL" $cmd --help | grep -q "usage: spiral $cmd"; then ok; else fail "$cmd --help"; fi
+done
+if "$SPIRAL" --help | grep -q "commands:"; then ok; else fail "spiral --help"; fi
+expect_error 2 "unknown command" "$SPIRAL" frobnicate
+
+echo '{"d_model": 64, "n_heads": 5}' > "$dir/bad.json"
+expect_error 1 "bad.json: model.n_heads" "$SPIRAL" info --config "$dir/bad.json"
+echo '{"d_model": "wide"}' > "$dir/type.json"
+expect_error 1 "model.d_model: expected an integer" "$SPIRAL" info --config "$dir/type.json"
+expect_error 1 "missing.json: cannot open" "$SPIRAL" info --config "$dir/missing.json"
+expect_error 2 "unknown argument" "$SPIRAL" info --config x --bogus
+expect_error 2 "exactly one of" "$SPIRAL" info
+expect_error 2 "seq-len" "$SPIRAL" info --config examples/spiral.json --seq-len 0
+
+expect_error 1 "bad.json" "$SPIRAL" init --config "$dir/bad.json" --out "$dir/w.safetensors"
+[ ! -e "$dir/w.safetensors" ] && ok || fail "init wrote a file for a bad config"
+expect_error 1 "nodir" "$SPIRAL" init --config examples/spiral.json --out "$dir/nodir/w.safetensors"
+"$SPIRAL" init --config examples/spiral.json --seed 3 --out "$dir/w.safetensors" >/dev/null && ok || fail "init"
+"$SPIRAL" init --config examples/spiral.json --seed 3 --out "$dir/w2.safetensors" >/dev/null
+cmp -s "$dir/w.safetensors" "$dir/w2.safetensors" && ok || fail "init is not reproducible"
+ls "$dir" | grep -q tmp && fail "temporary file left behind" || ok
+
+printf 'hello spiral world, hello again' > "$dir/t.txt"
+"$SPIRAL" eval --weights "$dir/w.safetensors" --text "$dir/t.txt" --logits "$dir/l.npy" >"$dir/out" && ok || fail "eval"
+grep -q "loss [0-9.]* nats over 30 predictions" "$dir/out" && ok || fail "eval output: $(cat "$dir/out")"
+printf 'x' > "$dir/one.txt"
+expect_error 1 "at least 2" "$SPIRAL" eval --weights "$dir/w.safetensors" --text "$dir/one.txt"
+printf 'abc' > "$dir/odd.bin"
+expect_error 1 "odd.bin: 3 bytes is not a whole number" "$SPIRAL" eval --weights "$dir/w.safetensors" --tokens "$dir/odd.bin"
+printf '\001\000\377\177' > "$dir/big.bin"
+expect_error 1 "outside the model's vocabulary" "$SPIRAL" eval --weights "$dir/w.safetensors" --tokens "$dir/big.bin"
+head -c 1000 "$dir/w.safetensors" > "$dir/trunc.safetensors"
+expect_error 1 "trunc.safetensors" "$SPIRAL" eval --weights "$dir/trunc.safetensors" --text "$dir/t.txt"
+expect_error 1 "cannot open" "$SPIRAL" eval --weights "$dir/w.safetensors" --text "$dir/none.txt"
+expect_error 2 "exactly one of" "$SPIRAL" eval --weights "$dir/w.safetensors"
+
+expect_error 2 "exactly one of" "$SPIRAL" train --store "$dir/s.db"
+expect_error 1 "cannot open store" "$SPIRAL" data list --store "$dir/none.db"
+[ ! -e "$dir/none.db" ] && ok || fail "data list created a store"
+echo "not a database at all, just text, long enough to look like a header......" > "$dir/junk.db"
+expect_error 1 "junk.db" "$SPIRAL" data list --store "$dir/junk.db"
+expect_error 1 "family" "$SPIRAL" data make --store "$dir/s.db" --name x --family nosuch
+expect_error 1 "dyck.k" "$SPIRAL" data make --store "$dir/s.db" --name x --family dyck --params '{"k": -1}'
+expect_error 1 "no dataset named 'nope'" "$SPIRAL" data show --store "$dir/s.db" --name nope
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
