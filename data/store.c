@@ -77,8 +77,41 @@ static const char schema_v2[] =
     "  PRIMARY KEY(recording_id, seq, iteration, block, layer));"
     "INSERT INTO schema_version VALUES(2);";
 
+/* Version 3 adds probe and analysis results.
+ * probe_results: one fitted probe (or one of its controls) per row; control
+ * is 'none' for the probe itself, else 'control_task' (Hewitt & Liang),
+ * 'random_model' (same config, untrained), 'position' (position features
+ * only) or 'permuted' (labels permuted across sequences).
+ * analysis_results: one number (value, with an optional CI) or array (data,
+ * float64 little-endian) per row, keyed by what it measures (kind) and
+ * where (iteration, iteration2, block, layer, head). */
+static const char schema_v3[] =
+    "CREATE TABLE probe_results("
+    "  id INTEGER PRIMARY KEY,"
+    "  recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,"
+    "  label TEXT NOT NULL, site TEXT NOT NULL, iteration INTEGER NOT NULL,"
+    "  scale INTEGER NOT NULL, control TEXT NOT NULL,"
+    "  accuracy REAL, ci_lo REAL, ci_hi REAL, macro_f1 REAL, majority REAL,"
+    "  n_train INTEGER, n_val INTEGER, n_test INTEGER, l2 REAL, iterations INTEGER,"
+    "  converged INTEGER, grad_norm REAL, seed INTEGER, seconds REAL,"
+    "  created TEXT NOT NULL DEFAULT (datetime('now')),"
+    "  UNIQUE(recording_id, label, site, iteration, scale, control));"
+    "CREATE TABLE probe_summaries("
+    "  recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,"
+    "  label TEXT NOT NULL, site TEXT NOT NULL, expected_iteration REAL,"
+    "  encoded TEXT NOT NULL, PRIMARY KEY(recording_id, label, site));"
+    "CREATE TABLE analysis_results("
+    "  id INTEGER PRIMARY KEY,"
+    "  recording_id INTEGER REFERENCES recordings(id) ON DELETE CASCADE,"
+    "  run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL, iteration INTEGER, iteration2 INTEGER, block TEXT,"
+    "  layer INTEGER, head INTEGER, value REAL, ci_lo REAL, ci_hi REAL, data BLOB,"
+    "  created TEXT NOT NULL DEFAULT (datetime('now')));"
+    "CREATE INDEX analysis_by_kind ON analysis_results(recording_id, kind);"
+    "INSERT INTO schema_version VALUES(3);";
+
 /* Migrations: migrations[v] takes a store from version v to v + 1. */
-static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
+static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 /* Sets the error from SQLite's last message on this connection. */
 static int store_fail(Store *store, const char *what) {

@@ -18,7 +18,7 @@
 
 #include "dataset.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct {
     sqlite3 *db;
