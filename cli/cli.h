@@ -12,6 +12,8 @@ int cmd_init(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Reads "--name value" at argv[*i]: if argv[*i] is `name`, stores the next
  * argument in *value, advances *i and returns 1; returns -1 (after printing a

@@ -23,6 +23,8 @@ static const char *usage =
     "  eval   mean next-token cross-entropy of one sequence; logits and gradients\n"
     "  data   make, list and show datasets (synthetic languages, text, KJV Bible)\n"
     "  train  train a run on a dataset of the store; resume an interrupted run\n"
+    "  record store every iteration's hidden states and attention statistics\n"
+    "  export one recorded site as a NumPy array with its labels\n"
     "\n"
     "'spiral <command> --help' describes each command.\n";
 
@@ -85,6 +87,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "record")) return cmd_record(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "spiral: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }
