@@ -14,6 +14,7 @@
 #include "ngram.h"
 #include "store.h"
 #include "synth_dyck.h"
+#include "synth_pcfg.h"
 #include "synth_rhm.h"
 
 static const char *help =
@@ -25,6 +26,7 @@ static const char *help =
     "\n"
     "make: generates a dataset (tokens, documents, train/val/test splits by\n"
     "document, gold labels) and saves it in the store. FAMILY is one of\n"
+    "  pcfg   layered probabilistic context-free grammar (exact entropy floor)\n"
     "  dyck   bounded Dyck-(k, m) with deeper/longer held-out strings\n"
     "  rhm    Random Hierarchy Model (branching b over L levels)\n"
     "  text   any text file (--text FILE), byte-level\n"
@@ -38,6 +40,7 @@ static const char *help =
 /* Generates a dataset of `family`. */
 static int make_dataset(Dataset *ds, const char *family, const char *params, unsigned long seed,
                         const char *text_path) {
+    if (!strcmp(family, "pcfg")) return synth_pcfg_make(ds, params, seed);
     if (!strcmp(family, "dyck")) return synth_dyck_make(ds, params, seed);
     if (!strcmp(family, "rhm")) return synth_rhm_make(ds, params, seed);
     if (!strcmp(family, "kjv")) return corpus_kjv_make(ds, params);
@@ -45,7 +48,7 @@ static int make_dataset(Dataset *ds, const char *family, const char *params, uns
         if (!text_path) return spiral_error("family text needs --text FILE");
         return corpus_text_make(ds, text_path, params);
     }
-    return spiral_error("--family: expected dyck, rhm, text or kjv, got '%s'", family);
+    return spiral_error("--family: expected pcfg, dyck, rhm, text or kjv, got '%s'", family);
 }
 
 /* Prints the per-split sizes and the entropy/n-gram reference numbers. */
