@@ -63,6 +63,19 @@ echo "not a database at all, just text, long enough to look like a header......"
 expect_error 1 "junk.db" "$SPIRAL" data list --store "$dir/junk.db"
 expect_error 1 "family" "$SPIRAL" data make --store "$dir/s.db" --name x --family nosuch
 expect_error 1 "dyck.k" "$SPIRAL" data make --store "$dir/s.db" --name x --family dyck --params '{"k": -1}'
+: > "$dir/empty.txt"
+expect_error 1 "empty.txt" "$SPIRAL" data make --store "$dir/s.db" --name e --family text --text "$dir/empty.txt"
+expect_error 1 "missing.txt" "$SPIRAL" data make --store "$dir/s.db" --name e --family text --text "$dir/missing.txt"
+n=$(sqlite3 "$dir/s.db" "SELECT count(*) FROM datasets")
+[ "$n" = 0 ] && ok || fail "a failed data make left $n datasets"
+"$SPIRAL" data make --store "$dir/s.db" --name d --family dyck >/dev/null && ok || fail "data make dyck"
+expect_error 1 "already exists" "$SPIRAL" data make --store "$dir/s.db" --name d --family dyck
+"$SPIRAL" data show --store "$dir/s.db" --name d --doc 2 --labels depth,top | grep -q "depth" && ok || fail "data show"
+expect_error 1 "no label 'deep'" "$SPIRAL" data show --store "$dir/s.db" --name d --labels deep
+printf '{"model": {"vocab_size": 7}, "train": {"dataset": "d", "seq_len": "long"}}' > "$dir/run.json"
+expect_error 1 "train.seq_len: expected an integer" "$SPIRAL" train --config "$dir/run.json" --store "$dir/s.db"
+n=$(sqlite3 "$dir/s.db" "SELECT count(*) FROM runs")
+[ "$n" = 0 ] && ok || fail "a failed train left $n runs"
 expect_error 1 "no dataset named 'nope'" "$SPIRAL" data show --store "$dir/s.db" --name nope
 
 echo "cli: $passed passed, $failed failed"
