@@ -75,8 +75,16 @@ deps:
 demo: deps all
 	@sh scripts/demo.sh $(BUILD)/spiral
 
-bench: all
-	@echo "bench: no benchmarks yet (issue 8)"
+# Benchmarks: each bench/bench_*.c is a program that prints a table and its
+# ratios against a reference measured in the same run (never a timed test).
+BENCH_SRC  := $(wildcard bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libspiral.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ibench $< $(BUILD)/libspiral.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+bench: $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; echo; done
 
 clean:
 	rm -rf build
