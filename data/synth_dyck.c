@@ -9,13 +9,13 @@
  */
 #include "synth_dyck.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "synth_common.h"
 
 #define DYCK_N_LABELS 4
 #define DYCK_MAX_DOCS 10000000L
@@ -23,51 +23,12 @@
 #define DYCK_MAX_MEAN_TRAIN 20000.0   /* mean document length, train process */
 #define DYCK_MAX_MEAN_OOD 200000.0    /* mean document length, OOD process */
 
-/* ---- randomness: xoshiro256** seeded by splitmix64 ---- */
-
-typedef struct {
-    uint64_t s[4];
-} DyckRng;
-
-/* One splitmix64 step: advances *x and returns a well-mixed 64-bit value. */
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Seeds the stream of (seed, stream): the seed is mixed first so that
- * neighbouring seeds and streams give unrelated states. */
-static void rng_seed(DyckRng *rng, uint64_t seed, uint64_t stream) {
-    uint64_t x = seed;
-    x = splitmix64(&x) + stream;
-    for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* xoshiro256** (Blackman and Vigna). */
-static uint64_t rng_next(DyckRng *rng) {
-    uint64_t *s = rng->s;
-    uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
-/* A uniform double in [0, 1) with 53 random bits. */
-static double rng_uniform(DyckRng *rng) { return (double)(rng_next(rng) >> 11) * 0x1.0p-53; }
+/* ---- sampling ---- */
 
 /* Draws i with probability probs[i] (n entries summing to 1). A u beyond
  * the rounded cumulative sum falls on the last possible outcome. */
-static int sample_categorical(DyckRng *rng, const double *probs, int n) {
-    double u = rng_uniform(rng), cumulative = 0;
+static int sample_categorical(SynthRng *rng, const double *probs, int n) {
+    double u = synth_rng_uniform(rng), cumulative = 0;
     int last = 0;
     for (int i = 0; i < n; i++) {
         if (probs[i] <= 0) continue;
@@ -84,124 +45,35 @@ static const char *const dyck_fields[] = {"k",     "m",     "p_open", "p_end", "
                                           "n_val", "n_test", "n_ood", "m_ood", "min_len_ood"};
 #define DYCK_N_FIELDS (sizeof dyck_fields / sizeof dyck_fields[0])
 
-/* Describes a JSON value for the "got ..." part of a message. */
-static const char *describe_json(const json_t *value, char *buf, size_t cap) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
-        return buf;
-    case JSON_REAL:
-        snprintf(buf, cap, "%.17g", json_real_value(value));
-        return buf;
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
-    }
-    return "an unknown JSON value";
-}
-
-/* Reads the integer field `name` in [min, max] into *out if it is present. */
-static int read_int(const json_t *obj, const char *name, long min, long max, long *out) {
-    const json_t *value = json_object_get(obj, name);
-    char got[64];
-    if (!value) return 0;
-    if (!json_is_integer(value) || json_integer_value(value) < min ||
-        json_integer_value(value) > max)
-        return spiral_error("dyck.%s: expected an integer in [%ld, %ld], got %s", name, min, max,
-                            describe_json(value, got, sizeof got));
-    *out = (long)json_integer_value(value);
-    return 0;
-}
-
-/* Reads the number field `name` into *out if present; it must lie in
- * [min, max], with the lower bound excluded if min_open and the upper bound
- * excluded if max_open. */
-static int read_real(const json_t *obj, const char *name, double min, int min_open, double max,
-                     int max_open, double *out) {
-    const json_t *value = json_object_get(obj, name);
-    char got[64];
-    if (!value) return 0;
-    double x = json_is_number(value) ? json_number_value(value) : NAN;
-    int ok = json_is_number(value) && isfinite(x) && (min_open ? x > min : x >= min) &&
-             (max_open ? x < max : x <= max);
-    if (!ok)
-        return spiral_error("dyck.%s: expected a number in %c%g, %g%c, got %s", name,
-                            min_open ? '(' : '[', min, max, max_open ? ')' : ']',
-                            describe_json(value, got, sizeof got));
-    *out = x;
-    return 0;
-}
-
-/* Parses the JSON text into an object; NULL or "" is the empty object. */
-static int parse_object(const char *params_json, json_t **root) {
-    json_error_t error;
-    if (!params_json || !*params_json) {
-        *root = json_object();
-        return *root ? 0 : spiral_error("dyck: out of memory");
-    }
-    *root = json_loads(params_json, JSON_REJECT_DUPLICATES, &error);
-    if (!*root)
-        return spiral_error("dyck.params: expected a JSON object, got invalid JSON (line %d: %s)",
-                            error.line, error.text);
-    if (!json_is_object(*root)) {
-        char got[64];
-        spiral_error("dyck.params: expected a JSON object, got %s",
-                     describe_json(*root, got, sizeof got));
-        json_decref(*root);
-        return -1;
-    }
-    return 0;
-}
-
-/* Checks that every key of the object is a known field. */
-static int check_fields(json_t *root) {
-    const char *key;
-    json_t *value;
-    json_object_foreach(root, key, value) {
-        size_t f = 0;
-        while (f < DYCK_N_FIELDS && strcmp(key, dyck_fields[f]) != 0) f++;
-        if (f == DYCK_N_FIELDS)
-            return spiral_error("dyck.%.100s: unknown field (expected k, m, p_open, p_end, "
-                                "min_len, n_train, n_val, n_test, n_ood, m_ood or min_len_ood)",
-                                key);
-    }
-    return 0;
-}
-
 int synth_dyck_params(SynthDyckParams *params, const char *params_json) {
-    json_t *root;
-    if (parse_object(params_json, &root)) return -1;
-    long k = 3, m = 6, min_len = 2, n_train = 1000, n_val = 100, n_test = 100, n_ood = 100;
+    SynthParams reader;
+    if (synth_params_open(&reader, "dyck", dyck_fields, DYCK_N_FIELDS, params_json)) return -1;
+    long long k = 3, m = 6, min_len = 2, n_train = 1000, n_val = 100, n_test = 100, n_ood = 100;
     double p_open = 0.5, p_end = 0.3;
-    int status = check_fields(root);
-    if (!status)
-        status = (read_int(root, "k", 1, SYNTH_DYCK_MAX_K, &k) ||
-                  read_int(root, "m", 1, SYNTH_DYCK_MAX_DEPTH, &m) ||
-                  read_real(root, "p_open", 0, 0, 1, 1, &p_open) ||
-                  read_real(root, "p_end", 0, 1, 1, 0, &p_end) ||
-                  read_int(root, "min_len", 0, DYCK_MAX_MIN_LEN, &min_len) ||
-                  read_int(root, "n_train", 0, DYCK_MAX_DOCS, &n_train) ||
-                  read_int(root, "n_val", 0, DYCK_MAX_DOCS, &n_val) ||
-                  read_int(root, "n_test", 0, DYCK_MAX_DOCS, &n_test) ||
-                  read_int(root, "n_ood", 0, DYCK_MAX_DOCS, &n_ood)) ? -1 : 0;
-    long m_ood = m + 4 <= SYNTH_DYCK_MAX_DEPTH ? m + 4 : SYNTH_DYCK_MAX_DEPTH;
-    if (!status) status = read_int(root, "m_ood", 1, SYNTH_DYCK_MAX_DEPTH, &m_ood);
+    int status = (synth_params_int(&reader, "k", 1, SYNTH_DYCK_MAX_K, &k) ||
+                  synth_params_int(&reader, "m", 1, SYNTH_DYCK_MAX_DEPTH, &m) ||
+                  synth_params_double(&reader, "p_open", 0, 0, 1, 1, &p_open) ||
+                  synth_params_double(&reader, "p_end", 0, 1, 1, 0, &p_end) ||
+                  synth_params_int(&reader, "min_len", 0, DYCK_MAX_MIN_LEN, &min_len) ||
+                  synth_params_int(&reader, "n_train", 0, DYCK_MAX_DOCS, &n_train) ||
+                  synth_params_int(&reader, "n_val", 0, DYCK_MAX_DOCS, &n_val) ||
+                  synth_params_int(&reader, "n_test", 0, DYCK_MAX_DOCS, &n_test) ||
+                  synth_params_int(&reader, "n_ood", 0, DYCK_MAX_DOCS, &n_ood)) ? -1 : 0;
+    long long m_ood = m + 4 <= SYNTH_DYCK_MAX_DEPTH ? m + 4 : SYNTH_DYCK_MAX_DEPTH;
+    if (!status) status = synth_params_int(&reader, "m_ood", 1, SYNTH_DYCK_MAX_DEPTH, &m_ood);
     if (!status) {
-        *params = (SynthDyckParams){(int)k, (int)m, p_open, p_end, (int)min_len, n_train,
-                                    n_val, n_test, n_ood, (int)m_ood, 0};
+        *params = (SynthDyckParams){(int)k, (int)m, p_open, p_end, (int)min_len, (long)n_train,
+                                    (long)n_val, (long)n_test, (long)n_ood, (int)m_ood, 0};
         SynthDyckProcess train = synth_dyck_process(params, 0);
         double mean = synth_dyck_mean_length(&train);
         if (!(mean <= DYCK_MAX_MEAN_TRAIN))
             status = spiral_error("dyck.p_open, dyck.p_end, dyck.m: expected a mean document "
-                                  "length <= %.0f tokens, got %.4g (p_open %g, p_end %g, m %ld)",
+                                  "length <= %.0f tokens, got %.4g (p_open %g, p_end %g, m %lld)",
                                   DYCK_MAX_MEAN_TRAIN, mean, p_open, p_end, m);
-        long min_len_ood = lround(4 * mean);
+        long long min_len_ood = lround(4 * mean);
         if (min_len_ood > DYCK_MAX_MIN_LEN) min_len_ood = DYCK_MAX_MIN_LEN;
         if (!status)
-            status = read_int(root, "min_len_ood", 0, DYCK_MAX_MIN_LEN, &min_len_ood);
+            status = synth_params_int(&reader, "min_len_ood", 0, DYCK_MAX_MIN_LEN, &min_len_ood);
         params->min_len_ood = (int)min_len_ood;
     }
     if (!status) {
@@ -211,7 +83,7 @@ int synth_dyck_params(SynthDyckParams *params, const char *params_json) {
             status = spiral_error("dyck.m_ood, dyck.min_len_ood: expected a mean OOD document "
                                   "length <= %.0f tokens, got %.4g", DYCK_MAX_MEAN_OOD, mean);
     }
-    json_decref(root);
+    synth_params_close(&reader);
     return status;
 }
 
@@ -391,7 +263,7 @@ static void doc_labels(DyckDoc *doc, int k) {
 }
 
 /* Samples one document of the process into doc. */
-static int doc_generate(DyckDoc *doc, const SynthDyckProcess *process, DyckRng *rng,
+static int doc_generate(DyckDoc *doc, const SynthDyckProcess *process, SynthRng *rng,
                         double *probs /* (2k + 1) */) {
     SynthDyckState state;
     synth_dyck_state_init(&state);
@@ -430,8 +302,8 @@ int synth_dyck_make(Dataset *out, const char *params_json, unsigned long seed) {
     const long counts[SPLIT_COUNT] = {params.n_train, params.n_val, params.n_test, params.n_ood};
     for (int split = 0; split < SPLIT_COUNT && !status; split++) {
         SynthDyckProcess process = synth_dyck_process(&params, split == SPLIT_TEST_OOD);
-        DyckRng rng;
-        rng_seed(&rng, seed, (uint64_t)split);
+        SynthRng rng;
+        synth_rng_seed(&rng, seed, (uint64_t)split);
         for (long d = 0; d < counts[split] && !status; d++) {
             status = doc_generate(&doc, &process, &rng, probs);
             if (!status)

@@ -64,7 +64,6 @@
  */
 #include "synth_pcfg.h"
 
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -72,64 +71,13 @@
 #include <string.h>
 
 #include "error.h"
+#include "synth_common.h"
 
 #define PCFG_MAX_SYMBOLS 256
 #define PCFG_MAX_TERMINALS 65535
 #define PCFG_MAX_RULES 64
 #define PCFG_MAX_RULE_LENGTH 16
 #define PCFG_MAX_DOCS 10000000L
-
-/* ---- randomness: xoshiro256** seeded by splitmix64 ---- */
-
-typedef struct {
-    uint64_t s[4];
-} PcfgRng;
-
-/* One splitmix64 step: advances *x and returns a well-mixed 64-bit value. */
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Seeds the stream of (seed, stream): the seed is mixed first so that
- * neighbouring seeds and streams give unrelated states. */
-static void rng_seed(PcfgRng *rng, uint64_t seed, uint64_t stream) {
-    uint64_t x = seed;
-    x = splitmix64(&x) + stream;
-    for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* xoshiro256** (Blackman and Vigna). */
-static uint64_t rng_next(PcfgRng *rng) {
-    uint64_t *s = rng->s;
-    uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
-/* A uniform integer in [0, n), n >= 1, without modulo bias (rejection). */
-static uint64_t rng_below(PcfgRng *rng, uint64_t n) {
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do x = rng_next(rng);
-    while (x >= limit);
-    return x % n;
-}
-
-/* A uniform double in (0, 1): the top 53 bits, offset by half a step. */
-static double rng_open01(PcfgRng *rng) {
-    return ((double)(rng_next(rng) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
 
 /* ---- parameters ---- */
 
@@ -138,133 +86,42 @@ static const char *const pcfg_fields[] = {
     "grammar_seed", "random_rule_probs", "n_train",     "n_val",   "n_test"};
 #define PCFG_N_FIELDS (sizeof pcfg_fields / sizeof pcfg_fields[0])
 
-/* Describes a JSON value for the "got ..." part of a message. */
-static const char *describe_json(const json_t *value, char *buf, size_t cap) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
-        return buf;
-    case JSON_REAL:
-        snprintf(buf, cap, "%.17g", json_real_value(value));
-        return buf;
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
-    }
-    return "an unknown JSON value";
-}
-
-/* Reads the integer field `name` in [min, max] into *out if it is present. */
-static int read_int(const json_t *obj, const char *name, long long min, long long max,
-                    long long *out) {
-    const json_t *value = json_object_get(obj, name);
-    char got[64];
-    if (!value) return 0;
-    if (!json_is_integer(value) || json_integer_value(value) < min ||
-        json_integer_value(value) > max)
-        return spiral_error("pcfg.%s: expected an integer in [%lld, %lld], got %s", name, min,
-                            max, describe_json(value, got, sizeof got));
-    *out = (long long)json_integer_value(value);
-    return 0;
-}
-
-/* Reads the boolean field `name` into *out if it is present. */
-static int read_bool(const json_t *obj, const char *name, int *out) {
-    const json_t *value = json_object_get(obj, name);
-    char got[64];
-    if (!value) return 0;
-    if (!json_is_boolean(value))
-        return spiral_error("pcfg.%s: expected true or false, got %s", name,
-                            describe_json(value, got, sizeof got));
-    *out = json_is_true(value);
-    return 0;
-}
-
-/* Parses the JSON text into an object; NULL or "" is the empty object. */
-static int parse_object(const char *params_json, json_t **root) {
-    json_error_t error;
-    if (!params_json || !*params_json) {
-        *root = json_object();
-        return *root ? 0 : spiral_error("pcfg: out of memory");
-    }
-    *root = json_loads(params_json, JSON_REJECT_DUPLICATES, &error);
-    if (!*root)
-        return spiral_error("pcfg.params: expected a JSON object, got invalid JSON (line %d: %s)",
-                            error.line, error.text);
-    if (!json_is_object(*root)) {
-        char got[64];
-        spiral_error("pcfg.params: expected a JSON object, got %s",
-                     describe_json(*root, got, sizeof got));
-        json_decref(*root);
-        return -1;
-    }
-    return 0;
-}
-
-/* Checks that every key of the object is a known field. */
-static int check_fields(json_t *root) {
-    const char *key;
-    json_t *value;
-    json_object_foreach(root, key, value) {
-        size_t f = 0;
-        while (f < PCFG_N_FIELDS && strcmp(key, pcfg_fields[f]) != 0) f++;
-        if (f == PCFG_N_FIELDS)
-            return spiral_error("pcfg.%.100s: unknown field (expected levels, n_symbols, "
-                                "n_terminals, n_rules, rule_min, rule_max, grammar_seed, "
-                                "random_rule_probs, n_train, n_val or n_test)", key);
-    }
-    return 0;
-}
-
-/* base^exponent, saturated at cap + 1 (so "> cap" stays exact). */
-static long long power_capped(long long base, int exponent, long long cap) {
-    long long x = 1;
-    for (int i = 0; i < exponent; i++) {
-        if (x > cap / base) return cap + 1;
-        x *= base;
-    }
-    return x;
-}
-
 /* Number of distinct sequences of rule_min..rule_max symbols out of v,
  * saturated at cap + 1. */
 static long long distinct_rules(long long v, int rule_min, int rule_max, long long cap) {
     long long total = 0;
     for (int length = rule_min; length <= rule_max; length++) {
-        total += power_capped(v, length, cap);
+        total += synth_power_capped(v, length, cap);
         if (total > cap) return cap + 1;
     }
     return total;
 }
 
 int synth_pcfg_params(SynthPcfgParams *params, const char *params_json) {
-    json_t *root;
-    if (parse_object(params_json, &root)) return -1;
+    SynthParams reader;
+    if (synth_params_open(&reader, "pcfg", pcfg_fields, PCFG_N_FIELDS, params_json)) return -1;
     long long levels = 5, n_symbols = 3, n_terminals = 3, n_rules = 3, rule_min = 2, rule_max = 3;
     long long grammar_seed = 1, n_train = 4000, n_val = 500, n_test = 500;
     int random_rule_probs = 0;
-    int status = check_fields(root);
-    if (!status)
-        status = (read_int(root, "levels", 2, SYNTH_PCFG_MAX_LEVELS, &levels) ||
-                  read_int(root, "n_symbols", 1, PCFG_MAX_SYMBOLS, &n_symbols) ||
-                  read_int(root, "n_terminals", 1, PCFG_MAX_TERMINALS, &n_terminals) ||
-                  read_int(root, "n_rules", 1, PCFG_MAX_RULES, &n_rules) ||
-                  read_int(root, "rule_min", 1, PCFG_MAX_RULE_LENGTH, &rule_min)) ? -1 : 0;
+    int status =
+        (synth_params_int(&reader, "levels", 2, SYNTH_PCFG_MAX_LEVELS, &levels) ||
+         synth_params_int(&reader, "n_symbols", 1, PCFG_MAX_SYMBOLS, &n_symbols) ||
+         synth_params_int(&reader, "n_terminals", 1, PCFG_MAX_TERMINALS, &n_terminals) ||
+         synth_params_int(&reader, "n_rules", 1, PCFG_MAX_RULES, &n_rules) ||
+         synth_params_int(&reader, "rule_min", 1, PCFG_MAX_RULE_LENGTH, &rule_min)) ? -1 : 0;
     /* rule_max defaults to 3, or to rule_min if that is larger */
     if (rule_max < rule_min) rule_max = rule_min;
     if (!status)
-        status = (read_int(root, "rule_max", rule_min, PCFG_MAX_RULE_LENGTH, &rule_max) ||
-                  read_int(root, "grammar_seed", 0, LLONG_MAX, &grammar_seed) ||
-                  read_bool(root, "random_rule_probs", &random_rule_probs) ||
-                  read_int(root, "n_train", 0, PCFG_MAX_DOCS, &n_train) ||
-                  read_int(root, "n_val", 0, PCFG_MAX_DOCS, &n_val) ||
-                  read_int(root, "n_test", 0, PCFG_MAX_DOCS, &n_test)) ? -1 : 0;
-    json_decref(root);
+        status = (synth_params_int(&reader, "rule_max", rule_min, PCFG_MAX_RULE_LENGTH,
+                                   &rule_max) ||
+                  synth_params_int(&reader, "grammar_seed", 0, LLONG_MAX, &grammar_seed) ||
+                  synth_params_bool(&reader, "random_rule_probs", &random_rule_probs) ||
+                  synth_params_int(&reader, "n_train", 0, PCFG_MAX_DOCS, &n_train) ||
+                  synth_params_int(&reader, "n_val", 0, PCFG_MAX_DOCS, &n_val) ||
+                  synth_params_int(&reader, "n_test", 0, PCFG_MAX_DOCS, &n_test)) ? -1 : 0;
+    synth_params_close(&reader);
     if (status) return -1;
-    long long longest = power_capped(rule_max, (int)levels - 1, SYNTH_PCFG_MAX_SENTENCE);
+    long long longest = synth_power_capped(rule_max, (int)levels - 1, SYNTH_PCFG_MAX_SENTENCE);
     if (longest > SYNTH_PCFG_MAX_SENTENCE)
         return spiral_error("pcfg.levels: expected rule_max^(levels - 1) <= %d tokens per "
                             "sentence, got %lld^%lld", SYNTH_PCFG_MAX_SENTENCE, rule_max,
@@ -353,8 +210,8 @@ int synth_pcfg_grammar_build(SynthPcfgGrammar *g, const SynthPcfgParams *p) {
         synth_pcfg_grammar_free(g);
         return spiral_error("pcfg: out of memory for the grammar");
     }
-    PcfgRng rng;
-    rng_seed(&rng, (uint64_t)p->grammar_seed, 0);
+    SynthRng rng;
+    synth_rng_seed(&rng, (uint64_t)p->grammar_seed, 0);
     uint64_t spread = (uint64_t)(p->rule_max - p->rule_min + 1);
     /* level by level, symbol by symbol: the rules, then their probabilities */
     for (int l = 1; l < p->levels; l++) {
@@ -365,16 +222,16 @@ int synth_pcfg_grammar_build(SynthPcfgGrammar *g, const SynthPcfgParams *p) {
                 size_t index = first + (size_t)r;
                 int32_t *children = g->rule_child + index * p->rule_max;
                 do {  /* params guarantee n_rules distinct sequences exist */
-                    g->rule_length[index] = p->rule_min + (int32_t)rng_below(&rng, spread);
+                    g->rule_length[index] = p->rule_min + (int32_t)synth_rng_below(&rng, spread);
                     for (int i = 0; i < g->rule_length[index]; i++)
-                        children[i] = (int32_t)rng_below(&rng, v);
+                        children[i] = (int32_t)synth_rng_below(&rng, v);
                     for (int i = g->rule_length[index]; i < p->rule_max; i++) children[i] = -1;
                 } while (rule_repeats(g, first, r));
             }
             /* Dirichlet(1, .., 1): normalized Exponential(1) weights */
             double total = 0;
             for (int r = 0; r < p->n_rules; r++) {
-                double weight = p->random_rule_probs ? -log(rng_open01(&rng)) : 1.0;
+                double weight = p->random_rule_probs ? -log(synth_rng_open01(&rng)) : 1.0;
                 g->rule_prob[first + r] = weight;
                 total += weight;
             }
@@ -676,7 +533,7 @@ double synth_pcfg_next_entropy(const SynthPcfgParser *ps) {
  * node, and the tokens and labels emitted so far. */
 typedef struct {
     const SynthPcfgGrammar *grammar;
-    PcfgRng *rng;
+    SynthRng *rng;
     int n;                                    /* terminals emitted */
     int n_labels;
     uint16_t *tokens;                         /* (max_len + 1) */
@@ -711,8 +568,8 @@ static void emit_terminal(PcfgSentence *sen, int terminal) {
 }
 
 /* Picks a rule of (level, symbol) with the rule probabilities. */
-static int draw_rule(const SynthPcfgGrammar *g, PcfgRng *rng, int level, int symbol) {
-    double u = rng_open01(rng), cumulative = 0;
+static int draw_rule(const SynthPcfgGrammar *g, SynthRng *rng, int level, int symbol) {
+    double u = synth_rng_open01(rng), cumulative = 0;
     for (int r = 0; r < g->n_rules - 1; r++) {
         cumulative += synth_pcfg_rule_prob(g, level, symbol, r);
         if (u < cumulative) return r;
@@ -817,8 +674,8 @@ int synth_pcfg_make(Dataset *out, const char *params_json, unsigned long seed) {
     }
     const long counts[3] = {params.n_train, params.n_val, params.n_test};
     for (int split = 0; split < 3 && !status; split++) {
-        PcfgRng rng;
-        rng_seed(&rng, (uint64_t)seed, (uint64_t)split);
+        SynthRng rng;
+        synth_rng_seed(&rng, (uint64_t)seed, (uint64_t)split);
         sen.rng = &rng;
         for (long d = 0; d < counts[split] && !status; d++) {
             size_t length = 0;

@@ -11,7 +11,6 @@
  */
 #include "synth_rhm.h"
 
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "synth_common.h"
 
 #define RHM_MAX_LEVELS 16
 #define RHM_MAX_B 16
@@ -29,162 +29,36 @@
 #define RHM_MAX_DOCS 10000000L
 #define RHM_SHUFFLE_MAX (1L << 20)  /* v^b up to this: draw rules by partial shuffle */
 
-/* ---- randomness: xoshiro256** seeded by splitmix64 ---- */
-
-typedef struct {
-    uint64_t s[4];
-} RhmRng;
-
-/* One splitmix64 step: advances *x and returns a well-mixed 64-bit value. */
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Seeds the stream of (seed, stream). */
-static void rng_seed(RhmRng *rng, uint64_t seed, uint64_t stream) {
-    uint64_t x = seed;
-    x = splitmix64(&x) + stream;
-    for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* xoshiro256** (Blackman and Vigna). */
-static uint64_t rng_next(RhmRng *rng) {
-    uint64_t *s = rng->s;
-    uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
-/* A uniform integer in [0, n), n >= 1, without modulo bias (rejection). */
-static uint64_t rng_below(RhmRng *rng, uint64_t n) {
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do x = rng_next(rng);
-    while (x >= limit);
-    return x % n;
-}
-
 /* ---- parameters ---- */
 
 static const char *const rhm_fields[] = {"n_levels",     "b",       "v",     "m",     "offset",
                                          "grammar_seed", "n_train", "n_val", "n_test"};
 #define RHM_N_FIELDS (sizeof rhm_fields / sizeof rhm_fields[0])
 
-/* Describes a JSON value for the "got ..." part of a message. */
-static const char *describe_json(const json_t *value, char *buf, size_t cap) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
-        return buf;
-    case JSON_REAL:
-        snprintf(buf, cap, "%.17g", json_real_value(value));
-        return buf;
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
-    }
-    return "an unknown JSON value";
-}
-
-/* Reads the integer field `name` in [min, max] into *out if it is present. */
-static int read_int(const json_t *obj, const char *name, long long min, long long max,
-                    long long *out) {
-    const json_t *value = json_object_get(obj, name);
-    char got[64];
-    if (!value) return 0;
-    if (!json_is_integer(value) || json_integer_value(value) < min ||
-        json_integer_value(value) > max)
-        return spiral_error("rhm.%s: expected an integer in [%lld, %lld], got %s", name, min, max,
-                            describe_json(value, got, sizeof got));
-    *out = (long long)json_integer_value(value);
-    return 0;
-}
-
-/* Parses the JSON text into an object; NULL or "" is the empty object. */
-static int parse_object(const char *params_json, json_t **root) {
-    json_error_t error;
-    if (!params_json || !*params_json) {
-        *root = json_object();
-        return *root ? 0 : spiral_error("rhm: out of memory");
-    }
-    *root = json_loads(params_json, JSON_REJECT_DUPLICATES, &error);
-    if (!*root)
-        return spiral_error("rhm.params: expected a JSON object, got invalid JSON (line %d: %s)",
-                            error.line, error.text);
-    if (!json_is_object(*root)) {
-        char got[64];
-        spiral_error("rhm.params: expected a JSON object, got %s",
-                     describe_json(*root, got, sizeof got));
-        json_decref(*root);
-        return -1;
-    }
-    return 0;
-}
-
-/* Checks that every key of the object is a known field. */
-static int check_fields(json_t *root) {
-    const char *key;
-    json_t *value;
-    json_object_foreach(root, key, value) {
-        size_t f = 0;
-        while (f < RHM_N_FIELDS && strcmp(key, rhm_fields[f]) != 0) f++;
-        if (f == RHM_N_FIELDS)
-            return spiral_error("rhm.%.100s: unknown field (expected n_levels, b, v, m, offset, "
-                                "grammar_seed, n_train, n_val or n_test)", key);
-    }
-    return 0;
-}
-
-/* base^exponent, saturated at cap + 1 (so "> cap" stays exact). */
-static long long power_capped(long long base, int exponent, long long cap) {
-    long long x = 1;
-    for (int i = 0; i < exponent; i++) {
-        if (x > cap / base) return cap + 1;
-        x *= base;
-    }
-    return x;
-}
-
 int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
-    json_t *root;
-    if (parse_object(params_json, &root)) return -1;
+    SynthParams reader;
+    if (synth_params_open(&reader, "rhm", rhm_fields, RHM_N_FIELDS, params_json)) return -1;
     long long n_levels = 3, b = 2, v = 8, m = 2, offset = 0, grammar_seed = 1;
     long long n_train = 4000, n_val = 500, n_test = 500;
-    int status = check_fields(root);
-    if (!status)
-        status = (read_int(root, "n_levels", 1, RHM_MAX_LEVELS, &n_levels) ||
-                  read_int(root, "b", 2, RHM_MAX_B, &b) ||
-                  read_int(root, "v", 1, RHM_MAX_V, &v) ||
-                  read_int(root, "m", 1, RHM_MAX_RULES, &m) ||
-                  read_int(root, "offset", 0, RHM_MAX_OFFSET, &offset) ||
-                  read_int(root, "grammar_seed", 0, LLONG_MAX, &grammar_seed) ||
-                  read_int(root, "n_train", 0, RHM_MAX_DOCS, &n_train) ||
-                  read_int(root, "n_val", 0, RHM_MAX_DOCS, &n_val) ||
-                  read_int(root, "n_test", 0, RHM_MAX_DOCS, &n_test)) ? -1 : 0;
-    json_decref(root);
+    int status = (synth_params_int(&reader, "n_levels", 1, RHM_MAX_LEVELS, &n_levels) ||
+                  synth_params_int(&reader, "b", 2, RHM_MAX_B, &b) ||
+                  synth_params_int(&reader, "v", 1, RHM_MAX_V, &v) ||
+                  synth_params_int(&reader, "m", 1, RHM_MAX_RULES, &m) ||
+                  synth_params_int(&reader, "offset", 0, RHM_MAX_OFFSET, &offset) ||
+                  synth_params_int(&reader, "grammar_seed", 0, LLONG_MAX, &grammar_seed) ||
+                  synth_params_int(&reader, "n_train", 0, RHM_MAX_DOCS, &n_train) ||
+                  synth_params_int(&reader, "n_val", 0, RHM_MAX_DOCS, &n_val) ||
+                  synth_params_int(&reader, "n_test", 0, RHM_MAX_DOCS, &n_test)) ? -1 : 0;
+    synth_params_close(&reader);
     if (status) return -1;
-    long long tuples = power_capped(v, (int)b, RHM_MAX_RULES);
+    long long tuples = synth_power_capped(v, (int)b, RHM_MAX_RULES);
     if (m * v > tuples)
         return spiral_error("rhm.m: expected m * v <= v^b = %lld (distinct rules, an unambiguous "
                             "grammar), got m = %lld, m * v = %lld", tuples, m, m * v);
     if (m * v > RHM_MAX_RULES)
         return spiral_error("rhm.m: expected m * v <= %ld rules per level, got m = %lld, "
                             "m * v = %lld", RHM_MAX_RULES, m, m * v);
-    long long doc = power_capped(b, (int)n_levels, RHM_MAX_DOC);
+    long long doc = synth_power_capped(b, (int)n_levels, RHM_MAX_DOC);
     if (doc > RHM_MAX_DOC)
         return spiral_error("rhm.n_levels: expected b^n_levels <= %ld tokens per document, got "
                             "%lld^%lld", RHM_MAX_DOC, b, n_levels);
@@ -219,13 +93,13 @@ static void decode_tuple(uint64_t code, int b, int v, int32_t *tuple) {
 /* Draws count distinct b-tuples over v symbols, uniformly without
  * replacement and in random order, into tuples (count, b), when v^b = n_codes
  * <= RHM_SHUFFLE_MAX: a partial Fisher-Yates shuffle of the codes 0..n-1. */
-static int draw_tuples_shuffle(RhmRng *rng, int b, int v, long n_codes, long count,
+static int draw_tuples_shuffle(SynthRng *rng, int b, int v, long n_codes, long count,
                                int32_t *tuples) {
     uint32_t *codes = malloc((size_t)n_codes * sizeof *codes);  /* (n_codes) */
     if (!codes) return spiral_error("rhm: out of memory drawing the grammar");
     for (long i = 0; i < n_codes; i++) codes[i] = (uint32_t)i;
     for (long i = 0; i < count; i++) {
-        long j = i + (long)rng_below(rng, (uint64_t)(n_codes - i));
+        long j = i + (long)synth_rng_below(rng, (uint64_t)(n_codes - i));
         uint32_t swap = codes[i];
         codes[i] = codes[j];
         codes[j] = swap;
@@ -238,7 +112,7 @@ static int draw_tuples_shuffle(RhmRng *rng, int b, int v, long n_codes, long cou
 /* The same when v^b > RHM_SHUFFLE_MAX >= 16 * count: draw tuples digit by
  * digit and reject repeats (found through a hash table of tuple indices);
  * at most one draw in 16 is rejected. */
-static int draw_tuples_reject(RhmRng *rng, int b, int v, long count, int32_t *tuples) {
+static int draw_tuples_reject(SynthRng *rng, int b, int v, long count, int32_t *tuples) {
     size_t size = 1;
     while (size < 4 * (size_t)count) size *= 2;
     long *table = malloc(size * sizeof *table);  /* (size) tuple index or -1 */
@@ -248,7 +122,7 @@ static int draw_tuples_reject(RhmRng *rng, int b, int v, long count, int32_t *tu
         int32_t *tuple = tuples + i * b;
         uint64_t hash = 0x84222325cbf29ce4ULL;
         for (int k = 0; k < b; k++) {
-            tuple[k] = (int32_t)rng_below(rng, (uint64_t)v);
+            tuple[k] = (int32_t)synth_rng_below(rng, (uint64_t)v);
             hash = (hash ^ (uint64_t)tuple[k]) * 0x100000001b3ULL;
         }
         size_t slot = (size_t)(hash ^ (hash >> 29)) & (size - 1);
@@ -270,9 +144,9 @@ int synth_rhm_grammar_build(SynthRhmGrammar *grammar, const SynthRhmParams *para
     *grammar = (SynthRhmGrammar){L, b, v, m, NULL};
     grammar->rules = malloc((size_t)L * (size_t)per_level * (size_t)b * sizeof(int32_t));
     if (!grammar->rules) return spiral_error("rhm: out of memory for the grammar");
-    long long n_codes = power_capped(v, b, RHM_SHUFFLE_MAX);
-    RhmRng rng;
-    rng_seed(&rng, (uint64_t)params->grammar_seed, 0);
+    long long n_codes = synth_power_capped(v, b, RHM_SHUFFLE_MAX);
+    SynthRng rng;
+    synth_rng_seed(&rng, (uint64_t)params->grammar_seed, 0);
     /* level l's m * v tuples in drawn order: symbol s gets tuples s*m .. s*m + m - 1 */
     for (int l = 1; l <= L; l++) {
         int32_t *level = grammar->rules + (size_t)(l - 1) * (size_t)per_level * (size_t)b;
@@ -416,17 +290,18 @@ typedef struct {
 
 /* Samples a derivation top-down and fills tokens, labels and true_nll. */
 static int doc_generate(RhmDoc *doc, const SynthRhmParams *p, const SynthRhmGrammar *g,
-                        RhmRng *rng, SynthRhmPrefix *prefix) {
+                        SynthRng *rng, SynthRhmPrefix *prefix) {
     int L = p->n_levels, b = p->b;
     size_t n = doc->n, leaves = n - (size_t)p->offset - 1;
     int32_t *anc = doc->ancestors;
     /* root uniform, then one uniform rule per node */
-    anc[doc->level_start[L]] = (int32_t)rng_below(rng, (uint64_t)p->v);
+    anc[doc->level_start[L]] = (int32_t)synth_rng_below(rng, (uint64_t)p->v);
     long nodes = 1;
     for (int l = L; l >= 1; l--, nodes *= b)
         for (long k = 0; k < nodes; k++) {
             int symbol = anc[doc->level_start[l] + k];
-            const int32_t *rule = synth_rhm_rule(g, l, symbol, (int)rng_below(rng, (uint64_t)p->m));
+            int r = (int)synth_rng_below(rng, (uint64_t)p->m);
+            const int32_t *rule = synth_rhm_rule(g, l, symbol, r);
             for (int i = 0; i < b; i++) anc[doc->level_start[l - 1] + k * b + i] = rule[i];
         }
     /* fillers and EOS: probability 1, no labels */
@@ -498,8 +373,8 @@ int synth_rhm_make(Dataset *out, const char *params_json, unsigned long seed) {
     }
     const long counts[3] = {params.n_train, params.n_val, params.n_test};
     for (int split = 0; split < 3 && !status; split++) {
-        RhmRng rng;
-        rng_seed(&rng, (uint64_t)seed, (uint64_t)split);
+        SynthRng rng;
+        synth_rng_seed(&rng, (uint64_t)seed, (uint64_t)split);
         for (long d = 0; d < counts[split] && !status; d++) {
             status = doc_generate(&doc, &params, &grammar, &rng, &prefix);
             if (!status)
