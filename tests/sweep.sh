@@ -1,0 +1,65 @@
+#!/bin/sh
+# spiral sweep: a small study (a dataset, one run file x 2 seeds, recording)
+# with -j 2; an interrupted sweep resumes and skips what is done; --dry-run
+# prints the commands and changes nothing; a bad sweep file is refused.
+SPIRAL=${SPIRAL:-build/spiral}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+q() { sqlite3 "$dir/s.db" "$1"; }
+
+cat > "$dir/run.json" <<JSON
+{"model": {"vocab_size": 7, "d_model": 16, "n_heads": 2, "d_ff": 32, "schedule": [4, 1]},
+ "train": {"dataset": "dyck", "seq_len": 32, "batch_size": 4, "steps": 30, "eval_every": 0,
+           "checkpoint_every": 10}}
+JSON
+cat > "$dir/sweep.json" <<JSON
+{"datasets": [{"name": "dyck", "family": "dyck", "seed": 4, "params": {"n_train": 300}}],
+ "runs": [{"name": "tiny", "config": "$dir/run.json", "seeds": [1, 2]}],
+ "record": {"split": "test", "sequences": 20}}
+JSON
+
+"$SPIRAL" sweep "$dir/sweep.json" --store "$dir/s.db" --dry-run >"$dir/dry.out" 2>&1 || fail "dry run"
+grep -q "train --config" "$dir/dry.out" && ok || fail "dry run lists no train command"
+n=$(q "SELECT count(*) FROM runs" 2>/dev/null)
+[ "${n:-0}" = 0 ] && ok || fail "dry run trained something"
+
+# interrupt: kill the sweep and its children once a run has a checkpoint
+"$SPIRAL" sweep "$dir/sweep.json" --store "$dir/s.db" -j 2 >"$dir/first.out" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 400 ]; do
+    n=$(q "SELECT count(*) FROM checkpoints" 2>/dev/null)
+    [ "${n:-0}" -ge 1 ] && break
+    sleep 0.05; i=$((i + 1))
+done
+pkill -9 -P $pid 2>/dev/null
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+
+"$SPIRAL" sweep "$dir/sweep.json" --store "$dir/s.db" -j 2 >"$dir/second.out" 2>&1 || fail "resumed sweep: $(tail -5 "$dir/second.out")"
+[ "$(q "SELECT count(*) FROM runs WHERE status='done'")" = 2 ] && ok || fail "runs done: $(q "SELECT name, status FROM runs")"
+[ "$(q "SELECT group_concat(name) FROM (SELECT name FROM runs ORDER BY name)")" = "tiny-s1,tiny-s2" ] && ok || fail "run names"
+[ "$(q "SELECT count(*) FROM metrics")" = 60 ] && ok || fail "metrics rows $(q "SELECT count(*) FROM metrics")"
+[ "$(q "SELECT count(*) FROM recordings WHERE status='done'")" = 2 ] && ok || fail "recordings"
+seeds=$(q "SELECT count(DISTINCT json_extract(config, '$.train.seed')) FROM runs")
+[ "$seeds" = 2 ] && ok || fail "the two runs do not have distinct seeds"
+l1=$(q "SELECT loss FROM metrics JOIN runs ON runs.id = run_id WHERE name='tiny-s1' AND metrics.step=30")
+l2=$(q "SELECT loss FROM metrics JOIN runs ON runs.id = run_id WHERE name='tiny-s2' AND metrics.step=30")
+[ "$l1" != "$l2" ] && ok || fail "different seeds gave the same loss"
+
+# everything done: a third sweep trains nothing
+"$SPIRAL" sweep "$dir/sweep.json" --store "$dir/s.db" >"$dir/third.out" 2>&1 || fail "third sweep"
+grep -q "train" "$dir/third.out" && fail "a finished sweep trained again: $(cat "$dir/third.out")" || ok
+
+echo '{"runs": []}' > "$dir/bad.json"
+"$SPIRAL" sweep "$dir/bad.json" --store "$dir/s.db" 2>"$dir/err" >/dev/null; code=$?
+[ $code = 1 ] && grep -q "datasets" "$dir/err" && ok || fail "bad sweep file: $code $(cat "$dir/err")"
+"$SPIRAL" sweep "$dir/missing.json" --store "$dir/s.db" 2>"$dir/err" >/dev/null; code=$?
+[ $code = 1 ] && grep -q "missing.json" "$dir/err" && ok || fail "missing sweep file: $(cat "$dir/err")"
+
+echo "sweep: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
