@@ -14,6 +14,7 @@ int cmd_train(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 /* Reads "--name value" at argv[*i]: if argv[*i] is `name`, stores the next
  * argument in *value, advances *i and returns 1; returns -1 (after printing a

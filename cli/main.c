@@ -25,6 +25,8 @@ static const char *usage =
     "  train  train a run on a dataset of the store; resume an interrupted run\n"
     "  record store every iteration's hidden states and attention statistics\n"
     "  export one recorded site as a NumPy array with its labels\n"
+    "  sweep  a whole study from one file: datasets, seeded runs, record, probe,\n"
+    "         analyze, report; resumable, -j N runs in parallel\n"
     "\n"
     "'spiral <command> --help' describes each command.\n";
 
@@ -89,6 +91,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "record")) return cmd_record(argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "sweep")) return cmd_sweep(argc - 1, argv + 1);
     fprintf(stderr, "spiral: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }
