@@ -15,6 +15,9 @@ int cmd_data(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_match(int argc, char **argv);
 
 /* Reads "--name value" at argv[*i]: if argv[*i] is `name`, stores the next
  * argument in *value, advances *i and returns 1; returns -1 (after printing a

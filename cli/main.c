@@ -25,6 +25,9 @@ static const char *usage =
     "  train  train a run on a dataset of the store; resume an interrupted run\n"
     "  record store every iteration's hidden states and attention statistics\n"
     "  export one recorded site as a NumPy array with its labels\n"
+    "  analyze attention statistics, head selection, loop diagnostics, CKA\n"
+    "  compare parameters, FLOPs and validation loss of runs, across seeds\n"
+    "  match  derive the looped and dense baselines of a spiral config\n"
     "  sweep  a whole study from one file: datasets, seeded runs, record, probe,\n"
     "         analyze, report; resumable, -j N runs in parallel\n"
     "\n"
@@ -91,6 +94,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "record")) return cmd_record(argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "analyze")) return cmd_analyze(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "match")) return cmd_match(argc - 1, argv + 1);
     if (!strcmp(argv[1], "sweep")) return cmd_sweep(argc - 1, argv + 1);
     fprintf(stderr, "spiral: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;

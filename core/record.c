@@ -119,7 +119,7 @@ static void insert_attention(Recorder *r, int b, int iteration, int layer, const
     sqlite3_bind_int64(s, 1, r->recording_id);
     sqlite3_bind_int(s, 2, r->batch_seq[b]);
     sqlite3_bind_int(s, 3, iteration);
-    sqlite3_bind_text(s, 4, r->dense ? "loop" : block_names[e->block], -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, block_names[e->block], -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 5, layer);
     sqlite3_bind_int(s, 6, e->g);
     sqlite3_bind_int(s, 7, H);

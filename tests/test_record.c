@@ -205,6 +205,13 @@ int main(int argc, char **argv) {
     CHECK(count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs"
                         " ON runs.id = r.run_id WHERE runs.name='dense' AND site LIKE 'latent%'") == 0,
           "dense has no latent sites");
+    /* dense: prelude and coda attention are stored apart (blocks pre and post),
+     * the 3 core layers as iterations 1..3 */
+    CHECK(count(&store, "SELECT count(*) FROM attention_stats a JOIN recordings r ON r.id = a.recording_id"
+                        " JOIN runs ON runs.id = r.run_id WHERE runs.name='dense' AND block IN ('pre', 'post')") == 2 * 10 &&
+          count(&store, "SELECT count(*) FROM attention_stats a JOIN recordings r ON r.id = a.recording_id"
+                        " JOIN runs ON runs.id = r.run_id WHERE runs.name='dense' AND block='loop'") == 3 * 10,
+          "dense attention rows: prelude/coda must not overwrite each other");
 
     /* bad input */
     CHECK(record_run(&store, "nope", "lang", &o, &result) != 0 && strstr(spiral_last_error(), "no run named 'nope'"),

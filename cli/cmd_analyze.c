@@ -1,0 +1,150 @@
+/*
+ * cmd_analyze.c: `spiral analyze`: attention statistics with head
+ * selection, loop diagnostics and cross-run CKA of recorded runs, stored in
+ * analysis_results and printed as a report (analysis/analyze.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze.h"
+#include "cli.h"
+#include "headsel.h"
+#include "store.h"
+
+static const char *help =
+    "usage: spiral analyze --run RUN[,RUN...] --data DATASET --store S.db [--split test]\n"
+    "                      [--fraction 0.4] [--select-by distance|entropy]\n"
+    "                      [--measure range|stddev] [--max-sequences N] [--max-rows 16384]\n"
+    "                      [--resamples 1000] [--seed 1] [--quiet]\n"
+    "\n"
+    "Analyzes each run's recording on DATASET (make it with 'spiral record') and\n"
+    "stores the results in the store's analysis_results table, replacing that\n"
+    "recording's previous ones:\n"
+    "  attention  per iteration, layer and head: mean attention distance in\n"
+    "             tokens, entropy, mass beyond each recorded distance, averaged\n"
+    "             over query rows, with 95% bootstrap CIs over sequences; the\n"
+    "             --fraction of core heads whose mean distance (or entropy)\n"
+    "             changes most across iterations is selected (the paper's 40%\n"
+    "             rule; for a dense run each layer is an iteration) and their\n"
+    "             per-iteration statistics are reported;\n"
+    "  loop       relative update ||h(t+1) - h(t)|| / ||h(t)|| per sequence;\n"
+    "             linear CKA between every pair of iteration states, and the\n"
+    "             normalized singular-value spectrum and effective rank of each,\n"
+    "             over the first sequences (at most --max-rows stacked tokens);\n"
+    "  across     with several runs recorded on the same windows: CKA between\n"
+    "             each pair of runs' iteration states.\n"
+    "Every recorded sequence is used unless --max-sequences limits it. The report\n"
+    "goes to stdout, progress to stderr.\n";
+
+/* Splits "a,b,c" into at most max names (pointers into buffer). */
+static int split_names(char *buffer, const char **names, int max) {
+    int n = 0;
+    for (char *tok = strtok(buffer, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max) return -1;
+        names[n++] = tok;
+    }
+    return n;
+}
+
+int cmd_analyze(int argc, char **argv) {
+    const char *runs_text = NULL, *data = NULL, *store_path = NULL;
+    const char *fraction_text = NULL, *select_text = "distance", *measure_text = "range";
+    const char *max_seq_text = NULL, *max_rows_text = NULL, *resamples_text = NULL, *seed_text = NULL;
+    AnalyzeOptions options;
+    analyze_options_default(&options);
+    options.progress = 1;
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--quiet")) {
+            options.progress = 0;
+            continue;
+        }
+        if ((r = cli_option(argc, argv, &i, "--run", &runs_text)) ||
+            (r = cli_option(argc, argv, &i, "--data", &data)) ||
+            (r = cli_option(argc, argv, &i, "--store", &store_path)) ||
+            (r = cli_option(argc, argv, &i, "--split", &options.split)) ||
+            (r = cli_option(argc, argv, &i, "--fraction", &fraction_text)) ||
+            (r = cli_option(argc, argv, &i, "--select-by", &select_text)) ||
+            (r = cli_option(argc, argv, &i, "--measure", &measure_text)) ||
+            (r = cli_option(argc, argv, &i, "--max-sequences", &max_seq_text)) ||
+            (r = cli_option(argc, argv, &i, "--max-rows", &max_rows_text)) ||
+            (r = cli_option(argc, argv, &i, "--resamples", &resamples_text)) ||
+            (r = cli_option(argc, argv, &i, "--seed", &seed_text))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        return cli_usage_error("analyze", "unknown argument '%s'", argv[i]);
+    }
+    if (!runs_text || !data || !store_path)
+        return cli_usage_error("analyze", "--run, --data and --store are required");
+    if (fraction_text) {
+        char *end;
+        options.fraction = strtod(fraction_text, &end);
+        if (end == fraction_text || *end || !(options.fraction > 0 && options.fraction <= 1))
+            return cli_usage_error("analyze", "--fraction: expected a number in (0, 1], got '%s'", fraction_text);
+    }
+    if (!strcmp(select_text, "distance")) options.select_by = ANALYZE_DISTANCE;
+    else if (!strcmp(select_text, "entropy")) options.select_by = ANALYZE_ENTROPY;
+    else return cli_usage_error("analyze", "--select-by: expected distance or entropy, got '%s'", select_text);
+    if (!strcmp(measure_text, "range")) options.measure = HEADSEL_RANGE;
+    else if (!strcmp(measure_text, "stddev")) options.measure = HEADSEL_STDDEV;
+    else return cli_usage_error("analyze", "--measure: expected range or stddev, got '%s'", measure_text);
+    long v;
+    if (max_seq_text) {
+        if (cli_parse_long("--max-sequences", max_seq_text, 1, 100000000, &v)) return 2;
+        options.max_sequences = (int)v;
+    }
+    if (max_rows_text) {
+        if (cli_parse_long("--max-rows", max_rows_text, 1, 100000000, &v)) return 2;
+        options.max_rows = (int)v;
+    }
+    if (resamples_text) {
+        if (cli_parse_long("--resamples", resamples_text, 1, 1000000, &v)) return 2;
+        options.n_resamples = (int)v;
+    }
+    if (seed_text) {
+        if (cli_parse_long("--seed", seed_text, 0, 2147483647, &v)) return 2;
+        options.seed = (unsigned long)v;
+    }
+    char names_buffer[4096];
+    const char *names[64];
+    snprintf(names_buffer, sizeof names_buffer, "%s", runs_text);
+    int n_runs = split_names(names_buffer, names, 64);
+    if (n_runs < 1) return cli_usage_error("analyze", "--run: expected 1 to 64 comma-separated run names");
+
+    Store store;
+    if (store_open(&store, store_path, 0)) return cli_fail("analyze");
+    AnalyzeRun *runs = calloc((size_t)n_runs, sizeof *runs);
+    int status = runs ? 0 : -1, done = 0;
+    for (; status == 0 && done < n_runs; done++) {
+        if (analyze_recording(&store, names[done], data, &options, &runs[done])) {
+            status = cli_fail("analyze");
+            break;
+        }
+        analyze_print_run(stdout, &runs[done]);
+    }
+    if (status == 0 && n_runs > 1) analyze_print_side_by_side(stdout, runs, n_runs);
+    for (int a = 0; status == 0 && a < n_runs; a++)
+        for (int b = a + 1; status == 0 && b < n_runs; b++) {
+            AnalyzeCross cross;
+            if (analyze_cross(&store, &runs[a], &runs[b], &options, &cross)) {
+                status = cli_fail("analyze");
+                break;
+            }
+            analyze_print_cross(stdout, &cross);
+            analyze_cross_free(&cross);
+        }
+    for (int i = 0; runs && i < done; i++) analyze_run_free(&runs[i]);
+    free(runs);
+    store_close(&store);
+    if (!runs) {
+        fprintf(stderr, "spiral analyze: out of memory\n");
+        return 1;
+    }
+    return status ? 1 : 0;
+}
