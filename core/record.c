@@ -48,8 +48,11 @@ typedef struct {
     void *buffer;                 /* conversion buffer, rows x cols values */
     float *stats;                 /* (H, rows, 2 + n_distances) */
     double bytes;                 /* state bytes written */
+    double store_seconds;         /* time converting and inserting states */
     int failed;                   /* an insert failed; spiral_error is set */
 } Recorder;
+
+static double seconds_now(void);
 
 static const char *block_names[3] = {"pre", "loop", "post"};
 
@@ -57,13 +60,18 @@ static const char *block_names[3] = {"pre", "loop", "post"};
 static void insert_state(Recorder *r, int b, int iteration, const char *site, int scale,
                          const ObserveEvent *e) {
     if (r->failed) return;
+    double start = seconds_now();
     size_t count = (size_t)e->rows * e->cols;
     const real *src = e->data + (size_t)b * count;
     size_t bytes;
+    const void *blob = r->buffer;
     if (r->f16) {
         _Float16 *h = r->buffer;
         for (size_t i = 0; i < count; i++) h[i] = (_Float16)src[i];
         bytes = count * 2;
+    } else if (sizeof(real) == sizeof(float)) {
+        blob = src; /* already float32: SQLite copies it from the model's buffer */
+        bytes = count * 4;
     } else {
         float *f = r->buffer;
         for (size_t i = 0; i < count; i++) f[i] = (float)src[i];
@@ -79,12 +87,13 @@ static void insert_state(Recorder *r, int b, int iteration, const char *site, in
     sqlite3_bind_int(s, 6, e->rows);
     sqlite3_bind_int(s, 7, e->cols);
     sqlite3_bind_text(s, 8, r->f16 ? "f16" : "f32", -1, SQLITE_STATIC);
-    sqlite3_bind_blob64(s, 9, r->buffer, bytes, SQLITE_STATIC);
+    sqlite3_bind_blob64(s, 9, blob, bytes, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE) {
         spiral_error("%s: inserting a state: %s", r->store->path, sqlite3_errmsg(r->store->db));
         r->failed = 1;
     }
     r->bytes += (double)bytes;
+    r->store_seconds += seconds_now() - start;
 }
 
 /* Attention statistics of batch row b, per head and query row i, with p the
@@ -407,7 +416,9 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
             if (sqlite3_step(insert_seq) != SQLITE_DONE)
                 status = spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
         }
+        double commit_start = seconds_now();
         if (status == 0) status = store_commit(store);
+        rec.store_seconds += seconds_now() - commit_start;
         if (status) {
             store_rollback(store);
             break;
@@ -433,6 +444,7 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
     result->n_sequences = n;
     result->bytes = rec.bytes;
     result->seconds = seconds_now() - start;
+    result->store_seconds = rec.store_seconds;
 done:
     if (rec.insert_state) sqlite3_finalize(rec.insert_state);
     if (rec.insert_stats) sqlite3_finalize(rec.insert_stats);

@@ -49,6 +49,7 @@ typedef struct {
     int n_sequences, recorded_now;
     double bytes;             /* state bytes written now */
     double seconds;
+    double store_seconds;     /* of which converting and writing states (inserts + commits) */
 } RecordResult;
 
 /* Records run `run_name` on dataset `dataset_name`. */
