@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "fileio.h"
 
 /* Limits of one iteration (see config_validate). */
 enum { MAX_CHUNK_SIZE = 4096, MAX_SHIFT = 65535 };
@@ -328,46 +329,11 @@ int config_parse(SpiralConfig *cfg, const char *json_text, const char *source) {
     return 0;
 }
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer. */
-static int read_file(const char *path, char **text_out, size_t *size_out) {
-    FILE *file = fopen(path, "rb");
-    if (!file) return spiral_error("%s: cannot open: %s", path, strerror(errno));
-    size_t size = 0, capacity = 4096;
-    char *text = malloc(capacity);
-    if (!text) {
-        fclose(file);
-        return spiral_error("%s: out of memory reading the file", path);
-    }
-    for (;;) {
-        size += fread(text + size, 1, capacity - 1 - size, file);
-        if (ferror(file)) {
-            int err = errno;
-            free(text);
-            fclose(file);
-            return spiral_error("%s: cannot read: %s", path, strerror(err));
-        }
-        if (feof(file)) break;
-        char *grown = realloc(text, 2 * capacity);
-        if (!grown) {
-            free(text);
-            fclose(file);
-            return spiral_error("%s: out of memory reading the file", path);
-        }
-        text = grown;
-        capacity *= 2;
-    }
-    fclose(file);
-    text[size] = '\0';
-    *text_out = text;
-    *size_out = size;
-    return 0;
-}
-
 /* Reads a file and parses it with the path as the source of messages. */
 int config_load(SpiralConfig *cfg, const char *path) {
     char *text = NULL;
     size_t size = 0;
-    if (read_file(path, &text, &size)) return -1;
+    if (file_read_all(path, &text, &size)) return -1;
     int status;
     if (size == 0)
         status = spiral_error("%s: empty file (expected a JSON model object or run file)", path);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fileio.h"
 
 /* ------------------------------------------------------------------------ */
 /* Little-endian decoding and float conversions                             */
@@ -366,56 +367,11 @@ int safetensors_parse(SafeFile *out, const void *bytes, size_t len, const char *
     return 0;
 }
 
-/* Reads a whole file into a malloc'd buffer. */
-static int read_whole_file(const char *path, unsigned char **bytes_out, size_t *len_out) {
-    *bytes_out = NULL;
-    *len_out = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return spiral_error("cannot open %s: %s", path, strerror(errno));
-    /* The size is a hint only: the loop below reads to end of file whatever
-     * it is, so pipes and files that change size are handled too. */
-    struct stat st;
-    size_t capacity = 1 << 16;
-    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 &&
-        (uint64_t)st.st_size < SIZE_MAX - 1)
-        capacity = (size_t)st.st_size + 1;
-    unsigned char *bytes = malloc(capacity);
-    size_t len = 0;
-    if (!bytes) {
-        fclose(fp);
-        return spiral_error("cannot read %s: out of memory", path);
-    }
-    for (;;) {
-        if (len == capacity) {
-            if (capacity > SIZE_MAX / 2) break;
-            unsigned char *grown = realloc(bytes, 2 * capacity);
-            if (!grown) break;
-            bytes = grown;
-            capacity *= 2;
-        }
-        size_t got = fread(bytes + len, 1, capacity - len, fp);
-        len += got;
-        if (got == 0) break;
-    }
-    int read_error = ferror(fp);
-    int saved_errno = errno;
-    int at_end = feof(fp);
-    fclose(fp);
-    if (read_error || !at_end) {
-        free(bytes);
-        return spiral_error("cannot read %s: %s", path,
-                            read_error ? strerror(saved_errno) : "out of memory");
-    }
-    *bytes_out = bytes;
-    *len_out = len;
-    return 0;
-}
-
 int safetensors_read(SafeFile *out, const char *path) {
     unsigned char *bytes;
     size_t len;
     memset(out, 0, sizeof *out);
-    if (read_whole_file(path, &bytes, &len)) return -1;
+    if (file_read_all(path, (char **)&bytes, &len)) return -1;
     int status = safetensors_parse(out, bytes, len, path);
     free(bytes);
     return status;

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "cost.h"
 #include "error.h"
+#include "fileio.h"
 #include "filehash.h"
 #include "model.h"
 #include "safetensors.h"
@@ -450,38 +451,13 @@ static char *compose_run_json(const Trainer *tr) {
     return text;
 }
 
-/* Reads a whole text file. */
-static char *read_text_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        spiral_error("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, used = 0;
-    char *text = malloc(cap);
-    while (text) {
-        used += fread(text + used, 1, cap - used - 1, f);
-        if (used < cap - 1) break;
-        char *grown = realloc(text, cap * 2);
-        if (!grown) { free(text); text = NULL; break; }
-        text = grown;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!text) {
-        spiral_error("%s: out of memory", path);
-        return NULL;
-    }
-    text[used] = 0;
-    return text;
-}
-
 int train_new(Store *store, const char *run_name, const char *run_path,
               const TrainOptions *options, TrainResult *result) {
     Trainer tr;
     memset(result, 0, sizeof *result);
-    char *text = read_text_file(run_path);
-    if (!text) return -1;
+    char *text;
+    size_t text_size;
+    if (file_read_all(run_path, &text, &text_size)) return -1;
     int status = trainer_prepare(&tr, store, text, run_path);
     free(text);
     if (status) goto done;

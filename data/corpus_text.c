@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "fileio.h"
 
 enum {
     PARAM_STRING_CAP = 4096,  /* longest string parameter (a path) + 1 */
@@ -203,43 +204,6 @@ static int assign_splits(size_t n, double val_fraction, double test_fraction, in
 
 /* ---------------------------------------------------------------- bytes and words */
 
-/* Reads a whole stream into a malloc'd buffer (NUL-terminated for
- * convenience; *size excludes the NUL). Returns 0 or -1 naming `source`. */
-static int read_all(FILE *f, const char *source, char **bytes, size_t *size) {
-    size_t capacity = 1 << 16, used = 0;
-    char *buffer = malloc(capacity);
-    while (buffer) {
-        used += fread(buffer + used, 1, capacity - used - 1, f);
-        if (used < capacity - 1) break;
-        char *grown = realloc(buffer, capacity * 2);
-        if (!grown) {
-            free(buffer);
-            buffer = NULL;
-            break;
-        }
-        buffer = grown;
-        capacity *= 2;
-    }
-    if (!buffer) return spiral_error("%s: out of memory reading it", source);
-    if (ferror(f)) {
-        free(buffer);
-        return spiral_error("%s: read error", source);
-    }
-    buffer[used] = 0;
-    *bytes = buffer;
-    *size = used;
-    return 0;
-}
-
-/* Reads the file at path (error naming it if missing or unreadable). */
-static int read_file(const char *path, char **bytes, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return spiral_error("%s: cannot open: %s", path, strerror(errno));
-    int status = read_all(f, path, bytes, size);
-    fclose(f);
-    return status;
-}
-
 /* 1 for the bytes words are made of: ASCII letters and digits, bytes >= 0x80. */
 static int is_word_byte(unsigned b) {
     return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || b >= 0x80;
@@ -390,7 +354,7 @@ int corpus_text_make(Dataset *out, const char *path, const char *params_json) {
 
     char *raw;
     size_t n;
-    if (read_file(path, &raw, &n)) return spiral_error_prefix("text");
+    if (file_read_all(path, &raw, &n)) return spiral_error_prefix("text");
     if (n == 0) {
         free(raw);
         return spiral_error("text: %s: empty file", path);
@@ -688,7 +652,7 @@ static int kjv_run_bible(char **output, size_t *size, char *command, size_t comm
              bible_arguments);
     FILE *pipe = popen(shell_command, "r");
     if (!pipe) return spiral_error("kjv: cannot run %s: %s", command, strerror(errno));
-    int status = read_all(pipe, command, output, size);
+    int status = stream_read_all(pipe, command, output, size);
     int exit_status = pclose(pipe);
     if (status) return -1;
     if (exit_status == -1 || !WIFEXITED(exit_status) || WEXITSTATUS(exit_status) != 0) {
@@ -863,7 +827,7 @@ int corpus_kjv_make(Dataset *out, const char *params_json) {
     size_t raw_n;
     if (path[0]) {
         snprintf(source, sizeof source, "%s", path);
-        if (read_file(path, &raw, &raw_n)) return spiral_error_prefix("kjv.path");
+        if (file_read_all(path, &raw, &raw_n)) return spiral_error_prefix("kjv.path");
     } else if (kjv_run_bible(&raw, &raw_n, source, sizeof source)) {
         return -1;
     }

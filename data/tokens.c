@@ -9,37 +9,12 @@
 #include <string.h>
 
 #include "error.h"
-
-/* Reads a whole file into a malloc'd buffer. */
-static int read_file(const char *path, unsigned char **bytes, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return spiral_error("%s: cannot open: %s", path, strerror(errno));
-    size_t capacity = 1 << 16, used = 0;
-    unsigned char *buffer = malloc(capacity);
-    while (buffer) {
-        used += fread(buffer + used, 1, capacity - used, f);
-        if (used < capacity) break;
-        unsigned char *grown = realloc(buffer, capacity * 2);
-        if (!grown) { free(buffer); buffer = NULL; break; }
-        buffer = grown;
-        capacity *= 2;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (!buffer) return spiral_error("%s: out of memory reading the file", path);
-    if (failed) {
-        free(buffer);
-        return spiral_error("%s: read error", path);
-    }
-    *bytes = buffer;
-    *size = used;
-    return 0;
-}
+#include "fileio.h"
 
 int tokens_read_text(const char *path, int **tokens, size_t *count) {
     unsigned char *bytes;
     size_t size;
-    if (read_file(path, &bytes, &size)) return -1;
+    if (file_read_all(path, (char **)&bytes, &size)) return -1;
     int *out = malloc((size ? size : 1) * sizeof(int));
     if (!out) {
         free(bytes);
@@ -55,7 +30,7 @@ int tokens_read_text(const char *path, int **tokens, size_t *count) {
 int tokens_read_u16(const char *path, int **tokens, size_t *count) {
     unsigned char *bytes;
     size_t size;
-    if (read_file(path, &bytes, &size)) return -1;
+    if (file_read_all(path, (char **)&bytes, &size)) return -1;
     if (size % 2) {
         free(bytes);
         return spiral_error("%s: %zu bytes is not a whole number of uint16 tokens", path, size);

@@ -1,0 +1,20 @@
+/*
+ * fileio.h: reading a whole file or stream into memory, the one way every
+ * part of spiral does it (configs, run files, token files, corpora,
+ * safetensors).
+ */
+#ifndef SPIRAL_FILEIO_H
+#define SPIRAL_FILEIO_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Reads f to its end into a malloc'd buffer with a NUL after the data (so
+ * text can be used as a string); *size excludes the NUL. `source` names the
+ * stream in errors. Returns 0 or -1. */
+int stream_read_all(FILE *f, const char *source, char **bytes, size_t *size);
+
+/* The same for the file at path; errors read "<path>: cannot open: <why>". */
+int file_read_all(const char *path, char **bytes, size_t *size);
+
+#endif
