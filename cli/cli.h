@@ -15,9 +15,14 @@ int cmd_data(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_match(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
+/* spiral's version (SPIRAL_VERSION in main.c), e.g. for reports. */
+const char *cli_version(void);
 
 /* Reads "--name value" at argv[*i]: if argv[*i] is `name`, stores the next
  * argument in *value, advances *i and returns 1; returns -1 (after printing a

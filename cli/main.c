@@ -25,13 +25,17 @@ static const char *usage =
     "  train  train a run on a dataset of the store; resume an interrupted run\n"
     "  record store every iteration's hidden states and attention statistics\n"
     "  export one recorded site as a NumPy array with its labels\n"
+    "  sweep  a whole study from one file: datasets, seeded runs, record, probe,\n"
+    "         analyze, report; resumable, -j N runs in parallel\n"
+    "  probe  linear probes with controls on every recorded state, per label\n"
     "  analyze attention statistics, head selection, loop diagnostics, CKA\n"
     "  compare parameters, FLOPs and validation loss of runs, across seeds\n"
     "  match  derive the looped and dense baselines of a spiral config\n"
-    "  sweep  a whole study from one file: datasets, seeded runs, record, probe,\n"
-    "         analyze, report; resumable, -j N runs in parallel\n"
+    "  report figures (gnuplot) and an HTML/Markdown report of the store's runs\n"
     "\n"
     "'spiral <command> --help' describes each command.\n";
+
+const char *cli_version(void) { return SPIRAL_VERSION; }
 
 int cli_option(int argc, char **argv, int *i, const char *name, const char **value) {
     if (strcmp(argv[*i], name) != 0) return 0;
@@ -94,10 +98,12 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "record")) return cmd_record(argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "sweep")) return cmd_sweep(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "probe")) return cmd_probe(argc - 1, argv + 1);
     if (!strcmp(argv[1], "analyze")) return cmd_analyze(argc - 1, argv + 1);
     if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 1, argv + 1);
     if (!strcmp(argv[1], "match")) return cmd_match(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "sweep")) return cmd_sweep(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "report")) return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "spiral: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }

@@ -1,0 +1,230 @@
+/*
+ * cmd_probe.c: `spiral probe`: linear probes with controls on every
+ * recorded state of a run (probes/probe_run.h does the work), then a table
+ * of the results and, per label, the expected iteration and where the
+ * label is encoded.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dataset.h"
+#include "error.h"
+#include "probe_run.h"
+#include "store.h"
+
+#define MAX_LABELS 256
+
+static const char *help =
+    "usage: spiral probe --run RUN --data DATASET --store S.db --label a,b[,gen.lag1,...]\n"
+    "                    [--split test] [--seed 1] [--max-examples 20000]\n"
+    "                    [--controls all|none|LIST] [--top 16] [--threads N]\n"
+    "                    [--replace] [--quiet]\n"
+    "\n"
+    "Fits, for every recorded (site, iteration, scale) of RUN's recording on\n"
+    "DATASET and every label, a multinomial logistic regression (L2 chosen on\n"
+    "validation sequences, L-BFGS to |grad| <= 1e-6) that reads the state and\n"
+    "predicts the label, and stores the results (probe_results,\n"
+    "probe_summaries). Sequences are split 60/20/20 into train, validation and\n"
+    "test; accuracy has a 95% bootstrap interval over test sequences. A latent\n"
+    "row takes the label of its chunk's last token.\n"
+    "\n"
+    "Labels: the dataset's (--label all: every one of them), or generic ones\n"
+    "for any corpus: gen.lagK (the token K positions back, gen.lag0 the token\n"
+    "itself), gen.nextK (the token K ahead), gen.slotG (position mod G);\n"
+    "token labels keep the --top most frequent tokens plus 'other'.\n"
+    "\n"
+    "Controls (--controls, comma-separated names or letters):\n"
+    "  a control_task  Hewitt & Liang: a random label per token type\n"
+    "  b random_model  the same probe on a randomly initialized model\n"
+    "  c position      features = one-hot position in the window\n"
+    "  d permuted      label vectors permuted across sequences\n"
+    "A label is 'encoded' where the probe's interval lies above all four.\n"
+    "\n"
+    "Probes already stored are kept (an interrupted run resumes); --replace\n"
+    "fits the labels again. --max-examples caps training rows per probe;\n"
+    "--threads fits that many probes at once (default: every core).\n";
+
+/* "0.712" or "-" for a missing value. */
+static const char *number(char *buffer, size_t size, const ProbeResult *r) {
+    if (!r || isnan(r->accuracy)) snprintf(buffer, size, "-");
+    else snprintf(buffer, size, "%.3f", r->accuracy);
+    return buffer;
+}
+
+/* The table of probes (one line per probe with its controls), then per
+ * label the expected iteration and where it is encoded. */
+static void print_report(const ProbeReport *report, const char *const *labels, int n_labels) {
+    printf("%-14s %-10s %4s %5s  %-22s %7s %7s %7s %8s %8s  %s\n", "label", "site", "iter",
+           "scale", "accuracy [95% CI]", "control", "select.", "random", "position", "permuted",
+           "encoded");
+    for (int i = 0; i < report->n_results; i++) {
+        const ProbeResult *p = &report->results[i];
+        if (strcmp(p->control, "none")) continue;
+        const ProbeResult *c[4];
+        for (int k = 0; k < 4; k++)
+            c[k] = probe_report_find(report, p->label, p->site, p->iteration, p->scale,
+                                     probe_control_name(1 << k));
+        char acc[64], b[4][16], selectivity[16];
+        snprintf(acc, sizeof acc, "%.3f [%.3f, %.3f]", p->accuracy, p->ci_lo, p->ci_hi);
+        if (c[0] && !isnan(c[0]->accuracy))
+            snprintf(selectivity, sizeof selectivity, "%+.3f", p->accuracy - c[0]->accuracy);
+        else
+            snprintf(selectivity, sizeof selectivity, "-");
+        int encoded = probe_report_encoded(report, p);
+        printf("%-14s %-10s %4d %5d  %-22s %7s %7s %7s %8s %8s  %s\n", p->label, p->site,
+               p->iteration, p->scale, acc, number(b[0], 16, c[0]), selectivity,
+               number(b[1], 16, c[1]), number(b[2], 16, c[2]), number(b[3], 16, c[3]),
+               encoded < 0 ? "n/a" : encoded ? "yes" : "no");
+    }
+    printf("\n");
+    for (int l = 0; l < n_labels; l++) {
+        printf("%s: expected iteration", labels[l]);
+        int any = 0;
+        for (int k = 0; k < report->n_summaries; k++) {
+            const ProbeSummary *s = &report->summaries[k];
+            if (strcmp(s->label, labels[l])) continue;
+            if (isnan(s->expected_iteration)) printf("%s %s -", any++ ? "," : "", s->site);
+            else printf("%s %s %.2f", any++ ? "," : "", s->site, s->expected_iteration);
+        }
+        printf("\n%*s  encoded at:", (int)strlen(labels[l]), "");
+        int encoded = 0;
+        for (int i = 0; i < report->n_results; i++) {
+            const ProbeResult *p = &report->results[i];
+            if (strcmp(p->label, labels[l]) || strcmp(p->control, "none") ||
+                probe_report_encoded(report, p) != 1)
+                continue;
+            if (p->scale > 1) printf("%s %s %d (g=%d)", encoded++ ? "," : "", p->site, p->iteration, p->scale);
+            else printf("%s %s %d", encoded++ ? "," : "", p->site, p->iteration);
+        }
+        printf("%s\n", encoded ? "" : " nowhere");
+    }
+}
+
+/* Parses --controls: all, none, or a comma list of names / letters a-d. */
+static int parse_controls(const char *text, int *controls) {
+    if (!strcmp(text, "all")) {
+        *controls = PROBE_CONTROL_ALL;
+        return 0;
+    }
+    *controls = 0;
+    if (!strcmp(text, "none")) return 0;
+    char buffer[256];
+    snprintf(buffer, sizeof buffer, "%s", text);
+    for (char *tok = strtok(buffer, ","); tok; tok = strtok(NULL, ",")) {
+        int bit = probe_control_bit(tok);
+        if (!bit) return -1;
+        *controls |= bit;
+    }
+    return 0;
+}
+
+int cmd_probe(int argc, char **argv) {
+    const char *run = NULL, *data = NULL, *store_path = NULL, *label_text = NULL;
+    const char *seed_text = NULL, *max_text = NULL, *controls_text = NULL, *top_text = NULL;
+    const char *threads_text = NULL, *tol_text = NULL, *iter_text = NULL;
+    ProbeOptions options;
+    probe_options_default(&options);
+    options.progress = 1;
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--replace")) { options.replace = 1; continue; }
+        if (!strcmp(argv[i], "--quiet")) { options.progress = 0; continue; }
+        if ((r = cli_option(argc, argv, &i, "--run", &run)) ||
+            (r = cli_option(argc, argv, &i, "--data", &data)) ||
+            (r = cli_option(argc, argv, &i, "--store", &store_path)) ||
+            (r = cli_option(argc, argv, &i, "--label", &label_text)) ||
+            (r = cli_option(argc, argv, &i, "--split", &options.split)) ||
+            (r = cli_option(argc, argv, &i, "--seed", &seed_text)) ||
+            (r = cli_option(argc, argv, &i, "--max-examples", &max_text)) ||
+            (r = cli_option(argc, argv, &i, "--controls", &controls_text)) ||
+            (r = cli_option(argc, argv, &i, "--top", &top_text)) ||
+            (r = cli_option(argc, argv, &i, "--threads", &threads_text)) ||
+            (r = cli_option(argc, argv, &i, "--tol", &tol_text)) ||
+            (r = cli_option(argc, argv, &i, "--max-iter", &iter_text))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        return cli_usage_error("probe", "unknown argument '%s'", argv[i]);
+    }
+    if (!run || !data || !store_path || !label_text)
+        return cli_usage_error("probe", "--run, --data, --store and --label are required");
+    long v;
+    if (seed_text) {
+        if (cli_parse_long("--seed", seed_text, 0, 2147483647L, &v)) return 2;
+        options.seed = (unsigned long)v;
+    }
+    if (max_text) {
+        if (cli_parse_long("--max-examples", max_text, 2, 100000000L, &v)) return 2;
+        options.max_train = (int)v;
+    }
+    if (top_text) {
+        if (cli_parse_long("--top", top_text, 1, 65536, &v)) return 2;
+        options.top_n = (int)v;
+    }
+    if (threads_text) {
+        if (cli_parse_long("--threads", threads_text, 1, 64, &v)) return 2;
+        options.threads = (int)v;
+    }
+    if (tol_text) {
+        char *end;
+        options.tol = strtod(tol_text, &end);
+        if (end == tol_text || *end || !(options.tol > 0) || options.tol > 1)
+            return cli_usage_error("probe", "--tol: expected a number in (0, 1], got '%s'", tol_text);
+    }
+    if (iter_text) {
+        if (cli_parse_long("--max-iter", iter_text, 1, 1000000, &v)) return 2;
+        options.max_iter = (int)v;
+    }
+    if (controls_text && parse_controls(controls_text, &options.controls))
+        return cli_usage_error("probe", "--controls: expected all, none or a list of control_task, "
+                               "random_model, position, permuted (or a, b, c, d), got '%s'",
+                               controls_text);
+
+    Store store;
+    if (store_open(&store, store_path, 0)) return cli_fail("probe");
+    char buffer[4096];
+    const char *labels[MAX_LABELS];
+    int n_labels = 0, status = 1;
+    Dataset ds = {0};
+    snprintf(buffer, sizeof buffer, "%s", label_text);
+    if (!strcmp(label_text, "all")) {
+        if (store_dataset_load(&store, data, &ds, NULL)) goto done;
+        if (ds.n_labels == 0) {
+            spiral_error("dataset %s has no labels of its own; name generic ones (gen.lag1, ...)", data);
+            goto done;
+        }
+        for (int l = 0; l < ds.n_labels && l < MAX_LABELS; l++) labels[n_labels++] = ds.labels[l].name;
+    } else {
+        for (char *tok = strtok(buffer, ","); tok; tok = strtok(NULL, ",")) {
+            if (n_labels == MAX_LABELS) {
+                status = cli_usage_error("probe", "--label: at most %d labels", MAX_LABELS);
+                goto done;
+            }
+            labels[n_labels++] = tok;
+        }
+        if (n_labels == 0) {
+            status = cli_usage_error("probe", "--label: no label given");
+            goto done;
+        }
+    }
+    ProbeReport report;
+    if (probe_run(&store, run, data, labels, n_labels, &options, &report)) goto done;
+    printf("probes of run %s on %s (%s split): %d windows of %d tokens; %d rows fitted now, "
+           "%d already stored (%.1f s)\n\n", run, data, options.split, report.n_sequences,
+           report.seq_len, report.fitted_now, report.skipped, report.seconds);
+    print_report(&report, labels, n_labels);
+    probe_report_free(&report);
+    status = 0;
+done:
+    if (status == 1) cli_fail("probe");
+    dataset_free(&ds);
+    store_close(&store);
+    return status;
+}

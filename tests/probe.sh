@@ -1,0 +1,100 @@
+#!/bin/sh
+# `spiral probe` end to end with the spiral binary, on a tiny trained run:
+#  - the table on stdout (a line per probe with its controls, the expected
+#    iteration per label) and a row in probe_results for every (site,
+#    iteration, scale, control);
+#  - running it again fits nothing; a probe killed with SIGKILL leaves the
+#    store consistent and running it again fits only the missing rows;
+#  - the same seed gives the same numbers with 1 or 2 threads;
+#  - bad input: clear errors and exit codes (1 for errors, 2 for usage).
+SPIRAL=${SPIRAL:-build/spiral}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+q() { sqlite3 "$dir/s.db" "$1"; }
+
+"$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 2 >/dev/null || fail "data make"
+cat > "$dir/spiral.json" <<JSON
+{"model": {"vocab_size": 7, "d_model": 16, "n_heads": 2, "d_ff": 24, "schedule": [{"g": 4, "offset": 1}, 2, 1]},
+ "train": {"dataset": "dyck", "seq_len": 32, "batch_size": 4, "steps": 10, "eval_every": 0,
+           "checkpoint_every": 10}}
+JSON
+"$SPIRAL" train --config "$dir/spiral.json" --store "$dir/s.db" --quiet >/dev/null 2>&1 || fail "train"
+"$SPIRAL" record --run spiral --data dyck --store "$dir/s.db" --sequences 30 --quiet >/dev/null 2>&1 || fail "record"
+
+# the table; sites: token 0..3, latent_in/out at iterations 0 (g=4) and 1 (g=2), coda = 9
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label depth,gen.lag1 --quiet >"$dir/out" 2>"$dir/err"
+code=$?
+[ $code = 0 ] && ok || fail "probe exit $code: $(cat "$dir/err")"
+cat "$dir/out"
+grep -q "^label .*accuracy \[95% CI\] .*control .*select\. .*random .*position .*permuted .*encoded" "$dir/out" && ok || fail "table header"
+n=$(grep -cE "^(depth|gen\.lag1) +(token|latent_in|latent_out|coda) +[0-9]+ +[0-9]+ +[01]\.[0-9]{3} \[" "$dir/out")
+[ "$n" = 18 ] && ok || fail "table lines: $n, expected 9 sites x 2 labels"
+grep -q "^depth: expected iteration token [0-9.-]" "$dir/out" && ok || fail "expected iteration line"
+grep -q "90 rows fitted now, 0 already stored" "$dir/out" && ok || fail "fitted count: $(head -1 "$dir/out")"
+n=$(q "SELECT count(*) FROM probe_results")
+[ "$n" = 90 ] && ok || fail "probe_results rows $n, expected 9 sites x 2 labels x 5"
+n=$(q "SELECT count(DISTINCT control) FROM probe_results")
+[ "$n" = 5 ] && ok || fail "controls: $n kinds"
+n=$(q "SELECT count(*) FROM probe_summaries WHERE label='depth'")
+[ "$n" = 4 ] && ok || fail "summaries of depth: $n, expected one per site kind"
+
+# again: nothing to fit, same table
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label depth,gen.lag1 --quiet >"$dir/out2" 2>&1 || fail "second probe"
+grep -q "0 rows fitted now, 90 already stored" "$dir/out2" && ok || fail "second run refitted: $(head -1 "$dir/out2")"
+tail -n +2 "$dir/out" >"$dir/a"; tail -n +2 "$dir/out2" >"$dir/b"
+cmp -s "$dir/a" "$dir/b" && ok || fail "second table differs"
+
+# one thread instead of two, refitted: the same numbers
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label depth,gen.lag1 --quiet --replace --threads 1 >"$dir/out3" 2>&1 || fail "replace"
+tail -n +2 "$dir/out3" >"$dir/c"
+cmp -s "$dir/a" "$dir/c" && ok || fail "1 thread differs from 2: $(diff "$dir/a" "$dir/c" | head -5)"
+
+# SIGKILL in the middle, then complete only what is missing
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label is_open,top,match_dist,gen.next1,gen.slot2 --quiet >/dev/null 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 500 ]; do
+    n=$(q "SELECT count(*) FROM probe_results WHERE label IN ('is_open','top','match_dist','gen.next1','gen.slot2')" 2>/dev/null)
+    [ "${n:-0}" -ge 1 ] && break
+    sleep 0.01; i=$((i + 1))
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+partial=$(q "SELECT count(*) FROM probe_results WHERE label IN ('is_open','top','match_dist','gen.next1','gen.slot2')")
+[ "$partial" -lt 225 ] && ok || fail "probe finished before the kill"
+q "PRAGMA integrity_check" | grep -q '^ok$' && ok || fail "integrity after SIGKILL"
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label is_open,top,match_dist,gen.next1,gen.slot2 --quiet >"$dir/out4" 2>&1 || fail "resume: $(cat "$dir/out4")"
+grep -q "$((225 - partial)) rows fitted now, $partial already stored" "$dir/out4" && ok || fail "resume fitted other than the missing $((225 - partial)): $(head -1 "$dir/out4")"
+echo "killed after $partial of 225 probes; the second run fitted the rest"
+
+# progress on stderr without --quiet
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label gen.lag2 --controls none >/dev/null 2>"$dir/err"
+grep -q "probes 9/9" "$dir/err" && ok || fail "progress: $(cat "$dir/err")"
+
+# bad input
+"$SPIRAL" probe --help | grep -q "usage: spiral probe" && ok || fail "--help"
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label colour >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && grep -q "unknown label 'colour'; available: depth, top, match_dist, is_open" "$dir/err" && ok || fail "unknown label: $code $(cat "$dir/err")"
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label depth --split val >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && grep -q "no recording.*spiral record --run spiral --data dyck --split val" "$dir/err" && ok || fail "not recorded: $code $(cat "$dir/err")"
+"$SPIRAL" probe --run nope --data dyck --store "$dir/s.db" --label depth >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && grep -q "no run named 'nope'" "$dir/err" && ok || fail "unknown run: $(cat "$dir/err")"
+"$SPIRAL" data make --store "$dir/s.db" --name dyck1 --family dyck --seed 3 --params '{"k": 1}' >/dev/null 2>&1
+"$SPIRAL" record --run spiral --data dyck1 --store "$dir/s.db" --sequences 10 --quiet >/dev/null 2>&1 || fail "record dyck1"
+"$SPIRAL" probe --run spiral --data dyck1 --store "$dir/s.db" --label top >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && grep -q "label 'top' has a single class" "$dir/err" && ok || fail "one-class label: $code $(cat "$dir/err")"
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label depth --seed 5 >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && grep -q "use --replace" "$dir/err" && ok || fail "other seed: $code $(cat "$dir/err")"
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" >/dev/null 2>"$dir/err"; code=$?
+[ $code = 2 ] && grep -q "label" "$dir/err" && ok || fail "missing --label: $code"
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/s.db" --label depth --controls a,x >/dev/null 2>"$dir/err"; code=$?
+[ $code = 2 ] && grep -q "\-\-controls" "$dir/err" && ok || fail "bad --controls: $code"
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/none.db" --label depth >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && [ ! -e "$dir/none.db" ] && ok || fail "missing store: $code"
+
+echo "probe: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

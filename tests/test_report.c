@@ -1,0 +1,443 @@
+/*
+ * test_report.c: `spiral report` (reports/): every figure type from a small
+ * store, and the HTML and Markdown pages.
+ *
+ * The store: a tiny language with two labels and a known true_nll (so an
+ * entropy floor of exactly 0.5), three tiny runs trained a few steps
+ * (spiral, spiral-s2: the same config with another seed, looped), spiral
+ * and looped recorded; probe_results / probe_summaries / analysis_results
+ * rows inserted by SQL following probes/probe_run.h and analysis/analyze.h
+ * (control names, kinds, keys, float64 data), so the expected rows of every
+ * CSV are known here.
+ *
+ * Checked:
+ *  - every figure is drawn: NAME.png starts with the PNG signature and its
+ *    IHDR width and height equal the figure's requested size; NAME.svg is
+ *    an SVG of that size; NAME.gp exists; gnuplot printed no warning;
+ *  - each NAME.csv has a header and exactly the expected data rows;
+ *  - index.html and report.md: every relative href/src and Markdown link
+ *    exists in the directory, every #anchor has its id; both name every
+ *    run, the entropy floor, spiral's version and the runs' command lines;
+ *  - a report of a run without recordings skips the probe and analysis
+ *    figures with notes, and is not an error;
+ *  - errors: an unknown run is named; a missing gnuplot says which Debian
+ *    package to install.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "error.h"
+#include "harness.h"
+#include "record.h"
+#include "report.h"
+#include "store.h"
+#include "train.h"
+
+static char dir[256];
+
+/* x_{i+1} = (x_i + x_{i-1}) mod 7 + 1 with 10% noise (as test_record.c);
+ * labels parity (token mod 2) and l1.mod3 (token mod 3); true_nll 0.5. */
+static void make_language(Dataset *ds) {
+    const char *names[2] = {"parity", "l1.mod3"};
+    int classes[2] = {2, 3};
+    dataset_init(ds, "test", 8, 2, names, classes, 1);
+    uint64_t state = 777;
+    for (int d = 0; d < 120; d++) {
+        uint16_t tokens[40];
+        int32_t labels[80];
+        double nll[40];
+        tokens[0] = 1 + d % 7;
+        tokens[1] = 1 + (d / 7) % 7;
+        for (int i = 2; i < 40; i++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            tokens[i] = (state >> 33) % 10 == 0 ? (uint16_t)(1 + (state >> 40) % 7)
+                                                : (uint16_t)((tokens[i - 1] + tokens[i - 2]) % 7 + 1);
+        }
+        for (int i = 0; i < 40; i++) {
+            labels[i] = tokens[i] % 2;
+            labels[40 + i] = tokens[i] % 3;
+            nll[i] = 0.5;
+        }
+        dataset_append(ds, tokens, 40, labels, nll, d < 80 ? SPLIT_TRAIN : d < 100 ? SPLIT_VAL : SPLIT_TEST);
+    }
+}
+
+/* Trains run `name` with the model JSON for 12 steps, evaluating every 4. */
+static void train_run(Store *store, const char *name, const char *model, int seed) {
+    char path[512], text[1024];
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
+    snprintf(text, sizeof text, "{\"model\": %s, \"train\": {\"dataset\": \"lang\", \"seq_len\": 24,"
+             " \"batch_size\": 4, \"steps\": 12, \"eval_every\": 4, \"eval_batches\": 2,"
+             " \"checkpoint_every\": 12, \"seed\": %d}}", model, seed);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    TrainOptions quiet = {0};
+    TrainResult result;
+    CHECK(train_new(store, name, path, &quiet, &result) == 0, "train %s: %s", name, spiral_last_error());
+}
+
+/* The first column of the first row of a query (-1 if none). */
+static long long count(Store *store, const char *sql) {
+    sqlite3_stmt *stmt;
+    long long n = -1;
+    if (sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return n;
+}
+
+/* Executes formatted SQL; a failure is a test failure. */
+static void sql(Store *store, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sql(Store *store, const char *fmt, ...) {
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    char *message = NULL;
+    int rc = sqlite3_exec(store->db, text, NULL, NULL, &message);
+    CHECK(rc == SQLITE_OK, "%s: %s", text, message ? message : "");
+    sqlite3_free(message);
+}
+
+/* One probe with its four controls at (label, site, iteration, scale):
+ * accuracy acc with interval +-0.05, controls at 0.3 with interval +-0.02
+ * (so the probe counts as encoded when acc > 0.37). */
+static void insert_probe(Store *store, long long rec, const char *label, const char *site, int iteration,
+                         int scale, double acc) {
+    const char *controls[5] = {"none", "control_task", "random_model", "position", "permuted"};
+    for (int c = 0; c < 5; c++) {
+        double a = c == 0 ? acc : 0.3, w = c == 0 ? 0.05 : 0.02;
+        sql(store, "INSERT INTO probe_results(recording_id, label, site, iteration, scale, control,"
+                   " accuracy, ci_lo, ci_hi, macro_f1, majority, n_train, n_val, n_test, l2, iterations,"
+                   " converged, grad_norm, seed, seconds) VALUES(%lld, '%s', '%s', %d, %d, '%s', %.17g,"
+                   " %.17g, %.17g, 0.5, 0.4, 100, 30, 40, 0.01, 20, 1, 1e-7, 1, 0.01)",
+            rec, label, site, iteration, scale, controls[c], a, a - w, a + w);
+    }
+}
+
+/* A float64 little-endian blob literal X'...' of values. */
+static void blob_literal(char *out, size_t size, const double *values, int n) {
+    size_t used = (size_t)snprintf(out, size, "X'");
+    for (int i = 0; i < n; i++) {
+        unsigned char bytes[8];
+        memcpy(bytes, &values[i], 8);
+        for (int b = 0; b < 8 && used + 3 < size; b++) used += (size_t)snprintf(out + used, size - used, "%02X", bytes[b]);
+    }
+    snprintf(out + used, size - used, "'");
+}
+
+/* The probe and analysis rows of one recorded run: T steps, T + 1 states. */
+static void insert_results(Store *store, long long rec, long long run_id, int T, int latent, double base) {
+    const char *labels[2] = {"parity", "l1.mod3"};
+    for (int l = 0; l < 2; l++) {
+        char encoded[256] = "[";
+        for (int t = 0; t <= T; t++) {
+            double acc = base + 0.05 * t + 0.1 * l;
+            insert_probe(store, rec, labels[l], "token", t, 1, acc);
+            if (acc > 0.37)
+                snprintf(encoded + strlen(encoded), sizeof encoded - strlen(encoded), "%s{\"iteration\": %d, \"scale\": 1}",
+                         encoded[1] ? ", " : "", t);
+        }
+        strcat(encoded, "]");
+        sql(store, "INSERT INTO probe_summaries VALUES(%lld, '%s', 'token', 1.5, '%s')", rec, labels[l], encoded);
+        insert_probe(store, rec, labels[l], "coda", T, 1, base + 0.2);
+        sql(store, "INSERT INTO probe_summaries VALUES(%lld, '%s', 'coda', NULL, '[]')", rec, labels[l]);
+        for (int k = 0; latent && k < 2; k++) {
+            const char *site = k ? "latent_out" : "latent_in";
+            for (int t = 0; t < 2; t++) insert_probe(store, rec, labels[l], site, t, t ? 2 : 4, base + 0.1 * t);
+            sql(store, "INSERT INTO probe_summaries VALUES(%lld, '%s', '%s', 0.5, '[]')", rec, labels[l], site);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        double distance = latent ? 6 + 2 * t : 9, entropy = latent ? 1 + 0.5 * t : 2.2;
+        sql(store, "INSERT INTO analysis_results(recording_id, run_id, kind, iteration, block, value, ci_lo, ci_hi)"
+                   " VALUES(%lld, %lld, 'selected_attn_distance', %d, 'loop', %g, %g, %g),"
+                   " (%lld, %lld, 'selected_attn_entropy', %d, 'loop', %g, %g, %g),"
+                   " (%lld, %lld, 'update_size', %d, 'token', %g, %g, %g)",
+            rec, run_id, t, distance, distance - 0.3, distance + 0.3, rec, run_id, t, entropy, entropy - 0.1,
+            entropy + 0.1, rec, run_id, t, 0.2 / (t + 1), 0.18 / (t + 1), 0.22 / (t + 1));
+    }
+    for (int t = 0; t <= T; t++) {
+        double p[16], sum = 0;
+        for (int k = 0; k < 16; k++) sum += p[k] = pow(0.5 + 0.05 * t, k);
+        for (int k = 0; k < 16; k++) p[k] /= sum;
+        char blob[600];
+        blob_literal(blob, sizeof blob, p, 16);
+        sql(store, "INSERT INTO analysis_results(recording_id, run_id, kind, iteration, block, value, data)"
+                   " VALUES(%lld, %lld, 'spectrum', %d, 'token', %.17g, %s),"
+                   " (%lld, %lld, 'effective_rank', %d, 'token', %g, NULL)",
+            rec, run_id, t, p[0], blob, rec, run_id, t, 3.0 + 0.4 * t);
+        for (int u = 0; u <= T; u++)
+            sql(store, "INSERT INTO analysis_results(recording_id, run_id, kind, iteration, iteration2, block, value)"
+                       " VALUES(%lld, %lld, 'cka', %d, %d, 'token', %g)",
+                rec, run_id, t, u, 1 - 0.02 * abs(t - u));
+    }
+}
+
+/* Reads a whole file (NUL-terminated, malloc'd) or NULL. */
+static char *read_file(const char *path, long *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    if (text && fread(text, 1, (size_t)n, f) != (size_t)n) {
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    if (text) text[n] = 0;
+    if (size) *size = n;
+    return text;
+}
+
+/* Data rows of a CSV: its lines minus the header. */
+static long csv_rows(const char *path) {
+    char *text = read_file(path, NULL);
+    if (!text) return -1;
+    long lines = 0;
+    for (char *c = text; *c; c++) lines += *c == '\n';
+    free(text);
+    return lines - 1;
+}
+
+/* 1 if the file exists under the output directory. */
+static int exists_in(const char *out, const char *relative) {
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", out, relative);
+    return stat(path, &st) == 0;
+}
+
+/* Checks every href="..." / src="..." of an HTML page: relative paths
+ * exist in out, #anchors have an id. Returns the number of links checked. */
+static int check_html_links(const char *out, const char *html) {
+    int checked = 0;
+    const char *attrs[2] = {"href=\"", "src=\""};
+    for (int a = 0; a < 2; a++)
+        for (const char *p = strstr(html, attrs[a]); p; p = strstr(p + 1, attrs[a])) {
+            const char *start = p + strlen(attrs[a]), *end = strchr(start, '"');
+            if (!end) break;
+            char target[512];
+            snprintf(target, sizeof target, "%.*s", (int)(end - start), start);
+            checked++;
+            if (target[0] == '#') {
+                char id[600];
+                snprintf(id, sizeof id, "id=\"%s\"", target + 1);
+                CHECK(strstr(html, id) != NULL, "index.html: anchor %s has no element with that id", target);
+            } else {
+                CHECK(!strstr(target, "://") && target[0] != '/', "index.html: link %s is not relative", target);
+                CHECK(exists_in(out, target), "index.html: broken link %s", target);
+            }
+        }
+    return checked;
+}
+
+/* Checks the Markdown links [text](target) to files. */
+static int check_md_links(const char *out, const char *md) {
+    int checked = 0;
+    for (const char *p = strstr(md, "]("); p; p = strstr(p + 1, "](")) {
+        const char *start = p + 2, *end = strchr(start, ')');
+        if (!end) break;
+        char target[512];
+        snprintf(target, sizeof target, "%.*s", (int)(end - start), start);
+        if (target[0] == '#') continue;
+        checked++;
+        CHECK(exists_in(out, target), "report.md: broken link %s", target);
+    }
+    return checked;
+}
+
+/* Big-endian 32-bit integer. */
+static unsigned be32(const unsigned char *b) {
+    return (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
+}
+
+/* Checks NAME.png (signature, IHDR size), NAME.svg, NAME.gp of a figure. */
+static void check_figure_files(const char *out, const Figure *f) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.png", out, f->name);
+    long size = 0;
+    unsigned char *png = (unsigned char *)read_file(path, &size);
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    CHECK(png && size > 24 && memcmp(png, signature, 8) == 0 && memcmp(png + 12, "IHDR", 4) == 0,
+          "%s: not a PNG", path);
+    if (png && size > 24) {
+        CHECK((int)be32(png + 16) == f->width && (int)be32(png + 20) == f->height,
+              "%s: %u x %u pixels, requested %d x %d", path, be32(png + 16), be32(png + 20), f->width, f->height);
+        CHECK(f->width >= 600 && f->height >= 300, "%s: %d x %d is too small to read", path, f->width, f->height);
+    }
+    free(png);
+    snprintf(path, sizeof path, "%s/%s.svg", out, f->name);
+    char *svg = read_file(path, NULL), size_attr[64];
+    snprintf(size_attr, sizeof size_attr, "width=\"%d\" height=\"%d\"", f->width, f->height);
+    CHECK(svg && strstr(svg, "<svg") && strstr(svg, size_attr), "%s: not an SVG of %s", path, size_attr);
+    free(svg);
+    snprintf(path, sizeof path, "%s/%s.gp", out, f->name);
+    CHECK(exists_in(out, strrchr(path, '/') + 1), "%s missing", path);
+    CHECK(!f->warnings, "%s: gnuplot printed warnings (see %s/%s.log)", f->name, out, f->name);
+}
+
+/* The figure called name in the result, or NULL. */
+static const Figure *find_figure(const ReportResult *r, const char *name) {
+    for (int i = 0; i < r->figures.n; i++)
+        if (!strcmp(r->figures.items[i].name, name)) return &r->figures.items[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    snprintf(dir, sizeof dir, "/tmp/spiral_test_report_XXXXXX");
+    if (!mkdtemp(dir)) return 2;
+    char store_path[512], out[512];
+    snprintf(store_path, sizeof store_path, "%s/runs.db", dir);
+    snprintf(out, sizeof out, "%s/report", dir);
+    Store store;
+    store_open(&store, store_path, 1);
+    Dataset ds;
+    make_language(&ds);
+    store_dataset_save(&store, "lang", &ds, 0, NULL);
+    dataset_free(&ds);
+    const char *spiral = "{\"vocab_size\": 8, \"d_model\": 16, \"n_heads\": 2, \"d_ff\": 24,"
+                         " \"schedule\": [4, 2, 1]}";
+    const char *looped = "{\"vocab_size\": 8, \"d_model\": 16, \"n_heads\": 2, \"d_ff\": 24,"
+                         " \"schedule\": [1, 1, 1]}";
+    train_run(&store, "spiral", spiral, 1);
+    train_run(&store, "spiral-s2", spiral, 2);
+    train_run(&store, "looped", looped, 1);
+    sql(&store, "UPDATE runs SET command = 'spiral train --config ' || name || '.json --store runs.db'");
+    RecordOptions ro;
+    record_options_default(&ro);
+    ro.n_sequences = 8;
+    ro.batch_size = 4;
+    RecordResult rr;
+    CHECK(record_run(&store, "spiral", "lang", &ro, &rr) == 0, "record spiral: %s", spiral_last_error());
+    CHECK(record_run(&store, "looped", "lang", &ro, &rr) == 0, "record looped: %s", spiral_last_error());
+    long long rec_spiral = count(&store, "SELECT r.id FROM recordings r JOIN runs ON runs.id = r.run_id WHERE name = 'spiral'");
+    long long rec_looped = count(&store, "SELECT r.id FROM recordings r JOIN runs ON runs.id = r.run_id WHERE name = 'looped'");
+    long long id_spiral = count(&store, "SELECT id FROM runs WHERE name = 'spiral'");
+    long long id_looped = count(&store, "SELECT id FROM runs WHERE name = 'looped'");
+    insert_results(&store, rec_spiral, id_spiral, 3, 1, 0.30);
+    insert_results(&store, rec_looped, id_looped, 3, 0, 0.32);
+    for (int t = 0; t <= 3; t++)
+        for (int u = 0; u <= 3; u++)
+            sql(&store, "INSERT INTO analysis_results(recording_id, run_id, kind, iteration, iteration2, block, value)"
+                        " VALUES(%lld, %lld, 'cka_cross', %d, %d, 'token', %g)", rec_spiral, id_looped, t, u,
+                0.6 + 0.05 * t + 0.02 * u);
+
+    /* the full report */
+    ReportOptions options = {.dir = out, .version = "9.9.9-test", .command_line = "spiral report --test"};
+    ReportResult result;
+    CHECK(report_write(&store, &options, &result) == 0, "report: %s", spiral_last_error());
+    /* expected data rows of each figure's CSV */
+    long long training_rows = count(&store, "SELECT count(loss) + count(val_loss) FROM metrics");
+    struct { const char *name; long rows; } expected[] = {
+        {"training", (long)training_rows},
+        {"comparison", 2 + 3},                  /* groups {spiral, spiral-s2}, {looped}; 3 runs */
+        {"probe_heatmap_token", 2 * 2 * 5},     /* runs x labels x (h(0..3) + coda) */
+        {"probe_heatmap_latent", 2 * 2 * 2},    /* spiral: labels x sites x iterations 0, 1 */
+        {"probe_curves_labels", 2 * 4},         /* parity: runs x h(0..3) */
+        {"probe_curves_l1", 2 * 4},             /* l1.mod3 */
+        {"attention", 2 * 2 * 3},               /* runs x (distance, entropy) x steps */
+        {"loop_update", 2 * 3 + 2 * 4},         /* update sizes per step, effective rank per state */
+        {"cka", 2 * 16},
+        {"cka_cross", 16},
+        {"spectrum", 2 * 4 * 16},               /* runs x states x singular values */
+    };
+    int n_expected = (int)(sizeof expected / sizeof expected[0]);
+    CHECK(result.figures.n == n_expected && result.n_rendered == n_expected,
+          "%d figures, %d drawn; expected %d drawn", result.figures.n, result.n_rendered, n_expected);
+    for (int i = 0; i < n_expected; i++) {
+        const Figure *f = find_figure(&result, expected[i].name);
+        CHECK(f && f->rendered, "figure %s not drawn (%s)", expected[i].name, f ? f->note : "absent");
+        if (!f || !f->rendered) continue;
+        check_figure_files(out, f);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.csv", out, f->name);
+        long rows = csv_rows(path);
+        CHECK(rows == expected[i].rows && f->csv_rows == rows, "%s: %ld data rows (reported %ld), expected %ld",
+              path, rows, f->csv_rows, expected[i].rows);
+    }
+    /* a probe row as the CSV holds it: selectivity = accuracy - control task */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/probe_heatmap_token.csv", out);
+    char *csv = read_file(path, NULL);
+    CHECK(csv && strstr(csv, "run,site,iteration,scale,label,x,y,accuracy,ci_lo,ci_hi,control_task,selectivity,encoded\n"),
+          "probe_heatmap_token.csv header");
+    CHECK(csv && strstr(csv, "\nspiral,token,2,1,parity,2,0,0.4,0.35,0.45,0.3,0.1,1\n"),
+          "probe_heatmap_token.csv lacks spiral's parity probe at h(2) with selectivity 0.1, encoded");
+    CHECK(csv && strstr(csv, "\nlooped,coda,3,1,l1.mod3,4,1,"), "the coda is the column after h(3)");
+    free(csv);
+
+    /* the pages */
+    char *html = read_file(result.html_path, NULL), *md = read_file(result.md_path, NULL);
+    CHECK(html && md, "index.html or report.md missing");
+    if (html && md) {
+        int links = check_html_links(out, html);
+        CHECK(links >= 5 * n_expected, "index.html has only %d links", links);
+        int md_links = check_md_links(out, md);
+        CHECK(md_links >= 4 * n_expected, "report.md has only %d file links", md_links);
+        const char *runs[3] = {"spiral", "spiral-s2", "looped"};
+        for (int r = 0; r < 3; r++) {
+            char cell[64], command[128];
+            snprintf(cell, sizeof cell, "| %s |", runs[r]);
+            snprintf(command, sizeof command, "spiral train --config %s.json --store runs.db", runs[r]);
+            CHECK(strstr(md, cell) != NULL, "report.md: no table row for run %s", runs[r]);
+            CHECK(strstr(html, command) && strstr(md, command), "the command line of %s is missing", runs[r]);
+        }
+        CHECK(strstr(md, "| 0.5000 | 0.5000 |") != NULL, "report.md: entropy floor 0.5000 of val and test");
+        CHECK(strstr(html, "9.9.9-test") && strstr(md, "9.9.9-test"), "spiral's version missing");
+        CHECK(strstr(html, "spiral report --test") != NULL, "the report's command line missing");
+        CHECK(strstr(html, "<details") && strstr(html, "&quot;schedule&quot;"), "run configs missing");
+        CHECK(strstr(md, "0.400 [0.350, 0.450]") != NULL, "probe table lacks accuracy [CI]");
+        CHECK(strstr(md, "(2 seeds)") || strstr(md, "| 2 |"), "comparison lacks the group of 2 seeds");
+        CHECK(!strstr(html, "Not drawn"), "a figure was skipped in the full report");
+    }
+    free(html);
+    free(md);
+    report_result_free(&result);
+
+    /* a run without a recording: probe and analysis figures skipped */
+    char out2[600];
+    snprintf(out2, sizeof out2, "%s/only-s2", dir);
+    const char *only[1] = {"spiral-s2"};
+    ReportOptions o2 = {.dir = out2, .runs = only, .n_runs = 1, .version = "x"};
+    CHECK(report_write(&store, &o2, &result) == 0, "report of spiral-s2: %s", spiral_last_error());
+    CHECK(result.n_rendered == 2, "spiral-s2 alone: %d figures drawn, expected training and comparison",
+          result.n_rendered);
+    const Figure *skipped = find_figure(&result, "probe_heatmap_token");
+    CHECK(skipped && !skipped->rendered && strstr(skipped->note, "spiral probe"), "skipped figure note: %s",
+          skipped ? skipped->note : "absent");
+    html = read_file(result.html_path, NULL);
+    CHECK(html && strstr(html, "Not drawn: no probe results") && check_html_links(out2, html) > 0,
+          "skipped figures are noted in index.html");
+    CHECK(html && !strstr(html, ">looped<"), "--runs spiral-s2 still lists looped");
+    free(html);
+    report_result_free(&result);
+
+    /* errors */
+    const char *nope[1] = {"nope"};
+    ReportOptions o3 = {.dir = out2, .runs = nope, .n_runs = 1};
+    CHECK(report_write(&store, &o3, &result) != 0 && strstr(spiral_last_error(), "no run named 'nope'"),
+          "unknown run: %s", spiral_last_error());
+    setenv("SPIRAL_GNUPLOT", "/nonexistent/gnuplot", 1);
+    CHECK(report_write(&store, &o2, &result) != 0 && strstr(spiral_last_error(), "gnuplot-nox"),
+          "missing gnuplot: %s", spiral_last_error());
+    unsetenv("SPIRAL_GNUPLOT");
+
+    store_close(&store);
+    char command[600];
+    snprintf(command, sizeof command, "rm -rf %s", dir);
+    if (getenv("SPIRAL_TEST_KEEP")) printf("kept %s\n", dir); /* to look at the figures */
+    else if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return test_summary(argv[0]);
+}
