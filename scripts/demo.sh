@@ -4,7 +4,9 @@
 #      exact entropy floor;
 #   2. spiral, looped and dense models (examples/demo/*.json) trained on it;
 #   3. every iteration's hidden states recorded into the store;
-#   4. a comparison table read back from the store with sqlite3.
+#   4. linear probes with controls for the grammar's levels, the paper's
+#      attention analysis and loop diagnostics;
+#   5. the report: gnuplot figures and an HTML page.
 # Everything lands in build/demo/runs.db (delete it to start over; an
 # interrupted demo resumes where it stopped).
 set -e
@@ -34,16 +36,17 @@ for kind in spiral looped dense; do
 done
 
 echo
-echo "== 4. results (nats/token on the val split; entropy floor and n-gram baselines above)"
-sqlite3 -header -column "$store" "
-  SELECT runs.name AS run, runs.kind, m.step, printf('%.4f', m.val_loss) AS val_loss,
-         printf('%.3g', m.flops) AS train_flops, printf('%.1f', m.wall_seconds) AS seconds
-  FROM runs JOIN metrics m ON m.run_id = runs.id
-  WHERE m.step = (SELECT max(step) FROM metrics WHERE run_id = runs.id) ORDER BY runs.id"
-sqlite3 -header -column "$store" "
-  SELECT runs.name AS run, s.site, count(DISTINCT s.iteration) AS iterations,
-         group_concat(DISTINCT s.scale) AS scales, printf('%.1f', sum(length(s.data)) / 1e6) AS MB
-  FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs ON runs.id = r.run_id
-  GROUP BY runs.name, s.site ORDER BY runs.id, s.site"
+echo "== 4. probes: grammar levels, per iteration and scale, with four controls"
+for kind in spiral looped dense; do
+    "$SPIRAL" probe --run $kind --data pcfg --store "$store" \
+        --label l2.symbol,l3.symbol,l4.symbol,l2.end,l3.end,gen.lag1 --quiet | tail -n 12
+done
 echo
-echo "demo: store at $store (schema in README, \"The experiment store\")"
+echo "== 5. attention (global-to-local), loop diagnostics, CKA"
+"$SPIRAL" analyze --run spiral,looped,dense --data pcfg --store "$store" | sed -n '1,16p'
+echo
+echo "== 6. comparison"
+"$SPIRAL" compare --store "$store" --runs spiral,looped,dense | sed -n '1,5p'
+echo
+"$SPIRAL" report --store "$store" --out "$out/report"
+echo "demo: report at $out/report/index.html (store: $store)"
