@@ -24,10 +24,20 @@ int cmd_report(int argc, char **argv);
 /* spiral's version (SPIRAL_VERSION in main.c), e.g. for reports. */
 const char *cli_version(void);
 
-/* Reads "--name value" at argv[*i]: if argv[*i] is `name`, stores the next
- * argument in *value, advances *i and returns 1; returns -1 (after printing a
- * usage error) if the value is missing; 0 if argv[*i] is another option. */
-int cli_option(int argc, char **argv, int *i, const char *name, const char **value);
+/* One option of a subcommand: a value option stores the next argument in
+ * *value; a flag option (value == NULL) sets *flag to 1. */
+typedef struct {
+    const char *name;      /* "--config", "-j", ... */
+    const char **value;    /* value option: where the argument goes */
+    int *flag;             /* flag option: set to 1 when present */
+} CliOption;
+
+/* Parses argv[1..argc) against the table. A bare argument is stored in
+ * *positional if that is not NULL (one at most). Returns 0, or 2 after
+ * printing a usage error (unknown argument, missing value). */
+int cli_parse_options(const char *command, int argc, char **argv, const CliOption *options,
+                      int n_options, const char **positional);
+
 
 /* Parses a whole decimal integer in [min, max] for option `name`; prints an
  * error and returns -1 if it is not one. */

@@ -58,28 +58,25 @@ int cmd_analyze(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "--quiet")) {
-            options.progress = 0;
-            continue;
-        }
-        if ((r = cli_option(argc, argv, &i, "--run", &runs_text)) ||
-            (r = cli_option(argc, argv, &i, "--data", &data)) ||
-            (r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "--split", &options.split)) ||
-            (r = cli_option(argc, argv, &i, "--fraction", &fraction_text)) ||
-            (r = cli_option(argc, argv, &i, "--select-by", &select_text)) ||
-            (r = cli_option(argc, argv, &i, "--measure", &measure_text)) ||
-            (r = cli_option(argc, argv, &i, "--max-sequences", &max_seq_text)) ||
-            (r = cli_option(argc, argv, &i, "--max-rows", &max_rows_text)) ||
-            (r = cli_option(argc, argv, &i, "--resamples", &resamples_text)) ||
-            (r = cli_option(argc, argv, &i, "--seed", &seed_text))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("analyze", "unknown argument '%s'", argv[i]);
-    }
+    int quiet = 0;
+    CliOption table[] = {
+        {"--run", &runs_text, NULL},
+        {"--data", &data, NULL},
+        {"--store", &store_path, NULL},
+        {"--split", &options.split, NULL},
+        {"--fraction", &fraction_text, NULL},
+        {"--select-by", &select_text, NULL},
+        {"--measure", &measure_text, NULL},
+        {"--max-sequences", &max_seq_text, NULL},
+        {"--max-rows", &max_rows_text, NULL},
+        {"--resamples", &resamples_text, NULL},
+        {"--seed", &seed_text, NULL},
+        {"--quiet", NULL, &quiet},
+    };
+    if (cli_parse_options("analyze", argc, argv, table, (int)(sizeof table / sizeof table[0]),
+                          NULL))
+        return 2;
+    if (quiet) options.progress = 0;
     if (!runs_text || !data || !store_path)
         return cli_usage_error("analyze", "--run, --data and --store are required");
     if (fraction_text) {

@@ -32,17 +32,14 @@ int cmd_compare(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if ((r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "--runs", &runs_text)) ||
-            (r = cli_option(argc, argv, &i, "--group-by", &group_by)) ||
-            (r = cli_option(argc, argv, &i, "--csv", &csv))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("compare", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--store", &store_path, NULL},
+        {"--runs", &runs_text, NULL},
+        {"--group-by", &group_by, NULL},
+        {"--csv", &csv, NULL},
+    };
+    if (cli_parse_options("compare", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
+        return 2;
     if (!store_path || !runs_text) return cli_usage_error("compare", "--store and --runs are required");
     CompareOptions options;
     compare_options_default(&options);

@@ -188,22 +188,19 @@ int cmd_data(int argc, char **argv) {
     const char *store_path = NULL, *name = NULL, *family = NULL, *params = NULL;
     const char *text_path = NULL, *seed_text = "0", *doc_text = "0", *max_text = "80";
     const char *labels = NULL;
-    for (int i = 2; i < argc; i++) {
-        int r;
-        if ((r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "--name", &name)) ||
-            (r = cli_option(argc, argv, &i, "--family", &family)) ||
-            (r = cli_option(argc, argv, &i, "--params", &params)) ||
-            (r = cli_option(argc, argv, &i, "--text", &text_path)) ||
-            (r = cli_option(argc, argv, &i, "--seed", &seed_text)) ||
-            (r = cli_option(argc, argv, &i, "--doc", &doc_text)) ||
-            (r = cli_option(argc, argv, &i, "--max-tokens", &max_text)) ||
-            (r = cli_option(argc, argv, &i, "--labels", &labels))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("data", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--store", &store_path, NULL},
+        {"--name", &name, NULL},
+        {"--family", &family, NULL},
+        {"--params", &params, NULL},
+        {"--text", &text_path, NULL},
+        {"--seed", &seed_text, NULL},
+        {"--doc", &doc_text, NULL},
+        {"--max-tokens", &max_text, NULL},
+        {"--labels", &labels, NULL},
+    };
+    if (cli_parse_options("data", argc - 1, argv + 1, table, (int)(sizeof table / sizeof table[0]), NULL))
+        return 2;
     if (!store_path) return cli_usage_error("data", "--store is required");
     int is_make = !strcmp(action, "make"), is_list = !strcmp(action, "list"),
         is_show = !strcmp(action, "show");

@@ -41,18 +41,15 @@ int cmd_eval(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if ((r = cli_option(argc, argv, &i, "--weights", &weights_path)) ||
-            (r = cli_option(argc, argv, &i, "--text", &text_path)) ||
-            (r = cli_option(argc, argv, &i, "--tokens", &tokens_path)) ||
-            (r = cli_option(argc, argv, &i, "--logits", &logits_path)) ||
-            (r = cli_option(argc, argv, &i, "--grads", &grads_path))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("eval", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--weights", &weights_path, NULL},
+        {"--text", &text_path, NULL},
+        {"--tokens", &tokens_path, NULL},
+        {"--logits", &logits_path, NULL},
+        {"--grads", &grads_path, NULL},
+    };
+    if (cli_parse_options("eval", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
+        return 2;
     if (!weights_path) return cli_usage_error("eval", "--weights is required");
     if (!text_path == !tokens_path)
         return cli_usage_error("eval", "give exactly one of --text and --tokens");

@@ -43,22 +43,19 @@ int cmd_export(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if ((r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "--run", &run)) ||
-            (r = cli_option(argc, argv, &i, "--data", &data)) ||
-            (r = cli_option(argc, argv, &i, "--site", &site)) ||
-            (r = cli_option(argc, argv, &i, "--iteration", &iter_text)) ||
-            (r = cli_option(argc, argv, &i, "--scale", &scale_text)) ||
-            (r = cli_option(argc, argv, &i, "--split", &split)) ||
-            (r = cli_option(argc, argv, &i, "--out", &out)) ||
-            (r = cli_option(argc, argv, &i, "--format", &format))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("export", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--store", &store_path, NULL},
+        {"--run", &run, NULL},
+        {"--data", &data, NULL},
+        {"--site", &site, NULL},
+        {"--iteration", &iter_text, NULL},
+        {"--scale", &scale_text, NULL},
+        {"--split", &split, NULL},
+        {"--out", &out, NULL},
+        {"--format", &format, NULL},
+    };
+    if (cli_parse_options("export", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
+        return 2;
     if (!store_path || !run || !data || !site || !iter_text || !out)
         return cli_usage_error("export", "--store, --run, --data, --site, --iteration and --out are required");
     if (strcmp(format, "npy")) return cli_usage_error("export", "--format: only npy is supported, got '%s'", format);

@@ -24,16 +24,13 @@ int cmd_info(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if ((r = cli_option(argc, argv, &i, "--config", &config_path)) ||
-            (r = cli_option(argc, argv, &i, "--weights", &weights_path)) ||
-            (r = cli_option(argc, argv, &i, "--seq-len", &len_text))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("info", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--config", &config_path, NULL},
+        {"--weights", &weights_path, NULL},
+        {"--seq-len", &len_text, NULL},
+    };
+    if (cli_parse_options("info", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
+        return 2;
     if (!config_path == !weights_path)
         return cli_usage_error("info", "give exactly one of --config and --weights");
     long L;

@@ -21,16 +21,13 @@ int cmd_init(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if ((r = cli_option(argc, argv, &i, "--config", &config_path)) ||
-            (r = cli_option(argc, argv, &i, "--out", &out_path)) ||
-            (r = cli_option(argc, argv, &i, "--seed", &seed_text))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("init", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--config", &config_path, NULL},
+        {"--out", &out_path, NULL},
+        {"--seed", &seed_text, NULL},
+    };
+    if (cli_parse_options("init", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
+        return 2;
     if (!config_path) return cli_usage_error("init", "--config is required");
     if (!out_path) return cli_usage_error("init", "--out is required");
     long seed;

@@ -42,16 +42,13 @@ int cmd_match(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if ((r = cli_option(argc, argv, &i, "--config", &config_path)) ||
-            (r = cli_option(argc, argv, &i, "--seq-len", &len_text)) ||
-            (r = cli_option(argc, argv, &i, "--out-dir", &out_dir))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("match", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--config", &config_path, NULL},
+        {"--seq-len", &len_text, NULL},
+        {"--out-dir", &out_dir, NULL},
+    };
+    if (cli_parse_options("match", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
+        return 2;
     if (!config_path) return cli_usage_error("match", "--config is required");
     long L = 0;
     if (len_text && cli_parse_long("--seq-len", len_text, 1, 1 << 20, &L)) return 2;

@@ -132,27 +132,27 @@ int cmd_probe(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "--replace")) { options.replace = 1; continue; }
-        if (!strcmp(argv[i], "--quiet")) { options.progress = 0; continue; }
-        if ((r = cli_option(argc, argv, &i, "--run", &run)) ||
-            (r = cli_option(argc, argv, &i, "--data", &data)) ||
-            (r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "--label", &label_text)) ||
-            (r = cli_option(argc, argv, &i, "--split", &options.split)) ||
-            (r = cli_option(argc, argv, &i, "--seed", &seed_text)) ||
-            (r = cli_option(argc, argv, &i, "--max-examples", &max_text)) ||
-            (r = cli_option(argc, argv, &i, "--controls", &controls_text)) ||
-            (r = cli_option(argc, argv, &i, "--top", &top_text)) ||
-            (r = cli_option(argc, argv, &i, "--threads", &threads_text)) ||
-            (r = cli_option(argc, argv, &i, "--tol", &tol_text)) ||
-            (r = cli_option(argc, argv, &i, "--max-iter", &iter_text))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("probe", "unknown argument '%s'", argv[i]);
-    }
+    int quiet = 0;
+    CliOption table[] = {
+        {"--run", &run, NULL},
+        {"--data", &data, NULL},
+        {"--store", &store_path, NULL},
+        {"--label", &label_text, NULL},
+        {"--split", &options.split, NULL},
+        {"--seed", &seed_text, NULL},
+        {"--max-examples", &max_text, NULL},
+        {"--controls", &controls_text, NULL},
+        {"--top", &top_text, NULL},
+        {"--threads", &threads_text, NULL},
+        {"--tol", &tol_text, NULL},
+        {"--max-iter", &iter_text, NULL},
+        {"--replace", NULL, &options.replace},
+        {"--quiet", NULL, &quiet},
+    };
+    if (cli_parse_options("probe", argc, argv, table, (int)(sizeof table / sizeof table[0]),
+                          NULL))
+        return 2;
+    if (quiet) options.progress = 0;
     if (!run || !data || !store_path || !label_text)
         return cli_usage_error("probe", "--run, --data, --store and --label are required");
     long v;

@@ -34,24 +34,24 @@ int cmd_record(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "--replace")) { options.replace = 1; continue; }
-        if (!strcmp(argv[i], "--quiet")) { options.progress = 0; continue; }
-        if ((r = cli_option(argc, argv, &i, "--run", &run)) ||
-            (r = cli_option(argc, argv, &i, "--data", &data)) ||
-            (r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "--split", &options.split)) ||
-            (r = cli_option(argc, argv, &i, "--sequences", &seqs_text)) ||
-            (r = cli_option(argc, argv, &i, "--seq-len", &len_text)) ||
-            (r = cli_option(argc, argv, &i, "--dtype", &dtype)) ||
-            (r = cli_option(argc, argv, &i, "--batch", &batch_text)) ||
-            (r = cli_option(argc, argv, &i, "--distances", &dist_text))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("record", "unknown argument '%s'", argv[i]);
-    }
+    int quiet = 0;
+    CliOption table[] = {
+        {"--run", &run, NULL},
+        {"--data", &data, NULL},
+        {"--store", &store_path, NULL},
+        {"--split", &options.split, NULL},
+        {"--sequences", &seqs_text, NULL},
+        {"--seq-len", &len_text, NULL},
+        {"--dtype", &dtype, NULL},
+        {"--batch", &batch_text, NULL},
+        {"--distances", &dist_text, NULL},
+        {"--replace", NULL, &options.replace},
+        {"--quiet", NULL, &quiet},
+    };
+    if (cli_parse_options("record", argc, argv, table, (int)(sizeof table / sizeof table[0]),
+                          NULL))
+        return 2;
+    if (quiet) options.progress = 0;
     if (!run || !data || !store_path)
         return cli_usage_error("record", "--run, --data and --store are required");
     long v;

@@ -41,17 +41,14 @@ int cmd_report(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if ((r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "--out", &out)) ||
-            (r = cli_option(argc, argv, &i, "--runs", &runs_text)) ||
-            (r = cli_option(argc, argv, &i, "--split", &split))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("report", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--store", &store_path, NULL},
+        {"--out", &out, NULL},
+        {"--runs", &runs_text, NULL},
+        {"--split", &split, NULL},
+    };
+    if (cli_parse_options("report", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
+        return 2;
     if (!store_path || !out) return cli_usage_error("report", "--store and --out are required");
     if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test") && strcmp(split, "test_ood"))
         return cli_usage_error("report", "--split: expected train, val, test or test_ood, got '%s'", split);

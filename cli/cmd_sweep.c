@@ -180,17 +180,14 @@ int cmd_sweep(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "--dry-run")) { dry_run = 1; continue; }
-        if ((r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "-j", &jobs_text))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        if (argv[i][0] == '-' || sweep_path) return cli_usage_error("sweep", "unknown argument '%s'", argv[i]);
-        sweep_path = argv[i];
-    }
+    CliOption table[] = {
+        {"--store", &store_path, NULL},
+        {"-j", &jobs_text, NULL},
+        {"--dry-run", NULL, &dry_run},
+    };
+    if (cli_parse_options("sweep", argc, argv, table, (int)(sizeof table / sizeof table[0]),
+                          &sweep_path))
+        return 2;
     if (!sweep_path || !store_path) return cli_usage_error("sweep", "a sweep file and --store are required");
     long jobs;
     if (cli_parse_long("-j", jobs_text, 1, 64, &jobs)) return 2;

@@ -51,21 +51,16 @@ int cmd_train(int argc, char **argv) {
         fputs(help, stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "--quiet")) {
-            quiet = 1;
-            continue;
-        }
-        if ((r = cli_option(argc, argv, &i, "--config", &config_path)) ||
-            (r = cli_option(argc, argv, &i, "--store", &store_path)) ||
-            (r = cli_option(argc, argv, &i, "--name", &name)) ||
-            (r = cli_option(argc, argv, &i, "--resume", &resume))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        return cli_usage_error("train", "unknown argument '%s'", argv[i]);
-    }
+    CliOption table[] = {
+        {"--config", &config_path, NULL},
+        {"--store", &store_path, NULL},
+        {"--name", &name, NULL},
+        {"--resume", &resume, NULL},
+        {"--quiet", NULL, &quiet},
+    };
+    if (cli_parse_options("train", argc, argv, table, (int)(sizeof table / sizeof table[0]),
+                          NULL))
+        return 2;
     if (!store_path) return cli_usage_error("train", "--store is required");
     if (!config_path == !resume)
         return cli_usage_error("train", "give exactly one of --config and --resume");

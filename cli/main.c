@@ -37,14 +37,26 @@ static const char *usage =
 
 const char *cli_version(void) { return SPIRAL_VERSION; }
 
-int cli_option(int argc, char **argv, int *i, const char *name, const char **value) {
-    if (strcmp(argv[*i], name) != 0) return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "spiral: option %s needs a value\n", name);
-        return -1;
+int cli_parse_options(const char *command, int argc, char **argv, const CliOption *options,
+                      int n_options, const char **positional) {
+    for (int i = 1; i < argc; i++) {
+        int k = 0;
+        while (k < n_options && strcmp(argv[i], options[k].name) != 0) k++;
+        if (k == n_options) {
+            if (positional && argv[i][0] != '-' && !*positional) {
+                *positional = argv[i];
+                continue;
+            }
+            return cli_usage_error(command, "unknown argument '%s'", argv[i]);
+        }
+        if (!options[k].value) {
+            *options[k].flag = 1;
+            continue;
+        }
+        if (i + 1 >= argc) return cli_usage_error(command, "option %s needs a value", argv[i]);
+        *options[k].value = argv[++i];
     }
-    *value = argv[++*i];
-    return 1;
+    return 0;
 }
 
 int cli_parse_long(const char *name, const char *text, long min, long max, long *out) {
