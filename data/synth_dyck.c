@@ -39,6 +39,13 @@ static int sample_categorical(SynthRng *rng, const double *probs, int n) {
     return last;
 }
 
+/* The expected document length as text for an error message: the number,
+ * or a note when it is too large to compute (the recursion overflows). */
+static void describe_mean(char *out, size_t size, double mean) {
+    if (isfinite(mean)) snprintf(out, size, "%.4g", mean);
+    else snprintf(out, size, "a length too large to compute");
+}
+
 /* ---- parameters ---- */
 
 static const char *const dyck_fields[] = {"k",     "m",     "p_open", "p_end", "min_len",    "n_train",
@@ -66,10 +73,12 @@ int synth_dyck_params(SynthDyckParams *params, const char *params_json) {
                                     (long)n_val, (long)n_test, (long)n_ood, (int)m_ood, 0};
         SynthDyckProcess train = synth_dyck_process(params, 0);
         double mean = synth_dyck_mean_length(&train);
+        char got[64];
+        describe_mean(got, sizeof got, mean);
         if (!(mean <= DYCK_MAX_MEAN_TRAIN))
             status = spiral_error("dyck.p_open, dyck.p_end, dyck.m: expected a mean document "
-                                  "length <= %.0f tokens, got %.4g (p_open %g, p_end %g, m %lld)",
-                                  DYCK_MAX_MEAN_TRAIN, mean, p_open, p_end, m);
+                                  "length <= %.0f tokens, got %s (p_open %g, p_end %g, m %lld)",
+                                  DYCK_MAX_MEAN_TRAIN, got, p_open, p_end, m);
         long long min_len_ood = lround(4 * mean);
         if (min_len_ood > DYCK_MAX_MIN_LEN) min_len_ood = DYCK_MAX_MIN_LEN;
         if (!status)
@@ -79,9 +88,11 @@ int synth_dyck_params(SynthDyckParams *params, const char *params_json) {
     if (!status) {
         SynthDyckProcess ood = synth_dyck_process(params, 1);
         double mean = synth_dyck_mean_length(&ood);
+        char got[64];
+        describe_mean(got, sizeof got, mean);
         if (!(mean <= DYCK_MAX_MEAN_OOD))
             status = spiral_error("dyck.m_ood, dyck.min_len_ood: expected a mean OOD document "
-                                  "length <= %.0f tokens, got %.4g", DYCK_MAX_MEAN_OOD, mean);
+                                  "length <= %.0f tokens, got %s", DYCK_MAX_MEAN_OOD, got);
     }
     synth_params_close(&reader);
     return status;

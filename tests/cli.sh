@@ -62,6 +62,7 @@ expect_error 1 "cannot open store" "$SPIRAL" data list --store "$dir/none.db"
 echo "not a database at all, just text, long enough to look like a header......" > "$dir/junk.db"
 expect_error 1 "junk.db" "$SPIRAL" data list --store "$dir/junk.db"
 expect_error 1 "family" "$SPIRAL" data make --store "$dir/s.db" --name x --family nosuch
+expect_error 1 "too large to compute" "$SPIRAL" data make --store "$dir/s.db" --name x --family dyck --params '{"p_open": 0.999, "m": 1000}'
 expect_error 1 "dyck.k" "$SPIRAL" data make --store "$dir/s.db" --name x --family dyck --params '{"k": -1}'
 : > "$dir/empty.txt"
 expect_error 1 "empty.txt" "$SPIRAL" data make --store "$dir/s.db" --name e --family text --text "$dir/empty.txt"
