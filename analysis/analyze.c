@@ -808,7 +808,7 @@ void analyze_print_side_by_side(FILE *f, const AnalyzeRun *runs, int n_runs) {
                 100 * runs[0].level);
         fprintf(f, "  %4s", "iter");
         for (int i = 0; i < n_runs; i++) {
-            char head[64];
+            char head[200];
             snprintf(head, sizeof head, "%s (%s)", runs[i].run, runs[i].kind);
             fprintf(f, i + 1 < n_runs ? "  %-30s" : "  %s", head);
         }
