@@ -49,10 +49,10 @@ $(BUILD)/libspiral_f64.a: $(LIB_OBJ_F64)
 $(BUILD)/spiral: $(CLI_OBJ) $(BUILD)/libspiral.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/%_f64: tests/%.c tests/harness.h $(BUILD)/libspiral_f64.a
+$(BUILD)/tests/%_f64: tests/%.c $(wildcard tests/*.h) $(BUILD)/libspiral_f64.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DSPIRAL_DOUBLE -Itests $< $(BUILD)/libspiral_f64.a -o $@ $(LDFLAGS) $(LDLIBS)
-$(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libspiral.a
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libspiral.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libspiral.a -o $@ $(LDFLAGS) $(LDLIBS)
 

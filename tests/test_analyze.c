@@ -38,6 +38,7 @@
 #include "dataset.h"
 #include "error.h"
 #include "filehash.h"
+#include "data_fixtures.h"
 #include "harness.h"
 #include "matching.h"
 #include "model.h"
@@ -46,36 +47,6 @@
 #include "train.h"
 
 static char dir[256];
-
-/* The language of test_record.c: x_{i+1} = (x_i + x_{i-1}) mod 7 + 1, 10% noise. */
-static void make_language(Dataset *ds) {
-    const char *names[1] = {"parity"};
-    int classes[1] = {2};
-    dataset_init(ds, "test", 8, 1, names, classes, 0);
-    uint64_t state = 777;
-    for (int d = 0; d < 120; d++) {
-        uint16_t tokens[40];
-        int32_t labels[40];
-        tokens[0] = 1 + d % 7;
-        tokens[1] = 1 + (d / 7) % 7;
-        for (int i = 2; i < 40; i++) {
-            state = state * 6364136223846793005ull + 1442695040888963407ull;
-            tokens[i] = (state >> 33) % 10 == 0 ? (uint16_t)(1 + (state >> 40) % 7)
-                                                : (uint16_t)((tokens[i - 1] + tokens[i - 2]) % 7 + 1);
-        }
-        for (int i = 0; i < 40; i++) labels[i] = tokens[i] % 2;
-        dataset_append(ds, tokens, 40, labels, NULL, d < 80 ? SPLIT_TRAIN : d < 100 ? SPLIT_VAL : SPLIT_TEST);
-    }
-}
-
-static long long count(Store *store, const char *sql) {
-    sqlite3_stmt *stmt;
-    long long n = -1;
-    if (sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return n;
-}
 
 static double query_double(Store *store, const char *sql) {
     sqlite3_stmt *stmt;
@@ -289,19 +260,19 @@ static void test_kinds(Store *store) {
         char sql[256];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE kind='%s' AND recording_id=%lld",
                  kinds[k], spiral.info.id);
-        CHECK(count(store, sql) > 0, "no %s rows for the spiral run", kinds[k]);
+        CHECK(store_count(store, sql) > 0, "no %s rows for the spiral run", kinds[k]);
     }
     /* spiral: 1 pre + 3 x 2 loop + 1 post applications, 2 heads */
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE kind='attn_distance' AND recording_id=%lld",
              spiral.info.id);
-    CHECK(count(store, sql) == 8 * 2, "attn_distance rows: %lld, expected 16", count(store, sql));
+    CHECK(store_count(store, sql) == 8 * 2, "attn_distance rows: %lld, expected 16", store_count(store, sql));
     snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE kind='head_selected' AND recording_id=%lld",
              spiral.info.id);
-    CHECK(count(store, sql) == 2 && spiral.n_selected == 2, "40%% of 4 core heads is 2: %lld", count(store, sql));
+    CHECK(store_count(store, sql) == 2 && spiral.n_selected == 2, "40%% of 4 core heads is 2: %lld", store_count(store, sql));
     snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE kind='cka' AND recording_id=%lld",
              spiral.info.id);
-    CHECK(count(store, sql) == 16, "cka rows: %lld, expected 4 x 4", count(store, sql));
+    CHECK(store_count(store, sql) == 16, "cka rows: %lld, expected 4 x 4", store_count(store, sql));
     snprintf(sql, sizeof sql, "SELECT max(abs(value - 1)) FROM analysis_results WHERE kind='cka' AND"
              " iteration = iteration2 AND recording_id=%lld", spiral.info.id);
     CHECK(query_double(store, sql) < 1e-12, "stored CKA diagonal differs from 1 by %g", query_double(store, sql));
@@ -330,15 +301,15 @@ static void test_kinds(Store *store) {
     }
     snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE kind='update_size' AND value > 0 AND"
              " recording_id=%lld AND length(data) = 10 * 8", looped.info.id);
-    CHECK(count(store, sql) == 3, "looped update_size rows with per-sequence data: %lld", count(store, sql));
+    CHECK(store_count(store, sql) == 3, "looped update_size rows with per-sequence data: %lld", store_count(store, sql));
 
     /* analyzing again replaces the rows; a row cap limits the stacked rows */
-    long long before = count(store, "SELECT count(*) FROM analysis_results");
+    long long before = store_count(store, "SELECT count(*) FROM analysis_results");
     AnalyzeRun again;
     ao.max_rows = 48; /* two sequences of 24 tokens */
     CHECK(analyze_recording(store, "spiral", "lang", &ao, &again) == 0 && again.n_stacked == 2,
           "analyze again: %s", spiral_last_error());
-    CHECK(count(store, "SELECT count(*) FROM analysis_results") == before, "re-analysis changed the row count");
+    CHECK(store_count(store, "SELECT count(*) FROM analysis_results") == before, "re-analysis changed the row count");
     analyze_run_free(&again);
     ao.max_rows = 16384;
 
@@ -346,16 +317,16 @@ static void test_kinds(Store *store) {
     AnalyzeCross cross;
     CHECK(analyze_cross(store, &spiral, &looped, &ao, &cross) == 0 && !cross.skipped, "cross: %s %s",
           spiral_last_error(), cross.reason);
-    CHECK(count(store, "SELECT count(*) FROM analysis_results WHERE kind='cka_cross'") == 16, "cka_cross rows: %lld",
-          count(store, "SELECT count(*) FROM analysis_results WHERE kind='cka_cross'"));
+    CHECK(store_count(store, "SELECT count(*) FROM analysis_results WHERE kind='cka_cross'") == 16, "cka_cross rows: %lld",
+          store_count(store, "SELECT count(*) FROM analysis_results WHERE kind='cka_cross'"));
     snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE kind='cka_cross' AND run_id=%lld AND"
              " recording_id=%lld AND value > 0 AND value <= 1", looped.info.run_id, spiral.info.id);
-    CHECK(count(store, sql) == 16, "cka_cross rows keyed by (spiral's recording, looped's run)");
+    CHECK(store_count(store, sql) == 16, "cka_cross rows keyed by (spiral's recording, looped's run)");
     /* h(0) of both is the prelude of differently trained models: CKA < 1 */
     CHECK(cross.cka && cross.cka[0] < 1, "cross CKA of two models");
     analyze_cross_free(&cross);
     CHECK(analyze_cross(store, &spiral, &looped, &ao, &cross) == 0 &&
-              count(store, "SELECT count(*) FROM analysis_results WHERE kind='cka_cross'") == 16,
+              store_count(store, "SELECT count(*) FROM analysis_results WHERE kind='cka_cross'") == 16,
           "cross-run CKA again must replace its rows");
     analyze_cross_free(&cross);
 
@@ -413,7 +384,7 @@ static void test_dense(Store *store) {
           stored, mean);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE kind='head_change' AND layer IS NULL"
              " AND recording_id=%lld", r.info.id);
-    CHECK(count(store, sql) == 2, "dense head_change rows are head slots (layer NULL)");
+    CHECK(store_count(store, sql) == 2, "dense head_change rows are head slots (layer NULL)");
     analyze_run_free(&r);
 }
 
@@ -522,7 +493,7 @@ int main(int argc, char **argv) {
     Store store;
     store_open(&store, store_path, 1);
     Dataset ds;
-    make_language(&ds);
+    make_parity_language(&ds);
     store_dataset_save(&store, "lang", &ds, 0, NULL);
     const char *spiral = "{\"vocab_size\": 8, \"d_model\": 16, \"n_heads\": 2, \"d_ff\": 24,"
                          " \"schedule\": [{\"g\": 4, \"offset\": 1}, 2, 1]}";

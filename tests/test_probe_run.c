@@ -41,6 +41,7 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "data_fixtures.h"
 #include "harness.h"
 #include "probe_run.h"
 #include "record.h"
@@ -49,15 +50,6 @@
 #include "train.h"
 
 static char dir[256];
-
-static long long count(Store *store, const char *sql) {
-    sqlite3_stmt *stmt;
-    long long n = -1;
-    if (sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return n;
-}
 
 /* ------------------------------------------------------------------ */
 /* Part 1: a recording with known answers                              */
@@ -211,8 +203,8 @@ static void test_synthetic(Store *store) {
             CHECK(!strcmp(s->encoded, "[{\"iteration\": 0, \"scale\": 1}]"), "summary encoded %s", s->encoded);
         }
     }
-    CHECK(found && count(store, "SELECT count(*) FROM probe_summaries") == 4,
-          "summaries: one per (label, site): %lld", count(store, "SELECT count(*) FROM probe_summaries"));
+    CHECK(found && store_count(store, "SELECT count(*) FROM probe_summaries") == 4,
+          "summaries: one per (label, site): %lld", store_count(store, "SELECT count(*) FROM probe_summaries"));
     probe_report_free(&report);
 
     /* a one-class label is an error */
@@ -310,7 +302,7 @@ static void test_trained(Store *store) {
             for (int c = 0; c < 5; c++)
                 missing += !probe_report_find(&report, labels[l], sites[k], iters[k], scales[k], controls[c]);
     CHECK(missing == 0 && report.n_results == 135, "%d of 135 rows missing (%d rows)", missing, report.n_results);
-    CHECK(count(store, "SELECT count(*) FROM probe_results pr JOIN recordings r ON r.id = pr.recording_id"
+    CHECK(store_count(store, "SELECT count(*) FROM probe_results pr JOIN recordings r ON r.id = pr.recording_id"
                        " JOIN runs ON runs.id = r.run_id WHERE runs.name = 'spiral'") == 135, "rows in the store");
 
     const ProbeResult *parity = probe_report_find(&report, "parity", "token", 0, 1, "none");

@@ -24,6 +24,7 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "error.h"
+#include "data_fixtures.h"
 #include "harness.h"
 #include "model.h"
 #include "record.h"
@@ -31,36 +32,6 @@
 #include "train.h"
 
 static char dir[256];
-
-/* The language of test_train.c: x_{i+1} = (x_i + x_{i-1}) mod 7 + 1, 10% noise. */
-static void make_language(Dataset *ds) {
-    const char *names[1] = {"parity"};
-    int classes[1] = {2};
-    dataset_init(ds, "test", 8, 1, names, classes, 0);
-    uint64_t state = 777;
-    for (int d = 0; d < 120; d++) {
-        uint16_t tokens[40];
-        int32_t labels[40];
-        tokens[0] = 1 + d % 7;
-        tokens[1] = 1 + (d / 7) % 7;
-        for (int i = 2; i < 40; i++) {
-            state = state * 6364136223846793005ull + 1442695040888963407ull;
-            tokens[i] = (state >> 33) % 10 == 0 ? (uint16_t)(1 + (state >> 40) % 7)
-                                                : (uint16_t)((tokens[i - 1] + tokens[i - 2]) % 7 + 1);
-        }
-        for (int i = 0; i < 40; i++) labels[i] = tokens[i] % 2;
-        dataset_append(ds, tokens, 40, labels, NULL, d < 80 ? SPLIT_TRAIN : d < 100 ? SPLIT_VAL : SPLIT_TEST);
-    }
-}
-
-static long long count(Store *store, const char *sql) {
-    sqlite3_stmt *stmt;
-    long long n = -1;
-    if (sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return n;
-}
 
 static void train_run(Store *store, const char *name, const char *model) {
     char path[512], text[1024];
@@ -95,7 +66,7 @@ int main(int argc, char **argv) {
     Store store;
     store_open(&store, store_path, 1);
     Dataset ds;
-    make_language(&ds);
+    make_parity_language(&ds);
     store_dataset_save(&store, "lang", &ds, 0, NULL);
     const char *spiral = "{\"vocab_size\": 8, \"d_model\": 16, \"n_heads\": 2, \"d_ff\": 24,"
                          " \"schedule\": [{\"g\": 4, \"offset\": 1}, 2, 1]}";
@@ -112,13 +83,13 @@ int main(int argc, char **argv) {
     CHECK(record_run(&store, "spiral", "lang", &o, &result) == 0, "record: %s", spiral_last_error());
     CHECK(result.recorded_now == 10, "recorded %d sequences now, expected 10", result.recorded_now);
     /* spiral T = 3: token t = 0..3 (4), latents for g = 4, 2 (2 x 2), coda (1) = 9 per sequence */
-    CHECK(count(&store, "SELECT count(*) FROM states") == 10 * 9, "states: %lld, expected 90",
-          count(&store, "SELECT count(*) FROM states"));
-    CHECK(count(&store, "SELECT count(*) FROM states WHERE site='latent_in' AND scale=4 AND rows=7") == 10,
+    CHECK(store_count(&store, "SELECT count(*) FROM states") == 10 * 9, "states: %lld, expected 90",
+          store_count(&store, "SELECT count(*) FROM states"));
+    CHECK(store_count(&store, "SELECT count(*) FROM states WHERE site='latent_in' AND scale=4 AND rows=7") == 10,
           "latent_in at g=4, offset 1 over 24 tokens must have J = 7 rows");
     /* attention: 1 pre + 3 x 2 loop + 1 post = 8 layer applications */
-    CHECK(count(&store, "SELECT count(*) FROM attention_stats") == 10 * 8, "attention rows: %lld",
-          count(&store, "SELECT count(*) FROM attention_stats"));
+    CHECK(store_count(&store, "SELECT count(*) FROM attention_stats") == 10 * 8, "attention rows: %lld",
+          store_count(&store, "SELECT count(*) FROM attention_stats"));
 
     /* a stored state equals a direct forward pass on the same window */
     RecordingInfo info;
@@ -180,7 +151,7 @@ int main(int argc, char **argv) {
                        " DELETE FROM attention_stats WHERE seq IN (2, 5, 9)");
     CHECK(record_run(&store, "spiral", "lang", &o, &result) == 0 && result.recorded_now == 3,
           "resume recorded %d sequences, expected 3 (%s)", result.recorded_now, spiral_last_error());
-    CHECK(count(&store, "SELECT count(*) FROM states") == 90, "states after resume");
+    CHECK(store_count(&store, "SELECT count(*) FROM states") == 90, "states after resume");
 
     /* other settings need --replace; f16 then stores halves */
     o.f16 = 1;
@@ -194,22 +165,22 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 24 * 16; i++)
         worst = fmax(worst, fabs(stored[i] - direct[i]) / fmax(fabs(direct[i]), 1e-2));
     CHECK(worst < 1e-3, "f16 state differs by %.2e relative", worst);
-    CHECK(count(&store, "SELECT count(*) FROM states WHERE dtype='f16'") == 90, "f16 rows");
+    CHECK(store_count(&store, "SELECT count(*) FROM states WHERE dtype='f16'") == 90, "f16 rows");
 
     /* dense: every layer is an iteration: token t = 0..3, coda; no latents */
     o.f16 = 0;
     CHECK(record_run(&store, "dense", "lang", &o, &result) == 0, "record dense: %s", spiral_last_error());
-    CHECK(count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs"
+    CHECK(store_count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs"
                         " ON runs.id = r.run_id WHERE runs.name='dense' AND site='token'") == 10 * 4,
           "dense token states: one per layer plus the prelude output");
-    CHECK(count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs"
+    CHECK(store_count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs"
                         " ON runs.id = r.run_id WHERE runs.name='dense' AND site LIKE 'latent%'") == 0,
           "dense has no latent sites");
     /* dense: prelude and coda attention are stored apart (blocks pre and post),
      * the 3 core layers as iterations 1..3 */
-    CHECK(count(&store, "SELECT count(*) FROM attention_stats a JOIN recordings r ON r.id = a.recording_id"
+    CHECK(store_count(&store, "SELECT count(*) FROM attention_stats a JOIN recordings r ON r.id = a.recording_id"
                         " JOIN runs ON runs.id = r.run_id WHERE runs.name='dense' AND block IN ('pre', 'post')") == 2 * 10 &&
-          count(&store, "SELECT count(*) FROM attention_stats a JOIN recordings r ON r.id = a.recording_id"
+          store_count(&store, "SELECT count(*) FROM attention_stats a JOIN recordings r ON r.id = a.recording_id"
                         " JOIN runs ON runs.id = r.run_id WHERE runs.name='dense' AND block='loop'") == 3 * 10,
           "dense attention rows: prelude/coda must not overwrite each other");
 

@@ -34,6 +34,7 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "data_fixtures.h"
 #include "harness.h"
 #include "record.h"
 #include "report.h"
@@ -82,16 +83,6 @@ static void train_run(Store *store, const char *name, const char *model, int see
     TrainOptions quiet = {0};
     TrainResult result;
     CHECK(train_new(store, name, path, &quiet, &result) == 0, "train %s: %s", name, spiral_last_error());
-}
-
-/* The first column of the first row of a query (-1 if none). */
-static long long count(Store *store, const char *sql) {
-    sqlite3_stmt *stmt;
-    long long n = -1;
-    if (sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return n;
 }
 
 /* Executes formatted SQL; a failure is a test failure. */
@@ -322,10 +313,10 @@ int main(int argc, char **argv) {
     RecordResult rr;
     CHECK(record_run(&store, "spiral", "lang", &ro, &rr) == 0, "record spiral: %s", spiral_last_error());
     CHECK(record_run(&store, "looped", "lang", &ro, &rr) == 0, "record looped: %s", spiral_last_error());
-    long long rec_spiral = count(&store, "SELECT r.id FROM recordings r JOIN runs ON runs.id = r.run_id WHERE name = 'spiral'");
-    long long rec_looped = count(&store, "SELECT r.id FROM recordings r JOIN runs ON runs.id = r.run_id WHERE name = 'looped'");
-    long long id_spiral = count(&store, "SELECT id FROM runs WHERE name = 'spiral'");
-    long long id_looped = count(&store, "SELECT id FROM runs WHERE name = 'looped'");
+    long long rec_spiral = store_count(&store, "SELECT r.id FROM recordings r JOIN runs ON runs.id = r.run_id WHERE name = 'spiral'");
+    long long rec_looped = store_count(&store, "SELECT r.id FROM recordings r JOIN runs ON runs.id = r.run_id WHERE name = 'looped'");
+    long long id_spiral = store_count(&store, "SELECT id FROM runs WHERE name = 'spiral'");
+    long long id_looped = store_count(&store, "SELECT id FROM runs WHERE name = 'looped'");
     insert_results(&store, rec_spiral, id_spiral, 3, 1, 0.30);
     insert_results(&store, rec_looped, id_looped, 3, 0, 0.32);
     for (int t = 0; t <= 3; t++)
@@ -339,7 +330,7 @@ int main(int argc, char **argv) {
     ReportResult result;
     CHECK(report_write(&store, &options, &result) == 0, "report: %s", spiral_last_error());
     /* expected data rows of each figure's CSV */
-    long long training_rows = count(&store, "SELECT count(loss) + count(val_loss) FROM metrics");
+    long long training_rows = store_count(&store, "SELECT count(loss) + count(val_loss) FROM metrics");
     struct { const char *name; long rows; } expected[] = {
         {"training", (long)training_rows},
         {"comparison", 2 + 3},                  /* groups {spiral, spiral-s2}, {looped}; 3 runs */

@@ -19,7 +19,9 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "data_fixtures.h"
 #include "harness.h"
+#include "ngram.h"
 #include "synth_dyck.h"
 
 /* p(token | depth, top type, tokens so far) of the process, written from
@@ -168,40 +170,6 @@ static void check_documents(const Dataset *ds, const SynthDyckParams *p, SplitSt
           worst_doc);
     free(probs);
     free(types);
-}
-
-/* 1 if two datasets hold the same tokens, documents, labels, nll, params. */
-static int datasets_equal(const Dataset *a, const Dataset *b) {
-    if (a->n_tokens != b->n_tokens || a->n_docs != b->n_docs || a->n_labels != b->n_labels ||
-        a->vocab_size != b->vocab_size || strcmp(a->params_json, b->params_json) != 0)
-        return 0;
-    if (memcmp(a->tokens, b->tokens, a->n_tokens * sizeof *a->tokens) ||
-        memcmp(a->doc_start, b->doc_start, (a->n_docs + 1) * sizeof *a->doc_start) ||
-        memcmp(a->doc_split, b->doc_split, a->n_docs) ||
-        memcmp(a->true_nll, b->true_nll, a->n_tokens * sizeof *a->true_nll))
-        return 0;
-    for (int l = 0; l < a->n_labels; l++)
-        if (strcmp(a->labels[l].name, b->labels[l].name) ||
-            a->labels[l].n_classes != b->labels[l].n_classes ||
-            memcmp(a->labels[l].values, b->labels[l].values, a->n_tokens * sizeof(int32_t)))
-            return 0;
-    return 1;
-}
-
-/* Entropy (nats) of the unigram distribution of a split's tokens. */
-static double unigram_entropy(const Dataset *ds, int split) {
-    double *count = calloc((size_t)ds->vocab_size, sizeof *count);  /* (vocab) */
-    double total = 0, h = 0;
-    for (size_t d = 0; d < ds->n_docs; d++)
-        if (ds->doc_split[d] == split)
-            for (size_t i = ds->doc_start[d]; i < ds->doc_start[d + 1]; i++) {
-                count[ds->tokens[i]]++;
-                total++;
-            }
-    for (int t = 0; t < ds->vocab_size; t++)
-        if (count[t] > 0) h -= count[t] / total * log(count[t] / total);
-    free(count);
-    return h;
 }
 
 /* Makes a dataset from params and runs every document check on it. */

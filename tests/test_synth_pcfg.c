@@ -35,29 +35,12 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "data_fixtures.h"
 #include "harness.h"
 #include "ngram.h"
 #include "synth_pcfg.h"
 
 /* ---- helpers ---- */
-
-/* 1 if two datasets hold the same tokens, documents, labels, nll, params. */
-static int datasets_equal(const Dataset *a, const Dataset *b) {
-    if (a->n_tokens != b->n_tokens || a->n_docs != b->n_docs || a->n_labels != b->n_labels ||
-        a->vocab_size != b->vocab_size || strcmp(a->params_json, b->params_json) != 0)
-        return 0;
-    if (memcmp(a->tokens, b->tokens, a->n_tokens * sizeof *a->tokens) ||
-        memcmp(a->doc_start, b->doc_start, (a->n_docs + 1) * sizeof *a->doc_start) ||
-        memcmp(a->doc_split, b->doc_split, a->n_docs) ||
-        memcmp(a->true_nll, b->true_nll, a->n_tokens * sizeof *a->true_nll))
-        return 0;
-    for (int l = 0; l < a->n_labels; l++)
-        if (strcmp(a->labels[l].name, b->labels[l].name) ||
-            a->labels[l].n_classes != b->labels[l].n_classes ||
-            memcmp(a->labels[l].values, b->labels[l].values, a->n_tokens * sizeof(int32_t)))
-            return 0;
-    return 1;
-}
 
 /* Makes the dataset and its grammar, or records a failure. Returns 0/-1. */
 static int make_with_grammar(Dataset *ds, SynthPcfgParams *p, SynthPcfgGrammar *g,

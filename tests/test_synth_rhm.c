@@ -18,7 +18,9 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "data_fixtures.h"
 #include "harness.h"
+#include "ngram.h"
 #include "synth_rhm.h"
 
 /* b^e for small integers. */
@@ -31,40 +33,6 @@ static long ipow(long b, int e) {
 /* Internal nodes of a derivation: (b^L - 1) / (b - 1). */
 static long internal_nodes(const SynthRhmParams *p) {
     return (ipow(p->b, p->n_levels) - 1) / (p->b - 1);
-}
-
-/* 1 if two datasets hold the same tokens, documents, labels, nll, params. */
-static int datasets_equal(const Dataset *a, const Dataset *b) {
-    if (a->n_tokens != b->n_tokens || a->n_docs != b->n_docs || a->n_labels != b->n_labels ||
-        a->vocab_size != b->vocab_size || strcmp(a->params_json, b->params_json) != 0)
-        return 0;
-    if (memcmp(a->tokens, b->tokens, a->n_tokens * sizeof *a->tokens) ||
-        memcmp(a->doc_start, b->doc_start, (a->n_docs + 1) * sizeof *a->doc_start) ||
-        memcmp(a->doc_split, b->doc_split, a->n_docs) ||
-        memcmp(a->true_nll, b->true_nll, a->n_tokens * sizeof *a->true_nll))
-        return 0;
-    for (int l = 0; l < a->n_labels; l++)
-        if (strcmp(a->labels[l].name, b->labels[l].name) ||
-            a->labels[l].n_classes != b->labels[l].n_classes ||
-            memcmp(a->labels[l].values, b->labels[l].values, a->n_tokens * sizeof(int32_t)))
-            return 0;
-    return 1;
-}
-
-/* Entropy (nats) of the unigram distribution of a split's tokens. */
-static double unigram_entropy(const Dataset *ds, int split) {
-    double *count = calloc((size_t)ds->vocab_size, sizeof *count);  /* (vocab) */
-    double total = 0, h = 0;
-    for (size_t d = 0; d < ds->n_docs; d++)
-        if (ds->doc_split[d] == split)
-            for (size_t i = ds->doc_start[d]; i < ds->doc_start[d + 1]; i++) {
-                count[ds->tokens[i]]++;
-                total++;
-            }
-    for (int t = 0; t < ds->vocab_size; t++)
-        if (count[t] > 0) h -= count[t] / total * log(count[t] / total);
-    free(count);
-    return h;
 }
 
 /* The level-l symbol whose rules contain the tuple, by a linear scan of the
