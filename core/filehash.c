@@ -27,3 +27,12 @@ int file_sha256_hex(const char *path, char hex[65]) {
     for (int i = 0; i < SHA256_DIGEST_SIZE; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
     return 0;
 }
+
+int file_sha256_verify(const char *path, const char *expected) {
+    char actual[65];
+    if (file_sha256_hex(path, actual)) return -1;
+    if (strcmp(actual, expected) != 0)
+        return spiral_error("%s: sha256 %s differs from the store's %s: the file was modified "
+                            "or is corrupt", path, actual, expected);
+    return 0;
+}

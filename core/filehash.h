@@ -8,4 +8,9 @@
  * with the terminating NUL). Returns 0 or -1 naming the path. */
 int file_sha256_hex(const char *path, char hex[65]);
 
+/* Checks that the file's SHA-256 is `expected` (lowercase hex, as recorded in
+ * the store). Returns 0, or -1 with an error naming the path and both
+ * hashes ("... was modified or is corrupt"). */
+int file_sha256_verify(const char *path, const char *expected);
+
 #endif

@@ -199,11 +199,7 @@ static int load_run_model(Store *store, const RunRow *run, const SpiralConfig *c
     if (!path)
         return spiral_error("run %s has no checkpoint yet: train it first ('spiral train')",
                             run->name);
-    char actual[65];
-    int status = file_sha256_hex(path, actual);
-    if (status == 0 && strcmp(actual, sha) != 0)
-        status = spiral_error("%s: sha256 differs from the store's: the checkpoint of run %s "
-                              "was modified", path, run->name);
+    int status = file_sha256_verify(path, sha);
     SpiralConfig file_cfg;
     ParamLayout layout = {0};
     real *values = NULL;

@@ -222,11 +222,7 @@ done:
 /* Loads weights and AdamW moments from a checkpoint, after checking its
  * sha256 against the store. */
 static int load_checkpoint(Trainer *tr, const char *path, const char *sha_expected) {
-    char sha[65];
-    if (file_sha256_hex(path, sha)) return spiral_error_prefix("checkpoint");
-    if (strcmp(sha, sha_expected) != 0)
-        return spiral_error("%s: sha256 %s differs from the store's %s: the checkpoint was "
-                            "modified or is corrupt", path, sha, sha_expected);
+    if (file_sha256_verify(path, sha_expected)) return spiral_error_prefix("checkpoint");
     SafeFile file;
     if (safetensors_read(&file, path)) return -1;
     const ParamLayout *layout = &tr->model.layout;

@@ -13,7 +13,7 @@
  *  - attention statistics rows exist for every layer application, and each
  *    query's mass beyond distance 0 equals 1 - P(attend to itself);
  *  - bad input: unknown run, unknown dataset, other settings without
- *    --replace: clear errors.
+ *    --replace, a checkpoint modified after training: clear errors.
  */
 #include <math.h>
 #include <stdio.h>
@@ -196,6 +196,15 @@ int main(int argc, char **argv) {
     o.n_sequences = 100000;
     CHECK(record_run(&store, "spiral", "lang", &o, &result) != 0 && strstr(spiral_last_error(), "room for only"),
           "too many sequences: %s", spiral_last_error());
+
+    /* a checkpoint modified after training is refused */
+    FILE *tampered = fopen(path, "r+b");
+    fseek(tampered, -4, SEEK_END);
+    fputc(0x5a, tampered);
+    fclose(tampered);
+    CHECK(record_run(&store, "spiral", "lang", &o, &result) != 0 &&
+          strstr(spiral_last_error(), "sha256") && strstr(spiral_last_error(), path),
+          "tampered checkpoint accepted: %s", spiral_last_error());
 
     free(path);
     free(sha);

@@ -25,6 +25,7 @@
 #include "ngram.h"
 #include "synth_dyck.h"
 #include "error.h"
+#include "data_fixtures.h"
 #include "harness.h"
 #include "store.h"
 #include "train.h"
@@ -73,15 +74,6 @@ static int run_losses(Store *store, const char *name, double *losses, int cap) {
     return n;
 }
 
-static long long count_rows(Store *store, const char *sql) {
-    sqlite3_stmt *stmt;
-    long long n = -1;
-    if (sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return n;
-}
-
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "/tmp/spiral_test_train_XXXXXX");
     if (!mkdtemp(dir)) return 2;
@@ -108,11 +100,11 @@ int main(int argc, char **argv) {
            result.val_loss, unigram);
     CHECK(result.val_loss < 0.6 * unigram, "val loss %.4f is not well below unigram %.4f",
           result.val_loss, unigram);
-    CHECK(count_rows(&store, "SELECT count(*) FROM metrics WHERE run_id = 1") == 600, "metrics rows");
-    CHECK(count_rows(&store, "SELECT count(*) FROM metrics WHERE run_id = 1 AND val_loss IS NOT NULL") == 3,
+    CHECK(store_count(&store, "SELECT count(*) FROM metrics WHERE run_id = 1") == 600, "metrics rows");
+    CHECK(store_count(&store, "SELECT count(*) FROM metrics WHERE run_id = 1 AND val_loss IS NOT NULL") == 3,
           "evaluation rows at 200, 400, 600");
-    CHECK(count_rows(&store, "SELECT count(*) FROM checkpoints WHERE run_id = 1") == 3, "checkpoints at 200, 400, 600");
-    CHECK(count_rows(&store, "SELECT count(*) FROM runs WHERE status='done' AND step=600") == 1,
+    CHECK(store_count(&store, "SELECT count(*) FROM checkpoints WHERE run_id = 1") == 3, "checkpoints at 200, 400, 600");
+    CHECK(store_count(&store, "SELECT count(*) FROM runs WHERE status='done' AND step=600") == 1,
           "run marked done at step 600");
 
     /* 1b. the synthetic language: below unigram and bigram on its val split */
@@ -172,12 +164,12 @@ int main(int argc, char **argv) {
     if (diverged)
         CHECK(strstr(spiral_last_error(), "step ") && strstr(spiral_last_error(), "tensor"),
               "divergence message lacks step/tensor: %s", spiral_last_error());
-    CHECK(!diverged || count_rows(&store, "SELECT count(*) FROM runs WHERE name='diverge' AND status='failed'") == 1,
+    CHECK(!diverged || store_count(&store, "SELECT count(*) FROM runs WHERE name='diverge' AND status='failed'") == 1,
           "diverged run not marked failed");
     printf("divergence run: %s\n", diverged ? spiral_last_error() : "(did not diverge)");
 
     /* 5. bad input leaves no run behind */
-    long long runs_before = count_rows(&store, "SELECT count(*) FROM runs");
+    long long runs_before = store_count(&store, "SELECT count(*) FROM runs");
     const char *bad[][2] = {
         {"{\"model\": {\"vocab_size\": 8}, \"train\": {\"dataset\": \"nope\"}}", "no dataset named 'nope'"},
         {"{\"model\": {\"vocab_size\": 8}, \"train\": {\"dataset\": \"lang\", \"lr\": \"big\"}}", "train.lr"},
@@ -195,7 +187,7 @@ int main(int argc, char **argv) {
     }
     CHECK(train_new(&store, "learn", "/nonexistent/run.json", &quiet, &result) != 0 &&
           strstr(spiral_last_error(), "/nonexistent/run.json"), "missing file: %s", spiral_last_error());
-    CHECK(count_rows(&store, "SELECT count(*) FROM runs") == runs_before, "bad input created a run");
+    CHECK(store_count(&store, "SELECT count(*) FROM runs") == runs_before, "bad input created a run");
     store_close(&store);
 
     char command[600];
