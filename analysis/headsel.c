@@ -67,7 +67,7 @@ int headsel_change(double *change, const double *stat, int n_heads, int T, int m
 
 int headsel_select(int *order, int *n_selected, double *change, const double *stat, int n_heads, int T,
                    double fraction, int measure) {
-    int count;
+    int count = 0;
     if (headsel_count(&count, n_heads, fraction)) return -1;
     RankedHead *ranked = malloc((size_t)n_heads * sizeof *ranked);
     double *values = malloc((size_t)n_heads * sizeof *values); /* (n_heads) */

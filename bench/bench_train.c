@@ -16,7 +16,7 @@
  *    held a core cannot lower it (and flatter MFU).
  * 2. Training step = model_zero_grad + model_forward (with targets) +
  *    model_backward + adamw_step (moments allocated once), at B = 8 and
- *    L = 128, 256, 512 on all OpenBLAS threads, and L = 256 on one. Warmup
+ *    L = 128, 256, 512 on all threads of spiral's pool, and L = 256 on one. Warmup
  *    steps (the first sizes the activation arena), then the median of N
  *    timed steps (the best is printed beside it). GFLOP/s uses the analytic
  *    count of core/cost.h (train = 3 x forward; attention over the causal
@@ -50,10 +50,11 @@
  *    (so that both see the same machine load).
  * Ends with the ratios and the issue's targets, each met or not met.
  *
- * Threads: core/ has no parallel loops of its own, so all parallelism is
- * OpenBLAS's, left at its default (one thread per core); the report prints
- * both counts, the process's thread count, and the load average at start
- * and end. Other processes on the machine make every number here slower
+ * Threads: model work runs on spiral's pool (core/parallel.h, one thread
+ * per core unless SPIRAL_THREADS says otherwise) with OpenBLAS on one thread
+ * per call; the sgemm references run OpenBLAS's own threads, one per core,
+ * while the pool is idle. The report prints both counts, the process's
+ * thread count, and the load average at start and end. Other processes on the machine make every number here slower
  * and noisier; the sgemm rate measured before each model, and the median
  * beside the best step, show how much.
  *
@@ -76,6 +77,7 @@
 #include "error.h"
 #include "layers.h"
 #include "model.h"
+#include "parallel.h"
 #include "scale.h"
 
 enum { BATCH = 8, BREAKDOWN_L = 256, MAX_TIMED_STEPS = 16, BREAKDOWN_REPS = 5,
@@ -303,7 +305,7 @@ typedef struct {
     double sgemm_before;        /* square sgemm GFLOP/s, all threads, just before the model */
 } StepStats;
 
-/* Times training steps of `kind` at (B, L) on OpenBLAS's current threads:
+/* Times training steps of `kind` at (B, L) on the pool's current threads:
  * warmup_steps, then timed_steps timed ones. Returns 0 or -1 (spiral_error). */
 static int measure_training(StepStats *stats, Kind kind, int B, int L, int warmup_steps,
                             int timed_steps) {
@@ -312,7 +314,7 @@ static int measure_training(StepStats *stats, Kind kind, int B, int L, int warmu
     memset(stats, 0, sizeof *stats);
     stats->B = B;
     stats->L = L;
-    stats->threads = openblas_get_num_threads();
+    stats->threads = parallel_threads();
     stats->warmup_steps = warmup_steps;
     stats->timed_steps = timed_steps;
     if (kind_config(&cfg, kind)) return -1;
@@ -821,6 +823,13 @@ static const struct { int L, one_thread, warmup, timed; } sizes[N_SIZES] = {
 
 static const char *met(int ok) { return ok ? "met" : "NOT MET"; }
 
+/* spiral's threading for model work: the pool on n threads, OpenBLAS on one
+ * thread per call (the sgemm references set OpenBLAS's own threads). */
+static void model_threads(int n) {
+    parallel_set_threads(n);
+    openblas_set_num_threads(1);
+}
+
 /* The 1-minute load average (other processes competing for the cores). */
 static double load_average(void) {
     double load = -1;
@@ -892,10 +901,10 @@ static int report_training(Results *r) {
         for (int kind = 0; kind < N_KINDS; kind++) {
             StepStats *st = &r->steps[s][kind];
             double sgemm_before = probe_ceiling(r);
-            openblas_set_num_threads(sizes[s].one_thread ? 1 : r->threads);
+            model_threads(sizes[s].one_thread ? 1 : r->threads);
             int status = measure_training(st, (Kind)kind, BATCH, sizes[s].L, sizes[s].warmup,
                                           sizes[s].timed);
-            openblas_set_num_threads(r->threads);
+            model_threads(r->threads);
             if (status) return fail(kind_names[kind]);
             st->sgemm_before = sgemm_before;
         }
@@ -925,10 +934,9 @@ static int report_training(Results *r) {
                        st->allocated_bytes[1] / 1024.0 / st->allocations[1], st->heap_change);
         }
     }
-    openblas_set_num_threads(r->threads);
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
-    printf("thr: OpenBLAS threads. MFU: achieved GFLOP/s / the ceiling, the best of %d square "
+    printf("thr: threads of spiral's pool (OpenBLAS on one thread per call). MFU: achieved GFLOP/s / the ceiling, the best of %d square "
            "sgemm runs on %d threads (%.1f GFLOP/s).\nsgemm: the square sgemm rate on %d threads "
            "measured just before the model (lower = the machine was busier).\n"
            "allocs p/lib: malloc/calloc/realloc calls during steps 2..W+N from this program "
@@ -952,6 +960,7 @@ static int report_training(Results *r) {
 
 /* Section 3: forward-only throughput with the observer off and on. */
 static int report_forward(Results *r) {
+    model_threads(r->threads);
     printf("== 3. Forward only (no targets), B = %d, L = %d, median of %d, modes interleaved\n",
            BATCH, BREAKDOWN_L, FORWARD_REPS);
     printf("%-7s %12s %20s %20s %12s %12s\n", "kind", "off tok/s", "copy states tok/s",
@@ -976,6 +985,7 @@ static int report_forward(Results *r) {
 
 /* Section 4: the estimated breakdown of a step at (BATCH, BREAKDOWN_L). */
 static int report_breakdown(Results *r) {
+    model_threads(r->threads);
     SpiralConfig spiral_cfg;
     Blocks blocks;
     if (kind_config(&spiral_cfg, KIND_SPIRAL) ||
@@ -1079,7 +1089,7 @@ static int most_above_peak(const Breakdown *bd, double peak_gflops) {
 /* The summary: the ratios against the targets. */
 static void report_summary(const Results *r) {
     const StepStats *main_size = r->steps[1];
-    printf("== Summary (B = %d, L = %d, d = 256, %d OpenBLAS threads on %d cores)\n", BATCH,
+    printf("== Summary (B = %d, L = %d, d = 256, %d threads on %d cores)\n", BATCH,
            BREAKDOWN_L, r->threads, r->cores);
     printf("sgemm ceiling: %.1f GFLOP/s (best of %d square runs; section 1 alone: %.1f on %d "
            "threads, %.1f on 1)\n", r->ceiling, r->n_probes, r->peak_all, r->threads,
@@ -1106,14 +1116,14 @@ static void report_summary(const Results *r) {
            "core/, %ld from shared libraries\n  (of which %ld in the 1-thread runs)   target 0: "
            "%s\n", own, library, library_one_thread, met(own + library == 0));
     const StepStats *one_thread = r->steps[N_SIZES - 1];
-    printf("with 1 OpenBLAS thread at L = %d: MFU dense %.1f%%, looped %.1f%%, spiral %.1f%% "
+    printf("with 1 thread at L = %d: MFU dense %.1f%%, looped %.1f%%, spiral %.1f%% "
            "(step time vs %d threads: %.2f, %.2f, %.2f)\n", one_thread[0].L,
            100 * one_thread[0].train_flops / one_thread[0].median / 1e9 / r->ceiling,
            100 * one_thread[1].train_flops / one_thread[1].median / 1e9 / r->ceiling,
            100 * one_thread[2].train_flops / one_thread[2].median / 1e9 / r->ceiling,
            r->threads, one_thread[0].median / main_size[0].median,
            one_thread[1].median / main_size[1].median, one_thread[2].median / main_size[2].median);
-    printf("threads: %d OpenBLAS threads, no parallel loops in core/, %d cores   no "
+    printf("threads: spiral's pool on %d threads, OpenBLAS on 1 per call, %d cores   no "
            "oversubscription: %s\n", r->threads, r->cores, met(r->threads <= r->cores));
     printf("peak memory at L = %d: dense %.0f, looped %.0f, spiral %.0f MB (expected %.0f, %.0f, "
            "%.0f)\n", BREAKDOWN_L, main_size[0].peak_rss_mb, main_size[1].peak_rss_mb,
@@ -1136,15 +1146,18 @@ int main(void) {
     Results *r = &results;
     setvbuf(stdout, NULL, _IOLBF, 0);
     r->cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    r->threads = openblas_get_num_threads();
+    r->threads = parallel_threads();
+    const char *env_spiral = getenv("SPIRAL_THREADS");
     const char *env_blas = getenv("OPENBLAS_NUM_THREADS"), *env_omp = getenv("OMP_NUM_THREADS");
     double load_start = load_average(), t0 = now();
     printf("bench_train: training throughput of dense, looped and spiral models against the\n"
            "sgemm peak measured in this run (float32; %s; core %s)\n",
            openblas_get_config(), openblas_get_corename());
-    printf("cores online: %d; OpenBLAS threads: %d (OPENBLAS_NUM_THREADS=%s, OMP_NUM_THREADS=%s); "
-           "core/ has no parallel loops of its own\nload average (1 min) at start: %.2f\n\n", r->cores,
-           r->threads, env_blas ? env_blas : "unset", env_omp ? env_omp : "unset", load_start);
+    printf("cores online: %d; threads: %d (SPIRAL_THREADS=%s); model work runs on spiral's pool "
+           "with OpenBLAS on one thread per call;\nthe sgemm references run OpenBLAS's own "
+           "threads (OPENBLAS_NUM_THREADS=%s, OMP_NUM_THREADS=%s)\nload average (1 min) at "
+           "start: %.2f\n\n", r->cores, r->threads, env_spiral ? env_spiral : "unset",
+           env_blas ? env_blas : "unset", env_omp ? env_omp : "unset", load_start);
     report_sgemm(r);
     if (report_training(r) || report_forward(r) || report_breakdown(r)) return 1;
     report_summary(r);

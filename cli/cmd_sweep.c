@@ -69,13 +69,14 @@ static void command_print(const Command *c) {
     fflush(stdout);
 }
 
-/* Starts a command as a child process; one BLAS thread when parallel. */
+/* Starts a command as a child process; one thread (SPIRAL_THREADS=1) when
+ * several run at once. */
 static pid_t command_start(const Command *c, int single_thread) {
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
-        if (single_thread) setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        if (single_thread) setenv("SPIRAL_THREADS", "1", 1);
         execv(c->argv[0], c->argv);
         fprintf(stderr, "spiral sweep: cannot run %s: %s\n", c->argv[0], strerror(errno));
         _exit(127);

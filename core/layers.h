@@ -7,6 +7,10 @@
  * times (the shared loop core) collects the sum of all its uses, and a tensor
  * that feeds two consumers (a residual stream) collects both gradients.
  * Row-major throughout; M is a number of rows (batch x positions).
+ *
+ * Every function runs on the thread pool of parallel.h. Work is split so
+ * that each output element is computed in the same order whatever the
+ * number of threads: results do not depend on it.
  */
 #ifndef SPIRAL_LAYERS_H
 #define SPIRAL_LAYERS_H
@@ -49,10 +53,19 @@ void rope_backward(real *dx, const int *pos, int B, int n, int H, int dh, double
 void attention_forward(real *y, real *probs, const real *q, const real *k, const real *v,
                        int B, int n, int H, int dh);
 /* dP = dy v^T;  dS = P * (dP - rowsum(P * dP)) / sqrt(dh);
- * dq += dS k;  dk += dS^T q;  dv += P^T dy. scratch holds n*n reals. */
+ * dq += dS k;  dk += dS^T q;  dv += P^T dy. scratch holds
+ * attention_scratch_size(n) reals. */
 void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real *dy,
                         const real *probs, const real *q, const real *k, const real *v,
                         int B, int n, int H, int dh);
+/* Reals of scratch attention_backward needs at length n: one block of
+ * query rows by n keys per thread of the pool. */
+size_t attention_scratch_size(int n);
+
+/* Query rows per block: attention multiplies each block of query rows only
+ * by the keys at or before its last row (the causal half plus the diagonal
+ * blocks). */
+#define ATTENTION_BLOCK 64
 
 /* SwiGLU gate: m = silu(a) * c elementwise, silu(a) = a / (1 + exp(-a)). */
 void swiglu_forward(real *m, const real *a, const real *c, size_t count);

@@ -9,8 +9,17 @@
 
 #include "real.h"
 
+/* One BLAS call on the calling thread. */
 void matmul(int transpose_a, int transpose_b, int m, int n, int k,
             real alpha, const real *a, int lda, const real *b, int ldb,
             real beta, real *c, int ldc);
+
+/* The same product on the thread pool (parallel.h): one BLAS call per
+ * block of 128 rows of C (or of 128 columns, when C has fewer than 256 rows
+ * and more columns than rows). The blocks depend on the shape only, so the
+ * result is the same for any thread count. */
+void matmul_parallel(int transpose_a, int transpose_b, int m, int n, int k,
+                     real alpha, const real *a, int lda, const real *b, int ldb,
+                     real beta, real *c, int ldc);
 
 #endif

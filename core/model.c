@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "layers.h"
+#include "vec.h"
 
 /* ------------------------------------------------------------------------ */
 /* Weights                                                                  */
@@ -122,7 +123,7 @@ void model_free(Model *model) {
 }
 
 void model_zero_grad(Model *model) {
-    memset(model->grads, 0, model->layout.n_params * sizeof(real));
+    vec_zero(model->grads, model->layout.n_params);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -208,12 +209,12 @@ static void plan_activations(Model *model, Bump *bump, int B, int L) {
 }
 
 /* Backward scratch at size (B, L), in reals: eight (B, L, d) stream buffers,
- * the layer buffers and one (L, L) attention gradient. */
+ * the layer buffers and the attention gradient blocks of every thread. */
 static size_t scratch_size(const SpiralConfig *cfg, int B, int L) {
     size_t tokens = (size_t)B * L, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
     size_t vocab = (size_t)cfg->vocab_size;
     size_t stream = 8 * tokens * d;
-    size_t layer = 7 * tokens * d + 3 * tokens * f + (size_t)L * L;
+    size_t layer = 7 * tokens * d + 3 * tokens * f + attention_scratch_size(L);
     return stream + layer + tokens * vocab;
 }
 
@@ -284,13 +285,13 @@ static void layer_forward(LayerActs *acts, const LayerWeights *w, const real *x,
     rope_forward(acts->k, acts->pos, B, n, H, dh, cfg->rope_base);
     attention_forward(acts->att, acts->probs, acts->q, acts->k, acts->v, B, n, H, dh);
     linear_forward(acts->x2, acts->att, w->wo, M, d, d);
-    for (size_t i = 0; i < rows_d; i++) acts->x2[i] += x[i];
+    vec_add(acts->x2, x, rows_d);
     rmsnorm_forward(acts->xn2, acts->rstd2, acts->x2, w->mlp_norm, M, d, cfg->norm_eps);
     linear_forward(acts->a, acts->xn2, w->w1, M, d, f);
     linear_forward(acts->c, acts->xn2, w->w3, M, d, f);
     swiglu_forward(acts->m, acts->a, acts->c, (size_t)M * f);
     linear_forward(acts->out, acts->m, w->w2, M, f, d);
-    for (size_t i = 0; i < rows_d; i++) acts->out[i] += acts->x2[i];
+    vec_add(acts->out, acts->x2, rows_d);
 }
 
 /* Runs n_layers layers on x; returns the output (x itself if n_layers == 0). */
@@ -350,7 +351,7 @@ static const real *iteration_forward(Model *model, int t, const real *h_in, cons
     const real *delta = z_out;
     if (cfg->topology == TOPOLOGY_RESIDUAL) {
         size_t count = (size_t)B * J * d;
-        for (size_t i = 0; i < count; i++) it->delta[i] = z_out[i] - z[i];
+        vec_sub(it->delta, z_out, z, count);
         delta = it->delta;
     }
     const real *base = cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0;
@@ -412,7 +413,7 @@ typedef struct {
     real *dxn;                 /* (B, L, d) */
     real *layer_dxn1, *layer_dq, *layer_dk, *layer_dv, *layer_datt, *layer_dx2, *layer_dxn2;
     real *layer_da, *layer_dc, *layer_dm;  /* (B, L, F) */
-    real *layer_dprobs;        /* (L, L) */
+    real *layer_dprobs;        /* attention_scratch_size(L) */
     real *dlogits;             /* (B, L, V) */
 } Scratch;
 
@@ -440,12 +441,12 @@ static Scratch scratch_slices(Model *model) {
     s.layer_da = take(&bump, tokens * f);
     s.layer_dc = take(&bump, tokens * f);
     s.layer_dm = take(&bump, tokens * f);
-    s.layer_dprobs = take(&bump, (size_t)model->L * model->L);
+    s.layer_dprobs = take(&bump, attention_scratch_size(model->L));
     s.dlogits = take(&bump, tokens * cfg->vocab_size);
     return s;
 }
 
-static void zero(real *x, size_t count) { memset(x, 0, count * sizeof(real)); }
+static void zero(real *x, size_t count) { vec_zero(x, count); }
 
 /* Backward of layer_forward: dx += dL/dx given dout = dL/d(out); weight
  * gradients accumulate into dw. */
@@ -456,7 +457,7 @@ static void layer_backward(real *dx, LayerWeights *dw, const real *dout, const L
     int M = B * n;
     size_t rows_d = (size_t)M * d, rows_f = (size_t)M * f;
     /* out = x2 + m w2^T */
-    memcpy(s->layer_dx2, dout, rows_d * sizeof(real));
+    vec_copy(s->layer_dx2, dout, rows_d);
     zero(s->layer_dm, rows_f);
     linear_backward(s->layer_dm, dw->w2, dout, acts->m, w->w2, M, f, d);
     zero(s->layer_da, rows_f);
@@ -468,7 +469,7 @@ static void layer_backward(real *dx, LayerWeights *dw, const real *dout, const L
     rmsnorm_backward(s->layer_dx2, dw->mlp_norm, s->layer_dxn2, acts->x2, w->mlp_norm,
                      acts->rstd2, M, d);
     /* x2 = x + att wo^T */
-    for (size_t i = 0; i < rows_d; i++) dx[i] += s->layer_dx2[i];
+    vec_add(dx, s->layer_dx2, rows_d);
     zero(s->layer_datt, rows_d);
     linear_backward(s->layer_datt, dw->wo, s->layer_dx2, acts->att, w->wo, M, d, d);
     zero(s->layer_dq, rows_d);
@@ -500,10 +501,6 @@ static void block_backward(real *dx, LayerWeights *dw, const real *dout, const L
     }
 }
 
-/* Adds src into dst. */
-static void add_into(real *dst, const real *src, size_t count) {
-    for (size_t i = 0; i < count; i++) dst[i] += src[i];
-}
 
 /* Backward of iteration t: dh_in += dL/dh(t), dh0 += the part reaching h(0)
  * through the anchor, given dh_out = dL/dh(t+1). */
@@ -517,22 +514,23 @@ static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, cons
     int residual = cfg->topology == TOPOLOGY_RESIDUAL;
     if (it->full_resolution) {
         /* residual: h(t+1) = z~; anchor: h(t+1) = h(0) + z~; z = h(t) */
-        if (!residual) add_into(dh0, dh_out, tokens_d);
+        if (!residual) vec_add(dh0, dh_out, tokens_d);
         if (cfg->n_loop > 0)
             block_backward(dh_in, model->dw.loop, dh_out, it->layers, model->w.loop,
                            cfg->n_loop, cfg, B, core_pingpong, s);
         return;
     }
     /* h(t+1) = base + shift(up(delta)) */
-    add_into(residual ? dh_in : dh0, dh_out, tokens_d);
+    vec_add(residual ? dh_in : dh0, dh_out, tokens_d);
     zero(s->ddelta, latents_d);
     upscale_backward(s->ddelta, model->dw.up_alloc[t], dh_out,
                      residual ? it->delta : it->layers[cfg->n_loop - 1].out, it->coef,
                      model->w.up_alloc[t], &it->geo, B, d, cfg->up);
     /* delta = z~ - z (residual) or z~ (anchor) */
-    zero(s->dz, latents_d);
     if (residual)
-        for (size_t i = 0; i < latents_d; i++) s->dz[i] = -s->ddelta[i];
+        vec_negate(s->dz, s->ddelta, latents_d);
+    else
+        zero(s->dz, latents_d);
     block_backward(s->dz, model->dw.loop, s->ddelta, it->layers, model->w.loop, cfg->n_loop, cfg,
                    B, core_pingpong, s);
     downscale_backward(dh_in, model->dw.down_score[t], s->dz, it->h_in, it->alpha,
@@ -573,7 +571,7 @@ int model_backward(Model *model) {
         iteration_backward(model, t, dh_next, s.dh0, dh, &s);
         real *swap = dh; dh = dh_next; dh_next = swap;
     }
-    add_into(dh, s.dh0, tokens_d);
+    vec_add(dh, s.dh0, tokens_d);
     /* prelude */
     if (cfg->n_pre > 0) {
         zero(dh_next, tokens_d);

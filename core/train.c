@@ -30,6 +30,7 @@
 #include "filehash.h"
 #include "model.h"
 #include "safetensors.h"
+#include "vec.h"
 
 typedef struct {
     Store *store;
@@ -320,7 +321,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
         }
         loss = loss_sum / c->grad_accum;
         if (c->grad_accum > 1)
-            for (size_t i = 0; i < n; i++) tr->model.grads[i] /= c->grad_accum;
+            vec_scale(tr->model.grads, (real)(1.0 / c->grad_accum), n);
         double norm = grad_global_norm(tr->model.grads, n);
         if (!isfinite(loss) || !isfinite(norm)) {
             char message[1400];
@@ -334,8 +335,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
             return spiral_error("%s", message);
         }
         if (c->clip > 0 && norm > c->clip) {
-            real scale = (real)(c->clip / norm);
-            for (size_t i = 0; i < n; i++) tr->model.grads[i] *= scale;
+            vec_scale(tr->model.grads, (real)(c->clip / norm), n);
         }
         adam.lr = train_lr_at(c, step);
         adamw_step(tr->model.params, tr->model.grads, tr->adam_m, tr->adam_v, &tr->model.layout,

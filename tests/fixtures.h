@@ -58,7 +58,7 @@ static void fixture_schedule(SpiralConfig *c, int n, const int *g, const int *of
 
 /* Every kind and option: spiral (both down, both up, both topologies,
  * offsets, no-overlap shift, g in {1,2,3,4,8}), looped, dense, untied. */
-static int fixtures_all(Fixture *out) {
+static inline int fixtures_all(Fixture *out) {
     int n = 0;
     {
         SpiralConfig c = fixture_base();
@@ -125,7 +125,7 @@ static int fixtures_all(Fixture *out) {
 /* Fills every parameter with random values large enough that every path
  * matters: gains 1 + 0.2 u, selfagg scores and alloc weights 0.5 u,
  * matrices 0.4 u (u uniform in [-1, 1)). */
-static void fixture_random_weights(Model *m, uint64_t seed) {
+static inline void fixture_random_weights(Model *m, uint64_t seed) {
     fixture_seed(seed);
     for (int i = 0; i < m->layout.n_tensors; i++) {
         const ParamTensor *t = &m->layout.tensors[i];

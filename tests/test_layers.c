@@ -379,9 +379,8 @@ static void test_rope_positions(void) {
 
 /* ---- attention -------------------------------------------------------- */
 
-enum { ATT_B = 2, ATT_N = 5, ATT_H = 2, ATT_DH = 4, ATT_D = ATT_H * ATT_DH };
-
 typedef struct {
+    int B, n, H, dh, D;    /* D = H * dh */
     const real *q, *k, *v; /* (B, n, H*dh) */
     real *y, *probs;       /* outputs: y (B, n, H*dh), probs (B, H, n, n) */
     const real *R;         /* (B, n, H*dh) */
@@ -389,103 +388,129 @@ typedef struct {
 
 static double attention_loss(void *arg) {
     AttentionBlock *a = arg;
-    attention_forward(a->y, a->probs, a->q, a->k, a->v, ATT_B, ATT_N, ATT_H, ATT_DH);
-    return dot(a->y, a->R, (size_t)ATT_B * ATT_N * ATT_D);
+    attention_forward(a->y, a->probs, a->q, a->k, a->v, a->B, a->n, a->H, a->dh);
+    return dot(a->y, a->R, (size_t)a->B * a->n * a->D);
 }
 
 /* Every row of probs (B, H, n, n) sums to 1 and is exactly 0 above the
  * diagonal (keys after the query). */
-static void check_causal_rows(const char *label, const real *probs) {
+static void check_causal_rows(const char *label, const AttentionBlock *a, const real *probs) {
     double worst_sum = 0;
-    int nonzero_future = 0;
-    for (int bh = 0; bh < ATT_B * ATT_H; bh++)
-        for (int i = 0; i < ATT_N; i++) {
-            const real *row = probs + ((size_t)bh * ATT_N + i) * ATT_N;
+    int nonzero_future = 0, n = a->n;
+    for (int bh = 0; bh < a->B * a->H; bh++)
+        for (int i = 0; i < n; i++) {
+            const real *row = probs + ((size_t)bh * n + i) * n;
             double sum = 0;
             for (int j = 0; j <= i; j++) sum += row[j];
             worst_sum = fmax(worst_sum, fabs(sum - 1));
-            for (int j = i + 1; j < ATT_N; j++) nonzero_future += row[j] != 0;
+            for (int j = i + 1; j < n; j++) nonzero_future += row[j] != 0;
         }
     CHECK(worst_sum <= ROUNDING, "%s: a probability row sums to 1 %+.3e", label, worst_sum);
     CHECK(nonzero_future == 0, "%s: %d probabilities above the diagonal are not exactly 0",
           label, nonzero_future);
 }
 
-/* attention (B=2, n=5, H=2, dh=4): y and probs against a direct evaluation in
- * double; causal rows (also with logits ~ +-100, where an unstabilised softmax
- * overflows in float); dq, dk, dv. */
-static void test_attention(void) {
-    enum { COUNT = ATT_B * ATT_N * ATT_D, PROBS = ATT_B * ATT_H * ATT_N * ATT_N };
-    real q[COUNT], k[COUNT], v[COUNT], y[COUNT], R[COUNT]; /* (B, n, H*dh) */
-    real dq[COUNT], dk[COUNT], dv[COUNT];                  /* (B, n, H*dh) */
-    real probs[PROBS];                                     /* (B, H, n, n) */
-    real scratch[ATT_N * ATT_N];                           /* (n, n) */
-    fixture_seed(105);
-    fill_uniform(q, COUNT, 1);
-    fill_uniform(k, COUNT, 1);
-    fill_uniform(v, COUNT, 1);
-    fill_uniform(R, COUNT, 1);
-    AttentionBlock a = {q, k, v, y, probs, R};
+/* attention at (B, n, H, dh): y and probs against a direct evaluation in
+ * double; causal rows (also with logits ~ +-100, where an unstabilised
+ * softmax overflows in float); dq, dk, dv by finite differences, and that
+ * backward accumulates. With n > ATTENTION_BLOCK the query rows run in
+ * several causal blocks, the last one partial. */
+static void test_attention_at(int B, int n, int H, int dh) {
+    int D = H * dh;
+    size_t count = (size_t)B * n * D, n_probs = (size_t)B * H * n * n;
+    real *q = reals_new(count), *k = reals_new(count), *v = reals_new(count);
+    real *y = reals_new(count), *R = reals_new(count);
+    real *dq = reals_new(count), *dk = reals_new(count), *dv = reals_new(count);
+    real *probs = reals_new(n_probs);
+    real *scratch = reals_new(attention_scratch_size(n));
+    char label[64];
+    snprintf(label, sizeof label, "attention B=%d n=%d H=%d dh=%d", B, n, H, dh);
+    fixture_seed(105 + n);
+    fill_uniform(q, count, 1);
+    fill_uniform(k, count, 1);
+    fill_uniform(v, count, 1);
+    fill_uniform(R, count, 1);
+    AttentionBlock a = {B, n, H, dh, D, q, k, v, y, probs, R};
 
     attention_loss(&a);
     double err = 0;
-    for (int b = 0; b < ATT_B; b++)
-        for (int h = 0; h < ATT_H; h++)
-            for (int i = 0; i < ATT_N; i++) {
-                double p[ATT_N], max = -INFINITY, sum = 0;
+    double *p = malloc((size_t)n * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < n; i++) {
+                double max = -INFINITY, sum = 0;
                 for (int j = 0; j <= i; j++) {
                     double s = 0;
-                    for (int c = 0; c < ATT_DH; c++)
-                        s += (double)q[(b * ATT_N + i) * ATT_D + h * ATT_DH + c] *
-                             k[(b * ATT_N + j) * ATT_D + h * ATT_DH + c];
-                    p[j] = s / sqrt((double)ATT_DH);
+                    for (int c = 0; c < dh; c++)
+                        s += (double)q[((size_t)b * n + i) * D + h * dh + c] *
+                             k[((size_t)b * n + j) * D + h * dh + c];
+                    p[j] = s / sqrt((double)dh);
                     max = fmax(max, p[j]);
                 }
                 for (int j = 0; j <= i; j++) {
                     p[j] = exp(p[j] - max);
                     sum += p[j];
                 }
-                const real *prow = probs + (((size_t)b * ATT_H + h) * ATT_N + i) * ATT_N;
+                const real *prow = probs + (((size_t)b * H + h) * n + i) * n;
                 for (int j = 0; j <= i; j++) err = fmax(err, fabs(prow[j] - p[j] / sum));
-                for (int c = 0; c < ATT_DH; c++) {
+                for (int c = 0; c < dh; c++) {
                     double out = 0;
                     for (int j = 0; j <= i; j++)
-                        out += p[j] / sum * v[(b * ATT_N + j) * ATT_D + h * ATT_DH + c];
-                    err = fmax(err, fabs(y[(b * ATT_N + i) * ATT_D + h * ATT_DH + c] - out));
+                        out += p[j] / sum * v[((size_t)b * n + j) * D + h * dh + c];
+                    err = fmax(err, fabs(y[((size_t)b * n + i) * D + h * dh + c] - out));
                 }
             }
-    CHECK(err <= REFERENCE, "attention: forward differs from softmax(q k^T / sqrt(dh)) v by %.3e",
-          err);
-    check_causal_rows("attention", probs);
+    free(p);
+    CHECK(err <= REFERENCE, "%s: forward differs from softmax(q k^T / sqrt(dh)) v by %.3e",
+          label, err);
+    check_causal_rows(label, &a, probs);
 
-    reals_zero(dq, COUNT);
-    reals_zero(dk, COUNT);
-    reals_zero(dv, COUNT);
-    attention_backward(dq, dk, dv, scratch, R, probs, q, k, v, ATT_B, ATT_N, ATT_H, ATT_DH);
-    gradcheck_input("attention", "q", attention_loss, &a, q, dq, COUNT);
-    gradcheck_input("attention", "k", attention_loss, &a, k, dk, COUNT);
-    gradcheck_input("attention", "v", attention_loss, &a, v, dv, COUNT);
+    reals_zero(dq, count);
+    reals_zero(dk, count);
+    reals_zero(dv, count);
+    attention_backward(dq, dk, dv, scratch, R, probs, q, k, v, B, n, H, dh);
+    gradcheck_input(label, "q", attention_loss, &a, q, dq, count);
+    gradcheck_input(label, "k", attention_loss, &a, k, dk, count);
+    gradcheck_input(label, "v", attention_loss, &a, v, dv, count);
 
-    real *dq_once = reals_copy(dq, COUNT), *dk_once = reals_copy(dk, COUNT),
-         *dv_once = reals_copy(dv, COUNT);
+    real *dq_once = reals_copy(dq, count), *dk_once = reals_copy(dk, count),
+         *dv_once = reals_copy(dv, count);
     attention_loss(&a); /* the gradchecks left probs at the last perturbation */
-    attention_backward(dq, dk, dv, scratch, R, probs, q, k, v, ATT_B, ATT_N, ATT_H, ATT_DH);
-    check_accumulates("attention", "q", dq, dq_once, COUNT);
-    check_accumulates("attention", "k", dk, dk_once, COUNT);
-    check_accumulates("attention", "v", dv, dv_once, COUNT);
+    attention_backward(dq, dk, dv, scratch, R, probs, q, k, v, B, n, H, dh);
+    check_accumulates(label, "q", dq, dq_once, count);
+    check_accumulates(label, "k", dk, dk_once, count);
+    check_accumulates(label, "v", dv, dv_once, count);
     free(dq_once);
     free(dk_once);
     free(dv_once);
 
-    /* large logits: scores up to 4 * 200 * 1 / 2 = 400 */
-    real q_large[COUNT];
-    for (int i = 0; i < COUNT; i++) q_large[i] = 200 * q[i];
-    attention_forward(y, probs, q_large, k, v, ATT_B, ATT_N, ATT_H, ATT_DH);
+    /* large logits: scores up to dh * 200 * 1 / sqrt(dh) */
+    real *q_large = reals_new(count);
+    for (size_t i = 0; i < count; i++) q_large[i] = 200 * q[i];
+    attention_forward(y, probs, q_large, k, v, B, n, H, dh);
     int finite = 1;
-    for (int i = 0; i < PROBS; i++) finite &= isfinite(probs[i]) != 0;
-    for (int i = 0; i < COUNT; i++) finite &= isfinite(y[i]) != 0;
-    CHECK(finite, "attention: logits ~ 400 give non-finite probabilities or outputs");
-    check_causal_rows("attention, logits ~ 400", probs);
+    for (size_t i = 0; i < n_probs; i++) finite &= isfinite(probs[i]) != 0;
+    for (size_t i = 0; i < count; i++) finite &= isfinite(y[i]) != 0;
+    CHECK(finite, "%s: logits ~ 400 give non-finite probabilities or outputs", label);
+    snprintf(label, sizeof label, "attention n=%d, logits ~ 400", n);
+    check_causal_rows(label, &a, probs);
+    free(q_large);
+    free(q);
+    free(k);
+    free(v);
+    free(y);
+    free(R);
+    free(dq);
+    free(dk);
+    free(dv);
+    free(probs);
+    free(scratch);
+}
+
+static void test_attention(void) {
+    test_attention_at(2, 5, 2, 4);
+    /* three blocks of query rows (64 + 64 + 22) */
+    test_attention_at(1, 2 * ATTENTION_BLOCK + 22, 2, 4);
 }
 
 /* ---- swiglu ----------------------------------------------------------- */

@@ -1,0 +1,47 @@
+/*
+ * parallel.h: spiral's one threading model.
+ *
+ * A fixed pool of threads (the calling thread plus n - 1 workers) runs the
+ * independent tasks of one operation: the row blocks of a matrix product,
+ * the (batch, head) pairs of attention, the chunks of an elementwise loop.
+ * OpenBLAS is set to one thread when the pool starts, so every BLAS call
+ * runs on the thread that made it and the two never compete for cores.
+ *
+ * Threads: $SPIRAL_THREADS if set, else the number of online cores. Tasks
+ * write disjoint outputs and never depend on which thread runs them, so
+ * results are the same for any thread count (tests check it bit for bit).
+ *
+ * A parallel_for issued while another is running (from a worker, or from a
+ * second application thread) runs its tasks serially on the caller.
+ */
+#ifndef SPIRAL_PARALLEL_H
+#define SPIRAL_PARALLEL_H
+
+#include <stddef.h>
+
+/* One task: `task` in [0, n_tasks), `thread` in [0, parallel_threads()),
+ * for per-thread scratch. */
+typedef void (*ParallelTask)(void *ctx, int task, int thread);
+
+/* Runs fn(ctx, task, thread) for every task and returns when all are done. */
+void parallel_for(int n_tasks, ParallelTask fn, void *ctx);
+
+/* The number of threads of the pool (starting it if needed). */
+int parallel_threads(void);
+
+/* Restarts the pool with n threads (n >= 1; 0 = the default above).
+ * Returns 0, or -1 with spiral_error if a thread could not be started (the
+ * pool then runs with the threads it has). Not to be called while a
+ * parallel_for is running. */
+int parallel_set_threads(int n);
+
+/* Splits [0, count) into at most max_parts contiguous parts whose bounds are
+ * multiples of `align` (except the last); part p is [*begin, *end). The
+ * split depends only on its arguments. */
+void parallel_split(size_t count, int max_parts, size_t align, int part, size_t *begin,
+                    size_t *end);
+
+/* The number of parts parallel_split makes: ceil(count / per-part size). */
+int parallel_parts(size_t count, int max_parts, size_t align);
+
+#endif
