@@ -33,7 +33,11 @@ static const char *usage =
     "  match  derive the looped and dense baselines of a spiral config\n"
     "  report figures (gnuplot) and an HTML/Markdown report of the store's runs\n"
     "\n"
-    "'spiral <command> --help' describes each command.\n";
+    "'spiral <command> --help' describes each command.\n"
+    "\n"
+    "environment:\n"
+    "  SPIRAL_THREADS  threads for training, eval and recording (default: every\n"
+    "                  core); results are the same for any number\n";
 
 const char *cli_version(void) { return SPIRAL_VERSION; }
 

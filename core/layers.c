@@ -60,6 +60,55 @@ static inline real real_exp(real x) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Row reductions                                                           */
+
+/* sum_c x_c in double, over four interleaved partial sums (c mod 4) added
+ * at the end: one chain of dependent additions would take four times as
+ * long. The order is fixed, so the result is too. */
+static double sum_double(const real *x, int n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int c = 0;
+    for (; c + 4 <= n; c += 4) {
+        s0 += x[c];
+        s1 += x[c + 1];
+        s2 += x[c + 2];
+        s3 += x[c + 3];
+    }
+    for (; c < n; c++) s0 += x[c];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* sum_c a_c b_c in double, in the same four partial sums. */
+static double dot_double(const real *a, const real *b, int n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int c = 0;
+    for (; c + 4 <= n; c += 4) {
+        s0 += (double)a[c] * b[c];
+        s1 += (double)a[c + 1] * b[c + 1];
+        s2 += (double)a[c + 2] * b[c + 2];
+        s3 += (double)a[c + 3] * b[c + 3];
+    }
+    for (; c < n; c++) s0 += (double)a[c] * b[c];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* max_c x_c (n >= 1), in four partial maxima. */
+static real max_real(const real *x, int n) {
+    real m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0];
+    int c = 0;
+    for (; c + 4 <= n; c += 4) {
+        m0 = x[c] > m0 ? x[c] : m0;
+        m1 = x[c + 1] > m1 ? x[c + 1] : m1;
+        m2 = x[c + 2] > m2 ? x[c + 2] : m2;
+        m3 = x[c + 3] > m3 ? x[c + 3] : m3;
+    }
+    for (; c < n; c++) m0 = x[c] > m0 ? x[c] : m0;
+    m0 = m1 > m0 ? m1 : m0;
+    m2 = m3 > m2 ? m3 : m2;
+    return m2 > m0 ? m2 : m0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Embedding                                                                */
 
 typedef struct {
@@ -134,8 +183,7 @@ static void rmsnorm_forward_task(void *ctx, int part, int thread) {
     for (size_t r = begin; r < end; r++) {
         const real *xr = j->x + r * d;
         real *yr = j->y + r * d;
-        double sum_sq = 0;
-        for (int k = 0; k < d; k++) sum_sq += (double)xr[k] * xr[k];
+        double sum_sq = dot_double(xr, xr, d);
         real inv = (real)(1.0 / sqrt(sum_sq / d + j->eps));
         j->rstd[r] = inv;
         for (int k = 0; k < d; k++) yr[k] = xr[k] * inv * j->gain[k];
@@ -263,11 +311,9 @@ static void attention_forward_task(void *ctx, int task, int thread) {
                0, block, n);
         for (int i = i0; i < i1; i++) {
             real *row = p + (size_t)i * n;
-            real max = row[0];
-            for (int c = 1; c <= i; c++) max = row[c] > max ? row[c] : max;
+            real max = max_real(row, i + 1);
             for (int c = 0; c <= i; c++) row[c] = real_exp(row[c] - max);
-            double sum = 0;
-            for (int c = 0; c <= i; c++) sum += row[c];
+            double sum = sum_double(row, i + 1);
             real inv = (real)(1.0 / sum);
             for (int c = 0; c <= i; c++) row[c] *= inv;
             memset(row + i + 1, 0, (size_t)(n - i - 1) * sizeof(real));
@@ -304,8 +350,7 @@ static void attention_backward_task(void *ctx, int task, int thread) {
             int i = i0 + r;
             const real *prow = pb + (size_t)r * n;
             real *drow = ds + (size_t)r * i1;
-            double dot = 0;
-            for (int c = 0; c <= i; c++) dot += (double)prow[c] * drow[c];
+            double dot = dot_double(prow, drow, i + 1);
             for (int c = 0; c <= i; c++) drow[c] = prow[c] * (drow[c] - (real)dot) * scale;
             for (int c = i + 1; c < i1; c++) drow[c] = 0;
         }
@@ -386,8 +431,7 @@ typedef struct {
 
 /* log(sum_j exp(row_j)) computed stably in double. */
 static double log_sum_exp(const real *row, int V) {
-    real max = row[0];
-    for (int j = 1; j < V; j++) max = row[j] > max ? row[j] : max;
+    real max = max_real(row, V);
     double sum = 0;
     for (int j = 0; j < V; j++) sum += exp((double)row[j] - max);
     return max + log(sum);
