@@ -6,10 +6,18 @@
  * forward pass produces it; the event is converted (float32 or float16) and
  * inserted at once with prepared statements inside the batch's transaction,
  * so no copy of the whole batch's states is held.
+ *
+ * Where the time goes (bench/bench_record.c): the forward passes, then the
+ * WAL checkpoints, which fsync the log, copy its pages into the database
+ * file and fsync that, so every byte reaches the disk twice; inserting and
+ * committing are cheap (a commit writes the batch's last pages to the log,
+ * without fsync). The recording runs the checkpoints itself, every
+ * RECORD_CHECKPOINT_BYTES and once at the end, so that their cost is counted
+ * and a finished recording is in the database file, fsynced.
  */
 #include "record.h"
 
-#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +29,19 @@
 #include "dataset.h"
 #include "error.h"
 #include "filehash.h"
+#include "fastmath.h"
 #include "model.h"
 #include "train_config.h"
+
+/* State bytes committed between two checkpoints. Each checkpoint costs two
+ * fsyncs whatever its size; one per 256 MiB took 0.24 s per 130 MB against
+ * 0.28 s for SQLite's automatic one per 64 MiB and 0.36 s for one per batch
+ * (bench_record), and keeps the log to about 256 MiB. */
+#define RECORD_CHECKPOINT_BYTES (256.0 * 1024 * 1024)
+
+/* Probabilities per call of entropy_terms (a fixed count lets the compiler
+ * vectorize the loop at -O2). */
+#define ENTROPY_BLOCK 8
 
 void record_options_default(RecordOptions *o) {
     memset(o, 0, sizeof *o);
@@ -47,8 +66,12 @@ typedef struct {
     sqlite3_stmt *insert_state, *insert_stats;
     void *buffer;                 /* conversion buffer, rows x cols values */
     float *stats;                 /* (H, rows, 2 + n_distances) */
+    float *probs;                 /* (rows + ENTROPY_BLOCK) one query's probabilities, zero padded */
+    float *entropy_terms;         /* (rows + ENTROPY_BLOCK) p log p of each */
+    double *mass_before;          /* (rows + 1) attention mass on the keys before key j */
     double bytes;                 /* state bytes written */
-    double store_seconds;         /* time converting and inserting states */
+    double insert_seconds;        /* converting and inserting states and statistics */
+    double attention_seconds;     /* computing attention statistics */
     int failed;                   /* an insert failed; spiral_error is set */
 } Recorder;
 
@@ -93,36 +116,68 @@ static void insert_state(Recorder *r, int b, int iteration, const char *site, in
         r->failed = 1;
     }
     r->bytes += (double)bytes;
-    r->store_seconds += seconds_now() - start;
+    r->insert_seconds += seconds_now() - start;
+}
+
+/* terms[l] = p[l] log p[l] for ENTROPY_BLOCK probabilities p >= 0. */
+static void entropy_terms(float *restrict terms, const float *restrict p) {
+    for (int l = 0; l < ENTROPY_BLOCK; l++) terms[l] = p[l] * log_float(p[l]);
 }
 
 /* Attention statistics of batch row b, per head and query row i, with p the
  * token position of each row:
  *   distance_i = sum_j P_ij (p_i - p_j)          (token units)
  *   entropy_i  = -sum_j P_ij log P_ij            (nats)
- *   beyond_i(D) = sum_{j : p_i - p_j > D} P_ij. */
+ *   beyond_i(D) = sum_{j : p_i - p_j > D} P_ij.
+ * Positions ascend, so the keys beyond D are a prefix j < m_i(D) of the
+ * row, and m_i(D) never decreases with i: beyond_i(D) is the running mass
+ * before key m_i(D) (the same sum in the same order as adding each P_ij with
+ * p_i - p_j > D). Sums are in double; P log P is in float (log_float), which
+ * moves the stored float32 entropy by at most a few ulps. */
 static void insert_attention(Recorder *r, int b, int iteration, int layer, const ObserveEvent *e) {
     if (r->failed) return;
-    int n = e->rows, H = e->heads, K = 2 + r->options->n_distances;
+    double start = seconds_now();
+    int n = e->rows, H = e->heads, n_distances = r->options->n_distances, K = 2 + n_distances;
+    const int *distances = r->options->distances;
+    for (int i = 1; i < n; i++) {
+        if (e->pos[i] < e->pos[i - 1]) {
+            spiral_error("attention statistics: row %d stands at position %d, before row %d "
+                         "(position %d); positions must ascend", i, e->pos[i], i - 1, e->pos[i - 1]);
+            r->failed = 1;
+            return;
+        }
+    }
     for (int h = 0; h < H; h++) {
         const real *P = e->data + ((size_t)b * H + h) * n * n;
+        int first_near[RECORD_MAX_DISTANCES] = {0}; /* m_i(D_k): first key within D_k */
         for (int i = 0; i < n; i++) {
             const real *row = P + (size_t)i * n;
-            double distance = 0, entropy = 0, beyond[RECORD_MAX_DISTANCES] = {0};
+            int padded = (i + ENTROPY_BLOCK) / ENTROPY_BLOCK * ENTROPY_BLOCK; /* > i */
+            for (int j = 0; j <= i; j++) r->probs[j] = (float)row[j];
+            for (int j = i + 1; j < padded; j++) r->probs[j] = 0;
+            for (int j = 0; j < padded; j += ENTROPY_BLOCK)
+                entropy_terms(r->entropy_terms + j, r->probs + j);
+            double distance = 0, entropy = 0, mass = 0;
             for (int j = 0; j <= i; j++) {
-                double p = row[j], gap = e->pos[i] - e->pos[j];
-                if (p <= 0) continue;
-                distance += p * gap;
-                entropy -= p * log(p);
-                for (int k = 0; k < r->options->n_distances; k++)
-                    if (gap > r->options->distances[k]) beyond[k] += p;
+                double p = row[j];
+                r->mass_before[j] = mass;
+                distance += p * (e->pos[i] - e->pos[j]);
+                entropy -= r->entropy_terms[j];
+                mass += p;
             }
+            r->mass_before[i + 1] = mass;
             float *out = r->stats + ((size_t)h * n + i) * K;
             out[0] = (float)distance;
             out[1] = (float)entropy;
-            for (int k = 0; k < r->options->n_distances; k++) out[2 + k] = (float)beyond[k];
+            for (int k = 0; k < n_distances; k++) {
+                while (first_near[k] <= i && e->pos[i] - e->pos[first_near[k]] > distances[k])
+                    first_near[k]++;
+                out[2 + k] = (float)r->mass_before[first_near[k]];
+            }
         }
     }
+    double computed = seconds_now();
+    r->attention_seconds += computed - start;
     sqlite3_stmt *s = r->insert_stats;
     sqlite3_reset(s);
     sqlite3_bind_int64(s, 1, r->recording_id);
@@ -139,6 +194,7 @@ static void insert_attention(Recorder *r, int b, int iteration, int layer, const
                      sqlite3_errmsg(r->store->db));
         r->failed = 1;
     }
+    r->insert_seconds += seconds_now() - computed;
 }
 
 /* The observer: maps each event to the sites of record.h. */
@@ -294,6 +350,53 @@ fail:
     return -1;
 }
 
+/* Prepares one statement on the store's connection or fails with its message. */
+static int prepare_statement(Store *store, const char *sql, sqlite3_stmt **stmt) {
+    if (sqlite3_prepare_v2(store->db, sql, -1, stmt, NULL) != SQLITE_OK)
+        return spiral_error("%s: preparing '%s': %s", store->path, sql, sqlite3_errmsg(store->db));
+    return 0;
+}
+
+/* Deletes the states and attention statistics of the batch's sequences.
+ * A sequence is recorded (in record_sequences) in the same transaction as
+ * its rows, so there are none unless they were edited by hand; deleting them
+ * lets the inserts be plain INSERTs. */
+static int delete_partial_sequences(Store *store, sqlite3_stmt *delete_states,
+                                    sqlite3_stmt *delete_stats, long long recording_id,
+                                    const int *batch_seq, int B) {
+    sqlite3_stmt *statements[2] = {delete_states, delete_stats};
+    for (int b = 0; b < B; b++) {
+        for (int k = 0; k < 2; k++) {
+            sqlite3_reset(statements[k]);
+            sqlite3_bind_int64(statements[k], 1, recording_id);
+            sqlite3_bind_int(statements[k], 2, batch_seq[b]);
+            if (sqlite3_step(statements[k]) != SQLITE_DONE)
+                return spiral_error("%s: clearing sequence %d before recording it: %s",
+                                    store->path, batch_seq[b], sqlite3_errmsg(store->db));
+        }
+    }
+    return 0;
+}
+
+/* Inserts the record_sequences row of each sequence of the batch: the
+ * dataset token index of each of its L positions (index_blob: L int64). */
+static int insert_sequence_rows(Store *store, sqlite3_stmt *insert_seq, long long recording_id,
+                                const SplitStream *stream, const size_t *window_start,
+                                const int *batch_seq, int B, int L, int64_t *index_blob) {
+    for (int b = 0; b < B; b++) {
+        size_t first = window_start[batch_seq[b]];
+        for (int i = 0; i < L; i++) index_blob[i] = (int64_t)stream->global[first + i];
+        sqlite3_reset(insert_seq);
+        sqlite3_bind_int64(insert_seq, 1, recording_id);
+        sqlite3_bind_int(insert_seq, 2, batch_seq[b]);
+        sqlite3_bind_blob64(insert_seq, 3, index_blob, (size_t)L * sizeof(int64_t), SQLITE_STATIC);
+        if (sqlite3_step(insert_seq) != SQLITE_DONE)
+            return spiral_error("%s: recording sequence %d: %s", store->path, batch_seq[b],
+                                sqlite3_errmsg(store->db));
+    }
+    return 0;
+}
+
 static double seconds_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -312,6 +415,9 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
     size_t *window_start = NULL;
     unsigned char *done = NULL;
     int *tokens = NULL, *batch_seq = NULL;
+    int64_t *index_blob = NULL;
+    sqlite3_stmt *insert_seq = NULL, *delete_states = NULL, *delete_stats = NULL;
+    int autocheckpoint_off = 0;
     long long dataset_id, step;
     int status = -1;
     memset(result, 0, sizeof *result);
@@ -346,7 +452,12 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
     batch_seq = malloc((size_t)o->batch_size * sizeof(int));
     rec.buffer = malloc((size_t)L * cfg.d_model * sizeof(float));
     rec.stats = malloc((size_t)cfg.n_heads * L * (2 + o->n_distances) * sizeof(float));
-    if (!window_start || !done || !tokens || !batch_seq || !rec.buffer || !rec.stats) {
+    rec.probs = malloc(((size_t)L + ENTROPY_BLOCK) * sizeof(float));
+    rec.entropy_terms = malloc(((size_t)L + ENTROPY_BLOCK) * sizeof(float));
+    rec.mass_before = malloc(((size_t)L + 1) * sizeof(double));
+    index_blob = malloc((size_t)L * sizeof(int64_t));
+    if (!window_start || !done || !tokens || !batch_seq || !rec.buffer || !rec.stats ||
+        !rec.probs || !rec.entropy_terms || !rec.mass_before || !index_blob) {
         spiral_error("out of memory preparing the recording");
         goto done;
     }
@@ -366,27 +477,31 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
     rec.batch_seq = batch_seq;
     rec.f16 = o->f16;
     rec.options = o;
-    if (sqlite3_prepare_v2(store->db, "INSERT OR REPLACE INTO states VALUES(?,?,?,?,?,?,?,?,?)",
-                           -1, &rec.insert_state, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(store->db,
-                           "INSERT OR REPLACE INTO attention_stats VALUES(?,?,?,?,?,?,?,?,?)", -1,
-                           &rec.insert_stats, NULL) != SQLITE_OK) {
-        spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
+    /* States and statistics: plain INSERTs after deleting whatever a sequence
+     * left behind. INSERT OR REPLACE with foreign keys on made SQLite keep a
+     * statement journal of every page each insert wrote: twice the state
+     * bytes again, in a temporary file. */
+    if (prepare_statement(store, "INSERT INTO states VALUES(?,?,?,?,?,?,?,?,?)", &rec.insert_state) ||
+        prepare_statement(store, "INSERT INTO attention_stats VALUES(?,?,?,?,?,?,?,?,?)",
+                          &rec.insert_stats) ||
+        prepare_statement(store, "INSERT OR REPLACE INTO record_sequences VALUES(?,?,?)",
+                          &insert_seq) ||
+        prepare_statement(store, "DELETE FROM states WHERE recording_id=? AND seq=?",
+                          &delete_states) ||
+        prepare_statement(store, "DELETE FROM attention_stats WHERE recording_id=? AND seq=?",
+                          &delete_stats))
         goto done;
-    }
-    sqlite3_stmt *insert_seq = NULL;
-    if (sqlite3_prepare_v2(store->db, "INSERT OR REPLACE INTO record_sequences VALUES(?,?,?)", -1,
-                           &insert_seq, NULL) != SQLITE_OK) {
-        spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
-        goto done;
-    }
+    /* the recording checkpoints itself (see the top of this file) */
+    if (store_exec(store, "PRAGMA wal_autocheckpoint=0")) goto done;
+    autocheckpoint_off = 1;
+
     Observer observer = {observe_event, &rec};
-    int64_t *index_blob = malloc((size_t)L * sizeof(int64_t));
     double start = seconds_now();
     int recorded_before = 0;
     for (int k = 0; k < n; k++) recorded_before += done[k];
     int next = 0;
-    status = index_blob ? 0 : spiral_error("out of memory");
+    double uncheckpointed = 0; /* state bytes committed since the last checkpoint */
+    status = 0;
     while (status == 0) {
         int B = 0;
         while (next < n && B < o->batch_size) {
@@ -399,27 +514,41 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
             next++;
         }
         if (B == 0) break;
+        double batch_start = seconds_now();
         if ((status = store_begin(store))) break;
+        double begun = seconds_now();
+        result->commit_seconds += begun - batch_start;
+        double bytes_before = rec.bytes;
         rec.failed = 0;
-        status = model_forward(&model, tokens, NULL, B, L, &observer);
+        status = delete_partial_sequences(store, delete_states, delete_stats, rec.recording_id,
+                                          batch_seq, B);
+        double deleted = seconds_now();
+        rec.insert_seconds += deleted - begun;
+        double observer_before = rec.insert_seconds + rec.attention_seconds;
+        if (status == 0) status = model_forward(&model, tokens, NULL, B, L, &observer);
+        result->forward_seconds +=
+            seconds_now() - deleted - (rec.insert_seconds + rec.attention_seconds - observer_before);
         if (status == 0 && rec.failed) status = -1;
-        for (int b = 0; b < B && status == 0; b++) {
-            for (int i = 0; i < L; i++) index_blob[i] = (int64_t)stream.global[window_start[batch_seq[b]] + i];
-            sqlite3_reset(insert_seq);
-            sqlite3_bind_int64(insert_seq, 1, rec.recording_id);
-            sqlite3_bind_int(insert_seq, 2, batch_seq[b]);
-            sqlite3_bind_blob64(insert_seq, 3, index_blob, (size_t)L * sizeof(int64_t), SQLITE_STATIC);
-            if (sqlite3_step(insert_seq) != SQLITE_DONE)
-                status = spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
-        }
+        double rows_start = seconds_now();
+        if (status == 0)
+            status = insert_sequence_rows(store, insert_seq, rec.recording_id, &stream,
+                                          window_start, batch_seq, B, L, index_blob);
         double commit_start = seconds_now();
+        rec.insert_seconds += commit_start - rows_start;
         if (status == 0) status = store_commit(store);
-        rec.store_seconds += seconds_now() - commit_start;
+        result->commit_seconds += seconds_now() - commit_start;
         if (status) {
             store_rollback(store);
             break;
         }
         result->recorded_now += B;
+        uncheckpointed += rec.bytes - bytes_before;
+        if (uncheckpointed >= RECORD_CHECKPOINT_BYTES) {
+            double checkpoint_start = seconds_now();
+            status = store_wal_checkpoint(store);
+            result->checkpoint_seconds += seconds_now() - checkpoint_start;
+            uncheckpointed = 0;
+        }
         if (o->progress) {
             double elapsed = seconds_now() - start;
             int total = recorded_before + result->recorded_now;
@@ -429,23 +558,43 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
         }
     }
     if (o->progress && isatty(STDERR_FILENO)) fputc('\n', stderr);
-    free(index_blob);
-    sqlite3_finalize(insert_seq);
     if (status == 0) {
         char sql[128];
         snprintf(sql, sizeof sql, "UPDATE recordings SET status='done' WHERE id=%lld",
                  rec.recording_id);
         status = store_exec(store, sql);
     }
+    /* the last checkpoint: the recording is in the database file, fsynced */
+    if (status == 0) {
+        double checkpoint_start = seconds_now();
+        status = store_wal_checkpoint(store);
+        result->checkpoint_seconds += seconds_now() - checkpoint_start;
+    }
     result->n_sequences = n;
     result->bytes = rec.bytes;
     result->seconds = seconds_now() - start;
-    result->store_seconds = rec.store_seconds;
+    result->insert_seconds = rec.insert_seconds;
+    result->attention_seconds = rec.attention_seconds;
+    result->store_seconds = result->insert_seconds + result->commit_seconds +
+                            result->checkpoint_seconds;
 done:
-    if (rec.insert_state) sqlite3_finalize(rec.insert_state);
-    if (rec.insert_stats) sqlite3_finalize(rec.insert_stats);
+    if (autocheckpoint_off) {
+        /* back to SQLite's default, which store_open leaves in place; a
+         * failure here matters only if the recording itself succeeded */
+        if (status == 0) status = store_exec(store, "PRAGMA wal_autocheckpoint=1000");
+        else sqlite3_exec(store->db, "PRAGMA wal_autocheckpoint=1000", NULL, NULL, NULL);
+    }
+    sqlite3_finalize(rec.insert_state);
+    sqlite3_finalize(rec.insert_stats);
+    sqlite3_finalize(insert_seq);
+    sqlite3_finalize(delete_states);
+    sqlite3_finalize(delete_stats);
+    free(index_blob);
     free(rec.buffer);
     free(rec.stats);
+    free(rec.probs);
+    free(rec.entropy_terms);
+    free(rec.mass_before);
     free(window_start);
     free(done);
     free(tokens);

@@ -21,7 +21,10 @@
  *
  * Writes are one transaction per batch of sequences, so a killed recording
  * leaves whole sequences only, and running it again records just the
- * missing ones.
+ * missing ones. The recording checkpoints the WAL every 256 MiB of states
+ * and at the end, so a finished recording is in the database file, fsynced
+ * (unless another connection is reading or checkpointing the log just then;
+ * a later checkpoint copies what is left).
  */
 #ifndef SPIRAL_RECORD_H
 #define SPIRAL_RECORD_H
@@ -48,8 +51,15 @@ typedef struct {
     long long recording_id;
     int n_sequences, recorded_now;
     double bytes;             /* state bytes written now */
-    double seconds;
-    double store_seconds;     /* of which converting and writing states (inserts + commits) */
+    double seconds;           /* the batches and the last checkpoint (setup excluded) */
+    /* where the time went (bench/bench_record.c prints them all) */
+    double forward_seconds;   /* forward passes, without the observer's work below */
+    double attention_seconds; /* attention statistics */
+    double insert_seconds;    /* converting and inserting states, statistics and sequence rows */
+    double commit_seconds;    /* BEGIN and COMMIT (the batch's last pages go to the WAL, no fsync) */
+    double checkpoint_seconds;/* WAL checkpoints, the last one included: fsync the WAL, copy
+                                 its pages into the database file, fsync that */
+    double store_seconds;     /* the store path: insert + commit + checkpoint */
 } RecordResult;
 
 /* Records run `run_name` on dataset `dataset_name`. */

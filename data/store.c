@@ -226,6 +226,15 @@ void store_rollback(Store *store) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* WAL checkpoints                                                          */
+
+int store_wal_checkpoint(Store *store) {
+    int rc = sqlite3_wal_checkpoint_v2(store->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) return store_fail(store, "WAL checkpoint");
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Datasets                                                                 */
 
 /* Little-endian byte images of the dataset arrays (x86 and ARM are little

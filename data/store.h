@@ -40,6 +40,12 @@ void store_rollback(Store *store);
 /* Executes SQL with no result rows; errors name the store and statement. */
 int store_exec(Store *store, const char *sql);
 
+/* Copies the committed pages of the write-ahead log into the database file
+ * (a PASSIVE checkpoint: it waits for no reader or writer; SQLITE_BUSY,
+ * another connection checkpointing, is not an error). This is where the WAL
+ * and then the database file are fsynced. Returns 0 or -1. */
+int store_wal_checkpoint(Store *store);
+
 /* Saves a dataset under a new name in one transaction (error if the name is
  * taken). *id gets its row id (may be NULL). */
 int store_dataset_save(Store *store, const char *name, const Dataset *ds, unsigned long seed,

@@ -8,8 +8,6 @@
  *  - matmul_parallel, split into row or column blocks, equals a direct
  *    evaluation in double for every transpose combination, with beta = 0
  *    and 1, at shapes with partial blocks;
- *  - exp_float (fastmath.h) is within 3 float ulps of exp over the range
- *    the model uses, and keeps NaN;
  *  - training on the pool does not depend on the number of threads: loss,
  *    logits, every gradient and the AdamW update are bit-identical with 1, 2
  *    and 3 threads, for the spiral, looped and dense models at sizes where
@@ -23,7 +21,6 @@
 
 #include "adamw.h"
 #include "error.h"
-#include "fastmath.h"
 #include "fixtures.h"
 #include "harness.h"
 #include "matmul.h"
@@ -142,29 +139,6 @@ static void test_matmul_parallel(void) {
             for (int tb = 0; tb < 2; tb++)
                 for (int beta = 0; beta < 2; beta++)
                     check_matmul(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], (real)beta);
-}
-
-/* ---- exp_float -------------------------------------------------------- */
-
-static void test_exp_float(void) {
-    double worst = 0, worst_x = 0;
-    for (int i = 0; i <= 2000000; i++) {
-        float x = (float)(-87.0 + 175.0 * i / 2000000.0);
-        double exact = exp((double)x), got = exp_float(x);
-        double ulps = fabs(got - exact) / (exact * 0x1p-23);
-        if (ulps > worst) {
-            worst = ulps;
-            worst_x = x;
-        }
-    }
-    printf("exp_float: worst %.2f ulp at x = %.6g over [-87, 88]\n", worst, worst_x);
-    CHECK(worst <= 3, "exp_float: %.2f ulps from exp at x = %g", worst, worst_x);
-    CHECK(isnan(exp_float(NAN)), "exp_float: NaN does not stay NaN");
-    CHECK(exp_float(-1000.0f) >= 0 && exp_float(-1000.0f) < 1e-37f,
-          "exp_float(-1000) = %g, expected a tiny non-negative number", exp_float(-1000.0f));
-    CHECK(isfinite(exp_float(1000.0f)) && exp_float(1000.0f) > 1e38f,
-          "exp_float(1000) = %g, expected a large finite number", exp_float(1000.0f));
-    CHECK(exp_float(0.0f) == 1.0f, "exp_float(0) = %.9g", exp_float(0.0f));
 }
 
 /* ---- training does not depend on the thread count ----------------------- */
@@ -297,7 +271,6 @@ int main(int argc, char **argv) {
     test_split();
     parallel_set_threads(2);
     test_matmul_parallel();
-    test_exp_float();
     test_thread_count_invariance();
     parallel_set_threads(0);
     return test_summary("test_parallel");

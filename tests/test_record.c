@@ -11,11 +11,15 @@
  *  - an interrupted recording (sequences deleted as a kill would lose them)
  *    completes only the missing sequences;
  *  - attention statistics rows exist for every layer application, and each
- *    query's mass beyond distance 0 equals 1 - P(attend to itself);
+ *    query's mass beyond distance 0 equals 1 - P(attend to itself); the
+ *    stored distance, entropy and masses of a latent layer equal the
+ *    definitions computed in double from a direct forward pass (distance
+ *    and masses bit for bit, entropy within 4 float ulps);
  *  - bad input: unknown run, unknown dataset, other settings without
  *    --replace, a checkpoint modified after training: clear errors.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,16 +50,34 @@ static void train_run(Store *store, const char *name, const char *model) {
     CHECK(train_new(store, name, path, &quiet, &result) == 0, "train %s: %s", name, spiral_last_error());
 }
 
-/* Captures h(t) of every batch row from a direct forward pass. */
+/* Captures h(t) of every batch row from a direct forward pass, and the
+ * attention probabilities of the first core layer at iteration 0. */
 typedef struct {
     int iteration;
     float *out;
+    double attention[4 * 2 * 24 * 24];  /* (B, H, rows, rows), B <= 4, H = 2 */
+    int attention_rows;
+    int positions[24];
 } Capture;
 
 static void capture_state(void *user, const ObserveEvent *e) {
     Capture *c = user;
     if (e->site == OBSERVE_STATE && e->iteration == c->iteration)
         for (int i = 0; i < e->B * e->rows * e->cols; i++) c->out[i] = (float)e->data[i];
+    if (e->site == OBSERVE_ATTENTION && e->block == BLOCK_LOOP && e->iteration == 0 &&
+        e->layer == 0) {
+        c->attention_rows = e->rows;
+        for (int i = 0; i < e->B * e->heads * e->rows * e->rows; i++) c->attention[i] = e->data[i];
+        for (int i = 0; i < e->rows; i++) c->positions[i] = e->pos[i];
+    }
+}
+
+/* Distance in float ulps between two floats of the same sign. */
+static long ulps_apart(float a, float b) {
+    int32_t x, y;
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    return labs((long)x - (long)y);
 }
 
 int main(int argc, char **argv) {
@@ -119,7 +141,9 @@ int main(int argc, char **argv) {
     CHECK(in_order && ds.doc_split[0] == SPLIT_TRAIN && index[0] >= 100 * 40,
           "token index of sequence 3 does not point into the test documents");
     float batch_states[4 * 24 * 16], stored[24 * 16];
-    Capture capture = {3, batch_states};
+    static Capture capture;
+    capture.iteration = 3;
+    capture.out = batch_states;
     Observer observer = {capture_state, &capture};
     model_forward(&model, tokens, NULL, 4, 24, &observer);
     const float *direct = batch_states + 3 * 24 * 16; /* batch row 3 */
@@ -144,6 +168,42 @@ int main(int argc, char **argv) {
         sane &= stats[q * K] >= 0 && stats[q * K + 1] >= 0 && stats[q * K + 2] >= 0 &&
                 stats[q * K + 2] <= 1.0001f && stats[q * K + 4] <= stats[q * K + 2] + 1e-6f;
     CHECK(sane, "attention statistics out of range (negative, mass > 1, or not decreasing in D)");
+    sqlite3_finalize(stmt);
+
+    /* the stored statistics of sequence 3 (batch row 3 of the direct pass)
+     * at the first core layer of iteration 0: latents of g = 4 with offset 1,
+     * so the positions of the rows are not 0, 1, 2, ... */
+    sqlite3_prepare_v2(store.db, "SELECT stats, heads, rows FROM attention_stats WHERE seq=3 AND"
+                       " block='loop' AND iteration=0 AND layer=0", -1, &stmt, NULL);
+    CHECK(sqlite3_step(stmt) == SQLITE_ROW, "attention row of sequence 3 at iteration 0");
+    const float *stored_stats = sqlite3_column_blob(stmt, 0);
+    int heads = sqlite3_column_int(stmt, 1), n = sqlite3_column_int(stmt, 2);
+    CHECK(heads == 2 && n == capture.attention_rows && n == 7,
+          "attention row shape %d heads x %d rows, direct pass has %d rows", heads, n,
+          capture.attention_rows);
+    int exact = 1;
+    long worst_ulps = 0;
+    for (int h = 0; h < heads && n == capture.attention_rows; h++) {
+        for (int i = 0; i < n; i++) {
+            const double *row = capture.attention + ((size_t)(3 * heads + h) * n + i) * n;
+            double distance = 0, entropy = 0, beyond[3] = {0};
+            for (int j = 0; j <= i; j++) {
+                int gap = capture.positions[i] - capture.positions[j];
+                distance += row[j] * gap;
+                if (row[j] > 0) entropy -= row[j] * log(row[j]);
+                for (int k = 0; k < o.n_distances; k++)
+                    if (gap > o.distances[k]) beyond[k] += row[j];
+            }
+            const float *got = stored_stats + ((size_t)h * n + i) * K;
+            exact &= got[0] == (float)distance;
+            for (int k = 0; k < o.n_distances; k++) exact &= got[2 + k] == (float)beyond[k];
+            long apart = ulps_apart(got[1], (float)entropy);
+            if (apart > worst_ulps) worst_ulps = apart;
+        }
+    }
+    CHECK(exact, "stored attention distance or mass beyond D differs from its definition");
+    CHECK(worst_ulps <= 4, "stored attention entropy is %ld float ulps from its definition",
+          worst_ulps);
     sqlite3_finalize(stmt);
 
     /* resume: lose 3 sequences, record again, only they are redone */
