@@ -384,7 +384,12 @@ static void swiglu_forward_task(void *ctx, int part, int thread) {
     row_range(j->count, 1, part, &begin, &end);
     real *m = j->m;
     const real *a = j->a, *c = j->c;
-    for (size_t i = begin; i < end; i++) m[i] = a[i] / (1 + real_exp(-a[i])) * c[i];
+    /* sigmoid first, then the products: written as a / (1 + e) * c, GCC
+     * vectorizes the clamp of exp_float into four divisions, 4x slower */
+    for (size_t i = begin; i < end; i++) {
+        real s = 1 / (1 + real_exp(-a[i]));
+        m[i] = a[i] * s * c[i];
+    }
 }
 
 void swiglu_forward(real *m, const real *a, const real *c, size_t count) {

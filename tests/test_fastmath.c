@@ -3,8 +3,8 @@
  * libm in double.
  *
  *  - exp_float: within 3 float ulps of exp on a grid of 2 million points
- *    over [-87, 88]; NaN stays NaN; huge arguments stay finite, tiny ones
- *    non-negative; e^0 = 1 exactly;
+ *    over [-87, 88]; NaN stays NaN; 0 below -87.3 and +inf above 88.3;
+ *    e^0 = 1 exactly;
  *  - log_float: within 2.5e-7 relative of log for every 16th float in
  *    [FLT_MIN, 1] (about 66 million values); log 1 = 0; 0 gives a finite
  *    value, so 0 log 0 = 0.
@@ -32,10 +32,16 @@ static void test_exp_float(void) {
     printf("exp_float: worst %.2f ulp at x = %.6g over [-87, 88]\n", worst, worst_x);
     CHECK(worst <= 3, "exp_float: %.2f ulps from exp at x = %g", worst, worst_x);
     CHECK(isnan(exp_float(NAN)), "exp_float: NaN does not stay NaN");
-    CHECK(exp_float(-1000.0f) >= 0 && exp_float(-1000.0f) < 1e-37f,
-          "exp_float(-1000) = %g, expected a tiny non-negative number", exp_float(-1000.0f));
-    CHECK(isfinite(exp_float(1000.0f)) && exp_float(1000.0f) > 1e38f,
-          "exp_float(1000) = %g, expected a large finite number", exp_float(1000.0f));
+    CHECK(exp_float(-87.4f) == 0 && exp_float(-1000.0f) == 0 && exp_float(-INFINITY) == 0,
+          "exp_float below -87.3: %g, %g, %g, expected 0", exp_float(-87.4f),
+          exp_float(-1000.0f), exp_float(-INFINITY));
+    CHECK(isinf(exp_float(88.4f)) && isinf(exp_float(1000.0f)) && isinf(exp_float(INFINITY)),
+          "exp_float above 88.3: %g, %g, %g, expected +inf", exp_float(88.4f),
+          exp_float(1000.0f), exp_float(INFINITY));
+    /* the case the out-of-range results exist for: 1 / (1 + e^x) at both ends */
+    CHECK(1 / (1 + exp_float(1000.0f)) == 0 && 1 / (1 + exp_float(-1000.0f)) == 1,
+          "sigmoid through exp_float at +-1000: %g, %g", 1 / (1 + exp_float(1000.0f)),
+          1 / (1 + exp_float(-1000.0f)));
     CHECK(exp_float(0.0f) == 1.0f, "exp_float(0) = %.9g", exp_float(0.0f));
 }
 
