@@ -1,11 +1,16 @@
 /*
  * scale.c: chunk geometry, down-scaling and up-scaling of one loop iteration
- * (see scale.h for the equations).
+ * (see scale.h for the equations). The forward passes run one task per batch
+ * row on the pool of parallel.h; the backward passes, which sum the
+ * gradient of the shared score and alloc weights over every row, run on the
+ * caller.
  */
 #include "scale.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "parallel.h"
 
 ChunkGeometry chunk_geometry(int L, const IterSpec *spec) {
     ChunkGeometry geo;
@@ -31,42 +36,60 @@ void chunk_positions(int *pos, const ChunkGeometry *geo) {
     for (int j = 0; j < geo->J; j++) pos[j] = chunk_last(geo, j);
 }
 
-void downscale_forward(real *z, real *alpha, const real *h, const real *score,
-                       const ChunkGeometry *geo, int B, int d, int mode) {
-    int L = geo->L, J = geo->J;
-    for (int b = 0; b < B; b++) {
-        const real *hb = h + (size_t)b * L * d;
-        for (int j = 0; j < J; j++) {
-            int first = chunk_first(geo, j), last = chunk_last(geo, j);
-            real *zj = z + ((size_t)b * J + j) * d;
-            memset(zj, 0, (size_t)d * sizeof(real));
-            if (mode == DOWN_MEAN) {
-                for (int i = first; i <= last; i++)
-                    for (int k = 0; k < d; k++) zj[k] += hb[(size_t)i * d + k];
-                real count = (real)(last - first + 1);
-                for (int k = 0; k < d; k++) zj[k] /= count;
-                continue;
-            }
-            /* selfagg: alpha = softmax over members of score . h_i */
-            real *ab = alpha + (size_t)b * L;
-            double max = -INFINITY;
-            for (int i = first; i <= last; i++) {
-                double c = 0;
-                for (int k = 0; k < d; k++) c += (double)score[k] * hb[(size_t)i * d + k];
-                ab[i] = (real)c;
-                if (c > max) max = c;
-            }
-            double sum = 0;
-            for (int i = first; i <= last; i++) {
-                ab[i] = (real)exp(ab[i] - max);
-                sum += ab[i];
-            }
-            for (int i = first; i <= last; i++) {
-                ab[i] = (real)(ab[i] / sum);
-                for (int k = 0; k < d; k++) zj[k] += ab[i] * hb[(size_t)i * d + k];
-            }
+/* The arguments of a forward down- or up-scaling, for the batch rows'
+ * tasks (each row b is independent). */
+typedef struct {
+    real *out, *saved;          /* z and alpha, or h_out and coef */
+    const real *in, *second;    /* h, or base and delta */
+    const real *weight;         /* score, or alloc */
+    const ChunkGeometry *geo;
+    int d, mode;
+} ScaleJob;
+
+/* Down-scaling of batch row b. */
+static void downscale_row(void *ctx, int b, int thread) {
+    const ScaleJob *job = ctx;
+    real *z = job->out, *alpha = job->saved;
+    const real *h = job->in, *score = job->weight;
+    const ChunkGeometry *geo = job->geo;
+    int d = job->d, mode = job->mode, L = geo->L, J = geo->J;
+    const real *hb = h + (size_t)b * L * d;
+    for (int j = 0; j < J; j++) {
+        int first = chunk_first(geo, j), last = chunk_last(geo, j);
+        real *zj = z + ((size_t)b * J + j) * d;
+        memset(zj, 0, (size_t)d * sizeof(real));
+        if (mode == DOWN_MEAN) {
+            for (int i = first; i <= last; i++)
+                for (int k = 0; k < d; k++) zj[k] += hb[(size_t)i * d + k];
+            real count = (real)(last - first + 1);
+            for (int k = 0; k < d; k++) zj[k] /= count;
+            continue;
+        }
+        /* selfagg: alpha = softmax over members of score . h_i */
+        real *ab = alpha + (size_t)b * L;
+        double max = -INFINITY;
+        for (int i = first; i <= last; i++) {
+            double c = 0;
+            for (int k = 0; k < d; k++) c += (double)score[k] * hb[(size_t)i * d + k];
+            ab[i] = (real)c;
+            if (c > max) max = c;
+        }
+        double sum = 0;
+        for (int i = first; i <= last; i++) {
+            ab[i] = (real)exp(ab[i] - max);
+            sum += ab[i];
+        }
+        for (int i = first; i <= last; i++) {
+            ab[i] = (real)(ab[i] / sum);
+            for (int k = 0; k < d; k++) zj[k] += ab[i] * hb[(size_t)i * d + k];
         }
     }
+}
+
+void downscale_forward(real *z, real *alpha, const real *h, const real *score,
+                       const ChunkGeometry *geo, int B, int d, int mode) {
+    ScaleJob job = {z, alpha, h, NULL, score, geo, d, mode};
+    parallel_for(B, downscale_row, &job);
 }
 
 void downscale_backward(real *dh, real *dscore, const real *dz, const real *h,
@@ -126,30 +149,39 @@ static void alloc_coefficients(real *coef, const real *delta_j, const real *allo
     for (int r = 0; r < g; r++) coef[r] = (real)(g * (double)coef[r] / sum);
 }
 
-void upscale_forward(real *h_out, real *coef, const real *base, const real *delta,
-                     const real *alloc, const ChunkGeometry *geo, int B, int d, int mode) {
+/* Up-scaling of batch row b. */
+static void upscale_row(void *ctx, int b, int thread) {
+    const ScaleJob *job = ctx;
+    real *h_out = job->out, *coef = job->saved;
+    const real *base = job->in, *delta = job->second, *alloc = job->weight;
+    const ChunkGeometry *geo = job->geo;
+    int d = job->d, mode = job->mode;
     int L = geo->L, J = geo->J, g = geo->g, w = geo->w, s = geo->s;
-    for (int b = 0; b < B; b++) {
-        real *coef_b = mode == UP_ALLOC ? coef + (size_t)b * J * g : NULL;
-        if (mode == UP_ALLOC)
-            for (int j = 0; j < J; j++)
-                alloc_coefficients(coef_b + (size_t)j * g, delta + ((size_t)b * J + j) * d,
-                                   alloc, g, d);
-        for (int i = 0; i < L; i++) {
-            real *out = h_out + ((size_t)b * L + i) * d;
-            const real *in = base + ((size_t)b * L + i) * d;
-            if (out != in) memcpy(out, in, (size_t)d * sizeof(real));
-            if (i < s) continue;
-            int src = i - s, j = (src + w) / g, slot = (src + w) % g;
-            const real *dj = delta + ((size_t)b * J + j) * d;
-            if (mode == UP_COPY) {
-                for (int k = 0; k < d; k++) out[k] += dj[k];
-            } else {
-                real c = coef_b[(size_t)j * g + slot];
-                for (int k = 0; k < d; k++) out[k] += c * dj[k];
-            }
+    real *coef_b = mode == UP_ALLOC ? coef + (size_t)b * J * g : NULL;
+    if (mode == UP_ALLOC)
+        for (int j = 0; j < J; j++)
+            alloc_coefficients(coef_b + (size_t)j * g, delta + ((size_t)b * J + j) * d,
+                               alloc, g, d);
+    for (int i = 0; i < L; i++) {
+        real *out = h_out + ((size_t)b * L + i) * d;
+        const real *in = base + ((size_t)b * L + i) * d;
+        if (out != in) memcpy(out, in, (size_t)d * sizeof(real));
+        if (i < s) continue;
+        int src = i - s, j = (src + w) / g, slot = (src + w) % g;
+        const real *dj = delta + ((size_t)b * J + j) * d;
+        if (mode == UP_COPY) {
+            for (int k = 0; k < d; k++) out[k] += dj[k];
+        } else {
+            real c = coef_b[(size_t)j * g + slot];
+            for (int k = 0; k < d; k++) out[k] += c * dj[k];
         }
     }
+}
+
+void upscale_forward(real *h_out, real *coef, const real *base, const real *delta,
+                     const real *alloc, const ChunkGeometry *geo, int B, int d, int mode) {
+    ScaleJob job = {h_out, coef, base, delta, alloc, geo, d, mode};
+    parallel_for(B, upscale_row, &job);
 }
 
 void upscale_backward(real *ddelta, real *dalloc, const real *dh_out, const real *delta,
