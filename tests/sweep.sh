@@ -9,7 +9,7 @@ passed=0
 failed=0
 ok() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-q() { sqlite3 "$dir/s.db" "$1"; }
+q() { sqlite3 -cmd ".timeout 10000" "$dir/s.db" "$1"; }
 
 cat > "$dir/run.json" <<JSON
 {"model": {"vocab_size": 7, "d_model": 16, "n_heads": 2, "d_ff": 32, "schedule": [4, 1]},
@@ -36,6 +36,8 @@ while [ $i -lt 400 ]; do
     [ "${n:-0}" -ge 1 ] && break
     sleep 0.05; i=$((i + 1))
 done
+# stop the sweep first, so that it cannot start a child between the two kills
+kill -STOP $pid 2>/dev/null
 pkill -9 -P $pid 2>/dev/null
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
