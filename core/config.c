@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "jsontext.h"
 #include "fileio.h"
 
 /* Limits of one iteration (see config_validate). */
@@ -93,40 +94,6 @@ static const ModelField *find_field(const char *key) {
     return NULL;
 }
 
-/* Formats a real for a message: integral values as "64.0" (so that the
- * message shows it is a real), others with the fewest digits that read back
- * as x ("0.1", "1e-05"). */
-static void format_real(char *buf, size_t cap, double x) {
-    if (x == floor(x) && fabs(x) < 1e16) {
-        snprintf(buf, cap, "%.1f", x);
-        return;
-    }
-    for (int precision = 1; precision <= 17; precision++) {
-        snprintf(buf, cap, "%.*g", precision, x);
-        if (strtod(buf, NULL) == x) break;
-    }
-}
-
-/* Describes a JSON value for the "got ..." part of a message: numbers and
- * literals as written, strings and containers by their type. */
-static const char *describe_json(const json_t *value, char *buf, size_t cap) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
-        return buf;
-    case JSON_REAL:
-        format_real(buf, cap, json_real_value(value));
-        return buf;
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
-    }
-    return "an unknown JSON value";
-}
-
 /* Checks min <= value <= max; the message says which bound was broken. */
 static int check_int_range(const char *path, long long value, long long min, long long max) {
     if (value < min) return spiral_error("%s: expected an integer >= %lld, got %lld", path, min, value);
@@ -138,7 +105,7 @@ static int check_int_range(const char *path, long long value, long long min, lon
 static int parse_int(const json_t *value, const char *path, int min, int max, int *out) {
     char got[64];
     if (!json_is_integer(value))
-        return spiral_error("%s: expected an integer, got %s", path, describe_json(value, got, sizeof got));
+        return spiral_error("%s: expected an integer, got %s", path, json_describe(value, got, sizeof got));
     json_int_t v = json_integer_value(value);
     if (check_int_range(path, v, min, max)) return -1;
     *out = (int)v;
@@ -149,7 +116,7 @@ static int parse_int(const json_t *value, const char *path, int min, int max, in
 static int parse_bool(const json_t *value, const char *path, int *out) {
     char got[64];
     if (!json_is_boolean(value))
-        return spiral_error("%s: expected true or false, got %s", path, describe_json(value, got, sizeof got));
+        return spiral_error("%s: expected true or false, got %s", path, json_describe(value, got, sizeof got));
     *out = json_is_true(value);
     return 0;
 }
@@ -158,7 +125,7 @@ static int parse_bool(const json_t *value, const char *path, int *out) {
 static int parse_real(const json_t *value, const char *path, double *out) {
     char got[64];
     if (!json_is_number(value))
-        return spiral_error("%s: expected a number, got %s", path, describe_json(value, got, sizeof got));
+        return spiral_error("%s: expected a number, got %s", path, json_describe(value, got, sizeof got));
     *out = json_number_value(value);
     return 0;
 }
@@ -177,7 +144,7 @@ static int parse_enum(const json_t *value, const char *path, const char *const *
         return spiral_error("%s: expected \"%s\" or \"%s\", got \"%.100s\"", path, names[0], names[1], s);
     }
     return spiral_error("%s: expected \"%s\" or \"%s\", got %s", path, names[0], names[1],
-                        describe_json(value, got, sizeof got));
+                        json_describe(value, got, sizeof got));
 }
 
 /* Reads schedule element t: an object {"g", "offset" (default 0), "shift"
@@ -195,7 +162,7 @@ static int parse_iteration(const json_t *item, int t, IterSpec *out) {
     }
     if (!json_is_object(item)) {
         return spiral_error("model.schedule[%d]: expected an object {\"g\", \"offset\", \"shift\"} "
-                            "or an integer g, got %s", t, describe_json(item, got, sizeof got));
+                            "or an integer g, got %s", t, json_describe(item, got, sizeof got));
     }
     int have_g = 0, have_shift = 0;
     out->offset = 0;
@@ -225,7 +192,7 @@ static int parse_schedule(const json_t *value, SpiralConfig *cfg) {
     char got[64];
     if (!json_is_array(value))
         return spiral_error("model.schedule: expected an array of iterations, got %s",
-                            describe_json(value, got, sizeof got));
+                            json_describe(value, got, sizeof got));
     size_t n = json_array_size(value);
     if (n < 1 || n > SPIRAL_MAX_ITERS)
         return spiral_error("model.schedule: expected 1 to %d iterations, got %zu", SPIRAL_MAX_ITERS, n);
@@ -265,11 +232,11 @@ static int unknown_field_error(const char *key) {
 static int parse_document(const json_t *root, SpiralConfig *cfg) {
     char got[64];
     if (!json_is_object(root))
-        return spiral_error("model: expected a JSON object, got %s", describe_json(root, got, sizeof got));
+        return spiral_error("model: expected a JSON object, got %s", json_describe(root, got, sizeof got));
     const json_t *model = json_object_get(root, "model");
     if (model) {
         if (!json_is_object(model))
-            return spiral_error("model: expected an object, got %s", describe_json(model, got, sizeof got));
+            return spiral_error("model: expected an object, got %s", json_describe(model, got, sizeof got));
     } else {
         model = root;
     }
@@ -379,7 +346,7 @@ int config_validate(const SpiralConfig *cfg) {
         case FIELD_REAL: {
             double x = field_real_value(cfg, field);
             if (!(isfinite(x) && x > 0)) {
-                format_real(got, sizeof got, x);
+                real_for_message(got, sizeof got, x);
                 return spiral_error("%s: expected a finite number > 0, got %s", path, got);
             }
             break;

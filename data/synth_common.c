@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "jsontext.h"
 
 /* ---- randomness: xoshiro256** seeded by splitmix64 ---- */
 
@@ -69,26 +70,6 @@ double synth_rng_open01(SynthRng *rng) {
 
 /* ---- parameters ---- */
 
-/* Describes a JSON value for the "got ..." part of a message: the value
- * itself for numbers and literals, its kind otherwise. */
-static const char *describe_json(const json_t *value, char *buf, size_t cap) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
-        return buf;
-    case JSON_REAL:
-        snprintf(buf, cap, "%.17g", json_real_value(value));
-        return buf;
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
-    }
-    return "an unknown JSON value";
-}
-
 /* Writes "a, b, c or d" (the n field names) into buf. */
 static void list_fields(char *buf, size_t cap, const char *const *fields, size_t n) {
     size_t used = 0;
@@ -115,7 +96,7 @@ static int parse_object(const char *family, const char *params_json, json_t **ro
     if (!json_is_object(*root)) {
         char got[64];
         spiral_error("%s.params: expected a JSON object, got %s", family,
-                     describe_json(*root, got, sizeof got));
+                     json_describe(*root, got, sizeof got));
         json_decref(*root);
         return -1;
     }
@@ -165,7 +146,7 @@ int synth_params_int(const SynthParams *params, const char *name, long long min,
     if (!json_is_integer(value) || json_integer_value(value) < min ||
         json_integer_value(value) > max)
         return spiral_error("%s.%s: expected an integer in [%lld, %lld], got %s", params->family,
-                            name, min, max, describe_json(value, got, sizeof got));
+                            name, min, max, json_describe(value, got, sizeof got));
     *out = (long long)json_integer_value(value);
     return 0;
 }
@@ -181,7 +162,7 @@ int synth_params_double(const SynthParams *params, const char *name, double min,
     if (!ok)
         return spiral_error("%s.%s: expected a number in %c%g, %g%c, got %s", params->family,
                             name, min_open ? '(' : '[', min, max, max_open ? ')' : ']',
-                            describe_json(value, got, sizeof got));
+                            json_describe(value, got, sizeof got));
     *out = x;
     return 0;
 }
@@ -192,7 +173,7 @@ int synth_params_bool(const SynthParams *params, const char *name, int *out) {
     if (!value) return 0;
     if (!json_is_boolean(value))
         return spiral_error("%s.%s: expected true or false, got %s", params->family, name,
-                            describe_json(value, got, sizeof got));
+                            json_describe(value, got, sizeof got));
     *out = json_is_true(value);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "jsontext.h"
 #include "synth_common.h"
 
 #define DYCK_N_LABELS 4
@@ -98,19 +99,11 @@ int synth_dyck_params(SynthDyckParams *params, const char *params_json) {
     return status;
 }
 
-/* Formats a real with the fewest digits that read back as x. */
-static void format_real(char *buf, size_t cap, double x) {
-    for (int precision = 1; precision <= 17; precision++) {
-        snprintf(buf, cap, "%.*g", precision, x);
-        if (strtod(buf, NULL) == x) return;
-    }
-}
-
 /* The resolved parameters as malloc'd JSON text, every field present. */
 static char *params_to_json(const SynthDyckParams *p) {
     char p_open[32], p_end[32];
-    format_real(p_open, sizeof p_open, p->p_open);
-    format_real(p_end, sizeof p_end, p->p_end);
+    real_shortest(p_open, sizeof p_open, p->p_open);
+    real_shortest(p_end, sizeof p_end, p->p_end);
     const char *fmt = "{\"k\": %d, \"m\": %d, \"p_open\": %s, \"p_end\": %s, \"min_len\": %d, "
                       "\"n_train\": %ld, \"n_val\": %ld, \"n_test\": %ld, \"n_ood\": %ld, "
                       "\"m_ood\": %d, \"min_len_ood\": %d}";
