@@ -159,10 +159,13 @@ void linear_forward(real *y, const real *x, const real *w, int M, int in, int ou
 
 void linear_backward(real *dx, real *dw, const real *dy, const real *x, const real *w,
                      int M, int in, int out) {
+    MatmulSpec products[2];
+    int count = 0;
     /* dx (M, in) += dy (M, out) W (out, in) */
-    if (dx) matmul_parallel(0, 0, M, in, out, 1, dy, out, w, in, 1, dx, in);
+    if (dx) products[count++] = (MatmulSpec){0, 0, M, in, out, 1, dy, out, w, in, 1, dx, in};
     /* dW (out, in) += dy^T (out, M) x (M, in) */
-    if (dw) matmul_parallel(1, 0, out, in, M, 1, dy, out, x, in, 1, dw, in);
+    if (dw) products[count++] = (MatmulSpec){1, 0, out, in, M, 1, dy, out, x, in, 1, dw, in};
+    matmul_parallel_many(products, count);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -25,47 +25,64 @@ void matmul(int transpose_a, int transpose_b, int m, int n, int k,
  * same blocks give the same bits on any number of threads. */
 #define MATMUL_BLOCK 128
 
+/* Whether a product is cut into blocks of C's rows (else of its columns),
+ * and how many blocks. */
+static int split_rows(const MatmulSpec *p) { return p->m >= p->n || p->m >= 2 * MATMUL_BLOCK; }
+
+static int block_count(const MatmulSpec *p) {
+    int split = split_rows(p) ? p->m : p->n;
+    return (split + MATMUL_BLOCK - 1) / MATMUL_BLOCK;
+}
+
 typedef struct {
-    int transpose_a, transpose_b, m, n, k;
-    real alpha, beta;
-    const real *a, *b;
-    int lda, ldb, ldc;
-    real *c;
-    int split_rows;      /* 1: blocks of C's rows; 0: of its columns */
+    const MatmulSpec *products;
+    int count;
 } MatmulJob;
 
-/* Block `part` of C: rows [r0, r1) take op(A)'s rows r0..r1; columns
- * [c0, c1) take op(B)'s columns c0..c1. */
-static void matmul_block(void *ctx, int part, int thread) {
-    const MatmulJob *j = ctx;
-    size_t begin, end;
-    if (j->split_rows) {
-        begin = (size_t)part * MATMUL_BLOCK;
-        end = begin + MATMUL_BLOCK < (size_t)j->m ? begin + MATMUL_BLOCK : (size_t)j->m;
-        const real *a = j->transpose_a ? j->a + begin : j->a + begin * (size_t)j->lda;
-        matmul(j->transpose_a, j->transpose_b, (int)(end - begin), j->n, j->k, j->alpha, a,
-               j->lda, j->b, j->ldb, j->beta, j->c + begin * (size_t)j->ldc, j->ldc);
+/* Global block `task`, counted across the products in order: rows [r0, r1)
+ * of C take op(A)'s rows r0..r1; columns [c0, c1) take op(B)'s columns. */
+static void matmul_block(void *ctx, int task, int thread) {
+    const MatmulJob *job = ctx;
+    int i = 0;
+    while (task >= block_count(&job->products[i])) task -= block_count(&job->products[i++]);
+    const MatmulSpec *p = &job->products[i];
+    size_t begin = (size_t)task * MATMUL_BLOCK, end;
+    if (split_rows(p)) {
+        end = begin + MATMUL_BLOCK < (size_t)p->m ? begin + MATMUL_BLOCK : (size_t)p->m;
+        const real *a = p->transpose_a ? p->a + begin : p->a + begin * (size_t)p->lda;
+        matmul(p->transpose_a, p->transpose_b, (int)(end - begin), p->n, p->k, p->alpha, a,
+               p->lda, p->b, p->ldb, p->beta, p->c + begin * (size_t)p->ldc, p->ldc);
     } else {
-        begin = (size_t)part * MATMUL_BLOCK;
-        end = begin + MATMUL_BLOCK < (size_t)j->n ? begin + MATMUL_BLOCK : (size_t)j->n;
-        const real *b = j->transpose_b ? j->b + begin * (size_t)j->ldb : j->b + begin;
-        matmul(j->transpose_a, j->transpose_b, j->m, (int)(end - begin), j->k, j->alpha, j->a,
-               j->lda, b, j->ldb, j->beta, j->c + begin, j->ldc);
+        end = begin + MATMUL_BLOCK < (size_t)p->n ? begin + MATMUL_BLOCK : (size_t)p->n;
+        const real *b = p->transpose_b ? p->b + begin * (size_t)p->ldb : p->b + begin;
+        matmul(p->transpose_a, p->transpose_b, p->m, (int)(end - begin), p->k, p->alpha, p->a,
+               p->lda, b, p->ldb, p->beta, p->c + begin, p->ldc);
     }
+}
+
+void matmul_parallel_many(const MatmulSpec *products, int count) {
+    int tasks = 0, nonempty = 0;
+    for (int i = 0; i < count; i++) {
+        if (products[i].m == 0 || products[i].n == 0) continue;
+        tasks += block_count(&products[i]);
+        nonempty++;
+    }
+    if (nonempty < count) {
+        /* drop the empty products so that block numbering skips nothing */
+        MatmulSpec kept[MATMUL_MAX_PRODUCTS];
+        int n = 0;
+        for (int i = 0; i < count && n < MATMUL_MAX_PRODUCTS; i++)
+            if (products[i].m > 0 && products[i].n > 0) kept[n++] = products[i];
+        if (n > 0) matmul_parallel_many(kept, n);
+        return;
+    }
+    MatmulJob job = {products, count};
+    parallel_for(tasks, matmul_block, &job);
 }
 
 void matmul_parallel(int transpose_a, int transpose_b, int m, int n, int k,
                      real alpha, const real *a, int lda, const real *b, int ldb,
                      real beta, real *c, int ldc) {
-    if (m == 0 || n == 0) return;
-    MatmulJob job = {transpose_a, transpose_b, m, n, k, alpha, beta, a, b,
-                     lda, ldb, ldc, c, 1};
-    job.split_rows = m >= n || m >= 2 * MATMUL_BLOCK;
-    int split = job.split_rows ? m : n;
-    int parts = (split + MATMUL_BLOCK - 1) / MATMUL_BLOCK;
-    if (parts <= 1) {
-        matmul(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    parallel_for(parts, matmul_block, &job);
+    MatmulSpec product = {transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+    matmul_parallel_many(&product, 1);
 }

@@ -22,4 +22,26 @@ void matmul_parallel(int transpose_a, int transpose_b, int m, int n, int k,
                      real alpha, const real *a, int lda, const real *b, int ldb,
                      real beta, real *c, int ldc);
 
+/* One product C (m, n) = alpha op(A) op(B) + beta C, as matmul's arguments. */
+typedef struct {
+    int transpose_a, transpose_b, m, n, k;
+    real alpha;
+    const real *a;
+    int lda;
+    const real *b;
+    int ldb;
+    real beta;
+    real *c;
+    int ldc;
+} MatmulSpec;
+
+/* The most products one matmul_parallel_many call takes. */
+#define MATMUL_MAX_PRODUCTS 8
+
+/* Independent products (no C overlaps another's A, B or C) on the pool in
+ * one parallel_for: the blocks of all of them, each cut as matmul_parallel
+ * cuts it, so the results are the same as count calls of matmul_parallel
+ * with one synchronization instead of count. count <= MATMUL_MAX_PRODUCTS. */
+void matmul_parallel_many(const MatmulSpec *products, int count);
+
 #endif

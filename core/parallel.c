@@ -146,7 +146,10 @@ int parallel_set_threads(int n) {
     pthread_once(&pool_once, pool_start_default);
     if (n <= 0) n = default_threads();
     if (n > MAX_THREADS) n = MAX_THREADS;
-    if (n == pool.n_threads) return 0;
+    if (n == pool.n_threads) {
+        openblas_set_num_threads(1); /* in case a caller raised it meanwhile */
+        return 0;
+    }
     pool_stop();
     return pool_start(n);
 }
