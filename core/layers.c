@@ -157,6 +157,15 @@ void linear_forward(real *y, const real *x, const real *w, int M, int in, int ou
     matmul_parallel(0, 1, M, out, in, 1, x, in, w, in, 0, y, out);
 }
 
+void linear_forward_shared(real *const *y, const real *x, const real *const *w, int count,
+                           int M, int in, int out) {
+    MatmulSpec products[4];
+    if (count > 4) count = 4;
+    for (int i = 0; i < count; i++)
+        products[i] = (MatmulSpec){0, 1, M, out, in, 1, x, in, w[i], in, 0, y[i], out};
+    matmul_parallel_many(products, count);
+}
+
 void linear_backward(real *dx, real *dw, const real *dy, const real *x, const real *w,
                      int M, int in, int out) {
     MatmulSpec products[2];

@@ -26,6 +26,10 @@ void embedding_backward(real *dtable, const real *dx, const int *tokens, int M, 
 
 /* y = x W^T:  x (M, in), W (out, in), y (M, out). Overwrites y. */
 void linear_forward(real *y, const real *x, const real *w, int M, int in, int out);
+/* y[i] = x W[i]^T for count products of one input (count <= 4), issued
+ * together on the pool (one synchronization instead of count). */
+void linear_forward_shared(real *const *y, const real *x, const real *const *w, int count,
+                           int M, int in, int out);
 /* dx += dy W;  dW += dy^T x. Either of dx, dw may be NULL to skip it. */
 void linear_backward(real *dx, real *dw, const real *dy, const real *x, const real *w,
                      int M, int in, int out);

@@ -7,7 +7,8 @@
  *  - parallel_split cuts [0, count) into contiguous aligned parts;
  *  - matmul_parallel, split into row or column blocks, equals a direct
  *    evaluation in double for every transpose combination, with beta = 0
- *    and 1, at shapes with partial blocks;
+ *    and 1, at shapes with partial blocks; products issued together equal
+ *    the same products issued one by one;
  *  - training on the pool does not depend on the number of threads: loss,
  *    logits, every gradient and the AdamW update are bit-identical with 1, 2
  *    and 3 threads, for the spiral, looped and dense models at sizes where
@@ -23,6 +24,7 @@
 #include "error.h"
 #include "fixtures.h"
 #include "harness.h"
+#include "layers.h"
 #include "matmul.h"
 #include "model.h"
 #include "parallel.h"
@@ -132,7 +134,35 @@ static void check_matmul(int ta, int tb, int m, int n, int k, real beta) {
     free(expect);
 }
 
+/* linear_forward_shared gives, bit for bit, what separate linear_forward
+ * calls give. */
+static void check_linear_shared(void) {
+    enum { M = 300, IN = 40, OUT = 70 };
+    real *x = malloc(M * IN * sizeof(real)), *w[3], *y[3], *expect[3];
+    fixture_seed(77);
+    for (int i = 0; i < M * IN; i++) x[i] = (real)fixture_uniform();
+    for (int p = 0; p < 3; p++) {
+        w[p] = malloc(OUT * IN * sizeof(real));
+        y[p] = malloc(M * OUT * sizeof(real));
+        expect[p] = malloc(M * OUT * sizeof(real));
+        for (int i = 0; i < OUT * IN; i++) w[p][i] = (real)fixture_uniform();
+        linear_forward(expect[p], x, w[p], M, IN, OUT);
+    }
+    linear_forward_shared(y, x, (const real *const *)w, 3, M, IN, OUT);
+    size_t differ = 0;
+    for (int p = 0; p < 3; p++) differ += memcmp(y[p], expect[p], M * OUT * sizeof(real)) != 0;
+    CHECK(differ == 0, "linear_forward_shared: %zu of 3 outputs differ from linear_forward",
+          differ);
+    for (int p = 0; p < 3; p++) {
+        free(w[p]);
+        free(y[p]);
+        free(expect[p]);
+    }
+    free(x);
+}
+
 static void test_matmul_parallel(void) {
+    check_linear_shared();
     static const int shapes[3][3] = {{300, 70, 50}, {40, 300, 33}, {129, 129, 17}};
     for (int s = 0; s < 3; s++)
         for (int ta = 0; ta < 2; ta++)
