@@ -30,6 +30,7 @@ void matmul(int transpose_a, int transpose_b, int m, int n, int k,
 static int split_rows(const MatmulSpec *p) { return p->m >= p->n || p->m >= 2 * MATMUL_BLOCK; }
 
 static int block_count(const MatmulSpec *p) {
+    if (p->m == 0 || p->n == 0) return 0; /* an empty product has no blocks */
     int split = split_rows(p) ? p->m : p->n;
     return (split + MATMUL_BLOCK - 1) / MATMUL_BLOCK;
 }
@@ -61,21 +62,8 @@ static void matmul_block(void *ctx, int task, int thread) {
 }
 
 void matmul_parallel_many(const MatmulSpec *products, int count) {
-    int tasks = 0, nonempty = 0;
-    for (int i = 0; i < count; i++) {
-        if (products[i].m == 0 || products[i].n == 0) continue;
-        tasks += block_count(&products[i]);
-        nonempty++;
-    }
-    if (nonempty < count) {
-        /* drop the empty products so that block numbering skips nothing */
-        MatmulSpec kept[MATMUL_MAX_PRODUCTS];
-        int n = 0;
-        for (int i = 0; i < count && n < MATMUL_MAX_PRODUCTS; i++)
-            if (products[i].m > 0 && products[i].n > 0) kept[n++] = products[i];
-        if (n > 0) matmul_parallel_many(kept, n);
-        return;
-    }
+    int tasks = 0;
+    for (int i = 0; i < count; i++) tasks += block_count(&products[i]);
     MatmulJob job = {products, count};
     parallel_for(tasks, matmul_block, &job);
 }

@@ -35,13 +35,10 @@ typedef struct {
     int ldc;
 } MatmulSpec;
 
-/* The most products one matmul_parallel_many call takes. */
-#define MATMUL_MAX_PRODUCTS 8
-
 /* Independent products (no C overlaps another's A, B or C) on the pool in
  * one parallel_for: the blocks of all of them, each cut as matmul_parallel
  * cuts it, so the results are the same as count calls of matmul_parallel
- * with one synchronization instead of count. count <= MATMUL_MAX_PRODUCTS. */
+ * with one synchronization instead of count. Empty products are skipped. */
 void matmul_parallel_many(const MatmulSpec *products, int count);
 
 #endif

@@ -463,8 +463,6 @@ static Scratch scratch_slices(Model *model) {
     return s;
 }
 
-static void zero(real *x, size_t count) { vec_zero(x, count); }
-
 /* Backward of layer_forward: dx += dL/dx given dout = dL/d(out); weight
  * gradients accumulate into dw. */
 static void layer_backward(real *dx, LayerWeights *dw, const real *dout, const LayerActs *acts,
@@ -475,28 +473,28 @@ static void layer_backward(real *dx, LayerWeights *dw, const real *dout, const L
     size_t rows_d = (size_t)M * d, rows_f = (size_t)M * f;
     /* out = x2 + m w2^T */
     vec_copy(s->layer_dx2, dout, rows_d);
-    zero(s->layer_dm, rows_f);
+    vec_zero(s->layer_dm, rows_f);
     linear_backward(s->layer_dm, dw->w2, dout, acts->m, w->w2, M, f, d);
-    zero(s->layer_da, rows_f);
-    zero(s->layer_dc, rows_f);
+    vec_zero(s->layer_da, rows_f);
+    vec_zero(s->layer_dc, rows_f);
     swiglu_backward(s->layer_da, s->layer_dc, s->layer_dm, acts->a, acts->c, rows_f);
-    zero(s->layer_dxn2, rows_d);
+    vec_zero(s->layer_dxn2, rows_d);
     linear_backward(s->layer_dxn2, dw->w1, s->layer_da, acts->xn2, w->w1, M, d, f);
     linear_backward(s->layer_dxn2, dw->w3, s->layer_dc, acts->xn2, w->w3, M, d, f);
     rmsnorm_backward(s->layer_dx2, dw->mlp_norm, s->layer_dxn2, acts->x2, w->mlp_norm,
                      acts->rstd2, M, d);
     /* x2 = x + att wo^T */
     vec_add(dx, s->layer_dx2, rows_d);
-    zero(s->layer_datt, rows_d);
+    vec_zero(s->layer_datt, rows_d);
     linear_backward(s->layer_datt, dw->wo, s->layer_dx2, acts->att, w->wo, M, d, d);
-    zero(s->layer_dq, rows_d);
-    zero(s->layer_dk, rows_d);
-    zero(s->layer_dv, rows_d);
+    vec_zero(s->layer_dq, rows_d);
+    vec_zero(s->layer_dk, rows_d);
+    vec_zero(s->layer_dv, rows_d);
     attention_backward(s->layer_dq, s->layer_dk, s->layer_dv, s->layer_dprobs, s->layer_datt,
                        acts->probs, acts->q, acts->k, acts->v, B, n, H, dh);
     rope_backward(s->layer_dq, acts->pos, B, n, H, dh, cfg->rope_base);
     rope_backward(s->layer_dk, acts->pos, B, n, H, dh, cfg->rope_base);
-    zero(s->layer_dxn1, rows_d);
+    vec_zero(s->layer_dxn1, rows_d);
     linear_backward(s->layer_dxn1, dw->wq, s->layer_dq, acts->xn1, w->wq, M, d, d);
     linear_backward(s->layer_dxn1, dw->wk, s->layer_dk, acts->xn1, w->wk, M, d, d);
     linear_backward(s->layer_dxn1, dw->wv, s->layer_dv, acts->xn1, w->wv, M, d, d);
@@ -512,7 +510,7 @@ static void block_backward(real *dx, LayerWeights *dw, const real *dout, const L
     const real *cur = dout;
     for (int l = n_layers - 1; l >= 0; l--) {
         real *target = l == 0 ? dx : pingpong[l % 2];
-        if (l > 0) zero(target, (size_t)B * acts[l].n * cfg->d_model);
+        if (l > 0) vec_zero(target, (size_t)B * acts[l].n * cfg->d_model);
         layer_backward(target, &dw[l], cur, &acts[l], &w[l], cfg, B, s);
         cur = target;
     }
@@ -539,7 +537,7 @@ static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, cons
     }
     /* h(t+1) = base + shift(up(delta)) */
     vec_add(residual ? dh_in : dh0, dh_out, tokens_d);
-    zero(s->ddelta, latents_d);
+    vec_zero(s->ddelta, latents_d);
     upscale_backward(s->ddelta, model->dw.up_alloc[t], dh_out,
                      residual ? it->delta : it->layers[cfg->n_loop - 1].out, it->coef,
                      model->w.up_alloc[t], &it->geo, B, d, cfg->up);
@@ -547,7 +545,7 @@ static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, cons
     if (residual)
         vec_negate(s->dz, s->ddelta, latents_d);
     else
-        zero(s->dz, latents_d);
+        vec_zero(s->dz, latents_d);
     block_backward(s->dz, model->dw.loop, s->ddelta, it->layers, model->w.loop, cfg->n_loop, cfg,
                    B, core_pingpong, s);
     downscale_backward(dh_in, model->dw.down_score[t], s->dz, it->h_in, it->alpha,
@@ -564,34 +562,34 @@ int model_backward(Model *model) {
     real *const stream_pingpong[2] = {s.core[0], s.core[1]};
 
     /* loss = mean cross-entropy; logits = xn lm_head^T; xn = norm(h_final) */
-    zero(s.dlogits, (size_t)M * V);
+    vec_zero(s.dlogits, (size_t)M * V);
     crossentropy_backward(s.dlogits, model->logits, model->targets, M, V,
                           (real)(1.0 / model->loss_count));
-    zero(s.dxn, tokens_d);
+    vec_zero(s.dxn, tokens_d);
     linear_backward(s.dxn, model->dw.lm_head, s.dlogits, model->xn_final, model->w.lm_head, M, d,
                     V);
     real *dh = s.stream[0], *dh_next = s.stream[1];
-    zero(dh, tokens_d);
+    vec_zero(dh, tokens_d);
     rmsnorm_backward(dh, model->dw.final_norm, s.dxn, model->h_final, model->w.final_norm,
                      model->rstd_final, M, d);
     /* coda */
     if (cfg->n_post > 0) {
-        zero(dh_next, tokens_d);
+        vec_zero(dh_next, tokens_d);
         block_backward(dh_next, model->dw.post, dh, model->post, model->w.post, cfg->n_post, cfg,
                        B, stream_pingpong, &s);
         real *swap = dh; dh = dh_next; dh_next = swap;
     }
     /* iterations, last to first */
-    zero(s.dh0, tokens_d);
+    vec_zero(s.dh0, tokens_d);
     for (int t = cfg->n_iters - 1; t >= 0; t--) {
-        zero(dh_next, tokens_d);
+        vec_zero(dh_next, tokens_d);
         iteration_backward(model, t, dh_next, s.dh0, dh, &s);
         real *swap = dh; dh = dh_next; dh_next = swap;
     }
     vec_add(dh, s.dh0, tokens_d);
     /* prelude */
     if (cfg->n_pre > 0) {
-        zero(dh_next, tokens_d);
+        vec_zero(dh_next, tokens_d);
         block_backward(dh_next, model->dw.pre, dh, model->pre, model->w.pre, cfg->n_pre, cfg, B,
                        stream_pingpong, &s);
         dh = dh_next;
