@@ -19,6 +19,7 @@
 #include "fastmath.h"
 #include "matmul.h"
 #include "parallel.h"
+#include "reduce.h"
 
 /* Elements per task of the elementwise loops: below this a second thread
  * costs more to wake than it saves. */
@@ -57,55 +58,6 @@ static inline real real_exp(real x) {
 #else
     return exp_float(x);
 #endif
-}
-
-/* ------------------------------------------------------------------------ */
-/* Row reductions                                                           */
-
-/* sum_c x_c in double, over four interleaved partial sums (c mod 4) added
- * at the end: one chain of dependent additions would take four times as
- * long. The order is fixed, so the result is too. */
-static double sum_double(const real *x, int n) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int c = 0;
-    for (; c + 4 <= n; c += 4) {
-        s0 += x[c];
-        s1 += x[c + 1];
-        s2 += x[c + 2];
-        s3 += x[c + 3];
-    }
-    for (; c < n; c++) s0 += x[c];
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* sum_c a_c b_c in double, in the same four partial sums. */
-static double dot_double(const real *a, const real *b, int n) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int c = 0;
-    for (; c + 4 <= n; c += 4) {
-        s0 += (double)a[c] * b[c];
-        s1 += (double)a[c + 1] * b[c + 1];
-        s2 += (double)a[c + 2] * b[c + 2];
-        s3 += (double)a[c + 3] * b[c + 3];
-    }
-    for (; c < n; c++) s0 += (double)a[c] * b[c];
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* max_c x_c (n >= 1), in four partial maxima. */
-static real max_real(const real *x, int n) {
-    real m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0];
-    int c = 0;
-    for (; c + 4 <= n; c += 4) {
-        m0 = x[c] > m0 ? x[c] : m0;
-        m1 = x[c + 1] > m1 ? x[c + 1] : m1;
-        m2 = x[c + 2] > m2 ? x[c + 2] : m2;
-        m3 = x[c + 3] > m3 ? x[c + 3] : m3;
-    }
-    for (; c < n; c++) m0 = x[c] > m0 ? x[c] : m0;
-    m0 = m1 > m0 ? m1 : m0;
-    m2 = m3 > m2 ? m3 : m2;
-    return m2 > m0 ? m2 : m0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -256,23 +208,30 @@ typedef struct {
 } RopeJob;
 
 /* Rotates every head of every batch row at positions [begin, end) by angle
- * sign * pos[i] * freq_m (sign = +1 forward, -1 backward). */
+ * sign * pos[i] * freq_m, freq_m = base^(-2m / dh): the cosines and sines
+ * of one position once, then each head's halves as contiguous vectors. */
 static void rope_task(void *ctx, int part, int thread) {
     const RopeJob *j = ctx;
     int half = j->dh / 2, D = j->H * j->dh;
+    double freq[half];
+    real cos_m[half], sin_m[half];
+    for (int m = 0; m < half; m++) freq[m] = pow(j->base, -2.0 * m / j->dh);
     size_t begin, end;
     row_range((size_t)j->n, (size_t)j->B * D, part, &begin, &end);
     for (size_t i = begin; i < end; i++) {
         for (int m = 0; m < half; m++) {
-            double angle = j->sign * (double)j->pos[i] * pow(j->base, -2.0 * m / j->dh);
-            real c = (real)cos(angle), s = (real)sin(angle);
-            for (int b = 0; b < j->B; b++) {
-                real *row = j->x + ((size_t)b * j->n + i) * D;
-                for (int h = 0; h < j->H; h++) {
-                    real *x1 = row + h * j->dh + m, *x2 = row + h * j->dh + half + m;
-                    real a = *x1, bb = *x2;
-                    *x1 = a * c - bb * s;
-                    *x2 = a * s + bb * c;
+            double angle = j->sign * (double)j->pos[i] * freq[m];
+            cos_m[m] = (real)cos(angle);
+            sin_m[m] = (real)sin(angle);
+        }
+        for (int b = 0; b < j->B; b++) {
+            real *row = j->x + ((size_t)b * j->n + i) * D;
+            for (int h = 0; h < j->H; h++) {
+                real *x1 = row + h * j->dh, *x2 = x1 + half;
+                for (int m = 0; m < half; m++) {
+                    real a = x1[m], bb = x2[m];
+                    x1[m] = a * cos_m[m] - bb * sin_m[m];
+                    x2[m] = a * sin_m[m] + bb * cos_m[m];
                 }
             }
         }
@@ -446,11 +405,18 @@ typedef struct {
     int part_count[CROSSENTROPY_PARTS];
 } CrossEntropyJob;
 
-/* log(sum_j exp(row_j)) computed stably in double. */
+/* log(sum_j exp(row_j)) = max + log(sum_j exp(row_j - max)): the
+ * exponentials in the precision of real, 64 at a time (real_exp
+ * vectorizes), their sum in double. */
 static double log_sum_exp(const real *row, int V) {
     real max = max_real(row, V);
+    real e[64];
     double sum = 0;
-    for (int j = 0; j < V; j++) sum += exp((double)row[j] - max);
+    for (int c0 = 0; c0 < V; c0 += 64) {
+        int count = V - c0 < 64 ? V - c0 : 64;
+        for (int c = 0; c < count; c++) e[c] = real_exp(row[c0 + c] - max);
+        sum += sum_double(e, count);
+    }
     return max + log(sum);
 }
 
@@ -493,7 +459,7 @@ static void crossentropy_backward_task(void *ctx, int part, int thread) {
         const real *row = j->logits + r * j->V;
         real *drow = j->dlogits + r * j->V;
         double lse = log_sum_exp(row, j->V);
-        for (int c = 0; c < j->V; c++) drow[c] += j->scale * (real)exp((double)row[c] - lse);
+        for (int c = 0; c < j->V; c++) drow[c] += j->scale * real_exp((real)(row[c] - lse));
         drow[j->targets[r]] -= j->scale;
     }
 }

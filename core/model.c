@@ -209,14 +209,26 @@ static void plan_activations(Model *model, Bump *bump, int B, int L) {
     model->logits = take(bump, tokens * cfg->vocab_size);
 }
 
+/* Reals of the scaling backward's scratch: the most any iteration needs. */
+static size_t scale_scratch_max(const SpiralConfig *cfg, int B, int L) {
+    size_t most = 0;
+    for (int t = 0; t < cfg->n_iters; t++) {
+        ChunkGeometry geo = chunk_geometry(L, &cfg->schedule[t]);
+        size_t need = scale_scratch_size(&geo, B);
+        if (need > most) most = need;
+    }
+    return most;
+}
+
 /* Backward scratch at size (B, L), in reals: eight (B, L, d) stream buffers,
- * the layer buffers and the attention gradient blocks of every thread. */
+ * the layer buffers, the attention gradient blocks of every thread and the
+ * scaling's per-token gradients. */
 static size_t scratch_size(const SpiralConfig *cfg, int B, int L) {
     size_t tokens = (size_t)B * L, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
     size_t vocab = (size_t)cfg->vocab_size;
     size_t stream = 8 * tokens * d;
     size_t layer = 7 * tokens * d + 3 * tokens * f + attention_scratch_size(L);
-    return stream + layer + tokens * vocab;
+    return stream + layer + tokens * vocab + scale_scratch_max(cfg, B, L);
 }
 
 size_t model_activation_bytes(Model *model, int B, int L) {
@@ -432,6 +444,7 @@ typedef struct {
     real *layer_da, *layer_dc, *layer_dm;  /* (B, L, F) */
     real *layer_dprobs;        /* attention_scratch_size(L) */
     real *dlogits;             /* (B, L, V) */
+    real *scale;               /* scale_scratch_max: per-token scaling gradients */
 } Scratch;
 
 static Scratch scratch_slices(Model *model) {
@@ -460,6 +473,7 @@ static Scratch scratch_slices(Model *model) {
     s.layer_dm = take(&bump, tokens * f);
     s.layer_dprobs = take(&bump, attention_scratch_size(model->L));
     s.dlogits = take(&bump, tokens * cfg->vocab_size);
+    s.scale = take(&bump, scale_scratch_max(cfg, model->B, model->L));
     return s;
 }
 
@@ -538,7 +552,7 @@ static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, cons
     /* h(t+1) = base + shift(up(delta)) */
     vec_add(residual ? dh_in : dh0, dh_out, tokens_d);
     vec_zero(s->ddelta, latents_d);
-    upscale_backward(s->ddelta, model->dw.up_alloc[t], dh_out,
+    upscale_backward(s->ddelta, model->dw.up_alloc[t], s->scale, dh_out,
                      residual ? it->delta : it->layers[cfg->n_loop - 1].out, it->coef,
                      model->w.up_alloc[t], &it->geo, B, d, cfg->up);
     /* delta = z~ - z (residual) or z~ (anchor) */
@@ -548,7 +562,7 @@ static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, cons
         vec_zero(s->dz, latents_d);
     block_backward(s->dz, model->dw.loop, s->ddelta, it->layers, model->w.loop, cfg->n_loop, cfg,
                    B, core_pingpong, s);
-    downscale_backward(dh_in, model->dw.down_score[t], s->dz, it->h_in, it->alpha,
+    downscale_backward(dh_in, model->dw.down_score[t], s->scale, s->dz, it->h_in, it->alpha,
                        model->w.down_score[t], &it->geo, B, d, cfg->down);
 }
 

@@ -11,6 +11,8 @@
 #ifndef SPIRAL_SCALE_H
 #define SPIRAL_SCALE_H
 
+#include <stddef.h>
+
 #include "config.h"
 #include "real.h"
 
@@ -43,8 +45,10 @@ void downscale_forward(real *z, real *alpha, const real *h, const real *score,
 /* Accumulates dh (B, L, d) and dscore (d) from dz (B, J, d):
  *   mean:    dh_i += dz_j / |I_j|
  *   selfagg: dh_i += alpha_i dz_j + dc_i score;  dscore += dc_i h_i, with
- *            dc_i = alpha_i (dz_j . h_i - sum_k alpha_k dz_j . h_k). */
-void downscale_backward(real *dh, real *dscore, const real *dz, const real *h,
+ *            dc_i = alpha_i (dz_j . h_i - sum_k alpha_k dz_j . h_k).
+ * scratch: scale_scratch_size(geo, B) reals for selfagg (may be NULL for
+ * mean), overwritten. */
+void downscale_backward(real *dh, real *dscore, real *scratch, const real *dz, const real *h,
                         const real *alpha, const real *score,
                         const ChunkGeometry *geo, int B, int d, int mode);
 
@@ -61,9 +65,15 @@ void upscale_forward(real *h_out, real *coef, const real *base, const real *delt
  * (the gradient reaching base is dh_out itself and is the caller's business):
  *   ddelta_j += sum_i coef_{rho(i)} dh_out_{i+s} + W^T dl_j,
  *   G_r = dh_out_{i+s} . delta_j for the token i at slot r,
- *   dl_r = coef_r (G_r - (1/g) sum_k coef_k G_k),  dW_r += dl_r delta_j. */
-void upscale_backward(real *ddelta, real *dalloc, const real *dh_out, const real *delta,
-                      const real *coef, const real *alloc, const ChunkGeometry *geo,
-                      int B, int d, int mode);
+ *   dl_r = coef_r (G_r - (1/g) sum_k coef_k G_k),  dW_r += dl_r delta_j.
+ * scratch: scale_scratch_size(geo, B) reals for alloc (may be NULL for
+ * copy), overwritten. */
+void upscale_backward(real *ddelta, real *dalloc, real *scratch, const real *dh_out,
+                      const real *delta, const real *coef, const real *alloc,
+                      const ChunkGeometry *geo, int B, int d, int mode);
+
+/* Reals of the scratch the backward passes need for the shared weights'
+ * gradients: one per token (dc) or per chunk slot (dl), B J g >= B L. */
+size_t scale_scratch_size(const ChunkGeometry *geo, int B);
 
 #endif

@@ -60,6 +60,13 @@ static real *reals_new(size_t count) {
     return p;
 }
 
+/* count reals of NaN: scratch a function must overwrite before reading. */
+static real *scratch_of_nans(size_t count) {
+    real *p = reals_new(count);
+    for (size_t i = 0; i < count; i++) p[i] = (real)NAN;
+    return p;
+}
+
 static real *reals_copy(const real *x, size_t count) {
     real *p = reals_new(count);
     memcpy(p, x, count * sizeof(real));
@@ -647,6 +654,33 @@ static void test_crossentropy(void) {
     direct = crossentropy_direct(large, targets, CE_M, CE_V);
     CHECK(isfinite(loss) && fabs(loss - direct) <= ROUNDING * fabs(direct),
           "crossentropy: logits ~ 100 give loss %.17g, direct computation %.17g", loss, direct);
+
+    /* a vocabulary of 150 (two blocks of 64 exponentials and a partial one)
+     * with logits spread over [-40, 40]: loss against the direct value, and
+     * each gradient row is softmax - onehot (sums to 0, at most 1 in size) */
+    enum { WIDE_M = 3, WIDE_V = 150 };
+    real wide[WIDE_M * WIDE_V], dwide[WIDE_M * WIDE_V];
+    int wide_targets[WIDE_M] = {0, 77, 149};
+    fill_uniform(wide, WIDE_M * WIDE_V, 40);
+    loss = crossentropy_forward(wide, wide_targets, WIDE_M, WIDE_V, &count);
+    direct = crossentropy_direct(wide, wide_targets, WIDE_M, WIDE_V);
+    CHECK(count == WIDE_M && fabs(loss - direct) <= ROUNDING * fabs(direct),
+          "crossentropy V=150: loss %.17g, direct computation %.17g", loss, direct);
+    reals_zero(dwide, WIDE_M * WIDE_V);
+    crossentropy_backward(dwide, wide, wide_targets, WIDE_M, WIDE_V, 1);
+    double worst = 0;
+    for (int r = 0; r < WIDE_M; r++) {
+        const real *row = wide + r * WIDE_V;
+        double max = row[0], sum = 0;
+        for (int j = 1; j < WIDE_V; j++) max = fmax(max, row[j]);
+        for (int j = 0; j < WIDE_V; j++) sum += exp(row[j] - max);
+        for (int j = 0; j < WIDE_V; j++) {
+            double expected = exp(row[j] - max) / sum - (j == wide_targets[r]);
+            worst = fmax(worst, fabs(dwide[r * WIDE_V + j] - expected));
+        }
+    }
+    CHECK(worst <= 4 * ROUNDING, "crossentropy V=150: gradient off softmax - onehot by %.3e",
+          worst);
 }
 
 /* ---- chunk geometry --------------------------------------------------- */
@@ -737,6 +771,7 @@ static void test_downscale_gradients(const Geometry *geometry, int mode) {
     real *z = reals_new(latents), *R = reals_new(latents);          /* (B, J, d) */
     real *alpha = selfagg ? reals_new((size_t)SCALE_B * geo.L) : NULL; /* (B, L) */
     real score[SCALE_D], dscore[SCALE_D];                            /* (d) */
+    real *scratch = scratch_of_nans(scale_scratch_size(&geo, SCALE_B));
     fixture_seed(200 + geo.g);
     fill_uniform(h, tokens, 1);
     fill_uniform(score, SCALE_D, 1);
@@ -748,15 +783,15 @@ static void test_downscale_gradients(const Geometry *geometry, int mode) {
 
     downscale_loss(&s);
     reals_zero(dscore, SCALE_D);
-    downscale_backward(dh, selfagg ? dscore : NULL, R, h, alpha, s.score, &geo, SCALE_B, SCALE_D,
-                       mode);
+    downscale_backward(dh, selfagg ? dscore : NULL, scratch, R, h, alpha, s.score, &geo, SCALE_B,
+                       SCALE_D, mode);
     gradcheck_input(label, "h", downscale_loss, &s, h, dh, tokens);
     if (selfagg) gradcheck_input(label, "score", downscale_loss, &s, score, dscore, SCALE_D);
 
     real *dh_once = reals_copy(dh, tokens), *dscore_once = reals_copy(dscore, SCALE_D);
     downscale_loss(&s); /* the gradchecks left alpha at the last perturbation */
-    downscale_backward(dh, selfagg ? dscore : NULL, R, h, alpha, s.score, &geo, SCALE_B, SCALE_D,
-                       mode);
+    downscale_backward(dh, selfagg ? dscore : NULL, scratch, R, h, alpha, s.score, &geo, SCALE_B,
+                       SCALE_D, mode);
     check_accumulates(label, "h", dh, dh_once, tokens);
     if (selfagg) check_accumulates(label, "score", dscore, dscore_once, SCALE_D);
     free(dh_once);
@@ -766,6 +801,7 @@ static void test_downscale_gradients(const Geometry *geometry, int mode) {
     free(z);
     free(R);
     free(alpha);
+    free(scratch);
 }
 
 /* downscale against its definition over one geometry: DOWN_MEAN is the
@@ -855,6 +891,7 @@ static void test_upscale_gradients(const Geometry *geometry, int mode) {
     real *alloc = allocating ? reals_new(weights) : NULL;
     real *dalloc = allocating ? reals_new(weights) : NULL;
     real *coef = allocating ? reals_new((size_t)SCALE_B * geo.J * geo.g) : NULL;
+    real *scratch = scratch_of_nans(scale_scratch_size(&geo, SCALE_B));
     fixture_seed(400 + geo.g);
     fill_uniform(base, tokens, 1);
     fill_uniform(delta, latents, 1);
@@ -866,7 +903,7 @@ static void test_upscale_gradients(const Geometry *geometry, int mode) {
              geo.g, geo.w, geo.s, geo.L);
 
     upscale_loss(&u);
-    upscale_backward(ddelta, dalloc, R, delta, coef, alloc, &geo, SCALE_B, SCALE_D, mode);
+    upscale_backward(ddelta, dalloc, scratch, R, delta, coef, alloc, &geo, SCALE_B, SCALE_D, mode);
     gradcheck_input(label, "delta", upscale_loss, &u, delta, ddelta, latents);
     if (allocating) gradcheck_input(label, "alloc", upscale_loss, &u, alloc, dalloc, weights);
     gradcheck_input(label, "base", upscale_loss, &u, base, R, tokens);
@@ -874,7 +911,7 @@ static void test_upscale_gradients(const Geometry *geometry, int mode) {
     real *ddelta_once = reals_copy(ddelta, latents);
     real *dalloc_once = allocating ? reals_copy(dalloc, weights) : NULL;
     upscale_loss(&u); /* the gradchecks left coef at the last perturbation */
-    upscale_backward(ddelta, dalloc, R, delta, coef, alloc, &geo, SCALE_B, SCALE_D, mode);
+    upscale_backward(ddelta, dalloc, scratch, R, delta, coef, alloc, &geo, SCALE_B, SCALE_D, mode);
     check_accumulates(label, "delta", ddelta, ddelta_once, latents);
     if (allocating) check_accumulates(label, "alloc", dalloc, dalloc_once, weights);
     free(ddelta_once);
@@ -887,6 +924,7 @@ static void test_upscale_gradients(const Geometry *geometry, int mode) {
     free(alloc);
     free(dalloc);
     free(coef);
+    free(scratch);
 }
 
 /* upscale against its definition over one geometry, both modes:
