@@ -32,6 +32,14 @@
  *    process, reset before each model through /proc/self/clear_refs, beside
  *    what the model should need (parameters, gradients, two moments, and
  *    model_activation_bytes).
+ * 2b. Spiral against looped with their steps interleaved, at L = 128, 256,
+ *    512 on all threads: both models are built, and each pair of timed
+ *    steps runs one step of each (looped first in even pairs, spiral first
+ *    in odd ones), so that a change in the machine's speed (a VM's
+ *    neighbours, frequency) falls on both. The ratio of ratios, (spiral /
+ *    looped step time) / (spiral / looped FLOPs), is the median over pairs,
+ *    with the quartiles of the pair ratios beside it. Section 2's separate
+ *    runs give the same ratio with the drift between them left in.
  * 3. Forward-only throughput at B = 8, L = 256: no observer; an observer
  *    copying every state (the sites `spiral record` stores) into a buffer;
  *    one that also copies every attention matrix and layer output. Copies go
@@ -58,7 +66,7 @@
  * and noisier; the sgemm rate measured before each model, and the median
  * beside the best step, show how much.
  *
- * Runs in about 2 to 3 minutes on 2 cores. No arguments.
+ * Runs in about 3 minutes on 2 cores. No arguments.
  */
 #include <cblas.h>
 #include <malloc.h>
@@ -81,7 +89,7 @@
 #include "scale.h"
 
 enum { BATCH = 8, BREAKDOWN_L = 256, MAX_TIMED_STEPS = 16, BREAKDOWN_REPS = 5,
-       FORWARD_REPS = 3, MAX_MEMO = 16, N_SIZES = 4 };
+       FORWARD_REPS = 3, MAX_MEMO = 16, N_SIZES = 4, MAX_PAIRS = 16, N_PAIR_SIZES = 3 };
 
 /* The same optimizer settings for every timed update (the values do not
  * change the work done). */
@@ -292,6 +300,42 @@ static int train_step(Model *model, const int *tokens, const int *targets, int B
     return 0;
 }
 
+/* A model with its AdamW moments, so that two models can take steps in turn. */
+typedef struct {
+    SpiralConfig cfg;
+    Model model;
+    real *adam_m, *adam_v;
+    long t;                     /* updates so far */
+} Trainer;
+
+static void trainer_free(Trainer *tr) {
+    free(tr->adam_m);
+    free(tr->adam_v);
+    model_free(&tr->model);
+}
+
+/* Builds a model of `kind` with zero moments. Returns 0 or -1 (spiral_error). */
+static int trainer_init(Trainer *tr, Kind kind) {
+    memset(tr, 0, sizeof *tr);
+    if (kind_config(&tr->cfg, kind) || model_build(&tr->model, &tr->cfg)) return -1;
+    model_init_weights(&tr->model, 1);
+    tr->adam_m = calloc(tr->model.layout.n_params, sizeof(real));
+    tr->adam_v = calloc(tr->model.layout.n_params, sizeof(real));
+    if (!tr->adam_m || !tr->adam_v) {
+        trainer_free(tr);
+        return spiral_error("out of memory for the optimizer moments");
+    }
+    return 0;
+}
+
+/* Seconds of one training step of tr on (tokens, targets), or -1. */
+static double trainer_step(Trainer *tr, const int *tokens, const int *targets, int B, int L) {
+    double t0 = now();
+    tr->t++;
+    if (train_step(&tr->model, tokens, targets, B, L, tr->adam_m, tr->adam_v, tr->t)) return -1;
+    return now() - t0;
+}
+
 typedef struct {
     int B, L, threads, warmup_steps, timed_steps;
     double median, best;        /* seconds per step */
@@ -309,33 +353,25 @@ typedef struct {
  * warmup_steps, then timed_steps timed ones. Returns 0 or -1 (spiral_error). */
 static int measure_training(StepStats *stats, Kind kind, int B, int L, int warmup_steps,
                             int timed_steps) {
-    SpiralConfig cfg;
-    Model model;
+    Trainer tr;
     memset(stats, 0, sizeof *stats);
     stats->B = B;
     stats->L = L;
     stats->threads = parallel_threads();
     stats->warmup_steps = warmup_steps;
     stats->timed_steps = timed_steps;
-    if (kind_config(&cfg, kind)) return -1;
     int rss_reset = reset_peak_rss() == 0;
-    if (model_build(&model, &cfg)) return -1;
-    model_init_weights(&model, 1);
-    size_t n_params = model.layout.n_params;
-    real *adam_m = calloc(n_params, sizeof(real));
-    real *adam_v = calloc(n_params, sizeof(real));
+    if (trainer_init(&tr, kind)) return -1;
     int *tokens = malloc((size_t)B * L * sizeof(int));
     int *targets = malloc((size_t)B * L * sizeof(int));
-    if (!adam_m || !adam_v || !tokens || !targets) {
-        free(adam_m);
-        free(adam_v);
+    if (!tokens || !targets) {
         free(tokens);
         free(targets);
-        model_free(&model);
-        return spiral_error("out of memory for the optimizer moments");
+        trainer_free(&tr);
+        return spiral_error("out of memory for the batch");
     }
     unsigned long long rng = 42;
-    random_batch(tokens, targets, B, L, cfg.vocab_size, &rng);
+    random_batch(tokens, targets, B, L, tr.cfg.vocab_size, &rng);
 
     double times[MAX_TIMED_STEPS];
     long calls_before[2] = {0, 0}, bytes_before[2] = {0, 0};
@@ -349,9 +385,8 @@ static int measure_training(StepStats *stats, Kind kind, int B, int L, int warmu
             }
             heap_before = heap_in_use();
         }
-        double t0 = now();
-        status = train_step(&model, tokens, targets, B, L, adam_m, adam_v, step);
-        double seconds = now() - t0;
+        double seconds = trainer_step(&tr, tokens, targets, B, L);
+        if (seconds < 0) status = -1;
         if (step > warmup_steps) times[step - warmup_steps - 1] = seconds;
     }
     if (status == 0) {
@@ -366,17 +401,79 @@ static int measure_training(StepStats *stats, Kind kind, int B, int L, int warmu
         stats->best = best;
         stats->median = median(times, timed_steps);
         ModelCost cost;
-        model_cost(&cost, &cfg, L);
+        model_cost(&cost, &tr.cfg, L);
         stats->train_flops = cost.train_flops * B;
         stats->params = cost.params;
-        stats->expected_mb = (4.0 * n_params * sizeof(real) +
-                              (double)model_activation_bytes(&model, B, L)) / (1024.0 * 1024.0);
+        stats->expected_mb = (4.0 * tr.model.layout.n_params * sizeof(real) +
+                              (double)model_activation_bytes(&tr.model, B, L)) /
+                             (1024.0 * 1024.0);
     }
-    free(adam_m);
-    free(adam_v);
     free(tokens);
     free(targets);
-    model_free(&model);
+    trainer_free(&tr);
+    return status;
+}
+
+/* Spiral against looped with their steps interleaved, so that both see the
+ * same machine: pair p times one step of each, looped first in even pairs
+ * and spiral first in odd ones. */
+typedef struct {
+    int L, pairs;
+    double ratio[MAX_PAIRS];    /* spiral / looped step time, per pair, sorted */
+    double ratio_median, ratio_q1, ratio_q3;
+    double total_ratio;         /* sum of spiral's times / sum of looped's */
+    double flop_ratio;          /* spiral / looped analytic training FLOPs */
+    double looped_median, spiral_median;  /* seconds per step */
+} PairStats;
+
+static int measure_pairs(PairStats *st, int B, int L, int warmup_pairs, int pairs) {
+    Trainer tr[2]; /* [0] looped, [1] spiral */
+    memset(st, 0, sizeof *st);
+    st->L = L;
+    st->pairs = pairs;
+    if (trainer_init(&tr[0], KIND_LOOPED)) return -1;
+    if (trainer_init(&tr[1], KIND_SPIRAL)) {
+        trainer_free(&tr[0]);
+        return -1;
+    }
+    int *tokens = malloc((size_t)B * L * sizeof(int));
+    int *targets = malloc((size_t)B * L * sizeof(int));
+    int status = tokens && targets ? 0 : spiral_error("out of memory for the batch");
+    if (status == 0) {
+        unsigned long long rng = 42;
+        random_batch(tokens, targets, B, L, tr[0].cfg.vocab_size, &rng);
+    }
+    double times[2][MAX_PAIRS], total[2] = {0, 0};
+    for (int p = -warmup_pairs; p < pairs && status == 0; p++) {
+        double seconds[2];
+        for (int i = 0; i < 2 && status == 0; i++) {
+            int which = (p & 1) ? 1 - i : i;
+            seconds[which] = trainer_step(&tr[which], tokens, targets, B, L);
+            if (seconds[which] < 0) status = -1;
+        }
+        if (status || p < 0) continue;
+        for (int k = 0; k < 2; k++) {
+            times[k][p] = seconds[k];
+            total[k] += seconds[k];
+        }
+        st->ratio[p] = seconds[1] / seconds[0];
+    }
+    if (status == 0) {
+        ModelCost looped, spiral;
+        model_cost(&looped, &tr[0].cfg, L);
+        model_cost(&spiral, &tr[1].cfg, L);
+        st->flop_ratio = spiral.train_flops / looped.train_flops;
+        st->total_ratio = total[1] / total[0];
+        st->ratio_median = median(st->ratio, pairs); /* sorts st->ratio */
+        st->ratio_q1 = st->ratio[(pairs - 1) / 4];
+        st->ratio_q3 = st->ratio[pairs - 1 - (pairs - 1) / 4];
+        st->looped_median = median(times[0], pairs);
+        st->spiral_median = median(times[1], pairs);
+    }
+    free(tokens);
+    free(targets);
+    trainer_free(&tr[0]);
+    trainer_free(&tr[1]);
     return status;
 }
 
@@ -476,7 +573,7 @@ typedef struct {
     real *w1, *w3, *w2, *dw1, *dw3, *dw2;
     real *gain, *dgain, *rstd;
     real *h, *dh_in, *dh_out, *h_out, *z, *dz, *alpha, *score, *dscore;
-    real *delta, *ddelta, *coef, *alloc, *dalloc;
+    real *delta, *ddelta, *coef, *alloc, *dalloc, *scale_scratch;
     real *logits, *dlogits, *table, *dtable;
     int *tokens, *targets, *pos;
     Model *model;                         /* for the optimizer part */
@@ -581,6 +678,7 @@ static int blocks_init(Blocks *b, const SpiralConfig *cfg, int B, int L, int max
     b->coef = blocks_reals(b, (size_t)B * (L + max_g), 0);
     b->alloc = blocks_reals(b, (size_t)max_g * d, 0.02);
     b->dalloc = blocks_reals(b, (size_t)max_g * d, 0);
+    b->scale_scratch = blocks_reals(b, (size_t)B * (L + 2 * max_g), 0); /* >= B J g */
     b->logits = blocks_reals(b, rows * b->V, 0);
     b->dlogits = blocks_reals(b, rows * b->V, 0);
     b->table = blocks_reals(b, (size_t)b->V * d, 0.02);
@@ -650,10 +748,10 @@ static void part_scaling(Blocks *b) {
     int B = b->B, d = b->d;
     downscale_forward(b->z, b->alpha, b->h, b->score, &b->geo, B, d, b->down);
     upscale_forward(b->h_out, b->coef, b->h, b->delta, b->alloc, &b->geo, B, d, b->up);
-    upscale_backward(b->ddelta, b->dalloc, b->dh_out, b->delta, b->coef, b->alloc, &b->geo, B,
-                     d, b->up);
-    downscale_backward(b->dh_in, b->dscore, b->dz, b->h, b->alpha, b->score, &b->geo, B, d,
-                       b->down);
+    upscale_backward(b->ddelta, b->dalloc, b->scale_scratch, b->dh_out, b->delta, b->coef,
+                     b->alloc, &b->geo, B, d, b->up);
+    downscale_backward(b->dh_in, b->dscore, b->scale_scratch, b->dz, b->h, b->alpha, b->score,
+                       &b->geo, B, d, b->down);
 }
 
 /* logits = xn E^T and its backward, over all B L tokens. */
@@ -809,6 +907,7 @@ typedef struct {
     double ceiling;                     /* the best square sgemm GFLOP/s seen in the run */
     int n_probes;                       /* square sgemm measurements behind the ceiling */
     StepStats steps[N_SIZES][N_KINDS];
+    PairStats pairs[N_PAIR_SIZES];      /* spiral vs looped, interleaved */
     StepStats breakdown_steps[N_KINDS]; /* steps timed right before the breakdown */
     ForwardStats forward[N_KINDS];
     Breakdown parts[N_KINDS];
@@ -820,6 +919,10 @@ typedef struct {
  * reads it there). */
 static const struct { int L, one_thread, warmup, timed; } sizes[N_SIZES] = {
     {128, 0, 2, 3}, {256, 0, 2, 5}, {512, 0, 1, 3}, {256, 1, 1, 3}};
+
+/* The interleaved spiral-vs-looped sizes: L, warmup pairs, timed pairs. */
+static const struct { int L, warmup, pairs; } pair_sizes[N_PAIR_SIZES] = {
+    {128, 2, 15}, {256, 2, 15}, {512, 1, 7}};
 
 static const char *met(int ok) { return ok ? "met" : "NOT MET"; }
 
@@ -909,6 +1012,12 @@ static int report_training(Results *r) {
             st->sgemm_before = sgemm_before;
         }
     }
+    for (int s = 0; s < N_PAIR_SIZES; s++) {
+        model_threads(r->threads);
+        if (measure_pairs(&r->pairs[s], BATCH, pair_sizes[s].L, pair_sizes[s].warmup,
+                          pair_sizes[s].pairs))
+            return fail("spiral vs looped");
+    }
     probe_ceiling(r); /* and once after the last model */
     printf("== 2. Training step (zero_grad + forward + backward + AdamW), B = %d, median of N "
            "timed steps after W warmup steps\n", BATCH);
@@ -954,7 +1063,23 @@ static int report_training(Results *r) {
         printf("  L = %3d, %d thread(s): time %.3f / FLOPs %.3f = %.3f\n", sizes[s].L,
                sp->threads, time_ratio, flop_ratio, time_ratio / flop_ratio);
     }
-    printf("\n");
+    printf("(each model timed in its own stretch of the run; the machine's speed drifts "
+           "between them by a few percent)\n\n");
+    printf("== 2b. Spiral vs looped, steps interleaved (pair p: one step of each, looped first "
+           "in even pairs,\n   spiral first in odd ones), B = %d, %d threads; per-pair time "
+           "ratio spiral / looped\n", BATCH, r->threads);
+    printf("%5s %7s %11s %11s %13s %17s %11s %10s %16s\n", "L", "pairs", "looped ms",
+           "spiral ms", "median ratio", "quartiles", "sum ratio", "FLOPs", "ratio of ratios");
+    for (int s = 0; s < N_PAIR_SIZES; s++) {
+        const PairStats *ps = &r->pairs[s];
+        char quartiles[32];
+        snprintf(quartiles, sizeof quartiles, "%.3f-%.3f", ps->ratio_q1, ps->ratio_q3);
+        printf("%5d %7d %11.1f %11.1f %13.3f %17s %11.3f %10.3f %16.3f\n", ps->L, ps->pairs,
+               1e3 * ps->looped_median, 1e3 * ps->spiral_median, ps->ratio_median, quartiles,
+               ps->total_ratio, ps->flop_ratio, ps->ratio_median / ps->flop_ratio);
+    }
+    printf("ratio of ratios = median pair ratio / FLOP ratio; quartiles: of the pair ratios, "
+           "the spread a drifting machine leaves.\n\n");
     return 0;
 }
 
@@ -1100,11 +1225,15 @@ static void report_summary(const Results *r) {
         printf("MFU %-7s %5.1f%% (best step %5.1f%%)   target >= 50%%: %s\n", kind_names[kind],
                100 * mfu, 100 * best, met(mfu >= 0.5));
     }
-    double time_ratio = main_size[KIND_SPIRAL].median / main_size[KIND_LOOPED].median;
-    double flop_ratio = main_size[KIND_SPIRAL].train_flops / main_size[KIND_LOOPED].train_flops;
-    double ratio_of_ratios = time_ratio / flop_ratio;
-    printf("ratio of ratios, spiral vs looped: %.3f   target <= 1.00 (step time falls at least "
-           "in proportion to FLOPs): %s\n", ratio_of_ratios, met(ratio_of_ratios <= 1.0));
+    const PairStats *pairs = &r->pairs[1];
+    double ratio_of_ratios = pairs->ratio_median / pairs->flop_ratio;
+    double sequential = main_size[KIND_SPIRAL].median / main_size[KIND_LOOPED].median /
+                        (main_size[KIND_SPIRAL].train_flops / main_size[KIND_LOOPED].train_flops);
+    printf("ratio of ratios, spiral vs looped at L = %d (interleaved, section 2b): %.3f "
+           "(quartiles %.3f-%.3f)   target <= 1.00\n  (step time falls at least in proportion to "
+           "FLOPs): %s; from section 2's separate runs: %.3f\n", pairs->L, ratio_of_ratios,
+           pairs->ratio_q1 / pairs->flop_ratio, pairs->ratio_q3 / pairs->flop_ratio,
+           met(ratio_of_ratios <= 1.0), sequential);
     long own = 0, library = 0, library_one_thread = 0;
     for (int s = 0; s < N_SIZES; s++)
         for (int kind = 0; kind < N_KINDS; kind++) {
