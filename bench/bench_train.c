@@ -588,7 +588,11 @@ typedef void (*PartFn)(Blocks *b);
 
 /* A buffer of count reals owned by b, uniform in [-scale, scale]. */
 static real *blocks_reals(Blocks *b, size_t count, double scale) {
-    real *p = b->n_owned < 96 ? malloc(count * sizeof(real)) : NULL;
+    /* aligned to a cache line like the model's views (glibc's large
+     * mallocs start 16 bytes past a page, so heads' columns would share
+     * lines between threads) */
+    size_t bytes = (count * sizeof(real) + 63) / 64 * 64;
+    real *p = b->n_owned < 96 ? aligned_alloc(64, bytes) : NULL;
     if (!p) {
         b->failed = 1;
         return NULL;

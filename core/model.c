@@ -139,9 +139,14 @@ typedef struct {
     size_t int_used;
 } Bump;
 
+/* Views start on a 64-byte cache line (arena_alloc aligns the base), so
+ * that threads writing neighbouring views, or neighbouring heads' columns
+ * of one, never share a line. */
+#define VIEW_ALIGN_REALS (64 / sizeof(real))
+
 static real *take(Bump *bump, size_t count) {
     real *p = bump->base ? bump->base + bump->used : NULL;
-    bump->used += count;
+    bump->used += (count + VIEW_ALIGN_REALS - 1) / VIEW_ALIGN_REALS * VIEW_ALIGN_REALS;
     return p;
 }
 
@@ -220,15 +225,60 @@ static size_t scale_scratch_max(const SpiralConfig *cfg, int B, int L) {
     return most;
 }
 
-/* Backward scratch at size (B, L), in reals: eight (B, L, d) stream buffers,
- * the layer buffers, the attention gradient blocks of every thread and the
- * scaling's per-token gradients. */
+/* Named slices of the backward scratch. */
+typedef struct {
+    real *stream[2];           /* (B, L, d) residual-stream gradients, ping-pong */
+    real *core[2];             /* (B, L, d) gradients between core layers */
+    real *dh0;                 /* (B, L, d) anchor: gradient reaching h(0) */
+    real *dz, *ddelta;         /* (B, L, d) at most */
+    real *dxn;                 /* (B, L, d) */
+    real *layer_dxn1, *layer_dq, *layer_dk, *layer_dv, *layer_datt, *layer_dx2, *layer_dxn2;
+    real *layer_da, *layer_dc, *layer_dm;  /* (B, L, F) */
+    real *layer_dprobs;        /* attention_scratch_size(L) */
+    real *dlogits;             /* (B, L, V) */
+    real *scale;               /* scale_scratch_max: per-token scaling gradients */
+} Scratch;
+
+/* Lays the slices out over bump at size (B, L) (with a counting bump, only
+ * measures them). */
+static Scratch scratch_plan(Bump *bump, const SpiralConfig *cfg, int B, int L) {
+    size_t tokens = (size_t)B * L, d = (size_t)cfg->d_model;
+    size_t f = (size_t)cfg->d_ff;
+    Scratch s;
+    s.stream[0] = take(bump, tokens * d);
+    s.stream[1] = take(bump, tokens * d);
+    s.core[0] = take(bump, tokens * d);
+    s.core[1] = take(bump, tokens * d);
+    s.dh0 = take(bump, tokens * d);
+    s.dz = take(bump, tokens * d);
+    s.ddelta = take(bump, tokens * d);
+    s.dxn = take(bump, tokens * d);
+    s.layer_dxn1 = take(bump, tokens * d);
+    s.layer_dq = take(bump, tokens * d);
+    s.layer_dk = take(bump, tokens * d);
+    s.layer_dv = take(bump, tokens * d);
+    s.layer_datt = take(bump, tokens * d);
+    s.layer_dx2 = take(bump, tokens * d);
+    s.layer_dxn2 = take(bump, tokens * d);
+    s.layer_da = take(bump, tokens * f);
+    s.layer_dc = take(bump, tokens * f);
+    s.layer_dm = take(bump, tokens * f);
+    s.layer_dprobs = take(bump, attention_scratch_size(L));
+    s.dlogits = take(bump, tokens * cfg->vocab_size);
+    s.scale = take(bump, scale_scratch_max(cfg, B, L));
+    return s;
+}
+
+static Scratch scratch_slices(Model *model) {
+    Bump bump = {model->scratch, 0, NULL, 0};
+    return scratch_plan(&bump, &model->cfg, model->B, model->L);
+}
+
+/* Reals of the backward scratch at size (B, L). */
 static size_t scratch_size(const SpiralConfig *cfg, int B, int L) {
-    size_t tokens = (size_t)B * L, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
-    size_t vocab = (size_t)cfg->vocab_size;
-    size_t stream = 8 * tokens * d;
-    size_t layer = 7 * tokens * d + 3 * tokens * f + attention_scratch_size(L);
-    return stream + layer + tokens * vocab + scale_scratch_max(cfg, B, L);
+    Bump measure = {0};
+    scratch_plan(&measure, cfg, B, L);
+    return measure.used;
 }
 
 size_t model_activation_bytes(Model *model, int B, int L) {
@@ -248,11 +298,12 @@ size_t model_activation_bytes(Model *model, int B, int L) {
  * 2 MiB and marked for transparent huge pages, so that first touching them
  * takes one page fault per 2 MiB instead of one per 4 KiB (on a virtual
  * machine the first step of a run or recording spent about a third of its
- * time in those faults). Freed with free(). NULL if out of memory. */
+ * time in those faults); below 2 MiB, aligned to a cache line. Freed with
+ * free(). NULL if out of memory. */
 static real *arena_alloc(size_t count) {
     size_t huge = (size_t)2 << 20, bytes = count * sizeof(real);
     void *p = NULL;
-    if (bytes < huge) return malloc(bytes ? bytes : 1);
+    if (bytes < huge) return posix_memalign(&p, 64, bytes ? bytes : 1) ? NULL : p;
     bytes = (bytes + huge - 1) / huge * huge;
     if (posix_memalign(&p, huge, bytes)) return NULL;
     madvise(p, bytes, MADV_HUGEPAGE); /* advice only: ignore a refusal */
@@ -432,50 +483,6 @@ int model_forward(Model *model, const int *tokens, const int *targets, int B, in
 
 /* ------------------------------------------------------------------------ */
 /* Backward                                                                 */
-
-/* Named slices of the backward scratch. */
-typedef struct {
-    real *stream[2];           /* (B, L, d) residual-stream gradients, ping-pong */
-    real *core[2];             /* (B, L, d) gradients between core layers */
-    real *dh0;                 /* (B, L, d) anchor: gradient reaching h(0) */
-    real *dz, *ddelta;         /* (B, L, d) at most */
-    real *dxn;                 /* (B, L, d) */
-    real *layer_dxn1, *layer_dq, *layer_dk, *layer_dv, *layer_datt, *layer_dx2, *layer_dxn2;
-    real *layer_da, *layer_dc, *layer_dm;  /* (B, L, F) */
-    real *layer_dprobs;        /* attention_scratch_size(L) */
-    real *dlogits;             /* (B, L, V) */
-    real *scale;               /* scale_scratch_max: per-token scaling gradients */
-} Scratch;
-
-static Scratch scratch_slices(Model *model) {
-    const SpiralConfig *cfg = &model->cfg;
-    size_t tokens = (size_t)model->B * model->L, d = (size_t)cfg->d_model;
-    size_t f = (size_t)cfg->d_ff;
-    Bump bump = {model->scratch, 0, NULL, 0};
-    Scratch s;
-    s.stream[0] = take(&bump, tokens * d);
-    s.stream[1] = take(&bump, tokens * d);
-    s.core[0] = take(&bump, tokens * d);
-    s.core[1] = take(&bump, tokens * d);
-    s.dh0 = take(&bump, tokens * d);
-    s.dz = take(&bump, tokens * d);
-    s.ddelta = take(&bump, tokens * d);
-    s.dxn = take(&bump, tokens * d);
-    s.layer_dxn1 = take(&bump, tokens * d);
-    s.layer_dq = take(&bump, tokens * d);
-    s.layer_dk = take(&bump, tokens * d);
-    s.layer_dv = take(&bump, tokens * d);
-    s.layer_datt = take(&bump, tokens * d);
-    s.layer_dx2 = take(&bump, tokens * d);
-    s.layer_dxn2 = take(&bump, tokens * d);
-    s.layer_da = take(&bump, tokens * f);
-    s.layer_dc = take(&bump, tokens * f);
-    s.layer_dm = take(&bump, tokens * f);
-    s.layer_dprobs = take(&bump, attention_scratch_size(model->L));
-    s.dlogits = take(&bump, tokens * cfg->vocab_size);
-    s.scale = take(&bump, scale_scratch_max(cfg, model->B, model->L));
-    return s;
-}
 
 /* Backward of layer_forward: dx += dL/dx given dout = dL/d(out); weight
  * gradients accumulate into dw. */
