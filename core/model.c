@@ -140,8 +140,9 @@ typedef struct {
 } Bump;
 
 /* Views start on a 64-byte cache line (arena_alloc aligns the base), so
- * that threads writing neighbouring views, or neighbouring heads' columns
- * of one, never share a line. */
+ * that threads writing neighbouring views never share a line; nor do
+ * threads writing neighbouring heads' columns of one view, when a head's
+ * width is a multiple of 64 bytes (16 floats). */
 #define VIEW_ALIGN_REALS (64 / sizeof(real))
 
 static real *take(Bump *bump, size_t count) {

@@ -1,6 +1,7 @@
 /*
  * data_fixtures.h: data and store helpers shared by the tests: a dataset
- * comparison, a small language with a label, and a one-number SQL query.
+ * comparison, documents of a small noisy recurrence and a language with a
+ * label built on them, and a one-number SQL query.
  * Static inline, so a test that uses only some of them compiles cleanly.
  */
 #ifndef SPIRAL_TEST_DATA_FIXTURES_H
@@ -30,6 +31,20 @@ static inline int datasets_equal(const Dataset *a, const Dataset *b) {
     return 1;
 }
 
+/* Document d of the noisy recurrence x_{i+1} = (x_i + x_{i-1}) mod 7 + 1
+ * over symbols 1..7: `length` tokens starting at 1 + d mod 7, 1 + (d / 7)
+ * mod 7; with probability 0.1 a token is a random symbol instead. *state is
+ * the LCG the noise draws from, advanced once per token after the first two. */
+static inline void recurrence_document(uint16_t *tokens, int length, int d, uint64_t *state) {
+    tokens[0] = 1 + d % 7;
+    tokens[1] = 1 + (d / 7) % 7;
+    for (int i = 2; i < length; i++) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        tokens[i] = (*state >> 33) % 10 == 0 ? (uint16_t)(1 + (*state >> 40) % 7)
+                                             : (uint16_t)((tokens[i - 1] + tokens[i - 2]) % 7 + 1);
+    }
+}
+
 /* A language with a parity label: x_{i+1} = (x_i + x_{i-1}) mod 7 + 1, 10% noise. */
 static inline void make_parity_language(Dataset *ds) {
     const char *names[1] = {"parity"};
@@ -39,13 +54,7 @@ static inline void make_parity_language(Dataset *ds) {
     for (int d = 0; d < 120; d++) {
         uint16_t tokens[40];
         int32_t labels[40];
-        tokens[0] = 1 + d % 7;
-        tokens[1] = 1 + (d / 7) % 7;
-        for (int i = 2; i < 40; i++) {
-            state = state * 6364136223846793005ull + 1442695040888963407ull;
-            tokens[i] = (state >> 33) % 10 == 0 ? (uint16_t)(1 + (state >> 40) % 7)
-                                                : (uint16_t)((tokens[i - 1] + tokens[i - 2]) % 7 + 1);
-        }
+        recurrence_document(tokens, 40, d, &state);
         for (int i = 0; i < 40; i++) labels[i] = tokens[i] % 2;
         dataset_append(ds, tokens, 40, labels, NULL, d < 80 ? SPLIT_TRAIN : d < 100 ? SPLIT_VAL : SPLIT_TEST);
     }

@@ -228,13 +228,7 @@ static void make_language(Dataset *ds) {
     for (int d = 0; d < 200; d++) {
         uint16_t tokens[40];
         int32_t labels[3 * 40];
-        tokens[0] = 1 + d % 7;
-        tokens[1] = 1 + (d / 7) % 7;
-        for (int i = 2; i < 40; i++) {
-            state = state * 6364136223846793005ull + 1442695040888963407ull;
-            tokens[i] = (state >> 33) % 10 == 0 ? (uint16_t)(1 + (state >> 40) % 7)
-                                                : (uint16_t)((tokens[i - 1] + tokens[i - 2]) % 7 + 1);
-        }
+        recurrence_document(tokens, 40, d, &state);
         for (int i = 0; i < 40; i++) {
             labels[i] = tokens[i] % 2;
             labels[40 + i] = (int32_t)gsl_rng_uniform_int(coin, 2);

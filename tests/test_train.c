@@ -39,14 +39,7 @@ static void make_language(Dataset *ds) {
     uint64_t state = 12345;
     for (int d = 0; d < 240; d++) {
         uint16_t tokens[40];
-        tokens[0] = 1 + d % 7;
-        tokens[1] = 1 + (d / 7) % 7;
-        for (int i = 2; i < 40; i++) {
-            state = state * 6364136223846793005ull + 1442695040888963407ull;
-            int noise = (state >> 33) % 10 == 0;
-            tokens[i] = noise ? (uint16_t)(1 + (state >> 40) % 7)
-                              : (uint16_t)((tokens[i - 1] + tokens[i - 2]) % 7 + 1);
-        }
+        recurrence_document(tokens, 40, d, &state);
         dataset_append(ds, tokens, 40, NULL, NULL, d < 200 ? SPLIT_TRAIN : d < 220 ? SPLIT_VAL : SPLIT_TEST);
     }
 }
