@@ -3,7 +3,7 @@
 # The library is compiled twice from the same sources:
 #   build/libspiral.a      real = float   (the `spiral` binary, most tests)
 #   build/libspiral_f64.a  real = double  (gradient checks against finite
-#                                          differences, see core/real.h)
+#                                          differences, see base/real.h)
 # `make test` runs every test, then the same suite under AddressSanitizer and
 # UBSan (`make asan`, built in build/asan/).
 
@@ -11,18 +11,18 @@ BUILD    ?= build
 CC       ?= cc
 # -O3: vectorizes the elementwise loops (softmax, SwiGLU, norms); -g:
 # usable backtraces; -fno-math-errno lets sqrt/exp inline;
-# -fno-trapping-math lets the clamps of exp_float (core/fastmath.h) become
+# -fno-trapping-math lets the clamps of exp_float (base/fastmath.h) become
 # vector blends (spiral never enables floating-point traps). No
 # -ffast-math: no reassociation, so results are reproducible, the same for
 # any thread count, and NaN checks work.
 OPT      ?= -O3 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wno-unused-parameter \
-            -fno-math-errno -fno-trapping-math -Icore -Idata -Iprobes -Ianalysis -Ireports \
+            -fno-math-errno -fno-trapping-math -Ibase -Icore -Idata -Iprobes -Ianalysis -Ireports \
             $(shell pkg-config --cflags openblas gsl sqlite3 jansson nettle)
 # GSL's pkg-config adds its own reference CBLAS; OpenBLAS provides CBLAS.
 LDLIBS   += $(filter-out -lgslcblas,$(shell pkg-config --libs openblas gsl sqlite3 jansson nettle)) -lm -lpthread
 
-LIB_SRC  := $(wildcard core/*.c data/*.c probes/*.c analysis/*.c reports/*.c)
+LIB_SRC  := $(wildcard base/*.c core/*.c data/*.c probes/*.c analysis/*.c reports/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 # Tests also built against the double-precision library (tight tolerances).
@@ -37,10 +37,10 @@ TEST_BINS   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) \
 .PHONY: all test check asan demo bench deps clean
 all: $(BUILD)/spiral $(BUILD)/libspiral.a
 
-$(BUILD)/f32/%.o: %.c $(wildcard core/*.h data/*.h probes/*.h analysis/*.h reports/*.h cli/*.h)
+$(BUILD)/f32/%.o: %.c $(wildcard base/*.h core/*.h data/*.h probes/*.h analysis/*.h reports/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/f64/%.o: %.c $(wildcard core/*.h data/*.h probes/*.h analysis/*.h reports/*.h)
+$(BUILD)/f64/%.o: %.c $(wildcard base/*.h core/*.h data/*.h probes/*.h analysis/*.h reports/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DSPIRAL_DOUBLE -c $< -o $@
 

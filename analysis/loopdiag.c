@@ -4,7 +4,7 @@
  * loopdiag.h).
  *
  * Cross-products go through OpenBLAS (cblas_dsyrk, cblas_dgemm) in double
- * precision directly rather than core/matmul.h, whose element type follows
+ * precision directly rather than base/matmul.h, whose element type follows
  * the library build (float or double): analysis is always double. The
  * prototypes come from <gsl/gsl_cblas.h> (gsl_linalg.h includes it, and it
  * cannot share a file with OpenBLAS's <cblas.h>: both define the CBLAS

@@ -24,7 +24,7 @@
  * Usage: bench_probe [--quick] [--one]
  *   --quick: n = 20000 and 100 windows; --one: only part 1.
  * Build (the Makefile has no bench target yet), from the repository root:
- *   make && cc -std=c11 -D_GNU_SOURCE -O2 -g -Icore -Idata -Iprobes \
+ *   make && cc -std=c11 -D_GNU_SOURCE -O2 -g -Ibase -Icore -Idata -Iprobes \
  *     $(pkg-config --cflags openblas gsl sqlite3 jansson) bench/bench_probe.c \
  *     build/libspiral.a -o build/bench_probe \
  *     $(pkg-config --libs openblas gsl sqlite3 jansson nettle | sed 's/-lgslcblas//') -lm -lpthread

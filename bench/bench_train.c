@@ -58,7 +58,7 @@
  *    (so that both see the same machine load).
  * Ends with the ratios and the issue's targets, each met or not met.
  *
- * Threads: model work runs on spiral's pool (core/parallel.h, one thread
+ * Threads: model work runs on spiral's pool (base/parallel.h, one thread
  * per core unless SPIRAL_THREADS says otherwise) with OpenBLAS on one thread
  * per call; the sgemm references run OpenBLAS's own threads, one per core,
  * while the pool is idle. The report prints both counts, the process's

@@ -1,5 +1,5 @@
 /*
- * test_fastmath.c: the float e^x and log x of core/fastmath.h against
+ * test_fastmath.c: the float e^x and log x of base/fastmath.h against
  * libm in double.
  *
  *  - exp_float: within 3 float ulps of exp on a grid of 2 million points
