@@ -23,6 +23,7 @@
 #include "headsel.h"
 #include "loopdiag.h"
 #include "model.h"
+#include "steps.h"
 
 /* A NULL integer column in a row written to analysis_results. */
 enum { ANALYZE_NULL = INT_MIN };
@@ -222,9 +223,9 @@ static int read_recording_meta(Store *store, AnalyzeRun *r, char *status, size_t
 /* Lays out the layer applications (analyze.h: steps and layers). */
 static int build_units(AnalyzeRun *r) {
     const SpiralConfig *c = &r->cfg;
-    int dense = !strcmp(r->kind, "dense");
-    r->n_steps = dense ? c->n_loop : c->n_iters;
-    r->layers_per_step = dense ? 1 : c->n_loop;
+    int dense = model_kind(c) == KIND_DENSE;
+    r->n_steps = loop_steps(c);
+    r->layers_per_step = loop_layers_per_step(c);
     r->n_units = c->n_pre + r->n_steps * r->layers_per_step + c->n_post;
     r->units = calloc((size_t)r->n_units, sizeof *r->units);
     r->step_g = calloc((size_t)r->n_steps, sizeof *r->step_g);
@@ -232,7 +233,7 @@ static int build_units(AnalyzeRun *r) {
     int u = 0;
     for (int l = 0; l < c->n_pre; l++) r->units[u++] = (AnalyzeUnit){BLOCK_PRE, -1, l, -1, 1};
     for (int t = 0; t < r->n_steps; t++) {
-        r->step_g[t] = dense ? 1 : c->schedule[t].g;
+        r->step_g[t] = step_chunk_size(c, t);
         for (int l = 0; l < r->layers_per_step; l++)
             r->units[u++] = (AnalyzeUnit){BLOCK_LOOP, t, l, dense ? t + 1 : t, r->step_g[t]};
     }
@@ -245,7 +246,7 @@ static int build_units(AnalyzeRun *r) {
  * recording stores core layer l as block 'loop', iteration l + 1, layer 0
  * (record.c). */
 static int unit_of_row(const AnalyzeRun *r, const char *block, int iteration, int layer) {
-    int dense = !strcmp(r->kind, "dense");
+    int dense = model_kind(&r->cfg) == KIND_DENSE;
     int loop_base = r->cfg.n_pre, post_base = r->cfg.n_pre + r->n_steps * r->layers_per_step;
     if (!strcmp(block, "pre")) return layer >= 0 && layer < r->cfg.n_pre ? layer : -1;
     if (!strcmp(block, "post")) return layer >= 0 && layer < r->cfg.n_post ? post_base + layer : -1;
@@ -510,7 +511,7 @@ static int write_results(Store *store, AnalyzeRun *r, const double *values, cons
             }
     }
     /* head selection: candidate c is (layer c / H, head c % H); dense: head slot c */
-    int dense = !strcmp(r->kind, "dense");
+    int dense = model_kind(&r->cfg) == KIND_DENSE;
     for (int c = 0; c < r->n_candidates && status == 0; c++) {
         RowKey key = row_key(ANALYZE_NULL, ANALYZE_NULL, "loop", dense ? ANALYZE_NULL : c / H, c % H);
         status = put_row(&w, "head_change", key, r->change[c], NAN, NAN, NULL, 0);
@@ -568,7 +569,7 @@ int analyze_recording(Store *store, const char *run_name, const char *dataset_na
     char source[1400], recording_status[16] = "";
     snprintf(source, sizeof source, "%s: run %s", store->path, run_name);
     if (config_parse(&r.cfg, run.config, source)) goto done;
-    snprintf(r.kind, sizeof r.kind, "%s", config_kind(&r.cfg));
+    snprintf(r.kind, sizeof r.kind, "%s", model_kind_name(model_kind(&r.cfg)));
     if (read_recording_meta(store, &r, recording_status, sizeof recording_status)) goto done;
     if (strcmp(recording_status, "done")) {
         spiral_error("%s: the recording of run %s on %s (%s split) is %s, not done: complete it by running "
@@ -746,7 +747,7 @@ static void print_matrix(FILE *f, const double *m, int rows, int cols, const cha
 }
 
 void analyze_print_run(FILE *f, const AnalyzeRun *r) {
-    int H = r->n_heads, K = r->n_stats, T = r->n_steps, dense = !strcmp(r->kind, "dense");
+    int H = r->n_heads, K = r->n_stats, T = r->n_steps, dense = model_kind(&r->cfg) == KIND_DENSE;
     char text[96], title[64];
     fprintf(f, "== run %s (%s): %s split of %s, %d of %d recorded sequences x %d tokens\n", r->run, r->kind,
             r->info.split, r->dataset, r->n_sequences, r->info.n_sequences, r->info.seq_len);

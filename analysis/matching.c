@@ -12,6 +12,7 @@
 
 #include "cost.h"
 #include "error.h"
+#include "steps.h"
 
 /* Largest n_loop the search considers; far beyond any trainable model, it
  * keeps N and the counts exact in double precision. */
@@ -150,7 +151,7 @@ int matching_format(char *text, size_t size, const MatchedBaselines *m) {
     text[0] = '\0';
     const MatchedBaseline *rows[3] = {&m->looped, &m->dense_params, &m->dense_flops};
     const char *names[3] = {"looped", "dense (params)", "dense (FLOPs)"};
-    if (append(text, size, &used, "baselines of a %s model at L = %d\n", config_kind(&m->spiral), m->L)) return -1;
+    if (append(text, size, &used, "baselines of a %s model at L = %d\n", model_kind_name(model_kind(&m->spiral)), m->L)) return -1;
     if (append(text, size, &used, "%-16s %3s %6s %14s %10s %16s %10s\n", "kind", "T", "n_loop",
                "params (no emb)", "mismatch", "forward FLOPs", "mismatch"))
         return -1;

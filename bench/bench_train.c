@@ -87,6 +87,7 @@
 #include "model.h"
 #include "parallel.h"
 #include "scale.h"
+#include "steps.h"
 
 enum { BATCH = 8, BREAKDOWN_L = 256, MAX_TIMED_STEPS = 16, BREAKDOWN_REPS = 5,
        FORWARD_REPS = 3, MAX_MEMO = 16, N_SIZES = 4, MAX_PAIRS = 16, N_PAIR_SIZES = 3 };
@@ -247,9 +248,9 @@ static int kind_config(SpiralConfig *cfg, Kind kind) {
         cfg->schedule[t] = (IterSpec){g, 0, g - 1};
     }
     if (config_validate(cfg)) return -1;
-    if (strcmp(config_kind(cfg), kind_names[kind]) != 0)
+    if (strcmp(model_kind_name(model_kind(cfg)), kind_names[kind]) != 0)
         return spiral_error("config for %s is classified as %s", kind_names[kind],
-                            config_kind(cfg));
+                            model_kind_name(model_kind(cfg)));
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "npy.h"
 #include "record.h"
+#include "steps.h"
 #include "scale.h"
 #include "store.h"
 
@@ -76,33 +77,27 @@ int cmd_export(int argc, char **argv) {
     int32_t *column = NULL;
     size_t *index = NULL, *row_token = NULL;
     int32_t *row_seq = NULL, *row_pos = NULL;
+    int *pos_of_row = NULL;
     int status = -1;
     if (record_find(&store, run, data, split, &info) || store_run_find(&store, run, &run_row) ||
         config_parse(&cfg, run_row.config, run) || store_dataset_load(&store, data, &ds, NULL))
         goto done;
     /* the rows of one sequence and their token positions */
-    int L = info.seq_len, rows_per_seq = L, g = 1, w = 0;
-    if (is_latent) {
-        if (iteration >= cfg.n_iters) {
-            spiral_error("--iteration %ld: run %s has iterations 0..%d", iteration, run, cfg.n_iters - 1);
-            goto done;
-        }
-        g = cfg.schedule[iteration].g;
-        w = cfg.schedule[iteration].offset;
-    }
-    if (scale && scale != g) {
-        spiral_error("--scale %ld: iteration %ld of run %s runs at chunk size %d", scale, iteration, run, g);
+    int L = info.seq_len;
+    if (is_latent && (iteration < 0 || iteration >= cfg.n_iters)) {
+        spiral_error("--iteration %ld: run %s has iterations 0..%d", iteration, run, cfg.n_iters - 1);
         goto done;
     }
-    IterSpec spec = {g, w, g - 1};
-    ChunkGeometry geo = chunk_geometry(L, &spec);
-    int pos_of_row[1 << 16];
-    if (g > 1) {
-        rows_per_seq = geo.J;
-        chunk_positions(pos_of_row, &geo);
-    } else {
-        for (int i = 0; i < L; i++) pos_of_row[i] = i;
+    if (!scale) scale = is_latent ? step_chunk_size(&cfg, (int)iteration) : 1;
+    ChunkGeometry geo;
+    if (site_geometry(&cfg, site, (int)iteration, (int)scale, L, &geo)) goto done;
+    int g = geo.g, rows_per_seq = geo.J;
+    pos_of_row = malloc((size_t)geo.J * sizeof *pos_of_row);
+    if (!pos_of_row) {
+        spiral_error("out of memory");
+        goto done;
     }
+    site_row_positions(&geo, pos_of_row);
     size_t n_rows = (size_t)info.n_sequences * rows_per_seq, d = (size_t)info.d_model;
     states = malloc(n_rows * d * sizeof(float));
     one = malloc((size_t)L * d * sizeof(float));
@@ -156,6 +151,7 @@ done:
     free(row_token);
     free(row_seq);
     free(row_pos);
+    free(pos_of_row);
     free(column);
     dataset_free(&ds);
     store_run_free(&run_row);

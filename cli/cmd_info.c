@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "config.h"
 #include "cost.h"
+#include "steps.h"
 
 static const char *help =
     "usage: spiral info (--config FILE | --weights FILE) [--seq-len L]\n"
@@ -49,7 +50,7 @@ int cmd_info(int argc, char **argv) {
     ModelCost cost;
     model_cost(&cost, &cfg, (int)L);
     printf("model: %s, d=%d, H=%d, F=%d, V=%d, layers %d pre + %d core x %d iterations + %d post\n",
-           config_kind(&cfg), cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.vocab_size, cfg.n_pre,
+           model_kind_name(model_kind(&cfg)), cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.vocab_size, cfg.n_pre,
            cfg.n_loop, cfg.n_iters, cfg.n_post);
     printf("down %s, up %s, topology %s, %s embeddings; L = %ld tokens\n\n",
            config_down_name(cfg.down), config_up_name(cfg.up),

@@ -440,11 +440,3 @@ static const char *enum_name(const char *const *names, int value) {
 const char *config_down_name(int down) { return enum_name(down_names, down); }
 const char *config_up_name(int up) { return enum_name(up_names, up); }
 const char *config_topology_name(int topology) { return enum_name(topology_names, topology); }
-
-const char *config_kind(const SpiralConfig *cfg) {
-    int all_full = 1;
-    for (int t = 0; t < cfg->n_iters; t++)
-        all_full &= cfg->schedule[t].g == 1 && cfg->schedule[t].shift == 0;
-    if (!all_full) return "spiral";
-    return cfg->n_iters == 1 ? "dense" : "looped";
-}

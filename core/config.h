@@ -75,8 +75,5 @@ const char *config_down_name(int down);
 const char *config_up_name(int up);
 const char *config_topology_name(int topology);
 
-/* The kind of model a config describes: "dense" (one full-resolution
- * iteration), "looped" (every iteration full resolution) or "spiral". */
-const char *config_kind(const SpiralConfig *cfg);
 
 #endif

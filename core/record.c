@@ -32,6 +32,7 @@
 #include "fastmath.h"
 #include "model.h"
 #include "train_config.h"
+#include "steps.h"
 
 /* State bytes committed between two checkpoints. Each checkpoint costs two
  * fsyncs whatever its size; one per 256 MiB took 0.24 s per 130 MB against
@@ -58,7 +59,6 @@ void record_options_default(RecordOptions *o) {
 typedef struct {
     Store *store;
     const SpiralConfig *cfg;
-    int dense;                    /* every core layer counts as an iteration */
     long long recording_id;
     const int *batch_seq;         /* (B) sequence index of each batch row */
     int f16;
@@ -197,37 +197,16 @@ static void insert_attention(Recorder *r, int b, int iteration, int layer, const
     r->insert_seconds += seconds_now() - computed;
 }
 
-/* The observer: maps each event to the sites of record.h. */
+/* The observer: records each event as the site steps.h assigns it. */
 static void observe_event(void *user, const ObserveEvent *e) {
     Recorder *r = user;
-    const SpiralConfig *cfg = r->cfg;
+    SiteKey key;
+    int step, layer;
+    if (e->site == OBSERVE_ATTENTION) event_attention_key(e, r->cfg, &step, &layer);
+    else if (!event_site(e, r->cfg, &key)) return;
     for (int b = 0; b < e->B; b++) {
-        switch (e->site) {
-        case OBSERVE_STATE:
-            /* dense: h(1) is the last layer's output, recorded as LAYER_OUT */
-            if (!r->dense || e->iteration == 0) insert_state(r, b, e->iteration, "token", 1, e);
-            break;
-        case OBSERVE_LATENT_IN:
-        case OBSERVE_LATENT_OUT: {
-            const IterSpec *spec = &cfg->schedule[e->iteration];
-            if (r->dense || (spec->g == 1 && spec->shift == 0)) break;
-            insert_state(r, b, e->iteration,
-                         e->site == OBSERVE_LATENT_IN ? "latent_in" : "latent_out", e->g, e);
-            break;
-        }
-        case OBSERVE_CODA:
-            insert_state(r, b, r->dense ? cfg->n_loop : cfg->n_iters, "coda", 1, e);
-            break;
-        case OBSERVE_LAYER_OUT:
-            if (r->dense && e->block == BLOCK_LOOP) insert_state(r, b, e->layer + 1, "token", 1, e);
-            break;
-        case OBSERVE_ATTENTION:
-            if (r->dense && e->block == BLOCK_LOOP)
-                insert_attention(r, b, e->layer + 1, 0, e);
-            else
-                insert_attention(r, b, e->iteration, e->layer, e);
-            break;
-        }
+        if (e->site == OBSERVE_ATTENTION) insert_attention(r, b, step, layer, e);
+        else insert_state(r, b, key.step, key.site, key.scale, e);
     }
 }
 
@@ -472,7 +451,6 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
 
     rec.store = store;
     rec.cfg = &cfg;
-    rec.dense = !strcmp(config_kind(&cfg), "dense");
     rec.recording_id = result->recording_id;
     rec.batch_seq = batch_seq;
     rec.f16 = o->f16;

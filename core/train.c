@@ -31,6 +31,7 @@
 #include "model.h"
 #include "safetensors.h"
 #include "vec.h"
+#include "steps.h"
 
 typedef struct {
     Store *store;
@@ -479,7 +480,7 @@ int train_new(Store *store, const char *run_name, const char *run_path,
     if ((status = store_dataset_load(store, tr.cfg.dataset, &probe, &dataset_id))) goto done;
     dataset_free(&probe);
     if ((status = make_dirs(tr.cfg.checkpoint_dir))) goto done;
-    if ((status = store_run_create(store, run_name, config_kind(&tr.model_cfg), tr.run_json,
+    if ((status = store_run_create(store, run_name, model_kind_name(model_kind(&tr.model_cfg)), tr.run_json,
                                    dataset_id, options->command, &tr.run_id)))
         goto done;
     model_init_weights(&tr.model, (unsigned long)tr.cfg.seed);

@@ -42,6 +42,7 @@
 #include "probe_stats.h"
 #include "record.h"
 #include "scale.h"
+#include "steps.h"
 
 /* OpenBLAS's thread control (declared in its cblas.h, which cannot be
  * included beside gsl_randist.h: both declare the CBLAS enums). */
@@ -146,24 +147,13 @@ static int list_sites(Store *store, const RecordingInfo *info, const SpiralConfi
         snprintf(s->site, sizeof s->site, "%s", (const char *)sqlite3_column_text(stmt, 0));
         s->iteration = sqlite3_column_int(stmt, 1);
         s->scale = sqlite3_column_int(stmt, 2);
-        s->g = 1;
-        int latent = !strcmp(s->site, "latent_in") || !strcmp(s->site, "latent_out");
-        if (latent) {
-            if (s->iteration < 0 || s->iteration >= cfg->n_iters ||
-                cfg->schedule[s->iteration].g != s->scale) {
-                status = spiral_error("recorded site %s iteration %d scale %d does not match the "
-                                      "run's schedule", s->site, s->iteration, s->scale);
-                break;
-            }
-            s->g = s->scale;
-            s->w = cfg->schedule[s->iteration].offset;
-        } else if (s->scale != 1) {
-            status = spiral_error("recorded site %s iteration %d has scale %d, expected 1", s->site,
-                                  s->iteration, s->scale);
+        ChunkGeometry geo;
+        if (site_geometry(cfg, s->site, s->iteration, s->scale, info->seq_len, &geo)) {
+            status = -1;
             break;
         }
-        IterSpec spec = {s->g, s->w, s->g - 1};
-        ChunkGeometry geo = chunk_geometry(info->seq_len, &spec);
+        s->g = geo.g;
+        s->w = geo.w;
         s->rows = geo.J;
         s->pos = malloc((size_t)geo.J * sizeof *s->pos);
         if (!s->pos) {
@@ -171,7 +161,7 @@ static int list_sites(Store *store, const RecordingInfo *info, const SpiralConfi
             break;
         }
         (*n_sites)++;
-        chunk_positions(s->pos, &geo);
+        site_row_positions(&geo, s->pos);
         s->geometry = -1;
         for (int k = 0; k < *n_geometries; k++)
             if (geo_g[k] == s->g && geo_w[k] == s->w) s->geometry = k;
@@ -660,7 +650,7 @@ typedef struct {
     const SiteInfo *sites;
     int n_sites;
     const SpiralConfig *cfg;
-    int dense, d;
+    int d;
     const int *batch_seq;     /* (B) sequence of each batch row */
     int fd;
     float *buffer;            /* (L, d) */
@@ -668,39 +658,6 @@ typedef struct {
     int failed;
 } RandomStates;
 
-/* The site of a forward-pass event, exactly as record.c maps it; 0 if the
- * event is not a recorded state. */
-static int event_site(const ObserveEvent *e, const SpiralConfig *cfg, int dense,
-                      const char **site, int *iteration, int *scale) {
-    *scale = 1;
-    switch (e->site) {
-    case OBSERVE_STATE:
-        if (dense && e->iteration != 0) return 0;
-        *site = "token";
-        *iteration = e->iteration;
-        return 1;
-    case OBSERVE_LATENT_IN:
-    case OBSERVE_LATENT_OUT: {
-        const IterSpec *spec = &cfg->schedule[e->iteration];
-        if (dense || (spec->g == 1 && spec->shift == 0)) return 0;
-        *site = e->site == OBSERVE_LATENT_IN ? "latent_in" : "latent_out";
-        *iteration = e->iteration;
-        *scale = e->g;
-        return 1;
-    }
-    case OBSERVE_CODA:
-        *site = "coda";
-        *iteration = dense ? cfg->n_loop : cfg->n_iters;
-        return 1;
-    case OBSERVE_LAYER_OUT:
-        if (!dense || e->block != BLOCK_LOOP) return 0;
-        *site = "token";
-        *iteration = e->layer + 1;
-        return 1;
-    default:
-        return 0;
-    }
-}
 
 /* Writes all of buffer (bytes) at offset, however many calls it takes. */
 static int write_at(int fd, const void *buffer, size_t bytes, size_t offset) {
@@ -731,9 +688,10 @@ static int read_at(int fd, void *buffer, size_t bytes, size_t offset) {
 /* The observer of the random model's forward pass. */
 static void observe_random(void *user, const ObserveEvent *e) {
     RandomStates *r = user;
-    const char *site;
-    int iteration, scale;
-    if (r->failed || !event_site(e, r->cfg, r->dense, &site, &iteration, &scale)) return;
+    SiteKey key;
+    if (r->failed || !event_site(e, r->cfg, &key)) return;
+    const char *site = key.site;
+    int iteration = key.step, scale = key.scale;
     int k = 0;
     while (k < r->n_sites && (strcmp(r->sites[k].site, site) || r->sites[k].iteration != iteration ||
                               r->sites[k].scale != scale))
@@ -782,7 +740,6 @@ static int random_model_states(const SpiralConfig *cfg, SiteInfo *sites, int n_s
     r.sites = sites;
     r.n_sites = n_sites;
     r.cfg = cfg;
-    r.dense = !strcmp(config_kind(cfg), "dense");
     r.d = cfg->d_model;
     r.batch_seq = batch_seq;
     r.fd = fileno(*file);

@@ -12,6 +12,7 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "steps.h"
 
 /* Fails with the store's message. */
 static int data_fail(Store *store, const char *what) {
@@ -76,10 +77,9 @@ static int read_run(Store *store, sqlite3_stmt *stmt, ReportRun *run, const char
      * run's core layers are its steps */
     run->has_model = config_parse(&run->model, run->config, run->name) == 0;
     if (run->has_model) {
-        int dense = !strcmp(run->kind, "dense");
-        run->n_steps = dense ? run->model.n_loop : run->model.n_iters;
+        run->n_steps = loop_steps(&run->model);
         for (int t = 0; t < run->n_steps && t < SPIRAL_MAX_ITERS; t++)
-            run->step_g[t] = dense ? 1 : run->model.schedule[t].g;
+            run->step_g[t] = step_chunk_size(&run->model, t);
     }
     sqlite3_stmt *rec;
     if (sqlite3_prepare_v2(store->db,

@@ -32,6 +32,7 @@
 #include "loopdiag.h"
 #include "matching.h"
 #include "stats.h"
+#include "steps.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -443,7 +444,7 @@ static void check_dense(const char *label, const MatchedBaseline *b, const Match
     double target = flops ? m->forward_flops : m->params_nonembedding;
     double achieved = flops ? b->forward_flops : b->params_nonembedding;
     double mismatch = flops ? b->flops_mismatch : b->params_mismatch;
-    CHECK(strcmp(config_kind(&b->cfg), "dense") == 0 && b->cfg.n_iters == 1 && b->cfg.schedule[0].g == 1 &&
+    CHECK(model_kind(&b->cfg) == KIND_DENSE && b->cfg.n_iters == 1 && b->cfg.schedule[0].g == 1 &&
               b->cfg.schedule[0].shift == 0 && config_validate(&b->cfg) == 0,
           "%s: not a valid dense config", label);
     CHECK(b->cfg.n_pre == m->spiral.n_pre && b->cfg.n_post == m->spiral.n_post && b->cfg.d_model == m->spiral.d_model,
@@ -501,9 +502,9 @@ static void test_matching(void) {
         /* Looped: same fields, every g = 1; parameters differ only by the
          * alloc tensors (g_t, d) -> (1, d). */
         const SpiralConfig *looped = &m.looped.cfg;
-        CHECK(strcmp(config_kind(looped), "looped") == 0 && looped->n_iters == configs[c].n_iters &&
+        CHECK(model_kind(looped) == KIND_LOOPED && looped->n_iters == configs[c].n_iters &&
                   looped->n_loop == configs[c].n_loop && looped->n_pre == configs[c].n_pre,
-              "config %d: looped baseline is %s with T %d", c, config_kind(looped), looped->n_iters);
+              "config %d: looped baseline is %s with T %d", c, model_kind_name(model_kind(looped)), looped->n_iters);
         for (int t = 0; t < looped->n_iters; t++)
             CHECK(looped->schedule[t].g == 1 && looped->schedule[t].offset == 0 && looped->schedule[t].shift == 0,
                   "config %d: looped schedule[%d] not full resolution", c, t);
