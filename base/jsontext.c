@@ -39,3 +39,17 @@ const char *json_describe(const json_t *value, char *buf, size_t cap) {
     }
     return "an unknown JSON value";
 }
+
+const char *json_type_name(const json_t *value) {
+    switch (json_typeof(value)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    case JSON_NULL: return "null";
+    }
+    return "an unknown JSON value";
+}

@@ -21,4 +21,9 @@ void real_for_message(char *buf, size_t cap, double x);
  * or a constant string. */
 const char *json_describe(const json_t *value, char *buf, size_t cap);
 
+/* A JSON value's kind for messages like "expected an array, got a string":
+ * "an object", "an array", "a string", "an integer", "a real number",
+ * "true", "false", "null". */
+const char *json_type_name(const json_t *value);
+
 #endif

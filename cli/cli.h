@@ -5,6 +5,8 @@
 #ifndef SPIRAL_CLI_H
 #define SPIRAL_CLI_H
 
+#include "progress.h"
+
 /* Each subcommand: argv[0] is the subcommand's name. Returns the exit code
  * (0 success, 1 failure reported on stderr, 2 usage error). */
 int cmd_info(int argc, char **argv);
@@ -50,6 +52,11 @@ int cli_fail(const char *command);
  * returns 2. */
 int cli_usage_error(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The view of library progress reports on stderr (cli/progress_view.c): a
+ * bar on a terminal, a line every 10 s otherwise. enabled = 0 gives a
+ * Progress that shows nothing (--quiet). */
+Progress cli_progress(int enabled);
 
 /* 1 if argv has -h or --help. */
 int cli_wants_help(int argc, char **argv);

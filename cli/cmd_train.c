@@ -80,7 +80,8 @@ int cmd_train(int argc, char **argv) {
     if (store_open(&store, store_path, 1)) return cli_fail("train");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    TrainOptions options = {.progress = !quiet, .command = command, .interrupt = &interrupted};
+    Progress progress = cli_progress(!quiet);
+    TrainOptions options = {.progress = &progress, .command = command, .interrupt = &interrupted};
     TrainResult result;
     int status = resume ? train_resume(&store, run_name, &options, &result)
                         : train_new(&store, run_name, config_path, &options, &result);

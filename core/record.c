@@ -15,6 +15,7 @@
  * RECORD_CHECKPOINT_BYTES and once at the end, so that their cost is counted
  * and a finished recording is in the database file, fsynced.
  */
+#include "clock.h"
 #include "record.h"
 
 #include <stdint.h>
@@ -75,7 +76,6 @@ typedef struct {
     int failed;                   /* an insert failed; spiral_error is set */
 } Recorder;
 
-static double seconds_now(void);
 
 static const char *block_names[3] = {"pre", "loop", "post"};
 
@@ -376,11 +376,6 @@ static int insert_sequence_rows(Store *store, sqlite3_stmt *insert_seq, long lon
     return 0;
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int record_run(Store *store, const char *run_name, const char *dataset_name,
                const RecordOptions *o, RecordResult *result) {

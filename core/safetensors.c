@@ -26,6 +26,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "jsontext.h"
 
 /* ------------------------------------------------------------------------ */
 /* Little-endian decoding and float conversions                             */
@@ -112,20 +113,6 @@ static const DtypeInfo *find_dtype(const char *name) {
     return NULL;
 }
 
-/* A JSON value's type, for messages like "expected an array, got a string". */
-static const char *json_type_name(const json_t *value) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
-    }
-    return "an unknown value";
-}
 
 /* Formats a shape as "(a, b, c)" into buf. */
 static void format_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {

@@ -20,13 +20,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "adamw.h"
 #include "config.h"
 #include "cost.h"
+#include "clock.h"
 #include "error.h"
 #include "fileio.h"
+#include "mix.h"
 #include "filehash.h"
 #include "model.h"
 #include "safetensors.h"
@@ -53,21 +54,6 @@ typedef struct {
     int n_pending, cap_pending;
     char last_checkpoint[1100];
 } Trainer;
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* splitmix64: a bijective mix, so (seed, step, micro, row) -> window is a
- * pure function and a resumed run draws the same data. */
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
 
 /* The stream of `split` for windows of L + 1 tokens (inputs and targets). */
 static int split_stream_build(SplitStream *s, const Dataset *ds, int split, int L, int window,
@@ -268,29 +254,16 @@ static const char *first_nonfinite_tensor(const Model *m) {
     return "(none: the loss itself is not finite)";
 }
 
-/* One line of progress on stderr: a rewriting bar on a terminal, plain lines
- * otherwise. */
-static void report_progress(const Trainer *tr, double loss, double tokens_per_second,
-                            double elapsed, int force_line) {
+/* Sends the step's progress: steps done, loss, validation loss, tokens/s. */
+static void report_progress(const Trainer *tr, const Progress *progress, double loss,
+                            double tokens_per_second, double elapsed, long first_step) {
     const TrainConfig *c = &tr->cfg;
-    double eta = tokens_per_second > 0
-                     ? (double)(c->steps - tr->step) * c->batch_size * c->grad_accum * c->seq_len /
-                           tokens_per_second
-                     : 0;
-    char val[32] = "";
+    char detail[96], val[32] = "";
     if (!isnan(tr->last_val)) snprintf(val, sizeof val, " val %.4f", tr->last_val);
-    if (isatty(STDERR_FILENO)) {
-        int width = 24, filled = (int)(width * (double)tr->step / c->steps);
-        char bar[32];
-        for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
-        bar[width] = 0;
-        fprintf(stderr, "\r[%s] step %ld/%ld loss %.4f%s | %.0f tok/s | ETA %.0fs   ", bar,
-                tr->step, c->steps, loss, val, tokens_per_second, eta);
-        if (tr->step == c->steps) fputc('\n', stderr);
-    } else if (force_line) {
-        fprintf(stderr, "step %ld/%ld loss %.4f%s | %.0f tok/s | %.0fs elapsed, ETA %.0fs\n",
-                tr->step, c->steps, loss, val, tokens_per_second, elapsed, eta);
-    }
+    snprintf(detail, sizeof detail, "loss %.4f%s | %.0f tok/s", loss, val, tokens_per_second);
+    ProgressReport report = {"train", "steps", tr->step, c->steps, elapsed, first_step, detail,
+                             tr->step == c->steps};
+    progress_report(progress, &report);
 }
 
 /* Trains from tr->step to cfg.steps. */
@@ -298,11 +271,10 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
     const TrainConfig *c = &tr->cfg;
     int B = c->batch_size, L = c->seq_len;
     size_t n = tr->model.layout.n_params, *starts = tr->starts;
-    double start_time = now_seconds();
+    double start_time = seconds_now();
     long first_step = tr->step;
     double loss = NAN;
     AdamWSettings adam = {c->lr, c->beta1, c->beta2, c->adam_eps, c->weight_decay};
-    long line_every = c->steps / 20 > 0 ? c->steps / 20 : 1;
     if (store_run_set_status(tr->store, tr->run_id, "running", NULL)) return -1;
     while (tr->step < c->steps) {
         long step = tr->step + 1;
@@ -310,8 +282,11 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
         double loss_sum = 0;
         for (int micro = 0; micro < c->grad_accum; micro++) {
             for (int b = 0; b < B; b++) {
-                uint64_t key = mix64(mix64(mix64((uint64_t)c->seed) ^ (uint64_t)step) ^
-                                     ((uint64_t)micro << 32 | (uint64_t)b));
+                /* a pure function of (seed, step, micro, row): a resumed
+                 * run draws the same data */
+                uint64_t key = splitmix64_at(splitmix64_at(splitmix64_at((uint64_t)c->seed) ^
+                                                           (uint64_t)step) ^
+                                             ((uint64_t)micro << 32 | (uint64_t)b));
                 starts[b] = window_start(&tr->train, c->window, L, key);
             }
             fill_batch(tr->inputs, tr->targets, &tr->train, B, L, starts);
@@ -352,7 +327,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
             if (evaluate(tr, &row.val_loss)) return -1;
             tr->last_val = row.val_loss;
         }
-        double elapsed = now_seconds() - start_time;
+        double elapsed = seconds_now() - start_time;
         row.wall_seconds = tr->wall_before + elapsed;
         if (push_metric(tr, &row)) return -1;
         int stop = options->interrupt && *options->interrupt;
@@ -364,8 +339,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
         if (options->progress) {
             double tokens_per_second = (double)(step - first_step) * B * c->grad_accum * L /
                                        (elapsed > 0 ? elapsed : 1e-9);
-            report_progress(tr, loss, tokens_per_second, elapsed,
-                            step % line_every == 0 || eval_now || step == c->steps);
+            report_progress(tr, options->progress, loss, tokens_per_second, elapsed, first_step);
         }
         if (stop) {
             store_run_set_status(tr->store, tr->run_id, "interrupted", "stopped by a signal");
@@ -378,7 +352,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
     result->step = tr->step;
     result->loss = loss;
     result->val_loss = tr->last_val;
-    result->seconds = tr->wall_before + (now_seconds() - start_time);
+    result->seconds = tr->wall_before + (seconds_now() - start_time);
     return 0;
 }
 

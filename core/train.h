@@ -16,11 +16,12 @@
 
 #include <signal.h>
 
+#include "progress.h"
 #include "store.h"
 #include "train_config.h"
 
 typedef struct {
-    int progress;                     /* 1: progress on stderr (a bar on a terminal) */
+    const Progress *progress;         /* progress reports, or NULL */
     const char *command;              /* command line, recorded with a new run */
     volatile sig_atomic_t *interrupt; /* set (e.g. by SIGINT): checkpoint and stop */
 } TrainOptions;

@@ -14,6 +14,7 @@
  * "<family>.<field>"), and the resolved parameters plus the corpus sizes are
  * written back to params_json.
  */
+#include "mix.h"
 #include "corpus_text.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "jsontext.h"
 
 enum {
     PARAM_STRING_CAP = 4096,  /* longest string parameter (a path) + 1 */
@@ -67,19 +69,6 @@ typedef struct {
     void *value;
 } ParamField;
 
-/* The JSON type of a value, for messages. */
-static const char *json_type_name(const json_t *value) {
-    switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
 
 /* Reads one field's value; errors name "<family>.<field>". */
 static int parse_field(const ParamField *field, const json_t *value, const char *family) {
@@ -160,15 +149,6 @@ static int check_fractions(const char *family, double val_fraction, double test_
 
 /* ---------------------------------------------------------------- splits */
 
-/* The splitmix64 finalizer. */
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 typedef struct {
     uint64_t hash;

@@ -10,6 +10,7 @@
  * The order-1 table is the same code with an empty context, whose count is
  * the length of the stream.
  */
+#include "mix.h"
 #include "ngram.h"
 
 #include <math.h>
@@ -22,15 +23,6 @@
 /* Dense tables are used while V^m <= 2^DENSE_MAX_LOG2 entries (32 MiB). */
 enum { DENSE_MAX_LOG2 = 22 };
 
-/* The splitmix64 finalizer: a cheap hash with good low bits. */
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 /* Counts per 64-bit key, open addressing with linear probing. A slot is
  * empty when its count is 0 (a stored key has been counted at least once),

@@ -16,15 +16,15 @@
 
 #include "error.h"
 #include "jsontext.h"
+#include "mix.h"
 
 /* ---- randomness: xoshiro256** seeded by splitmix64 ---- */
 
 /* One splitmix64 step: advances *x and returns a well-mixed 64-bit value. */
 static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    uint64_t out = splitmix64_at(*x);
+    *x += 0x9e3779b97f4a7c15ULL;
+    return out;
 }
 
 void synth_rng_seed(SynthRng *rng, uint64_t seed, uint64_t stream) {

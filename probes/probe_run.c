@@ -20,6 +20,7 @@
  *       fit the jobs on the threads; write their rows in one transaction
  *   read every row of the labels back -> report; summaries -> store
  */
+#include "clock.h"
 #include "probe_run.h"
 
 #include <gsl/gsl_randist.h>
@@ -95,11 +96,6 @@ int probe_control_bit(const char *name) {
     return 0;
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ------------------------------------------------------------------ */
 /* Sites                                                               */
