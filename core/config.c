@@ -53,12 +53,12 @@ typedef struct {
 
 static const ModelField model_fields[] = {
     {"vocab_size", FIELD_INT, offsetof(SpiralConfig, vocab_size), 1, 65536, NULL},
-    {"d_model", FIELD_INT, offsetof(SpiralConfig, d_model), 2, INT_MAX, NULL},
-    {"n_heads", FIELD_INT, offsetof(SpiralConfig, n_heads), 1, INT_MAX, NULL},
-    {"d_ff", FIELD_INT, offsetof(SpiralConfig, d_ff), 1, INT_MAX, NULL},
-    {"n_pre", FIELD_INT, offsetof(SpiralConfig, n_pre), 0, INT_MAX, NULL},
-    {"n_loop", FIELD_INT, offsetof(SpiralConfig, n_loop), 1, INT_MAX, NULL},
-    {"n_post", FIELD_INT, offsetof(SpiralConfig, n_post), 0, INT_MAX, NULL},
+    {"d_model", FIELD_INT, offsetof(SpiralConfig, d_model), 2, SPIRAL_MAX_WIDTH, NULL},
+    {"n_heads", FIELD_INT, offsetof(SpiralConfig, n_heads), 1, SPIRAL_MAX_HEADS, NULL},
+    {"d_ff", FIELD_INT, offsetof(SpiralConfig, d_ff), 1, 4 * SPIRAL_MAX_WIDTH, NULL},
+    {"n_pre", FIELD_INT, offsetof(SpiralConfig, n_pre), 0, SPIRAL_MAX_LAYERS, NULL},
+    {"n_loop", FIELD_INT, offsetof(SpiralConfig, n_loop), 1, SPIRAL_MAX_LAYERS, NULL},
+    {"n_post", FIELD_INT, offsetof(SpiralConfig, n_post), 0, SPIRAL_MAX_LAYERS, NULL},
     {"tie_embeddings", FIELD_BOOL, offsetof(SpiralConfig, tie_embeddings), 0, 1, NULL},
     {"rope_base", FIELD_REAL, offsetof(SpiralConfig, rope_base), 0, 0, NULL},
     {"norm_eps", FIELD_REAL, offsetof(SpiralConfig, norm_eps), 0, 0, NULL},

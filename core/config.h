@@ -13,6 +13,11 @@
 #define SPIRAL_CONFIG_H
 
 #define SPIRAL_MAX_ITERS 64
+/* Upper bounds that catch typos (n_pre: 1e8) before any memory is
+ * planned; far above any model a single host trains. */
+#define SPIRAL_MAX_LAYERS 1024
+#define SPIRAL_MAX_WIDTH 65536
+#define SPIRAL_MAX_HEADS 1024
 
 enum { DOWN_MEAN = 0, DOWN_SELFAGG = 1 };
 enum { UP_COPY = 0, UP_ALLOC = 1 };

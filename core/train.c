@@ -28,6 +28,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "mix.h"
+#include "names.h"
 #include "filehash.h"
 #include "model.h"
 #include "safetensors.h"
@@ -426,6 +427,7 @@ int train_new(Store *store, const char *run_name, const char *run_path,
               const TrainOptions *options, TrainResult *result) {
     Trainer tr;
     memset(result, 0, sizeof *result);
+    if (name_check("run", run_name)) return -1;
     char *text;
     size_t text_size;
     if (file_read_all(run_path, &text, &text_size)) return -1;
