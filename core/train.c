@@ -29,6 +29,7 @@
 #include "fileio.h"
 #include "mix.h"
 #include "names.h"
+#include "run_lock.h"
 #include "filehash.h"
 #include "model.h"
 #include "safetensors.h"
@@ -54,6 +55,7 @@ typedef struct {
     MetricRow *pending;           /* metrics not yet in the store */
     int n_pending, cap_pending;
     char last_checkpoint[1100];
+    RunLock lock;                 /* the checkpoint folder, while training */
 } Trainer;
 
 /* The stream of `split` for windows of L + 1 tokens (inputs and targets). */
@@ -397,6 +399,7 @@ static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
 }
 
 static void trainer_free(Trainer *tr) {
+    run_lock_release(&tr->lock);
     model_free(&tr->model);
     free(tr->adam_m);
     free(tr->adam_v);
@@ -407,6 +410,17 @@ static void trainer_free(Trainer *tr) {
     free(tr->run_json);
     split_stream_free(&tr->train);
     split_stream_free(&tr->val);
+}
+
+/* Creates the checkpoint folder, takes its lock (one process per run) and
+ * removes the temporary files of a checkpoint write that was killed. */
+static int claim_checkpoint_dir(Trainer *tr) {
+    int removed;
+    if (make_dirs(tr->cfg.checkpoint_dir) ||
+        run_lock_acquire(&tr->lock, tr->cfg.checkpoint_dir, tr->run_name) ||
+        run_dir_remove_temporaries(tr->cfg.checkpoint_dir, &removed))
+        return -1;
+    return 0;
 }
 
 /* The run JSON with every field resolved. */
@@ -455,7 +469,7 @@ int train_new(Store *store, const char *run_name, const char *run_path,
     long long dataset_id;
     if ((status = store_dataset_load(store, tr.cfg.dataset, &probe, &dataset_id))) goto done;
     dataset_free(&probe);
-    if ((status = make_dirs(tr.cfg.checkpoint_dir))) goto done;
+    if ((status = claim_checkpoint_dir(&tr))) goto done;
     if ((status = store_run_create(store, run_name, model_kind_name(model_kind(&tr.model_cfg)), tr.run_json,
                                    dataset_id, options->command, &tr.run_id)))
         goto done;
@@ -502,7 +516,7 @@ int train_resume(Store *store, const char *run_name, const TrainOptions *options
         result->loss = NAN;
         goto done; /* nothing to do */
     }
-    if ((status = make_dirs(tr.cfg.checkpoint_dir))) goto done;
+    if ((status = claim_checkpoint_dir(&tr))) goto done;
     if (store_begin(store) || store_metrics_truncate(store, run.id, tr.step) || store_commit(store)) {
         store_rollback(store);
         status = -1;

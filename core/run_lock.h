@@ -1,0 +1,31 @@
+/*
+ * run_lock.h: one process at a time trains a run.
+ *
+ * The trainer holds an advisory lock (flock) on LOCK in the run's
+ * checkpoint folder for as long as it runs. The kernel drops the lock when
+ * the process ends, however it ends (SIGKILL included), so a lock never
+ * outlives its owner and needs no cleaning up. A second `spiral train` of
+ * the same run, or of another run pointed at the same checkpoint folder,
+ * fails at once with an error naming the owner's pid and run.
+ */
+#ifndef SPIRAL_RUN_LOCK_H
+#define SPIRAL_RUN_LOCK_H
+
+typedef struct {
+    int held;          /* 1 while the lock is ours */
+    int fd;            /* the open LOCK file */
+} RunLock;
+
+/* Takes the lock of folder `dir` (which must exist) for run `run_name`.
+ * Returns 0, or -1 with spiral_error naming the process that holds it. */
+int run_lock_acquire(RunLock *lock, const char *dir, const char *run_name);
+
+/* Releases the lock (nothing if not held). */
+void run_lock_release(RunLock *lock);
+
+/* Deletes the temporary files (NAME.tmp.PID) that a process killed while
+ * writing a checkpoint left in `dir`; only call with the lock held, when no
+ * other writer can exist. *removed gets their count. Returns 0 or -1. */
+int run_dir_remove_temporaries(const char *dir, int *removed);
+
+#endif
