@@ -12,7 +12,6 @@
 #include "train.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,7 +53,8 @@ typedef struct {
     size_t *starts;               /* (B) window starts of a micro-batch */
     MetricRow *pending;           /* metrics not yet in the store */
     int n_pending, cap_pending;
-    char last_checkpoint[1100];
+    char last_checkpoint[1200];
+    char checkpoint_dir[1100];    /* train.checkpoint_dir resolved against the store */
     RunLock lock;                 /* the checkpoint folder, while training */
 } Trainer;
 
@@ -112,8 +112,9 @@ static int evaluate(Trainer *tr, double *loss) {
 
 /* mkdir -p. */
 static int make_dirs(const char *path) {
-    char buffer[1024];
-    snprintf(buffer, sizeof buffer, "%s", path);
+    char buffer[1100];
+    if (snprintf(buffer, sizeof buffer, "%s", path) >= (int)sizeof buffer)
+        return spiral_error("%.60s...: path too long (at most %zu bytes)", path, sizeof buffer - 1);
     for (char *p = buffer + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
@@ -156,8 +157,8 @@ static int flush_metrics(Trainer *tr) {
  * then records it with the pending metrics in one transaction. */
 static int save_checkpoint(Trainer *tr, double wall_seconds) {
     const ParamLayout *layout = &tr->model.layout;
-    char path[1100], step_text[32], wall_text[64];
-    snprintf(path, sizeof path, "%s/step_%08ld.safetensors", tr->cfg.checkpoint_dir, tr->step);
+    char path[1200], step_text[32], wall_text[64];
+    snprintf(path, sizeof path, "%s/step_%08ld.safetensors", tr->checkpoint_dir, tr->step);
     snprintf(step_text, sizeof step_text, "%ld", tr->step);
     snprintf(wall_text, sizeof wall_text, "%.17g", wall_seconds);
     size_t n = layout->n_params;
@@ -303,7 +304,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
             vec_scale(tr->model.grads, (real)(1.0 / c->grad_accum), n);
         double norm = grad_global_norm(tr->model.grads, n);
         if (!isfinite(loss) || !isfinite(norm)) {
-            char message[1400];
+            char message[1600];
             snprintf(message, sizeof message,
                      "step %ld: training diverged (loss %g, gradient norm %g); first non-finite "
                      "gradient in tensor %s; last good checkpoint: %s", step, loss, norm,
@@ -412,13 +413,21 @@ static void trainer_free(Trainer *tr) {
     split_stream_free(&tr->val);
 }
 
-/* Creates the checkpoint folder, takes its lock (one process per run) and
+/* Resolves the checkpoint folder (train.checkpoint_dir, by default
+ * checkpoints/RUN, relative to the store's folder), creates it, takes its lock (one process per run) and
  * removes the temporary files of a checkpoint write that was killed. */
 static int claim_checkpoint_dir(Trainer *tr) {
     int removed;
-    if (make_dirs(tr->cfg.checkpoint_dir) ||
-        run_lock_acquire(&tr->lock, tr->cfg.checkpoint_dir, tr->run_name) ||
-        run_dir_remove_temporaries(tr->cfg.checkpoint_dir, &removed))
+    char fallback[400];
+    snprintf(fallback, sizeof fallback, "checkpoints/%s", tr->run_name);
+    char *dir = store_path_resolve(tr->store, tr->cfg.checkpoint_dir[0] ? tr->cfg.checkpoint_dir
+                                                                        : fallback);
+    if (!dir) return spiral_error("out of memory");
+    snprintf(tr->checkpoint_dir, sizeof tr->checkpoint_dir, "%s", dir);
+    free(dir);
+    if (make_dirs(tr->checkpoint_dir) ||
+        run_lock_acquire(&tr->lock, tr->checkpoint_dir, tr->run_name) ||
+        run_dir_remove_temporaries(tr->checkpoint_dir, &removed))
         return -1;
     return 0;
 }
@@ -449,12 +458,6 @@ int train_new(Store *store, const char *run_name, const char *run_path,
     free(text);
     if (status) goto done;
     snprintf(tr.run_name, sizeof tr.run_name, "%s", run_name);
-    if (!tr.cfg.checkpoint_dir[0]) {
-        char store_path[1024];
-        snprintf(store_path, sizeof store_path, "%s", store->path);
-        snprintf(tr.cfg.checkpoint_dir, sizeof tr.cfg.checkpoint_dir, "%s/checkpoints/%s",
-                 dirname(store_path), run_name);
-    }
     tr.run_json = compose_run_json(&tr);
     if (!tr.run_json) { status = spiral_error("out of memory"); goto done; }
     RunRow existing;
@@ -514,6 +517,7 @@ int train_resume(Store *store, const char *run_name, const TrainOptions *options
         result->step = tr.step;
         result->val_loss = NAN;
         result->loss = NAN;
+        result->finished_before = 1;
         goto done; /* nothing to do */
     }
     if ((status = claim_checkpoint_dir(&tr))) goto done;

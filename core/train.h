@@ -33,6 +33,7 @@ typedef struct {
     double val_loss;        /* last validation loss (NAN if none) */
     double seconds;         /* wall time of the whole run so far */
     int interrupted;        /* 1 if stopped by *interrupt */
+    int finished_before;    /* 1: resume found the run already done; nothing ran */
 } TrainResult;
 
 /* Creates run `run_name` from the run file at run_path and trains it. */

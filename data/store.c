@@ -10,7 +10,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -532,16 +534,50 @@ int store_metrics_truncate(Store *store, long long run_id, long long step) {
     return step_done(store, stmt, "truncate metrics");
 }
 
+/* The folder holding the store file, as given ("." for a bare name). */
+static void store_dir(const Store *store, char *out, size_t size) {
+    const char *slash = strrchr(store->path, '/');
+    if (!slash) snprintf(out, size, ".");
+    else if (slash == store->path) snprintf(out, size, "/");
+    else snprintf(out, size, "%.*s", (int)(slash - store->path), store->path);
+}
+
+char *store_path_resolve(const Store *store, const char *stored) {
+    if (stored[0] == '/') return strdup(stored);
+    char dir[1024], joined[2200];
+    store_dir(store, dir, sizeof dir);
+    snprintf(joined, sizeof joined, "%s/%s", dir, stored);
+    /* a store written before paths were kept relative to it holds paths
+     * relative to the working directory of the command that wrote them */
+    if (access(joined, F_OK) != 0 && access(stored, F_OK) == 0) return strdup(stored);
+    return strdup(joined);
+}
+
+char *store_path_relative(const Store *store, const char *path) {
+    char dir[1024], real_dir[PATH_MAX], real_path[PATH_MAX];
+    store_dir(store, dir, sizeof dir);
+    if (!realpath(dir, real_dir) || !realpath(path, real_path)) return strdup(path);
+    size_t n = strlen(real_dir);
+    if (strcmp(real_dir, "/") != 0 && strncmp(real_path, real_dir, n) == 0 && real_path[n] == '/')
+        return strdup(real_path + n + 1);
+    return strdup(real_path);
+}
+
 int store_checkpoint_add(Store *store, long long run_id, long long step, const char *path,
                          const char *sha256_hex) {
     sqlite3_stmt *stmt;
+    char *kept = store_path_relative(store, path);
+    if (!kept) return spiral_error("out of memory");
     if (prepare(store, "INSERT OR REPLACE INTO checkpoints(run_id, step, path, sha256)"
-                       " VALUES(?,?,?,?)", &stmt))
+                       " VALUES(?,?,?,?)", &stmt)) {
+        free(kept);
         return -1;
+    }
     sqlite3_bind_int64(stmt, 1, run_id);
     sqlite3_bind_int64(stmt, 2, step);
-    sqlite3_bind_text(stmt, 3, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, kept, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(stmt, 4, sha256_hex, -1, SQLITE_STATIC);
+    free(kept);
     if (step_done(store, stmt, "insert checkpoint")) return -1;
     if (prepare(store, "UPDATE runs SET step = ?, updated = datetime('now') WHERE id = ?", &stmt))
         return -1;
@@ -562,7 +598,8 @@ int store_checkpoint_last(Store *store, long long run_id, long long *step, char 
     sqlite3_bind_int64(stmt, 1, run_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         *step = sqlite3_column_int64(stmt, 0);
-        *path = column_strdup(stmt, 1);
+        const char *kept = (const char *)sqlite3_column_text(stmt, 1);
+        *path = store_path_resolve(store, kept ? kept : "");
         if (sha256_hex) *sha256_hex = column_strdup(stmt, 2);
     }
     sqlite3_finalize(stmt);

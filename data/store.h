@@ -89,10 +89,24 @@ int store_metrics_insert(Store *store, long long run_id, const MetricRow *rows, 
 /* Deletes the metrics of steps > step (resume from a checkpoint at step). */
 int store_metrics_truncate(Store *store, long long run_id, long long step);
 
-/* Records a checkpoint and sets runs.step. */
+/* Paths kept in the store (checkpoints, checkpoint folders) are relative to
+ * the store's folder when they lie under it, absolute otherwise, so a
+ * store and its checkpoints can be used from any working directory and
+ * moved together.
+ * store_path_resolve: the usable path of a kept one (a relative path that
+ * names no file under the store's folder but does from the working
+ * directory is a store written before this rule and is returned as is).
+ * store_path_relative: the form to keep of an existing file or folder.
+ * Both return malloc'd strings (NULL when out of memory). */
+char *store_path_resolve(const Store *store, const char *stored);
+char *store_path_relative(const Store *store, const char *path);
+
+/* Records a checkpoint (its path kept relative to the store, see above)
+ * and sets runs.step. */
 int store_checkpoint_add(Store *store, long long run_id, long long step, const char *path,
                          const char *sha256_hex);
-/* The last checkpoint of a run: *step = 0 and *path = NULL if none. */
+/* The last checkpoint of a run, its path resolved: *step = 0 and *path =
+ * NULL if none. */
 int store_checkpoint_last(Store *store, long long run_id, long long *step, char **path,
                           char **sha256_hex);
 
