@@ -17,4 +17,13 @@
  * names the kind of name for the message ("run", "dataset"). */
 int name_check(const char *what, const char *name);
 
+/* The number of single-character insertions, deletions and substitutions
+ * that turn a into b (Levenshtein distance). */
+int edit_distance(const char *a, const char *b);
+
+/* The candidate closest to `name` by edit_distance, if it is close enough to
+ * be a likely typo (at most a third of the name's length in edits, at
+ * least 1, and fewer than the name's length); NULL otherwise. Ties go to the earlier candidate. */
+const char *closest_name(const char *name, const char *const *candidates, int n);
+
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "names.h"
 
 /* Version 1 of the schema. Arrays are little-endian BLOBs:
  * tokens uint16, doc_start int64 (n_docs + 1), doc_split uint8,
@@ -325,16 +326,34 @@ static int blob_copy(Store *store, sqlite3_stmt *stmt, int column, size_t bytes,
     return 0;
 }
 
-/* Appends the names of the stored datasets to the current error message. */
-static void list_datasets(Store *store, char *buffer, size_t size) {
+/* "no TABLE named 'x' (did you mean 'y'? the store has: a, b, c)": the
+ * message for a name that `select_names` (one column of names) lacks. */
+static int no_such_name(Store *store, const char *what, const char *name, const char *select_names,
+                        const char *if_none) {
     sqlite3_stmt *stmt;
+    char listed[512] = "", hint[300] = "";
+    const char *names[64];
+    int n = 0;
     size_t used = 0;
-    buffer[0] = 0;
-    if (prepare(store, "SELECT name FROM datasets ORDER BY id", &stmt)) return;
-    while (sqlite3_step(stmt) == SQLITE_ROW && used + 2 < size)
-        used += (size_t)snprintf(buffer + used, size - used, "%s%s", used ? ", " : "",
-                                 (const char *)sqlite3_column_text(stmt, 0));
-    sqlite3_finalize(stmt);
+    if (prepare(store, select_names, &stmt) == 0) {
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            const char *text = (const char *)sqlite3_column_text(stmt, 0);
+            if (!text) continue;
+            if (used + strlen(text) + 8 < sizeof listed)
+                used += (size_t)snprintf(listed + used, sizeof listed - used, "%s%s",
+                                         used ? ", " : "", text);
+            else if (used + 6 < sizeof listed && !strstr(listed, ", ..."))
+                used += (size_t)snprintf(listed + used, sizeof listed - used, ", ...");
+            if (n < 64) names[n++] = strdup(text);
+        }
+        sqlite3_finalize(stmt);
+    }
+    const char *closest = closest_name(name, names, n);
+    if (closest) snprintf(hint, sizeof hint, "did you mean '%s'? ", closest);
+    int status = spiral_error("%s: no %s named '%s' (%sthe store has: %s)", store->path, what, name,
+                              hint, listed[0] ? listed : if_none);
+    for (int i = 0; i < n; i++) free((char *)names[i]);
+    return status;
 }
 
 int store_dataset_load(Store *store, const char *name, Dataset *ds, long long *id) {
@@ -347,11 +366,9 @@ int store_dataset_load(Store *store, const char *name, Dataset *ds, long long *i
         return -1;
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_ROW) {
-        char names[512];
         sqlite3_finalize(stmt);
-        list_datasets(store, names, sizeof names);
-        return spiral_error("%s: no dataset named '%s' (the store has: %s)", store->path, name,
-                            names[0] ? names : "none; make one with 'spiral data make'");
+        return no_such_name(store, "dataset", name, "SELECT name FROM datasets ORDER BY id",
+                            "none; make one with 'spiral data make'");
     }
     long long dataset_id = sqlite3_column_int64(stmt, 0);
     snprintf(ds->family, sizeof ds->family, "%s", (const char *)sqlite3_column_text(stmt, 1));
@@ -458,7 +475,8 @@ int store_run_find(Store *store, const char *name, RunRow *row) {
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_ROW) {
         sqlite3_finalize(stmt);
-        return spiral_error("%s: no run named '%s'", store->path, name);
+        return no_such_name(store, "run", name, "SELECT name FROM runs ORDER BY id",
+                            "no runs; train one with 'spiral train'");
     }
     row->id = sqlite3_column_int64(stmt, 0);
     row->name = column_strdup(stmt, 1);

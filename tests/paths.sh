@@ -1,4 +1,5 @@
 #!/bin/sh
+# Finding a study's files and names from anywhere.
 # Checkpoint paths are kept relative to the store's folder: a run trained
 # with --store w/s.db from one directory is recorded from inside w/ and
 # from anywhere after the folder is moved, and the store holds no path
@@ -33,6 +34,14 @@ cd "$dir" || exit 1
 mv top/w moved
 "$SPIRAL" record --run c --data dyck --store moved/s.db --sequences 2 --split val --quiet >/dev/null 2>err &&
     ok || fail "record after moving the store's folder: $(cat err)"
+
+# a mistyped run or dataset name: the error lists what exists and suggests
+"$SPIRAL" record --run cc --data dyck --store moved/s.db --quiet >/dev/null 2>err &&
+    fail "record of an unknown run succeeded" ||
+    { grep -q "no run named 'cc' (did you mean 'c'? the store has: c)" err && ok || fail "unknown run: $(cat err)"; }
+"$SPIRAL" record --run c --data dyk --store moved/s.db --quiet >/dev/null 2>err &&
+    fail "record of an unknown dataset succeeded" ||
+    { grep -q "no dataset named 'dyk' (did you mean 'dyck'?" err && ok || fail "unknown dataset: $(cat err)"; }
 
 echo "paths: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

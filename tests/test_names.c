@@ -36,5 +36,18 @@ int main(int argc, char **argv) {
     check_refused("a\nb", "character '?'");
     check_refused(".hidden", "must start with a letter");
     check_refused("-rf", "must start with a letter");
+
+    /* edit distance and the suggestion for a mistyped name */
+    CHECK(edit_distance("spirl", "spiral") == 1 && edit_distance("kitten", "sitting") == 3 &&
+          edit_distance("", "abc") == 3 && edit_distance("same", "same") == 0,
+          "edit distances: %d %d %d %d", edit_distance("spirl", "spiral"),
+          edit_distance("kitten", "sitting"), edit_distance("", "abc"), edit_distance("same", "same"));
+    const char *runs[] = {"spiral", "looped", "dense", "looped-s2"};
+    const char *hit = closest_name("spirl", runs, 4);
+    CHECK(hit && !strcmp(hit, "spiral"), "closest to 'spirl': %s", hit ? hit : "none");
+    hit = closest_name("loped", runs, 4);
+    CHECK(hit && !strcmp(hit, "looped"), "closest to 'loped': %s", hit ? hit : "none");
+    CHECK(closest_name("transformer", runs, 4) == NULL, "a far name got a suggestion");
+    CHECK(closest_name("d", runs, 4) == NULL, "a one-letter name got a suggestion");
     return test_summary(argv[0]);
 }
