@@ -23,6 +23,7 @@ static const char *usage =
     "  eval   mean next-token cross-entropy of one sequence; logits and gradients\n"
     "  data   make, list and show datasets (synthetic languages, text, KJV Bible)\n"
     "  train  train a run on a dataset of the store; resume an interrupted run\n"
+    "  runs   list the store's runs (kind, status, step, losses); delete one\n"
     "  record store every iteration's hidden states and attention statistics\n"
     "  export one recorded site as a NumPy array with its labels\n"
     "  sweep  a whole study from one file: datasets, seeded runs, record, probe,\n"
@@ -111,6 +112,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "init")) return cmd_init(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "runs")) return cmd_runs(argc - 1, argv + 1);
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "record")) return cmd_record(argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);

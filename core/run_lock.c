@@ -50,6 +50,25 @@ void run_lock_release(RunLock *lock) {
     lock->held = 0;
 }
 
+int run_lock_probe(const char *dir, char *owner, size_t owner_size) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    if (owner && owner_size) owner[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int held = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        held = errno == EWOULDBLOCK;
+        if (held && owner && owner_size) {
+            ssize_t n = pread(fd, owner, owner_size - 1, 0);
+            owner[n > 0 ? n : 0] = 0;
+            owner[strcspn(owner, "\n")] = 0;
+        }
+    }
+    close(fd);  /* drops the shared lock if we took it */
+    return held;
+}
+
 /* 1 if `name` ends in ".tmp." followed by digits only. */
 static int is_temporary(const char *name) {
     const char *tag = strstr(name, ".tmp.");

@@ -11,6 +11,8 @@
 #ifndef SPIRAL_RUN_LOCK_H
 #define SPIRAL_RUN_LOCK_H
 
+#include <stddef.h>
+
 typedef struct {
     int held;          /* 1 while the lock is ours */
     int fd;            /* the open LOCK file */
@@ -22,6 +24,11 @@ int run_lock_acquire(RunLock *lock, const char *dir, const char *run_name);
 
 /* Releases the lock (nothing if not held). */
 void run_lock_release(RunLock *lock);
+
+/* 1 if a live process holds the lock of folder `dir`, 0 if none does (or
+ * the folder has no lock file). *owner gets the holder's "pid N, run NAME"
+ * when held (owner_size bytes; may be NULL). */
+int run_lock_probe(const char *dir, char *owner, size_t owner_size);
 
 /* Deletes the temporary files (NAME.tmp.PID) that a process killed while
  * writing a checkpoint left in `dir`; only call with the lock held, when no

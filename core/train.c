@@ -29,6 +29,7 @@
 #include "mix.h"
 #include "names.h"
 #include "run_lock.h"
+#include "runs.h"
 #include "filehash.h"
 #include "model.h"
 #include "safetensors.h"
@@ -418,13 +419,9 @@ static void trainer_free(Trainer *tr) {
  * removes the temporary files of a checkpoint write that was killed. */
 static int claim_checkpoint_dir(Trainer *tr) {
     int removed;
-    char fallback[400];
-    snprintf(fallback, sizeof fallback, "checkpoints/%s", tr->run_name);
-    char *dir = store_path_resolve(tr->store, tr->cfg.checkpoint_dir[0] ? tr->cfg.checkpoint_dir
-                                                                        : fallback);
-    if (!dir) return spiral_error("out of memory");
-    snprintf(tr->checkpoint_dir, sizeof tr->checkpoint_dir, "%s", dir);
-    free(dir);
+    if (run_checkpoint_dir(tr->store, tr->cfg.checkpoint_dir, tr->run_name, tr->checkpoint_dir,
+                           sizeof tr->checkpoint_dir))
+        return -1;
     if (make_dirs(tr->checkpoint_dir) ||
         run_lock_acquire(&tr->lock, tr->checkpoint_dir, tr->run_name) ||
         run_dir_remove_temporaries(tr->checkpoint_dir, &removed))
@@ -482,7 +479,10 @@ done:
     if (status && tr.run_id) {
         char message[1200];
         snprintf(message, sizeof message, "%s", spiral_last_error());
-        store_run_set_status(store, tr.run_id, "failed", message);
+        /* a run that failed before its first step leaves nothing worth
+         * keeping: free its name for the corrected run */
+        if (tr.step == 0) store_run_delete(store, tr.run_id);
+        else store_run_set_status(store, tr.run_id, "failed", message);
         spiral_error("%s", message);
     }
     trainer_free(&tr);

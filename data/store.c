@@ -503,6 +503,82 @@ void store_run_free(RunRow *row) {
     memset(row, 0, sizeof *row);
 }
 
+int store_run_list(Store *store, RunListRow **rows, int *n) {
+    sqlite3_stmt *stmt;
+    *rows = NULL;
+    *n = 0;
+    if (prepare(store,
+                "SELECT r.id, r.name, r.kind, r.status, r.config, coalesce(d.name, ''),"
+                " coalesce((SELECT max(step) FROM metrics m WHERE m.run_id = r.id), 0),"
+                " (SELECT loss FROM metrics m WHERE m.run_id = r.id ORDER BY step DESC LIMIT 1),"
+                " (SELECT val_loss FROM metrics m WHERE m.run_id = r.id AND val_loss IS NOT NULL"
+                "  ORDER BY step DESC LIMIT 1), coalesce(r.updated, r.created, '')"
+                " FROM runs r LEFT JOIN datasets d ON d.id = r.dataset_id ORDER BY r.id", &stmt))
+        return -1;
+    int capacity = 0, status = 0;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        if (*n == capacity) {
+            capacity = capacity ? 2 * capacity : 16;
+            RunListRow *grown = realloc(*rows, (size_t)capacity * sizeof *grown);
+            if (!grown) {
+                status = spiral_error("out of memory listing runs");
+                break;
+            }
+            *rows = grown;
+        }
+        RunListRow *row = &(*rows)[(*n)++];
+        row->id = sqlite3_column_int64(stmt, 0);
+        row->name = column_strdup(stmt, 1);
+        row->kind = column_strdup(stmt, 2);
+        row->status = column_strdup(stmt, 3);
+        row->config = column_strdup(stmt, 4);
+        row->dataset = column_strdup(stmt, 5);
+        row->step = sqlite3_column_int64(stmt, 6);
+        row->loss = sqlite3_column_type(stmt, 7) == SQLITE_NULL ? NAN : sqlite3_column_double(stmt, 7);
+        row->val_loss = sqlite3_column_type(stmt, 8) == SQLITE_NULL ? NAN : sqlite3_column_double(stmt, 8);
+        row->updated = column_strdup(stmt, 9);
+        if (!row->name || !row->kind || !row->status || !row->config || !row->dataset ||
+            !row->updated) {
+            status = spiral_error("out of memory listing runs");
+            break;
+        }
+    }
+    sqlite3_finalize(stmt);
+    if (status) {
+        store_run_list_free(*rows, *n);
+        *rows = NULL;
+        *n = 0;
+    }
+    return status;
+}
+
+void store_run_list_free(RunListRow *rows, int n) {
+    for (int i = 0; i < n; i++) {
+        free(rows[i].name);
+        free(rows[i].kind);
+        free(rows[i].status);
+        free(rows[i].config);
+        free(rows[i].dataset);
+        free(rows[i].updated);
+    }
+    free(rows);
+}
+
+int store_run_delete(Store *store, long long run_id) {
+    sqlite3_stmt *stmt;
+    if (store_begin(store)) return -1;
+    if (prepare(store, "DELETE FROM runs WHERE id = ?", &stmt)) {
+        store_rollback(store);
+        return -1;
+    }
+    sqlite3_bind_int64(stmt, 1, run_id);
+    if (step_done(store, stmt, "delete run") || store_commit(store)) {
+        store_rollback(store);
+        return -1;
+    }
+    return 0;
+}
+
 int store_run_set_status(Store *store, long long run_id, const char *status,
                          const char *message) {
     sqlite3_stmt *stmt;

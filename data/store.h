@@ -84,6 +84,24 @@ void store_run_free(RunRow *row);
 int store_run_set_status(Store *store, long long run_id, const char *status,
                          const char *message);
 
+/* One run as `spiral runs` lists it. Strings are malloc'd. */
+typedef struct {
+    long long id;
+    char *name, *kind, *status, *config, *dataset;
+    long long step;          /* last step with metrics (0: none) */
+    double loss, val_loss;   /* at that step; val_loss: the last evaluation (NAN if none) */
+    char *updated;           /* when the run last changed ("" if never) */
+} RunListRow;
+
+/* Every run of the store, oldest first: *rows (store_run_list_free) and *n. */
+int store_run_list(Store *store, RunListRow **rows, int *n);
+void store_run_list_free(RunListRow *rows, int n);
+
+/* Deletes a run and everything recorded from it (metrics, checkpoint rows,
+ * recordings, states, probes, analyses) in one transaction. Files on disk
+ * are the caller's. */
+int store_run_delete(Store *store, long long run_id);
+
 /* Inserts metric rows (caller holds a transaction for batches). */
 int store_metrics_insert(Store *store, long long run_id, const MetricRow *rows, int n);
 /* Deletes the metrics of steps > step (resume from a checkpoint at step). */
