@@ -44,7 +44,8 @@ int cmd_runs(int argc, char **argv) {
     if (!store_path) return cli_usage_error("runs", "--store is required");
     if (files && !delete_name) return cli_usage_error("runs", "--files goes with --delete NAME");
     Store store;
-    if (store_open(&store, store_path, 0)) return cli_fail("runs");
+    int opened = delete_name ? store_open(&store, store_path, 0) : store_open_readonly(&store, store_path);
+    if (opened) return cli_fail("runs");
     if (delete_name) {
         int removed;
         int status = runs_delete(&store, delete_name, files, &removed);

@@ -166,6 +166,63 @@ static int schema_version(Store *store, int *version) {
     return 0;
 }
 
+/* An SQLite file with tables but no schema_version table belongs to
+ * someone else: refuse it before anything is written to it. An empty
+ * database (a new file) is fine. */
+static int refuse_foreign(Store *store) {
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(store->db,
+                           "SELECT count(*), sum(name = 'schema_version') FROM sqlite_master"
+                           " WHERE type = 'table'", -1, &stmt, NULL) != SQLITE_OK) {
+        const char *message = sqlite3_errmsg(store->db);
+        if (strstr(message, "file is not a database"))
+            return spiral_error("%s: not a spiral store (not an SQLite database)", store->path);
+        return spiral_error("%s: %s", store->path, message);
+    }
+    int tables = 0, ours = 0;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        tables = sqlite3_column_int(stmt, 0);
+        ours = sqlite3_column_int(stmt, 1);
+    }
+    sqlite3_finalize(stmt);
+    if (tables > 0 && !ours)
+        return spiral_error("%s: not a spiral store (an SQLite database with %d table%s of its "
+                            "own and no schema_version); spiral leaves it untouched",
+                            store->path, tables, tables == 1 ? "" : "s");
+    return 0;
+}
+
+int store_open_readonly(Store *store, const char *path) {
+    memset(store, 0, sizeof *store);
+    snprintf(store->path, sizeof store->path, "%s", path);
+    if (sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        spiral_error("%s: cannot open store (does it exist?): %s", path,
+                     store->db ? sqlite3_errmsg(store->db) : "out of memory");
+        store_close(store);
+        return -1;
+    }
+    sqlite3_busy_timeout(store->db, 30000);
+    int version;
+    if (refuse_foreign(store) || schema_version(store, &version)) {
+        store_close(store);
+        return -1;
+    }
+    if (version != STORE_SCHEMA_VERSION) {
+        if (version == 0)
+            spiral_error("%s: not a spiral store (an empty database)", path);
+        else if (version > STORE_SCHEMA_VERSION)
+            spiral_error("%s: store schema version %d is newer than this spiral (%d); upgrade spiral",
+                         path, version, STORE_SCHEMA_VERSION);
+        else
+            spiral_error("%s: store schema version %d is older than this spiral's (%d); a command "
+                         "that writes to the store (train, record, probe, analyze, data make) "
+                         "upgrades it", path, version, STORE_SCHEMA_VERSION);
+        store_close(store);
+        return -1;
+    }
+    return 0;
+}
+
 int store_open(Store *store, const char *path, int create) {
     memset(store, 0, sizeof *store);
     snprintf(store->path, sizeof store->path, "%s", path);
@@ -180,8 +237,12 @@ int store_open(Store *store, const char *path, int create) {
     }
     sqlite3_busy_timeout(store->db, 30000);
     int version;
+    if (refuse_foreign(store)) {
+        store_close(store);
+        return -1;
+    }
     /* page_size only takes effect before the first table: 64 KiB pages make
-     * large BLOB writes several times faster (DESIGN.md section 3). */
+     * large BLOB writes several times faster. */
     if (store_exec(store, "PRAGMA page_size=65536") || schema_version(store, &version) ||
         store_exec(store, "PRAGMA journal_mode=WAL") ||
         store_exec(store, "PRAGMA foreign_keys=ON") ||

@@ -27,9 +27,15 @@ typedef struct {
 
 /* Opens (create != 0: creates if missing) the store at path, sets WAL mode,
  * 64 KiB pages for a new file and a busy timeout, and creates or migrates the
- * schema. A file with a newer schema than this spiral knows is an error.
+ * schema. A file with a newer schema than this spiral knows is an error,
+ * and so is an SQLite file with tables of its own (not a spiral store: it
+ * is left untouched).
  * Returns 0 or -1. */
 int store_open(Store *store, const char *path, int create);
+/* Opens an existing store for reading only: nothing is written to the file
+ * (no schema change, no journal mode switch), so it works on a store in a
+ * folder one may not write. Refuses a file that is not a spiral store. */
+int store_open_readonly(Store *store, const char *path);
 void store_close(Store *store);
 
 /* Transactions (BEGIN IMMEDIATE, so a writer waits for the lock up front). */

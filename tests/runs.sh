@@ -53,5 +53,23 @@ grep -q "deleted run done1 and 2 checkpoint files" "$dir/out" && ok || fail "del
 "$SPIRAL" runs --store "$dir/s.db" --delete nope >/dev/null 2>"$dir/err" && fail "deleted an unknown run" ||
     { grep -q "no run named 'nope'" "$dir/err" && ok || fail "unknown run: $(cat "$dir/err")"; }
 
+# files that are not spiral stores are refused and left byte for byte as they were
+sqlite3 "$dir/foreign.db" "CREATE TABLE notes(x); INSERT INTO notes VALUES('mine');"
+printf 'plain text\n' >"$dir/text.db"
+before=$(cat "$dir/foreign.db" "$dir/text.db" | sha256sum)
+for cmd in "runs --store $dir/foreign.db" "data list --store $dir/foreign.db" \
+           "train --config $dir/short.json --store $dir/foreign.db --name x" "runs --store $dir/text.db"; do
+    # shellcheck disable=SC2086
+    "$SPIRAL" $cmd >/dev/null 2>"$dir/err" && fail "spiral $cmd accepted a foreign file" ||
+        { grep -q "not a spiral store" "$dir/err" && ok || fail "spiral $cmd: $(cat "$dir/err")"; }
+done
+after=$(cat "$dir/foreign.db" "$dir/text.db" | sha256sum)
+[ "$before" = "$after" ] && [ ! -e "$dir/foreign.db-wal" ] && ok || fail "a foreign file was changed"
+# listing is read-only: the store file does not change
+sqlite3 "$dir/s.db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+before=$(sha256sum <"$dir/s.db")
+"$SPIRAL" runs --store "$dir/s.db" >/dev/null || fail "runs after checkpoint"
+[ "$before" = "$(sha256sum <"$dir/s.db")" ] && ok || fail "spiral runs changed the store file"
+
 echo "runs: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
