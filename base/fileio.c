@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -52,5 +54,18 @@ int file_read_all(const char *path, char **bytes, size_t *size) {
     if (!f) return spiral_error("%s: cannot open: %s", path, strerror(errno));
     int status = stream_read_all(f, path, bytes, size);
     fclose(f);
+    return status;
+}
+
+int sync_parent_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return spiral_error("%s: cannot open folder to sync: %s", dir, strerror(errno));
+    int status = fsync(fd) == 0 ? 0 : spiral_error("%s: fsync: %s", dir, strerror(errno));
+    close(fd);
     return status;
 }

@@ -1,7 +1,7 @@
 /*
  * fileio.h: reading a whole file or stream into memory, the one way every
  * part of spiral does it (configs, run files, token files, corpora,
- * safetensors).
+ * safetensors), and making a rename durable.
  */
 #ifndef SPIRAL_FILEIO_H
 #define SPIRAL_FILEIO_H
@@ -16,5 +16,9 @@ int stream_read_all(FILE *f, const char *source, char **bytes, size_t *size);
 
 /* The same for the file at path; errors read "<path>: cannot open: <why>". */
 int file_read_all(const char *path, char **bytes, size_t *size);
+
+/* Flushes the folder holding `path` to disk, so a file just renamed into
+ * it survives a power loss under its new name. Returns 0 or -1. */
+int sync_parent_dir(const char *path);
 
 #endif
