@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Independent reference implementation of the SpiralFormer forward pass.
 
-Written only from DESIGN.md section 1 (and its clarifications), never from
+Written only from docs/model.md (the model definition), never from
 spiral's C sources, so that the two can be cross-checked.  Python 3 + numpy;
 all arithmetic in float64 (weights are stored as float32 and read back into
 float64, so both implementations see identical weights).
@@ -221,7 +221,7 @@ def stack(x, W, kind, n_layers, pos, cfg):
 
 
 # ---------------------------------------------------------------------------
-# One iteration of the loop (DESIGN.md section 1, steps 1-7)
+# One iteration of the loop (docs/model.md, steps 1-7)
 # ---------------------------------------------------------------------------
 
 def chunks(L, g, w):
