@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "jsontext.h"
 
 static void train_config_default(TrainConfig *c) {
     memset(c, 0, sizeof *c);
@@ -62,13 +63,14 @@ static int read_double(json_t *obj, const char *name, double min, int positive, 
     json_t *v = json_object_get(obj, name);
     if (!v) return 0;
     if (!json_is_number(v))
-        return spiral_error("train.%s: expected a number, got %s", name,
-                            json_is_string(v) ? "a string" : "another type");
+        return spiral_error("train.%s: expected a number, got %s", name, json_type_name(v));
     double x = json_number_value(v);
-    if (!isfinite(x) || (positive ? x <= min : x < min) || x > max)
+    if (!isfinite(x) || (positive ? x <= min : x < min) || x > max) {
+        char upper[64] = "";
+        if (max < 1e300) snprintf(upper, sizeof upper, " and <= %g", max);
         return spiral_error("train.%s: expected a number %s %g%s, got %g", name,
-                            positive ? ">" : ">=", min, max < 1e300 ? " and below the maximum" : "",
-                            x);
+                            positive ? ">" : ">=", min, upper, x);
+    }
     *out = x;
     return 0;
 }
@@ -76,7 +78,8 @@ static int read_double(json_t *obj, const char *name, double min, int positive, 
 static int read_string(json_t *obj, const char *name, char *out, size_t size) {
     json_t *v = json_object_get(obj, name);
     if (!v) return 0;
-    if (!json_is_string(v)) return spiral_error("train.%s: expected a string", name);
+    if (!json_is_string(v))
+        return spiral_error("train.%s: expected a string, got %s", name, json_type_name(v));
     if (strlen(json_string_value(v)) >= size)
         return spiral_error("train.%s: longer than %zu characters", name, size - 1);
     snprintf(out, size, "%s", json_string_value(v));

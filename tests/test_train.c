@@ -165,7 +165,8 @@ int main(int argc, char **argv) {
     long long runs_before = store_count(&store, "SELECT count(*) FROM runs");
     const char *bad[][2] = {
         {"{\"model\": {\"vocab_size\": 8}, \"train\": {\"dataset\": \"nope\"}}", "no dataset named 'nope'"},
-        {"{\"model\": {\"vocab_size\": 8}, \"train\": {\"dataset\": \"lang\", \"lr\": \"big\"}}", "train.lr"},
+        {"{\"model\": {\"vocab_size\": 8}, \"train\": {\"dataset\": \"lang\", \"lr\": \"big\"}}", "train.lr: expected a number, got a string"},
+        {"{\"model\": {\"vocab_size\": 8}, \"train\": {\"dataset\": \"lang\", \"lr\": 50}}", "train.lr: expected a number > 0 and <= 10, got 50"},
         {"{\"model\": {\"vocab_size\": 8}, \"train\": {\"dataset\": \"lang\", \"seq_len\": 5000}}", "split has"},
         {"{\"model\": {\"vocab_size\": 4}, \"train\": {\"dataset\": \"lang\"}}", "vocab_size"},
         {"{\"model\": {\"vocab_size\": 8}, \"train\": {\"dataset\": \"lang\", \"stepz\": 3}}", "train.stepz"},
