@@ -5,7 +5,7 @@
  *
  * Reading: attention_stats rows in one pass (each blob reduced at once to
  * per-head means over its query rows), then the token states sequence by
- * sequence (record_read_state), keeping only the current and previous h(t)
+ * sequence (recording_read_state), keeping only the current and previous h(t)
  * plus the stacked matrices of the first n_stacked sequences. All numbers
  * are computed before the store is written, so a failure leaves the
  * previous results in place.
@@ -378,7 +378,7 @@ static int attention_summary(AnalyzeRun *r, const AnalyzeOptions *o, const doubl
 static int read_token_state(Store *store, const RecordingInfo *info, int seq, int t, float *buffer,
                             double *out) {
     int rows, cols;
-    if (record_read_state(store, info, seq, t, "token", 1, buffer, &rows, &cols))
+    if (recording_read_state(store, info, seq, t, "token", 1, buffer, &rows, &cols))
         return spiral_error_prefix("%s", store->path);
     if (rows != info->seq_len || cols != info->d_model)
         return spiral_error("%s: token state of sequence %d, iteration %d is %d x %d, expected %d x %d",
@@ -564,7 +564,7 @@ int analyze_recording(Store *store, const char *run_name, const char *dataset_na
         return spiral_error("max_rows and resamples must be >= 1 and level in (0, 1)");
     snprintf(r.run, sizeof r.run, "%s", run_name);
     snprintf(r.dataset, sizeof r.dataset, "%s", dataset_name);
-    if (store_run_find(store, run_name, &run) || record_find(store, run_name, dataset_name, o->split, &r.info))
+    if (store_run_find(store, run_name, &run) || recording_find(store, run_name, dataset_name, o->split, &r.info))
         goto done;
     char source[1400], recording_status[16] = "";
     snprintf(source, sizeof source, "%s: run %s", store->path, run_name);
@@ -645,7 +645,7 @@ static int same_windows(Store *store, const RecordingInfo *a, const RecordingInf
     int status = ia && ib ? 0 : spiral_error("out of memory");
     *same = 1;
     for (int s = 0; s < n && status == 0 && *same; s++) {
-        status = record_read_token_index(store, a, s, ia) || record_read_token_index(store, b, s, ib) ? -1 : 0;
+        status = recording_read_token_index(store, a, s, ia) || recording_read_token_index(store, b, s, ib) ? -1 : 0;
         if (status == 0) *same = memcmp(ia, ib, (size_t)a->seq_len * sizeof *ia) == 0;
     }
     free(ia);

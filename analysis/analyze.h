@@ -88,7 +88,7 @@
 #include <stdio.h>
 
 #include "config.h"
-#include "record.h"
+#include "recording_store.h"
 #include "stats.h"
 #include "store.h"
 

@@ -41,6 +41,7 @@
 #include "error.h"
 #include "logreg.h"
 #include "probe_run.h"
+#include "attention_stats.h"
 #include "record.h"
 #include "store.h"
 #include "synth_dyck.h"
@@ -205,6 +206,7 @@ static int bench_all_probes(int n_sequences) {
     TrainResult trained;
     RecordOptions ro;
     record_options_default(&ro);
+    ro.attention = attention_stats_summary();
     ro.n_sequences = n_sequences;
     RecordResult recorded;
     if (train_new(&store, "spiral", path, &quiet, &trained) ||

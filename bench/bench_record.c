@@ -46,6 +46,7 @@
 #include "dataset.h"
 #include "error.h"
 #include "model.h"
+#include "attention_stats.h"
 #include "record.h"
 #include "store.h"
 #include "synth_dyck.h"
@@ -163,6 +164,7 @@ int main(int argc, char **argv) {
 
     RecordOptions o;
     record_options_default(&o);
+    o.attention = attention_stats_summary();
     o.n_sequences = n_sequences;
     RunRow run;
     SpiralConfig cfg;

@@ -11,7 +11,7 @@
 #include "dataset.h"
 #include "error.h"
 #include "npy.h"
-#include "record.h"
+#include "recording_store.h"
 #include "steps.h"
 #include "scale.h"
 #include "store.h"
@@ -79,7 +79,7 @@ int cmd_export(int argc, char **argv) {
     int32_t *row_seq = NULL, *row_pos = NULL;
     int *pos_of_row = NULL;
     int status = -1;
-    if (record_find(&store, run, data, split, &info) || store_run_find(&store, run, &run_row) ||
+    if (recording_find(&store, run, data, split, &info) || store_run_find(&store, run, &run_row) ||
         config_parse(&cfg, run_row.config, run) || store_dataset_load(&store, data, &ds, NULL))
         goto done;
     /* the rows of one sequence and their token positions */
@@ -112,8 +112,8 @@ int cmd_export(int argc, char **argv) {
     }
     for (int seq = 0; seq < info.n_sequences; seq++) {
         int rows, cols;
-        if (record_read_state(&store, &info, seq, (int)iteration, site, g, one, &rows, &cols) ||
-            record_read_token_index(&store, &info, seq, index))
+        if (recording_read_state(&store, &info, seq, (int)iteration, site, g, one, &rows, &cols) ||
+            recording_read_token_index(&store, &info, seq, index))
             goto done;
         if (rows != rows_per_seq || (size_t)cols != d) {
             spiral_error("sequence %d: state is %d x %d, expected %d x %zu", seq, rows, cols, rows_per_seq, d);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention_stats.h"
 #include "cli.h"
 #include "record.h"
 #include "store.h"
@@ -22,14 +23,15 @@ static const char *help =
     "attention statistics per iteration, layer, head and query: mean distance\n"
     "in tokens, entropy, mass beyond each distance. For a dense model every\n"
     "layer counts as an iteration. Interrupted recordings resume: running the\n"
-    "same command again records only the missing sequences.\n";
+    "same command again records only the missing sequences. Progress goes to\n"
+    "stderr (a bar on a terminal, lines otherwise).\n";
 
 int cmd_record(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *store_path = NULL, *dtype = "f32";
     const char *seqs_text = NULL, *len_text = NULL, *batch_text = NULL, *dist_text = NULL;
     RecordOptions options;
     record_options_default(&options);
-    options.progress = 1;
+    options.attention = attention_stats_summary();
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -51,7 +53,6 @@ int cmd_record(int argc, char **argv) {
     if (cli_parse_options("record", argc, argv, table, (int)(sizeof table / sizeof table[0]),
                           NULL))
         return 2;
-    if (quiet) options.progress = 0;
     if (!run || !data || !store_path)
         return cli_usage_error("record", "--run, --data and --store are required");
     long v;
@@ -80,6 +81,8 @@ int cmd_record(int argc, char **argv) {
             options.distances[options.n_distances++] = (int)v;
         }
     }
+    Progress progress = cli_progress(!quiet);
+    options.progress = &progress;
     Store store;
     if (store_open(&store, store_path, 0)) return cli_fail("record");
     RecordResult result;

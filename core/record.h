@@ -15,23 +15,37 @@
  * For the dense baseline every core layer counts as an iteration: token
  * iteration l + 1 is the output of layer l, so the same probes apply.
  * Attention statistics per (iteration, block, layer): for each head and
- * query row, the mean attention distance in token units (positions of the
- * latents' last members), the entropy in nats, and the mass beyond each
- * distance D of `distances`.
+ * query row, 2 + n_distances numbers that the caller's AttentionSummary
+ * computes (analysis/attention_stats.c: the mean attention distance in
+ * token units, the entropy in nats, the mass beyond each distance D of
+ * `distances`); none without one.
  *
  * Writes are one transaction per batch of sequences, so a killed recording
  * leaves whole sequences only, and running it again records just the
  * missing ones. The recording checkpoints the WAL every 256 MiB of states
  * and at the end, so a finished recording is in the database file, fsynced
  * (unless another connection is reading or checkpointing the log just then;
- * a later checkpoint copies what is left).
+ * a later checkpoint copies what is left). The tables and every SQL
+ * statement are in data/recording_store.c.
  */
 #ifndef SPIRAL_RECORD_H
 #define SPIRAL_RECORD_H
 
+#include "model.h"
+#include "progress.h"
+#include "recording_store.h"
 #include "store.h"
 
-#define RECORD_MAX_DISTANCES 8
+/* How one attention event becomes statistics rows: for batch row b of
+ * event (probabilities (B, heads, rows, rows), e->pos the token position of
+ * each row), fills stats (heads, rows, 2 + n_distances). Returns 0, or -1
+ * with spiral_error. core/ records what it is given; analysis/ says what
+ * the numbers are (attention_stats_summary). */
+typedef struct {
+    int (*summarize)(void *context, const ObserveEvent *event, int b, int n_distances,
+                     const int *distances, float *stats);
+    void *context;
+} AttentionSummary;
 
 typedef struct {
     const char *split;        /* "test" (default), "val", "train", "test_ood" */
@@ -41,7 +55,8 @@ typedef struct {
     int batch_size;           /* sequences per forward pass and transaction */
     int n_distances;
     int distances[RECORD_MAX_DISTANCES];  /* token units, default 4, 16, 64 */
-    int progress;             /* progress on stderr */
+    AttentionSummary attention; /* summarize NULL: no attention statistics */
+    const Progress *progress; /* sequences done of n_sequences, or NULL */
     int replace;              /* delete an existing recording with other settings */
 } RecordOptions;
 
@@ -65,26 +80,5 @@ typedef struct {
 /* Records run `run_name` on dataset `dataset_name`. */
 int record_run(Store *store, const char *run_name, const char *dataset_name,
                const RecordOptions *options, RecordResult *result);
-
-/* What a reader needs to know about a recording. */
-typedef struct {
-    long long id, run_id, dataset_id;
-    int seq_len, n_sequences, d_model, f16;
-    char split[16];
-    char status[16];
-} RecordingInfo;
-
-/* Finds the recording of (run, dataset, split). */
-int record_find(Store *store, const char *run_name, const char *dataset_name, const char *split,
-                RecordingInfo *info);
-
-/* Reads one state (rows x cols) into out as float, with incremental BLOB I/O;
- * *rows and *cols get its shape. out must hold seq_len * d_model floats.
- * Returns 0, or -1 if absent (error names the site). */
-int record_read_state(Store *store, const RecordingInfo *info, int seq, int iteration,
-                      const char *site, int scale, float *out, int *rows, int *cols);
-
-/* The dataset token index of each of the seq_len tokens of sequence seq. */
-int record_read_token_index(Store *store, const RecordingInfo *info, int seq, size_t *index);
 
 #endif

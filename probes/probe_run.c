@@ -41,7 +41,7 @@
 #include "logreg.h"
 #include "model.h"
 #include "probe_stats.h"
-#include "record.h"
+#include "recording_store.h"
 #include "scale.h"
 #include "steps.h"
 
@@ -1086,7 +1086,7 @@ static int read_windows(ProbeRun *run) {
     run->tokens = malloc(n * sizeof *run->tokens);
     if (!run->index || !run->tokens) return spiral_error("out of memory for %zu positions", n);
     for (int s = 0; s < run->n_seq; s++)
-        if (record_read_token_index(run->store, &run->info, s, run->index + (size_t)s * run->L))
+        if (recording_read_token_index(run->store, &run->info, s, run->index + (size_t)s * run->L))
             return spiral_error_prefix("recording of run on dataset (%s split)", run->info.split);
     for (size_t i = 0; i < n; i++) {
         if (run->index[i] >= run->ds.n_tokens)
@@ -1213,7 +1213,7 @@ static int load_features(ProbeRun *run, const SiteInfo *site, int source, Featur
     if (!buffer) return spiral_error("out of memory reading states");
     for (int s = 0; s < run->n_seq; s++) {
         int rows, cols;
-        if (record_read_state(run->store, &run->info, s, site->iteration, site->site, site->scale,
+        if (recording_read_state(run->store, &run->info, s, site->iteration, site->site, site->scale,
                               buffer, &rows, &cols)) {
             free(buffer);
             return -1;
@@ -1406,7 +1406,7 @@ int probe_run(Store *store, const char *run_name, const char *dataset,
     snprintf(source, sizeof source, "%s: run %s", store->path, run_name);
     if (config_parse(&run.cfg, run_row.config, source)) goto done;
     if (store_dataset_load(store, dataset, &run.ds, NULL)) goto done;
-    if (record_find(store, run_name, dataset, o->split, &run.info)) {
+    if (recording_find(store, run_name, dataset, o->split, &run.info)) {
         if (strstr(spiral_last_error(), "has no recording"))
             spiral_error("run %s has no recording on dataset %s (%s split); record it first: "
                          "spiral record --run %s --data %s --split %s --store %s", run_name,

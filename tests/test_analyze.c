@@ -42,6 +42,7 @@
 #include "harness.h"
 #include "matching.h"
 #include "model.h"
+#include "attention_stats.h"
 #include "record.h"
 #include "store.h"
 #include "train.h"
@@ -167,6 +168,7 @@ static void test_uniform_attention(Store *store) {
     make_uniform_attention(store, "uniform");
     RecordOptions o;
     record_options_default(&o);
+    o.attention = attention_stats_summary();
     o.n_sequences = 6;
     o.batch_size = 3;
     o.n_distances = 3;
@@ -506,6 +508,7 @@ int main(int argc, char **argv) {
     train_run(&store, "dense", dense, 0, 20);
     RecordOptions o;
     record_options_default(&o);
+    o.attention = attention_stats_summary();
     o.n_sequences = 10;
     o.batch_size = 5;
     record(&store, "spiral", &o);

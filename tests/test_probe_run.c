@@ -44,6 +44,7 @@
 #include "data_fixtures.h"
 #include "harness.h"
 #include "probe_run.h"
+#include "attention_stats.h"
 #include "record.h"
 #include "scale.h"
 #include "store.h"
@@ -275,6 +276,7 @@ static void test_trained(Store *store) {
                                " \"schedule\": [{\"g\": 4, \"offset\": 1}, 2, 1]}");
     RecordOptions ro;
     record_options_default(&ro);
+    ro.attention = attention_stats_summary();
     ro.n_sequences = 40;
     RecordResult recorded;
     CHECK(record_run(store, "spiral", "lang", &ro, &recorded) == 0, "record: %s", spiral_last_error());

@@ -15,6 +15,13 @@
  *    stored distance, entropy and masses of a latent layer equal the
  *    definitions computed in double from a direct forward pass (distance
  *    and masses bit for bit, entropy within 4 float ulps);
+ *  - the store's readers: recording_find gives the distances,
+ *    recording_list_sites the 9 sites in order (token, latent_in,
+ *    latent_out, coda; by step, scale), recording_read_attention every row
+ *    of the first n sequences, each equal to the stored blob;
+ *  - without an AttentionSummary no attention statistics are recorded (and
+ *    the recording's distances are empty); attention_stats_compute refuses
+ *    positions that do not ascend;
  *  - bad input: unknown run, unknown dataset, other settings without
  *    --replace, a checkpoint modified after training: clear errors.
  */
@@ -31,6 +38,7 @@
 #include "data_fixtures.h"
 #include "harness.h"
 #include "model.h"
+#include "attention_stats.h"
 #include "record.h"
 #include "store.h"
 #include "train.h"
@@ -80,6 +88,34 @@ static long ulps_apart(float a, float b) {
     return labs((long)x - (long)y);
 }
 
+/* Counts the attention rows recording_read_attention hands over, checks
+ * each one's size, and compares one (sequence 3, loop, step 0, layer 0)
+ * with the blob read by SQL. */
+typedef struct {
+    int rows_seen, bad_size, max_seq;
+    const float *expected;      /* the blob of sequence 3, loop, step 0, layer 0 */
+    size_t expected_bytes;
+    int expected_equal;         /* -1 not seen, 0 differs, 1 equal */
+    int n_stats;
+} AttentionVisit;
+
+static int visit_attention(void *user, const AttentionRow *row) {
+    AttentionVisit *v = user;
+    v->rows_seen++;
+    if (row->seq > v->max_seq) v->max_seq = row->seq;
+    if (row->bytes != (size_t)row->heads * row->rows * v->n_stats * sizeof(float)) v->bad_size++;
+    if (row->seq == 3 && !strcmp(row->block, "loop") && row->step == 0 && row->layer == 0)
+        v->expected_equal = row->bytes == v->expected_bytes && row->scale == 4 &&
+                            memcmp(row->stats, v->expected, row->bytes) == 0;
+    return 0;
+}
+
+/* A visitor that stops the reading at its first row. */
+static int stop_at_first(void *user, const AttentionRow *row) {
+    (*(int *)user)++;
+    return 7;
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "/tmp/spiral_test_record_XXXXXX");
     if (!mkdtemp(dir)) return 2;
@@ -99,6 +135,7 @@ int main(int argc, char **argv) {
 
     RecordOptions o;
     record_options_default(&o);
+    o.attention = attention_stats_summary();
     o.n_sequences = 10;
     o.batch_size = 4;
     RecordResult result;
@@ -115,7 +152,7 @@ int main(int argc, char **argv) {
 
     /* a stored state equals a direct forward pass on the same window */
     RecordingInfo info;
-    CHECK(record_find(&store, "spiral", "lang", "test", &info) == 0, "find: %s", spiral_last_error());
+    CHECK(recording_find(&store, "spiral", "lang", "test", &info) == 0, "find: %s", spiral_last_error());
     SpiralConfig cfg;
     ParamLayout layout;
     real *values;
@@ -133,7 +170,7 @@ int main(int argc, char **argv) {
     size_t index[24];
     int tokens[4 * 24];
     for (int b = 0; b < 4; b++) {
-        CHECK(record_read_token_index(&store, &info, b, index) == 0, "token index: %s", spiral_last_error());
+        CHECK(recording_read_token_index(&store, &info, b, index) == 0, "token index: %s", spiral_last_error());
         for (int i = 0; i < 24; i++) tokens[b * 24 + i] = ds.tokens[index[i]];
     }
     int in_order = 1; /* a window starts at a test document: indices ascend */
@@ -148,7 +185,7 @@ int main(int argc, char **argv) {
     model_forward(&model, tokens, NULL, 4, 24, &observer);
     const float *direct = batch_states + 3 * 24 * 16; /* batch row 3 */
     int rows, cols;
-    CHECK(record_read_state(&store, &info, 3, 3, "token", 1, stored, &rows, &cols) == 0,
+    CHECK(recording_read_state(&store, &info, 3, 3, "token", 1, stored, &rows, &cols) == 0,
           "read state: %s", spiral_last_error());
     CHECK(rows == 24 && cols == 16, "shape %d x %d", rows, cols);
     CHECK(memcmp(direct, stored, sizeof stored) == 0, "stored h(3) differs from a direct forward pass");
@@ -204,6 +241,37 @@ int main(int argc, char **argv) {
     CHECK(exact, "stored attention distance or mass beyond D differs from its definition");
     CHECK(worst_ulps <= 4, "stored attention entropy is %ld float ulps from its definition",
           worst_ulps);
+
+    /* the readers: distances, sites in order, attention rows */
+    CHECK(info.n_distances == 3 && info.distances[0] == 4 && info.distances[1] == 16 &&
+          info.distances[2] == 64, "recording_find distances: %d", info.n_distances);
+    RecordedSite *sites;
+    int n_sites;
+    CHECK(recording_list_sites(&store, &info, &sites, &n_sites) == 0, "list sites: %s", spiral_last_error());
+    static const RecordedSite expected_sites[9] = {
+        {"token", 0, 1}, {"token", 1, 1}, {"token", 2, 1}, {"token", 3, 1}, {"latent_in", 0, 4},
+        {"latent_in", 1, 2}, {"latent_out", 0, 4}, {"latent_out", 1, 2}, {"coda", 3, 1}};
+    int sites_ok = n_sites == 9;
+    for (int k = 0; sites_ok && k < 9; k++)
+        sites_ok = !strcmp(sites[k].site, expected_sites[k].site) &&
+                   sites[k].step == expected_sites[k].step && sites[k].scale == expected_sites[k].scale;
+    CHECK(sites_ok, "recorded sites: %d, expected token 0..3, latent_in, latent_out (g 4, 2), coda",
+          n_sites);
+    free(sites);
+    AttentionVisit visit = {.expected = stored_stats, .n_stats = K, .expected_equal = -1,
+                            .expected_bytes = (size_t)sqlite3_column_bytes(stmt, 0)};
+    CHECK(recording_read_attention(&store, &info, 10, visit_attention, &visit) == 0,
+          "read attention: %s", spiral_last_error());
+    CHECK(visit.rows_seen == 10 * 8 && visit.bad_size == 0 && visit.expected_equal == 1,
+          "attention rows read: %d (expected 80), %d of the wrong size, sequence 3 %s", visit.rows_seen,
+          visit.bad_size, visit.expected_equal == 1 ? "equal" : "differs or missing");
+    visit = (AttentionVisit){.expected = stored_stats, .n_stats = K, .expected_equal = -1};
+    recording_read_attention(&store, &info, 2, visit_attention, &visit);
+    CHECK(visit.rows_seen == 2 * 8 && visit.max_seq == 1, "attention rows of the first 2 sequences: %d",
+          visit.rows_seen);
+    int visited = 0;
+    CHECK(recording_read_attention(&store, &info, 10, stop_at_first, &visited) == 7 && visited == 1,
+          "a visitor's nonzero return stops the reading");
     sqlite3_finalize(stmt);
 
     /* resume: lose 3 sequences, record again, only they are redone */
@@ -219,13 +287,33 @@ int main(int argc, char **argv) {
           "changed settings without --replace: %s", spiral_last_error());
     o.replace = 1;
     CHECK(record_run(&store, "spiral", "lang", &o, &result) == 0, "replace: %s", spiral_last_error());
-    record_find(&store, "spiral", "lang", "test", &info);
-    record_read_state(&store, &info, 3, 3, "token", 1, stored, &rows, &cols);
+    recording_find(&store, "spiral", "lang", "test", &info);
+    recording_read_state(&store, &info, 3, 3, "token", 1, stored, &rows, &cols);
     double worst = 0;
     for (int i = 0; i < 24 * 16; i++)
         worst = fmax(worst, fabs(stored[i] - direct[i]) / fmax(fabs(direct[i]), 1e-2));
     CHECK(worst < 1e-3, "f16 state differs by %.2e relative", worst);
     CHECK(store_count(&store, "SELECT count(*) FROM states WHERE dtype='f16'") == 90, "f16 rows");
+
+    /* no AttentionSummary: states only, and no distances */
+    RecordOptions plain = o;
+    plain.attention = (AttentionSummary){0};
+    plain.split = "val";
+    CHECK(record_run(&store, "spiral", "lang", &plain, &result) == 0, "record without attention: %s",
+          spiral_last_error());
+    CHECK(recording_find(&store, "spiral", "lang", "val", &info) == 0 && info.n_distances == 0 &&
+          !strcmp(info.status, "done"), "recording without attention: %d distances, status %s",
+          info.n_distances, info.status);
+    CHECK(store_count(&store, "SELECT count(*) FROM attention_stats a JOIN recordings r ON r.id = a.recording_id"
+                        " WHERE r.split='val'") == 0 &&
+          store_count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id"
+                        " WHERE r.split='val'") == 10 * 9,
+          "a recording without an AttentionSummary stores states only");
+    float unused[2 * 3 * 5];
+    real probs[2 * 3 * 3] = {0};
+    int backwards[3] = {0, 4, 2};
+    CHECK(attention_stats_compute(unused, probs, 2, 3, backwards, 3, o.distances) != 0 &&
+          strstr(spiral_last_error(), "must ascend"), "descending positions: %s", spiral_last_error());
 
     /* dense: every layer is an iteration: token t = 0..3, coda; no latents */
     o.f16 = 0;

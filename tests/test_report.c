@@ -36,6 +36,7 @@
 #include "error.h"
 #include "data_fixtures.h"
 #include "harness.h"
+#include "attention_stats.h"
 #include "record.h"
 #include "report.h"
 #include "store.h"
@@ -302,6 +303,7 @@ int main(int argc, char **argv) {
     sql(&store, "UPDATE runs SET command = 'spiral train --config ' || name || '.json --store runs.db'");
     RecordOptions ro;
     record_options_default(&ro);
+    ro.attention = attention_stats_summary();
     ro.n_sequences = 8;
     ro.batch_size = 4;
     RecordResult rr;
