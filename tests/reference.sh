@@ -1,7 +1,7 @@
 #!/bin/sh
 # Cross-check of spiral's forward pass against an independent reference
 # implementation (tests/reference/spiral_ref.py, Python + numpy, float64,
-# written from DESIGN.md section 1 only).
+# written from docs/model.md only).
 #
 # For each configuration: random weights and tokens are made by the reference
 # (safetensors / uint16 files), both implementations evaluate them, and the
