@@ -88,6 +88,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "progress.h"
 #include "record.h"
 #include "stats.h"
 #include "store.h"
@@ -104,7 +105,7 @@ typedef struct {
     int n_resamples;           /* bootstrap resamples, default 1000 */
     double level;              /* confidence level, default 0.95 */
     unsigned long seed;        /* bootstrap seed, default 1 */
-    int progress;              /* progress lines on stderr */
+    const Progress *progress;  /* progress reports (NULL: none) */
 } AnalyzeOptions;
 
 void analyze_options_default(AnalyzeOptions *options);

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "analysis_store.h"
 #include "cost.h"
 #include "error.h"
 
@@ -49,39 +50,29 @@ static char *group_key(const CompareRun *r) {
 
 /* Reads the run's metrics: last row, and the validation curve. */
 static int read_metrics(Store *store, CompareRun *r) {
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(store->db, "SELECT step, tokens, flops, val_loss FROM metrics WHERE run_id=?"
-                                      " ORDER BY step", -1, &stmt, NULL) != SQLITE_OK)
-        return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
-    sqlite3_bind_int64(stmt, 1, r->id);
-    int capacity = 0, status = 0;
+    MetricRow *rows;
+    int n;
+    if (analysis_store_metrics(store, r->id, &rows, &n)) return -1;
+    int status = 0;
     r->val_loss = NAN;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-        r->step = sqlite3_column_int64(stmt, 0);
-        r->tokens = sqlite3_column_double(stmt, 1);
-        r->train_flops = sqlite3_column_double(stmt, 2);
-        if (sqlite3_column_type(stmt, 3) == SQLITE_NULL) continue;
-        if (r->n_evals == capacity) {
-            capacity = capacity ? 2 * capacity : 16;
-            double *t = realloc(r->eval_tokens, (size_t)capacity * sizeof *t);
-            if (t) r->eval_tokens = t;
-            double *f = realloc(r->eval_flops, (size_t)capacity * sizeof *f);
-            if (f) r->eval_flops = f;
-            double *l = realloc(r->eval_loss, (size_t)capacity * sizeof *l);
-            if (l) r->eval_loss = l;
-            if (!t || !f || !l) {
-                status = spiral_error("out of memory reading the metrics of run %s", r->name);
-                break;
-            }
-        }
+    r->eval_tokens = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->eval_tokens);
+    r->eval_flops = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->eval_flops);
+    r->eval_loss = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->eval_loss);
+    if (!r->eval_tokens || !r->eval_flops || !r->eval_loss)
+        status = spiral_error("out of memory reading the metrics of run %s", r->name);
+    for (int i = 0; i < n && status == 0; i++) {
+        r->step = rows[i].step;
+        r->tokens = (double)rows[i].tokens;
+        r->train_flops = rows[i].flops;
+        if (isnan(rows[i].val_loss)) continue;
         r->eval_tokens[r->n_evals] = r->tokens;
         r->eval_flops[r->n_evals] = r->train_flops;
-        r->eval_loss[r->n_evals] = sqlite3_column_double(stmt, 3);
-        r->val_loss = r->eval_loss[r->n_evals];
+        r->eval_loss[r->n_evals] = rows[i].val_loss;
+        r->val_loss = rows[i].val_loss;
         r->val_step = r->step;
         r->n_evals++;
     }
-    sqlite3_finalize(stmt);
+    free(rows);
     return status;
 }
 

@@ -53,7 +53,6 @@ int cmd_analyze(int argc, char **argv) {
     const char *max_seq_text = NULL, *max_rows_text = NULL, *resamples_text = NULL, *seed_text = NULL;
     AnalyzeOptions options;
     analyze_options_default(&options);
-    options.progress = 1;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -76,7 +75,8 @@ int cmd_analyze(int argc, char **argv) {
     if (cli_parse_options("analyze", argc, argv, table, (int)(sizeof table / sizeof table[0]),
                           NULL))
         return 2;
-    if (quiet) options.progress = 0;
+    Progress progress = cli_progress(!quiet);
+    options.progress = &progress;
     if (!runs_text || !data || !store_path)
         return cli_usage_error("analyze", "--run, --data and --store are required");
     if (fraction_text) {
@@ -123,6 +123,7 @@ int cmd_analyze(int argc, char **argv) {
             status = cli_fail("analyze");
             break;
         }
+        if (!quiet) fprintf(stderr, "analyze %s: wrote %lld rows\n", names[done], runs[done].rows_written);
         analyze_print_run(stdout, &runs[done]);
     }
     if (status == 0 && n_runs > 1) analyze_print_side_by_side(stdout, runs, n_runs);
