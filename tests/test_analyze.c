@@ -15,6 +15,7 @@
  *    symmetric; update sizes positive and finite; spectra sum to 1;
  *    effective ranks in [1, k]; head selection keeps ceil(0.4 n) heads;
  *    analyzing again replaces the rows; cross-run CKA is stored per pair;
+ *    progress goes to the caller's Progress, the last report finished;
  *  - the dense baseline: its core layer t (recorded as iteration t + 1) is
  *    analysis iteration t, candidates are head slots;
  *  - compare: two seeds of one config form a group whose t interval is the
@@ -245,13 +246,39 @@ static void test_uniform_attention(Store *store) {
     analyze_run_free(&r);
 }
 
+/* The progress reports of one analysis, as a caller sees them. */
+typedef struct {
+    int n, finished;
+    long last_done, last_total;
+    char last_task[64], last_unit[32];
+} ReportLog;
+
+static void log_report(void *user, const ProgressReport *report) {
+    ReportLog *log = user;
+    log->n++;
+    log->finished += report->finished;
+    log->last_done = report->done;
+    log->last_total = report->total;
+    snprintf(log->last_task, sizeof log->last_task, "%s", report->task);
+    snprintf(log->last_unit, sizeof log->last_unit, "%s", report->unit);
+}
+
 /* The loop diagnostics and every kind, on a trained spiral and looped run. */
 static void test_kinds(Store *store) {
     AnalyzeOptions ao;
     analyze_options_default(&ao);
     ao.n_resamples = 200;
     AnalyzeRun spiral, looped;
+    ReportLog log = {0};
+    Progress progress = {log_report, &log};
+    ao.progress = &progress;
     CHECK(analyze_recording(store, "spiral", "lang", &ao, &spiral) == 0, "analyze spiral: %s", spiral_last_error());
+    /* a report per sequence of the states and one before: the last one finished, 10 of 10 */
+    CHECK(log.n == 11 && log.finished == 1 && log.last_done == 10 && log.last_total == 10 &&
+              !strcmp(log.last_task, "analyze spiral") && !strcmp(log.last_unit, "sequences"),
+          "progress: %d reports (%d finished), last %s %ld/%ld %s", log.n, log.finished, log.last_task,
+          log.last_done, log.last_total, log.last_unit);
+    ao.progress = NULL;
     CHECK(analyze_recording(store, "looped", "lang", &ao, &looped) == 0, "analyze looped: %s", spiral_last_error());
     const char *kinds[] = {"attn_distance", "attn_entropy", "attn_beyond_D4", "attn_beyond_D16", "attn_beyond_D64",
                            "head_change", "head_selected", "selected_attn_distance", "selected_attn_entropy",
