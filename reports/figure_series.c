@@ -27,10 +27,23 @@ typedef struct {
     int n;
 } RunRows;
 
-/* Draws the series figure from the rows read (has[r]: run r has rows). */
-static int draw_series(FigureList *list, const ReportData *data, const char *dir, const char *name,
-                       const char *title, const char *caption, const SeriesPanel *panels, int n_panels,
-                       const RunRows *rows, const int *has, const int *max_t) {
+/* A series figure: its names, its panels and the rows read for them. */
+typedef struct {
+    const char *name, *title, *caption;
+    const SeriesPanel *panels;
+    int n_panels;
+    const RunRows *rows;       /* (n_panels, n_runs) */
+    const int *has;            /* (n_runs) 1 if the run has rows of some panel */
+    const int *max_t;          /* (n_panels) largest iteration of the panel's rows (at least 1) */
+} SeriesFigure;
+
+/* Draws the series figure from the rows read. */
+static int draw_series(FigureList *list, const ReportData *data, const char *dir, const SeriesFigure *f) {
+    const char *name = f->name, *title = f->title;
+    const SeriesPanel *panels = f->panels;
+    const RunRows *rows = f->rows;
+    const int *has = f->has, *max_t = f->max_t;
+    int n_panels = f->n_panels;
     int n_with = 0, longest = 24, any_ci = 0;
     for (int r = 0; r < data->n_runs; r++) {
         if (!has[r]) continue;
@@ -98,7 +111,7 @@ static int draw_series(FigureList *list, const ReportData *data, const char *dir
     if (any_ci)
         plot_key_entry(&plot, "with filledcurves fc rgb '#c8c8c8' fs solid noborder",
                        "95% interval (bootstrap over sequences)");
-    return figure_finish(list, &plot, title, caption);
+    return figure_finish(list, &plot, title, f->caption);
 }
 
 /* Lines with CI bands per run, one panel per kind, from analysis_results. */
@@ -120,7 +133,8 @@ static int figure_series(FigureList *list, Store *store, const ReportData *data,
         }
     if (status == 0 && !any) status = figure_add(list, NULL, name, title, caption, skip_note);
     else if (status == 0)
-        status = draw_series(list, data, dir, name, title, caption, panels, n_panels, rows, has, max_t);
+        status = draw_series(list, data, dir,
+                             &(SeriesFigure){name, title, caption, panels, n_panels, rows, has, max_t});
     for (int i = 0; rows && i < n_panels * n_runs; i++) report_store_analysis_free(rows[i].rows, rows[i].n);
     free(rows);
     free(has);

@@ -10,19 +10,31 @@
 #include "error.h"
 #include "figure_common.h"
 
-/* Draws the training figure from each run's metrics (n_metrics[r] rows). */
+/* The metrics of the report's runs and what the layout needs of them. */
+typedef struct {
+    MetricRow **metrics;       /* (n_runs) each run's rows, n_metrics[r] of them */
+    int *n_metrics;
+    int n_with;                /* runs with metrics */
+    int longest;               /* characters of the longest of their names */
+    int floors;                /* 1 if a dataset's entropy floor is known */
+    double max_tokens, max_flops;
+} TrainingCurves;
+
+/* Draws the training figure from the runs' metrics. */
 static int draw_training(FigureList *list, const ReportData *data, const char *dir, const char *title,
-                         const char *caption, MetricRow *const *metrics, const int *n_metrics, int n_with,
-                         int longest, int floors, double max_tokens, double max_flops) {
+                         const char *caption, const TrainingCurves *curves) {
+    MetricRow *const *metrics = curves->metrics;
+    const int *n_metrics = curves->n_metrics;
+    int floors = curves->floors;
     double token_scale, flop_scale;
     char token_suffix[32], flop_suffix[32];
-    figure_axis_scale(max_tokens, 1, &token_scale, token_suffix, sizeof token_suffix);
-    figure_axis_scale(max_flops, 0, &flop_scale, flop_suffix, sizeof flop_suffix);
+    figure_axis_scale(curves->max_tokens, 1, &token_scale, token_suffix, sizeof token_suffix);
+    figure_axis_scale(curves->max_flops, 0, &flop_scale, flop_suffix, sizeof flop_suffix);
 
     int pw = 560, ph = 400, col = PAD_LEFT + pw + PAD_RIGHT;
     int W = max_int(2 * col + 10, figure_title_width(title)), x_shift = (W - 2 * col) / 2;
-    int n_keys = n_with + 2 + floors;
-    int key_px = plot_key_px(n_keys, max_int(longest, 26), W);
+    int n_keys = curves->n_with + 2 + floors;
+    int key_px = plot_key_px(n_keys, max_int(curves->longest, 26), W);
     int H = PLOT_TITLE_PX + PAD_TOP + ph + PAD_BOTTOM + key_px;
     Plot plot;
     if (plot_begin(&plot, dir, "training", W, H, "run,kind,dataset,series,step,tokens,flops,loss,entropy_floor"))
@@ -109,32 +121,30 @@ int figure_training(FigureList *list, Store *store, const ReportData *data, cons
                           " evaluation (points) of each run; dashed: the entropy floor of the"
                           " validation split (mean true next-token loss), where the dataset knows it.";
     /* each run's metrics, the axes' ranges, whether a floor exists */
-    int n_runs = data->n_runs, n_with = 0, longest = 0, floors = 0, status = 0;
-    MetricRow **metrics = calloc((size_t)(n_runs > 0 ? n_runs : 1), sizeof *metrics);
-    int *n_metrics = calloc((size_t)(n_runs > 0 ? n_runs : 1), sizeof *n_metrics);
-    double max_tokens = 0, max_flops = 0;
-    if (!metrics || !n_metrics) status = spiral_error("out of memory reading metrics");
+    int n_runs = data->n_runs, status = 0;
+    TrainingCurves c = {calloc((size_t)(n_runs > 0 ? n_runs : 1), sizeof *c.metrics),
+                        calloc((size_t)(n_runs > 0 ? n_runs : 1), sizeof *c.n_metrics), 0, 0, 0, 0, 0};
+    if (!c.metrics || !c.n_metrics) status = spiral_error("out of memory reading metrics");
     for (int r = 0; r < n_runs && status == 0; r++) {
-        status = analysis_store_metrics(store, data->runs[r].id, &metrics[r], &n_metrics[r]);
-        for (int i = 0; i < n_metrics[r]; i++) {
-            max_tokens = fmax(max_tokens, (double)metrics[r][i].tokens);
-            max_flops = fmax(max_flops, metrics[r][i].flops);
+        status = analysis_store_metrics(store, data->runs[r].id, &c.metrics[r], &c.n_metrics[r]);
+        for (int i = 0; i < c.n_metrics[r]; i++) {
+            c.max_tokens = fmax(c.max_tokens, (double)c.metrics[r][i].tokens);
+            c.max_flops = fmax(c.max_flops, c.metrics[r][i].flops);
         }
-        if (n_metrics[r]) {
-            n_with++;
-            longest = max_int(longest, (int)strlen(data->runs[r].name));
+        if (c.n_metrics[r]) {
+            c.n_with++;
+            c.longest = max_int(c.longest, (int)strlen(data->runs[r].name));
             int d = report_data_dataset(data, data->runs[r].dataset);
-            if (d >= 0 && isfinite(data->datasets[d].floor_val)) floors = 1;
+            if (d >= 0 && isfinite(data->datasets[d].floor_val)) c.floors = 1;
         }
     }
-    if (status == 0 && n_with == 0)
+    if (status == 0 && c.n_with == 0)
         status = figure_add(list, NULL, "training", title, caption,
                             "no training metrics in the store yet (spiral train)");
     else if (status == 0)
-        status = draw_training(list, data, dir, title, caption, metrics, n_metrics, n_with, longest, floors,
-                               max_tokens, max_flops);
-    for (int r = 0; metrics && r < n_runs; r++) free(metrics[r]);
-    free(metrics);
-    free(n_metrics);
+        status = draw_training(list, data, dir, title, caption, &c);
+    for (int r = 0; c.metrics && r < n_runs; r++) free(c.metrics[r]);
+    free(c.metrics);
+    free(c.n_metrics);
     return status;
 }
