@@ -116,33 +116,11 @@ int cmd_analyze(int argc, char **argv) {
 
     Store store;
     if (store_open(&store, store_path, 0)) return cli_fail("analyze");
-    AnalyzeRun *runs = calloc((size_t)n_runs, sizeof *runs);
-    int status = runs ? 0 : -1, done = 0;
-    for (; status == 0 && done < n_runs; done++) {
-        if (analyze_recording(&store, names[done], data, &options, &runs[done])) {
-            status = cli_fail("analyze");
-            break;
-        }
-        if (!quiet) fprintf(stderr, "analyze %s: wrote %lld rows\n", names[done], runs[done].rows_written);
-        analyze_print_run(stdout, &runs[done]);
-    }
-    if (status == 0 && n_runs > 1) analyze_print_side_by_side(stdout, runs, n_runs);
-    for (int a = 0; status == 0 && a < n_runs; a++)
-        for (int b = a + 1; status == 0 && b < n_runs; b++) {
-            AnalyzeCross cross;
-            if (analyze_cross(&store, &runs[a], &runs[b], &options, &cross)) {
-                status = cli_fail("analyze");
-                break;
-            }
-            analyze_print_cross(stdout, &cross);
-            analyze_cross_free(&cross);
-        }
-    for (int i = 0; runs && i < done; i++) analyze_run_free(&runs[i]);
-    free(runs);
+    AnalyzeSummary summary;
+    int status = analyze_runs(&store, names, n_runs, data, &options, stdout, &summary);
+    for (int i = 0; !quiet && i < summary.n_runs; i++)
+        fprintf(stderr, "analyze %s: wrote %lld rows\n", names[i], summary.rows_written[i]);
+    analyze_summary_free(&summary);
     store_close(&store);
-    if (!runs) {
-        fprintf(stderr, "spiral analyze: out of memory\n");
-        return 1;
-    }
-    return status ? 1 : 0;
+    return status ? cli_fail("analyze") : 0;
 }

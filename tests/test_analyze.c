@@ -371,8 +371,39 @@ static void test_kinds(Store *store) {
     CHECK(strstr(text, "2 of 4 core heads selected") && strstr(text, "linear CKA") && strstr(text, "effective rank") &&
               strstr(text, "mass beyond 16") && strstr(text, "side by side"),
           "report lacks a section:\n%s", text);
+
+    /* analyze_runs: both runs, their reports, one pair; the rows it says it wrote */
+    long long spiral_rows = spiral.rows_written;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE recording_id=%lld AND kind != 'cka_cross'",
+             looped.info.id);
+    long long looped_rows = store_count(store, sql);
     analyze_run_free(&spiral);
     analyze_run_free(&looped);
+    const char *names[2] = {"spiral", "looped"};
+    AnalyzeSummary summary;
+    f = fopen(path, "w+");
+    CHECK(analyze_runs(store, names, 2, "lang", &ao, f, &summary) == 0, "analyze_runs: %s", spiral_last_error());
+    rewind(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    CHECK(summary.n_runs == 2 && summary.rows_written[0] == spiral_rows && summary.rows_written[1] == looped_rows &&
+              summary.n_pairs == 1 && summary.cross_rows == 16,
+          "analyze_runs summary: %d runs, rows %lld %lld (expected %lld %lld), %d pairs, %lld cross rows",
+          summary.n_runs, summary.rows_written[0], summary.rows_written[1], spiral_rows, looped_rows,
+          summary.n_pairs, summary.cross_rows);
+    CHECK(strstr(text, "== run spiral") && strstr(text, "== run looped") && strstr(text, "side by side") &&
+              strstr(text, "linear CKA between spiral's h(t) (rows) and looped's h(u)"),
+          "analyze_runs report lacks a section:\n%s", text);
+    analyze_summary_free(&summary);
+    /* a failing run stops it; the runs before it are counted */
+    const char *with_missing[2] = {"spiral", "nope"};
+    f = fopen(path, "w");
+    CHECK(analyze_runs(store, with_missing, 2, "lang", &ao, f, &summary) != 0 &&
+              strstr(spiral_last_error(), "nope") && summary.n_runs == 1,
+          "analyze_runs with an unknown run: %s, %d runs done", spiral_last_error(), summary.n_runs);
+    fclose(f);
+    analyze_summary_free(&summary);
 }
 
 /* The dense baseline: layer t is iteration t, candidates are head slots. */
