@@ -41,6 +41,7 @@
 #include "filehash.h"
 #include "data_fixtures.h"
 #include "harness.h"
+#include "matched_runs.h"
 #include "matching.h"
 #include "model.h"
 #include "record.h"
@@ -504,18 +505,18 @@ static void test_baselines_files(void) {
     SpiralConfig cfg;
     char *train = NULL;
     int L;
-    CHECK(compare_read_spiral_file(path, &cfg, &train, &L) == 0 && L == 64 && train && strstr(train, "lang"),
+    CHECK(matched_read_spiral_file(path, &cfg, &train, &L) == 0 && L == 64 && train && strstr(train, "lang"),
           "read spiral file: %s", spiral_last_error());
     MatchedBaselines m;
     char paths[3][1024];
-    CHECK(matching_derive(&m, &cfg, L) == 0 && compare_write_baselines(&m, train, dir, "sp", paths) == 0,
+    CHECK(matching_derive(&m, &cfg, L) == 0 && matched_write_run_files(&m, train, dir, "sp", paths) == 0,
           "write baselines: %s", spiral_last_error());
     const MatchedBaseline *rows[3] = {&m.looped, &m.dense_params, &m.dense_flops};
     for (int i = 0; i < 3; i++) {
         SpiralConfig back;
         char *text = NULL;
         int len;
-        CHECK(compare_read_spiral_file(paths[i], &back, &text, &len) == 0 && len == 64 &&
+        CHECK(matched_read_spiral_file(paths[i], &back, &text, &len) == 0 && len == 64 &&
                   back.n_loop == rows[i]->cfg.n_loop && back.n_iters == rows[i]->cfg.n_iters,
               "%s: n_loop %d, expected %d (%s)", paths[i], back.n_loop, rows[i]->cfg.n_loop, spiral_last_error());
         CHECK(text && strstr(text, "\"lang\""), "%s keeps the spiral's train object", paths[i]);
