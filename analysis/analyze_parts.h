@@ -10,6 +10,7 @@
  *                        the token states, and cross-run CKA
  *   analyze_print.c      the readable report
  *   analyze.c            the options, the recording checks, writing the rows
+ *   analyze_runs.c       `spiral analyze`: several runs, side by side, pairs
  *
  * Array shapes: values (n_units, N, H, K) holds x_s(u, h, k), the per-head
  * means over query rows of sequence s (N sequences, H heads, K statistics).

@@ -2,8 +2,8 @@
  * plot.h: one figure on disk: the CSV of its data, the gnuplot script that
  * draws it from that CSV, and the PNG and SVG gnuplot renders.
  *
- * A figure function (figures.c) opens a Plot, writes the CSV row by row
- * (plot_csv_*), appends gnuplot commands to plot->script (the body: panels
+ * A figure function (reports/figure_*.c) opens a Plot, writes the CSV row
+ * by row (plot_csv_row, or plot_csv_*), appends gnuplot commands to plot->script (the body: panels
  * and plot commands that read NAME.csv), and calls plot_finish. The script
  * NAME.gp written beside the CSV is self-contained and re-runnable
  * (`cd DIR && gnuplot NAME.gp`): it loops over the two outputs,
