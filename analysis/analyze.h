@@ -88,7 +88,8 @@
 #include <stdio.h>
 
 #include "config.h"
-#include "recording_store.h"
+#include "progress.h"
+#include "record.h"
 #include "stats.h"
 #include "store.h"
 
@@ -104,7 +105,7 @@ typedef struct {
     int n_resamples;           /* bootstrap resamples, default 1000 */
     double level;              /* confidence level, default 0.95 */
     unsigned long seed;        /* bootstrap seed, default 1 */
-    int progress;              /* progress lines on stderr */
+    const Progress *progress;  /* progress reports (NULL: none) */
 } AnalyzeOptions;
 
 void analyze_options_default(AnalyzeOptions *options);
@@ -181,6 +182,23 @@ typedef struct {
 int analyze_cross(Store *store, const AnalyzeRun *a, const AnalyzeRun *b,
                   const AnalyzeOptions *options, AnalyzeCross *out);
 void analyze_cross_free(AnalyzeCross *cross);
+
+/* What analyze_runs wrote. */
+typedef struct {
+    int n_runs;                /* runs analyzed: all of them, or those before a failure */
+    long long *rows_written;   /* (runs requested) analysis_results rows of each run's recording */
+    int n_pairs;               /* pairs of runs given to analyze_cross */
+    long long cross_rows;      /* cka_cross rows written */
+} AnalyzeSummary;
+
+/* `spiral analyze`: analyze_recording of each run on dataset, each run's
+ * report printed to out as soon as it is done (analyze_print_run); with
+ * several runs then the side-by-side table and analyze_cross of every pair
+ * (printed with analyze_print_cross). *summary (analyze_summary_free) says
+ * what was written, on failure too. Returns 0 or -1. */
+int analyze_runs(Store *store, const char *const *run_names, int n_runs, const char *dataset,
+                 const AnalyzeOptions *options, FILE *out, AnalyzeSummary *summary);
+void analyze_summary_free(AnalyzeSummary *summary);
 
 /* The readable report of one run: selected heads, per-iteration attention
  * statistics with CIs, update sizes, effective ranks, the CKA matrix. */

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
+#include "analysis_store.h"
 #include "cost.h"
 #include "error.h"
 
@@ -49,39 +48,29 @@ static char *group_key(const CompareRun *r) {
 
 /* Reads the run's metrics: last row, and the validation curve. */
 static int read_metrics(Store *store, CompareRun *r) {
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(store->db, "SELECT step, tokens, flops, val_loss FROM metrics WHERE run_id=?"
-                                      " ORDER BY step", -1, &stmt, NULL) != SQLITE_OK)
-        return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
-    sqlite3_bind_int64(stmt, 1, r->id);
-    int capacity = 0, status = 0;
+    MetricRow *rows;
+    int n;
+    if (analysis_store_metrics(store, r->id, &rows, &n)) return -1;
+    int status = 0;
     r->val_loss = NAN;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-        r->step = sqlite3_column_int64(stmt, 0);
-        r->tokens = sqlite3_column_double(stmt, 1);
-        r->train_flops = sqlite3_column_double(stmt, 2);
-        if (sqlite3_column_type(stmt, 3) == SQLITE_NULL) continue;
-        if (r->n_evals == capacity) {
-            capacity = capacity ? 2 * capacity : 16;
-            double *t = realloc(r->eval_tokens, (size_t)capacity * sizeof *t);
-            if (t) r->eval_tokens = t;
-            double *f = realloc(r->eval_flops, (size_t)capacity * sizeof *f);
-            if (f) r->eval_flops = f;
-            double *l = realloc(r->eval_loss, (size_t)capacity * sizeof *l);
-            if (l) r->eval_loss = l;
-            if (!t || !f || !l) {
-                status = spiral_error("out of memory reading the metrics of run %s", r->name);
-                break;
-            }
-        }
+    r->eval_tokens = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->eval_tokens);
+    r->eval_flops = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->eval_flops);
+    r->eval_loss = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->eval_loss);
+    if (!r->eval_tokens || !r->eval_flops || !r->eval_loss)
+        status = spiral_error("out of memory reading the metrics of run %s", r->name);
+    for (int i = 0; i < n && status == 0; i++) {
+        r->step = rows[i].step;
+        r->tokens = (double)rows[i].tokens;
+        r->train_flops = rows[i].flops;
+        if (isnan(rows[i].val_loss)) continue;
         r->eval_tokens[r->n_evals] = r->tokens;
         r->eval_flops[r->n_evals] = r->train_flops;
-        r->eval_loss[r->n_evals] = sqlite3_column_double(stmt, 3);
-        r->val_loss = r->eval_loss[r->n_evals];
+        r->eval_loss[r->n_evals] = rows[i].val_loss;
+        r->val_loss = rows[i].val_loss;
         r->val_step = r->step;
         r->n_evals++;
     }
-    sqlite3_finalize(stmt);
+    free(rows);
     return status;
 }
 
@@ -362,67 +351,4 @@ int compare_write_csv(const char *path, const Comparison *c) {
     }
     if (fclose(f) != 0) return spiral_error("%s: error writing the CSV file", path);
     return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Matched baselines as run files                                           */
-
-/* Writes {"model": cfg, "train": train} to path (train may be NULL). */
-static int write_run_file(const char *path, const SpiralConfig *cfg, const char *train_json) {
-    char *model_text = config_to_json(cfg);
-    if (!model_text) return spiral_error("out of memory");
-    json_error_t error;
-    json_t *root = json_object(), *model = json_loads(model_text, 0, &error);
-    json_t *train = train_json ? json_loads(train_json, 0, &error) : NULL;
-    free(model_text);
-    int status = 0;
-    if (!root || !model || (train_json && !train)) {
-        status = spiral_error("%s: cannot compose the run file: %s", path, error.text);
-    } else {
-        json_object_set(root, "model", model);
-        if (train) json_object_set(root, "train", train);
-        FILE *f = fopen(path, "w");
-        int failed = !f || json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 || fputc('\n', f) == EOF;
-        if (f && fclose(f) != 0) failed = 1;
-        if (failed) status = spiral_error("%s: cannot write the run file", path);
-    }
-    json_decref(root);
-    json_decref(model);
-    json_decref(train);
-    return status;
-}
-
-int compare_write_baselines(const MatchedBaselines *m, const char *train_json, const char *dir,
-                            const char *base, char paths[3][1024]) {
-    const MatchedBaseline *rows[3] = {&m->looped, &m->dense_params, &m->dense_flops};
-    const char *suffixes[3] = {"looped", "dense-params", "dense-flops"};
-    for (int i = 0; i < 3; i++) {
-        int n = snprintf(paths[i], 1024, "%s/%s-%s.json", dir, base, suffixes[i]);
-        if (n < 0 || n >= 1024) return spiral_error("%s: output path too long", dir);
-        if (write_run_file(paths[i], &rows[i]->cfg, train_json)) return -1;
-    }
-    return 0;
-}
-
-int compare_read_spiral_file(const char *path, SpiralConfig *cfg, char **train_json, int *seq_len) {
-    *train_json = NULL;
-    *seq_len = 0;
-    if (config_load(cfg, path)) return -1;
-    json_error_t error;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
-    if (!root) return spiral_error("%s: invalid JSON at line %d: %s", path, error.line, error.text);
-    json_t *train = json_is_object(root) ? json_object_get(root, "train") : NULL;
-    int status = 0;
-    if (train) {
-        char *text = json_dumps(root, JSON_COMPACT);
-        TrainConfig parsed;
-        if (!text) status = spiral_error("out of memory");
-        else if (train_config_parse(&parsed, text, path)) status = -1;
-        else *seq_len = parsed.seq_len;
-        free(text);
-        if (status == 0 && !(*train_json = json_dumps(train, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-            status = spiral_error("out of memory");
-    }
-    json_decref(root);
-    return status;
 }

@@ -33,9 +33,6 @@
  * set's smallest; the groups of one set are compared at equal parameters
  * (e.g. a spiral, its looped baseline, and the dense baseline matched by
  * analysis/matching.h).
- *
- * compare_write_baselines turns matching.h's derivation into run files, so
- * a sweep trains a spiral configuration and its matched baselines alike.
  */
 #ifndef SPIRAL_COMPARE_H
 #define SPIRAL_COMPARE_H
@@ -43,7 +40,6 @@
 #include <stdio.h>
 
 #include "config.h"
-#include "matching.h"
 #include "stats.h"
 #include "store.h"
 #include "train_config.h"
@@ -102,22 +98,6 @@ void compare_free(Comparison *comparison);
 
 /* The tables: runs, groups with intervals, equal-parameter sets. */
 void compare_print(FILE *out, const Comparison *comparison);
-
-/* Reads a spiral model or run file for `spiral match`: *cfg gets the model
- * (config_load), *train_json the file's train object as compact JSON
- * (malloc'd; NULL if the file has none) after checking it parses
- * (train_config_parse), *seq_len its train.seq_len (0 if none). */
-int compare_read_spiral_file(const char *path, SpiralConfig *cfg, char **train_json, int *seq_len);
-
-/* The sweep helper of `spiral match`: writes the three baselines of m
- * (matching_derive) as run files that `spiral train` and `spiral info`
- * accept: {"model": <derived model, every field>, "train": <train_json>},
- * the train object copied verbatim from the spiral's run file (omitted if
- * train_json is NULL). Files: dir/<base>-looped.json,
- * dir/<base>-dense-params.json, dir/<base>-dense-flops.json; paths (3)
- * receives their names (each 1024 bytes). Returns 0 or -1. */
-int compare_write_baselines(const MatchedBaselines *m, const char *train_json, const char *dir,
-                            const char *base, char paths[3][1024]);
 
 /* A CSV file with one row per run (level "run") and per group (level
  * "group"); see the header line for the columns. Returns 0 or -1. */

@@ -53,7 +53,6 @@ int cmd_analyze(int argc, char **argv) {
     const char *max_seq_text = NULL, *max_rows_text = NULL, *resamples_text = NULL, *seed_text = NULL;
     AnalyzeOptions options;
     analyze_options_default(&options);
-    options.progress = 1;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -76,7 +75,8 @@ int cmd_analyze(int argc, char **argv) {
     if (cli_parse_options("analyze", argc, argv, table, (int)(sizeof table / sizeof table[0]),
                           NULL))
         return 2;
-    if (quiet) options.progress = 0;
+    Progress progress = cli_progress(!quiet);
+    options.progress = &progress;
     if (!runs_text || !data || !store_path)
         return cli_usage_error("analyze", "--run, --data and --store are required");
     if (fraction_text) {
@@ -116,32 +116,11 @@ int cmd_analyze(int argc, char **argv) {
 
     Store store;
     if (store_open(&store, store_path, 0)) return cli_fail("analyze");
-    AnalyzeRun *runs = calloc((size_t)n_runs, sizeof *runs);
-    int status = runs ? 0 : -1, done = 0;
-    for (; status == 0 && done < n_runs; done++) {
-        if (analyze_recording(&store, names[done], data, &options, &runs[done])) {
-            status = cli_fail("analyze");
-            break;
-        }
-        analyze_print_run(stdout, &runs[done]);
-    }
-    if (status == 0 && n_runs > 1) analyze_print_side_by_side(stdout, runs, n_runs);
-    for (int a = 0; status == 0 && a < n_runs; a++)
-        for (int b = a + 1; status == 0 && b < n_runs; b++) {
-            AnalyzeCross cross;
-            if (analyze_cross(&store, &runs[a], &runs[b], &options, &cross)) {
-                status = cli_fail("analyze");
-                break;
-            }
-            analyze_print_cross(stdout, &cross);
-            analyze_cross_free(&cross);
-        }
-    for (int i = 0; runs && i < done; i++) analyze_run_free(&runs[i]);
-    free(runs);
+    AnalyzeSummary summary;
+    int status = analyze_runs(&store, names, n_runs, data, &options, stdout, &summary);
+    for (int i = 0; !quiet && i < summary.n_runs; i++)
+        fprintf(stderr, "analyze %s: wrote %lld rows\n", names[i], summary.rows_written[i]);
+    analyze_summary_free(&summary);
     store_close(&store);
-    if (!runs) {
-        fprintf(stderr, "spiral analyze: out of memory\n");
-        return 1;
-    }
-    return status ? 1 : 0;
+    return status ? cli_fail("analyze") : 0;
 }

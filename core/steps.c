@@ -117,3 +117,30 @@ int site_geometry(const SpiralConfig *cfg, const char *site, int step, int scale
 void site_row_positions(const ChunkGeometry *geo, int *pos) {
     chunk_positions(pos, geo);
 }
+
+void step_attention_key(const SpiralConfig *cfg, int step, int layer, int *key_step, int *key_layer) {
+    /* the forward pass's event: a dense step is core layer `step` of its one iteration */
+    int dense = model_kind(cfg) == KIND_DENSE;
+    ObserveEvent event;
+    memset(&event, 0, sizeof event);
+    event.site = OBSERVE_ATTENTION;
+    event.block = BLOCK_LOOP;
+    event.iteration = dense ? 0 : step;
+    event.layer = dense ? step : layer;
+    event_attention_key(&event, cfg, key_step, key_layer);
+}
+
+int attention_key_step(const SpiralConfig *cfg, int key_step, int key_layer, int *step, int *layer) {
+    int steps = loop_steps(cfg), layers = loop_layers_per_step(cfg);
+    for (int t = 0; t < steps; t++)
+        for (int l = 0; l < layers; l++) {
+            int s, k;
+            step_attention_key(cfg, t, l, &s, &k);
+            if (s == key_step && k == key_layer) {
+                *step = t;
+                *layer = l;
+                return 1;
+            }
+        }
+    return 0;
+}

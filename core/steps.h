@@ -70,4 +70,14 @@ int site_geometry(const SpiralConfig *cfg, const char *site, int step, int scale
  * the row's chunk, i.e. the row itself at g = 1. */
 void site_row_positions(const ChunkGeometry *geo, int *pos);
 
+/* The attention_stats key (event_attention_key's (step, layer)) of layer
+ * `layer` (0 .. loop_layers_per_step - 1) of loop step `step`: (step,
+ * layer) for spiral and looped; (step + 1, 0) for a dense model, whose step
+ * is core layer `step`. */
+void step_attention_key(const SpiralConfig *cfg, int step, int layer, int *key_step, int *key_layer);
+
+/* The inverse for a 'loop' block row keyed (key_step, key_layer): the loop
+ * step and its layer. Returns 1, or 0 if no loop layer of cfg has that key. */
+int attention_key_step(const SpiralConfig *cfg, int key_step, int key_layer, int *step, int *layer);
+
 #endif

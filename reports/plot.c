@@ -37,6 +37,8 @@ int plot_begin(Plot *plot, const char *dir, const char *name, int width, int hei
     plot->csv = fopen(path, "w");
     if (!plot->csv) return spiral_error("%s: cannot write: %s", path, strerror(errno));
     fprintf(plot->csv, "%s\n", csv_header);
+    plot->csv_columns = 1;
+    for (const char *c = csv_header; *c; c++) plot->csv_columns += *c == ',';
     text_init(&plot->script);
     Text *s = &plot->script;
     text_printf(s, "    reset\n"
@@ -92,8 +94,18 @@ void plot_csv_int(Plot *plot, long long value) {
 
 void plot_csv_end(Plot *plot) {
     fputc('\n', plot->csv);
+    if (plot->csv_field != plot->csv_columns) plot->csv_bad_rows++;
     plot->csv_field = 0;
     plot->csv_rows++;
+}
+
+void plot_csv_row(Plot *plot, const CsvField *fields, int n) {
+    for (int i = 0; i < n; i++) {
+        if (fields[i].type == CSV_TEXT) plot_csv_str(plot, fields[i].text);
+        else if (fields[i].type == CSV_INT) plot_csv_int(plot, fields[i].integer);
+        else plot_csv_num(plot, fields[i].number);
+    }
+    plot_csv_end(plot);
 }
 
 void plot_panel(Plot *plot, double x, double y, double w, double h) {
@@ -160,6 +172,9 @@ static int plot_close_csv(Plot *plot) {
     if (fclose(plot->csv) != 0) bad = 1;
     plot->csv = NULL;
     if (bad) return spiral_error("%s/%s.csv: write failed", plot->dir, plot->name);
+    if (plot->csv_bad_rows)
+        return spiral_error("%s/%s.csv: %ld rows do not have the header's %d fields", plot->dir, plot->name,
+                            plot->csv_bad_rows, plot->csv_columns);
     return 0;
 }
 

@@ -2,8 +2,8 @@
  * plot.h: one figure on disk: the CSV of its data, the gnuplot script that
  * draws it from that CSV, and the PNG and SVG gnuplot renders.
  *
- * A figure function (figures.c) opens a Plot, writes the CSV row by row
- * (plot_csv_*), appends gnuplot commands to plot->script (the body: panels
+ * A figure function (reports/figure_*.c) opens a Plot, writes the CSV row
+ * by row (plot_csv_row, or plot_csv_*), appends gnuplot commands to plot->script (the body: panels
  * and plot commands that read NAME.csv), and calls plot_finish. The script
  * NAME.gp written beside the CSV is self-contained and re-runnable
  * (`cd DIR && gnuplot NAME.gp`): it loops over the two outputs,
@@ -52,7 +52,9 @@ typedef struct {
     int width, height;        /* PNG and SVG size in pixels */
     FILE *csv;
     long csv_rows;            /* data rows written (the header not counted) */
+    int csv_columns;          /* columns of the header */
     int csv_field;            /* fields written in the current row */
+    long csv_bad_rows;        /* rows whose field count differs from the header's */
     Text script;              /* the body of the gnuplot script */
     Text key;                 /* keyentry items of the key strip */
     int key_entries, key_longest;
@@ -66,11 +68,31 @@ typedef struct {
 int plot_begin(Plot *plot, const char *dir, const char *name, int width, int height,
                const char *csv_header);
 
-/* CSV fields of the current row, in header order, then plot_csv_end. */
+/* CSV fields of the current row, in header order, then plot_csv_end. A
+ * row of another length than the header makes plot_finish fail. */
 void plot_csv_str(Plot *plot, const char *value);
 void plot_csv_num(Plot *plot, double value);      /* "%.10g", empty if NaN */
 void plot_csv_int(Plot *plot, long long value);
 void plot_csv_end(Plot *plot);
+
+/* One field of a CSV row: text, an integer or a number. */
+typedef enum { CSV_TEXT, CSV_INT, CSV_NUMBER } CsvType;
+typedef struct {
+    CsvType type;
+    const char *text;
+    long long integer;
+    double number;
+} CsvField;
+
+static inline CsvField csv_text(const char *text) { return (CsvField){CSV_TEXT, text, 0, 0}; }
+static inline CsvField csv_int(long long value) { return (CsvField){CSV_INT, NULL, value, 0}; }
+static inline CsvField csv_num(double value) { return (CsvField){CSV_NUMBER, NULL, 0, value}; }
+
+/* Writes a whole row, fields (n) in header order, as the plot_csv_* calls
+ * above would: e.g.
+ *   CsvField row[] = {csv_text(run->name), csv_int(t), csv_num(value)};
+ *   plot_csv_row(plot, row, 3); */
+void plot_csv_row(Plot *plot, const CsvField *fields, int n);
 
 /* Appends to text the gnuplot test "strcol(column) eq '<value>'", value
  * cleaned as plot_csv_str writes it, so a filter matches its CSV rows. */

@@ -1,6 +1,6 @@
 /*
  * report_data.h: what a report reads from the store, read once and shared
- * by the figures (figures.c) and the tables (report.c).
+ * by the figures (figure_*.c) and the tables (report_sections.c).
  *
  * Runs: the ones named (in that order) or every run of the store (by id).
  * Each gets a color index (run i of the report is color i in every figure)

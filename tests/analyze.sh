@@ -56,7 +56,11 @@ for pattern in "2 of 4 core heads selected" "selected heads per iteration" "mass
                "linear CKA between spiral's h(t) (rows) and looped's h(u)"; do
     grep -qF "$pattern" "$dir/report" && ok || fail "report lacks '$pattern'"
 done
-grep -q "analyze spiral: wrote" "$dir/progress" && ok || fail "no progress on stderr"
+grep -q "analyze spiral 20/20 sequences" "$dir/progress" && ok || fail "no progress on stderr: $(cat "$dir/progress")"
+# the result line counts the rows of the spiral recording (all kinds but cka_cross)
+n=$(q "SELECT count(*) FROM analysis_results a JOIN recordings r ON r.id = a.recording_id JOIN runs u ON u.id = r.run_id
+       WHERE u.name = 'spiral' AND a.kind != 'cka_cross'")
+grep -q "analyze spiral: wrote $n rows" "$dir/progress" && ok || fail "no 'wrote $n rows' on stderr: $(cat "$dir/progress")"
 for kind in attn_distance attn_entropy attn_beyond_D4 attn_beyond_D16 attn_beyond_D64 head_change \
             head_selected selected_attn_distance selected_attn_entropy update_size cka effective_rank spectrum cka_cross; do
     n=$(q "SELECT count(*) FROM analysis_results WHERE kind='$kind'")

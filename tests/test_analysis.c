@@ -561,6 +561,50 @@ static void test_matching(void) {
           spiral_last_error());
 }
 
+/* steps.h's attention keys: spiral and looped rows are keyed (step, layer),
+ * a dense core layer l is (l + 1, 0), as event_attention_key records them;
+ * attention_key_step inverts step_attention_key and rejects other keys. */
+static void test_attention_keys(void) {
+    SpiralConfig spiral, looped, dense;
+    config_default(&spiral); /* schedule 8, 4, 2, 1 */
+    spiral.n_loop = 2;
+    looped = spiral;
+    for (int t = 0; t < looped.n_iters; t++) looped.schedule[t] = (IterSpec){1, 0, 0};
+    dense = looped;
+    dense.n_iters = 1, dense.n_loop = 3;
+    const SpiralConfig *configs[3] = {&spiral, &looped, &dense};
+    for (int c = 0; c < 3; c++) {
+        const SpiralConfig *cfg = configs[c];
+        int is_dense = model_kind(cfg) == KIND_DENSE;
+        CHECK(is_dense == (c == 2), "config %d: kind %s", c, model_kind_name(model_kind(cfg)));
+        for (int t = 0; t < loop_steps(cfg); t++)
+            for (int l = 0; l < loop_layers_per_step(cfg); l++) {
+                int key_step, key_layer, step = -1, layer = -1;
+                step_attention_key(cfg, t, l, &key_step, &key_layer);
+                CHECK(key_step == (is_dense ? t + 1 : t) && key_layer == (is_dense ? 0 : l),
+                      "config %d step %d layer %d: key (%d, %d)", c, t, l, key_step, key_layer);
+                /* the forward pass's event of that layer gets the same key */
+                ObserveEvent event = {.site = OBSERVE_ATTENTION, .block = BLOCK_LOOP,
+                                      .iteration = is_dense ? 0 : t, .layer = is_dense ? t : l};
+                int event_step, event_layer;
+                event_attention_key(&event, cfg, &event_step, &event_layer);
+                CHECK(event_step == key_step && event_layer == key_layer,
+                      "config %d step %d layer %d: event key (%d, %d), step key (%d, %d)", c, t, l, event_step,
+                      event_layer, key_step, key_layer);
+                CHECK(attention_key_step(cfg, key_step, key_layer, &step, &layer) == 1 && step == t && layer == l,
+                      "config %d: key (%d, %d) maps back to (%d, %d), expected (%d, %d)", c, key_step, key_layer,
+                      step, layer, t, l);
+            }
+        int step, layer;
+        CHECK(!attention_key_step(cfg, loop_steps(cfg) + 1, 0, &step, &layer) &&
+                  !attention_key_step(cfg, -1, 0, &step, &layer) &&
+                  !attention_key_step(cfg, 1, loop_layers_per_step(cfg), &step, &layer),
+              "config %d: keys of no loop layer must be rejected", c);
+    }
+    int step, layer;
+    CHECK(!attention_key_step(&dense, 0, 0, &step, &layer), "dense: key (0, 0) names no core layer");
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
@@ -571,6 +615,7 @@ int main(int argc, char **argv) {
     test_headsel();
     test_stats(rng);
     test_matching();
+    test_attention_keys();
     gsl_rng_free(rng);
     return test_summary(argv[0]);
 }

@@ -15,6 +15,7 @@
  *    symmetric; update sizes positive and finite; spectra sum to 1;
  *    effective ranks in [1, k]; head selection keeps ceil(0.4 n) heads;
  *    analyzing again replaces the rows; cross-run CKA is stored per pair;
+ *    progress goes to the caller's Progress, the last report finished;
  *  - the dense baseline: its core layer t (recorded as iteration t + 1) is
  *    analysis iteration t, candidates are head slots;
  *  - compare: two seeds of one config form a group whose t interval is the
@@ -40,6 +41,7 @@
 #include "filehash.h"
 #include "data_fixtures.h"
 #include "harness.h"
+#include "matched_runs.h"
 #include "matching.h"
 #include "model.h"
 #include "attention_stats.h"
@@ -247,13 +249,39 @@ static void test_uniform_attention(Store *store) {
     analyze_run_free(&r);
 }
 
+/* The progress reports of one analysis, as a caller sees them. */
+typedef struct {
+    int n, finished;
+    long last_done, last_total;
+    char last_task[64], last_unit[32];
+} ReportLog;
+
+static void log_report(void *user, const ProgressReport *report) {
+    ReportLog *log = user;
+    log->n++;
+    log->finished += report->finished;
+    log->last_done = report->done;
+    log->last_total = report->total;
+    snprintf(log->last_task, sizeof log->last_task, "%s", report->task);
+    snprintf(log->last_unit, sizeof log->last_unit, "%s", report->unit);
+}
+
 /* The loop diagnostics and every kind, on a trained spiral and looped run. */
 static void test_kinds(Store *store) {
     AnalyzeOptions ao;
     analyze_options_default(&ao);
     ao.n_resamples = 200;
     AnalyzeRun spiral, looped;
+    ReportLog log = {0};
+    Progress progress = {log_report, &log};
+    ao.progress = &progress;
     CHECK(analyze_recording(store, "spiral", "lang", &ao, &spiral) == 0, "analyze spiral: %s", spiral_last_error());
+    /* a report per sequence of the states and one before: the last one finished, 10 of 10 */
+    CHECK(log.n == 11 && log.finished == 1 && log.last_done == 10 && log.last_total == 10 &&
+              !strcmp(log.last_task, "analyze spiral") && !strcmp(log.last_unit, "sequences"),
+          "progress: %d reports (%d finished), last %s %ld/%ld %s", log.n, log.finished, log.last_task,
+          log.last_done, log.last_total, log.last_unit);
+    ao.progress = NULL;
     CHECK(analyze_recording(store, "looped", "lang", &ao, &looped) == 0, "analyze looped: %s", spiral_last_error());
     const char *kinds[] = {"attn_distance", "attn_entropy", "attn_beyond_D4", "attn_beyond_D16", "attn_beyond_D64",
                            "head_change", "head_selected", "selected_attn_distance", "selected_attn_entropy",
@@ -346,8 +374,39 @@ static void test_kinds(Store *store) {
     CHECK(strstr(text, "2 of 4 core heads selected") && strstr(text, "linear CKA") && strstr(text, "effective rank") &&
               strstr(text, "mass beyond 16") && strstr(text, "side by side"),
           "report lacks a section:\n%s", text);
+
+    /* analyze_runs: both runs, their reports, one pair; the rows it says it wrote */
+    long long spiral_rows = spiral.rows_written;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM analysis_results WHERE recording_id=%lld AND kind != 'cka_cross'",
+             looped.info.id);
+    long long looped_rows = store_count(store, sql);
     analyze_run_free(&spiral);
     analyze_run_free(&looped);
+    const char *names[2] = {"spiral", "looped"};
+    AnalyzeSummary summary;
+    f = fopen(path, "w+");
+    CHECK(analyze_runs(store, names, 2, "lang", &ao, f, &summary) == 0, "analyze_runs: %s", spiral_last_error());
+    rewind(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    CHECK(summary.n_runs == 2 && summary.rows_written[0] == spiral_rows && summary.rows_written[1] == looped_rows &&
+              summary.n_pairs == 1 && summary.cross_rows == 16,
+          "analyze_runs summary: %d runs, rows %lld %lld (expected %lld %lld), %d pairs, %lld cross rows",
+          summary.n_runs, summary.rows_written[0], summary.rows_written[1], spiral_rows, looped_rows,
+          summary.n_pairs, summary.cross_rows);
+    CHECK(strstr(text, "== run spiral") && strstr(text, "== run looped") && strstr(text, "side by side") &&
+              strstr(text, "linear CKA between spiral's h(t) (rows) and looped's h(u)"),
+          "analyze_runs report lacks a section:\n%s", text);
+    analyze_summary_free(&summary);
+    /* a failing run stops it; the runs before it are counted */
+    const char *with_missing[2] = {"spiral", "nope"};
+    f = fopen(path, "w");
+    CHECK(analyze_runs(store, with_missing, 2, "lang", &ao, f, &summary) != 0 &&
+              strstr(spiral_last_error(), "nope") && summary.n_runs == 1,
+          "analyze_runs with an unknown run: %s, %d runs done", spiral_last_error(), summary.n_runs);
+    fclose(f);
+    analyze_summary_free(&summary);
 }
 
 /* The dense baseline: layer t is iteration t, candidates are head slots. */
@@ -448,18 +507,18 @@ static void test_baselines_files(void) {
     SpiralConfig cfg;
     char *train = NULL;
     int L;
-    CHECK(compare_read_spiral_file(path, &cfg, &train, &L) == 0 && L == 64 && train && strstr(train, "lang"),
+    CHECK(matched_read_spiral_file(path, &cfg, &train, &L) == 0 && L == 64 && train && strstr(train, "lang"),
           "read spiral file: %s", spiral_last_error());
     MatchedBaselines m;
     char paths[3][1024];
-    CHECK(matching_derive(&m, &cfg, L) == 0 && compare_write_baselines(&m, train, dir, "sp", paths) == 0,
+    CHECK(matching_derive(&m, &cfg, L) == 0 && matched_write_run_files(&m, train, dir, "sp", paths) == 0,
           "write baselines: %s", spiral_last_error());
     const MatchedBaseline *rows[3] = {&m.looped, &m.dense_params, &m.dense_flops};
     for (int i = 0; i < 3; i++) {
         SpiralConfig back;
         char *text = NULL;
         int len;
-        CHECK(compare_read_spiral_file(paths[i], &back, &text, &len) == 0 && len == 64 &&
+        CHECK(matched_read_spiral_file(paths[i], &back, &text, &len) == 0 && len == 64 &&
                   back.n_loop == rows[i]->cfg.n_loop && back.n_iters == rows[i]->cfg.n_iters,
               "%s: n_loop %d, expected %d (%s)", paths[i], back.n_loop, rows[i]->cfg.n_loop, spiral_last_error());
         CHECK(text && strstr(text, "\"lang\""), "%s keeps the spiral's train object", paths[i]);

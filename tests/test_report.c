@@ -37,6 +37,7 @@
 #include "data_fixtures.h"
 #include "harness.h"
 #include "attention_stats.h"
+#include "plot.h"
 #include "record.h"
 #include "report.h"
 #include "store.h"
@@ -420,6 +421,23 @@ int main(int argc, char **argv) {
     CHECK(report_write(&store, &o2, &result) != 0 && strstr(spiral_last_error(), "gnuplot-nox"),
           "missing gnuplot: %s", spiral_last_error());
     unsetenv("SPIRAL_GNUPLOT");
+
+    /* CSV rows: plot_csv_row writes its fields in order (text cleaned, NaN
+     * empty); a row of another length than the header fails the figure */
+    Plot plot;
+    CHECK(plot_begin(&plot, dir, "rows", 640, 480, "name,n,value") == 0, "plot_begin: %s", spiral_last_error());
+    const CsvField good[] = {csv_text("a,b"), csv_int(7), csv_num(0.5)};
+    const CsvField missing[] = {csv_text("x"), csv_num(NAN), csv_num(NAN)};
+    const CsvField short_row[] = {csv_text("y"), csv_int(1)};
+    plot_csv_row(&plot, good, 3);
+    plot_csv_row(&plot, missing, 3);
+    plot_csv_row(&plot, short_row, 2);
+    CHECK(plot_finish(&plot, "rows") != 0 && strstr(spiral_last_error(), "1 rows do not have the header's 3 fields"),
+          "a short CSV row must fail the figure: %s", spiral_last_error());
+    snprintf(path, sizeof path, "%s/rows.csv", dir);
+    csv = read_file(path, NULL);
+    CHECK(csv && !strcmp(csv, "name,n,value\na;b,7,0.5\nx,,\ny,1\n"), "rows.csv: %s", csv ? csv : "(missing)");
+    free(csv);
 
     store_close(&store);
     char command[600];
