@@ -17,7 +17,7 @@
  * means the same thing for every feature scale.
  *
  * The fitter is L-BFGS (memory 10) with a line search satisfying the strong
- * Wolfe conditions (c1 = 1e-4, c2 = 0.9), written here on OpenBLAS. It was
+ * Wolfe conditions (c1 = 1e-4, c2 = 0.9), lbfgs.h, on OpenBLAS. It was
  * chosen over GSL's gsl_multimin_fdfminimizer_vector_bfgs2 by measurement:
  * the cost is evaluations (each is two GEMMs over all rows), and on the same
  * objective, start and stopping rule GSL needed about 4 evaluations per
@@ -48,7 +48,6 @@
 
 #define LOGREG_DEFAULT_TOL 1e-6
 #define LOGREG_DEFAULT_MAX_ITER 500
-#define LOGREG_MEMORY 10
 
 typedef struct {
     int d, K;
