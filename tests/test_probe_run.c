@@ -43,6 +43,7 @@
 #include "error.h"
 #include "data_fixtures.h"
 #include "harness.h"
+#include "parallel.h"
 #include "probe_run.h"
 #include "record.h"
 #include "scale.h"
@@ -147,7 +148,7 @@ static void test_synthetic(Store *store) {
     make_synthetic(store);
     ProbeOptions o;
     probe_options_default(&o);
-    o.threads = 2;
+    parallel_set_threads(2);
     o.tol = 1e-6;  /* stricter than the default: these problems are well conditioned */
     const char *labels[2] = {"signal", "noise"};
     ProbeReport report;
@@ -281,7 +282,7 @@ static void test_trained(Store *store) {
 
     ProbeOptions o;
     probe_options_default(&o);
-    o.threads = 2;
+    parallel_set_threads(2);
     const char *labels[3] = {"parity", "coin", "gen.slot2"};
     ProbeReport report, again;
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &report) == 0, "probe: %s", spiral_last_error());
@@ -324,7 +325,7 @@ static void test_trained(Store *store) {
     }
 
     /* same seed, one thread, refitted: identical */
-    o.threads = 1;
+    parallel_set_threads(1);
     o.replace = 1;
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &again) == 0, "replace: %s", spiral_last_error());
     CHECK(again.fitted_now == 135 && same_results(&report, &again),
@@ -334,7 +335,7 @@ static void test_trained(Store *store) {
     /* resume: lose some rows, only they are fitted again, identically */
     store_exec(store, "DELETE FROM probe_results WHERE (site = 'latent_out' AND label = 'parity') OR control = 'random_model'");
     o.replace = 0;
-    o.threads = 2;
+    parallel_set_threads(2);
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &again) == 0, "resume: %s", spiral_last_error());
     CHECK(again.fitted_now == 10 + 27 - 2 && again.skipped == 135 - 35,
           "resume fitted %d and skipped %d, expected 35 and 100", again.fitted_now, again.skipped);
