@@ -150,20 +150,13 @@ static void bench_one_probe(int n, int threads) {
 
     /* the probe's L2 path, strongest first, each from the last */
     static const double lambdas[4] = {1e-1, 1e-2, 1e-3, 1e-4};
-    LogReg prev = {0}, cur;
+    LogReg best;
     int path_evals = 0;
     t0 = seconds_now();
-    for (int l = 0; l < 4; l++) {
-        logreg_fit_from(&cur, l ? &prev : NULL, X, y, n, d, K, lambdas[l], PROBE_DEFAULT_TOL,
-                        PROBE_DEFAULT_MAX_ITER);
-        path_evals += cur.evaluations;
-        double a;
-        logreg_accuracy(&cur, Xva, yva, nva, &a);
-        logreg_free(&prev);
-        prev = cur;
-    }
+    logreg_fit_path(&best, X, y, n, Xva, yva, nva, d, K, lambdas, 4, PROBE_DEFAULT_TOL,
+                    PROBE_DEFAULT_MAX_ITER, NULL, &path_evals);
     double path_seconds = seconds_now() - t0;
-    logreg_free(&prev);
+    logreg_free(&best);
 
     double ref_fit = plain_evaluations(S, y, n, d, K, fit_evals);
     double ref_path = plain_evaluations(S, y, n, d, K, path_evals);

@@ -418,10 +418,11 @@ int logreg_accuracy(const LogReg *m, const float *X, const int *y, int n, double
     return 0;
 }
 
-int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
-                      const int *yva, int nva, int d, int K, const double *lambdas,
-                      int n_lambdas, double *val_acc) {
+int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
+                    const int *yva, int nva, int d, int K, const double *lambdas, int n_lambdas,
+                    double tol, int max_iter, double *val_acc, int *evaluations) {
     memset(best, 0, sizeof *best);
+    if (evaluations) *evaluations = 0;
     if (n_lambdas < 1) return spiral_error("logreg: no lambdas to select from");
     if (nva < 1) return spiral_error("logreg: empty validation split");
     for (int i = 0; i < nva; i++)
@@ -432,11 +433,13 @@ int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, c
     double best_acc = -1, best_lambda = 0;
     for (int l = 0; l < n_lambdas; l++) {
         LogReg cur;
-        if (logreg_fit_from(&cur, l > 0 ? &prev : NULL, Xtr, ytr, ntr, d, K, lambdas[l], 0, 0)) {
+        if (logreg_fit_from(&cur, l > 0 ? &prev : NULL, Xtr, ytr, ntr, d, K, lambdas[l], tol,
+                            max_iter)) {
             logreg_free(&prev);
             logreg_free(best);
             return spiral_error_prefix("logreg: lambda %g", lambdas[l]);
         }
+        if (evaluations) *evaluations += cur.evaluations;
         double acc;
         if (logreg_accuracy(&cur, Xva, yva, nva, &acc)) {
             logreg_free(&cur);
@@ -460,4 +463,11 @@ int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, c
     }
     logreg_free(&prev);
     return 0;
+}
+
+int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
+                      const int *yva, int nva, int d, int K, const double *lambdas,
+                      int n_lambdas, double *val_acc) {
+    return logreg_fit_path(best, Xtr, ytr, ntr, Xva, yva, nva, d, K, lambdas, n_lambdas, 0, 0,
+                           val_acc, NULL);
 }

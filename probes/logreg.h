@@ -117,4 +117,11 @@ int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, c
                       const int *yva, int nva, int d, int K, const double *lambdas,
                       int n_lambdas, double *val_acc);
 
+/* logreg_fit_select with the fit's tol and max_iter (<= 0: the defaults),
+ * and *evaluations (unless NULL) the objective evaluations of the whole
+ * path. The probes' L2 path (probes/probe_fit.c). */
+int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
+                    const int *yva, int nva, int d, int K, const double *lambdas, int n_lambdas,
+                    double tol, int max_iter, double *val_acc, int *evaluations);
+
 #endif

@@ -17,51 +17,9 @@
 
 #define PROBE_N_LAMBDAS 4
 
-/* The L2 grid, strongest first: each fit warm-starts the next. */
+/* The L2 grid, strongest first: each fit warm-starts the next, and ties in
+ * validation accuracy go to the stronger. */
 static const double probe_lambdas[PROBE_N_LAMBDAS] = {1e-1, 1e-2, 1e-3, 1e-4};
-
-/* Fits the lambdas of the grid strongest first, each from the last, and
- * keeps in *best the model of the highest validation accuracy (ties: the
- * stronger). Like logreg_fit_select, but also counts the evaluations of the
- * whole path, which the benchmark compares with plain BLAS. */
-static int fit_lambda_path(LogReg *best, const float *Xtr, const int *ytr, int ntr,
-                           const float *Xva, const int *yva, int nva, int d, int K, double tol,
-                           int max_iter, int *evaluations) {
-    LogReg prev = {0};
-    double best_acc = -1;
-    memset(best, 0, sizeof *best);
-    *evaluations = 0;
-    for (int l = 0; l < PROBE_N_LAMBDAS; l++) {
-        LogReg cur;
-        double acc;
-        if (logreg_fit_from(&cur, l > 0 ? &prev : NULL, Xtr, ytr, ntr, d, K, probe_lambdas[l], tol,
-                            max_iter)) {
-            logreg_free(&prev);
-            logreg_free(best);
-            return spiral_error_prefix("lambda %g", probe_lambdas[l]);
-        }
-        *evaluations += cur.evaluations;
-        if (logreg_accuracy(&cur, Xva, yva, nva, &acc)) {
-            logreg_free(&cur);
-            logreg_free(&prev);
-            logreg_free(best);
-            return -1;
-        }
-        if (acc > best_acc) {
-            logreg_free(best);
-            if (logreg_copy(best, &cur)) {
-                logreg_free(&cur);
-                logreg_free(&prev);
-                return -1;
-            }
-            best_acc = acc;
-        }
-        logreg_free(&prev);
-        prev = cur;
-    }
-    logreg_free(&prev);
-    return 0;
-}
 
 /* ||grad f||_inf at the model's solution on the training rows, recomputed
  * from the objective (the fitter's claim checked independently). */
@@ -168,8 +126,8 @@ int probe_fit_one(const ProbeShared *sh, const Features *f, const int *labels, P
         res->grad_norm = 0;
         res->converged = 1;
     } else {
-        if (fit_lambda_path(&model, Xtr, ytr, ntr, Xva, yva, nva, d, K, sh->tol, sh->max_iter,
-                            &res->evaluations) ||
+        if (logreg_fit_path(&model, Xtr, ytr, ntr, Xva, yva, nva, d, K, probe_lambdas,
+                            PROBE_N_LAMBDAS, sh->tol, sh->max_iter, NULL, &res->evaluations) ||
             logreg_predict(&model, Xte, nte, pred, NULL) ||
             verified_grad_norm(&model, Xtr, ytr, ntr, &res->grad_norm))
             goto done;

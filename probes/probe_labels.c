@@ -175,22 +175,27 @@ int probe_labels_build(const char *const *names, int n_labels, const RecordedWin
             goto done;
         if (o->controls & PROBE_CONTROL_TASK) {
             lab->control = malloc(n * sizeof *lab->control);
-            if (!lab->control ||
-                probe_control_labels(w->tokens, lab->values, (int)n, o->seed + 2, lab->control))
-                goto fail_label;
+            if (!lab->control) {
+                spiral_error("out of memory for the control task of label %s", lab->name);
+                goto done;
+            }
+            if (probe_control_labels(w->tokens, lab->values, (int)n, o->seed + 2, lab->control)) {
+                spiral_error_prefix("label %s", lab->name);
+                goto done;
+            }
         }
         if (o->controls & PROBE_CONTROL_PERMUTED) {
             lab->permuted = malloc(n * sizeof *lab->permuted);
-            if (!lab->permuted ||
-                probe_permute_sequence_labels(seq_id, lab->values, (int)n, o->seed + 3,
-                                              lab->permuted, NULL))
-                goto fail_label;
+            if (!lab->permuted) {
+                spiral_error("out of memory for the permuted labels of label %s", lab->name);
+                goto done;
+            }
+            if (probe_permute_sequence_labels(seq_id, lab->values, (int)n, o->seed + 3,
+                                              lab->permuted, NULL)) {
+                spiral_error_prefix("label %s", lab->name);
+                goto done;
+            }
         }
-        continue;
-    fail_label:
-        if (!lab->control || !lab->permuted) spiral_error("out of memory for label %s", lab->name);
-        spiral_error_prefix("label %s", lab->name);
-        goto done;
     }
     status = 0;
 done:
