@@ -150,7 +150,8 @@ typedef struct {
     double tol;              /* ||grad||_inf at which a fit has converged, default PROBE_DEFAULT_TOL */
     int max_iter;            /* L-BFGS iterations per lambda, default PROBE_DEFAULT_MAX_ITER */
     int replace;             /* refit the selected labels and controls */
-    const Progress *progress;  /* "probe" progress in "probes" (done / total), or NULL */
+    const Progress *progress;  /* "probe" progress in "probes" (done / total), reported
+                                  by the calling thread after each site's batch, or NULL */
 } ProbeOptions;
 
 void probe_options_default(ProbeOptions *options);
