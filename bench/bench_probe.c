@@ -19,7 +19,8 @@
  *    token 0..4, latent_in and latent_out at 3 coarse iterations, coda.
  *    Reference: for every fit, its evaluations times the time of one plain
  *    gradient evaluation of its shape (n_train, d, K), measured here, on
- *    one thread.
+ *    one thread. The probes run on spiral's pool ($SPIRAL_THREADS threads,
+ *    default every core).
  *
  * Usage: bench_probe [--quick] [--one]
  *   --quick: n = 20000 and 100 windows; --one: only part 1.
@@ -40,6 +41,7 @@
 
 #include "error.h"
 #include "logreg.h"
+#include "parallel.h"
 #include "probe_run.h"
 #include "attention_stats.h"
 #include "record.h"
@@ -149,20 +151,13 @@ static void bench_one_probe(int n, int threads) {
 
     /* the probe's L2 path, strongest first, each from the last */
     static const double lambdas[4] = {1e-1, 1e-2, 1e-3, 1e-4};
-    LogReg prev = {0}, cur;
+    LogReg best;
     int path_evals = 0;
     t0 = seconds_now();
-    for (int l = 0; l < 4; l++) {
-        logreg_fit_from(&cur, l ? &prev : NULL, X, y, n, d, K, lambdas[l], PROBE_DEFAULT_TOL,
-                        PROBE_DEFAULT_MAX_ITER);
-        path_evals += cur.evaluations;
-        double a;
-        logreg_accuracy(&cur, Xva, yva, nva, &a);
-        logreg_free(&prev);
-        prev = cur;
-    }
+    logreg_fit_path(&best, X, y, n, Xva, yva, nva, d, K, lambdas, 4, PROBE_DEFAULT_TOL,
+                    PROBE_DEFAULT_MAX_ITER, NULL, &path_evals);
     double path_seconds = seconds_now() - t0;
-    logreg_free(&prev);
+    logreg_free(&best);
 
     double ref_fit = plain_evaluations(S, y, n, d, K, fit_evals);
     double ref_path = plain_evaluations(S, y, n, d, K, path_evals);
@@ -270,7 +265,7 @@ static int bench_all_probes(int n_sequences) {
     printf("  rows %d (%d probes + controls), fitted %d, copied %d (position control shared by a geometry)\n",
            report.n_results, main_probes, fits, copies);
     printf("  wall %.1f s on %d threads (fits %.1f s summed over threads; the rest reads states, runs the\n"
-           "  random model, writes rows)\n", wall, o.threads, fit_seconds);
+           "  random model, writes rows)\n", wall, parallel_threads(), fit_seconds);
     printf("  objective evaluations %lld; the same evaluations as plain OpenBLAS on 1 thread: %.1f s "
            "(%d shapes)\n", report.evaluations, reference, shapes);
     printf("  ratio wall / reference %.2f; summed fit time / reference %.2f\n", wall / reference,
@@ -299,6 +294,6 @@ int main(int argc, char **argv) {
     printf("%-34s %7s %6s %9s %10s %7s\n", "", "evals", "rows", "seconds", "reference", "ratio");
     bench_one_probe(n, 1);
     if (cores > 1) bench_one_probe(n, cores);
-    openblas_set_num_threads(cores);
+    openblas_set_num_threads(1); /* the pool's rule: BLAS on the thread that calls it */
     return only_one ? 0 : bench_all_probes(quick ? 100 : 500);
 }

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "dataset.h"
 #include "error.h"
+#include "parallel.h"
 #include "probe_run.h"
 #include "store.h"
 
@@ -45,7 +46,8 @@ static const char *help =
     "\n"
     "Probes already stored are kept (an interrupted run resumes); --replace\n"
     "fits the labels again. --max-examples caps training rows per probe;\n"
-    "--threads fits that many probes at once (default: every core).\n";
+    "--threads fits that many probes at once (the thread pool's size; default:\n"
+    "$SPIRAL_THREADS, else every core).\n";
 
 /* "0.712" or "-" for a missing value. */
 static const char *number(char *buffer, size_t size, const ProbeResult *r) {
@@ -127,7 +129,6 @@ int cmd_probe(int argc, char **argv) {
     const char *threads_text = NULL, *tol_text = NULL, *iter_text = NULL;
     ProbeOptions options;
     probe_options_default(&options);
-    options.progress = 1;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -152,7 +153,6 @@ int cmd_probe(int argc, char **argv) {
     if (cli_parse_options("probe", argc, argv, table, (int)(sizeof table / sizeof table[0]),
                           NULL))
         return 2;
-    if (quiet) options.progress = 0;
     if (!run || !data || !store_path || !label_text)
         return cli_usage_error("probe", "--run, --data, --store and --label are required");
     long v;
@@ -169,8 +169,8 @@ int cmd_probe(int argc, char **argv) {
         options.top_n = (int)v;
     }
     if (threads_text) {
-        if (cli_parse_long("--threads", threads_text, 1, 64, &v)) return 2;
-        options.threads = (int)v;
+        if (cli_parse_long("--threads", threads_text, 1, 256, &v)) return 2;
+        if (parallel_set_threads((int)v)) return cli_fail("probe");
     }
     if (tol_text) {
         char *end;
@@ -215,6 +215,8 @@ int cmd_probe(int argc, char **argv) {
         }
     }
     ProbeReport report;
+    Progress progress = cli_progress(!quiet);
+    options.progress = &progress;
     if (probe_run(&store, run, data, labels, n_labels, &options, &report)) goto done;
     printf("probes of run %s on %s (%s split): %d windows of %d tokens; %d rows fitted now, "
            "%d already stored (%.1f s)\n\n", run, data, options.split, report.n_sequences,

@@ -1,8 +1,9 @@
 /*
  * report_store.h: the store reads of reports/ (the report's runs with
- * their recordings, datasets, probe results and summaries, and the
- * analysis results its figures draw). A run's metrics curve is
- * analysis_store_metrics (analysis_store.h), shared with the comparison.
+ * their recordings and datasets, and the analysis results its figures
+ * draw). Probe results and summaries are read with probe_store.h, a run's
+ * metrics curve with analysis_store_metrics (analysis_store.h): each table
+ * is read in one place.
  *
  * Each read fills plain structs; strings marked malloc'd belong to the
  * caller (the matching *_free releases them).
@@ -13,7 +14,6 @@
 #include "store.h"
 
 #define STORED_NAME_CAP 128
-#define STORED_LABEL_CAP 64
 
 /* A row of runs with its training dataset's name. */
 typedef struct {
@@ -58,36 +58,6 @@ typedef struct {
 
 /* The dataset named `name`: *found = 0 if there is none. Returns 0 or -1. */
 int report_store_dataset(Store *store, const char *name, StoredDataset *dataset, int *found);
-
-/* A probe_results row of control 'none' with its control task's accuracy
- * (NaN without a 'control_task' row of the same label, site, iteration and
- * scale). */
-typedef struct {
-    char label[STORED_LABEL_CAP];
-    char site[16];
-    int iteration, scale;
-    double accuracy, ci_lo, ci_hi, majority;  /* NaN for NULL */
-    int n_test;
-    double control_task;
-} StoredProbe;
-
-/* The recording's probe rows (control 'none'), ordered by label (in order
- * of first appearance), site (token, latent_in, latent_out, coda, other),
- * iteration, scale: *probes (malloc'd, *n). Returns 0 or -1. */
-int report_store_probes(Store *store, long long recording_id, StoredProbe **probes, int *n);
-
-/* A probe_summaries row. */
-typedef struct {
-    char label[STORED_LABEL_CAP];
-    char site[16];
-    double expected_iteration;          /* NaN if NULL */
-    char *encoded;                      /* JSON list as stored (malloc'd) */
-} StoredProbeSummary;
-
-/* The recording's probe summaries, in the probes' order of label and site:
- * *summaries (malloc'd, *n; report_store_summaries_free). */
-int report_store_probe_summaries(Store *store, long long recording_id, StoredProbeSummary **summaries, int *n);
-void report_store_summaries_free(StoredProbeSummary *summaries, int n);
 
 /* An analysis_results row as the figures read it. */
 typedef struct {

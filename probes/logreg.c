@@ -14,15 +14,9 @@
  *   gb  (K)    += column sums of dZ
  * then f = loss / n + (lambda/2) ||W||^2 and gW += lambda W.
  *
- * L-BFGS (Nocedal & Wright, Numerical Optimization, 2nd ed., Alg. 7.4 and
- * 7.5): the direction q = -H g by the two-loop recursion over the last
- * LOGREG_MEMORY pairs s = x' - x, y = g' - g (pairs with s.y <= 0 are not
- * stored), H0 = (s.y / y.y) I from the newest pair. The step satisfies the
- * strong Wolfe conditions
- *   f(x + a q) <= f(x) + c1 a g.q,     |g(x + a q).q| <= c2 |g.q|
- * found by bracketing and zooming with safeguarded cubic interpolation
- * (Alg. 3.5 and 3.6). The first step of a fit (no pairs yet) tries
- * a = 1 / ||g||_2 (capped at 1), later ones a = 1.
+ * The minimizer is lbfgs.h's L-BFGS (memory LBFGS_MEMORY, strong Wolfe line
+ * search) on this objective, from theta = the warm start or the cold start
+ * of logreg_fit_from.
  */
 #include "logreg.h"
 
@@ -32,14 +26,12 @@
 #include <string.h>
 
 #include "error.h"
+#include "lbfgs.h"
 
 /* Target size of one standardized block, in doubles (256 KB: it stays in
  * L2 between the two GEMMs that read it; 32 KB to 2 MB measured within
  * noise of each other at n = 100000, d = 256, K = 10). */
 #define LOGREG_BLOCK_DOUBLES (1 << 15)
-#define WOLFE_C1 1e-4
-#define WOLFE_C2 0.9
-#define LINE_SEARCH_MAX_EVALS 40
 
 /* The data and workspace of one objective: everything problem_eval needs. */
 typedef struct {
@@ -53,7 +45,6 @@ typedef struct {
     int block_rows;
     double *S;            /* (block_rows, d) */
     double *Z;            /* (block_rows, K) */
-    int evaluations;
 } Problem;
 
 /* Rows per block: about LOGREG_BLOCK_DOUBLES doubles, at least 16, at most n. */
@@ -143,7 +134,6 @@ static double problem_eval(Problem *p, const double *theta, double *grad) {
     const double *W = theta, *b = theta + (size_t)K * d;
     double *gW = grad, *gb = grad ? grad + (size_t)K * d : NULL;
     double loss = 0;
-    p->evaluations++;
     if (grad) memset(grad, 0, ((size_t)K * d + K) * sizeof *grad);
     for (int row0 = 0; row0 < n; row0 += p->block_rows) {
         int rows = n - row0 < p->block_rows ? n - row0 : p->block_rows;
@@ -173,12 +163,9 @@ static double problem_eval(Problem *p, const double *theta, double *grad) {
     return loss / n + 0.5 * p->lambda * w2;
 }
 
-/* max_i |v_i| over v (len). */
-static double inf_norm(const double *v, int len) {
-    double m = 0;
-    for (int i = 0; i < len; i++)
-        if (fabs(v[i]) > m) m = fabs(v[i]);
-    return m;
+/* problem_eval as an LbfgsObjective: ctx is the Problem. */
+static double problem_objective(void *ctx, const double *theta, double *grad) {
+    return problem_eval(ctx, theta, grad);
 }
 
 /* Checks labels y (n) against 0..K-1 and counts them into counts (K). */
@@ -264,251 +251,6 @@ int logreg_objective(const float *X, const int *y, int n, int d, int K, const do
     problem_free(&p);
     free(theta);
     free(grad);
-    return 0;
-}
-
-/* One point of the line search: step a, f, and the directional derivative. */
-typedef struct {
-    double a, f, slope;
-} LinePoint;
-
-/* The minimizer of the cubic through (lo, hi) with their values and slopes,
- * clamped into the middle 80% of the interval; bisection if the cubic has
- * no usable minimizer (Nocedal & Wright eq. 3.59). */
-static double cubic_step(LinePoint lo, LinePoint hi) {
-    double d1 = lo.slope + hi.slope - 3 * (lo.f - hi.f) / (lo.a - hi.a);
-    double disc = d1 * d1 - lo.slope * hi.slope;
-    double a;
-    if (disc >= 0 && hi.a != lo.a) {
-        double d2 = copysign(sqrt(disc), hi.a - lo.a);
-        double denom = hi.slope - lo.slope + 2 * d2;
-        a = denom != 0 ? hi.a - (hi.a - lo.a) * (hi.slope + d2 - d1) / denom : NAN;
-    } else {
-        a = NAN;
-    }
-    double left = lo.a < hi.a ? lo.a : hi.a, right = lo.a < hi.a ? hi.a : lo.a;
-    double margin = 0.1 * (right - left);
-    if (!isfinite(a) || a < left + margin || a > right - margin) a = 0.5 * (lo.a + hi.a);
-    return a;
-}
-
-/* Workspace of the fit: current point, trial point, the best point of the
- * zoom, the direction and the L-BFGS memory. */
-typedef struct {
-    int np;
-    double *x, *g;          /* (np) current point and gradient */
-    double *xt, *gt;        /* (np) trial point */
-    double *xlo, *glo;      /* (np) low end of the zoom interval */
-    double *q;              /* (np) search direction */
-    double *s, *yv;         /* (LOGREG_MEMORY, np) pairs, circular */
-    double rho[LOGREG_MEMORY], alpha[LOGREG_MEMORY];
-    int n_pairs, newest;
-} Lbfgs;
-
-/* Evaluates the trial point x + a q into xt, gt; returns the line point. */
-static LinePoint line_eval(Problem *p, Lbfgs *w, double a) {
-    LinePoint pt;
-    memcpy(w->xt, w->x, (size_t)w->np * sizeof *w->xt);
-    cblas_daxpy(w->np, a, w->q, 1, w->xt, 1);
-    pt.a = a;
-    pt.f = problem_eval(p, w->xt, w->gt);
-    pt.slope = cblas_ddot(w->np, w->gt, 1, w->q, 1);
-    return pt;
-}
-
-/* Remembers the trial point as the zoom's low end. */
-static void keep_low(Lbfgs *w) {
-    memcpy(w->xlo, w->xt, (size_t)w->np * sizeof *w->xlo);
-    memcpy(w->glo, w->gt, (size_t)w->np * sizeof *w->glo);
-}
-
-/* Strong Wolfe line search from x (value f0, slope0 = g.q < 0) along q,
- * first trial step a0. On success xt, gt hold the new point, *f_new its
- * value, and the return is 0. If no point meets the conditions within the
- * evaluation budget but some point decreased f sufficiently, that point is
- * taken (return 0); otherwise returns -1 (no progress possible). */
-static int line_search(Problem *p, Lbfgs *w, double f0, double slope0, double a0, double *f_new) {
-    LinePoint origin = {0, f0, slope0}, prev = origin, lo, hi;
-    int have_low = 0, evals = 0;
-    double a = a0;
-    /* bracketing phase: grow a until the interval holds a Wolfe point */
-    for (;;) {
-        LinePoint cur = line_eval(p, w, a);
-        evals++;
-        int armijo = isfinite(cur.f) && cur.f <= f0 + WOLFE_C1 * a * slope0;
-        if (!armijo || (prev.a > 0 && cur.f >= prev.f)) {
-            lo = prev;
-            hi = cur;
-            break;
-        }
-        if (fabs(cur.slope) <= -WOLFE_C2 * slope0) {
-            *f_new = cur.f;
-            return 0;
-        }
-        keep_low(w);
-        have_low = 1;
-        if (cur.slope >= 0) {
-            lo = cur;
-            hi = prev;
-            break;
-        }
-        if (evals >= LINE_SEARCH_MAX_EVALS) {
-            memcpy(w->xt, w->xlo, (size_t)w->np * sizeof *w->xt);
-            memcpy(w->gt, w->glo, (size_t)w->np * sizeof *w->gt);
-            *f_new = cur.f;
-            return 0;
-        }
-        prev = cur;
-        a *= 4;
-    }
-    /* zoom phase: lo satisfies Armijo and has the lower f; the interval
-     * between lo and hi contains a strong Wolfe point */
-    while (evals < LINE_SEARCH_MAX_EVALS && fabs(hi.a - lo.a) > 1e-16 * fabs(lo.a + hi.a)) {
-        double at;
-        if (isfinite(hi.f) && isfinite(hi.slope))
-            at = cubic_step(lo, hi);
-        else
-            at = 0.5 * (lo.a + hi.a);
-        LinePoint cur = line_eval(p, w, at);
-        evals++;
-        int armijo = isfinite(cur.f) && cur.f <= f0 + WOLFE_C1 * at * slope0;
-        if (!armijo || cur.f >= lo.f) {
-            hi = cur;
-        } else {
-            if (fabs(cur.slope) <= -WOLFE_C2 * slope0) {
-                *f_new = cur.f;
-                return 0;
-            }
-            if (cur.slope * (hi.a - lo.a) >= 0) hi = lo;
-            lo = cur;
-            keep_low(w);
-            have_low = 1;
-        }
-    }
-    if (have_low && lo.a > 0 && lo.f < f0) {
-        memcpy(w->xt, w->xlo, (size_t)w->np * sizeof *w->xt);
-        memcpy(w->gt, w->glo, (size_t)w->np * sizeof *w->gt);
-        *f_new = lo.f;
-        return 0;
-    }
-    return -1;
-}
-
-/* q = -H g by the two-loop recursion over the stored pairs (q = -g when
- * there are none). */
-static void lbfgs_direction(Lbfgs *w) {
-    int np = w->np;
-    for (int i = 0; i < np; i++) w->q[i] = -w->g[i];
-    if (w->n_pairs == 0) return;
-    int idx = w->newest;
-    for (int k = 0; k < w->n_pairs; k++) {
-        const double *s = w->s + (size_t)idx * np, *y = w->yv + (size_t)idx * np;
-        w->alpha[idx] = w->rho[idx] * cblas_ddot(np, s, 1, w->q, 1);
-        cblas_daxpy(np, -w->alpha[idx], y, 1, w->q, 1);
-        idx = (idx + LOGREG_MEMORY - 1) % LOGREG_MEMORY;
-    }
-    const double *s_new = w->s + (size_t)w->newest * np, *y_new = w->yv + (size_t)w->newest * np;
-    double gamma = cblas_ddot(np, s_new, 1, y_new, 1) / cblas_ddot(np, y_new, 1, y_new, 1);
-    cblas_dscal(np, gamma, w->q, 1);
-    /* idx is now the oldest pair's predecessor; walk oldest -> newest */
-    for (int k = 0; k < w->n_pairs; k++) {
-        idx = (idx + 1) % LOGREG_MEMORY;
-        const double *s = w->s + (size_t)idx * np, *y = w->yv + (size_t)idx * np;
-        double beta = w->rho[idx] * cblas_ddot(np, y, 1, w->q, 1);
-        cblas_daxpy(np, w->alpha[idx] - beta, s, 1, w->q, 1);
-    }
-}
-
-/* Stores the pair s = xt - x, y = gt - g if s.y > 0 (curvature), over the
- * oldest pair when the memory is full. xlo and glo serve as scratch. */
-static void lbfgs_remember(Lbfgs *w) {
-    int np = w->np;
-    double *s = w->xlo, *y = w->glo;
-    for (int i = 0; i < np; i++) {
-        s[i] = w->xt[i] - w->x[i];
-        y[i] = w->gt[i] - w->g[i];
-    }
-    double sy = cblas_ddot(np, s, 1, y, 1), yy = cblas_ddot(np, y, 1, y, 1);
-    if (!(sy > 1e-300) || !(yy > 0)) return;
-    int slot = w->n_pairs == 0 ? 0 : (w->newest + 1) % LOGREG_MEMORY;
-    memcpy(w->s + (size_t)slot * np, s, (size_t)np * sizeof *s);
-    memcpy(w->yv + (size_t)slot * np, y, (size_t)np * sizeof *y);
-    w->rho[slot] = 1.0 / sy;
-    w->newest = slot;
-    if (w->n_pairs < LOGREG_MEMORY) w->n_pairs++;
-}
-
-/* Frees the L-BFGS workspace (both allocations). */
-static void lbfgs_free(Lbfgs *w) {
-    free(w->x);
-    free(w->s);
-}
-
-/* Allocates the L-BFGS workspace for np parameters (two allocations). */
-static int lbfgs_init(Lbfgs *w, int np) {
-    memset(w, 0, sizeof *w);
-    w->np = np;
-    w->x = malloc((size_t)7 * np * sizeof *w->x);
-    w->s = malloc((size_t)2 * LOGREG_MEMORY * np * sizeof *w->s);
-    if (!w->x || !w->s) {
-        lbfgs_free(w);
-        return spiral_error("logreg: out of memory for L-BFGS (%d parameters)", np);
-    }
-    w->g = w->x + np;
-    w->xt = w->x + 2 * (size_t)np;
-    w->gt = w->x + 3 * (size_t)np;
-    w->xlo = w->x + 4 * (size_t)np;
-    w->glo = w->x + 5 * (size_t)np;
-    w->q = w->x + 6 * (size_t)np;
-    w->yv = w->s + (size_t)LOGREG_MEMORY * np;
-    return 0;
-}
-
-/* Minimizes f from theta (np), in place; fills the model's report fields. */
-static int lbfgs_minimize(Problem *p, double *theta, double tol, int max_iter, LogReg *m) {
-    int np = p->K * p->d + p->K;
-    Lbfgs w;
-    if (lbfgs_init(&w, np)) return -1;
-    memcpy(w.x, theta, (size_t)np * sizeof *w.x);
-    double f = problem_eval(p, w.x, w.g);
-    double gnorm = inf_norm(w.g, np);
-    int iter = 0;
-    while (gnorm > tol && iter < max_iter && isfinite(f)) {
-        lbfgs_direction(&w);
-        double slope = cblas_ddot(np, w.g, 1, w.q, 1);
-        if (!(slope < 0)) {
-            /* not a descent direction (should not happen with s.y > 0):
-             * forget the memory and go downhill */
-            w.n_pairs = 0;
-            lbfgs_direction(&w);
-            slope = cblas_ddot(np, w.g, 1, w.q, 1);
-        }
-        double a0 = 1.0;
-        if (w.n_pairs == 0) {
-            double qnorm = cblas_dnrm2(np, w.q, 1);
-            if (qnorm > 1) a0 = 1.0 / qnorm;
-        }
-        double f_new;
-        if (line_search(p, &w, f, slope, a0, &f_new)) {
-            if (w.n_pairs == 0) break; /* steepest descent failed: rounding floor */
-            w.n_pairs = 0;             /* retry once from a fresh memory */
-            continue;
-        }
-        lbfgs_remember(&w);
-        memcpy(w.x, w.xt, (size_t)np * sizeof *w.x);
-        memcpy(w.g, w.gt, (size_t)np * sizeof *w.g);
-        f = f_new;
-        gnorm = inf_norm(w.g, np);
-        iter++;
-    }
-    memcpy(theta, w.x, (size_t)np * sizeof *theta);
-    m->iterations = iter;
-    m->evaluations = p->evaluations;
-    m->objective = f;
-    m->grad_norm = gnorm;
-    m->converged = gnorm <= tol;
-    lbfgs_free(&w);
-    if (!isfinite(f)) return spiral_error("logreg: the objective became non-finite (%g)", f);
     return 0;
 }
 
@@ -602,8 +344,14 @@ int logreg_fit_from(LogReg *m, const LogReg *init, const float *X, const int *y,
         logreg_free(m);
         return -1;
     }
-    int status = lbfgs_minimize(&p, m->W, tol, max_iter, m);
+    LbfgsResult fit;
+    int status = lbfgs_minimize(problem_objective, &p, m->W, K * d + K, tol, max_iter, &fit);
     problem_free(&p);
+    m->iterations = fit.iterations;
+    m->evaluations = fit.evaluations;
+    m->objective = fit.objective;
+    m->grad_norm = fit.grad_norm;
+    m->converged = fit.converged;
     if (status) logreg_free(m);
     return status;
 }
@@ -670,10 +418,11 @@ int logreg_accuracy(const LogReg *m, const float *X, const int *y, int n, double
     return 0;
 }
 
-int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
-                      const int *yva, int nva, int d, int K, const double *lambdas,
-                      int n_lambdas, double *val_acc) {
+int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
+                    const int *yva, int nva, int d, int K, const double *lambdas, int n_lambdas,
+                    double tol, int max_iter, double *val_acc, int *evaluations) {
     memset(best, 0, sizeof *best);
+    if (evaluations) *evaluations = 0;
     if (n_lambdas < 1) return spiral_error("logreg: no lambdas to select from");
     if (nva < 1) return spiral_error("logreg: empty validation split");
     for (int i = 0; i < nva; i++)
@@ -684,11 +433,13 @@ int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, c
     double best_acc = -1, best_lambda = 0;
     for (int l = 0; l < n_lambdas; l++) {
         LogReg cur;
-        if (logreg_fit_from(&cur, l > 0 ? &prev : NULL, Xtr, ytr, ntr, d, K, lambdas[l], 0, 0)) {
+        if (logreg_fit_from(&cur, l > 0 ? &prev : NULL, Xtr, ytr, ntr, d, K, lambdas[l], tol,
+                            max_iter)) {
             logreg_free(&prev);
             logreg_free(best);
             return spiral_error_prefix("logreg: lambda %g", lambdas[l]);
         }
+        if (evaluations) *evaluations += cur.evaluations;
         double acc;
         if (logreg_accuracy(&cur, Xva, yva, nva, &acc)) {
             logreg_free(&cur);
@@ -712,4 +463,11 @@ int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, c
     }
     logreg_free(&prev);
     return 0;
+}
+
+int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
+                      const int *yva, int nva, int d, int K, const double *lambdas,
+                      int n_lambdas, double *val_acc) {
+    return logreg_fit_path(best, Xtr, ytr, ntr, Xva, yva, nva, d, K, lambdas, n_lambdas, 0, 0,
+                           val_acc, NULL);
 }

@@ -17,7 +17,7 @@
  * means the same thing for every feature scale.
  *
  * The fitter is L-BFGS (memory 10) with a line search satisfying the strong
- * Wolfe conditions (c1 = 1e-4, c2 = 0.9), written here on OpenBLAS. It was
+ * Wolfe conditions (c1 = 1e-4, c2 = 0.9), lbfgs.h, on OpenBLAS. It was
  * chosen over GSL's gsl_multimin_fdfminimizer_vector_bfgs2 by measurement:
  * the cost is evaluations (each is two GEMMs over all rows), and on the same
  * objective, start and stopping rule GSL needed about 4 evaluations per
@@ -48,7 +48,6 @@
 
 #define LOGREG_DEFAULT_TOL 1e-6
 #define LOGREG_DEFAULT_MAX_ITER 500
-#define LOGREG_MEMORY 10
 
 typedef struct {
     int d, K;
@@ -117,5 +116,12 @@ int logreg_objective(const float *X, const int *y, int n, int d, int K, const do
 int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
                       const int *yva, int nva, int d, int K, const double *lambdas,
                       int n_lambdas, double *val_acc);
+
+/* logreg_fit_select with the fit's tol and max_iter (<= 0: the defaults),
+ * and *evaluations (unless NULL) the objective evaluations of the whole
+ * path. The probes' L2 path (probes/probe_fit.c). */
+int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
+                    const int *yva, int nva, int d, int K, const double *lambdas, int n_lambdas,
+                    double tol, int max_iter, double *val_acc, int *evaluations);
 
 #endif

@@ -101,12 +101,20 @@
  * seed + 3, bootstrap seed + 4, random model weights seed + 5. Results are
  * identical for the same seed, whatever the number of threads.
  *
- * Parallelism: the main thread reads the store (features of one site at a
- * time, for every sequence), then the probes of that site and feature
- * source run on `threads` worker threads (pthreads), each fit single
- * threaded (OpenBLAS is set to one thread while they run and restored
- * after, so threads do not oversubscribe the cores); the main thread then
- * writes their rows in one transaction. Workers never touch SQLite.
+ * Files: probe_sites (the recorded sites and their rows), probe_rows (a
+ * row's token and label), probe_labels, probe_features (recorded, position
+ * and random-model features; probe_random), probe_fit (one probe),
+ * probe_schedule (what to fit, on the pool), probe_summary, and the rows in
+ * the store: data/probe_store.h.
+ *
+ * Parallelism: the calling thread reads the store (features of one site at
+ * a time, for every sequence), then the probes of that site and feature
+ * source run on spiral's thread pool (base/parallel.h: parallel_for, one
+ * task per probe, each fit single threaded, OpenBLAS on one thread), and
+ * the calling thread writes their rows in one transaction. Tasks never
+ * touch SQLite. The pool's size is the process's ($SPIRAL_THREADS or the
+ * online cores; `spiral probe --threads N` sets it with
+ * parallel_set_threads).
  *
  * Resume: probes already in probe_results (same recording, label, site,
  * iteration, scale, control) are not fitted again, so an interrupted run
@@ -117,9 +125,9 @@
 #ifndef SPIRAL_PROBE_RUN_H
 #define SPIRAL_PROBE_RUN_H
 
-#include "store.h"
+#include "probe_store.h"
+#include "progress.h"
 
-#define PROBE_LABEL_CAP 64
 #define PROBE_DEFAULT_TOL 1e-4
 #define PROBE_DEFAULT_MAX_ITER 500
 
@@ -131,6 +139,7 @@ enum {
     PROBE_CONTROL_PERMUTED = 8,  /* (d) */
     PROBE_CONTROL_ALL = 15
 };
+#define PROBE_N_CONTROLS 4
 
 typedef struct {
     const char *split;       /* recording split, default "test" */
@@ -140,39 +149,14 @@ typedef struct {
     int controls;            /* PROBE_CONTROL_* bits, default all */
     double tol;              /* ||grad||_inf at which a fit has converged, default PROBE_DEFAULT_TOL */
     int max_iter;            /* L-BFGS iterations per lambda, default PROBE_DEFAULT_MAX_ITER */
-    int threads;             /* worker threads, default: online cores (at most 64) */
     int replace;             /* refit the selected labels and controls */
-    int progress;            /* progress (done / total, ETA) on stderr */
+    const Progress *progress;  /* "probe" progress in "probes" (done / total), reported
+                                  by the calling thread after each site's batch, or NULL */
 } ProbeOptions;
 
 void probe_options_default(ProbeOptions *options);
 
-/* One row of probe_results. Doubles are NAN where the store has NULL. */
-typedef struct {
-    char label[PROBE_LABEL_CAP];
-    char site[16];           /* token, latent_in, latent_out, coda */
-    char control[16];        /* none, control_task, random_model, position, permuted */
-    int iteration, scale;
-    double accuracy, ci_lo, ci_hi, macro_f1, majority;
-    int n_train, n_val, n_test;
-    int n_classes;           /* classes present in the probe's rows (0 when read back) */
-    int n_features;          /* columns of its features (0 when read back) */
-    double l2;               /* chosen L2 strength, NAN for a constant predictor */
-    int iterations;          /* L-BFGS iterations of the chosen fit */
-    int evaluations;         /* objective evaluations over the whole L2 path (0 when read back) */
-    int converged;           /* grad_norm <= tolerance */
-    double grad_norm;        /* ||grad||_inf at the solution, recomputed */
-    double seconds;          /* wall time of the fit */
-    unsigned long seed;
-} ProbeResult;
-
-/* One row of probe_summaries. */
-typedef struct {
-    char label[PROBE_LABEL_CAP];
-    char site[16];
-    double expected_iteration;  /* NAN if undefined */
-    char encoded[1024];         /* JSON list of {"iteration", "scale"} */
-} ProbeSummary;
+/* The rows are data/probe_store.h's ProbeResult and ProbeSummary. */
 
 typedef struct {
     long long recording_id;

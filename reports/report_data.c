@@ -12,6 +12,7 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "probe_store.h"
 #include "report_store.h"
 #include "steps.h"
 
@@ -154,14 +155,14 @@ static int encoded_at(const char *encoded, int iteration, int scale) {
 /* The probe rows (control 'none') and summaries of run r's recording. */
 static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap, int *label_cap,
                            int *summary_cap) {
-    StoredProbe *probes;
-    StoredProbeSummary *summaries = NULL;
-    int n_probes, n_summaries = 0, status = 0;
-    if (report_store_probes(store, data->runs[r].recording_id, &probes, &n_probes) ||
-        report_store_probe_summaries(store, data->runs[r].recording_id, &summaries, &n_summaries))
+    ProbeWithControl *probes = NULL;
+    ProbeSummary *summaries = NULL;
+    int n_probes = 0, n_summaries = 0, status = 0;
+    if (probe_store_read_probes(store, data->runs[r].recording_id, &probes, &n_probes) ||
+        probe_store_read_summaries(store, data->runs[r].recording_id, &summaries, &n_summaries))
         status = -1;
     for (int i = 0; i < n_probes && status == 0; i++) {
-        const StoredProbe *row = &probes[i];
+        const ProbeResult *row = &probes[i].probe;
         if ((status = grow((void **)&data->probes, data->n_probes, probe_cap, sizeof *data->probes))) break;
         ReportProbe *p = &data->probes[data->n_probes];
         memset(p, 0, sizeof *p);
@@ -179,14 +180,14 @@ static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap
         p->ci_hi = row->ci_hi;
         p->majority = row->majority;
         p->n_test = row->n_test;
-        p->control_task = row->control_task;
+        p->control_task = probes[i].control_task_accuracy;
         p->selectivity = p->accuracy - p->control_task;
         p->encoded = -1;
         data->n_probes++;
     }
     int first_summary = data->n_summaries;
     for (int i = 0; i < n_summaries && status == 0; i++) {
-        StoredProbeSummary *row = &summaries[i];
+        const ProbeSummary *row = &summaries[i];
         if ((status = grow((void **)&data->summaries, data->n_summaries, summary_cap, sizeof *data->summaries)))
             break;
         ReportSummary *s = &data->summaries[data->n_summaries];
@@ -199,8 +200,11 @@ static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap
         }
         snprintf(s->site, sizeof s->site, "%s", row->site);
         s->expected_iteration = row->expected_iteration;
-        s->encoded = row->encoded;
-        row->encoded = NULL;
+        s->encoded = strdup(row->encoded);
+        if (!s->encoded) {
+            status = spiral_error("out of memory reading probe summaries");
+            break;
+        }
         data->n_summaries++;
     }
     /* where each probe counts as encoded, from its (label, site) summary */
@@ -212,7 +216,7 @@ static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap
                 p->encoded = encoded_at(data->summaries[s].encoded, p->iteration, p->scale);
     }
     free(probes);
-    report_store_summaries_free(summaries, n_summaries);
+    free(summaries);
     return status;
 }
 

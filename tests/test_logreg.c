@@ -1,8 +1,12 @@
 /*
- * test_logreg.c: the linear probe's numerical core (probes/logreg.c and
- * probes/probe_stats.c).
+ * test_logreg.c: the linear probe's numerical core (probes/logreg.c,
+ * probes/lbfgs.c and probes/probe_stats.c).
  *
  * Checked:
+ *   - L-BFGS alone on the Rosenbrock function from (-1.2, 1): reaches the
+ *     minimum (1, 1) to ||grad||_inf <= 1e-8, counts its evaluations, stops
+ *     at max_iter without claiming convergence, and reports a non-finite
+ *     objective as an error;
  *   - the gradient of f against central finite differences (double, with
  *     and without standardization), relative error < 1e-6;
  *   - the fitted optimum: ||grad||_inf <= tol recomputed independently, and
@@ -38,6 +42,7 @@
 
 #include "error.h"
 #include "harness.h"
+#include "lbfgs.h"
 #include "logreg.h"
 #include "probe_stats.h"
 
@@ -114,6 +119,41 @@ static double gradient_error(const float *X, const int *y, int n, int d, int K,
     free(theta);
     free(grad);
     return max_err / max_grad;
+}
+
+/* Rosenbrock, f = (1 - x)^2 + 100 (y - x^2)^2; ctx counts the calls (or,
+ * when it points at -1, makes f infinite). */
+static double rosenbrock(void *ctx, const double *v, double *grad) {
+    int *calls = ctx;
+    if (*calls < 0) return INFINITY;
+    (*calls)++;
+    double x = v[0], y = v[1], r = y - x * x;
+    if (grad) {
+        grad[0] = -2 * (1 - x) - 400 * x * r;
+        grad[1] = 200 * r;
+    }
+    return (1 - x) * (1 - x) + 100 * r * r;
+}
+
+static void test_lbfgs(void) {
+    double v[2] = {-1.2, 1.0};
+    int calls = 0;
+    LbfgsResult r;
+    CHECK(lbfgs_minimize(rosenbrock, &calls, v, 2, 1e-8, 500, &r) == 0, "lbfgs: %s", spiral_last_error());
+    CHECK(r.converged && r.grad_norm <= 1e-8 && fabs(v[0] - 1) < 1e-6 && fabs(v[1] - 1) < 1e-6,
+          "rosenbrock: (%g, %g), |g| %g, converged %d", v[0], v[1], r.grad_norm, r.converged);
+    CHECK(r.evaluations == calls && r.iterations > 10 && r.evaluations < 3 * r.iterations,
+          "rosenbrock: %d evaluations (%d calls) for %d iterations", r.evaluations, calls, r.iterations);
+    printf("lbfgs rosenbrock: %d iterations, %d evaluations, f %.3g\n", r.iterations, r.evaluations,
+           r.objective);
+    double w[2] = {-1.2, 1.0};
+    calls = 0;
+    CHECK(lbfgs_minimize(rosenbrock, &calls, w, 2, 1e-8, 3, &r) == 0 && r.iterations == 3 &&
+              !r.converged && r.objective < 24.2,
+          "max_iter 3: %d iterations, converged %d, f %g", r.iterations, r.converged, r.objective);
+    calls = -1;
+    check_error(lbfgs_minimize(rosenbrock, &calls, w, 2, 1e-8, 3, &r), "non-finite",
+                "infinite objective");
 }
 
 static void test_gradient(void) {
@@ -744,6 +784,7 @@ static void timing(void) {
 }
 
 int main(int argc, char **argv) {
+    test_lbfgs();
     test_gradient();
     test_optimum(0);
     test_optimum(1);

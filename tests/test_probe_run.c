@@ -21,9 +21,16 @@
  *     position and permutation controls; a coin flip per token is at the
  *     majority level and encoded nowhere; gen.slot2 is perfect from
  *     position features;
- *   - identical accuracies for the same seed with 1 or 2 threads; resume
- *     refits only the missing rows, identically; another seed needs
- *     replace;
+ *   - progress reports count every probe fitted, in order, and only the
+ *     last is `finished`;
+ *   - the store's readers for the report (data/probe_store.h) give the
+ *     probes (label in request order, site, iteration, scale) with their
+ *     control task's accuracy, and the summaries, as the report holds them;
+ *   - a latent row's token and label (probes/probe_rows.h) are its chunk's
+ *     last member's;
+ *   - identical accuracies for the same seed with 1 or 2 threads of the
+ *     pool; resume refits only the missing rows, identically; another seed
+ *     needs replace;
  *   - bad input: unknown label (the available ones listed), malformed
  *     generic label, unrecorded run (how to record), one-class label, too
  *     few sequences;
@@ -43,10 +50,14 @@
 #include "error.h"
 #include "data_fixtures.h"
 #include "harness.h"
+#include "parallel.h"
+#include "probe_rows.h"
+#include "probe_store.h"
 #include "probe_run.h"
 #include "attention_stats.h"
 #include "record.h"
 #include "scale.h"
+#include "steps.h"
 #include "store.h"
 #include "train.h"
 
@@ -148,7 +159,7 @@ static void test_synthetic(Store *store) {
     make_synthetic(store);
     ProbeOptions o;
     probe_options_default(&o);
-    o.threads = 2;
+    parallel_set_threads(2);
     o.tol = 1e-6;  /* stricter than the default: these problems are well conditioned */
     const char *labels[2] = {"signal", "noise"};
     ProbeReport report;
@@ -267,6 +278,94 @@ static int same_results(const ProbeReport *a, const ProbeReport *b) {
     return 1;
 }
 
+/* What a Progress of probe_run told: the reports, in order. */
+typedef struct {
+    int n, in_order, finished_early, finished_last;
+    long last_done, last_total;
+} ProgressLog;
+
+static void log_progress(void *user, const ProgressReport *r) {
+    ProgressLog *log = user;
+    if (log->n == 0) log->in_order = 1;
+    if (strcmp(r->task, "probe") || strcmp(r->unit, "probes") || r->done <= log->last_done ||
+        r->done > r->total)
+        log->in_order = 0;
+    if (log->finished_last) log->finished_early = 1;
+    log->finished_last = r->finished;
+    log->last_done = r->done;
+    log->last_total = r->total;
+    log->n++;
+}
+
+/* The store's readers for the report agree with probe_run's report. */
+static void check_store_readers(Store *store, const ProbeReport *report) {
+    ProbeWithControl *probes;
+    ProbeSummary *summaries;
+    int n_probes, n_summaries;
+    CHECK(probe_store_read_probes(store, report->recording_id, &probes, &n_probes) == 0,
+          "read probes: %s", spiral_last_error());
+    int expected = 0, mismatched = 0;
+    for (int i = 0; i < report->n_results; i++) expected += !strcmp(report->results[i].control, "none");
+    CHECK(n_probes == expected, "%d probes read back, expected %d", n_probes, expected);
+    /* the report's rows are by label (request order), site, iteration, scale, control */
+    for (int i = 0, k = 0; i < report->n_results && k < n_probes; i++) {
+        const ProbeResult *r = &report->results[i];
+        if (strcmp(r->control, "none")) continue;
+        const ProbeWithControl *p = &probes[k++];
+        const ProbeResult *task = probe_report_find(report, r->label, r->site, r->iteration,
+                                                    r->scale, "control_task");
+        mismatched += strcmp(p->probe.label, r->label) || strcmp(p->probe.site, r->site) ||
+                      p->probe.iteration != r->iteration || p->probe.scale != r->scale ||
+                      p->probe.accuracy != r->accuracy || p->probe.ci_lo != r->ci_lo ||
+                      p->probe.n_test != r->n_test || !task ||
+                      p->control_task_accuracy != task->accuracy;
+    }
+    CHECK(mismatched == 0, "%d probes read back differ from the report's", mismatched);
+    free(probes);
+    CHECK(probe_store_read_summaries(store, report->recording_id, &summaries, &n_summaries) == 0 &&
+              n_summaries == report->n_summaries,
+          "summaries read back: %d, report %d: %s", n_summaries, report->n_summaries, spiral_last_error());
+    mismatched = 0;
+    for (int k = 0; k < n_summaries && k < report->n_summaries; k++) {
+        const ProbeSummary *a = &summaries[k], *b = &report->summaries[k];
+        mismatched += strcmp(a->label, b->label) || strcmp(a->site, b->site) ||
+                      strcmp(a->encoded, b->encoded) ||
+                      !(a->expected_iteration == b->expected_iteration ||
+                        (isnan(a->expected_iteration) && isnan(b->expected_iteration)));
+    }
+    CHECK(mismatched == 0, "%d summaries read back differ from the report's", mismatched);
+    free(summaries);
+}
+
+/* A latent row of the run's g = 4, offset 1 step stands for its chunk's
+ * last member: token and label. */
+static void check_row_rule(Store *store) {
+    RunRow row = {0};
+    SpiralConfig cfg;
+    ChunkGeometry geo;
+    int L = 10, pos[10];
+    CHECK(store_run_find(store, "spiral", &row) == 0 && config_parse(&cfg, row.config, "spiral") == 0 &&
+              site_geometry(&cfg, "latent_in", 0, 4, L, &geo) == 0,
+          "geometry: %s", spiral_last_error());
+    store_run_free(&row);
+    site_row_positions(&geo, pos);
+    size_t window_index[10];
+    int labels[2 * 10], wrong = 0;
+    for (int p = 0; p < L; p++) {
+        window_index[p] = 100 + (size_t)p;
+        labels[p] = p;
+        labels[L + p] = 1000 + p;
+    }
+    /* chunks of 4 tokens offset by 1: {0, 1, 2}, {3 .. 6}, {7 .. 9}: last members 2, 6, 9 */
+    const int last[3] = {2, 6, 9};
+    CHECK(geo.J == 3, "%d latents over 10 tokens at g = 4, offset 1", geo.J);
+    for (int j = 0; j < geo.J && j < 3; j++)
+        wrong += row_token_index(window_index, pos, j) != 100 + (size_t)last[j] ||
+                 row_label(labels, L, pos, 0, j) != last[j] ||
+                 row_label(labels, L, pos, 1, j) != 1000 + last[j];
+    CHECK(wrong == 0, "%d latent rows read another token than their chunk's last", wrong);
+}
+
 static void test_trained(Store *store) {
     Dataset ds;
     make_language(&ds);
@@ -283,10 +382,20 @@ static void test_trained(Store *store) {
 
     ProbeOptions o;
     probe_options_default(&o);
-    o.threads = 2;
+    parallel_set_threads(2);
     const char *labels[3] = {"parity", "coin", "gen.slot2"};
     ProbeReport report, again;
+    ProgressLog log = {0};
+    Progress progress = {log_progress, &log};
+    o.progress = &progress;
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &report) == 0, "probe: %s", spiral_last_error());
+    CHECK(log.n > 1 && log.in_order && !log.finished_early && log.finished_last &&
+              log.last_done == 135 && log.last_total == 135,
+          "progress: %d reports, in order %d, last %ld/%ld, finished early %d, last %d", log.n,
+          log.in_order, log.last_done, log.last_total, log.finished_early, log.finished_last);
+    o.progress = NULL;
+    check_store_readers(store, &report);
+    check_row_rule(store);
     /* sites: token 0..3, latent_in and latent_out at iterations 0 (g=4) and 1 (g=2), coda 3 */
     const char *sites[9] = {"token", "token", "token", "token", "latent_in", "latent_in", "latent_out",
                             "latent_out", "coda"};
@@ -326,7 +435,7 @@ static void test_trained(Store *store) {
     }
 
     /* same seed, one thread, refitted: identical */
-    o.threads = 1;
+    parallel_set_threads(1);
     o.replace = 1;
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &again) == 0, "replace: %s", spiral_last_error());
     CHECK(again.fitted_now == 135 && same_results(&report, &again),
@@ -336,7 +445,7 @@ static void test_trained(Store *store) {
     /* resume: lose some rows, only they are fitted again, identically */
     store_exec(store, "DELETE FROM probe_results WHERE (site = 'latent_out' AND label = 'parity') OR control = 'random_model'");
     o.replace = 0;
-    o.threads = 2;
+    parallel_set_threads(2);
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &again) == 0, "resume: %s", spiral_last_error());
     CHECK(again.fitted_now == 10 + 27 - 2 && again.skipped == 135 - 35,
           "resume fitted %d and skipped %d, expected 35 and 100", again.fitted_now, again.skipped);

@@ -1,0 +1,62 @@
+/*
+ * probe_features.h: the design matrices of the probes: the features of one
+ * site for every recorded window, from one of three sources.
+ *
+ *   recorded   the recorded states, (n_seq, rows, d) floats read from the
+ *              store
+ *   position   the one-hot of the row's index in its window, pooled into
+ *              PROBE_POSITION_BUCKETS buckets for longer windows; never
+ *              materialized: probe_features_gather builds it row by row
+ *   random     the states of a randomly initialized model of the run's
+ *              config on the same windows (probe_random.h), computed once
+ *              for every site on first use
+ */
+#ifndef SPIRAL_PROBE_FEATURES_H
+#define SPIRAL_PROBE_FEATURES_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "probe_sites.h"
+#include "recording_store.h"
+
+#define PROBE_POSITION_BUCKETS 1024
+
+/* Feature sources, in the order a site processes them. */
+enum { SOURCE_RECORDED = 0, SOURCE_POSITION = 1, SOURCE_RANDOM = 2, SOURCE_COUNT = 3 };
+
+/* The features of one site for every sequence. */
+typedef struct {
+    const float *X;       /* (n_seq, rows, d), or NULL: one-hot position features */
+    int rows, d;
+    const int *pos;       /* (rows) token position of each row */
+} Features;
+
+/* Where features come from: the recording, and what the random model
+ * needs. */
+typedef struct {
+    Store *store;
+    const RecordingInfo *info;
+    const SpiralConfig *cfg;
+    const int *tokens;       /* (n_seq, L) the recorded windows */
+    int n_seq, L;
+    unsigned long random_seed;
+    SiteInfo *sites;         /* every site: the random model's states are computed for all */
+    int n_sites;
+    FILE *random_file;       /* the random model's states, once computed */
+} FeatureReader;
+
+/* Loads the features of site from one source into *f; *X (caller frees)
+ * holds them, (n_seq, rows, d) floats, or NULL for position features. */
+int probe_features_load(FeatureReader *reader, const SiteInfo *site, int source, Features *f,
+                        float **X);
+
+/* Closes the reader's temporary file. */
+void probe_features_close(FeatureReader *reader);
+
+/* Copies the features of the given rows (index s * rows + r, n of them)
+ * into out (n, f->d): recorded rows, or the one-hot of the row's bucket. */
+void probe_features_gather(float *out, const Features *f, const size_t *rows, int n);
+
+#endif
