@@ -93,20 +93,18 @@ static int data_make(Store *store, const char *name, const char *family, const c
     return status;
 }
 
+/* Prints the datasets of the store, one a line. */
 static int data_list(Store *store) {
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(store->db,
-                           "SELECT name, family, vocab_size, n_tokens, n_docs, seed, created"
-                           " FROM datasets ORDER BY id", -1, &stmt, NULL) != SQLITE_OK)
-        return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
+    DatasetRow *rows;
+    int n_rows;
+    if (store_dataset_list(store, &rows, &n_rows)) return -1;
     printf("%-24s %-6s %6s %11s %8s %6s %s\n", "name", "family", "vocab", "tokens", "docs",
            "seed", "created");
-    while (sqlite3_step(stmt) == SQLITE_ROW)
-        printf("%-24s %-6s %6d %11lld %8lld %6lld %s\n", sqlite3_column_text(stmt, 0),
-               sqlite3_column_text(stmt, 1), sqlite3_column_int(stmt, 2),
-               sqlite3_column_int64(stmt, 3), sqlite3_column_int64(stmt, 4),
-               sqlite3_column_int64(stmt, 5), sqlite3_column_text(stmt, 6));
-    sqlite3_finalize(stmt);
+    for (int i = 0; i < n_rows; i++)
+        printf("%-24s %-6s %6d %11lld %8lld %6lld %s\n", rows[i].name, rows[i].family,
+               rows[i].vocab_size, rows[i].n_tokens, rows[i].n_docs, rows[i].seed,
+               rows[i].created);
+    store_dataset_list_free(rows, n_rows);
     return 0;
 }
 
