@@ -57,6 +57,17 @@ l2=$(q "SELECT loss FROM metrics JOIN runs ON runs.id = run_id WHERE name='tiny-
 "$SPIRAL" sweep "$dir/sweep.json" --store "$dir/s.db" >"$dir/third.out" 2>&1 || fail "third sweep"
 grep -q "train" "$dir/third.out" && fail "a finished sweep trained again: $(cat "$dir/third.out")" || ok
 
+# a step that fails stops the sweep and is named
+sed 's/"d_model": 16/"d_model": 15/' "$dir/run.json" > "$dir/broken.json"
+cat > "$dir/broken-sweep.json" <<JSON
+{"datasets": [{"name": "dyck", "family": "dyck", "seed": 4, "params": {"n_train": 300}}],
+ "runs": [{"name": "broken", "config": "$dir/broken.json", "seeds": [1]}],
+ "record": {"split": "test", "sequences": 20}}
+JSON
+"$SPIRAL" sweep "$dir/broken-sweep.json" --store "$dir/s.db" --quiet 2>"$dir/err" >"$dir/out"; code=$?
+[ $code = 1 ] && grep -q "step failed (run broken-s1" "$dir/err" && ok || fail "failed step: $code $(cat "$dir/err")"
+grep -q "record broken-s1" "$dir/out" && ! grep -q "recording" "$dir/out" && ok || fail "a sweep went on after a failed step: $(cat "$dir/out")"
+
 echo '{"runs": []}' > "$dir/bad.json"
 "$SPIRAL" sweep "$dir/bad.json" --store "$dir/s.db" 2>"$dir/err" >/dev/null; code=$?
 [ $code = 1 ] && grep -q "datasets" "$dir/err" && ok || fail "bad sweep file: $code $(cat "$dir/err")"
