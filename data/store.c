@@ -234,7 +234,6 @@ int store_wal_checkpoint(Store *store) {
     return 0;
 }
 
-
 /* strdup of a text column ("" for NULL). */
 char *store_column_strdup(sqlite3_stmt *stmt, int column) {
     const unsigned char *text = sqlite3_column_text(stmt, column);
