@@ -1,6 +1,6 @@
 /*
  * synth_common.h: what the synthetic-language generators (synth_dyck.c,
- * synth_rhm.c, synth_pcfg*.c) share, so that each holds only its language.
+ * synth_rhm.c, synth_pcfg.c) share, so that each holds only its language.
  *
  * Randomness. SynthRng is xoshiro256** (Blackman and Vigna) seeded by
  * splitmix64 from a (seed, stream) pair: the seed is mixed first, the stream

@@ -28,9 +28,10 @@
  * a forced token (p = 1 up to rounding) gets true_nll exactly 0.
  * One left-to-right pass over the sentence gives all of them (see
  * synth_pcfg_parser.c for the recursions): after each token, inside
- * probabilities of the spans ending there (bottom-up), then the probability of each
- * symbol at each level to start at the next position given the prefix
- * (top-down); at the terminal level that is the next-token distribution.
+ * probabilities of the spans ending there (bottom-up), then the
+ * probability of each symbol at each level to start at the next position
+ * given the prefix (top-down); at the terminal level that is the
+ * next-token distribution.
  * Values are scaled by the conditionals already read, so nothing
  * underflows.
  *
