@@ -8,14 +8,11 @@
 #include <string.h>
 
 #include "cli.h"
-#include "corpus_text.h"
 #include "dataset.h"
+#include "dataset_family.h"
 #include "error.h"
 #include "ngram.h"
 #include "store.h"
-#include "synth_dyck.h"
-#include "synth_pcfg.h"
-#include "synth_rhm.h"
 
 static const char *help =
     "usage: spiral data make --store S.db --name NAME --family FAMILY [--seed N]\n"
@@ -36,20 +33,6 @@ static const char *help =
     "splits, the true next-token entropy (where the process is known) and\n"
     "the unigram and bigram losses, so the room left for hierarchy is a number.\n"
     "list: the datasets of the store. show: one document with its labels.\n";
-
-/* Generates a dataset of `family`. */
-static int make_dataset(Dataset *ds, const char *family, const char *params, unsigned long seed,
-                        const char *text_path) {
-    if (!strcmp(family, "pcfg")) return synth_pcfg_make(ds, params, seed);
-    if (!strcmp(family, "dyck")) return synth_dyck_make(ds, params, seed);
-    if (!strcmp(family, "rhm")) return synth_rhm_make(ds, params, seed);
-    if (!strcmp(family, "kjv")) return corpus_kjv_make(ds, params);
-    if (!strcmp(family, "text")) {
-        if (!text_path) return spiral_error("family text needs --text FILE");
-        return corpus_text_make(ds, text_path, params);
-    }
-    return spiral_error("--family: expected pcfg, dyck, rhm, text or kjv, got '%s'", family);
-}
 
 /* Prints the per-split sizes and the entropy/n-gram reference numbers. */
 static void print_summary(const Dataset *ds) {
@@ -82,9 +65,8 @@ static void print_summary(const Dataset *ds) {
 static int data_make(Store *store, const char *name, const char *family, const char *params,
                      unsigned long seed, const char *text_path) {
     Dataset ds;
-    if (make_dataset(&ds, family, params, seed, text_path)) return -1;
-    int status = dataset_validate(&ds);
-    if (status == 0) status = store_dataset_save(store, name, &ds, seed, NULL);
+    if (dataset_make(&ds, family, params, seed, text_path)) return -1;
+    int status = store_dataset_save(store, name, &ds, seed, NULL);
     if (status == 0) {
         printf("dataset %s saved in %s\n", name, store->path);
         print_summary(&ds);
