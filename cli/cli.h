@@ -24,7 +24,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_match(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
-/* spiral's version (SPIRAL_VERSION in main.c), e.g. for reports. */
+/* spiral's version (SPIRAL_VERSION in options.c), e.g. for reports. */
 const char *cli_version(void);
 
 /* One option of a subcommand: a value option stores the next argument in

@@ -57,7 +57,7 @@ int cmd_compare(int argc, char **argv) {
     if (n == 0) return cli_usage_error("compare", "--runs: expected comma-separated run names");
 
     Store store;
-    if (store_open(&store, store_path, 0)) return cli_fail("compare");
+    if (store_open_readonly(&store, store_path)) return cli_fail("compare");
     Comparison comparison;
     int status = compare_runs(&comparison, &store, names, n, &options);
     store_close(&store);

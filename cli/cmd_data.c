@@ -8,14 +8,11 @@
 #include <string.h>
 
 #include "cli.h"
-#include "corpus_text.h"
 #include "dataset.h"
+#include "dataset_family.h"
 #include "error.h"
 #include "ngram.h"
 #include "store.h"
-#include "synth_dyck.h"
-#include "synth_pcfg.h"
-#include "synth_rhm.h"
 
 static const char *help =
     "usage: spiral data make --store S.db --name NAME --family FAMILY [--seed N]\n"
@@ -36,20 +33,6 @@ static const char *help =
     "splits, the true next-token entropy (where the process is known) and\n"
     "the unigram and bigram losses, so the room left for hierarchy is a number.\n"
     "list: the datasets of the store. show: one document with its labels.\n";
-
-/* Generates a dataset of `family`. */
-static int make_dataset(Dataset *ds, const char *family, const char *params, unsigned long seed,
-                        const char *text_path) {
-    if (!strcmp(family, "pcfg")) return synth_pcfg_make(ds, params, seed);
-    if (!strcmp(family, "dyck")) return synth_dyck_make(ds, params, seed);
-    if (!strcmp(family, "rhm")) return synth_rhm_make(ds, params, seed);
-    if (!strcmp(family, "kjv")) return corpus_kjv_make(ds, params);
-    if (!strcmp(family, "text")) {
-        if (!text_path) return spiral_error("family text needs --text FILE");
-        return corpus_text_make(ds, text_path, params);
-    }
-    return spiral_error("--family: expected pcfg, dyck, rhm, text or kjv, got '%s'", family);
-}
 
 /* Prints the per-split sizes and the entropy/n-gram reference numbers. */
 static void print_summary(const Dataset *ds) {
@@ -82,9 +65,8 @@ static void print_summary(const Dataset *ds) {
 static int data_make(Store *store, const char *name, const char *family, const char *params,
                      unsigned long seed, const char *text_path) {
     Dataset ds;
-    if (make_dataset(&ds, family, params, seed, text_path)) return -1;
-    int status = dataset_validate(&ds);
-    if (status == 0) status = store_dataset_save(store, name, &ds, seed, NULL);
+    if (dataset_make(&ds, family, params, seed, text_path)) return -1;
+    int status = store_dataset_save(store, name, &ds, seed, NULL);
     if (status == 0) {
         printf("dataset %s saved in %s\n", name, store->path);
         print_summary(&ds);
@@ -93,20 +75,18 @@ static int data_make(Store *store, const char *name, const char *family, const c
     return status;
 }
 
+/* Prints the datasets of the store, one a line. */
 static int data_list(Store *store) {
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(store->db,
-                           "SELECT name, family, vocab_size, n_tokens, n_docs, seed, created"
-                           " FROM datasets ORDER BY id", -1, &stmt, NULL) != SQLITE_OK)
-        return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
+    DatasetRow *rows;
+    int n_rows;
+    if (store_dataset_list(store, &rows, &n_rows)) return -1;
     printf("%-24s %-6s %6s %11s %8s %6s %s\n", "name", "family", "vocab", "tokens", "docs",
            "seed", "created");
-    while (sqlite3_step(stmt) == SQLITE_ROW)
-        printf("%-24s %-6s %6d %11lld %8lld %6lld %s\n", sqlite3_column_text(stmt, 0),
-               sqlite3_column_text(stmt, 1), sqlite3_column_int(stmt, 2),
-               sqlite3_column_int64(stmt, 3), sqlite3_column_int64(stmt, 4),
-               sqlite3_column_int64(stmt, 5), sqlite3_column_text(stmt, 6));
-    sqlite3_finalize(stmt);
+    for (int i = 0; i < n_rows; i++)
+        printf("%-24s %-6s %6d %11lld %8lld %6lld %s\n", rows[i].name, rows[i].family,
+               rows[i].vocab_size, rows[i].n_tokens, rows[i].n_docs, rows[i].seed,
+               rows[i].created);
+    store_dataset_list_free(rows, n_rows);
     return 0;
 }
 
@@ -214,7 +194,8 @@ int cmd_data(int argc, char **argv) {
         cli_parse_long("--max-tokens", max_text, 1, 2147483647L, &max_tokens))
         return 2;
     Store store;
-    if (store_open(&store, store_path, is_make)) return cli_fail("data");
+    int opened = is_make ? store_open(&store, store_path, 1) : store_open_readonly(&store, store_path);
+    if (opened) return cli_fail("data");
     int status = is_make ? data_make(&store, name, family, params, (unsigned long)seed, text_path)
                  : is_list ? data_list(&store)
                            : data_show(&store, name, doc, max_tokens, labels);

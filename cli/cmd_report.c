@@ -70,7 +70,7 @@ int cmd_report(int argc, char **argv) {
     }
 
     Store store;
-    if (store_open(&store, store_path, 0)) return cli_fail("report");
+    if (store_open_readonly(&store, store_path)) return cli_fail("report");
     ReportOptions options = {.dir = out, .runs = names, .n_runs = n, .split = split,
                              .version = cli_version(), .command_line = command};
     ReportResult result;

@@ -19,7 +19,7 @@ static const char *help =
     "to train.checkpoint_dir (default: checkpoints/NAME beside the store).\n"
     "NAME defaults to the config file's name without directory and extension.\n"
     "\n"
-    "Ctrl-C (SIGINT) or SIGTERM: finish the step, write a checkpoint, stop; a\n"
+    "Ctrl-C (SIGINT), SIGTERM or SIGHUP: finish the step, write a checkpoint, stop; a\n"
     "second Ctrl-C stops at once. --resume NAME continues from the last\n"
     "checkpoint and reproduces the loss curve of an uninterrupted run exactly.\n"
     "Progress goes to stderr (a bar on a terminal, lines otherwise).\n";
@@ -71,15 +71,18 @@ int cmd_train(int argc, char **argv) {
         size_t used = strlen(command);
         snprintf(command + used, sizeof command - used, " %s", argv[i]);
     }
-    char run_name[256];
-    if (resume) snprintf(run_name, sizeof run_name, "%s", resume);
-    else if (name) snprintf(run_name, sizeof run_name, "%s", name);
-    else default_name(run_name, sizeof run_name, config_path);
+    char from_file[1024];
+    const char *run_name = resume ? resume : name;
+    if (!run_name) {
+        default_name(from_file, sizeof from_file, config_path);
+        run_name = from_file;
+    }
 
     Store store;
     if (store_open(&store, store_path, 1)) return cli_fail("train");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);  /* a closed terminal stops the run like SIGTERM */
     Progress progress = cli_progress(!quiet);
     TrainOptions options = {.progress = &progress, .command = command, .interrupt = &interrupted};
     TrainResult result;
@@ -92,6 +95,10 @@ int cmd_train(int argc, char **argv) {
                "'spiral train --resume %s --store %s'\n", run_name, result.step, run_name,
                store_path);
         return 130;
+    }
+    if (result.finished_before) {
+        printf("run %s is already finished (step %ld); nothing to do\n", run_name, result.step);
+        return 0;
     }
     printf("run %s: step %ld, train loss %.4f, val loss %.4f, %.1f s\n", run_name, result.step,
            result.loss, result.val_loss, result.seconds);

@@ -1,16 +1,11 @@
 /*
- * main.c: the `spiral` command: dispatches to a subcommand.
+ * main.c: the `spiral` command: dispatches to a subcommand (the helpers the
+ * subcommands share are in options.c).
  */
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 
 #include "cli.h"
-#include "error.h"
-
-#define SPIRAL_VERSION "0.1.0"
 
 static const char *usage =
     "usage: spiral <command> [options]\n"
@@ -40,64 +35,6 @@ static const char *usage =
     "  SPIRAL_THREADS  threads for training, eval and recording (default: every\n"
     "                  core); results are the same for any number\n";
 
-const char *cli_version(void) { return SPIRAL_VERSION; }
-
-int cli_parse_options(const char *command, int argc, char **argv, const CliOption *options,
-                      int n_options, const char **positional) {
-    for (int i = 1; i < argc; i++) {
-        int k = 0;
-        while (k < n_options && strcmp(argv[i], options[k].name) != 0) k++;
-        if (k == n_options) {
-            if (positional && argv[i][0] != '-' && !*positional) {
-                *positional = argv[i];
-                continue;
-            }
-            return cli_usage_error(command, "unknown argument '%s'", argv[i]);
-        }
-        if (!options[k].value) {
-            *options[k].flag = 1;
-            continue;
-        }
-        if (i + 1 >= argc) return cli_usage_error(command, "option %s needs a value", argv[i]);
-        *options[k].value = argv[++i];
-    }
-    return 0;
-}
-
-int cli_parse_long(const char *name, const char *text, long min, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "spiral: %s: expected an integer in [%ld, %ld], got '%s'\n", name, min,
-                max, text);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_fail(const char *command) {
-    fprintf(stderr, "spiral %s: %s\n", command, spiral_last_error());
-    return 1;
-}
-
-int cli_usage_error(const char *command, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "spiral %s: ", command);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\ntry 'spiral %s --help'\n", command);
-    va_end(ap);
-    return 2;
-}
-
-int cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
-    return 0;
-}
-
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
@@ -105,7 +42,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("spiral %s\n", SPIRAL_VERSION);
+        printf("spiral %s\n", cli_version());
         return 0;
     }
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);

@@ -1,6 +1,7 @@
 /*
- * safetensors.c: the safetensors reader and writer (see safetensors.h for the
- * format), and the atomic temp-file-then-rename writing they rely on.
+ * safetensors.c: the safetensors reader (see safetensors.h for the format);
+ * the writer is in safetensors_write.c, the atomic temp-file-then-rename
+ * writing it relies on in atomic_file.c.
  *
  * The reader loads the whole file into memory and parses it there
  * (safetensors_parse), which keeps one code path for files and for fuzzing.
@@ -15,77 +16,22 @@
  */
 #include "safetensors.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "error.h"
 #include "fileio.h"
 #include "jsontext.h"
+#include "safetensors_bytes.h"
 
 /* ------------------------------------------------------------------------ */
-/* Little-endian decoding and float conversions                             */
+/* Float conversions                                                        */
 /* ------------------------------------------------------------------------ */
 
-static uint16_t load_u16le(const unsigned char *p) {
-    return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
-}
-
-static uint32_t load_u32le(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t load_u64le(const unsigned char *p) {
-    return (uint64_t)load_u32le(p) | (uint64_t)load_u32le(p + 4) << 32;
-}
-
-static void store_u32le(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static void store_u64le(unsigned char *p, uint64_t v) {
-    store_u32le(p, (uint32_t)v);
-    store_u32le(p + 4, (uint32_t)(v >> 32));
-}
-
-static float float_from_bits(uint32_t bits) {
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-static uint32_t float_to_bits(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits;
-}
-
-/* IEEE binary16 -> binary32, exact (every half is a float): sign, 5-bit
- * exponent with bias 15, 10-bit mantissa; subnormals are mant * 2^-24. */
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exponent = (h >> 10) & 0x1f;
-    uint32_t mantissa = h & 0x3ff;
-    if (exponent == 0x1f) /* infinity or NaN, payload kept */
-        return float_from_bits(sign | 0x7f800000u | mantissa << 13);
-    if (exponent == 0) { /* zero or subnormal */
-        float magnitude = ldexpf((float)mantissa, -24);
-        return sign ? -magnitude : magnitude;
-    }
-    return float_from_bits(sign | (exponent - 15 + 127) << 23 | mantissa << 13);
-}
-
-/* bfloat16 is the upper half of a binary32. */
-static float bf16_to_float(uint16_t h) { return float_from_bits((uint32_t)h << 16); }
-
+/* x rounded to float, beyond the float range to +-infinity (safetensors.h). */
 float safetensors_double_to_float(double x) {
     /* 0x1.ffffffp127 is FLT_MAX plus half an ulp: the first value that
      * rounds to infinity (the tie goes to the even neighbour, infinity). */
@@ -93,6 +39,7 @@ float safetensors_double_to_float(double x) {
     if (x <= -0x1.ffffffp127) return -INFINITY;
     return (float)x; /* NaN and in-range values: rounded to nearest */
 }
+
 
 /* ------------------------------------------------------------------------ */
 /* Reader                                                                   */
@@ -391,234 +338,3 @@ const SafeTensor *safetensors_find(const SafeFile *f, const char *name) {
     return NULL;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Writer                                                                   */
-/* ------------------------------------------------------------------------ */
-
-/* Checks tensor t for the writer and returns its header entry
- * {"dtype": "F32", "shape": [...], "data_offsets": [offset, offset + bytes]},
- * or NULL (spiral_error). */
-static json_t *tensor_entry(const char *path, const SafeTensor *t, uint64_t offset) {
-    if (t->ndim < 0 || t->ndim > SAFETENSORS_MAX_DIMS) {
-        spiral_error("cannot write %s: tensor \"%s\" has %d dimensions (0 to %d allowed)", path,
-                     t->name, t->ndim, SAFETENSORS_MAX_DIMS);
-        return NULL;
-    }
-    int64_t numel = 1;
-    for (int d = 0; d < t->ndim; d++) {
-        if (t->shape[d] < 0 || (t->shape[d] > 0 && numel > INT64_MAX / t->shape[d])) {
-            spiral_error("cannot write %s: tensor \"%s\": bad shape[%d] = %" PRId64, path, t->name, d,
-                         t->shape[d]);
-            return NULL;
-        }
-        numel *= t->shape[d];
-    }
-    if (numel != t->numel || numel > INT64_MAX / 8 || (numel > 0 && !t->data)) {
-        spiral_error("cannot write %s: tensor \"%s\": numel %" PRId64
-                     " disagrees with the shape (%" PRId64 " elements) or data is NULL",
-                     path, t->name, t->numel, numel);
-        return NULL;
-    }
-    uint64_t end = offset + (uint64_t)numel * 4;
-    json_t *shape = json_array();
-    json_t *offsets = json_array();
-    json_t *entry = json_object();
-    int failed = !shape || !offsets || !entry;
-    for (int d = 0; d < t->ndim && !failed; d++)
-        failed = json_array_append_new(shape, json_integer(t->shape[d]));
-    if (!failed)
-        failed = json_array_append_new(offsets, json_integer((json_int_t)offset)) ||
-                 json_array_append_new(offsets, json_integer((json_int_t)end));
-    if (!failed) failed = json_object_set_new(entry, "dtype", json_string("F32"));
-    if (!failed) {
-        failed = json_object_set_new(entry, "shape", shape);
-        shape = NULL; /* owned by entry now, even on failure */
-    }
-    if (!failed) {
-        failed = json_object_set_new(entry, "data_offsets", offsets);
-        offsets = NULL;
-    }
-    json_decref(shape);
-    json_decref(offsets);
-    if (failed) {
-        json_decref(entry);
-        spiral_error("cannot write %s: out of memory", path);
-        return NULL;
-    }
-    return entry;
-}
-
-/* Builds the header object: __metadata__ first, then each tensor with its
- * offsets in the order given (tensors are laid out back to back). Returns
- * NULL on error (spiral_error). */
-static json_t *build_header(const char *path, int n_metadata, const char *const *meta_keys,
-                            const char *const *meta_values, int n_tensors,
-                            const SafeTensor *tensors) {
-    json_t *root = json_object();
-    if (!root) goto oom;
-    if (n_metadata > 0) {
-        json_t *meta = json_object();
-        if (!meta || json_object_set_new(root, "__metadata__", meta)) goto oom;
-        for (int i = 0; i < n_metadata; i++) {
-            if (!meta_keys[i] || !meta_values[i]) {
-                spiral_error("cannot write %s: metadata entry %d is NULL", path, i);
-                goto fail;
-            }
-            if (json_object_get(meta, meta_keys[i])) {
-                spiral_error("cannot write %s: metadata key \"%s\" given twice", path, meta_keys[i]);
-                goto fail;
-            }
-            json_t *value = json_string(meta_values[i]);
-            if (!value || json_object_set_new(meta, meta_keys[i], value)) {
-                spiral_error("cannot write %s: metadata \"%s\" is not valid UTF-8", path, meta_keys[i]);
-                goto fail;
-            }
-        }
-    }
-    uint64_t offset = 0; /* bytes into the data buffer */
-    for (int i = 0; i < n_tensors; i++) {
-        const SafeTensor *t = &tensors[i];
-        if (!t->name) {
-            spiral_error("cannot write %s: tensor %d has no name", path, i);
-            goto fail;
-        }
-        if (strcmp(t->name, "__metadata__") == 0) {
-            spiral_error("cannot write %s: tensor %d: the name \"__metadata__\" is reserved", path, i);
-            goto fail;
-        }
-        if (json_object_get(root, t->name)) {
-            spiral_error("cannot write %s: tensor \"%s\" given twice", path, t->name);
-            goto fail;
-        }
-        json_t *entry = tensor_entry(path, t, offset);
-        if (!entry) goto fail;
-        if (json_object_set_new(root, t->name, entry)) {
-            spiral_error("cannot write %s: tensor name \"%s\" is not valid UTF-8", path, t->name);
-            goto fail;
-        }
-        offset += (uint64_t)t->numel * 4;
-    }
-    return root;
-oom:
-    spiral_error("cannot write %s: out of memory", path);
-fail:
-    json_decref(root);
-    return NULL;
-}
-
-int safetensors_write(const char *path, int n_metadata, const char *const *meta_keys,
-                      const char *const *meta_values, int n_tensors, const SafeTensor *tensors) {
-    if (n_metadata < 0 || n_tensors < 0)
-        return spiral_error("cannot write %s: negative tensor or metadata count", path);
-    json_t *root = build_header(path, n_metadata, meta_keys, meta_values, n_tensors, tensors);
-    if (!root) return -1;
-    char *header = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!header) return spiral_error("cannot write %s: out of memory", path);
-
-    /* Spaces pad the header so that 8 + N, the start of the data, is a
-     * multiple of 8. */
-    size_t header_len = strlen(header);
-    size_t padded_len = (header_len + 7) / 8 * 8;
-    unsigned char length_bytes[8];
-    store_u64le(length_bytes, (uint64_t)padded_len);
-    static const char spaces[8] = "        ";
-
-    AtomicFile af;
-    if (atomic_file_open(&af, path)) {
-        free(header);
-        return -1;
-    }
-    int failed = atomic_file_write(&af, length_bytes, 8) ||
-                 atomic_file_write(&af, header, header_len) ||
-                 atomic_file_write(&af, spaces, padded_len - header_len);
-    free(header);
-    for (int i = 0; i < n_tensors && !failed; i++)
-        failed = atomic_file_write_f32(&af, tensors[i].data, tensors[i].numel);
-    if (failed) {
-        atomic_file_abort(&af);
-        return -1;
-    }
-    return atomic_file_commit(&af);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Atomic file replacement                                                  */
-/* ------------------------------------------------------------------------ */
-
-/* Frees the names held by af. */
-static void atomic_file_release(AtomicFile *af) {
-    free(af->path);
-    free(af->tmp_path);
-    memset(af, 0, sizeof *af);
-}
-
-int atomic_file_open(AtomicFile *af, const char *path) {
-    memset(af, 0, sizeof *af);
-    size_t cap = strlen(path) + 32;
-    af->path = strdup(path);
-    af->tmp_path = malloc(cap);
-    if (!af->path || !af->tmp_path) {
-        atomic_file_release(af);
-        return spiral_error("cannot write %s: out of memory", path);
-    }
-    snprintf(af->tmp_path, cap, "%s.tmp.%ld", path, (long)getpid());
-    af->fp = fopen(af->tmp_path, "wb");
-    if (!af->fp) {
-        int saved_errno = errno;
-        atomic_file_release(af);
-        return spiral_error("cannot write %s: cannot create its temporary file: %s", path,
-                            strerror(saved_errno));
-    }
-    return 0;
-}
-
-int atomic_file_write(AtomicFile *af, const void *bytes, size_t n) {
-    if (n == 0) return 0;
-    if (fwrite(bytes, 1, n, af->fp) != n)
-        return spiral_error("cannot write %s: %s", af->path, strerror(errno));
-    return 0;
-}
-
-int atomic_file_write_f32(AtomicFile *af, const float *data, int64_t numel) {
-    unsigned char block[4 * 4096];
-    int64_t done = 0;
-    while (done < numel) {
-        int64_t count = numel - done < 4096 ? numel - done : 4096;
-        for (int64_t i = 0; i < count; i++) store_u32le(block + 4 * i, float_to_bits(data[done + i]));
-        if (atomic_file_write(af, block, (size_t)count * 4)) return -1;
-        done += count;
-    }
-    return 0;
-}
-
-int atomic_file_commit(AtomicFile *af) {
-    /* fflush hands the bytes to the kernel, fsync puts them on disk; only
-     * then may the rename make them visible under the final name. */
-    if (fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0) {
-        spiral_error("cannot write %s: %s", af->path, strerror(errno));
-        atomic_file_abort(af);
-        return -1;
-    }
-    int close_failed = fclose(af->fp);
-    af->fp = NULL;
-    if (close_failed) {
-        spiral_error("cannot write %s: %s", af->path, strerror(errno));
-        atomic_file_abort(af);
-        return -1;
-    }
-    if (rename(af->tmp_path, af->path) != 0) {
-        spiral_error("cannot write %s: renaming %s over it failed: %s", af->path, af->tmp_path,
-                     strerror(errno));
-        atomic_file_abort(af);
-        return -1;
-    }
-    atomic_file_release(af);
-    return 0;
-}
-
-void atomic_file_abort(AtomicFile *af) {
-    if (af->fp) fclose(af->fp);
-    if (af->tmp_path) remove(af->tmp_path);
-    atomic_file_release(af);
-}

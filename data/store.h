@@ -59,6 +59,21 @@ int store_dataset_save(Store *store, const char *name, const Dataset *ds, unsign
 /* Loads the dataset `name` (error naming it, and listing what exists, if
  * absent). */
 int store_dataset_load(Store *store, const char *name, Dataset *ds, long long *id);
+/* *exists = 1 if the store has a dataset named `name`, else 0. */
+int store_dataset_exists(Store *store, const char *name, int *exists);
+
+/* One row of the datasets table, without the arrays. */
+typedef struct {
+    char *name, *family;
+    char *created;           /* "YYYY-MM-DD HH:MM:SS" (UTC) */
+    int vocab_size;
+    long long n_tokens, n_docs, seed;
+} DatasetRow;
+
+/* Every dataset of the store in the order they were made: *rows (n_rows of
+ * them; NULL when none) is malloc'd, free it with store_dataset_list_free. */
+int store_dataset_list(Store *store, DatasetRow **rows, int *n_rows);
+void store_dataset_list_free(DatasetRow *rows, int n_rows);
 
 /* One row of the metrics table; val_loss is NAN at steps without evaluation. */
 typedef struct {
@@ -86,6 +101,9 @@ int store_run_create(Store *store, const char *name, const char *kind, const cha
  * Returns 0, or -1 with an error naming the run if it does not exist. */
 int store_run_find(Store *store, const char *name, RunRow *row);
 void store_run_free(RunRow *row);
+/* The status of run `name` ("created", "running", "interrupted", "failed",
+ * "done") into status[size]; "" if the store has no such run. */
+int store_run_status(Store *store, const char *name, char *status, size_t size);
 /* Sets status ("running", "done", "failed", "interrupted") and message. */
 int store_run_set_status(Store *store, long long run_id, const char *status,
                          const char *message);

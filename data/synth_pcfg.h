@@ -27,10 +27,11 @@
  *   true_nll = -log of these, and sum of true_nll = -log P(x) (chain rule);
  * a forced token (p = 1 up to rounding) gets true_nll exactly 0.
  * One left-to-right pass over the sentence gives all of them (see
- * synth_pcfg.c for the recursions): after each token, inside probabilities
- * of the spans ending there (bottom-up), then the probability of each
- * symbol at each level to start at the next position given the prefix
- * (top-down); at the terminal level that is the next-token distribution.
+ * synth_pcfg_parser.c for the recursions): after each token, inside
+ * probabilities of the spans ending there (bottom-up), then the
+ * probability of each symbol at each level to start at the next position
+ * given the prefix (top-down); at the terminal level that is the
+ * next-token distribution.
  * Values are scaled by the conditionals already read, so nothing
  * underflows.
  *
@@ -135,6 +136,13 @@ int synth_pcfg_level_size(const SynthPcfgGrammar *grammar, int level);
 const int32_t *synth_pcfg_rule(const SynthPcfgGrammar *grammar, int level, int symbol, int rule,
                                int *length);
 double synth_pcfg_rule_prob(const SynthPcfgGrammar *grammar, int level, int symbol, int rule);
+
+/* Index of (level, symbol, rule) in rule_length and rule_prob (in
+ * rule_child: times rule_max). Inline: the parser's inner loops use it. */
+static inline size_t synth_pcfg_rule_index(const SynthPcfgGrammar *grammar, int level, int symbol,
+                                           int rule) {
+    return ((size_t)(level - 1) * grammar->n_symbols + symbol) * grammar->n_rules + rule;
+}
 
 /* An empty prefix (n = 0). Returns 0 or -1 (out of memory). */
 int synth_pcfg_parser_init(SynthPcfgParser *parser, const SynthPcfgGrammar *grammar);

@@ -70,6 +70,8 @@ expect_error 1 "missing.txt" "$SPIRAL" data make --store "$dir/s.db" --name e --
 n=$(sqlite3 "$dir/s.db" "SELECT count(*) FROM datasets")
 [ "$n" = 0 ] && ok || fail "a failed data make left $n datasets"
 "$SPIRAL" data make --store "$dir/s.db" --name d --family dyck >/dev/null && ok || fail "data make dyck"
+"$SPIRAL" data list --store "$dir/s.db" >"$dir/list.out" && ok || fail "data list"
+[ "$(wc -l <"$dir/list.out")" = 2 ] && grep -q "^d  *dyck  *[0-9]" "$dir/list.out" && ok || fail "data list: $(cat "$dir/list.out")"
 expect_error 1 "already exists" "$SPIRAL" data make --store "$dir/s.db" --name d --family dyck
 "$SPIRAL" data show --store "$dir/s.db" --name d --doc 2 --labels depth,top | grep -q "depth" && ok || fail "data show"
 expect_error 1 "no label 'deep'" "$SPIRAL" data show --store "$dir/s.db" --name d --labels deep

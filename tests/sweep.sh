@@ -24,8 +24,16 @@ JSON
 
 "$SPIRAL" sweep "$dir/sweep.json" --store "$dir/s.db" --dry-run >"$dir/dry.out" 2>&1 || fail "dry run"
 grep -q "train --config" "$dir/dry.out" && ok || fail "dry run lists no train command"
-n=$(q "SELECT count(*) FROM runs" 2>/dev/null)
-[ "${n:-0}" = 0 ] && ok || fail "dry run trained something"
+[ ! -e "$dir/s.db" ] && [ ! -e "$dir/s.db.sweep" ] && ok ||
+    fail "dry run wrote files: $(ls "$dir")"
+
+# names that would escape the sweep's folders are refused, also in a dry run
+sed 's|"name": "tiny"|"name": "../../x"|' "$dir/sweep.json" >"$dir/escape.json"
+"$SPIRAL" sweep "$dir/escape.json" --store "$dir/s.db" --dry-run >/dev/null 2>"$dir/err" &&
+    fail "a run named ../../x was accepted" ||
+    { grep -q "runs\[0\]: run name '../../x-s1': must start with a letter or a digit" "$dir/err" && ok ||
+      fail "escaping name: $(cat "$dir/err")"; }
+[ ! -e "$dir/s.db" ] && [ ! -e "$dir/../x-s1.json" ] && ok || fail "the refused sweep wrote files"
 
 # interrupt: kill the sweep and its children once a run has a checkpoint
 "$SPIRAL" sweep "$dir/sweep.json" --store "$dir/s.db" -j 2 >"$dir/first.out" 2>&1 &
@@ -56,6 +64,17 @@ l2=$(q "SELECT loss FROM metrics JOIN runs ON runs.id = run_id WHERE name='tiny-
 # everything done: a third sweep trains nothing
 "$SPIRAL" sweep "$dir/sweep.json" --store "$dir/s.db" >"$dir/third.out" 2>&1 || fail "third sweep"
 grep -q "train" "$dir/third.out" && fail "a finished sweep trained again: $(cat "$dir/third.out")" || ok
+
+# a step that fails stops the sweep and is named
+sed 's/"d_model": 16/"d_model": 15/' "$dir/run.json" > "$dir/broken.json"
+cat > "$dir/broken-sweep.json" <<JSON
+{"datasets": [{"name": "dyck", "family": "dyck", "seed": 4, "params": {"n_train": 300}}],
+ "runs": [{"name": "broken", "config": "$dir/broken.json", "seeds": [1]}],
+ "record": {"split": "test", "sequences": 20}}
+JSON
+"$SPIRAL" sweep "$dir/broken-sweep.json" --store "$dir/s.db" --quiet 2>"$dir/err" >"$dir/out"; code=$?
+[ $code = 1 ] && grep -q "step failed (run broken-s1" "$dir/err" && ok || fail "failed step: $code $(cat "$dir/err")"
+grep -q "record broken-s1" "$dir/out" && ! grep -q "recording" "$dir/out" && ok || fail "a sweep went on after a failed step: $(cat "$dir/out")"
 
 echo '{"runs": []}' > "$dir/bad.json"
 "$SPIRAL" sweep "$dir/bad.json" --store "$dir/s.db" 2>"$dir/err" >/dev/null; code=$?

@@ -1,5 +1,5 @@
 /*
- * test_synth_pcfg.c: the layered PCFG generator (data/synth_pcfg.c).
+ * test_synth_pcfg.c: the layered PCFG generator (data/synth_pcfg*.c).
  *
  * Checked: determinism and the params round trip (same seed and params, the
  * same dataset; another seed or grammar_seed, another one; n_val does not

@@ -1,0 +1,38 @@
+/*
+ * eval.h: scores one token sequence with a model loaded from a safetensors
+ * file (`spiral eval`): the mean next-token cross-entropy, and optionally
+ * the logits (.npy) and the gradient of the mean loss (safetensors, the
+ * parameters' own tensor names).
+ *
+ * The weights may come from spiral or any program that writes the
+ * documented layout with the config in __metadata__["config"].
+ */
+#ifndef SPIRAL_EVAL_H
+#define SPIRAL_EVAL_H
+
+/* Refuse sequences whose activations would need more than this many bytes:
+ * a clear error beats the kernel's out-of-memory killer. */
+#define EVAL_MAX_ACTIVATION_BYTES 16e9
+
+typedef struct {
+    const char *weights_path;  /* the model (safetensors) */
+    const char *text_path;     /* the sequence: the bytes of a text file, or */
+    const char *tokens_path;   /* a little-endian uint16 token file (exactly one of the two) */
+    const char *logits_path;   /* if not NULL: the (L, V) float32 logits as .npy */
+    const char *grads_path;    /* if not NULL: d(mean loss)/d(parameter), safetensors */
+} EvalOptions;
+
+typedef struct {
+    double loss;               /* mean cross-entropy over the L predictions (nats) */
+    int n_predictions;         /* L = tokens - 1 */
+    int vocab_size;
+    int n_tensors;             /* parameter tensors (of the gradient file) */
+} EvalResult;
+
+/* Runs the model on the first N - 1 tokens of the sequence and scores each
+ * next token (N >= 2, N - 1 <= 2^20). Returns 0, or -1 with an error naming
+ * the file (unreadable, tokens outside the vocabulary, too long for
+ * EVAL_MAX_ACTIVATION_BYTES, non-finite loss). */
+int eval_sequence(const EvalOptions *options, EvalResult *result);
+
+#endif

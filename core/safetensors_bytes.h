@@ -1,0 +1,68 @@
+/*
+ * safetensors_bytes.h: little-endian loads and stores and float bit
+ * conversions for the safetensors reader and writer and for AtomicFile
+ * (internal to core/). Bytes are decoded one at a time with no pointer
+ * casts, so nothing depends on the host's byte order or on alignment.
+ */
+#ifndef SPIRAL_SAFETENSORS_BYTES_H
+#define SPIRAL_SAFETENSORS_BYTES_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint16_t load_u16le(const unsigned char *p) {
+    return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
+}
+
+static inline uint32_t load_u32le(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t load_u64le(const unsigned char *p) {
+    return (uint64_t)load_u32le(p) | (uint64_t)load_u32le(p + 4) << 32;
+}
+
+static inline void store_u32le(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static inline void store_u64le(unsigned char *p, uint64_t v) {
+    store_u32le(p, (uint32_t)v);
+    store_u32le(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline float float_from_bits(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline uint32_t float_to_bits(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
+}
+
+/* IEEE binary16 -> binary32, exact (every half is a float): sign, 5-bit
+ * exponent with bias 15, 10-bit mantissa; subnormals are mant * 2^-24. */
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31;
+    uint32_t exponent = (h >> 10) & 0x1f;
+    uint32_t mantissa = h & 0x3ff;
+    if (exponent == 0x1f) /* infinity or NaN, payload kept */
+        return float_from_bits(sign | 0x7f800000u | mantissa << 13);
+    if (exponent == 0) { /* zero or subnormal */
+        float magnitude = ldexpf((float)mantissa, -24);
+        return sign ? -magnitude : magnitude;
+    }
+    return float_from_bits(sign | (exponent - 15 + 127) << 23 | mantissa << 13);
+}
+
+/* bfloat16 is the upper half of a binary32. */
+static inline float bf16_to_float(uint16_t h) { return float_from_bits((uint32_t)h << 16); }
+
+#endif
