@@ -119,7 +119,8 @@ CUDA_REF_CFLAGS := -std=c11 -D_GNU_SOURCE -O3 -g -Wall -Wextra -Wno-unused-param
                    -fno-math-errno -fno-trapping-math -Itests/cuda/ref $(CUDA_INC)
 CUDA_REF_OBJ := $(CUDA_REF_SRC:%.c=$(CUDA_BUILD)/ref/%.o) $(CUDA_BUILD)/ref/adamw_f32.o
 CUDA_LDLIBS := -lcublas $(if $(CUDA_DEPS),$(CUDA_DEPS)/lib/libjansson.a,-ljansson) -lpthread -lm
-CUDA_BINS   := $(CUDA_BUILD)/test_cuda_engine $(CUDA_BUILD)/bench_cuda_engine
+CUDA_BINS   := $(CUDA_BUILD)/test_cuda_kernels $(CUDA_BUILD)/test_cuda_engine \
+               $(CUDA_BUILD)/bench_cuda_engine
 
 .PHONY: cuda test-cuda
 cuda: $(CUDA_BINS)
@@ -143,5 +144,8 @@ $(CUDA_BUILD)/test_cuda_engine.o: tests/cuda/test_cuda_engine.c $(wildcard tests
 	$(CC) $(CUDA_REF_CFLAGS) -DSPIRAL_DOUBLE -c $< -o $@
 $(CUDA_BUILD)/test_cuda_engine: $(CUDA_BUILD)/test_cuda_engine.o $(CUDA_OBJ) $(CUDA_REF_OBJ)
 	$(NVCC) $(CUDA_ARCH) $^ -o $@ $(CUDA_LDLIBS)
+# Kernel-level proofs: C++ (the launchers take CUDA types), the CPU layers in double.
+$(CUDA_BUILD)/test_cuda_kernels: tests/cuda/test_cuda_kernels.cu $(CUDA_OBJ) $(CUDA_REF_OBJ)
+	$(NVCC) $(CUDA_FLAGS) -DSPIRAL_DOUBLE $(CUDA_INC) $^ -o $@ $(CUDA_LDLIBS)
 $(CUDA_BUILD)/bench_cuda_engine: tests/cuda/bench_cuda_engine.cu $(CUDA_OBJ) $(CUDA_REF_OBJ)
 	$(NVCC) $(CUDA_FLAGS) $(CUDA_INC) $^ -o $@ $(CUDA_LDLIBS)
