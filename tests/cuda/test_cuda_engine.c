@@ -156,17 +156,78 @@ typedef struct {
     const char *name;
     SpiralConfig cfg;
     int B, L;
+    int stress;   /* 1: the fixtures' raw weights at a large width (see below) */
 } Case;
 
 typedef struct {
     double loss, logits, grad, grad2, states, causal;
-    const char *worst_tensor;
+    double sens_logits, sens_grad;   /* the CPU's own sensitivity, see fp32_sensitivity */
+    char worst_tensor[PARAM_NAME_CAP];
     int ok;
 } CaseResult;
 
+/* The fixtures' weights (tests/fixtures.h: matrices 0.4 u) are sized for
+ * d = 8; at larger widths every layer multiplies the activations' scale by
+ * about 0.23 sqrt(fan_in) and the network becomes ill-conditioned (a
+ * saturated softmax, large cancellations), so that fp32 rounding anywhere,
+ * on any engine, moves the gradients by far more than 1e-5. Matrices are
+ * therefore scaled by min(1, sqrt(16 / fan_in)): the fixtures themselves
+ * (fan_in <= 12) are unchanged, wider models keep their layer gain. A
+ * stress case keeps the raw weights and is reported for information,
+ * next to the CPU's own sensitivity to fp32 rounding of its parameters. */
+static void case_weights(Model *m, int stress) {
+    fixture_random_weights(m, 7);
+    if (stress) return;
+    for (int i = 0; i < m->layout.n_tensors; i++) {
+        const ParamTensor *t = &m->layout.tensors[i];
+        if (t->ndim != 2 || t->shape[1] <= 16) continue;
+        double scale = sqrt(16.0 / t->shape[1]);
+        for (size_t k = 0; k < t->numel; k++) m->params[t->offset + k] *= scale;
+    }
+}
+
+/* How much the CPU engine's own results (in double) move when every
+ * parameter is rounded by one fp32 unit (relative 2^-24, random sign): a
+ * yardstick for the error any fp32 engine must expect on this model.
+ * *logits gets the logits' relative change, *grad the largest tensor's. */
+static void fp32_sensitivity(Model *cpu, const int *tokens, const int *targets, int B, int L,
+                             double *logits_change, double *grad_change) {
+    size_t n = cpu->layout.n_params, nl = (size_t)B * L * cpu->cfg.vocab_size;
+    double *logits = malloc(nl * sizeof(double)), *grads = malloc(n * sizeof(double));
+    if (!logits || !grads) abort();
+    memcpy(logits, cpu->logits, nl * sizeof(double));
+    memcpy(grads, cpu->grads, n * sizeof(double));
+    fixture_seed(99);
+    for (size_t i = 0; i < n; i++)
+        cpu->params[i] *= 1 + (fixture_next() & 1 ? 1 : -1) * ldexp(1.0, -24);
+    *logits_change = *grad_change = NAN;
+    if (model_forward(cpu, tokens, targets, B, L, NULL) == 0) {
+        model_zero_grad(cpu);
+        model_backward(cpu);
+        double diff = 0, norm = 0;
+        for (size_t i = 0; i < nl; i++) {
+            diff += (cpu->logits[i] - logits[i]) * (cpu->logits[i] - logits[i]);
+            norm += logits[i] * logits[i];
+        }
+        *logits_change = sqrt(diff / norm);
+        *grad_change = 0;
+        for (int ti = 0; ti < cpu->layout.n_tensors; ti++) {
+            const ParamTensor *t = &cpu->layout.tensors[ti];
+            diff = norm = 0;
+            for (size_t k = t->offset; k < t->offset + t->numel; k++) {
+                diff += (cpu->grads[k] - grads[k]) * (cpu->grads[k] - grads[k]);
+                norm += grads[k] * grads[k];
+            }
+            double rel = norm > 0 ? sqrt(diff / norm) : sqrt(diff);
+            if (rel > *grad_change) *grad_change = rel;
+        }
+    }
+    free(logits);
+    free(grads);
+}
+
 static CaseResult run_case(const Case *c) {
     CaseResult res = {0};
-    res.worst_tensor = "";
     const SpiralConfig *cfg = &c->cfg;
     int B = c->B, L = c->L, V = cfg->vocab_size, M = B * L;
     int failed_before = test_failed;
@@ -193,7 +254,7 @@ static CaseResult run_case(const Case *c) {
         abort();
 
     /* the same fp32 weights in both engines */
-    fixture_random_weights(&cpu, 7);
+    case_weights(&cpu, c->stress);
     for (size_t i = 0; i < n; i++) {
         params[i] = (float)cpu.params[i];
         cpu.params[i] = params[i];
@@ -223,21 +284,23 @@ static CaseResult run_case(const Case *c) {
     CHECK(status == 0, "%s: GPU forward/backward: %s", c->name, spiral_last_error());
     if (status) goto done;
 
+    /* a stress case is information only: its errors are not checked */
+    double tolerance = c->stress ? INFINITY : TOLERANCE;
     res.loss = fabs(loss - cpu.loss) / fabs(cpu.loss);
-    CHECK(res.loss <= TOLERANCE, "%s: loss %.9g vs CPU %.9g", c->name, loss, cpu.loss);
+    CHECK(res.loss <= tolerance, "%s: loss %.9g vs CPU %.9g", c->name, loss, cpu.loss);
     res.logits = relative_error_fd(logits, cpu.logits, (size_t)M * V);
-    CHECK(res.logits <= TOLERANCE, "%s: logits relative error %.3g", c->name, res.logits);
+    CHECK(res.logits <= tolerance, "%s: logits relative error %.3g", c->name, res.logits);
     for (int ti = 0; ti < cpu.layout.n_tensors; ti++) {
         const ParamTensor *t = &cpu.layout.tensors[ti];
         double rel = relative_error_fd(grads + t->offset, cpu.grads + t->offset, t->numel);
-        CHECK(rel <= TOLERANCE, "%s: gradient of %s: relative error %.3g", c->name, t->name, rel);
+        CHECK(rel <= tolerance, "%s: gradient of %s: relative error %.3g", c->name, t->name, rel);
         if (rel > res.grad || rel != rel) {
             res.grad = rel;
-            res.worst_tensor = cpu.layout.tensors[ti].name;
+            snprintf(res.worst_tensor, sizeof res.worst_tensor, "%s", t->name);
         }
     }
     res.states = compare_recordings(&cpu_rec, &gpu_rec, c->name);
-    CHECK(res.states >= 0 && res.states <= TOLERANCE, "%s: recorded states: error %.3g",
+    CHECK(res.states >= 0 && res.states <= tolerance, "%s: recorded states: error %.3g",
           c->name, res.states);
 
     /* determinism, then accumulation */
@@ -282,6 +345,8 @@ static CaseResult run_case(const Case *c) {
         CHECK(V == 1 || changed > 0, "%s: perturbing tokens > %d changed no later logit", c->name,
               cut);
     }
+
+    fp32_sensitivity(&cpu, tokens, targets, B, L, &res.sens_logits, &res.sens_grad);
 
 done:
     res.ok = test_failed == failed_before;
@@ -372,7 +437,7 @@ int main(int argc, char **argv) {
     Fixture fixtures[FIXTURE_COUNT];
     int n_fixtures = fixtures_all(fixtures);
     for (int i = 0; i < n_fixtures; i++)
-        cases[n_cases++] = (Case){fixtures[i].name, fixtures[i].cfg, 2, 19};
+        cases[n_cases++] = (Case){fixtures[i].name, fixtures[i].cfg, 2, 19, 0};
     const char *examples[3] = {"examples/spiral.json", "examples/looped.json", "examples/dense.json"};
     for (int i = 0; i < 3; i++) {
         SpiralConfig c;
@@ -381,7 +446,7 @@ int main(int argc, char **argv) {
             continue;
         }
         snprintf(names[n_cases], sizeof names[0], "%s (L=70)", examples[i]);
-        cases[n_cases] = (Case){names[n_cases], c, 2, 70};
+        cases[n_cases] = (Case){names[n_cases], c, 2, 70, 0};
         n_cases++;
     }
     {
@@ -390,7 +455,7 @@ int main(int argc, char **argv) {
                                      TOPOLOGY_RESIDUAL, 0);
         int g[] = {8, 4, 2, 1}, w[] = {3, 1, 1, 0};
         fixture_schedule(&c, 4, g, w, NULL);
-        cases[n_cases++] = (Case){"dh=64 selfagg/alloc/residual untied L=150", c, 2, 150};
+        cases[n_cases++] = (Case){"dh=64 selfagg/alloc/residual untied L=150", c, 2, 150, 0};
     }
     {
         /* head dim 32, no-overlap shift, anchor */
@@ -398,7 +463,7 @@ int main(int argc, char **argv) {
                                      TOPOLOGY_ANCHOR, 1);
         int g[] = {5, 3, 1}, w[] = {2, 0, 0}, s[] = {7, -1, 3};
         fixture_schedule(&c, 3, g, w, s);
-        cases[n_cases++] = (Case){"dh=32 mean/alloc/anchor no-overlap L=130", c, 3, 130};
+        cases[n_cases++] = (Case){"dh=32 mean/alloc/anchor no-overlap L=130", c, 3, 130, 0};
     }
     {
         /* the throughput model's shape at a short length */
@@ -406,7 +471,17 @@ int main(int argc, char **argv) {
                                      TOPOLOGY_RESIDUAL, 1);
         int g[] = {8, 4, 2, 1};
         fixture_schedule(&c, 4, g, NULL, NULL);
-        cases[n_cases++] = (Case){"d=256 H=4 F=688 g=8,4,2,1 L=96", c, 2, 96};
+        cases[n_cases++] = (Case){"d=256 H=4 F=688 g=8,4,2,1 L=96", c, 2, 96, 0};
+    }
+
+    {
+        /* stress: the fixtures' raw weights on two wide models (information) */
+        cases[n_cases] = cases[n_fixtures];
+        cases[n_cases].name = "STRESS raw fixture weights: examples/spiral.json";
+        cases[n_cases++].stress = 1;
+        cases[n_cases] = cases[n_cases - 2];
+        cases[n_cases].name = "STRESS raw fixture weights: d=256 H=4 F=688";
+        cases[n_cases++].stress = 1;
     }
 
     CaseResult results[MAX_CASES];
@@ -425,20 +500,23 @@ int main(int argc, char **argv) {
         cuda_model_free(m);
     }
     check_adamw(&fixtures[0].cfg, fixtures[0].name);
-    check_adamw(&cases[n_cases - 3].cfg, cases[n_cases - 3].name);
+    check_adamw(&cases[n_fixtures + 3].cfg, cases[n_fixtures + 3].name);
 
-    printf("\n%-58s %9s %9s %9s %9s %9s %6s  %s\n", "configuration (GPU fp32 vs CPU double)",
-           "loss", "logits", "max grad", "accum2x", "states", "causal", "worst tensor");
+    printf("\nrelative errors, GPU fp32 vs CPU double; 'sens': the CPU's own change when its "
+           "parameters are rounded by one fp32 unit\n");
+    printf("%-52s %8s %8s %8s %8s %8s %8s %8s %6s  %s\n", "configuration", "loss", "logits",
+           "max grad", "accum2x", "states", "sens lg", "sens gr", "causal", "worst tensor");
     double worst_all = 0;
     for (int i = 0; i < n_cases; i++) {
         const CaseResult *r = &results[i];
-        printf("%-58.58s %9.2e %9.2e %9.2e %9.2e %9.2e %6s  %s%s\n", cases[i].name, r->loss,
-               r->logits, r->grad, r->grad2, r->states, r->causal == 0 ? "exact" : "LEAK",
-               r->worst_tensor, r->ok ? "" : "  FAILED");
+        printf("%-52.52s %8.1e %8.1e %8.1e %8.1e %8.1e %8.1e %8.1e %6s  %s%s\n", cases[i].name,
+               r->loss, r->logits, r->grad, r->grad2, r->states, r->sens_logits, r->sens_grad,
+               r->causal == 0 ? "exact" : "LEAK", r->worst_tensor,
+               r->ok ? (cases[i].stress ? "  (info)" : "") : "  FAILED");
         double w = fmax(fmax(r->loss, r->logits), fmax(r->grad, r->states));
-        if (w > worst_all || w != w) worst_all = w;
+        if (!cases[i].stress && (w > worst_all || w != w)) worst_all = w;
     }
-    printf("largest relative error over all configurations: %.2e (tolerance %.0e)\n", worst_all,
+    printf("largest relative error over the checked configurations: %.2e (tolerance %.0e)\n", worst_all,
            TOLERANCE);
     return test_summary(argv[0]);
 }
