@@ -119,8 +119,9 @@ CUDA_REF_CFLAGS := -std=c11 -D_GNU_SOURCE -O3 -g -Wall -Wextra -Wno-unused-param
                    -fno-math-errno -fno-trapping-math -Itests/cuda/ref $(CUDA_INC)
 CUDA_REF_OBJ := $(CUDA_REF_SRC:%.c=$(CUDA_BUILD)/ref/%.o) $(CUDA_BUILD)/ref/adamw_f32.o
 CUDA_LDLIBS := -lcublas $(if $(CUDA_DEPS),$(CUDA_DEPS)/lib/libjansson.a,-ljansson) -lpthread -lm
+CUDA_REF32_OBJ := $(CUDA_REF_SRC:%.c=$(CUDA_BUILD)/ref32/%.o)
 CUDA_BINS   := $(CUDA_BUILD)/test_cuda_kernels $(CUDA_BUILD)/test_cuda_engine \
-               $(CUDA_BUILD)/bench_cuda_engine
+               $(CUDA_BUILD)/cpu_f32_ref $(CUDA_BUILD)/bench_cuda_engine
 
 .PHONY: cuda test-cuda
 cuda: $(CUDA_BINS)
@@ -134,6 +135,12 @@ $(CUDA_BUILD)/core/cuda/%.o: core/cuda/%.cu $(wildcard core/cuda/*.h core/cuda/*
 $(CUDA_BUILD)/ref/%.o: %.c $(wildcard base/*.h core/*.h tests/cuda/ref/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CUDA_REF_CFLAGS) -DSPIRAL_DOUBLE -c $< -o $@
+# The CPU engine in float too: cpu_f32_ref, the yardstick of fp32 rounding.
+$(CUDA_BUILD)/ref32/%.o: %.c $(wildcard base/*.h core/*.h tests/cuda/ref/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_REF_CFLAGS) -c $< -o $@
+$(CUDA_BUILD)/cpu_f32_ref: tests/cuda/cpu_f32_ref.c $(CUDA_REF32_OBJ)
+	$(CC) $(CUDA_REF_CFLAGS) $^ -o $@ $(if $(CUDA_DEPS),$(CUDA_DEPS)/lib/libjansson.a,-ljansson) -lpthread -lm
 # core/adamw.c once more in float, renamed, for the bit-exact AdamW proof.
 $(CUDA_BUILD)/ref/adamw_f32.o: core/adamw.c $(wildcard base/*.h core/*.h)
 	@mkdir -p $(dir $@)

@@ -7,12 +7,16 @@
  * error. Both engines get the same fp32-representable weights. For each
  * configuration (every fixture of tests/fixtures.h: spiral with mean and
  * selfagg, copy and alloc, residual and anchor, offsets, no-overlap shifts,
- * looped, dense, tied and untied; the example models (examples/ spiral, looped, dense); configs with
- * several attention tiles and head sizes 32 and 64):
+ * looped, dense, tied and untied; the example models (examples/ spiral,
+ * looped, dense); configs with several attention tiles and head sizes 32
+ * and 64):
  *  - loss, logits and every parameter gradient: norm-wise relative error
- *    ||gpu - cpu|| / ||cpu|| per tensor <= 1e-5 (the max is reported). The
- *    GPU arena is filled with NaN before every forward, so an element read
- *    before it is written fails the comparison.
+ *    ||gpu - cpu|| / ||cpu|| per tensor <= 1e-5, or, where the CPU engine's
+ *    own float build (cpu_f32_ref, run on the same case) is further than
+ *    5e-6 from double on that tensor, no more than twice its error: an
+ *    fp32 engine cannot be held to better than the fp32 CPU engine. Both
+ *    are reported. The GPU arena is filled with NaN before every forward,
+ *    so an element read before it is written fails the comparison.
  *  - determinism: a second backward from zero gives bit-identical gradients;
  *    a third without zeroing accumulates (2x within 1e-6).
  *  - recorded states (h(t), z, z~, coda, every layer's output) against the
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adamw.h"
 #include "cuda_engine.h"
@@ -161,7 +166,7 @@ typedef struct {
 
 typedef struct {
     double loss, logits, grad, grad2, states, causal;
-    double sens_logits, sens_grad;   /* the CPU's own sensitivity, see fp32_sensitivity */
+    double cpu32_logits, cpu32_grad; /* the float CPU engine's own errors (NAN: not run) */
     char worst_tensor[PARAM_NAME_CAP];
     int ok;
 } CaseResult;
@@ -173,8 +178,7 @@ typedef struct {
  * on any engine, moves the gradients by far more than 1e-5. Matrices are
  * therefore scaled by min(1, sqrt(16 / fan_in)): the fixtures themselves
  * (fan_in <= 12) are unchanged, wider models keep their layer gain. A
- * stress case keeps the raw weights and is reported for information,
- * next to the CPU's own sensitivity to fp32 rounding of its parameters. */
+ * stress case keeps the raw weights and is reported for information. */
 static void case_weights(Model *m, int stress) {
     fixture_random_weights(m, 7);
     if (stress) return;
@@ -186,44 +190,43 @@ static void case_weights(Model *m, int stress) {
     }
 }
 
-/* How much the CPU engine's own results (in double) move when every
- * parameter is rounded by one fp32 unit (relative 2^-24, random sign): a
- * yardstick for the error any fp32 engine must expect on this model.
- * *logits gets the logits' relative change, *grad the largest tensor's. */
-static void fp32_sensitivity(Model *cpu, const int *tokens, const int *targets, int B, int L,
-                             double *logits_change, double *grad_change) {
-    size_t n = cpu->layout.n_params, nl = (size_t)B * L * cpu->cfg.vocab_size;
-    double *logits = malloc(nl * sizeof(double)), *grads = malloc(n * sizeof(double));
-    if (!logits || !grads) abort();
-    memcpy(logits, cpu->logits, nl * sizeof(double));
-    memcpy(grads, cpu->grads, n * sizeof(double));
-    fixture_seed(99);
-    for (size_t i = 0; i < n; i++)
-        cpu->params[i] *= 1 + (fixture_next() & 1 ? 1 : -1) * ldexp(1.0, -24);
-    *logits_change = *grad_change = NAN;
-    if (model_forward(cpu, tokens, targets, B, L, NULL) == 0) {
-        model_zero_grad(cpu);
-        model_backward(cpu);
-        double diff = 0, norm = 0;
-        for (size_t i = 0; i < nl; i++) {
-            diff += (cpu->logits[i] - logits[i]) * (cpu->logits[i] - logits[i]);
-            norm += logits[i] * logits[i];
-        }
-        *logits_change = sqrt(diff / norm);
-        *grad_change = 0;
-        for (int ti = 0; ti < cpu->layout.n_tensors; ti++) {
-            const ParamTensor *t = &cpu->layout.tensors[ti];
-            diff = norm = 0;
-            for (size_t k = t->offset; k < t->offset + t->numel; k++) {
-                diff += (cpu->grads[k] - grads[k]) * (cpu->grads[k] - grads[k]);
-                norm += grads[k] * grads[k];
-            }
-            double rel = norm > 0 ? sqrt(diff / norm) : sqrt(diff);
-            if (rel > *grad_change) *grad_change = rel;
-        }
-    }
-    free(logits);
-    free(grads);
+/* Path of cpu_f32_ref (beside this program). */
+static char cpu_f32_tool[4096];
+
+/* Runs the float CPU engine (cpu_f32_ref) on the same case: writes the
+ * config, sizes, fp32 parameters, tokens and targets to a file, reads back
+ * its loss, logits (B L V) and gradients (n). Returns 0 or -1. */
+static int run_cpu_f32(const SpiralConfig *cfg, int B, int L, const float *params, size_t n,
+                       const int *tokens, const int *targets, double *loss, float *logits,
+                       float *grads) {
+    char in_path[256], out_path[256], command[4700];
+    snprintf(in_path, sizeof in_path, "/tmp/spiral_cuda_case_%d.in", (int)getpid());
+    snprintf(out_path, sizeof out_path, "/tmp/spiral_cuda_case_%d.out", (int)getpid());
+    char *json = config_to_json(cfg);
+    FILE *f = fopen(in_path, "wb");
+    if (!json || !f) return -1;
+    int json_len = (int)strlen(json);
+    size_t M = (size_t)B * L;
+    fwrite(&json_len, sizeof json_len, 1, f);
+    fwrite(json, 1, (size_t)json_len, f);
+    fwrite(&B, sizeof B, 1, f);
+    fwrite(&L, sizeof L, 1, f);
+    fwrite(&n, sizeof n, 1, f);
+    fwrite(params, sizeof(float), n, f);
+    fwrite(tokens, sizeof(int), M, f);
+    int ok = fwrite(targets, sizeof(int), M, f) == M;
+    free(json);
+    if (fclose(f) || !ok) return -1;
+    snprintf(command, sizeof command, "'%s' %s %s", cpu_f32_tool, in_path, out_path);
+    if (system(command) != 0) return -1;
+    f = fopen(out_path, "rb");
+    size_t nl = M * cfg->vocab_size;
+    ok = f && fread(loss, sizeof(double), 1, f) == 1 && fread(logits, sizeof(float), nl, f) == nl &&
+         fread(grads, sizeof(float), n, f) == n;
+    if (f) fclose(f);
+    remove(in_path);
+    remove(out_path);
+    return ok ? 0 : -1;
 }
 
 static CaseResult run_case(const Case *c) {
@@ -249,6 +252,8 @@ static CaseResult run_case(const Case *c) {
     float *logits = malloc((size_t)M * V * sizeof(float)), *logits2 = malloc((size_t)M * V * sizeof(float));
     int *tokens = malloc((size_t)M * sizeof(int)), *targets = malloc((size_t)M * sizeof(int));
     int *perturbed = malloc((size_t)M * sizeof(int));
+    float *logits32 = malloc((size_t)M * V * sizeof(float)), *grads32 = malloc(n * sizeof(float));
+    if (!logits32 || !grads32) abort();
     if (!params || !grads || !grads2 || !grads3 || !logits || !logits2 || !tokens || !targets ||
         !perturbed)
         abort();
@@ -272,6 +277,19 @@ static CaseResult run_case(const Case *c) {
     model_zero_grad(&cpu);
     if (!status) status = model_backward(&cpu);
     CHECK(status == 0, "%s: CPU forward/backward: %s", c->name, spiral_last_error());
+    double loss32 = 0;
+    int have32 = run_cpu_f32(cfg, B, L, params, n, tokens, targets, &loss32, logits32, grads32) == 0;
+    CHECK(have32, "%s: the float CPU engine (%s) did not run", c->name, cpu_f32_tool);
+    res.cpu32_logits = res.cpu32_grad = NAN;
+    if (have32) {
+        res.cpu32_logits = relative_error_fd(logits32, cpu.logits, (size_t)M * V);
+        res.cpu32_grad = 0;
+        for (int ti = 0; ti < cpu.layout.n_tensors; ti++) {
+            const ParamTensor *t = &cpu.layout.tensors[ti];
+            double rel = relative_error_fd(grads32 + t->offset, cpu.grads + t->offset, t->numel);
+            if (rel > res.cpu32_grad) res.cpu32_grad = rel;
+        }
+    }
 
     double loss = 0;
     cuda_model_set_poison(gpu, 1);
@@ -289,11 +307,17 @@ static CaseResult run_case(const Case *c) {
     res.loss = fabs(loss - cpu.loss) / fabs(cpu.loss);
     CHECK(res.loss <= tolerance, "%s: loss %.9g vs CPU %.9g", c->name, loss, cpu.loss);
     res.logits = relative_error_fd(logits, cpu.logits, (size_t)M * V);
-    CHECK(res.logits <= tolerance, "%s: logits relative error %.3g", c->name, res.logits);
+    double logits_tolerance = fmax(tolerance, have32 ? 2 * res.cpu32_logits : 0);
+    CHECK(res.logits <= logits_tolerance, "%s: logits relative error %.3g", c->name, res.logits);
     for (int ti = 0; ti < cpu.layout.n_tensors; ti++) {
         const ParamTensor *t = &cpu.layout.tensors[ti];
         double rel = relative_error_fd(grads + t->offset, cpu.grads + t->offset, t->numel);
-        CHECK(rel <= tolerance, "%s: gradient of %s: relative error %.3g", c->name, t->name, rel);
+        /* no worse than twice the float CPU engine on the same tensor */
+        double own = have32 ? relative_error_fd(grads32 + t->offset, cpu.grads + t->offset,
+                                                t->numel) : 0;
+        CHECK(rel <= fmax(tolerance, 2 * own),
+              "%s: gradient of %s: relative error %.3g (float CPU engine: %.3g)", c->name,
+              t->name, rel, own);
         if (rel > res.grad || rel != rel) {
             res.grad = rel;
             snprintf(res.worst_tensor, sizeof res.worst_tensor, "%s", t->name);
@@ -346,8 +370,6 @@ static CaseResult run_case(const Case *c) {
               cut);
     }
 
-    fp32_sensitivity(&cpu, tokens, targets, B, L, &res.sens_logits, &res.sens_grad);
-
 done:
     res.ok = test_failed == failed_before;
     recording_free(&cpu_rec);
@@ -355,7 +377,7 @@ done:
     cuda_model_free(gpu);
     model_free(&cpu);
     free(params); free(grads); free(grads2); free(grads3); free(logits); free(logits2);
-    free(tokens); free(targets); free(perturbed);
+    free(tokens); free(targets); free(perturbed); free(logits32); free(grads32);
     return res;
 }
 
@@ -431,6 +453,9 @@ static SpiralConfig config_with(int V, int d, int H, int F, int n_pre, int n_loo
 
 int main(int argc, char **argv) {
     enum { MAX_CASES = 32 };
+    const char *slash = strrchr(argv[0], '/');
+    snprintf(cpu_f32_tool, sizeof cpu_f32_tool, "%.*scpu_f32_ref",
+             slash ? (int)(slash - argv[0] + 1) : 0, argv[0]);
     static Case cases[MAX_CASES];
     static char names[MAX_CASES][96];
     int n_cases = 0;
@@ -502,21 +527,22 @@ int main(int argc, char **argv) {
     check_adamw(&fixtures[0].cfg, fixtures[0].name);
     check_adamw(&cases[n_fixtures + 3].cfg, cases[n_fixtures + 3].name);
 
-    printf("\nrelative errors, GPU fp32 vs CPU double; 'sens': the CPU's own change when its "
-           "parameters are rounded by one fp32 unit\n");
+    printf("\nrelative errors vs the CPU engine in double: GPU fp32, and (cpu32) the CPU engine's "
+           "own float build\n");
     printf("%-52s %8s %8s %8s %8s %8s %8s %8s %6s  %s\n", "configuration", "loss", "logits",
-           "max grad", "accum2x", "states", "sens lg", "sens gr", "causal", "worst tensor");
+           "max grad", "accum2x", "states", "cpu32 lg", "cpu32 gr", "causal", "worst tensor");
     double worst_all = 0;
     for (int i = 0; i < n_cases; i++) {
         const CaseResult *r = &results[i];
         printf("%-52.52s %8.1e %8.1e %8.1e %8.1e %8.1e %8.1e %8.1e %6s  %s%s\n", cases[i].name,
-               r->loss, r->logits, r->grad, r->grad2, r->states, r->sens_logits, r->sens_grad,
+               r->loss, r->logits, r->grad, r->grad2, r->states, r->cpu32_logits, r->cpu32_grad,
                r->causal == 0 ? "exact" : "LEAK", r->worst_tensor,
                r->ok ? (cases[i].stress ? "  (info)" : "") : "  FAILED");
         double w = fmax(fmax(r->loss, r->logits), fmax(r->grad, r->states));
         if (!cases[i].stress && (w > worst_all || w != w)) worst_all = w;
     }
-    printf("largest relative error over the checked configurations: %.2e (tolerance %.0e)\n", worst_all,
-           TOLERANCE);
+    printf("largest GPU relative error over the checked configurations: %.2e (tolerance %.0e, or "
+           "twice the float CPU engine's error on the same tensor where that is larger)\n",
+           worst_all, TOLERANCE);
     return test_summary(argv[0]);
 }
