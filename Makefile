@@ -91,3 +91,68 @@ bench: $(BENCH_BINS)
 
 clean:
 	rm -rf build
+
+# ---- CUDA engine (core/cuda/) and its proofs (tests/cuda/) ----------------
+# Only `make cuda` / `make test-cuda` use these; plain `make` and `make test`
+# never call nvcc (tests/cuda.sh prints a skip line where nvcc or a GPU is
+# missing). The proof programs link the CPU reference engine compiled here
+# from its sources in double (the files that need neither GSL, SQLite nor
+# OpenBLAS: tests/cuda/ref/ supplies the two CBLAS products with plain
+# loops), so they build on a GPU machine that has only CUDA and jansson.
+# CUDA_DEPS: an optional folder with include/jansson*.h and lib/libjansson.a
+# for machines without libjansson-dev.
+NVCC        ?= nvcc
+# sm_90a: Hopper (H100, H200) machine code, no PTX JIT at start.
+CUDA_ARCH   ?= -gencode=arch=compute_90a,code=sm_90a
+CUDA_DEPS   ?=
+CUDA_BUILD  := $(BUILD)/cuda
+CUDA_INC    := -Ibase -Icore -Icore/cuda -Itests $(if $(CUDA_DEPS),-I$(CUDA_DEPS)/include)
+CUDA_FLAGS  ?= -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall
+CUDA_SRC    := $(wildcard core/cuda/*.cu)
+CUDA_OBJ    := $(CUDA_SRC:%.cu=$(CUDA_BUILD)/%.o)
+CUDA_REF_SRC := base/error.c base/vec.c base/parallel.c base/matmul.c base/jsontext.c \
+                base/fileio.c core/config.c core/params.c core/scale.c core/layers.c \
+                core/model.c core/adamw.c core/cost.c tests/cuda/ref/ref_cblas.c
+# Same flags as the library (no FMA contraction under -std=c11), so the
+# float AdamW below rounds exactly like the library's.
+CUDA_REF_CFLAGS := -std=c11 -D_GNU_SOURCE -O3 -g -Wall -Wextra -Wno-unused-parameter \
+                   -fno-math-errno -fno-trapping-math -Itests/cuda/ref $(CUDA_INC)
+CUDA_REF_OBJ := $(CUDA_REF_SRC:%.c=$(CUDA_BUILD)/ref/%.o) $(CUDA_BUILD)/ref/adamw_f32.o
+CUDA_LDLIBS := -lcublas $(if $(CUDA_DEPS),$(CUDA_DEPS)/lib/libjansson.a,-ljansson) -lpthread -lm
+CUDA_REF32_OBJ := $(CUDA_REF_SRC:%.c=$(CUDA_BUILD)/ref32/%.o)
+CUDA_BINS   := $(CUDA_BUILD)/test_cuda_kernels $(CUDA_BUILD)/test_cuda_engine \
+               $(CUDA_BUILD)/cpu_f32_ref $(CUDA_BUILD)/bench_cuda_engine
+
+.PHONY: cuda test-cuda
+cuda: $(CUDA_BINS)
+
+test-cuda: cuda
+	@BUILD=$(BUILD) sh tests/cuda.sh
+
+$(CUDA_BUILD)/core/cuda/%.o: core/cuda/%.cu $(wildcard core/cuda/*.h core/cuda/*.cuh core/*.h base/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CUDA_FLAGS) $(CUDA_INC) -c $< -o $@
+$(CUDA_BUILD)/ref/%.o: %.c $(wildcard base/*.h core/*.h tests/cuda/ref/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_REF_CFLAGS) -DSPIRAL_DOUBLE -c $< -o $@
+# The CPU engine in float too: cpu_f32_ref, the yardstick of fp32 rounding.
+$(CUDA_BUILD)/ref32/%.o: %.c $(wildcard base/*.h core/*.h tests/cuda/ref/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_REF_CFLAGS) -c $< -o $@
+$(CUDA_BUILD)/cpu_f32_ref: tests/cuda/cpu_f32_ref.c $(CUDA_REF32_OBJ)
+	$(CC) $(CUDA_REF_CFLAGS) $^ -o $@ $(if $(CUDA_DEPS),$(CUDA_DEPS)/lib/libjansson.a,-ljansson) -lpthread -lm
+# core/adamw.c once more in float, renamed, for the bit-exact AdamW proof.
+$(CUDA_BUILD)/ref/adamw_f32.o: core/adamw.c $(wildcard base/*.h core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_REF_CFLAGS) -Dadamw_step=adamw_step_f32 -Dgrad_global_norm=grad_global_norm_f32 \
+	  -c $< -o $@
+$(CUDA_BUILD)/test_cuda_engine.o: tests/cuda/test_cuda_engine.c $(wildcard tests/*.h core/cuda/*.h core/*.h base/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_REF_CFLAGS) -DSPIRAL_DOUBLE -c $< -o $@
+$(CUDA_BUILD)/test_cuda_engine: $(CUDA_BUILD)/test_cuda_engine.o $(CUDA_OBJ) $(CUDA_REF_OBJ)
+	$(NVCC) $(CUDA_ARCH) $^ -o $@ $(CUDA_LDLIBS)
+# Kernel-level proofs: C++ (the launchers take CUDA types), the CPU layers in double.
+$(CUDA_BUILD)/test_cuda_kernels: tests/cuda/test_cuda_kernels.cu $(CUDA_OBJ) $(CUDA_REF_OBJ)
+	$(NVCC) $(CUDA_FLAGS) -DSPIRAL_DOUBLE $(CUDA_INC) $^ -o $@ $(CUDA_LDLIBS)
+$(CUDA_BUILD)/bench_cuda_engine: tests/cuda/bench_cuda_engine.cu $(CUDA_OBJ) $(CUDA_REF_OBJ)
+	$(NVCC) $(CUDA_FLAGS) $(CUDA_INC) $^ -o $@ $(CUDA_LDLIBS)

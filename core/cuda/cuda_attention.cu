@@ -1,0 +1,301 @@
+/*
+ * cuda_attention.cu: fused causal attention, forward and backward, in fp32.
+ *
+ * Flash-attention style: a block takes one head of one sequence and a tile
+ * of ROWS query rows (forward, dq) or key rows (dk, dv); the other side
+ * streams through shared memory a tile at a time, and the n x n score
+ * matrix never exists in device memory. Each row belongs to a group of T
+ * consecutive threads; thread `part` of the group holds the head dimensions
+ * c = cc T + part (cc = 0 .. DH/T - 1), so a dot product is T partial sums
+ * and a butterfly of shuffles, and the T threads read neighbouring shared
+ * words (no bank conflicts). DH is the head dimension rounded up to a
+ * template size; the dimensions beyond dh are zero in registers and tiles.
+ *
+ * Forward: online softmax one key at a time (the running max m, the sum l
+ * and the accumulator rescaled when m grows); lse = m + log l is saved.
+ * Backward (two kernels, so that no thread ever sums into another's
+ * output): with P_ij = exp(S_ij - lse_i) recomputed and
+ * D_i = dout_i . out_i, dS_ij = P_ij (dout_i . v_j - D_i) / sqrt(dh);
+ * the dq kernel walks keys j <= i, the dkdv kernel walks queries i >= j.
+ */
+#include "cuda_kernels.cuh"
+
+#include <math.h>
+
+#include "cuda_check.cuh"
+
+enum { ROWS = 64 };
+
+/* Sum over the T threads of a row group (T a power of two <= 32). */
+template <int T>
+static __device__ float group_sum(float x) {
+    for (int offset = T / 2; offset > 0; offset /= 2)
+        x += __shfl_xor_sync(0xffffffffu, x, offset);
+    return x;
+}
+
+/* Copies rows [row0, row0 + ROWS) of one head's column block (dh wide,
+ * starting at column col, row stride `stride`) into tile (ROWS, DH), zeros
+ * beyond n rows and dh columns. */
+template <int DH>
+static __device__ void load_tile(float (*tile)[DH], const float *base, int row0, int n,
+                                 size_t stride, int col, int dh) {
+    for (int e = threadIdx.x; e < ROWS * DH; e += blockDim.x) {
+        int r = e / DH, c = e % DH, row = row0 + r;
+        tile[r][c] = row < n && c < dh ? base[(size_t)row * stride + col + c] : 0.0f;
+    }
+}
+
+/* out_i = sum_j softmax_j(q_i . k_j / sqrt(dh)) v_j over j <= i;
+ * lse_i = log sum_j exp(q_i . k_j / sqrt(dh)). Grid (query tiles, B H). */
+template <int DH, int T>
+static __global__ void attention_forward_kernel(float *out, float *lse, const float *qkv, int n,
+                                                int H, int dh, float scale) {
+    constexpr int PER = DH / T;
+    __shared__ float ks[ROWS][DH], vs[ROWS][DH];
+    int tile = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
+    size_t stride = 3 * (size_t)D;
+    const float *base = qkv + (size_t)b * n * stride;
+    int r = threadIdx.x / T, part = threadIdx.x % T, i = tile * ROWS + r;
+    bool valid = i < n;
+    float q[PER], acc[PER];
+#pragma unroll
+    for (int cc = 0; cc < PER; cc++) {
+        int c = cc * T + part;
+        q[cc] = valid && c < dh ? base[(size_t)i * stride + h * dh + c] : 0.0f;
+        acc[cc] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int kt = 0; kt <= tile; kt++) {
+        __syncthreads();
+        load_tile<DH>(ks, base, kt * ROWS, n, stride, D + h * dh, dh);
+        load_tile<DH>(vs, base, kt * ROWS, n, stride, 2 * D + h * dh, dh);
+        __syncthreads();
+        int keys = min(ROWS, n - kt * ROWS);
+        for (int jj = 0; jj < keys; jj++) {
+            float s = 0.0f;
+#pragma unroll
+            for (int cc = 0; cc < PER; cc++) s += q[cc] * ks[jj][cc * T + part];
+            s = group_sum<T>(s);
+            if (valid && kt * ROWS + jj <= i) {
+                s *= scale;
+                if (s > m) {
+                    float correction = expf(m - s); /* 0 for the first key */
+                    l *= correction;
+#pragma unroll
+                    for (int cc = 0; cc < PER; cc++) acc[cc] *= correction;
+                    m = s;
+                }
+                float p = expf(s - m);
+                l += p;
+#pragma unroll
+                for (int cc = 0; cc < PER; cc++) acc[cc] += p * vs[jj][cc * T + part];
+            }
+        }
+    }
+    if (!valid) return;
+    float inv = 1.0f / l;
+#pragma unroll
+    for (int cc = 0; cc < PER; cc++) {
+        int c = cc * T + part;
+        if (c < dh) out[((size_t)b * n + i) * D + h * dh + c] = acc[cc] * inv;
+    }
+    if (part == 0) lse[((size_t)b * H + h) * n + i] = m + logf(l);
+}
+
+/* rowdot (B, H, n): D_i = dout_i . out_i per head; one thread per row. */
+static __global__ void attention_rowdot_kernel(float *rowdot, const float *dout, const float *out,
+                                               int B, int n, int H, int dh) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)B * H * n) return;
+    int i = (int)(e % n), h = (int)(e / n % H), b = (int)(e / ((size_t)n * H));
+    size_t at = ((size_t)b * n + i) * H * dh + (size_t)h * dh;
+    float sum = 0.0f;
+    for (int c = 0; c < dh; c++) sum += dout[at + c] * out[at + c];
+    rowdot[e] = sum;
+}
+
+/* dq_i = sum_{j <= i} dS_ij k_j into dqkv's q columns. Grid (query tiles, B H). */
+template <int DH, int T>
+static __global__ void attention_dq_kernel(float *dqkv, const float *dout, const float *qkv,
+                                           const float *lse, const float *rowdot, int n, int H,
+                                           int dh, float scale) {
+    constexpr int PER = DH / T;
+    __shared__ float ks[ROWS][DH], vs[ROWS][DH];
+    int tile = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
+    size_t stride = 3 * (size_t)D;
+    const float *base = qkv + (size_t)b * n * stride;
+    int r = threadIdx.x / T, part = threadIdx.x % T, i = tile * ROWS + r;
+    bool valid = i < n;
+    float q[PER], g[PER], dq[PER];
+#pragma unroll
+    for (int cc = 0; cc < PER; cc++) {
+        int c = cc * T + part;
+        bool in = valid && c < dh;
+        q[cc] = in ? base[(size_t)i * stride + h * dh + c] : 0.0f;
+        g[cc] = in ? dout[((size_t)b * n + i) * D + h * dh + c] : 0.0f;
+        dq[cc] = 0.0f;
+    }
+    size_t stat = ((size_t)b * H + h) * n + i;
+    float row_lse = valid ? lse[stat] : 0.0f, row_dot = valid ? rowdot[stat] : 0.0f;
+    for (int kt = 0; kt <= tile; kt++) {
+        __syncthreads();
+        load_tile<DH>(ks, base, kt * ROWS, n, stride, D + h * dh, dh);
+        load_tile<DH>(vs, base, kt * ROWS, n, stride, 2 * D + h * dh, dh);
+        __syncthreads();
+        int keys = min(ROWS, n - kt * ROWS);
+        for (int jj = 0; jj < keys; jj++) {
+            float s = 0.0f, dp = 0.0f;
+#pragma unroll
+            for (int cc = 0; cc < PER; cc++) {
+                s += q[cc] * ks[jj][cc * T + part];
+                dp += g[cc] * vs[jj][cc * T + part];
+            }
+            s = group_sum<T>(s);
+            dp = group_sum<T>(dp);
+            if (valid && kt * ROWS + jj <= i) {
+                float p = expf(s * scale - row_lse);
+                float ds = p * (dp - row_dot) * scale;
+#pragma unroll
+                for (int cc = 0; cc < PER; cc++) dq[cc] += ds * ks[jj][cc * T + part];
+            }
+        }
+    }
+    if (!valid) return;
+#pragma unroll
+    for (int cc = 0; cc < PER; cc++) {
+        int c = cc * T + part;
+        if (c < dh) dqkv[(size_t)i * stride + (size_t)b * n * stride + h * dh + c] = dq[cc];
+    }
+}
+
+/* dk_j = sum_{i >= j} dS_ij q_i, dv_j = sum_{i >= j} P_ij dout_i into
+ * dqkv's k and v columns. Grid (key tiles, B H). */
+template <int DH, int T>
+static __global__ void attention_dkdv_kernel(float *dqkv, const float *dout, const float *qkv,
+                                             const float *lse, const float *rowdot, int n,
+                                             int H, int dh, float scale) {
+    constexpr int PER = DH / T;
+    __shared__ float qs[ROWS][DH], gs[ROWS][DH];
+    __shared__ float lse_s[ROWS], dot_s[ROWS];
+    int tile = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
+    int tiles = (n + ROWS - 1) / ROWS;
+    size_t stride = 3 * (size_t)D;
+    const float *base = qkv + (size_t)b * n * stride;
+    const float *gbase = dout + (size_t)b * n * D;
+    int r = threadIdx.x / T, part = threadIdx.x % T, j = tile * ROWS + r;
+    bool valid = j < n;
+    float k[PER], v[PER], dk[PER], dv[PER];
+#pragma unroll
+    for (int cc = 0; cc < PER; cc++) {
+        int c = cc * T + part;
+        bool in = valid && c < dh;
+        k[cc] = in ? base[(size_t)j * stride + D + h * dh + c] : 0.0f;
+        v[cc] = in ? base[(size_t)j * stride + 2 * D + h * dh + c] : 0.0f;
+        dk[cc] = 0.0f;
+        dv[cc] = 0.0f;
+    }
+    for (int qt = tile; qt < tiles; qt++) {
+        __syncthreads();
+        load_tile<DH>(qs, base, qt * ROWS, n, stride, h * dh, dh);
+        load_tile<DH>(gs, gbase, qt * ROWS, n, (size_t)D, h * dh, dh);
+        for (int e = threadIdx.x; e < ROWS; e += blockDim.x) {
+            int i = qt * ROWS + e;
+            size_t stat = ((size_t)b * H + h) * n + i;
+            lse_s[e] = i < n ? lse[stat] : 0.0f;
+            dot_s[e] = i < n ? rowdot[stat] : 0.0f;
+        }
+        __syncthreads();
+        int queries = min(ROWS, n - qt * ROWS);
+        for (int ii = 0; ii < queries; ii++) {
+            float s = 0.0f, dp = 0.0f;
+#pragma unroll
+            for (int cc = 0; cc < PER; cc++) {
+                s += qs[ii][cc * T + part] * k[cc];
+                dp += gs[ii][cc * T + part] * v[cc];
+            }
+            s = group_sum<T>(s);
+            dp = group_sum<T>(dp);
+            if (valid && qt * ROWS + ii >= j) {
+                float p = expf(s * scale - lse_s[ii]);
+                float ds = p * (dp - dot_s[ii]) * scale;
+#pragma unroll
+                for (int cc = 0; cc < PER; cc++) {
+                    dv[cc] += p * gs[ii][cc * T + part];
+                    dk[cc] += ds * qs[ii][cc * T + part];
+                }
+            }
+        }
+    }
+    if (!valid) return;
+    float *row = dqkv + (size_t)b * n * stride + (size_t)j * stride;
+#pragma unroll
+    for (int cc = 0; cc < PER; cc++) {
+        int c = cc * T + part;
+        if (c < dh) {
+            row[D + h * dh + c] = dk[cc];
+            row[2 * D + h * dh + c] = dv[cc];
+        }
+    }
+}
+
+int attention_supports(int dh) { return dh >= 2 && dh <= 64; }
+
+/* The template head size for dh: 8, 16, 32 or 64 (0 if unsupported). */
+static int head_size(int dh) {
+    return dh <= 8 ? 8 : dh <= 16 ? 16 : dh <= 32 ? 32 : dh <= 64 ? 64 : 0;
+}
+
+template <int DH>
+static void launch_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
+                           float scale, cudaStream_t stream) {
+    dim3 grid((unsigned)((n + ROWS - 1) / ROWS), (unsigned)(B * H));
+    attention_forward_kernel<DH, 1><<<grid, ROWS, 0, stream>>>(out, lse, qkv, n, H, dh, scale);
+}
+
+int attention_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
+                      cudaStream_t stream) {
+    if (B == 0 || n == 0) return 0;
+    float scale = (float)(1.0 / sqrt((double)dh));
+    switch (head_size(dh)) {
+    case 8: launch_forward<8>(out, lse, qkv, B, n, H, dh, scale, stream); break;
+    case 16: launch_forward<16>(out, lse, qkv, B, n, H, dh, scale, stream); break;
+    case 32: launch_forward<32>(out, lse, qkv, B, n, H, dh, scale, stream); break;
+    case 64: launch_forward<64>(out, lse, qkv, B, n, H, dh, scale, stream); break;
+    default: return cuda_status(cudaErrorInvalidValue, "attention_forward: head dim > 64");
+    }
+    return cuda_launched("attention_forward_kernel");
+}
+
+/* Backward kernels: T = 2 threads per row from DH = 32 up (registers). */
+template <int DH>
+static int launch_backward(float *dqkv, const float *dout, const float *qkv, const float *lse,
+                           const float *rowdot, int B, int n, int H, int dh, float scale,
+                           cudaStream_t stream) {
+    constexpr int T = DH >= 32 ? 2 : 1;
+    dim3 grid((unsigned)((n + ROWS - 1) / ROWS), (unsigned)(B * H));
+    attention_dq_kernel<DH, T><<<grid, ROWS * T, 0, stream>>>(dqkv, dout, qkv, lse, rowdot, n, H,
+                                                              dh, scale);
+    if (cuda_launched("attention_dq_kernel")) return -1;
+    attention_dkdv_kernel<DH, T><<<grid, ROWS * T, 0, stream>>>(dqkv, dout, qkv, lse, rowdot, n,
+                                                                H, dh, scale);
+    return cuda_launched("attention_dkdv_kernel");
+}
+
+int attention_backward(float *dqkv, float *rowdot, const float *dout, const float *out,
+                       const float *qkv, const float *lse, int B, int n, int H, int dh,
+                       cudaStream_t stream) {
+    if (B == 0 || n == 0) return 0;
+    float scale = (float)(1.0 / sqrt((double)dh));
+    size_t rows = (size_t)B * H * n;
+    attention_rowdot_kernel<<<cuda_blocks(rows), CUDA_THREADS, 0, stream>>>(rowdot, dout, out, B,
+                                                                           n, H, dh);
+    if (cuda_launched("attention_rowdot_kernel")) return -1;
+    switch (head_size(dh)) {
+    case 8: return launch_backward<8>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
+    case 16: return launch_backward<16>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
+    case 32: return launch_backward<32>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
+    case 64: return launch_backward<64>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
+    default: return cuda_status(cudaErrorInvalidValue, "attention_backward: head dim > 64");
+    }
+}

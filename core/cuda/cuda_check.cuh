@@ -1,0 +1,36 @@
+/*
+ * cuda_check.cuh: the one error path of the CUDA engine.
+ *
+ * Every CUDA runtime and cuBLAS call is checked; a failure becomes a
+ * spiral_error naming the call, so the engine's functions return 0 or -1
+ * like the rest of the library and never abort the caller.
+ */
+#ifndef SPIRAL_CUDA_CHECK_CUH
+#define SPIRAL_CUDA_CHECK_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+/* 0 if status is success, else -1 after spiral_error("<what>: <reason>"). */
+int cuda_status(cudaError_t status, const char *what);
+int cuda_status(cublasStatus_t status, const char *what);
+
+/* Returns -1 from the enclosing function if the call failed; the message
+ * names the call as written. */
+#define CUDA_CHECK(call)                                   \
+    do {                                                   \
+        if (cuda_status((call), #call)) return -1;         \
+    } while (0)
+
+/* Checks the launch of the kernel named `what` (a bad configuration shows
+ * at once; faults inside the kernel show at the next synchronization). */
+int cuda_launched(const char *what);
+
+/* Threads per block of the elementwise kernels, and the number of blocks
+ * for count elements. */
+enum { CUDA_THREADS = 256 };
+static inline unsigned cuda_blocks(size_t count) {
+    return (unsigned)((count + CUDA_THREADS - 1) / CUDA_THREADS);
+}
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * cuda_engine.h: the CUDA engine, a second implementation of core/model.h's
+ * forward, backward, AdamW and observer over the same parameter layout.
+ *
+ * A CudaModel keeps on the GPU one contiguous fp32 parameter buffer and one
+ * gradient buffer laid out by ParamLayout (core/params.h), so a host buffer
+ * of the CPU engine (Model.params, Model.grads, a safetensors file's
+ * tensors) copies straight in and out; plus the AdamW moments in the same
+ * layout, and an activation arena sized for the largest (B, L) seen.
+ *
+ * It computes what model_forward / model_backward compute (DESIGN.md
+ * section 1), with cuBLAS for the matrix products and its own kernels for
+ * the rest: attention is one fused kernel per pass that never stores the
+ * L x L probabilities. tests/cuda/ proves it against the CPU engine.
+ *
+ * Usable from C; every function returns 0 or -1 with spiral_error set
+ * (CUDA and cuBLAS failures name the call), unless it says otherwise.
+ */
+#ifndef SPIRAL_CUDA_ENGINE_H
+#define SPIRAL_CUDA_ENGINE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "adamw.h"
+#include "config.h"
+#include "model.h"
+#include "params.h"
+
+typedef struct CudaModel CudaModel;
+
+typedef struct {
+    int tf32;   /* 1: matrix products may round their inputs to TF32 (faster,
+                   about 1e-3 relative); 0: full fp32 (what the tests prove) */
+} CudaOptions;
+
+/* One observed state, copied to the host. Sites as model.h's ObserveEvent:
+ * OBSERVE_STATE h(t) (B, L, d), OBSERVE_LATENT_IN z and OBSERVE_LATENT_OUT
+ * z~ of iteration t (B, J, d), OBSERVE_CODA (B, L, d), OBSERVE_LAYER_OUT
+ * one layer's output. OBSERVE_ATTENTION is never sent (the fused attention
+ * keeps no probabilities). data and pos are valid during the callback. */
+typedef struct {
+    ObserveSite site;
+    int iteration;       /* as ObserveEvent.iteration */
+    BlockKind block;     /* for LAYER_OUT; BLOCK_LOOP for the others */
+    int layer;           /* for LAYER_OUT; -1 for the others */
+    int g;               /* chunk size of the rows (1 at token level) */
+    int B, rows, cols;
+    const int *pos;      /* (rows) token position of each row (its last member) */
+    const float *data;   /* (B, rows, cols) */
+} CudaObserveEvent;
+
+typedef struct {
+    void (*fn)(void *user, const CudaObserveEvent *event);
+    void *user;
+} CudaObserver;
+
+/* Builds a model for cfg (validated; head dim <= 64) on the current CUDA
+ * device, parameters and gradients zero. options may be NULL (fp32). */
+int cuda_model_build(CudaModel **out, const SpiralConfig *cfg, const CudaOptions *options);
+void cuda_model_free(CudaModel *model);
+
+/* The parameter table (same as param_layout_build(cfg)). */
+const ParamLayout *cuda_model_layout(const CudaModel *model);
+
+/* Copies a whole (n_params) buffer in or out, in layout order. */
+int cuda_model_set_params(CudaModel *model, const float *host);
+int cuda_model_get_params(CudaModel *model, float *host);
+int cuda_model_set_grads(CudaModel *model, const float *host);
+int cuda_model_get_grads(CudaModel *model, float *host);
+int cuda_model_zero_grad(CudaModel *model);
+/* The AdamW moments (n_params each; zero after build). */
+int cuda_model_set_adam_state(CudaModel *model, const float *m, const float *v);
+int cuda_model_get_adam_state(CudaModel *model, float *m, float *v);
+
+/* Runs the model on tokens (B, L), as model_forward. With targets (entries
+ * < 0 ignored) *loss gets the mean cross-entropy (0 if no row has a
+ * target). observer and loss may be NULL. */
+int cuda_model_forward(CudaModel *model, const int *tokens, const int *targets, int B, int L,
+                       const CudaObserver *observer, double *loss);
+/* Copies the logits (B, L, V) of the last forward to the host. The
+ * backward pass overwrites them with their gradient: call this before. */
+int cuda_model_get_logits(CudaModel *model, float *host);
+
+/* Accumulates into the gradients the gradient of the last forward's loss
+ * (which must have had targets), as model_backward. */
+int cuda_model_backward(CudaModel *model);
+
+/* *norm = sqrt(sum g^2) over the gradient buffer; if clip > 0 and the norm
+ * exceeds it, scales the gradients by clip / norm (as core/train.c). */
+int cuda_model_clip_grad_norm(CudaModel *model, double clip, double *norm);
+
+/* One AdamW update at step t (1-based), as adamw_step (core/adamw.h). */
+int cuda_model_adamw_step(CudaModel *model, const AdamWSettings *settings, long t);
+
+/* With on != 0, every later forward first fills the activation arena and
+ * the backward scratch with NaN (tests: a value read before it was written
+ * then shows in the results). */
+void cuda_model_set_poison(CudaModel *model, int on);
+
+/* Waits for the model's stream. */
+int cuda_model_synchronize(CudaModel *model);
+
+/* Bytes of device memory the model holds now. */
+size_t cuda_model_device_bytes(const CudaModel *model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * cuda_kernels.cuh: the launchers of the CUDA engine's kernels, one group
+ * per file (cuda_gemm.cu, cuda_norm.cu, cuda_rope.cu, cuda_attention.cu,
+ * cuda_pointwise.cu, cuda_scale.cu, cuda_loss.cu, cuda_adamw.cu).
+ *
+ * The equations are those of core/layers.h and core/scale.h; row-major
+ * throughout, M = rows (batch x positions). Arguments follow llm.c: outputs
+ * first, then inputs, then sizes, then the stream. Every launcher returns 0
+ * or -1 (spiral_error naming the kernel). Unlike the CPU layers, a "forward"
+ * or intermediate output is always overwritten (=); gradients of shared
+ * tensors (weights, residual streams) accumulate (+=) where the comment says
+ * so. No kernel uses atomics: every sum is taken in an order that depends on
+ * the shapes only, so results are reproducible run to run.
+ */
+#ifndef SPIRAL_CUDA_KERNELS_CUH
+#define SPIRAL_CUDA_KERNELS_CUH
+
+#include <stddef.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+/* ---- cuda_gemm.cu ---------------------------------------------------- */
+
+/* C (m, n) = alpha op(A) op(B) + beta C, row-major like base/matmul.h,
+ * through cublasGemmEx with fp32 storage; tf32 != 0 lets the tensor cores
+ * round the inputs to TF32. */
+int gemm(cublasHandle_t handle, int tf32, int transpose_a, int transpose_b, int m, int n,
+         int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+         float *c, int ldc);
+
+/* ---- cuda_norm.cu ---------------------------------------------------- */
+
+/* y = x rstd gain, rstd = 1 / sqrt(mean(x^2) + eps), per row.
+ * x, y (M, d); gain (d); rstd (M) saved. */
+int rmsnorm_forward(float *y, float *rstd, const float *x, const float *gain, int M, int d,
+                    double eps, cudaStream_t stream);
+/* dx += r g dy - (r^3 / d) x sum_m dy_m g_m x_m  (accumulates);
+ * dgain += sum_rows dy x r  (accumulates). partial: RMSNORM_PARTS * d floats. */
+enum { RMSNORM_PARTS = 64 };
+int rmsnorm_backward(float *dx, float *dgain, float *partial, const float *dy, const float *x,
+                     const float *gain, const float *rstd, int M, int d, cudaStream_t stream);
+
+/* ---- cuda_rope.cu ---------------------------------------------------- */
+
+/* cos_t, sin_t (n, dh/2): angle = pos[i] base^(-2m/dh) in double, as the CPU
+ * computes it, stored in float. */
+int rope_table(float *cos_t, float *sin_t, const int *pos, int n, int dh, double base,
+               cudaStream_t stream);
+/* Rotates q and k of qkv (B, n, 3 D), D = H dh, in place: q is columns
+ * [0, D), k is [D, 2 D); per head x1 = first dh/2 dims, x2 = the rest:
+ * sign +1: [x1 c - x2 s, x1 s + x2 c]; sign -1 (the backward): the inverse. */
+int rope_apply(float *qkv, const float *cos_t, const float *sin_t, int B, int n, int H,
+               int dh, int sign, cudaStream_t stream);
+
+/* ---- cuda_attention.cu ------------------------------------------------- */
+
+/* Whether the fused attention supports this head dimension (dh <= 64). */
+int attention_supports(int dh);
+/* Causal attention on qkv (B, n, 3 D): out (B, n, D) = softmax(q k^T /
+ * sqrt(dh)) v per head, keys j > query i masked; lse (B, H, n) saves the
+ * log-sum-exp of each row's scaled scores. Never forms an n x n matrix. */
+int attention_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
+                      cudaStream_t stream);
+/* From dout (B, n, D): dqkv (B, n, 3 D) = the gradients of q, k, v
+ * (overwritten). With P = exp(S - lse), D_i = dout_i . out_i:
+ * dS = P (dout v^T - D) / sqrt(dh); dq = dS k; dk = dS^T q; dv = P^T dout.
+ * rowdot: (B, H, n) floats of scratch. */
+int attention_backward(float *dqkv, float *rowdot, const float *dout, const float *out,
+                       const float *qkv, const float *lse, int B, int n, int H, int dh,
+                       cudaStream_t stream);
+
+/* ---- cuda_pointwise.cu ------------------------------------------------- */
+
+/* x (M, d) = table (V, d) rows tokens (M). */
+int embedding_forward(float *x, const int *tokens, const float *table, int M, int d,
+                      cudaStream_t stream);
+/* dtable[v] += dx[r] for the rows r of token v, in row order: rows_by_token
+ * (M) lists the rows grouped by token, token_start (n_present + 1) where
+ * each group starts, present (n_present) the tokens. */
+int embedding_backward(float *dtable, const float *dx, const int *present,
+                       const int *token_start, const int *rows_by_token, int n_present, int d,
+                       cudaStream_t stream);
+/* m (M, F) = silu(a) c with ac (M, 2 F) = [a | c] per row. */
+int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream);
+/* dac (M, 2 F) = [dm c silu'(a) | dm silu(a)] (overwritten). */
+int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
+                    cudaStream_t stream);
+/* y += x */
+int vector_add(float *y, const float *x, size_t count, cudaStream_t stream);
+/* y = a - b */
+int vector_sub(float *y, const float *a, const float *b, size_t count, cudaStream_t stream);
+/* y = -x */
+int vector_negate(float *y, const float *x, size_t count, cudaStream_t stream);
+/* x = NaN (poisoning buffers in the tests) */
+int vector_fill_nan(float *x, size_t count, cudaStream_t stream);
+
+/* ---- cuda_scale.cu ------------------------------------------------------ */
+
+/* Chunk geometry of one iteration as the kernels see it (core/scale.h). */
+typedef struct {
+    int L, g, w, s, J;
+} GpuGeometry;
+
+/* z (B, J, d) from h (B, L, d): mean, or (selfagg) alpha = softmax over
+ * the chunk of score . h_i, z_j = sum alpha_i h_i; alpha (B, L) saved. */
+int downscale_forward(float *z, float *alpha, const float *h, const float *score,
+                      GpuGeometry geo, int B, int d, int selfagg, cudaStream_t stream);
+/* dh (B, L, d) += the gradient of z's use; selfagg also dscore (d) +=.
+ * dot_scratch (B L) doubles, dc_scratch (B L) floats. */
+int downscale_backward(float *dh, float *dscore, double *dot_scratch, float *dc_scratch,
+                       const float *dz, const float *h, const float *alpha, const float *score,
+                       GpuGeometry geo, int B, int d, int selfagg, cublasHandle_t handle,
+                       int tf32, cudaStream_t stream);
+/* h_out (B, L, d) = base + shift(up(delta)): for i >= s,
+ * h_out_i = base_i + coef_{j, rho} delta_j (j, rho of token i - s), coef = 1
+ * (copy) or g softmax(W delta_j) (alloc, W = alloc (g, d), coef (B, J, g)
+ * saved). h_out must not alias base. */
+int upscale_forward(float *h_out, float *coef, const float *base, const float *delta,
+                    const float *alloc, GpuGeometry geo, int B, int d, int use_alloc,
+                    cublasHandle_t handle, int tf32, cudaStream_t stream);
+/* ddelta (B, J, d) += the gradient through the up-scaling of dh_out;
+ * alloc: dalloc (g, d) += too. dot_scratch (B J g) doubles, dl_scratch
+ * (B J g) floats. */
+int upscale_backward(float *ddelta, float *dalloc, double *dot_scratch, float *dl_scratch,
+                     const float *dh_out, const float *delta, const float *coef,
+                     const float *alloc, GpuGeometry geo, int B, int d, int use_alloc,
+                     cublasHandle_t handle, int tf32, cudaStream_t stream);
+
+/* ---- cuda_loss.cu ------------------------------------------------------- */
+
+/* Per row with target >= 0: row_loss = lse - logits[target] (double), lse
+ * saved (M, double); rows without a target get 0. Then *loss_sum (one
+ * double on the device) = sum of row_loss in row order. */
+int crossentropy_forward(double *loss_sum, double *row_loss, double *lse, const float *logits,
+                         const int *targets, int M, int V, cudaStream_t stream);
+/* In place: logits (M, V) becomes dlogits = scale (softmax - onehot) for
+ * rows with a target, 0 for the rest. */
+int crossentropy_backward(float *logits, const double *lse, const int *targets, int M, int V,
+                          float scale, cudaStream_t stream);
+
+/* ---- cuda_adamw.cu ------------------------------------------------------ */
+
+/* One AdamW update over the whole buffer, rounding like core/adamw.c:
+ *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g;
+ *   p = p decay - step m / (sqrt(v) c2 + eps)  (the denominator in double),
+ * decay = 1 - lr wd on tensors whose flag is set, else 1. tensor_end
+ * (n_tensors) is each tensor's end offset, tensor_decay its flag. */
+int adamw_update(float *params, float *m, float *v, const float *grads, const size_t *tensor_end,
+                 const int *tensor_decay, int n_tensors, size_t n, float b1, float b2,
+                 float eps, float step_size, float inv_sqrt_correction2, float decay,
+                 cudaStream_t stream);
+/* *sum_sq (one double on the device) = sum g^2, in a fixed order;
+ * partial: NORM_BLOCKS doubles. */
+enum { NORM_BLOCKS = 256 };
+int grad_sum_squares(double *sum_sq, double *partial, const float *grads, size_t n,
+                     cudaStream_t stream);
+/* x *= scale */
+int vector_scale(float *x, float scale, size_t n, cudaStream_t stream);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * cuda_loss.cu: fused cross-entropy (core/layers.h): one block per row
+ * computes the row's log-sum-exp and loss; a one-block kernel sums the rows'
+ * losses in a fixed order; the backward overwrites the logits with their
+ * gradient, scale (softmax - onehot), so the (M, V) matrix exists once.
+ */
+#include "cuda_kernels.cuh"
+
+#include <math.h>
+
+#include "cuda_check.cuh"
+
+enum { LOSS_THREADS = 256, SUM_THREADS = 1024 };
+
+/* Block-wide reductions over LOSS_THREADS threads (tree order fixed). */
+static __device__ float block_max(float x, float *shared) {
+    shared[threadIdx.x] = x;
+    __syncthreads();
+    for (int half = LOSS_THREADS / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) shared[threadIdx.x] = fmaxf(shared[threadIdx.x], shared[threadIdx.x + half]);
+        __syncthreads();
+    }
+    float result = shared[0];
+    __syncthreads();
+    return result;
+}
+
+static __device__ double block_sum(double x, double *shared, int threads) {
+    shared[threadIdx.x] = x;
+    __syncthreads();
+    for (int half = threads / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+        __syncthreads();
+    }
+    double result = shared[0];
+    __syncthreads();
+    return result;
+}
+
+/* lse_r = log sum_c exp(logits_rc) (double); row_loss_r = lse_r -
+ * logits[r][target_r], or 0 without a target. One block per row. */
+static __global__ void crossentropy_row_kernel(double *row_loss, double *lse, const float *logits,
+                                               const int *targets, int V) {
+    __shared__ float max_shared[LOSS_THREADS];
+    __shared__ double sum_shared[LOSS_THREADS];
+    size_t r = blockIdx.x;
+    const float *row = logits + r * V;
+    float max = -INFINITY;
+    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) max = fmaxf(max, row[c]);
+    max = block_max(max, max_shared);
+    double sum = 0;
+    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) sum += expf(row[c] - max);
+    sum = block_sum(sum, sum_shared, LOSS_THREADS);
+    if (threadIdx.x != 0) return;
+    double row_lse = max + log(sum);
+    lse[r] = row_lse;
+    int target = targets[r];
+    row_loss[r] = target >= 0 ? row_lse - row[target] : 0.0;
+}
+
+/* *total = sum of row_loss (M), each thread's rows then a fixed tree. */
+static __global__ void sum_rows_kernel(double *total, const double *row_loss, int M) {
+    __shared__ double shared[SUM_THREADS];
+    double sum = 0;
+    for (int r = threadIdx.x; r < M; r += SUM_THREADS) sum += row_loss[r];
+    sum = block_sum(sum, shared, SUM_THREADS);
+    if (threadIdx.x == 0) *total = sum;
+}
+
+int crossentropy_forward(double *loss_sum, double *row_loss, double *lse, const float *logits,
+                         const int *targets, int M, int V, cudaStream_t stream) {
+    if (M == 0) return cuda_status(cudaMemsetAsync(loss_sum, 0, sizeof(double), stream),
+                                   "crossentropy_forward: cudaMemsetAsync");
+    crossentropy_row_kernel<<<(unsigned)M, LOSS_THREADS, 0, stream>>>(row_loss, lse, logits,
+                                                                      targets, V);
+    if (cuda_launched("crossentropy_row_kernel")) return -1;
+    sum_rows_kernel<<<1, SUM_THREADS, 0, stream>>>(loss_sum, row_loss, M);
+    return cuda_launched("sum_rows_kernel");
+}
+
+/* logits_r := scale (exp(logits_r - lse_r) - onehot(target_r)), or 0. */
+static __global__ void crossentropy_backward_kernel(float *logits, const double *lse,
+                                                    const int *targets, int V, float scale) {
+    size_t r = blockIdx.x;
+    float *row = logits + r * V;
+    int target = targets[r];
+    double row_lse = lse[r];
+    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) {
+        float grad = 0.0f;
+        if (target >= 0) {
+            grad = scale * expf((float)(row[c] - row_lse));
+            if (c == target) grad -= scale;
+        }
+        row[c] = grad;
+    }
+}
+
+int crossentropy_backward(float *logits, const double *lse, const int *targets, int M, int V,
+                          float scale, cudaStream_t stream) {
+    if (M == 0) return 0;
+    crossentropy_backward_kernel<<<(unsigned)M, LOSS_THREADS, 0, stream>>>(logits, lse, targets,
+                                                                           V, scale);
+    return cuda_launched("crossentropy_backward_kernel");
+}

@@ -1,0 +1,123 @@
+/*
+ * cuda_pointwise.cu: the elementwise kernels: embedding gather and its
+ * scatter-add, SwiGLU forward and backward, and vector arithmetic.
+ */
+#include "cuda_kernels.cuh"
+
+#include <math.h>
+
+#include "cuda_check.cuh"
+
+/* x[r][k] = table[tokens[r]][k] */
+static __global__ void embedding_forward_kernel(float *x, const int *tokens, const float *table,
+                                                int M, int d) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)M * d) return;
+    size_t r = e / d, k = e % d;
+    x[e] = table[(size_t)tokens[r] * d + k];
+}
+
+int embedding_forward(float *x, const int *tokens, const float *table, int M, int d,
+                      cudaStream_t stream) {
+    size_t count = (size_t)M * d;
+    if (count == 0) return 0;
+    embedding_forward_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(x, tokens, table,
+                                                                             M, d);
+    return cuda_launched("embedding_forward_kernel");
+}
+
+/* Block (present token p, column block): dtable[v][k] += dx[r][k] for the
+ * rows r of token v, in row order, as the CPU adds them. */
+static __global__ void embedding_backward_kernel(float *dtable, const float *dx,
+                                                 const int *present, const int *token_start,
+                                                 const int *rows_by_token, int d) {
+    int p = blockIdx.x, k = blockIdx.y * blockDim.x + threadIdx.x;
+    if (k >= d) return;
+    float *out = dtable + (size_t)present[p] * d + k;
+    float sum = *out;
+    for (int at = token_start[p]; at < token_start[p + 1]; at++)
+        sum += dx[(size_t)rows_by_token[at] * d + k];
+    *out = sum;
+}
+
+int embedding_backward(float *dtable, const float *dx, const int *present,
+                       const int *token_start, const int *rows_by_token, int n_present, int d,
+                       cudaStream_t stream) {
+    if (n_present == 0) return 0;
+    dim3 grid((unsigned)n_present, cuda_blocks((size_t)d));
+    embedding_backward_kernel<<<grid, CUDA_THREADS, 0, stream>>>(dtable, dx, present,
+                                                                 token_start, rows_by_token, d);
+    return cuda_launched("embedding_backward_kernel");
+}
+
+/* m = silu(a) c, silu(a) = a sigmoid(a); ac rows are [a | c]. */
+static __global__ void swiglu_forward_kernel(float *m, const float *ac, int M, int F) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)M * F) return;
+    size_t r = e / F, f = e % F;
+    float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f];
+    float s = 1.0f / (1.0f + expf(-a));
+    m[e] = a * s * c;
+}
+
+int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream) {
+    size_t count = (size_t)M * F;
+    if (count == 0) return 0;
+    swiglu_forward_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(m, ac, M, F);
+    return cuda_launched("swiglu_forward_kernel");
+}
+
+/* da = dm c s (1 + a (1 - s)), dc = dm a s, s = sigmoid(a). */
+static __global__ void swiglu_backward_kernel(float *dac, const float *dm, const float *ac, int M,
+                                              int F) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)M * F) return;
+    size_t r = e / F, f = e % F;
+    float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f], g = dm[e];
+    float s = 1.0f / (1.0f + expf(-a));
+    dac[r * 2 * F + f] = g * c * s * (1.0f + a * (1.0f - s));
+    dac[r * 2 * F + F + f] = g * (a * s);
+}
+
+int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
+                    cudaStream_t stream) {
+    size_t count = (size_t)M * F;
+    if (count == 0) return 0;
+    swiglu_backward_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(dac, dm, ac, M, F);
+    return cuda_launched("swiglu_backward_kernel");
+}
+
+/* y op= x for the four vector operations. */
+enum { OP_ADD, OP_SUB, OP_NEGATE, OP_NAN };
+
+static __global__ void vector_kernel(float *y, const float *a, const float *b, size_t count,
+                                     int op) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= count) return;
+    switch (op) {
+    case OP_ADD: y[e] += a[e]; break;
+    case OP_SUB: y[e] = a[e] - b[e]; break;
+    case OP_NEGATE: y[e] = -a[e]; break;
+    default: y[e] = __int_as_float(0x7fc00000); break;
+    }
+}
+
+static int vector_op(float *y, const float *a, const float *b, size_t count, int op,
+                     cudaStream_t stream) {
+    if (count == 0) return 0;
+    vector_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(y, a, b, count, op);
+    return cuda_launched("vector_kernel");
+}
+
+int vector_add(float *y, const float *x, size_t count, cudaStream_t stream) {
+    return vector_op(y, x, NULL, count, OP_ADD, stream);
+}
+int vector_sub(float *y, const float *a, const float *b, size_t count, cudaStream_t stream) {
+    return vector_op(y, a, b, count, OP_SUB, stream);
+}
+int vector_negate(float *y, const float *x, size_t count, cudaStream_t stream) {
+    return vector_op(y, x, NULL, count, OP_NEGATE, stream);
+}
+int vector_fill_nan(float *x, size_t count, cudaStream_t stream) {
+    return vector_op(x, NULL, NULL, count, OP_NAN, stream);
+}

@@ -1,0 +1,36 @@
+#!/bin/sh
+# cuda.sh: the CUDA engine's proofs (tests/cuda/: test_cuda_kernels, each
+# kernel against its CPU layer; test_cuda_engine, the whole model against
+# the CPU engine) where nvcc and a GPU exist; elsewhere one line saying they
+# were skipped. Prints the total "N passed, N failed" last (tests/run.sh
+# reads it).
+cd "$(dirname "$0")/.." || exit 1
+BUILD=${BUILD:-build}
+if ! command -v "${NVCC:-nvcc}" >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+    echo "cuda: GPU tests skipped (no nvcc/GPU)"
+    echo "cuda: 0 passed, 0 failed"
+    exit 0
+fi
+mkdir -p "$BUILD"
+if ! make --no-print-directory BUILD="$BUILD" cuda >"$BUILD/cuda-build.log" 2>&1; then
+    cat "$BUILD/cuda-build.log"
+    echo "cuda: build failed"
+    echo "cuda: 0 passed, 1 failed"
+    exit 1
+fi
+passed=0
+failed=0
+for t in test_cuda_kernels test_cuda_engine; do
+    log=$("$BUILD/cuda/$t" 2>&1)
+    status=$?
+    echo "$log"
+    line=$(echo "$log" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    p=$(echo "$line" | sed -E 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\2/')
+    [ -n "$line" ] || { p=0; f=1; }
+    [ "$status" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+echo "cuda: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,194 @@
+/*
+ * bench_cuda_engine.cu: training throughput of the CUDA engine, and the
+ * matrix-product ceilings of the same GPU measured in the same run.
+ *
+ * A step is what core/train.c does per batch: zero the gradients, forward
+ * with targets, backward, global-norm clip, AdamW. Timed with the GPU idle
+ * before and after (each phase ends in a synchronization), after two
+ * warm-up steps. Model FLOP/s uses core/cost.h's analytic count (training =
+ * 3 x forward). Ceilings: one 8192^3 product in fp32, TF32 and bf16 (fp32
+ * accumulation) through cublasGemmEx.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "cuda_engine.h"
+
+extern "C" {
+#include "cost.h"
+#include "error.h"
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* x_i = uniform in [-1, 1) from a hash of i, as float or bf16. */
+template <typename T>
+static __global__ void fill_kernel(T *x, size_t n, uint32_t seed) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+    h ^= h >> 15; h *= 2246822519u; h ^= h >> 13; h *= 3266489917u; h ^= h >> 16;
+    x[i] = (T)((float)(h >> 8) / 8388608.0f - 1.0f);
+}
+
+/* TFLOP/s of C = A B (N x N x N) with the given types and compute mode. */
+static double gemm_ceiling(cublasHandle_t handle, cudaDataType_t ab_type, cublasComputeType_t compute,
+                           int N) {
+    size_t n = (size_t)N * N, ab_size = ab_type == CUDA_R_16BF ? 2 : 4;
+    void *a = NULL, *b = NULL;
+    float *c = NULL;
+    if (cudaMalloc(&a, n * ab_size) || cudaMalloc(&b, n * ab_size) || cudaMalloc(&c, n * 4)) {
+        fprintf(stderr, "gemm_ceiling: cudaMalloc failed\n");
+        return NAN;
+    }
+    unsigned blocks = (unsigned)((n + 255) / 256);
+    if (ab_type == CUDA_R_16BF) {
+        fill_kernel<__nv_bfloat16><<<blocks, 256>>>((__nv_bfloat16 *)a, n, 1);
+        fill_kernel<__nv_bfloat16><<<blocks, 256>>>((__nv_bfloat16 *)b, n, 2);
+    } else {
+        fill_kernel<float><<<blocks, 256>>>((float *)a, n, 1);
+        fill_kernel<float><<<blocks, 256>>>((float *)b, n, 2);
+    }
+    float alpha = 1, beta = 0;
+    double best = NAN;
+    for (int rep = 0; rep < 13; rep++) {
+        if (rep == 3) {
+            cudaDeviceSynchronize();
+            best = seconds_now();
+        }
+        cublasStatus_t status = cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, N, N, N, &alpha, a,
+                                             ab_type, N, b, ab_type, N, &beta, c, CUDA_R_32F, N,
+                                             compute, CUBLAS_GEMM_DEFAULT);
+        if (status != CUBLAS_STATUS_SUCCESS) {
+            fprintf(stderr, "gemm_ceiling: cublasGemmEx: %s\n", cublasGetStatusString(status));
+            best = NAN;
+            break;
+        }
+    }
+    cudaDeviceSynchronize();
+    double seconds = (seconds_now() - best) / 10;
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+    return 2.0 * N * N * (double)N / seconds / 1e12;
+}
+
+typedef struct {
+    const char *name;
+    SpiralConfig cfg;
+    int B, L, steps;
+} BenchCase;
+
+/* Times forward, backward and the optimizer over `steps` steps. */
+static int bench_model(const BenchCase *bc, int tf32) {
+    CudaOptions options = {tf32};
+    CudaModel *model = NULL;
+    if (cuda_model_build(&model, &bc->cfg, &options)) return -1;
+    const ParamLayout *layout = cuda_model_layout(model);
+    size_t n = layout->n_params;
+    int B = bc->B, L = bc->L, V = bc->cfg.vocab_size, M = B * L;
+    float *params = (float *)malloc(n * sizeof(float));
+    int *tokens = (int *)malloc((size_t)M * sizeof(int)), *targets = (int *)malloc((size_t)M * sizeof(int));
+    if (!params || !tokens || !targets) return spiral_error("out of memory");
+    uint64_t state = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+        params[i] = (float)(0.02 * ((double)(state >> 11) / 4503599627370496.0 - 1.0));
+    }
+    for (int i = 0; i < layout->n_tensors; i++)
+        if (strstr(layout->tensors[i].name, "norm.weight"))
+            for (size_t k = 0; k < layout->tensors[i].numel; k++) params[layout->tensors[i].offset + k] = 1;
+    for (int i = 0; i < M; i++) {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+        tokens[i] = (int)(state % (uint64_t)V);
+    }
+    for (int i = 0; i < M; i++) targets[i] = (i + 1) % L ? tokens[i + 1] : -1;
+    AdamWSettings adam = {3e-4, 0.9, 0.95, 1e-8, 0.1};
+    if (cuda_model_set_params(model, params)) return -1;
+    double fwd = 0, bwd = 0, opt = 0, loss = 0, norm = 0;
+    for (int step = 1; step <= bc->steps + 2; step++) {
+        double t0 = seconds_now();
+        if (cuda_model_zero_grad(model) ||
+            cuda_model_forward(model, tokens, targets, B, L, NULL, &loss))
+            return -1;
+        double t1 = seconds_now();
+        if (cuda_model_backward(model) || cuda_model_synchronize(model)) return -1;
+        double t2 = seconds_now();
+        if (cuda_model_clip_grad_norm(model, 1.0, &norm) ||
+            cuda_model_adamw_step(model, &adam, step) || cuda_model_synchronize(model))
+            return -1;
+        double t3 = seconds_now();
+        if (step > 2) {
+            fwd += t1 - t0;
+            bwd += t2 - t1;
+            opt += t3 - t2;
+        }
+    }
+    int steps = bc->steps;
+    double step_s = (fwd + bwd + opt) / steps;
+    ModelCost cost;
+    model_cost(&cost, &bc->cfg, L);
+    double tflops = cost.train_flops * B / step_s / 1e12;
+    printf("%-34s %-5s %8.2f %8.2f %7.2f %9.2f %12.0f %8.1f   loss %.4f  %.1f GB\n", bc->name,
+           tf32 ? "tf32" : "fp32", 1e3 * fwd / steps, 1e3 * bwd / steps, 1e3 * opt / steps,
+           1e3 * step_s, M / step_s, tflops, loss, cuda_model_device_bytes(model) / 1e9);
+    fflush(stdout);
+    cuda_model_free(model);
+    free(params);
+    free(tokens);
+    free(targets);
+    return 0;
+}
+
+static SpiralConfig bench_config(int V, int d, int H, int F) {
+    SpiralConfig c;
+    config_default(&c); /* selfagg / alloc / residual, g = 8, 4, 2, 1, 1 + 2 + 1 layers */
+    c.vocab_size = V;
+    c.d_model = d;
+    c.n_heads = H;
+    c.d_ff = F;
+    c.n_pre = 1;
+    c.n_loop = 2;
+    c.n_post = 1;
+    return c;
+}
+
+int main(void) {
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+        fprintf(stderr, "bench_cuda_engine: no CUDA device\n");
+        return 1;
+    }
+    printf("device: %s, %d SMs, %.0f GB\n\n", prop.name, prop.multiProcessorCount,
+           prop.totalGlobalMem / 1e9);
+    BenchCase cases[2] = {
+        {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 10},
+        {"d=768 H=12 F=2048 V=50304 L=2048 B=8", bench_config(50304, 768, 12, 2048), 8, 2048, 4},
+    };
+    printf("%-34s %-5s %8s %8s %7s %9s %12s %8s\n", "model (1 pre + 2 core x g=8,4,2,1 + 1 post)",
+           "mode", "fwd ms", "bwd ms", "opt ms", "step ms", "tokens/s", "TFLOP/s");
+    for (int i = 0; i < 2; i++)
+        for (int tf32 = 0; tf32 <= 1; tf32++)
+            if (bench_model(&cases[i], tf32))
+                fprintf(stderr, "%s: %s\n", cases[i].name, spiral_last_error());
+    cublasHandle_t handle;
+    if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return 1;
+    printf("\ncuBLAS 8192^3 ceilings (same run): fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s, "
+           "bf16 %.1f TFLOP/s\n",
+           gemm_ceiling(handle, CUDA_R_32F, CUBLAS_COMPUTE_32F, 8192),
+           gemm_ceiling(handle, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32, 8192),
+           gemm_ceiling(handle, CUDA_R_16BF, CUBLAS_COMPUTE_32F, 8192));
+    cublasDestroy(handle);
+    return 0;
+}

@@ -1,0 +1,288 @@
+/*
+ * test_cuda_kernels.cu: each kernel group of core/cuda/ against the CPU
+ * layer it replaces (core/layers.c, core/scale.c, built with real =
+ * double), on random inputs with awkward sizes (rows not a multiple of a
+ * warp or a tile, head sizes 4, 16, 64, partial chunks, no-overlap shift).
+ * Norm-wise relative error per output <= 1e-5. When the whole-model proof
+ * (test_cuda_engine) fails, this says which kernel is wrong.
+ * Prints "N passed, N failed".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+#include "cuda_check.cuh"
+#include "cuda_kernels.cuh"
+
+extern "C" {
+#include "error.h"
+#include "layers.h"
+#include "scale.h"
+}
+
+static int passed, failed;
+static const double TOLERANCE = 1e-5;
+
+static unsigned long long rng_state = 12345;
+static double uniform(void) { /* [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 4503599627370496.0 - 1.0;
+}
+
+/* A host vector of fp32-representable doubles, and its float copy on the GPU. */
+struct Tensor {
+    std::vector<double> host;
+    float *dev = NULL;
+    explicit Tensor(size_t n, double scale = 1.0) : host(n) {
+        for (auto &x : host) x = (double)(float)(scale * uniform());
+        upload();
+    }
+    void upload() {
+        std::vector<float> f(host.begin(), host.end());
+        if (!dev) cudaMalloc(&dev, host.size() * sizeof(float) + 4);
+        cudaMemcpy(dev, f.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice);
+    }
+    std::vector<float> download() const {
+        std::vector<float> f(host.size());
+        cudaDeviceSynchronize();
+        cudaMemcpy(f.data(), dev, host.size() * sizeof(float), cudaMemcpyDeviceToHost);
+        return f;
+    }
+    ~Tensor() { cudaFree(dev); }
+};
+
+/* Compares the GPU copy of t with the CPU values expect (strided view
+ * optional): ||gpu - cpu|| / ||cpu||. */
+static void compare(const char *what, const std::vector<float> &gpu, const std::vector<double> &cpu) {
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < cpu.size(); i++) {
+        double e = gpu[i] - cpu[i];
+        diff += e * e;
+        norm += cpu[i] * cpu[i];
+    }
+    double rel = norm > 0 ? sqrt(diff / norm) : sqrt(diff);
+    if (!(rel <= TOLERANCE)) rel = rel == rel ? rel : INFINITY;
+    int ok = rel <= TOLERANCE;
+    printf("  %-48s rel err %.2e %s\n", what, rel, ok ? "" : "FAIL");
+    if (ok) passed++; else failed++;
+}
+
+static void check_status(int status, const char *what) {
+    if (status == 0) status = cuda_status(cudaDeviceSynchronize(), what);
+    if (status) {
+        printf("  %s: %s FAIL\n", what, spiral_last_error());
+        failed++;
+    }
+}
+
+static void test_rmsnorm(int M, int d) {
+    printf("rmsnorm M=%d d=%d\n", M, d);
+    Tensor x(M * (size_t)d), gain(d, 0.5), dy(M * (size_t)d), dx(M * (size_t)d), dgain(d);
+    for (auto &g : gain.host) g += 1;
+    gain.upload();
+    Tensor y(M * (size_t)d), rstd(M), partial((size_t)RMSNORM_PARTS * d);
+    std::vector<double> cy(M * (size_t)d), crstd(M);
+    rmsnorm_forward(cy.data(), crstd.data(), x.host.data(), gain.host.data(), M, d, 1e-5);
+    check_status(rmsnorm_forward(y.dev, rstd.dev, x.dev, gain.dev, M, d, 1e-5, 0), "rmsnorm_forward");
+    compare("y", y.download(), cy);
+    compare("rstd", rstd.download(), crstd);
+    std::vector<double> cdx = dx.host, cdgain = dgain.host;
+    rmsnorm_backward(cdx.data(), cdgain.data(), dy.host.data(), x.host.data(), gain.host.data(),
+                     crstd.data(), M, d);
+    check_status(rmsnorm_backward(dx.dev, dgain.dev, partial.dev, dy.dev, x.dev, gain.dev,
+                                  rstd.dev, M, d, 0), "rmsnorm_backward");
+    compare("dx (accumulated)", dx.download(), cdx);
+    compare("dgain (accumulated)", dgain.download(), cdgain);
+}
+
+/* q, k, v (B, n, D) packed as qkv (B, n, 3 D) */
+static std::vector<double> pack(const std::vector<double> &q, const std::vector<double> &k,
+                                const std::vector<double> &v, int rows, int D) {
+    std::vector<double> out((size_t)rows * 3 * D);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < D; c++) {
+            out[(size_t)r * 3 * D + c] = q[(size_t)r * D + c];
+            out[(size_t)r * 3 * D + D + c] = k[(size_t)r * D + c];
+            out[(size_t)r * 3 * D + 2 * D + c] = v[(size_t)r * D + c];
+        }
+    return out;
+}
+
+static void test_rope(int B, int n, int H, int dh) {
+    printf("rope B=%d n=%d H=%d dh=%d\n", B, n, H, dh);
+    int D = H * dh, rows = B * n;
+    Tensor q((size_t)rows * D), k((size_t)rows * D), v((size_t)rows * D);
+    Tensor qkv((size_t)rows * 3 * D), cos_t((size_t)n * dh / 2), sin_t((size_t)n * dh / 2);
+    std::vector<int> pos(n);
+    for (int i = 0; i < n; i++) pos[i] = 3 * i + 2;
+    int *dpos;
+    cudaMalloc(&dpos, n * sizeof(int));
+    cudaMemcpy(dpos, pos.data(), n * sizeof(int), cudaMemcpyHostToDevice);
+    qkv.host = pack(q.host, k.host, v.host, rows, D);
+    qkv.upload();
+    check_status(rope_table(cos_t.dev, sin_t.dev, dpos, n, dh, 10000.0, 0), "rope_table");
+    check_status(rope_apply(qkv.dev, cos_t.dev, sin_t.dev, B, n, H, dh, 1, 0), "rope_apply +1");
+    std::vector<double> cq = q.host, ck = k.host;
+    rope_forward(cq.data(), pos.data(), B, n, H, dh, 10000.0);
+    rope_forward(ck.data(), pos.data(), B, n, H, dh, 10000.0);
+    compare("q, k rotated; v untouched", qkv.download(), pack(cq, ck, v.host, rows, D));
+    check_status(rope_apply(qkv.dev, cos_t.dev, sin_t.dev, B, n, H, dh, -1, 0), "rope_apply -1");
+    rope_backward(cq.data(), pos.data(), B, n, H, dh, 10000.0);
+    rope_backward(ck.data(), pos.data(), B, n, H, dh, 10000.0);
+    compare("inverse rotation", qkv.download(), pack(cq, ck, v.host, rows, D));
+    cudaFree(dpos);
+}
+
+static void test_attention(int B, int n, int H, int dh) {
+    printf("attention B=%d n=%d H=%d dh=%d\n", B, n, H, dh);
+    int D = H * dh, rows = B * n;
+    Tensor q((size_t)rows * D, 2.0), k((size_t)rows * D, 2.0), v((size_t)rows * D);
+    Tensor dy((size_t)rows * D), qkv((size_t)rows * 3 * D), out((size_t)rows * D);
+    Tensor lse((size_t)B * H * n), dqkv((size_t)rows * 3 * D), rowdot((size_t)B * H * n);
+    qkv.host = pack(q.host, k.host, v.host, rows, D);
+    qkv.upload();
+    std::vector<double> cy((size_t)rows * D), probs((size_t)B * H * n * n);
+    attention_forward(cy.data(), probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n,
+                      H, dh);
+    check_status(attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0), "attention_forward");
+    compare("out", out.download(), cy);
+    std::vector<double> cdq((size_t)rows * D), cdk((size_t)rows * D), cdv((size_t)rows * D);
+    std::vector<double> scratch(attention_scratch_size(n));
+    attention_backward(cdq.data(), cdk.data(), cdv.data(), scratch.data(), dy.host.data(),
+                       probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n, H, dh);
+    check_status(attention_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev, lse.dev, B, n,
+                                    H, dh, 0), "attention_backward");
+    compare("dq, dk, dv", dqkv.download(), pack(cdq, cdk, cdv, rows, D));
+}
+
+static void test_swiglu(int M, int F) {
+    printf("swiglu M=%d F=%d\n", M, F);
+    Tensor a((size_t)M * F, 3.0), c((size_t)M * F), dm((size_t)M * F);
+    Tensor ac((size_t)M * 2 * F), m((size_t)M * F), dac((size_t)M * 2 * F);
+    std::vector<double> zero((size_t)M * F, 0.0);
+    ac.host = pack(a.host, c.host, zero, M, F);
+    ac.host.resize((size_t)M * 2 * F);
+    for (int r = 0; r < M; r++)
+        for (int f = 0; f < F; f++) {
+            ac.host[(size_t)r * 2 * F + f] = a.host[(size_t)r * F + f];
+            ac.host[(size_t)r * 2 * F + F + f] = c.host[(size_t)r * F + f];
+        }
+    ac.upload();
+    std::vector<double> cm((size_t)M * F), cda((size_t)M * F, 0.0), cdc((size_t)M * F, 0.0);
+    swiglu_forward(cm.data(), a.host.data(), c.host.data(), (size_t)M * F);
+    check_status(swiglu_forward(m.dev, ac.dev, M, F, 0), "swiglu_forward");
+    compare("m", m.download(), cm);
+    swiglu_backward(cda.data(), cdc.data(), dm.host.data(), a.host.data(), c.host.data(),
+                    (size_t)M * F);
+    check_status(swiglu_backward(dac.dev, dm.dev, ac.dev, M, F, 0), "swiglu_backward");
+    std::vector<double> expect((size_t)M * 2 * F);
+    for (int r = 0; r < M; r++)
+        for (int f = 0; f < F; f++) {
+            expect[(size_t)r * 2 * F + f] = cda[(size_t)r * F + f];
+            expect[(size_t)r * 2 * F + F + f] = cdc[(size_t)r * F + f];
+        }
+    compare("da, dc", dac.download(), expect);
+}
+
+static void test_crossentropy(int M, int V) {
+    printf("crossentropy M=%d V=%d\n", M, V);
+    Tensor logits((size_t)M * V, 4.0);
+    std::vector<int> targets(M);
+    for (int r = 0; r < M; r++) targets[r] = r % 7 == 3 ? -1 : (int)((r * 131) % V);
+    int *dtargets;
+    double *dsum, *drow, *dlse;
+    cudaMalloc(&dtargets, M * sizeof(int));
+    cudaMalloc(&dsum, sizeof(double));
+    cudaMalloc(&drow, M * sizeof(double));
+    cudaMalloc(&dlse, M * sizeof(double));
+    cudaMemcpy(dtargets, targets.data(), M * sizeof(int), cudaMemcpyHostToDevice);
+    int count = 0;
+    double loss = crossentropy_forward(logits.host.data(), targets.data(), M, V, &count);
+    check_status(crossentropy_forward(dsum, drow, dlse, logits.dev, dtargets, M, V, 0),
+                 "crossentropy_forward");
+    double sum = 0;
+    cudaMemcpy(&sum, dsum, sizeof(double), cudaMemcpyDeviceToHost);
+    std::vector<float> got = {(float)(sum / count)};
+    compare("mean loss", got, std::vector<double>{loss});
+    std::vector<double> cd((size_t)M * V, 0.0);
+    crossentropy_backward(cd.data(), logits.host.data(), targets.data(), M, V, 1.0 / count);
+    check_status(crossentropy_backward(logits.dev, dlse, dtargets, M, V, (float)(1.0 / count), 0),
+                 "crossentropy_backward");
+    compare("dlogits", logits.download(), cd);
+    cudaFree(dtargets); cudaFree(dsum); cudaFree(drow); cudaFree(dlse);
+}
+
+static void test_scaling(int B, int L, int d, int g, int w, int s, int selfagg, int alloc) {
+    printf("scaling B=%d L=%d d=%d g=%d offset=%d shift=%d %s/%s\n", B, L, d, g, w, s,
+           selfagg ? "selfagg" : "mean", alloc ? "alloc" : "copy");
+    IterSpec spec = {g, w, s};
+    ChunkGeometry geo = chunk_geometry(L, &spec);
+    GpuGeometry gg = {geo.L, geo.g, geo.w, geo.s, geo.J};
+    int J = geo.J;
+    cublasHandle_t blas;
+    cublasCreate(&blas);
+    Tensor h((size_t)B * L * d), score(d, 0.5), alloc_w((size_t)g * d, 0.5), base((size_t)B * L * d);
+    Tensor z((size_t)B * J * d), alpha((size_t)B * L), dz((size_t)B * J * d);
+    Tensor dh((size_t)B * L * d), dscore(d), delta((size_t)B * J * d), coef((size_t)B * J * g);
+    Tensor h_out((size_t)B * L * d), dh_out((size_t)B * L * d), ddelta((size_t)B * J * d);
+    Tensor dalloc((size_t)g * d), fl((size_t)B * L * g + B * L);
+    double *dd;
+    size_t scratch = (size_t)B * J * g + (size_t)B * L;
+    cudaMalloc(&dd, scratch * sizeof(double));
+    int mode = selfagg ? DOWN_SELFAGG : DOWN_MEAN, up = alloc ? UP_ALLOC : UP_COPY;
+    /* down */
+    std::vector<double> cz((size_t)B * J * d), calpha((size_t)B * L);
+    downscale_forward(cz.data(), calpha.data(), h.host.data(), score.host.data(), &geo, B, d, mode);
+    check_status(downscale_forward(z.dev, alpha.dev, h.dev, score.dev, gg, B, d, selfagg, 0),
+                 "downscale_forward");
+    compare("z", z.download(), cz);
+    std::vector<double> cdh = dh.host, cdscore = dscore.host, cscratch(scratch);
+    downscale_backward(cdh.data(), cdscore.data(), cscratch.data(), dz.host.data(), h.host.data(),
+                       calpha.data(), score.host.data(), &geo, B, d, mode);
+    check_status(downscale_backward(dh.dev, dscore.dev, dd, fl.dev, dz.dev, h.dev, alpha.dev,
+                                    score.dev, gg, B, d, selfagg, blas, 0, 0),
+                 "downscale_backward");
+    compare("dh (accumulated)", dh.download(), cdh);
+    if (selfagg) compare("dscore (accumulated)", dscore.download(), cdscore);
+    /* up */
+    std::vector<double> cout_((size_t)B * L * d), ccoef((size_t)B * J * g);
+    upscale_forward(cout_.data(), ccoef.data(), base.host.data(), delta.host.data(),
+                    alloc_w.host.data(), &geo, B, d, up);
+    check_status(upscale_forward(h_out.dev, coef.dev, base.dev, delta.dev, alloc_w.dev, gg, B, d,
+                                 alloc, blas, 0, 0), "upscale_forward");
+    compare("h_out", h_out.download(), cout_);
+    if (alloc) compare("coef", coef.download(), ccoef);
+    std::vector<double> cdd = ddelta.host, cdalloc = dalloc.host;
+    upscale_backward(cdd.data(), cdalloc.data(), cscratch.data(), dh_out.host.data(),
+                     delta.host.data(), ccoef.data(), alloc_w.host.data(), &geo, B, d, up);
+    check_status(upscale_backward(ddelta.dev, dalloc.dev, dd, fl.dev, dh_out.dev, delta.dev,
+                                  coef.dev, alloc_w.dev, gg, B, d, alloc, blas, 0, 0),
+                 "upscale_backward");
+    compare("ddelta (accumulated)", ddelta.download(), cdd);
+    if (alloc) compare("dalloc (accumulated)", dalloc.download(), cdalloc);
+    cudaFree(dd);
+    cublasDestroy(blas);
+}
+
+int main(void) {
+    test_rmsnorm(37, 200);
+    test_rmsnorm(5, 8);
+    test_rope(2, 19, 3, 8);
+    test_rope(2, 70, 4, 64);
+    test_attention(2, 19, 2, 4);
+    test_attention(2, 150, 3, 16);
+    test_attention(1, 130, 2, 32);
+    test_attention(2, 200, 2, 64);
+    test_swiglu(33, 70);
+    test_crossentropy(40, 300);
+    test_scaling(2, 19, 24, 4, 2, 5, 1, 1);
+    test_scaling(2, 19, 24, 3, 1, 2, 0, 0);
+    test_scaling(3, 37, 40, 8, 5, 7, 1, 0);
+    test_scaling(2, 37, 40, 5, 0, 4, 0, 1);
+    printf("test_cuda_kernels: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
