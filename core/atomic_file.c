@@ -1,6 +1,7 @@
 /*
  * atomic_file.c: atomic file replacement (atomic_file.h): write to
- * "<path>.tmp.<pid>", then flush, fsync, close and rename over the path.
+ * "<path>.tmp.<pid>", then flush, fsync, close, rename over the path and
+ * fsync the folder.
  */
 #include "atomic_file.h"
 
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "safetensors_bytes.h"
 
 /* Frees the names held by af. */
@@ -80,8 +82,11 @@ int atomic_file_commit(AtomicFile *af) {
         atomic_file_abort(af);
         return -1;
     }
+    /* the rename lives in the folder: sync it so the new name survives a
+     * power loss */
+    int status = sync_parent_dir(af->path);
     atomic_file_release(af);
-    return 0;
+    return status;
 }
 
 void atomic_file_abort(AtomicFile *af) {

@@ -170,7 +170,7 @@ static void convert_to_float(float *out, const unsigned char *bytes, int64_t num
 }
 
 /* Fills t from the header entry of tensor `name` and the data buffer. */
-static int parse_tensor(SafeTensor *t, const char *name, const json_t *entry,
+static int parse_tensor(SafeTensor *t, uint64_t span[2], const char *name, const json_t *entry,
                         const unsigned char *data, size_t data_len, const char *source) {
     if (!json_is_object(entry))
         return spiral_error("%s: tensor \"%s\": expected an object {\"dtype\", \"shape\", "
@@ -195,6 +195,8 @@ static int parse_tensor(SafeTensor *t, const char *name, const json_t *entry,
     uint64_t begin = 0, end = 0;
     if (parse_offsets(&begin, &end, json_object_get(entry, "data_offsets"), data_len, source, name))
         return -1;
+    span[0] = begin;
+    span[1] = end;
 
     char shape_text[256];
     format_shape(shape_text, sizeof shape_text, t->ndim, t->shape);
@@ -215,6 +217,46 @@ static int parse_tensor(SafeTensor *t, const char *name, const json_t *entry,
     if (!t->data) return spiral_error("%s: tensor \"%s\": out of memory", source, name);
     convert_to_float(t->data, data + begin, t->numel, dtype);
     return 0;
+}
+
+/* Orders (begin, end, index) triples by begin. */
+static int compare_span(const void *a, const void *b) {
+    uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
+    return x < y ? -1 : x > y;
+}
+
+/* Refuses two tensors whose byte ranges [begin, end) of the data overlap
+ * (a writer bug or a hostile file: one write would change both). Empty
+ * tensors overlap nothing. spans (n_tensors, 2). Sorted by begin, a
+ * non-empty range overlaps another exactly when it starts before the end
+ * of the furthest-reaching range before it. */
+static int check_overlaps(const SafeFile *f, const uint64_t *spans, const char *source) {
+    int n = f->n_tensors;
+    uint64_t *order = malloc((size_t)(n ? n : 1) * 3 * sizeof *order);  /* (n, 3) */
+    if (!order) return spiral_error("%s: out of memory", source);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (spans[2 * i] == spans[2 * i + 1]) continue;
+        order[3 * m] = spans[2 * i];
+        order[3 * m + 1] = spans[2 * i + 1];
+        order[3 * m + 2] = (uint64_t)i;
+        m++;
+    }
+    qsort(order, (size_t)m, 3 * sizeof *order, compare_span);
+    int status = 0, reach = -1;  /* the range before with the furthest end */
+    for (int k = 0; k < m && status == 0; k++) {
+        const uint64_t *here = order + 3 * k;
+        if (reach >= 0 && here[0] < order[3 * reach + 1]) {
+            const uint64_t *before = order + 3 * reach;
+            status = spiral_error("%s: tensors \"%s\" [%" PRIu64 ", %" PRIu64 ") and \"%s\" [%" PRIu64
+                                  ", %" PRIu64 ") overlap in the data", source,
+                                  f->tensors[before[2]].name, before[0], before[1],
+                                  f->tensors[here[2]].name, here[0], here[1]);
+        }
+        if (reach < 0 || here[1] > order[3 * reach + 1]) reach = k;
+    }
+    free(order);
+    return status;
 }
 
 /* Reads the __metadata__ object: string keys to string values. */
@@ -279,6 +321,13 @@ int safetensors_parse(SafeFile *out, const void *bytes, size_t len, const char *
             return spiral_error("%s: out of memory", source);
         }
     }
+    /* (n_entries, 2) byte range of each tensor, to refuse overlaps */
+    uint64_t *spans = n_entries ? malloc(n_entries * 2 * sizeof *spans) : NULL;
+    if (n_entries && !spans) {
+        json_decref(root);
+        safetensors_free(out);
+        return spiral_error("%s: out of memory", source);
+    }
     const char *key;
     json_t *value;
     json_object_foreach(root, key, value) {
@@ -289,16 +338,21 @@ int safetensors_parse(SafeFile *out, const void *bytes, size_t len, const char *
             /* Counted before parsing so that safetensors_free releases a
              * partly filled entry. */
             SafeTensor *t = &out->tensors[out->n_tensors++];
-            failed = parse_tensor(t, key, value, data, data_len, source);
+            failed = parse_tensor(t, spans + 2 * (out->n_tensors - 1), key, value, data, data_len,
+                                  source);
         }
         if (failed) {
+            free(spans);
             json_decref(root);
             safetensors_free(out);
             return -1;
         }
     }
     json_decref(root);
-    return 0;
+    int status = check_overlaps(out, spans, source);
+    free(spans);
+    if (status) safetensors_free(out);
+    return status;
 }
 
 int safetensors_read(SafeFile *out, const char *path) {
