@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "grow.h"
 
 /* Pieces of the readers' SQL, results aliased p (summaries s): the site
  * and control orders of probe_store.h, the report's label order (the
@@ -57,17 +58,6 @@ static double column_real(sqlite3_stmt *stmt, int column) {
 static void column_text(char *out, size_t size, sqlite3_stmt *stmt, int column) {
     const unsigned char *text = sqlite3_column_text(stmt, column);
     snprintf(out, size, "%s", text ? (const char *)text : "");
-}
-
-/* Grows *array (of *capacity elements of size bytes) to hold count + 1. */
-static int grow(void **array, int count, int *capacity, size_t size) {
-    if (count < *capacity) return 0;
-    int wanted = *capacity ? 2 * *capacity : 64;
-    void *grown = realloc(*array, (size_t)wanted * size);
-    if (!grown) return spiral_error("out of memory reading probe rows");
-    *array = grown;
-    *capacity = wanted;
-    return 0;
 }
 
 /* Reads the RESULT_COLUMNS of the current row into *r. */
@@ -253,7 +243,7 @@ int probe_store_read_label(Store *store, long long recording_id, const char *lab
     sqlite3_bind_int64(stmt, 1, recording_id);
     sqlite3_bind_text(stmt, 2, label, -1, SQLITE_STATIC);
     while (status == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        status = grow((void **)rows, *n, &capacity, sizeof **rows);
+        status = grow_array((void **)rows, *n, &capacity, sizeof **rows);
         if (status == 0) read_result(stmt, &(*rows)[(*n)++]);
     }
     if (status == 0 && rc != SQLITE_DONE) status = fail(store, "reading probe results");
@@ -283,7 +273,7 @@ int probe_store_read_probes(Store *store, long long recording_id, ProbeWithContr
         return fail(store, "reading probe results");
     sqlite3_bind_int64(stmt, 1, recording_id);
     while (status == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        status = grow((void **)rows, *n, &capacity, sizeof **rows);
+        status = grow_array((void **)rows, *n, &capacity, sizeof **rows);
         if (status) break;
         ProbeWithControl *row = &(*rows)[(*n)++];
         read_result(stmt, &row->probe);
@@ -313,7 +303,7 @@ int probe_store_read_summaries(Store *store, long long recording_id, ProbeSummar
         return fail(store, "reading probe summaries");
     sqlite3_bind_int64(stmt, 1, recording_id);
     while (status == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        status = grow((void **)rows, *n, &capacity, sizeof **rows);
+        status = grow_array((void **)rows, *n, &capacity, sizeof **rows);
         if (status) break;
         ProbeSummary *s = &(*rows)[(*n)++];
         memset(s, 0, sizeof *s);

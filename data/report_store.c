@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "grow.h"
 
 /* Fails with the store's message. */
 static int read_fail(Store *store, const char *what) {
@@ -36,17 +37,6 @@ static double column_real(sqlite3_stmt *stmt, int column) {
 /* An integer column, INT_MIN for NULL. */
 static int column_int_or_null(sqlite3_stmt *stmt, int column) {
     return sqlite3_column_type(stmt, column) == SQLITE_NULL ? INT_MIN : sqlite3_column_int(stmt, column);
-}
-
-/* Grows an array of `size`-byte items to hold n + 1; 0 or -1. */
-static int grow(void **items, int n, int *cap, size_t size) {
-    if (n < *cap) return 0;
-    int cap2 = *cap ? 2 * *cap : 16;
-    void *p = realloc(*items, (size_t)cap2 * size);
-    if (!p) return spiral_error("out of memory reading the store for the report");
-    *items = p;
-    *cap = cap2;
-    return 0;
 }
 
 /* Steps stmt to its end; 0, or -1 naming `what` if SQLite failed. */
@@ -81,7 +71,7 @@ int report_store_runs(Store *store, const char *name, StoredRun **runs, int *n) 
     if (name) sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     int cap = 0, status = 0, rc = SQLITE_DONE;
     while (status == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((status = grow((void **)runs, *n, &cap, sizeof **runs))) break;
+        if ((status = grow_array((void **)runs, *n, &cap, sizeof **runs))) break;
         StoredRun *run = &(*runs)[(*n)++];
         memset(run, 0, sizeof *run);
         run->id = sqlite3_column_int64(stmt, 0);
@@ -189,7 +179,7 @@ int report_store_analysis(Store *store, long long recording_id, const char *kind
     sqlite3_bind_int64(stmt, 3, run_id);
     int cap = 0, status = 0, rc = SQLITE_DONE;
     while (status == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((status = grow((void **)rows, *n, &cap, sizeof **rows))) break;
+        if ((status = grow_array((void **)rows, *n, &cap, sizeof **rows))) break;
         StoredAnalysis *row = &(*rows)[(*n)++];
         memset(row, 0, sizeof *row);
         row->iteration = column_int_or_null(stmt, 0);

@@ -12,20 +12,10 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "grow.h"
 #include "probe_store.h"
 #include "report_store.h"
 #include "steps.h"
-
-/* Grows an array of `size`-byte items to hold n + 1; 0 or -1. */
-static int grow(void **items, int n, int *cap, size_t size) {
-    if (n < *cap) return 0;
-    int cap2 = *cap ? 2 * *cap : 16;
-    void *p = realloc(*items, (size_t)cap2 * size);
-    if (!p) return spiral_error("out of memory reading the store for the report");
-    *items = p;
-    *cap = cap2;
-    return 0;
-}
 
 int report_site_rank(const char *site) {
     if (!strcmp(site, "token")) return 0;
@@ -82,7 +72,7 @@ static int load_runs(ReportData *data, Store *store, const char *const *names, i
         if (report_store_runs(store, n_names ? names[i] : NULL, &rows, &n)) return -1;
         if (n_names && n == 0) status = spiral_error("%s: no run named '%s'", store->path, names[i]);
         for (int k = 0; k < n && status == 0; k++) {
-            status = grow((void **)&data->runs, data->n_runs, &cap, sizeof *data->runs);
+            status = grow_array((void **)&data->runs, data->n_runs, &cap, sizeof *data->runs);
             if (status) break;
             ReportRun *run = &data->runs[data->n_runs++];
             memset(run, 0, sizeof *run);
@@ -102,7 +92,7 @@ static int add_dataset(ReportData *data, Store *store, const char *name, int *ca
     int found;
     if (report_store_dataset(store, name, &row, &found)) return -1;
     if (!found) return 0;
-    if (grow((void **)&data->datasets, data->n_datasets, cap, sizeof *data->datasets)) {
+    if (grow_array((void **)&data->datasets, data->n_datasets, cap, sizeof *data->datasets)) {
         free(row.params);
         return -1;
     }
@@ -131,7 +121,7 @@ static int add_dataset(ReportData *data, Store *store, const char *name, int *ca
 static int label_index(ReportData *data, const char *label, int *cap) {
     for (int i = 0; i < data->n_labels; i++)
         if (!strcmp(data->labels[i], label)) return i;
-    if (grow((void **)&data->labels, data->n_labels, cap, sizeof *data->labels)) return -1;
+    if (grow_array((void **)&data->labels, data->n_labels, cap, sizeof *data->labels)) return -1;
     snprintf(data->labels[data->n_labels], REPORT_LABEL_CAP, "%s", label);
     return data->n_labels++;
 }
@@ -163,7 +153,7 @@ static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap
         status = -1;
     for (int i = 0; i < n_probes && status == 0; i++) {
         const ProbeResult *row = &probes[i].probe;
-        if ((status = grow((void **)&data->probes, data->n_probes, probe_cap, sizeof *data->probes))) break;
+        if ((status = grow_array((void **)&data->probes, data->n_probes, probe_cap, sizeof *data->probes))) break;
         ReportProbe *p = &data->probes[data->n_probes];
         memset(p, 0, sizeof *p);
         p->run = r;
@@ -188,7 +178,7 @@ static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap
     int first_summary = data->n_summaries;
     for (int i = 0; i < n_summaries && status == 0; i++) {
         const ProbeSummary *row = &summaries[i];
-        if ((status = grow((void **)&data->summaries, data->n_summaries, summary_cap, sizeof *data->summaries)))
+        if ((status = grow_array((void **)&data->summaries, data->n_summaries, summary_cap, sizeof *data->summaries)))
             break;
         ReportSummary *s = &data->summaries[data->n_summaries];
         memset(s, 0, sizeof *s);
