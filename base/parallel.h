@@ -13,6 +13,13 @@
  *
  * A parallel_for issued while another is running (from a worker, or from a
  * second application thread) runs its tasks serially on the caller.
+ *
+ * Small jobs run serially on the caller too: handing tasks to another
+ * thread costs a few microseconds (tens when it has to be woken), more than
+ * a job of a few thousand operations takes. parallel_for_work carries the
+ * caller's estimate of the job's size; below PARALLEL_SERIAL_WORK the tasks
+ * run on the calling thread, in order, with thread index 0. Tasks are
+ * independent, so this gives the same bits as running them on the pool.
  */
 #ifndef SPIRAL_PARALLEL_H
 #define SPIRAL_PARALLEL_H
@@ -23,8 +30,20 @@
  * for per-thread scratch. */
 typedef void (*ParallelTask)(void *ctx, int task, int thread);
 
-/* Runs fn(ctx, task, thread) for every task and returns when all are done. */
+/* Runs fn(ctx, task, thread) for every task and returns when all are done,
+ * on the pool whatever the job's size (for jobs known to be large). */
 void parallel_for(int n_tasks, ParallelTask fn, void *ctx);
+
+/* Jobs estimated below this many operations run serially on the caller:
+ * about 25 microseconds of one core's work (floating-point operations of
+ * a matrix product count at 1/8, they run about 8x faster than a loop's),
+ * the measured break-even of bench_busy's dispatch section. */
+#define PARALLEL_SERIAL_WORK 50000.0
+
+/* parallel_for for a job of about `work` operations in all (one per
+ * element of a loop, a few per exp, 2 m n k / 8 for a matrix product; the
+ * estimate only chooses serial or pool, never the results). */
+void parallel_for_work(int n_tasks, ParallelTask fn, void *ctx, double work);
 
 /* The number of threads of the pool (starting it if needed). */
 int parallel_threads(void);
