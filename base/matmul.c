@@ -62,7 +62,7 @@ static void matmul_block(void *ctx, int task, int thread) {
 }
 
 /* A matrix product's floating-point operations per unit of pool work
- * (parallel.h): BLAS runs about 8x faster per flop than a plain loop. */
+ * (parallel.h). */
 #define FLOPS_PER_WORK 8.0
 
 void matmul_parallel_many(const MatmulSpec *products, int count) {

@@ -19,7 +19,8 @@
  *    came during the spin or soon after it gave up, halved when the spin
  *    ran out, so a pool whose jobs come rarely (small models, whose jobs run
  *    on the caller) barely spins at all. Then it sleeps on a condition
- *    variable; the caller signals it only when a worker is asleep.
+ *    variable; the caller wakes sleepers only for a job of at least
+ *    PARALLEL_WAKE_WORK (smaller ones go to the workers that are awake).
  *  - the caller waiting for workers still inside the job spins at most
  *    CALLER_SPIN_NS, then sleeps until the last one leaves.
  *  - both spins call sched_yield every YIELD_EVERY_NS, so that on a machine
@@ -279,13 +280,16 @@ void parallel_for_work(int n_tasks, ParallelTask fn, void *ctx, double work) {
     pool.n_tasks = n_tasks;
     atomic_store(&pool.progress, (uint64_t)n_tasks);
     atomic_fetch_add(&pool.generation, 1);
-    /* a worker that went to sleep before the new generation counted
-     * itself in `sleepers` first (both sequentially consistent), so either
-     * it sees the generation or this sees it */
-    if (atomic_load(&pool.sleepers) > 0) {
+    /* sleeping workers are woken only for a job worth their wake-up; a
+     * worker going to sleep counts itself in `sleepers` before it checks
+     * the generation (both sequentially consistent), so either it sees the
+     * new generation or this sees it; taking the mutex once makes sure it is
+     * inside pthread_cond_wait before the broadcast, which comes after the
+     * unlock so that the woken worker does not wait for the mutex */
+    if (work >= PARALLEL_WAKE_WORK && atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.mutex);
-        pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.mutex);
+        pthread_cond_broadcast(&pool.wake);
     }
     for (int task = claim_task(0); task >= 0; task = claim_task(0)) fn(ctx, task, 0);
     wait_for_workers();
@@ -293,7 +297,7 @@ void parallel_for_work(int n_tasks, ParallelTask fn, void *ctx, double work) {
 }
 
 void parallel_for(int n_tasks, ParallelTask fn, void *ctx) {
-    parallel_for_work(n_tasks, fn, ctx, PARALLEL_SERIAL_WORK);
+    parallel_for_work(n_tasks, fn, ctx, PARALLEL_WAKE_WORK);
 }
 
 int parallel_parts(size_t count, int max_parts, size_t align) {

@@ -15,11 +15,13 @@
  * second application thread) runs its tasks serially on the caller.
  *
  * Small jobs run serially on the caller too: handing tasks to another
- * thread costs a few microseconds (tens when it has to be woken), more than
- * a job of a few thousand operations takes. parallel_for_work carries the
- * caller's estimate of the job's size; below PARALLEL_SERIAL_WORK the tasks
- * run on the calling thread, in order, with thread index 0. Tasks are
- * independent, so this gives the same bits as running them on the pool.
+ * thread costs about a microsecond when it is spinning for work, tens when
+ * it has to be woken, more than a job of a few thousand operations takes.
+ * parallel_for_work carries the caller's estimate of the job's size; below
+ * PARALLEL_SERIAL_WORK the tasks run on the calling thread, in order, with
+ * thread index 0; below PARALLEL_WAKE_WORK they go to the workers that are
+ * awake (spinning for the next job) but no sleeping worker is woken for
+ * them. Tasks are independent, so the results are the same bits either way.
  */
 #ifndef SPIRAL_PARALLEL_H
 #define SPIRAL_PARALLEL_H
@@ -34,15 +36,18 @@ typedef void (*ParallelTask)(void *ctx, int task, int thread);
  * on the pool whatever the job's size (for jobs known to be large). */
 void parallel_for(int n_tasks, ParallelTask fn, void *ctx);
 
-/* Jobs estimated below this many operations run serially on the caller:
- * about 25 microseconds of one core's work (floating-point operations of
- * a matrix product count at 1/8, they run about 8x faster than a loop's),
- * the measured break-even of bench_busy's dispatch section. */
+/* Jobs estimated below this many operations run serially on the caller;
+ * from this size up, the measured break-even of bench_busy's dispatch
+ * section for a worker that is awake. */
 #define PARALLEL_SERIAL_WORK 50000.0
+/* Jobs from this size up wake sleeping workers: the break-even of the
+ * same section for a worker that has to be woken. */
+#define PARALLEL_WAKE_WORK 500000.0
 
-/* parallel_for for a job of about `work` operations in all (one per
- * element of a loop, a few per exp, 2 m n k / 8 for a matrix product; the
- * estimate only chooses serial or pool, never the results). */
+/* parallel_for for a job of about `work` operations in all: one per
+ * element and arithmetic operation of a loop, about 10 per exp, 2 m n k / 8
+ * for a matrix product (BLAS runs about 8x faster per flop than a loop).
+ * The estimate only chooses where tasks run, never the results. */
 void parallel_for_work(int n_tasks, ParallelTask fn, void *ctx, double work);
 
 /* The number of threads of the pool (starting it if needed). */
