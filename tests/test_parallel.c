@@ -5,10 +5,10 @@
  *    parallel_threads(), for 1, 2, 3 and 5 threads and any task count; a
  *    parallel_for issued from inside a task runs (serially) too;
  *  - parallel_for_work runs a job below PARALLEL_SERIAL_WORK on the caller
- *    (every task on thread 0, in order) and one at the threshold on the
- *    pool (every task once, and the workers do take part); a matrix product
- *    just below and just above the threshold gives the same bits on 1, 2
- *    and 3 threads;
+ *    (every task on thread 0, in order), one at it on the pool (every task
+ *    once), and one at PARALLEL_WAKE_WORK reaches the workers; a matrix
+ *    product just below and just above the threshold gives the same bits
+ *    on 1, 2 and 3 threads;
  *  - parallel_split cuts [0, count) into contiguous aligned parts;
  *  - matmul_parallel, split into row or column blocks, equals a direct
  *    evaluation in double for every transpose combination, with beta = 0
@@ -112,9 +112,10 @@ static void order_task(void *ctx, int task, int thread) {
     while (j->spin_us > 0 && seconds_now() < until) continue;
 }
 
-/* A job just below the threshold runs on the caller, in order; one at the
- * threshold reaches the workers (given tasks long enough for them to wake:
- * up to 50 tries, so that a loaded machine does not fail it). */
+/* A job just below the threshold runs on the caller, in order; one at it
+ * runs every task once; one at PARALLEL_WAKE_WORK reaches the workers
+ * (given tasks long enough for them to wake: up to 50 tries, so that a
+ * loaded machine does not fail it). */
 static void test_threshold(void) {
     static const int thread_counts[3] = {1, 2, 3};
     for (int t = 0; t < 3; t++) {
@@ -131,17 +132,23 @@ static void test_threshold(void) {
                   atomic_load(&job.out_of_order) ? "out of order" : "in order",
                   atomic_load(&job.off_caller));
         }
+        for (int repeat = 0; repeat < 20; repeat++) {
+            OrderJob job = {.spin_us = 0};
+            parallel_for_work(64, order_task, &job, PARALLEL_SERIAL_WORK);
+            CHECK(atomic_load(&job.runs) == 64, "threshold: a job at it on %d threads ran %d "
+                  "of 64 tasks", threads, atomic_load(&job.runs));
+        }
         int reached_workers = 0;
         for (int attempt = 0; attempt < 50 && !reached_workers; attempt++) {
             OrderJob job = {.spin_us = 500};
-            parallel_for_work(8, order_task, &job, PARALLEL_SERIAL_WORK);
-            CHECK(atomic_load(&job.runs) == 8, "threshold: a job at it on %d threads ran %d "
-                  "of 8 tasks", threads, atomic_load(&job.runs));
+            parallel_for_work(8, order_task, &job, PARALLEL_WAKE_WORK);
+            CHECK(atomic_load(&job.runs) == 8, "threshold: a job at the wake threshold on %d "
+                  "threads ran %d of 8 tasks", threads, atomic_load(&job.runs));
             reached_workers = atomic_load(&job.off_caller) > 0;
         }
         if (threads > 1)
-            CHECK(reached_workers, "threshold: jobs at it on %d threads never ran a task on a "
-                  "worker", threads);
+            CHECK(reached_workers, "threshold: jobs at the wake threshold on %d threads never "
+                  "ran a task on a worker", threads);
     }
 }
 
