@@ -21,16 +21,17 @@
  *    on the caller) barely spins at all. Then it sleeps on a condition
  *    variable; the caller wakes sleepers only for a job of at least
  *    PARALLEL_WAKE_WORK (smaller ones go to the workers that are awake).
+ *    A training step issues jobs microseconds apart, so its workers spin
+ *    through it and sleep within WORKER_SPIN_MAX_NS of its end.
  *  - the caller waiting for workers still inside the job spins at most
  *    CALLER_SPIN_NS, then sleeps until the last one leaves.
- *  - both spins call sched_yield every YIELD_EVERY_NS, so that on a machine
- *    with more runnable threads than cores a spinning thread hands its core
- *    to one with work (the thread it waits for, often).
+ * Neither spin calls sched_yield: beside CPU-bound processes, a yield hands
+ * the core away for a whole time slice, and bench_busy's step beside two
+ * of them took 15-20% longer with a yield every 5 us than without.
  */
 #include "parallel.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,15 +45,15 @@
 void openblas_set_num_threads(int num_threads);
 
 #define MAX_THREADS 256
-/* The longest a worker spins for the next job before sleeping: about what
- * a wake-up costs the job it is woken for (measured 30-60 us here). */
-#define WORKER_SPIN_MAX_NS 50000
+/* The longest a worker spins for the next job before sleeping: a few times
+ * what a wake-up costs the job it is woken for (30-100 us in bench_busy's
+ * dispatch section); 200 us gave about 5% faster steps than 50 us in
+ * bench_busy, quiet and busy. */
+#define WORKER_SPIN_MAX_NS 200000
 /* The shortest budget the adaptation goes down to. */
 #define WORKER_SPIN_MIN_NS 1000
 /* The longest the caller spins for the workers inside its job. */
 #define CALLER_SPIN_NS 20000
-/* A spinning thread yields its core this often. */
-#define YIELD_EVERY_NS 5000
 /* Pause instructions between two reads of the clock while spinning. */
 #define PAUSES_PER_CHECK 16
 
@@ -112,21 +113,16 @@ static int claim_task(int enter) {
     }
 }
 
-/* Spins until keep_waiting(arg) is false or budget_ns has passed, yielding
- * the core every YIELD_EVERY_NS. Returns 1 if the wait ended in time. */
+/* Spins until keep_waiting(arg) is false or budget_ns has passed. Returns
+ * 1 if the wait ended in time. */
 static int spin_until(int (*keep_waiting)(void *), void *arg, int64_t budget_ns) {
-    int64_t start = now_ns(), last_yield = start;
+    int64_t start = now_ns();
     for (;;) {
         for (int i = 0; i < PAUSES_PER_CHECK; i++) {
             if (!keep_waiting(arg)) return 1;
             cpu_relax();
         }
-        int64_t t = now_ns();
-        if (t - start >= budget_ns) return 0;
-        if (t - last_yield >= YIELD_EVERY_NS) {
-            sched_yield();
-            last_yield = t;
-        }
+        if (now_ns() - start >= budget_ns) return 0;
     }
 }
 
