@@ -36,13 +36,13 @@ typedef void (*ParallelTask)(void *ctx, int task, int thread);
  * on the pool whatever the job's size (for jobs known to be large). */
 void parallel_for(int n_tasks, ParallelTask fn, void *ctx);
 
-/* Jobs estimated below this many operations (about 2 us of one core's
- * work) run serially on the caller: twice the break-even of bench_busy's
- * dispatch section for a worker that is spinning for work (3,000 to
- * 20,000), so that a job handed out is worth a wait for a worker that
+/* Jobs estimated below this many operations (1.5-2 us of one core's work)
+ * run serially on the caller: twice the break-even of bench_busy's
+ * dispatch section for a worker that is spinning for work (between 3,000
+ * and 20,000), so that a job handed out is worth a wait for a worker that
  * the machine's other processes slow down. */
 #define PARALLEL_SERIAL_WORK 20000.0
-/* Jobs from this size up (about 50 us) wake sleeping workers: the same
+/* Jobs from this size up (30-40 us) wake sleeping workers: about the same
  * section's break-even for a worker that has to be woken (0.5 to 2
  * million on a loaded machine, less on a quiet one). */
 #define PARALLEL_WAKE_WORK 500000.0

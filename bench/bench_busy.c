@@ -3,8 +3,9 @@
  * one whose cores other processes want too.
  *
  * 1. Dispatch: a job of W operations (the `work` unit of parallel.h: a
- *    degree-8 polynomial per float, 16 operations, on a buffer that stays
- *    in the L2 cache, so that two cores do go twice as fast) in 2 tasks,
+ *    degree-8 polynomial per float, 8 multiply-adds counted as one
+ *    operation each, about 0.1 ns like spiral's loops; on a buffer that
+ *    stays in the L2 cache, so that two cores do go twice as fast) in 2 tasks,
  *    run serially on the caller and
  *    on the pool, back to back (the worker spinning when the next job
  *    comes) and with 2 ms between jobs (longer than any spin: the worker
@@ -147,7 +148,7 @@ static void stop_spinners(const pid_t *pids, int count) {
 /* Floats of the dispatch buffers (2 x 128 KB: within L2). */
 #define DISPATCH_FLOATS 32768
 /* Operations per float of the kernel. */
-#define OPERATIONS_PER_FLOAT 16
+#define OPERATIONS_PER_FLOAT 8
 
 typedef struct {
     float *y;
@@ -203,11 +204,8 @@ static int measure_dispatch(DispatchRow *rows, int n_rows) {
     model_threads(2);
     for (int r = 0; r < n_rows; r++) {
         size_t floats = rows[r].work / OPERATIONS_PER_FLOAT;
-        int passes = 1;
-        if (floats > DISPATCH_FLOATS) {
-            passes = (int)(floats / DISPATCH_FLOATS);
-            floats = DISPATCH_FLOATS;
-        }
+        int passes = (int)((floats + DISPATCH_FLOATS - 1) / DISPATCH_FLOATS);
+        floats /= (size_t)passes;
         PolynomialJob job = {y, x, floats & ~(size_t)1, passes};
         dispatch_us(&job, 0, 0, 20); /* warm the caches */
         rows[r].serial_us = dispatch_us(&job, 0, 0, MAX_REPS);
@@ -395,6 +393,9 @@ int main(void) {
                d->pool_us, d->pool_us / d->serial_us, d->serial_paused_us, d->pool_paused_us,
                d->pool_paused_us / d->serial_paused_us);
     }
+    printf("the kernel: %.3f ns per operation on one core (W = %zu, serial)\n",
+           dispatch[n_dispatch - 1].serial_us * 1e3 / (double)dispatch[n_dispatch - 1].work,
+           dispatch[n_dispatch - 1].work);
     printf("PARALLEL_SERIAL_WORK = %.0f: jobs below it run on the caller (back to back: the\n"
            "pool's cost with its worker awake); PARALLEL_WAKE_WORK = %.0f: jobs below it wake\n"
            "no sleeping worker (2 ms apart: the pool's cost when its worker sleeps)\n\n",
