@@ -61,11 +61,19 @@ static void matmul_block(void *ctx, int task, int thread) {
     }
 }
 
+/* A matrix product's floating-point operations per unit of pool work
+ * (parallel.h). */
+#define FLOPS_PER_WORK 8.0
+
 void matmul_parallel_many(const MatmulSpec *products, int count) {
     int tasks = 0;
-    for (int i = 0; i < count; i++) tasks += block_count(&products[i]);
+    double flops = 0;
+    for (int i = 0; i < count; i++) {
+        tasks += block_count(&products[i]);
+        flops += 2.0 * products[i].m * products[i].n * products[i].k;
+    }
     MatmulJob job = {products, count};
-    parallel_for(tasks, matmul_block, &job);
+    parallel_for_work(tasks, matmul_block, &job, flops / FLOPS_PER_WORK);
 }
 
 void matmul_parallel(int transpose_a, int transpose_b, int m, int n, int k,

@@ -50,7 +50,8 @@ static void vec_task(void *ctx, int part, int thread) {
 static void vec_run(VecOp op, real *dst, const real *a, const real *b, real scale,
                     size_t count) {
     VecJob job = {op, dst, a, b, scale, count};
-    parallel_for(parallel_parts(count, parallel_threads(), VEC_CHUNK), vec_task, &job);
+    parallel_for_work(parallel_parts(count, parallel_threads(), VEC_CHUNK), vec_task, &job,
+                      (double)count);
 }
 
 void vec_zero(real *x, size_t count) { vec_run(VEC_ZERO, x, NULL, NULL, 0, count); }

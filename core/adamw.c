@@ -77,7 +77,7 @@ static void norm_task(void *ctx, int part, int thread) {
 double grad_global_norm(const real *grads, size_t n) {
     NormJob job = {.grads = grads, .n = n};
     int parts = parallel_parts(n, NORM_PARTS, 1);
-    parallel_for(parts, norm_task, &job);
+    parallel_for_work(parts, norm_task, &job, 2.0 * n);
     double sum = 0;
     for (int p = 0; p < parts; p++) sum += job.part_sum[p];
     return sqrt(sum);

@@ -298,7 +298,7 @@ void attention_forward(real *y, real *probs, const real *q, const real *k, const
                        int B, int n, int H, int dh) {
     AttentionJob job = {.y = y, .probs = probs, .q = q, .k = k, .v = v,
                         .B = B, .n = n, .H = H, .dh = dh};
-    parallel_for(B * H, attention_forward_task, &job);
+    parallel_for_work(B * H, attention_forward_task, &job, (double)B * H * n * n * (dh / 4.0 + 5));
 }
 
 /* Head h of batch row b, per block of query rows [i0, i1), in this thread's
@@ -337,7 +337,7 @@ void attention_backward(real *dq, real *dk, real *dv, real *scratch, const real 
     AttentionJob job = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .dy = dy,
                         .saved_probs = probs, .q = q, .k = k, .v = v,
                         .B = B, .n = n, .H = H, .dh = dh};
-    parallel_for(B * H, attention_backward_task, &job);
+    parallel_for_work(B * H, attention_backward_task, &job, (double)B * H * n * n * (dh / 2.0 + 2));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -439,7 +439,7 @@ static void crossentropy_forward_task(void *ctx, int part, int thread) {
 double crossentropy_forward(const real *logits, const int *targets, int M, int V, int *count) {
     CrossEntropyJob job = {.logits = logits, .targets = targets, .M = M, .V = V};
     int parts = parallel_parts((size_t)M, CROSSENTROPY_PARTS, 1);
-    parallel_for(parts, crossentropy_forward_task, &job);
+    parallel_for_work(parts, crossentropy_forward_task, &job, 12.0 * M * V);
     double total = 0;
     int n = 0;
     for (int p = 0; p < parts; p++) {

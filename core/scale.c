@@ -98,7 +98,7 @@ void downscale_forward(real *z, real *alpha, const real *h, const real *score,
                        const ChunkGeometry *geo, int B, int d, int mode) {
     ScaleJob job = {.out = z, .saved = alpha, .in = h, .weight = score, .geo = geo, .d = d,
                     .mode = mode};
-    parallel_for(B, downscale_row, &job);
+    parallel_for_work(B, downscale_row, &job, 4.0 * B * geo->L * d);
 }
 
 /* Down-scaling backward of batch row b, except the score gradient: dh and,
@@ -141,7 +141,7 @@ void downscale_backward(real *dh, real *dscore, real *scratch, const real *dz, c
                         const ChunkGeometry *geo, int B, int d, int mode) {
     ScaleJob job = {.grad = dh, .coef_grad = scratch, .in = h, .second = dz, .weight = score,
                     .kept = alpha, .geo = geo, .d = d, .mode = mode};
-    parallel_for(B, downscale_backward_row, &job);
+    parallel_for_work(B, downscale_backward_row, &job, 4.0 * B * geo->L * d);
     if (mode == DOWN_MEAN) return;
     /* dscore (d) += h^T dc, h (B L, d), dc (B L) */
     matmul_parallel(1, 0, d, 1, B * geo->L, 1, h, d, scratch, 1, 1, dscore, 1);
@@ -197,7 +197,7 @@ void upscale_forward(real *h_out, real *coef, const real *base, const real *delt
                      const real *alloc, const ChunkGeometry *geo, int B, int d, int mode) {
     ScaleJob job = {.out = h_out, .saved = coef, .in = base, .second = delta, .weight = alloc,
                     .geo = geo, .d = d, .mode = mode};
-    parallel_for(B, upscale_row, &job);
+    parallel_for_work(B, upscale_row, &job, 4.0 * B * geo->L * d);
 }
 
 /* Up-scaling backward of batch row b, except the terms through W: ddelta_j
@@ -240,7 +240,7 @@ void upscale_backward(real *ddelta, real *dalloc, real *scratch, const real *dh_
                       const ChunkGeometry *geo, int B, int d, int mode) {
     ScaleJob job = {.grad = ddelta, .coef_grad = scratch, .in = dh_out, .second = delta,
                     .kept = coef, .geo = geo, .d = d, .mode = mode};
-    parallel_for(B, upscale_backward_row, &job);
+    parallel_for_work(B, upscale_backward_row, &job, 4.0 * B * geo->L * d);
     if (mode == UP_COPY) return;
     /* ddelta (B J, d) += dl (B J, g) W (g, d);  dW (g, d) += dl^T delta */
     int rows = B * geo->J, g = geo->g;

@@ -4,6 +4,11 @@
  *  - parallel_for runs every task exactly once, on a thread index below
  *    parallel_threads(), for 1, 2, 3 and 5 threads and any task count; a
  *    parallel_for issued from inside a task runs (serially) too;
+ *  - parallel_for_work runs a job below PARALLEL_SERIAL_WORK on the caller
+ *    (every task on thread 0, in order), one at it on the pool (every task
+ *    once), and one at PARALLEL_WAKE_WORK reaches the workers; a matrix
+ *    product just below and just above the threshold gives the same bits
+ *    on 1, 2 and 3 threads;
  *  - parallel_split cuts [0, count) into contiguous aligned parts;
  *  - matmul_parallel, split into row or column blocks, equals a direct
  *    evaluation in double for every transpose combination, with beta = 0
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adamw.h"
 #include "error.h"
@@ -78,6 +84,101 @@ static void test_pool(void) {
                 free(runs);
             }
         }
+    }
+}
+
+/* ---- the work threshold ------------------------------------------------ */
+
+typedef struct {
+    atomic_int next;        /* the task expected next, if they run in order */
+    atomic_int out_of_order;
+    atomic_int off_caller;  /* tasks that ran on a thread other than 0 */
+    atomic_int runs;
+    int spin_us;            /* each task busy-waits this long */
+} OrderJob;
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void order_task(void *ctx, int task, int thread) {
+    OrderJob *j = ctx;
+    if (atomic_fetch_add(&j->next, 1) != task) atomic_store(&j->out_of_order, 1);
+    if (thread != 0) atomic_fetch_add(&j->off_caller, 1);
+    atomic_fetch_add(&j->runs, 1);
+    double until = seconds_now() + j->spin_us * 1e-6;
+    while (j->spin_us > 0 && seconds_now() < until) continue;
+}
+
+/* A job just below the threshold runs on the caller, in order; one at it
+ * runs every task once; one at PARALLEL_WAKE_WORK reaches the workers
+ * (given tasks long enough for them to wake: up to 50 tries, so that a
+ * loaded machine does not fail it). */
+static void test_threshold(void) {
+    static const int thread_counts[3] = {1, 2, 3};
+    for (int t = 0; t < 3; t++) {
+        int threads = thread_counts[t];
+        CHECK(parallel_set_threads(threads) == 0, "threshold: starting %d threads: %s",
+              threads, spiral_last_error());
+        for (int repeat = 0; repeat < 20; repeat++) {
+            OrderJob job = {.spin_us = 0};
+            parallel_for_work(64, order_task, &job, PARALLEL_SERIAL_WORK - 1);
+            CHECK(atomic_load(&job.runs) == 64 && !atomic_load(&job.out_of_order) &&
+                  atomic_load(&job.off_caller) == 0,
+                  "threshold: a job below it on %d threads ran %d of 64 tasks, %s, %d off the "
+                  "caller", threads, atomic_load(&job.runs),
+                  atomic_load(&job.out_of_order) ? "out of order" : "in order",
+                  atomic_load(&job.off_caller));
+        }
+        for (int repeat = 0; repeat < 20; repeat++) {
+            OrderJob job = {.spin_us = 0};
+            parallel_for_work(64, order_task, &job, PARALLEL_SERIAL_WORK);
+            CHECK(atomic_load(&job.runs) == 64, "threshold: a job at it on %d threads ran %d "
+                  "of 64 tasks", threads, atomic_load(&job.runs));
+        }
+        int reached_workers = 0;
+        for (int attempt = 0; attempt < 50 && !reached_workers; attempt++) {
+            OrderJob job = {.spin_us = 500};
+            parallel_for_work(8, order_task, &job, PARALLEL_WAKE_WORK);
+            CHECK(atomic_load(&job.runs) == 8, "threshold: a job at the wake threshold on %d "
+                  "threads ran %d of 8 tasks", threads, atomic_load(&job.runs));
+            reached_workers = atomic_load(&job.off_caller) > 0;
+        }
+        if (threads > 1)
+            CHECK(reached_workers, "threshold: jobs at the wake threshold on %d threads never "
+                  "ran a task on a worker", threads);
+    }
+}
+
+/* A product of m x n x k with k chosen so that its work (2 m n k / 8, see
+ * matmul.c) is just below or just above the threshold: the same bits on 1,
+ * 2 and 3 threads. */
+static void test_threshold_matmul(void) {
+    enum { M = 300, N = 32 };
+    int k_at = (int)ceil(PARALLEL_SERIAL_WORK * 8 / (2.0 * M * N));
+    int ks[2] = {k_at - 1, k_at + 1};
+    for (int s = 0; s < 2; s++) {
+        int k = ks[s];
+        real *a = malloc((size_t)M * k * sizeof(real)), *b = malloc((size_t)k * N * sizeof(real));
+        real *c[3];
+        fixture_seed(4242 + k);
+        for (size_t i = 0; i < (size_t)M * k; i++) a[i] = (real)fixture_uniform();
+        for (size_t i = 0; i < (size_t)k * N; i++) b[i] = (real)fixture_uniform();
+        for (int threads = 1; threads <= 3; threads++) {
+            parallel_set_threads(threads);
+            c[threads - 1] = calloc((size_t)M * N, sizeof(real));
+            matmul_parallel(0, 0, M, N, k, 1, a, k, b, N, 0, c[threads - 1], N);
+        }
+        size_t differ = 0;
+        for (int threads = 2; threads <= 3; threads++)
+            differ += memcmp(c[0], c[threads - 1], (size_t)M * N * sizeof(real)) != 0;
+        CHECK(differ == 0, "threshold: a %d x %d x %d product %s it differs between 1, 2 and 3 "
+              "threads", M, N, k, s ? "above" : "below");
+        for (int i = 0; i < 3; i++) free(c[i]);
+        free(a);
+        free(b);
     }
 }
 
@@ -298,6 +399,8 @@ static void test_thread_count_invariance(void) {
 
 int main(int argc, char **argv) {
     test_pool();
+    test_threshold();
+    test_threshold_matmul();
     test_split();
     parallel_set_threads(2);
     test_matmul_parallel();
