@@ -12,6 +12,7 @@
 #include "dataset.h"
 #include "error.h"
 #include "npy.h"
+#include "probe_rows.h"
 #include "recording_store.h"
 #include "steps.h"
 
@@ -67,7 +68,7 @@ static int read_rows(Store *store, const RecordingInfo *info, const ExportOption
         for (int r = 0; r < n; r++) {
             rows->seq[base + r] = seq;
             rows->pos[base + r] = pos_of_row[r];
-            rows->token[base + r] = index[pos_of_row[r]];
+            rows->token[base + r] = row_token_index(index, pos_of_row, r);
         }
     }
     status = 0;
