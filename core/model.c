@@ -93,9 +93,11 @@ int model_build(Model *model, const SpiralConfig *cfg) {
     model->post = calloc((size_t)cfg->n_post + 1, sizeof(LayerActs));
     model->loop_acts = calloc((size_t)cfg->n_iters * cfg->n_loop, sizeof(LayerActs));
     if (!model->params || !model->grads || !model->pre || !model->post || !model->loop_acts) {
+        size_t n_params = model->layout.n_params;  /* model_free clears the layout */
         model_free(model);
-        return spiral_error("out of memory allocating a model of %zu parameters",
-                            model->layout.n_params);
+        return spiral_error("out of memory allocating a model of %zu parameters (%.1f GB for "
+                            "parameters and gradients)", n_params,
+                            2.0 * (double)n_params * sizeof(real) / 1e9);
     }
     model_bind_weights(&model->w, model, model->params);
     model_bind_weights(&model->dw, model, model->grads);

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "fixtures.h"
@@ -364,7 +365,33 @@ static void test_observer(void) {
     model_free(&m);
 }
 
+/* Under AddressSanitizer a failed huge allocation returns NULL, as it does
+ * without it, instead of aborting the test. */
+#if defined(__SANITIZE_ADDRESS__)
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+#endif
+
+/* A model too large for memory: the error gives its size (the count was
+ * once cleared before the message and read 0 parameters). */
+static void test_out_of_memory_message(void) {
+    SpiralConfig c = fixture_base();
+    c.d_model = 65536;
+    c.n_heads = 1024;
+    c.d_ff = 262144;
+    c.vocab_size = 65536;
+    c.n_loop = 1024;
+    Model model;
+    int status = model_build(&model, &c);
+    const char *message = spiral_last_error();
+    CHECK(status == -1 && strstr(message, "out of memory allocating a model of ") &&
+              !strstr(message, "model of 0 parameters") && strstr(message, " GB for parameters"),
+          "huge model: status %d, message '%s'", status, message);
+    if (status == 0) model_free(&model);
+}
+
 int main(int argc, char **argv) {
+    test_out_of_memory_message();
     test_causality();
     test_core_exists_once();
     test_looped_equals_unrolled();
