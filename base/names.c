@@ -29,23 +29,29 @@ int name_check(const char *what, const char *name) {
 
 int edit_distance(const char *a, const char *b) {
     size_t n = strlen(a), m = strlen(b);
-    int *row = malloc((m + 1) * sizeof *row);  /* (m + 1) distances to b's prefixes */
-    if (!row) return (int)(n > m ? n : m);
-    for (size_t j = 0; j <= m; j++) row[j] = (int)j;
+    /* three rows of the (n + 1) x (m + 1) table: i - 2, i - 1, i */
+    int *rows = malloc(3 * (m + 1) * sizeof *rows);
+    if (!rows) return (int)(n > m ? n : m);
+    int *before = rows, *above = rows + (m + 1), *row = rows + 2 * (m + 1);
+    for (size_t j = 0; j <= m; j++) above[j] = (int)j;
     for (size_t i = 1; i <= n; i++) {
-        int diagonal = row[0];  /* d(i-1, j-1) */
         row[0] = (int)i;
         for (size_t j = 1; j <= m; j++) {
-            int above = row[j];  /* d(i-1, j) */
-            int best = diagonal + (a[i - 1] != b[j - 1]);
-            if (above + 1 < best) best = above + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            int best = above[j - 1] + (a[i - 1] != b[j - 1]);        /* substitute */
+            if (above[j] + 1 < best) best = above[j] + 1;             /* delete */
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;         /* insert */
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                before[j - 2] + 1 < best)
+                best = before[j - 2] + 1;                             /* transpose */
             row[j] = best;
-            diagonal = above;
         }
+        int *spare = before;
+        before = above;
+        above = row;
+        row = spare;
     }
-    int distance = row[m];
-    free(row);
+    int distance = above[m];
+    free(rows);
     return distance;
 }
 

@@ -17,8 +17,9 @@
  * names the kind of name for the message ("run", "dataset"). */
 int name_check(const char *what, const char *name);
 
-/* The number of single-character insertions, deletions and substitutions
- * that turn a into b (Levenshtein distance). */
+/* The number of single-character insertions, deletions, substitutions and
+ * swaps of two neighbours that turn a into b (the optimal string alignment
+ * distance: "trian" is 1 from "train"). */
 int edit_distance(const char *a, const char *b);
 
 /* The candidate closest to `name` by edit_distance, if it is close enough to

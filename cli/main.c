@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "names.h"
 
 static const char *usage =
     "usage: spiral <command> [options]\n"
@@ -35,6 +36,21 @@ static const char *usage =
     "  SPIRAL_THREADS  threads for training, eval and recording (default: every\n"
     "                  core); results are the same for any number\n";
 
+/* The subcommands, in the order of the usage text. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} Command;
+
+static const Command commands[] = {
+    {"info", cmd_info},       {"init", cmd_init},       {"eval", cmd_eval},
+    {"data", cmd_data},       {"train", cmd_train},     {"runs", cmd_runs},
+    {"record", cmd_record},   {"export", cmd_export},   {"sweep", cmd_sweep},
+    {"probe", cmd_probe},     {"analyze", cmd_analyze}, {"compare", cmd_compare},
+    {"match", cmd_match},     {"report", cmd_report},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
@@ -45,20 +61,16 @@ int main(int argc, char **argv) {
         printf("spiral %s\n", cli_version());
         return 0;
     }
-    if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "init")) return cmd_init(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "runs")) return cmd_runs(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "record")) return cmd_record(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "sweep")) return cmd_sweep(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "probe")) return cmd_probe(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "analyze")) return cmd_analyze(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "match")) return cmd_match(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "report")) return cmd_report(argc - 1, argv + 1);
-    fprintf(stderr, "spiral: unknown command '%s'\n\n%s", argv[1], usage);
+    const char *names[N_COMMANDS];
+    for (int c = 0; c < N_COMMANDS; c++) {
+        if (!strcmp(argv[1], commands[c].name)) return commands[c].run(argc - 1, argv + 1);
+        names[c] = commands[c].name;
+    }
+    const char *closest = closest_name(argv[1], names, N_COMMANDS);
+    if (closest)
+        fprintf(stderr, "spiral: unknown command '%s'; did you mean '%s'?\n\n%s", argv[1], closest,
+                usage);
+    else
+        fprintf(stderr, "spiral: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }

@@ -11,11 +11,25 @@
 
 #include "cli.h"
 #include "error.h"
+#include "names.h"
 
 #define SPIRAL_VERSION "0.1.0"
 
 /* spiral's version string. */
 const char *cli_version(void) { return SPIRAL_VERSION; }
+
+/* The usage error for an argument that is no option of the table, with the
+ * closest option when it looks like a typo of one ("--dat" -> "--data"). */
+static int unknown_argument(const char *command, const char *arg, const CliOption *options,
+                            int n_options) {
+    const char *names[64];
+    int n = n_options < 64 ? n_options : 64;
+    for (int k = 0; k < n; k++) names[k] = options[k].name;
+    const char *closest = arg[0] == '-' ? closest_name(arg, names, n) : NULL;
+    if (closest)
+        return cli_usage_error(command, "unknown argument '%s'; did you mean '%s'?", arg, closest);
+    return cli_usage_error(command, "unknown argument '%s'", arg);
+}
 
 /* Matches each argument against the option table (cli.h); a bare argument
  * goes to *positional. */
@@ -29,7 +43,7 @@ int cli_parse_options(const char *command, int argc, char **argv, const CliOptio
                 *positional = argv[i];
                 continue;
             }
-            return cli_usage_error(command, "unknown argument '%s'", argv[i]);
+            return unknown_argument(command, argv[i], options, n_options);
         }
         if (!options[k].value) {
             *options[k].flag = 1;

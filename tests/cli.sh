@@ -80,6 +80,10 @@ expect_error 1 "train.seq_len: expected an integer" "$SPIRAL" train --config "$d
 n=$(sqlite3 "$dir/s.db" "SELECT count(*) FROM runs")
 [ "$n" = 0 ] && ok || fail "a failed train left $n runs"
 expect_error 1 "no dataset named 'nope'" "$SPIRAL" data show --store "$dir/s.db" --name nope
+# typos: the closest command or option is suggested, nothing runs
+expect_error 2 "unknown command 'trian'; did you mean 'train'?" "$SPIRAL" trian
+expect_error 2 "unknown argument '--stor'; did you mean '--store'?" "$SPIRAL" runs --stor "$dir/s.db"
+expect_error 1 "no dataset named 'dd' (did you mean 'd'?" "$SPIRAL" data show --store "$dir/s.db" --name dd
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -39,7 +39,8 @@ int main(int argc, char **argv) {
 
     /* edit distance and the suggestion for a mistyped name */
     CHECK(edit_distance("spirl", "spiral") == 1 && edit_distance("kitten", "sitting") == 3 &&
-          edit_distance("", "abc") == 3 && edit_distance("same", "same") == 0,
+          edit_distance("", "abc") == 3 && edit_distance("same", "same") == 0 &&
+          edit_distance("trian", "train") == 1 && edit_distance("ca", "abc") == 3,
           "edit distances: %d %d %d %d", edit_distance("spirl", "spiral"),
           edit_distance("kitten", "sitting"), edit_distance("", "abc"), edit_distance("same", "same"));
     const char *runs[] = {"spiral", "looped", "dense", "looped-s2"};
