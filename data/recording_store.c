@@ -66,12 +66,16 @@ static int find_or_create(Store *store, const RecordingSettings *s, int replace,
     const char *dtype = s->f16 ? "f16" : "f32";
     long long existing = 0;
     int same = 0;
-    if (find_existing(store, s, dtype, distances, &existing, &same)) return -1;
-    if (existing && !same && !replace)
-        return spiral_error("run %s already has a recording on this dataset's %s split with other "
-                            "settings (sequences, length, dtype, checkpoint or distances); "
-                            "use --replace to record it again", s->run_name, s->split);
+    /* look up and create in one write transaction: of two recorders
+     * starting at once, the second sees the first's row */
     if (store_begin(store)) return -1;
+    if (find_existing(store, s, dtype, distances, &existing, &same)) goto fail;
+    if (existing && !same && !replace) {
+        spiral_error("run %s already has a recording on this dataset's %s split with other "
+                     "settings (sequences, length, dtype, checkpoint or distances); "
+                     "use --replace to record it again", s->run_name, s->split);
+        goto fail;
+    }
     if (existing && !same) {
         char sql[128];
         snprintf(sql, sizeof sql, "DELETE FROM recordings WHERE id=%lld", existing);

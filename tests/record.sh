@@ -6,7 +6,8 @@
 #    it again completes only what is missing;
 #  - the README's Python snippet loads a state with sqlite3 + numpy only, and
 #    it equals what `spiral export` writes;
-#  - bad input gives clear errors.
+#  - bad input gives clear errors;
+#  - the same recording started twice at once: both succeed, one row.
 SPIRAL=${SPIRAL:-build/spiral}
 PY=/usr/bin/python3
 dir=$(mktemp -d)
@@ -97,6 +98,20 @@ before=$(q "SELECT count(*) FROM recordings")
 [ $code = 1 ] && grep -q "vocabulary" "$dir/err" && ok || fail "vocab mismatch: $(cat "$dir/err")"
 after=$(q "SELECT count(*) FROM recordings")
 [ "$before" = "$after" ] && ok || fail "bad input created a recording"
+
+# the same recording started twice at once: both finish, one recording row
+for i in 1 2 3; do
+    "$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split val --sequences 20 --quiet \
+        >"$dir/twin1.out" 2>&1 &
+    t1=$!
+    "$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split val --sequences 20 --quiet \
+        >"$dir/twin2.out" 2>&1 &
+    t2=$!
+    wait $t1 && ok || fail "twin record 1 (round $i): $(cat "$dir/twin1.out")"
+    wait $t2 && ok || fail "twin record 2 (round $i): $(cat "$dir/twin2.out")"
+done
+n=$(q "SELECT count(*) FROM recordings r JOIN runs u ON u.id = r.run_id WHERE r.split = 'val' AND u.name = 'looped'")
+[ "$n" = 1 ] && ok || fail "twin records made $n recordings"
 
 echo "record: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
