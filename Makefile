@@ -126,7 +126,8 @@ CUDA_BINS   := $(CUDA_BUILD)/test_cuda_kernels $(CUDA_BUILD)/test_cuda_engine \
 # build/cuda/spiral: the whole CLI with `--device cuda` (core/engine.h): the
 # library and CLI compiled again into $(CUDA_BUILD)/host/, with
 # core/cuda/engine_cuda.c (plain C over cuda_engine.h) in place of
-# core/engine_nocuda.c, linked by nvcc with cuBLAS. With CUDA_DEPS the
+# core/engine_nocuda.c, linked by nvcc (its CUDA runtime, as the proofs)
+# with cuBLAS. With CUDA_DEPS the
 # headers and static GSL, SQLite, nettle and jansson come from that folder
 # (a GPU machine without the -dev packages); CUDA_BLAS names the OpenBLAS
 # to link (a shared library already on the machine, e.g. its full path).
@@ -143,7 +144,7 @@ $(CUDA_BUILD)/host/%.o: %.c $(wildcard base/*.h core/*.h core/cuda/*.h data/*.h 
 	@mkdir -p $(dir $@)
 	$(CC) $(CUDA_HOST_CFLAGS) -c $< -o $@
 $(CUDA_BUILD)/spiral: $(CUDA_HOST_OBJ) $(CUDA_OBJ)
-	$(NVCC) $(CUDA_ARCH) $^ -o $@ -lcublas -lcudart $(CUDA_HOST_LIBS)
+	$(NVCC) $(CUDA_ARCH) $^ -o $@ -lcublas $(CUDA_HOST_LIBS)
 
 .PHONY: cuda test-cuda
 cuda: $(CUDA_BINS)
