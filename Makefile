@@ -121,7 +121,30 @@ CUDA_REF_OBJ := $(CUDA_REF_SRC:%.c=$(CUDA_BUILD)/ref/%.o) $(CUDA_BUILD)/ref/adam
 CUDA_LDLIBS := -lcublas $(if $(CUDA_DEPS),$(CUDA_DEPS)/lib/libjansson.a,-ljansson) -lpthread -lm
 CUDA_REF32_OBJ := $(CUDA_REF_SRC:%.c=$(CUDA_BUILD)/ref32/%.o)
 CUDA_BINS   := $(CUDA_BUILD)/test_cuda_kernels $(CUDA_BUILD)/test_cuda_engine \
-               $(CUDA_BUILD)/cpu_f32_ref $(CUDA_BUILD)/bench_cuda_engine
+               $(CUDA_BUILD)/cpu_f32_ref $(CUDA_BUILD)/bench_cuda_engine $(CUDA_BUILD)/spiral
+
+# build/cuda/spiral: the whole CLI with `--device cuda` (core/engine.h): the
+# library and CLI compiled again into $(CUDA_BUILD)/host/, with
+# core/cuda/engine_cuda.c (plain C over cuda_engine.h) in place of
+# core/engine_nocuda.c, linked by nvcc (its CUDA runtime, as the proofs)
+# with cuBLAS. With CUDA_DEPS the
+# headers and static GSL, SQLite, nettle and jansson come from that folder
+# (a GPU machine without the -dev packages); CUDA_BLAS names the OpenBLAS
+# to link (a shared library already on the machine, e.g. its full path).
+CUDA_BLAS   ?= -lopenblas
+CUDA_HOST_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wno-unused-parameter \
+                    -fno-math-errno -fno-trapping-math -Ibase -Icore -Icore/cuda -Idata -Iprobes \
+                    -Ianalysis -Ireports \
+                    $(if $(CUDA_DEPS),-I$(CUDA_DEPS)/include,$(shell pkg-config --cflags openblas gsl sqlite3 jansson nettle))
+CUDA_HOST_LIBS := $(if $(CUDA_DEPS),$(addprefix $(CUDA_DEPS)/lib/,libgsl.a libsqlite3.a libnettle.a libjansson.a) $(CUDA_BLAS),$(LDLIBS)) \
+                  -ldl -lm -lpthread
+CUDA_HOST_SRC := $(filter-out core/engine_nocuda.c,$(LIB_SRC)) $(CLI_SRC) core/cuda/engine_cuda.c
+CUDA_HOST_OBJ := $(CUDA_HOST_SRC:%.c=$(CUDA_BUILD)/host/%.o)
+$(CUDA_BUILD)/host/%.o: %.c $(wildcard base/*.h core/*.h core/cuda/*.h data/*.h probes/*.h analysis/*.h reports/*.h cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_HOST_CFLAGS) -c $< -o $@
+$(CUDA_BUILD)/spiral: $(CUDA_HOST_OBJ) $(CUDA_OBJ)
+	$(NVCC) $(CUDA_ARCH) $^ -o $@ -lcublas $(CUDA_HOST_LIBS)
 
 .PHONY: cuda test-cuda
 cuda: $(CUDA_BINS)

@@ -6,12 +6,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "engine.h"
 #include "store.h"
 #include "train.h"
 
 static const char *help =
-    "usage: spiral train --config RUN.json --store STORE.db [--name NAME] [--quiet]\n"
-    "       spiral train --resume NAME --store STORE.db [--quiet]\n"
+    "usage: spiral train --config RUN.json --store STORE.db [--name NAME] [--device D] [--quiet]\n"
+    "       spiral train --resume NAME --store STORE.db [--device D] [--quiet]\n"
     "\n"
     "Trains the model of RUN.json ({\"model\": ..., \"train\": ...}) on the dataset\n"
     "train.dataset of the store (make one with 'spiral data make'). Metrics go to\n"
@@ -22,7 +23,11 @@ static const char *help =
     "Ctrl-C (SIGINT), SIGTERM or SIGHUP: finish the step, write a checkpoint, stop; a\n"
     "second Ctrl-C stops at once. --resume NAME continues from the last\n"
     "checkpoint and reproduces the loss curve of an uninterrupted run exactly.\n"
-    "Progress goes to stderr (a bar on a terminal, lines otherwise).\n";
+    "Progress goes to stderr (a bar on a terminal, lines otherwise).\n"
+    "\n"
+    "--device cpu|cuda: the engine (default cpu); cuda needs a spiral built with\n"
+    "'make cuda' (build/cuda/spiral). Checkpoints are the same float32 files on\n"
+    "both, so a run may be resumed on the other device.\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -46,6 +51,7 @@ static void default_name(char *out, size_t size, const char *path) {
 
 int cmd_train(int argc, char **argv) {
     const char *config_path = NULL, *store_path = NULL, *name = NULL, *resume = NULL;
+    const char *device = "cpu";
     int quiet = 0;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
@@ -56,6 +62,7 @@ int cmd_train(int argc, char **argv) {
         {"--store", &store_path, NULL},
         {"--name", &name, NULL},
         {"--resume", &resume, NULL},
+        {"--device", &device, NULL},
         {"--quiet", NULL, &quiet},
     };
     if (cli_parse_options("train", argc, argv, table, (int)(sizeof table / sizeof table[0]),
@@ -65,6 +72,8 @@ int cmd_train(int argc, char **argv) {
     if (!config_path == !resume)
         return cli_usage_error("train", "give exactly one of --config and --resume");
     if (resume && name) return cli_usage_error("train", "--name goes with --config, not --resume");
+
+    if (engine_device_check(device)) return cli_fail("train");
 
     char command[2048] = "spiral";
     for (int i = 0; i < argc; i++) {
@@ -84,7 +93,8 @@ int cmd_train(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);  /* a closed terminal stops the run like SIGTERM */
     Progress progress = cli_progress(!quiet);
-    TrainOptions options = {.progress = &progress, .command = command, .interrupt = &interrupted};
+    TrainOptions options = {.progress = &progress, .command = command, .interrupt = &interrupted,
+                           .device = device};
     TrainResult result;
     int status = resume ? train_resume(&store, run_name, &options, &result)
                         : train_new(&store, run_name, config_path, &options, &result);

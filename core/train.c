@@ -8,6 +8,10 @@
  * the validation loss on fixed windows; every checkpoint_every steps a
  * checkpoint, recorded in the store in the same transaction as the metrics
  * written since the last one.
+ *
+ * The model itself lives behind engine.h (the CPU engine, or the CUDA
+ * engine of `make cuda`); checkpoints hold its float32 parameters and AdamW
+ * moments, whichever engine wrote them.
  */
 #include "train.h"
 
@@ -30,10 +34,9 @@
 #include "names.h"
 #include "run_lock.h"
 #include "runs.h"
+#include "engine.h"
 #include "filehash.h"
-#include "model.h"
 #include "safetensors.h"
-#include "vec.h"
 #include "steps.h"
 
 typedef struct {
@@ -43,8 +46,7 @@ typedef struct {
     char *run_json;               /* {"model": ..., "train": ...} */
     SpiralConfig model_cfg;
     TrainConfig cfg;
-    Model model;
-    real *adam_m, *adam_v;        /* (n_params) */
+    Engine *engine;               /* parameters, gradients, AdamW moments */
     long step;                    /* optimizer steps done */
     double wall_before;           /* seconds spent before this process */
     double last_val;
@@ -104,8 +106,10 @@ static int evaluate(Trainer *tr, double *loss) {
                 starts[b] = (size_t)(((double)k / total) * (double)span);
         }
         fill_batch(tr->inputs, tr->targets, &tr->val, B, L, starts);
-        if (model_forward(&tr->model, tr->inputs, tr->targets, B, L, NULL)) return -1;
-        sum += tr->model.loss;
+        double batch_loss;
+        if (tr->engine->ops->forward(tr->engine, tr->inputs, tr->targets, B, L, &batch_loss))
+            return -1;
+        sum += batch_loss;
     }
     *loss = sum / c->eval_batches;
     return 0;
@@ -157,7 +161,7 @@ static int flush_metrics(Trainer *tr) {
 /* Writes a checkpoint (weights, adam.m.*, adam.v.*, metadata) atomically,
  * then records it with the pending metrics in one transaction. */
 static int save_checkpoint(Trainer *tr, double wall_seconds) {
-    const ParamLayout *layout = &tr->model.layout;
+    const ParamLayout *layout = tr->engine->layout;
     char path[1200], step_text[32], wall_text[64];
     snprintf(path, sizeof path, "%s/step_%08ld.safetensors", tr->checkpoint_dir, tr->step);
     snprintf(step_text, sizeof step_text, "%ld", tr->step);
@@ -173,10 +177,11 @@ static int save_checkpoint(Trainer *tr, double wall_seconds) {
         spiral_error("out of memory writing a checkpoint");
         goto done;
     }
-    const real *sources[3] = {tr->model.params, tr->adam_m, tr->adam_v};
+    if (tr->engine->ops->get_params(tr->engine, values) ||
+        tr->engine->ops->get_adam_state(tr->engine, values + n, values + 2 * n))
+        goto done;
     const char *prefixes[3] = {"", "adam.m.", "adam.v."};
     for (int part = 0; part < 3; part++) {
-        for (size_t i = 0; i < n; i++) values[part * n + i] = (float)sources[part][i];
         for (int t = 0; t < layout->n_tensors; t++) {
             const ParamTensor *pt = &layout->tensors[t];
             SafeTensor *st = &tensors[part * layout->n_tensors + t];
@@ -218,8 +223,13 @@ static int load_checkpoint(Trainer *tr, const char *path, const char *sha_expect
     if (file_sha256_verify(path, sha_expected)) return spiral_error_prefix("checkpoint");
     SafeFile file;
     if (safetensors_read(&file, path)) return -1;
-    const ParamLayout *layout = &tr->model.layout;
-    real *targets[3] = {tr->model.params, tr->adam_m, tr->adam_v};
+    const ParamLayout *layout = tr->engine->layout;
+    size_t n = layout->n_params;
+    float *values = malloc(3 * n * sizeof(float));
+    if (!values) {
+        safetensors_free(&file);
+        return spiral_error("%s: out of memory reading the checkpoint", path);
+    }
     const char *prefixes[3] = {"", "adam.m.", "adam.v."};
     int status = 0;
     for (int part = 0; part < 3 && status == 0; part++) {
@@ -233,9 +243,13 @@ static int load_checkpoint(Trainer *tr, const char *path, const char *sha_expect
                                       st ? "has the wrong size" : "is missing");
                 break;
             }
-            for (size_t i = 0; i < pt->numel; i++) targets[part][pt->offset + i] = st->data[i];
+            memcpy(values + part * n + pt->offset, st->data, pt->numel * sizeof(float));
         }
     }
+    if (status == 0 && (tr->engine->ops->set_params(tr->engine, values) ||
+                        tr->engine->ops->set_adam_state(tr->engine, values + n, values + 2 * n)))
+        status = -1;
+    free(values);
     const char *step_text = safetensors_metadata(&file, "step");
     const char *wall_text = safetensors_metadata(&file, "wall_seconds");
     if (status == 0 && (!step_text || !wall_text))
@@ -250,13 +264,25 @@ static int load_checkpoint(Trainer *tr, const char *path, const char *sha_expect
 }
 
 /* Name of the first tensor whose gradient holds NaN or Inf. */
-static const char *first_nonfinite_tensor(const Model *m) {
-    for (int t = 0; t < m->layout.n_tensors; t++) {
-        const ParamTensor *pt = &m->layout.tensors[t];
-        for (size_t i = 0; i < pt->numel; i++)
-            if (!isfinite(m->grads[pt->offset + i])) return pt->name;
+static const char *first_nonfinite_tensor(Engine *engine) {
+    const ParamLayout *layout = engine->layout;
+    float *grads = malloc(layout->n_params * sizeof(float));
+    const char *name = "(none: the loss itself is not finite)";
+    if (!grads || engine->ops->get_grads(engine, grads)) {
+        free(grads);
+        return "(unknown: the gradients could not be read)";
     }
-    return "(none: the loss itself is not finite)";
+    for (int t = 0; t < layout->n_tensors; t++) {
+        const ParamTensor *pt = &layout->tensors[t];
+        for (size_t i = 0; i < pt->numel; i++)
+            if (!isfinite(grads[pt->offset + i])) {
+                name = pt->name;
+                t = layout->n_tensors;
+                break;
+            }
+    }
+    free(grads);
+    return name;
 }
 
 /* Sends the step's progress: steps done, loss, validation loss, tokens/s. */
@@ -275,7 +301,8 @@ static void report_progress(const Trainer *tr, const Progress *progress, double 
 static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *result) {
     const TrainConfig *c = &tr->cfg;
     int B = c->batch_size, L = c->seq_len;
-    size_t n = tr->model.layout.n_params, *starts = tr->starts;
+    Engine *engine = tr->engine;
+    size_t *starts = tr->starts;
     double start_time = seconds_now();
     long first_step = tr->step;
     double loss = NAN;
@@ -283,7 +310,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
     if (store_run_set_status(tr->store, tr->run_id, "running", NULL)) return -1;
     while (tr->step < c->steps) {
         long step = tr->step + 1;
-        model_zero_grad(&tr->model);
+        if (engine->ops->zero_grad(engine)) return -1;
         double loss_sum = 0;
         for (int micro = 0; micro < c->grad_accum; micro++) {
             for (int b = 0; b < B; b++) {
@@ -295,32 +322,29 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
                 starts[b] = window_start(&tr->train, c->window, L, key);
             }
             fill_batch(tr->inputs, tr->targets, &tr->train, B, L, starts);
-            if (model_forward(&tr->model, tr->inputs, tr->targets, B, L, NULL) ||
-                model_backward(&tr->model))
+            double micro_loss;
+            if (engine->ops->forward(engine, tr->inputs, tr->targets, B, L, &micro_loss) ||
+                engine->ops->backward(engine))
                 return -1;
-            loss_sum += tr->model.loss;
+            loss_sum += micro_loss;
         }
         loss = loss_sum / c->grad_accum;
-        if (c->grad_accum > 1)
-            vec_scale(tr->model.grads, (real)(1.0 / c->grad_accum), n);
-        double norm = grad_global_norm(tr->model.grads, n);
+        double norm;
+        if (engine->ops->grad_norm(engine, c->grad_accum > 1 ? 1.0 / c->grad_accum : 1.0, &norm))
+            return -1;
         if (!isfinite(loss) || !isfinite(norm)) {
             char message[1600];
             snprintf(message, sizeof message,
                      "step %ld: training diverged (loss %g, gradient norm %g); first non-finite "
                      "gradient in tensor %s; last good checkpoint: %s", step, loss, norm,
-                     first_nonfinite_tensor(&tr->model),
+                     first_nonfinite_tensor(engine),
                      tr->last_checkpoint[0] ? tr->last_checkpoint : "none");
             flush_metrics(tr);
             store_run_set_status(tr->store, tr->run_id, "failed", message);
             return spiral_error("%s", message);
         }
-        if (c->clip > 0 && norm > c->clip) {
-            vec_scale(tr->model.grads, (real)(c->clip / norm), n);
-        }
         adam.lr = train_lr_at(c, step);
-        adamw_step(tr->model.params, tr->model.grads, tr->adam_m, tr->adam_v, &tr->model.layout,
-                   &adam, step);
+        if (engine->ops->clip_and_step(engine, c->clip, norm, &adam, step)) return -1;
         tr->step = step;
 
         MetricRow row = {.step = step, .loss = loss, .val_loss = NAN, .lr = adam.lr,
@@ -364,7 +388,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
 /* Everything a run needs besides the store rows: dataset streams, model,
  * optimizer state, buffers. Validates before anything is written. */
 static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
-                           const char *source) {
+                           const char *source, const char *device) {
     Dataset ds;
     long long dataset_id;
     memset(tr, 0, sizeof *tr);
@@ -387,24 +411,19 @@ static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
                                     tr->cfg.dataset);
     dataset_free(&ds);
     if (status) return -1;
-    if (model_build(&tr->model, &tr->model_cfg)) return -1;
-    size_t n = tr->model.layout.n_params;
-    tr->adam_m = calloc(n, sizeof(real));
-    tr->adam_v = calloc(n, sizeof(real));
+    if (engine_open(&tr->engine, device, &tr->model_cfg)) return -1;
     tr->inputs = malloc((size_t)tr->cfg.batch_size * tr->cfg.seq_len * sizeof(int));
     tr->targets = malloc((size_t)tr->cfg.batch_size * tr->cfg.seq_len * sizeof(int));
     tr->starts = malloc((size_t)tr->cfg.batch_size * sizeof(size_t));
-    if (!tr->adam_m || !tr->adam_v || !tr->inputs || !tr->targets || !tr->starts)
-        return spiral_error("out of memory for the optimizer state");
+    if (!tr->inputs || !tr->targets || !tr->starts)
+        return spiral_error("out of memory for the batch buffers");
     model_cost(&tr->cost, &tr->model_cfg, tr->cfg.seq_len);
     return 0;
 }
 
 static void trainer_free(Trainer *tr) {
     run_lock_release(&tr->lock);
-    model_free(&tr->model);
-    free(tr->adam_m);
-    free(tr->adam_v);
+    engine_free(tr->engine);
     free(tr->inputs);
     free(tr->targets);
     free(tr->starts);
@@ -451,7 +470,7 @@ int train_new(Store *store, const char *run_name, const char *run_path,
     char *text;
     size_t text_size;
     if (file_read_all(run_path, &text, &text_size)) return -1;
-    int status = trainer_prepare(&tr, store, text, run_path);
+    int status = trainer_prepare(&tr, store, text, run_path, options->device);
     free(text);
     if (status) goto done;
     snprintf(tr.run_name, sizeof tr.run_name, "%s", run_name);
@@ -473,7 +492,7 @@ int train_new(Store *store, const char *run_name, const char *run_path,
     if ((status = store_run_create(store, run_name, model_kind_name(model_kind(&tr.model_cfg)), tr.run_json,
                                    dataset_id, options->command, &tr.run_id)))
         goto done;
-    model_init_weights(&tr.model, (unsigned long)tr.cfg.seed);
+    if ((status = tr.engine->ops->init_weights(tr.engine, (unsigned long)tr.cfg.seed))) goto done;
     status = train_loop(&tr, options, result);
 done:
     if (status && tr.run_id) {
@@ -497,7 +516,7 @@ int train_resume(Store *store, const char *run_name, const TrainOptions *options
     if (store_run_find(store, run_name, &run)) return -1;
     char source[1400];
     snprintf(source, sizeof source, "%s: run %s", store->path, run_name);
-    int status = trainer_prepare(&tr, store, run.config, source);
+    int status = trainer_prepare(&tr, store, run.config, source, options->device);
     if (status) goto done;
     tr.run_id = run.id;
     tr.run_json = strdup(run.config);
@@ -508,7 +527,7 @@ int train_resume(Store *store, const char *run_name, const TrainOptions *options
     if (path) {
         status = load_checkpoint(&tr, path, sha);
     } else {
-        model_init_weights(&tr.model, (unsigned long)tr.cfg.seed);
+        status = tr.engine->ops->init_weights(tr.engine, (unsigned long)tr.cfg.seed);
     }
     free(path);
     free(sha);

@@ -24,6 +24,7 @@ typedef struct {
     const Progress *progress;         /* progress reports, or NULL */
     const char *command;              /* command line, recorded with a new run */
     volatile sig_atomic_t *interrupt; /* set (e.g. by SIGINT): checkpoint and stop */
+    const char *device;               /* engine: "cpu" (also when NULL) or "cuda" */
 } TrainOptions;
 
 /* What a finished (or stopped) training call reports. */

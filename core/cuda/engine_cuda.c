@@ -1,0 +1,127 @@
+/*
+ * engine_cuda.c: the CUDA engine behind engine.h, in plain C over the C API
+ * of cuda_engine.h (compiled with the host compiler; only `make cuda`
+ * builds it, in place of core/engine_nocuda.c).
+ *
+ * The parameters, gradients and AdamW moments stay on the GPU; the trainer
+ * sees host float buffers only when it writes or reads a checkpoint. The
+ * matrix products run in full fp32 (no TF32), what tests/cuda/ proves
+ * against the CPU engine.
+ */
+#include <stdlib.h>
+
+#include "cuda_engine.h"
+#include "engine.h"
+#include "error.h"
+#include "model.h"
+
+typedef struct {
+    Engine base;
+    SpiralConfig cfg;
+    CudaModel *model;
+} CudaEngine;
+
+static CudaModel *gpu(Engine *engine) { return ((CudaEngine *)engine)->model; }
+
+int engine_cuda_available(void) { return 1; }
+
+static void gpu_free(Engine *engine) {
+    cuda_model_free(gpu(engine));
+    free(engine);
+}
+
+/* The CPU engine's initialization (model_init_weights, GSL mt19937 on the
+ * host), copied to the GPU: the same starting point on either device. */
+static int gpu_init_weights(Engine *engine, unsigned long seed) {
+    Model host;
+    if (model_build(&host, &((CudaEngine *)engine)->cfg)) return -1;
+    model_init_weights(&host, seed);
+    size_t n = host.layout.n_params;
+    float *values = malloc(n * sizeof(float));
+    int status = -1;
+    if (!values) {
+        spiral_error("out of memory initializing the CUDA engine's weights");
+    } else {
+        for (size_t i = 0; i < n; i++) values[i] = (float)host.params[i];
+        status = cuda_model_set_params(gpu(engine), values);
+    }
+    free(values);
+    model_free(&host);
+    return status;
+}
+
+static int gpu_set_params(Engine *engine, const float *host) {
+    return cuda_model_set_params(gpu(engine), host);
+}
+
+static int gpu_get_params(Engine *engine, float *host) {
+    return cuda_model_get_params(gpu(engine), host);
+}
+
+static int gpu_get_grads(Engine *engine, float *host) {
+    return cuda_model_get_grads(gpu(engine), host);
+}
+
+static int gpu_set_adam_state(Engine *engine, const float *m, const float *v) {
+    return cuda_model_set_adam_state(gpu(engine), m, v);
+}
+
+static int gpu_get_adam_state(Engine *engine, float *m, float *v) {
+    return cuda_model_get_adam_state(gpu(engine), m, v);
+}
+
+static int gpu_zero_grad(Engine *engine) { return cuda_model_zero_grad(gpu(engine)); }
+
+static int gpu_forward(Engine *engine, const int *tokens, const int *targets, int B, int L,
+                       double *loss) {
+    return cuda_model_forward(gpu(engine), tokens, targets, B, L, NULL, loss);
+}
+
+static int gpu_backward(Engine *engine) { return cuda_model_backward(gpu(engine)); }
+
+/* grads *= scale (unless 1; through the host, as the CPU engine rounds it:
+ * only runs with grad_accum > 1 take this path); then the global norm. */
+static int gpu_grad_norm(Engine *engine, double scale, double *norm) {
+    if (scale != 1.0) {
+        size_t n = engine->layout->n_params;
+        float *grads = malloc(n * sizeof(float));
+        if (!grads) return spiral_error("out of memory scaling the gradients");
+        int status = cuda_model_get_grads(gpu(engine), grads);
+        for (size_t i = 0; i < n && status == 0; i++) grads[i] *= (float)scale;
+        if (status == 0) status = cuda_model_set_grads(gpu(engine), grads);
+        free(grads);
+        if (status) return -1;
+    }
+    return cuda_model_clip_grad_norm(gpu(engine), 0, norm);
+}
+
+/* Clipping (the engine recomputes the norm it scales by), then AdamW. */
+static int gpu_clip_and_step(Engine *engine, double clip, double norm,
+                             const AdamWSettings *settings, long t) {
+    if (clip > 0 && norm > clip) {
+        double again;
+        if (cuda_model_clip_grad_norm(gpu(engine), clip, &again)) return -1;
+    }
+    return cuda_model_adamw_step(gpu(engine), settings, t);
+}
+
+static const EngineOps cuda_ops = {
+    "cuda", gpu_free, gpu_init_weights, gpu_set_params, gpu_get_params, gpu_get_grads,
+    gpu_set_adam_state, gpu_get_adam_state, gpu_zero_grad, gpu_forward, gpu_backward,
+    gpu_grad_norm, gpu_clip_and_step,
+};
+
+int engine_cuda_open(Engine **out, const SpiralConfig *cfg) {
+    CudaEngine *e = calloc(1, sizeof *e);
+    if (!e) return spiral_error("out of memory for the CUDA engine");
+    CudaOptions options = {0}; /* full fp32 */
+    if (cuda_model_build(&e->model, cfg, &options)) {
+        free(e);
+        return spiral_error_prefix("--device cuda");
+    }
+    e->cfg = *cfg;
+    e->base.ops = &cuda_ops;
+    e->base.layout = cuda_model_layout(e->model);
+    *out = &e->base;
+    return 0;
+}
