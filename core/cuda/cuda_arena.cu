@@ -1,0 +1,174 @@
+/*
+ * cuda_arena.cu: the CUDA engine's activation arena: one device allocation laid out
+ * by the same planning code that measures it (see cuda_model.cuh).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_check.cuh"
+#include "cuda_engine.h"
+#include "cuda_model.cuh"
+#include "cuda_kernels.cuh"
+
+extern "C" {
+#include "error.h"
+#include "scale.h"
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* Activation arena                                                         */
+
+/* A bump allocator over device memory; with base == NULL it only counts,
+ * so the same planning code measures the arena and then lays it out.
+ * Views start on 256-byte boundaries. host counts the host ints. */
+typedef struct {
+    char *base;
+    size_t used;
+    int *host_base;
+    size_t host_used;
+} Bump;
+
+template <typename T>
+static T *take(Bump *bump, size_t count) {
+    T *p = bump->base ? (T *)(bump->base + bump->used) : NULL;
+    bump->used += (count * sizeof(T) + 255) / 256 * 256;
+    return p;
+}
+
+static int *take_host(Bump *bump, size_t count) {
+    int *p = bump->host_base ? bump->host_base + bump->host_used : NULL;
+    bump->host_used += count;
+    return p;
+}
+
+static void plan_layer(GpuLayerActs *acts, Bump *bump, const SpiralConfig *cfg, int B, int n,
+                       const float *rope_cos, const float *rope_sin) {
+    size_t rows = (size_t)B * n, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
+    acts->n = n;
+    acts->rope_cos = rope_cos;
+    acts->rope_sin = rope_sin;
+    acts->xn1 = take<float>(bump, rows * d);
+    acts->rstd1 = take<float>(bump, rows);
+    acts->qkv = take<float>(bump, 3 * rows * d);
+    acts->lse = take<float>(bump, (size_t)B * cfg->n_heads * n);
+    acts->att = take<float>(bump, rows * d);
+    acts->x2 = take<float>(bump, rows * d);
+    acts->xn2 = take<float>(bump, rows * d);
+    acts->rstd2 = take<float>(bump, rows);
+    acts->ac = take<float>(bump, 2 * rows * f);
+    acts->m = take<float>(bump, rows * f);
+    acts->out = take<float>(bump, rows * d);
+}
+
+/* Lays out (or measures) every activation and the scratch at (B, L). */
+static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
+    const SpiralConfig *cfg = &model->cfg;
+    size_t tokens = (size_t)B * L, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
+    size_t half = (size_t)(cfg->d_model / cfg->n_heads / 2);
+    model->tokens = take<int>(bump, tokens);
+    model->targets = take<int>(bump, tokens);
+    model->token_pos = take<int>(bump, (size_t)L);
+    model->present = take<int>(bump, tokens);
+    model->token_start = take<int>(bump, tokens + 1);
+    model->rows_by_token = take<int>(bump, tokens);
+    model->token_pos_host = take_host(bump, (size_t)L);
+    model->token_cos = take<float>(bump, (size_t)L * half);
+    model->token_sin = take<float>(bump, (size_t)L * half);
+    model->emb = take<float>(bump, tokens * d);
+    for (int l = 0; l < cfg->n_pre; l++)
+        plan_layer(&model->pre[l], bump, cfg, B, L, model->token_cos, model->token_sin);
+    size_t scale_most = tokens;
+    for (int t = 0; t < cfg->n_iters; t++) {
+        GpuIterActs *it = &model->iters[t];
+        const IterSpec *spec = &cfg->schedule[t];
+        it->geo = chunk_geometry(L, spec);
+        it->full_resolution = spec->g == 1 && spec->shift == 0;
+        size_t J = (size_t)it->geo.J;
+        if (J * spec->g * B > scale_most) scale_most = J * spec->g * B;
+        it->pos = take<int>(bump, J);
+        it->pos_host = take_host(bump, J);
+        it->rope_cos = take<float>(bump, J * half);
+        it->rope_sin = take<float>(bump, J * half);
+        it->z = it->alpha = it->delta = it->coef = it->h_out = NULL;
+        if (!it->full_resolution) {
+            it->z = take<float>(bump, (size_t)B * J * d);
+            if (cfg->down == DOWN_SELFAGG) it->alpha = take<float>(bump, tokens);
+            if (cfg->topology == TOPOLOGY_RESIDUAL) it->delta = take<float>(bump, (size_t)B * J * d);
+            if (cfg->up == UP_ALLOC) it->coef = take<float>(bump, (size_t)B * J * spec->g);
+        }
+        if (!(it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL))
+            it->h_out = take<float>(bump, tokens * d);
+        for (int l = 0; l < cfg->n_loop; l++)
+            plan_layer(&it->layers[l], bump, cfg, B, (int)J, it->rope_cos, it->rope_sin);
+    }
+    for (int l = 0; l < cfg->n_post; l++)
+        plan_layer(&model->post[l], bump, cfg, B, L, model->token_cos, model->token_sin);
+    model->xn_final = take<float>(bump, tokens * d);
+    model->rstd_final = take<float>(bump, tokens);
+    model->logits = take<float>(bump, tokens * cfg->vocab_size);
+    model->row_loss = take<double>(bump, tokens);
+    model->row_lse = take<double>(bump, tokens);
+    model->loss_sum = take<double>(bump, 1);
+
+    GpuScratch *s = &model->scratch;
+    for (int i = 0; i < 2; i++) s->stream[i] = take<float>(bump, tokens * d);
+    for (int i = 0; i < 2; i++) s->core[i] = take<float>(bump, tokens * d);
+    s->dh0 = take<float>(bump, tokens * d);
+    s->dz = take<float>(bump, tokens * d);
+    s->ddelta = take<float>(bump, tokens * d);
+    s->dxn = take<float>(bump, tokens * d);
+    s->layer_dx2 = take<float>(bump, tokens * d);
+    s->layer_dxn = take<float>(bump, tokens * d);
+    s->layer_datt = take<float>(bump, tokens * d);
+    s->layer_dqkv = take<float>(bump, 3 * tokens * d);
+    s->layer_dm = take<float>(bump, tokens * f);
+    s->layer_dac = take<float>(bump, 2 * tokens * f);
+    s->rowdot = take<float>(bump, (size_t)B * cfg->n_heads * L);
+    s->norm_partial = take<float>(bump, (size_t)RMSNORM_PARTS * d);
+    s->scale_dot = take<double>(bump, scale_most);
+    s->scale_float = take<float>(bump, scale_most);
+}
+
+/* Makes sure the arena fits (B, L) and lays it out; allocates only when it
+ * grows. With poisoning on, fills it with NaN. */
+int cuda_model_ensure_arena(CudaModel *model, int B, int L) {
+    Bump measure = {0};
+    plan_arena(model, &measure, B, L);
+    if (measure.used > model->arena_bytes) {
+        CUDA_CHECK(cudaStreamSynchronize(model->stream));
+        CUDA_CHECK(cudaFree(model->arena));
+        model->arena = NULL;
+        model->arena_bytes = 0;
+        if (cuda_status(cudaMalloc(&model->arena, measure.used), "cudaMalloc(arena)"))
+            return spiral_error_prefix("activations for B=%d, L=%d need %.1f MB", B, L,
+                                       measure.used / 1e6);
+        model->arena_bytes = measure.used;
+    }
+    if (measure.host_used > model->host_ints_capacity) {
+        free(model->host_ints);
+        model->host_ints = (int *)malloc(measure.host_used * sizeof(int));
+        model->host_ints_capacity = model->host_ints ? measure.host_used : 0;
+        if (!model->host_ints) return spiral_error("cuda engine: out of memory (positions)");
+    }
+    size_t tokens = (size_t)B * L;
+    if (4 * tokens + 1 > model->csr_capacity) {
+        free(model->token_host);
+        model->token_host = (int *)malloc((4 * tokens + 1) * sizeof(int));
+        model->csr_capacity = model->token_host ? 4 * tokens + 1 : 0;
+        if (!model->token_host) return spiral_error("cuda engine: out of memory (token lists)");
+    }
+    model->present_host = model->token_host + tokens;
+    model->start_host = model->present_host + tokens;
+    model->rows_host = model->start_host + tokens + 1;
+    Bump layout = {model->arena, 0, model->host_ints, 0};
+    plan_arena(model, &layout, B, L);
+    model->B = B;
+    model->L = L;
+    if (model->poison &&
+        vector_fill_nan((float *)model->arena, model->arena_bytes / sizeof(float), model->stream))
+        return -1;
+    return 0;
+}

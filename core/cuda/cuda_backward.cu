@@ -1,0 +1,216 @@
+/*
+ * cuda_backward.cu: the CUDA engine's backward pass and optimizer step,
+ * mirroring core/model.c and core/adamw.c (see cuda_engine.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_check.cuh"
+#include "cuda_engine.h"
+#include "cuda_model.cuh"
+#include "cuda_kernels.cuh"
+
+extern "C" {
+#include "error.h"
+#include "scale.h"
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* Backward                                                                 */
+
+static int zero(float *x, size_t count, cudaStream_t s) {
+    CUDA_CHECK(cudaMemsetAsync(x, 0, count * sizeof(float), s));
+    return 0;
+}
+
+/* Backward of layer_forward: dx += dL/dx given dout; weight gradients
+ * accumulate into dw. */
+static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, const float *dout,
+                          const GpuLayerActs *acts, const GpuLayerWeights *w) {
+    const SpiralConfig *cfg = &model->cfg;
+    const GpuScratch *sc = &model->scratch;
+    int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
+    int dh = d / H, M = B * n, tf32 = model->options.tf32;
+    cudaStream_t s = model->stream;
+    cublasHandle_t blas = model->blas;
+    size_t rows_d = (size_t)M * d;
+    /* out = x2 + m w2^T */
+    CUDA_CHECK(cudaMemcpyAsync(sc->layer_dx2, dout, rows_d * sizeof(float),
+                               cudaMemcpyDeviceToDevice, s));
+    if (gemm(blas, tf32, 0, 0, M, f, d, 1.0f, dout, d, w->w2, f, 0.0f, sc->layer_dm, f) ||
+        gemm(blas, tf32, 1, 0, d, f, M, 1.0f, dout, d, acts->m, f, 1.0f, dw->w2, f) ||
+        swiglu_backward(sc->layer_dac, sc->layer_dm, acts->ac, M, f, s) ||
+        /* ac = xn2 [w1; w3]^T */
+        gemm(blas, tf32, 0, 0, M, d, 2 * f, 1.0f, sc->layer_dac, 2 * f, w->w13, d, 0.0f,
+             sc->layer_dxn, d) ||
+        gemm(blas, tf32, 1, 0, 2 * f, d, M, 1.0f, sc->layer_dac, 2 * f, acts->xn2, d, 1.0f,
+             dw->w13, d) ||
+        rmsnorm_backward(sc->layer_dx2, dw->mlp_norm, sc->norm_partial, sc->layer_dxn, acts->x2,
+                         w->mlp_norm, acts->rstd2, M, d, s) ||
+        /* x2 = x + att wo^T */
+        vector_add(dx, sc->layer_dx2, rows_d, s) ||
+        gemm(blas, tf32, 0, 0, M, d, d, 1.0f, sc->layer_dx2, d, w->wo, d, 0.0f, sc->layer_datt,
+             d) ||
+        gemm(blas, tf32, 1, 0, d, d, M, 1.0f, sc->layer_dx2, d, acts->att, d, 1.0f, dw->wo, d) ||
+        attention_backward(sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att, acts->qkv,
+                           acts->lse, B, n, H, dh, s) ||
+        rope_apply(sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, -1, s) ||
+        /* qkv = xn1 [wq; wk; wv]^T */
+        gemm(blas, tf32, 0, 0, M, d, 3 * d, 1.0f, sc->layer_dqkv, 3 * d, w->wqkv, d, 0.0f,
+             sc->layer_dxn, d) ||
+        gemm(blas, tf32, 1, 0, 3 * d, d, M, 1.0f, sc->layer_dqkv, 3 * d, acts->xn1, d, 1.0f,
+             dw->wqkv, d) ||
+        rmsnorm_backward(dx, dw->attn_norm, sc->norm_partial, sc->layer_dxn, acts->x,
+                         w->attn_norm, acts->rstd1, M, d, s))
+        return -1;
+    return 0;
+}
+
+/* Backward through n_layers layers: dx += dL/dx given dout; pingpong holds
+ * two buffers for the gradients between layers (neither aliases dx or
+ * dout). With n_layers == 0 nothing happens (model.c's convention). */
+static int block_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, const float *dout,
+                          const GpuLayerActs *acts, const GpuLayerWeights *w, int n_layers,
+                          float *const pingpong[2]) {
+    const float *cur = dout;
+    for (int l = n_layers - 1; l >= 0; l--) {
+        float *target = l == 0 ? dx : pingpong[l % 2];
+        if (l > 0 && zero(target, (size_t)model->B * acts[l].n * model->cfg.d_model,
+                          model->stream))
+            return -1;
+        if (layer_backward(model, target, &dw[l], cur, &acts[l], &w[l])) return -1;
+        cur = target;
+    }
+    return 0;
+}
+
+/* Backward of iteration t: dh_in += dL/dh(t), dh0 += the part reaching
+ * h(0) through the anchor, given dh_out = dL/dh(t+1). */
+static int iteration_backward(CudaModel *model, int t, float *dh_in, float *dh0,
+                              const float *dh_out) {
+    const SpiralConfig *cfg = &model->cfg;
+    const GpuScratch *sc = &model->scratch;
+    GpuIterActs *it = &model->iters[t];
+    int B = model->B, L = model->L, d = cfg->d_model, J = it->geo.J;
+    GpuGeometry geo = {it->geo.L, it->geo.g, it->geo.w, it->geo.s, it->geo.J};
+    size_t tokens_d = (size_t)B * L * d, latents_d = (size_t)B * J * d;
+    cudaStream_t s = model->stream;
+    float *const core_pingpong[2] = {sc->core[0], sc->core[1]};
+    int residual = cfg->topology == TOPOLOGY_RESIDUAL;
+    if (it->full_resolution) {
+        /* residual: h(t+1) = z~; anchor: h(t+1) = h(0) + z~; z = h(t) */
+        if (!residual && vector_add(dh0, dh_out, tokens_d, s)) return -1;
+        return block_backward(model, dh_in, model->dw.loop, dh_out, it->layers, model->w.loop,
+                              cfg->n_loop, core_pingpong);
+    }
+    /* h(t+1) = base + shift(up(delta)) */
+    if (vector_add(residual ? dh_in : dh0, dh_out, tokens_d, s) ||
+        zero(sc->ddelta, latents_d, s) ||
+        upscale_backward(sc->ddelta, model->dw.up_alloc[t], sc->scale_dot, sc->scale_float,
+                         dh_out, residual ? it->delta : it->layers[cfg->n_loop - 1].out,
+                         it->coef, model->w.up_alloc[t], geo, B, d, cfg->up == UP_ALLOC,
+                         model->blas, model->options.tf32, s))
+        return -1;
+    /* delta = z~ - z (residual) or z~ (anchor) */
+    if (residual ? vector_negate(sc->dz, sc->ddelta, latents_d, s) : zero(sc->dz, latents_d, s))
+        return -1;
+    if (block_backward(model, sc->dz, model->dw.loop, sc->ddelta, it->layers, model->w.loop,
+                       cfg->n_loop, core_pingpong))
+        return -1;
+    return downscale_backward(dh_in, model->dw.down_score[t], sc->scale_dot, sc->scale_float,
+                              sc->dz, it->h_in, it->alpha, model->w.down_score[t], geo, B, d,
+                              cfg->down == DOWN_SELFAGG, model->blas, model->options.tf32, s);
+}
+
+static int backward_inside(CudaModel *model) {
+    const SpiralConfig *cfg = &model->cfg;
+    const GpuScratch *sc = &model->scratch;
+    if (!model->logits_valid || model->loss_count == 0)
+        return spiral_error("no forward pass with targets to differentiate");
+    int B = model->B, L = model->L, d = cfg->d_model, V = cfg->vocab_size, M = B * L;
+    int tf32 = model->options.tf32;
+    size_t tokens_d = (size_t)M * d;
+    cudaStream_t s = model->stream;
+    float *const pingpong[2] = {sc->core[0], sc->core[1]};
+    model->logits_valid = 0;
+    /* loss = mean cross-entropy; logits = xn lm_head^T; xn = norm(h_final) */
+    float *dlogits = model->logits;
+    if (crossentropy_backward(dlogits, model->row_lse, model->targets, M, V,
+                              (float)(1.0 / model->loss_count), s) ||
+        gemm(model->blas, tf32, 0, 0, M, d, V, 1.0f, dlogits, V, model->w.lm_head, d, 0.0f,
+             sc->dxn, d) ||
+        gemm(model->blas, tf32, 1, 0, V, d, M, 1.0f, dlogits, V, model->xn_final, d, 1.0f,
+             model->dw.lm_head, d))
+        return -1;
+    float *dh = sc->stream[0], *dh_next = sc->stream[1];
+    if (zero(dh, tokens_d, s) ||
+        rmsnorm_backward(dh, model->dw.final_norm, sc->norm_partial, sc->dxn, model->h_final,
+                         model->w.final_norm, model->rstd_final, M, d, s))
+        return -1;
+    /* coda */
+    if (cfg->n_post > 0) {
+        if (zero(dh_next, tokens_d, s) ||
+            block_backward(model, dh_next, model->dw.post, dh, model->post, model->w.post,
+                           cfg->n_post, pingpong))
+            return -1;
+        float *swap = dh; dh = dh_next; dh_next = swap;
+    }
+    /* iterations, last to first */
+    if (zero(sc->dh0, tokens_d, s)) return -1;
+    for (int t = cfg->n_iters - 1; t >= 0; t--) {
+        if (zero(dh_next, tokens_d, s) || iteration_backward(model, t, dh_next, sc->dh0, dh))
+            return -1;
+        float *swap = dh; dh = dh_next; dh_next = swap;
+    }
+    if (vector_add(dh, sc->dh0, tokens_d, s)) return -1;
+    /* prelude */
+    if (cfg->n_pre > 0) {
+        if (zero(dh_next, tokens_d, s) ||
+            block_backward(model, dh_next, model->dw.pre, dh, model->pre, model->w.pre,
+                           cfg->n_pre, pingpong))
+            return -1;
+        dh = dh_next;
+    }
+    return embedding_backward(model->dw.tok_emb, dh, model->present, model->token_start,
+                              model->rows_by_token, model->n_present, d, s);
+}
+
+int cuda_model_backward(CudaModel *model) {
+    if (backward_inside(model)) return spiral_error_prefix("cuda_model_backward");
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Optimizer                                                                */
+
+int cuda_model_clip_grad_norm(CudaModel *model, double clip, double *norm) {
+    size_t n = model->layout.n_params;
+    double sum = 0;
+    if (grad_sum_squares(model->norm_total, model->norm_partial, model->grads, n, model->stream))
+        return spiral_error_prefix("cuda_model_clip_grad_norm");
+    CUDA_CHECK(cudaMemcpyAsync(&sum, model->norm_total, sizeof(double), cudaMemcpyDeviceToHost,
+                               model->stream));
+    CUDA_CHECK(cudaStreamSynchronize(model->stream));
+    double value = sqrt(sum);
+    if (norm) *norm = value;
+    if (clip > 0 && value > clip &&
+        vector_scale(model->grads, (float)(clip / value), n, model->stream))
+        return spiral_error_prefix("cuda_model_clip_grad_norm");
+    return 0;
+}
+
+int cuda_model_adamw_step(CudaModel *model, const AdamWSettings *settings, long t) {
+    double correction1 = 1 - pow(settings->beta1, (double)t);
+    double correction2 = 1 - pow(settings->beta2, (double)t);
+    if (adamw_update(model->params, model->adam_m, model->adam_v, model->grads,
+                     model->tensor_end, model->tensor_decay, model->layout.n_tensors,
+                     model->layout.n_params, (float)settings->beta1, (float)settings->beta2,
+                     (float)settings->eps, (float)(settings->lr / correction1),
+                     (float)(1 / sqrt(correction2)),
+                     (float)(1 - settings->lr * settings->weight_decay), model->stream))
+        return spiral_error_prefix("cuda_model_adamw_step");
+    return 0;
+}

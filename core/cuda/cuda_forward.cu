@@ -1,0 +1,271 @@
+/*
+ * cuda_forward.cu: the CUDA engine's forward pass, mirroring core/model.c
+ * (see cuda_engine.h and cuda_model.cuh).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_check.cuh"
+#include "cuda_engine.h"
+#include "cuda_model.cuh"
+#include "cuda_kernels.cuh"
+
+extern "C" {
+#include "error.h"
+#include "scale.h"
+}
+
+
+/* Groups the rows of tokens (M) by token for the embedding's backward:
+ * present (n_present) the tokens in increasing order, start (n_present + 1)
+ * where each token's rows begin in rows (M), in row order (a counting sort). */
+static int group_rows_by_token(int *present, int *start, int *rows, const int *tokens, int M,
+                               int V) {
+    int *count = (int *)calloc((size_t)V + 1, sizeof(int));
+    if (!count) return -1;
+    for (int r = 0; r < M; r++) count[tokens[r] + 1]++;
+    for (int v = 0; v < V; v++) count[v + 1] += count[v]; /* count[v] = first slot of v */
+    int n_present = 0;
+    for (int v = 0; v < V; v++)
+        if (count[v + 1] > count[v]) {
+            present[n_present] = v;
+            start[n_present++] = count[v];
+        }
+    start[n_present] = M;
+    for (int r = 0; r < M; r++) rows[count[tokens[r]]++] = r;
+    free(count);
+    return n_present;
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* Forward                                                                  */
+
+/* Copies a (B, rows, cols) device state to the host and hands it on. */
+static int observe_state(CudaModel *model, const CudaObserver *observer, ObserveSite site,
+                         int iteration, BlockKind block, int layer, int g, int rows,
+                         const int *pos, const float *data) {
+    if (!observer || !observer->fn) return 0;
+    size_t count = (size_t)model->B * rows * model->cfg.d_model;
+    if (count > model->observe_capacity) {
+        free(model->observe_host);
+        model->observe_host = (float *)malloc(count * sizeof(float));
+        model->observe_capacity = model->observe_host ? count : 0;
+        if (!model->observe_host) return spiral_error("cuda engine: out of memory (observer)");
+    }
+    CUDA_CHECK(cudaStreamSynchronize(model->stream));
+    CUDA_CHECK(cudaMemcpy(model->observe_host, data, count * sizeof(float),
+                          cudaMemcpyDeviceToHost));
+    CudaObserveEvent event = {site, iteration, block, layer, g, model->B, rows,
+                              model->cfg.d_model, pos, model->observe_host};
+    observer->fn(observer->user, &event);
+    return 0;
+}
+
+/* One pre-norm layer: x2 = x + Attn(RMSNorm(x)); out = x2 + MLP(RMSNorm(x2)).
+ * x (B, n, d) -> acts->out (B, n, d). */
+static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWeights *w,
+                         const float *x) {
+    const SpiralConfig *cfg = &model->cfg;
+    int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
+    int dh = d / H, M = B * n, tf32 = model->options.tf32;
+    cudaStream_t s = model->stream;
+    cublasHandle_t blas = model->blas;
+    size_t rows_d = (size_t)M * d;
+    acts->x = x;
+    if (rmsnorm_forward(acts->xn1, acts->rstd1, x, w->attn_norm, M, d, cfg->norm_eps, s) ||
+        /* qkv (M, 3 d) = xn1 [wq; wk; wv]^T */
+        gemm(blas, tf32, 0, 1, M, 3 * d, d, 1.0f, acts->xn1, d, w->wqkv, d, 0.0f, acts->qkv,
+             3 * d) ||
+        rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s) ||
+        attention_forward(acts->att, acts->lse, acts->qkv, B, n, H, dh, s))
+        return -1;
+    /* x2 = x + att wo^T */
+    CUDA_CHECK(cudaMemcpyAsync(acts->x2, x, rows_d * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    if (gemm(blas, tf32, 0, 1, M, d, d, 1.0f, acts->att, d, w->wo, d, 1.0f, acts->x2, d) ||
+        rmsnorm_forward(acts->xn2, acts->rstd2, acts->x2, w->mlp_norm, M, d, cfg->norm_eps, s) ||
+        /* ac (M, 2 F) = xn2 [w1; w3]^T */
+        gemm(blas, tf32, 0, 1, M, 2 * f, d, 1.0f, acts->xn2, d, w->w13, d, 0.0f, acts->ac,
+             2 * f) ||
+        swiglu_forward(acts->m, acts->ac, M, f, s))
+        return -1;
+    /* out = x2 + m w2^T */
+    CUDA_CHECK(cudaMemcpyAsync(acts->out, acts->x2, rows_d * sizeof(float),
+                               cudaMemcpyDeviceToDevice, s));
+    return gemm(blas, tf32, 0, 1, M, d, f, 1.0f, acts->m, f, w->w2, f, 1.0f, acts->out, d);
+}
+
+/* Runs n_layers layers on x; *out gets the output (x if n_layers == 0). */
+static int block_forward(CudaModel *model, const float **out, GpuLayerActs *acts,
+                         const GpuLayerWeights *w, int n_layers, const float *x, BlockKind kind,
+                         int iteration, int g, const int *pos_host,
+                         const CudaObserver *observer) {
+    for (int l = 0; l < n_layers; l++) {
+        if (layer_forward(model, &acts[l], &w[l], x)) return -1;
+        x = acts[l].out;
+        if (observe_state(model, observer, OBSERVE_LAYER_OUT, iteration, kind, l, g, acts[l].n,
+                          pos_host, x))
+            return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Iteration t: h(t) = h_in -> h(t+1) (*h_out). h0 is the prelude output. */
+static int iteration_forward(CudaModel *model, int t, const float **h_next, const float *h_in,
+                             const float *h0, const CudaObserver *observer) {
+    const SpiralConfig *cfg = &model->cfg;
+    GpuIterActs *it = &model->iters[t];
+    int B = model->B, d = cfg->d_model, J = it->geo.J, g = it->geo.g;
+    GpuGeometry geo = {it->geo.L, it->geo.g, it->geo.w, it->geo.s, it->geo.J};
+    cudaStream_t s = model->stream;
+    it->h_in = h_in;
+    const float *z = h_in;
+    if (!it->full_resolution) {
+        if (downscale_forward(it->z, it->alpha, h_in, model->w.down_score[t], geo, B, d,
+                              cfg->down == DOWN_SELFAGG, s))
+            return -1;
+        z = it->z;
+    }
+    if (observe_state(model, observer, OBSERVE_LATENT_IN, t, BLOCK_LOOP, -1, g, J, it->pos_host, z))
+        return -1;
+    const float *z_out;
+    if (block_forward(model, &z_out, it->layers, model->w.loop, cfg->n_loop, z, BLOCK_LOOP, t, g,
+                      it->pos_host, observer) ||
+        observe_state(model, observer, OBSERVE_LATENT_OUT, t, BLOCK_LOOP, -1, g, J, it->pos_host,
+                      z_out))
+        return -1;
+    if (it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL) {
+        /* h(t+1) = h(t) + (z~ - h(t)) = z~ exactly */
+        it->h_out = (float *)z_out;
+        *h_next = z_out;
+        return 0;
+    }
+    /* delta = z~ - z (residual) or z~ (anchor) */
+    const float *delta = z_out;
+    if (cfg->topology == TOPOLOGY_RESIDUAL) {
+        if (vector_sub(it->delta, z_out, z, (size_t)B * J * d, s)) return -1;
+        delta = it->delta;
+    }
+    const float *base = cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0;
+    int use_alloc = !it->full_resolution && cfg->up == UP_ALLOC;
+    if (upscale_forward(it->h_out, it->coef, base, delta, model->w.up_alloc[t], geo, B, d,
+                        use_alloc, model->blas, model->options.tf32, s))
+        return -1;
+    *h_next = it->h_out;
+    return 0;
+}
+
+/* Checks the inputs as model_forward does. */
+static int check_inputs(const CudaModel *model, const int *tokens, const int *targets, int B,
+                        int L) {
+    int V = model->cfg.vocab_size;
+    if (B < 1 || L < 1)
+        return spiral_error("cuda_model_forward: batch %d x length %d is empty", B, L);
+    for (size_t i = 0; i < (size_t)B * L; i++) {
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return spiral_error("token %d at position %zu is outside the vocabulary [0, %d)",
+                                tokens[i], i, V);
+        if (targets && (targets[i] < -1 || targets[i] >= V))
+            return spiral_error("target %d at position %zu is outside the vocabulary [0, %d)",
+                                targets[i], i, V);
+    }
+    return 0;
+}
+
+/* Uploads tokens, targets, positions and the token groups; builds the RoPE
+ * tables of every position set. */
+static int upload_inputs(CudaModel *model, const int *tokens, const int *targets) {
+    const SpiralConfig *cfg = &model->cfg;
+    int B = model->B, L = model->L, M = B * L, dh = cfg->d_model / cfg->n_heads;
+    cudaStream_t s = model->stream;
+    int *target_host = model->token_host;
+    model->loss_count = 0;
+    for (int i = 0; i < M; i++) {
+        target_host[i] = targets ? targets[i] : -1;
+        if (target_host[i] >= 0) model->loss_count++;
+    }
+    model->n_present = group_rows_by_token(model->present_host, model->start_host,
+                                           model->rows_host, tokens, M, cfg->vocab_size);
+    if (model->n_present < 0) return spiral_error("cuda engine: out of memory (token groups)");
+    for (int i = 0; i < L; i++) model->token_pos_host[i] = i;
+    size_t ints = (size_t)M * sizeof(int);
+    /* synchronous copies from pageable memory: the host buffers are reused */
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    CUDA_CHECK(cudaMemcpy(model->tokens, tokens, ints, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(model->targets, target_host, ints, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(model->present, model->present_host,
+                          (size_t)model->n_present * sizeof(int), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(model->token_start, model->start_host,
+                          (size_t)(model->n_present + 1) * sizeof(int), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(model->rows_by_token, model->rows_host, ints, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(model->token_pos, model->token_pos_host, (size_t)L * sizeof(int),
+                          cudaMemcpyHostToDevice));
+    if (rope_table(model->token_cos, model->token_sin, model->token_pos, L, dh, cfg->rope_base, s))
+        return -1;
+    for (int t = 0; t < cfg->n_iters; t++) {
+        GpuIterActs *it = &model->iters[t];
+        chunk_positions(it->pos_host, &it->geo);
+        CUDA_CHECK(cudaMemcpy(it->pos, it->pos_host, (size_t)it->geo.J * sizeof(int),
+                              cudaMemcpyHostToDevice));
+        if (rope_table(it->rope_cos, it->rope_sin, it->pos, it->geo.J, dh, cfg->rope_base, s))
+            return -1;
+    }
+    return 0;
+}
+
+static int forward_inside(CudaModel *model, const int *tokens, const int *targets, int B, int L,
+                          const CudaObserver *observer, double *loss) {
+    const SpiralConfig *cfg = &model->cfg;
+    int d = cfg->d_model, V = cfg->vocab_size, M = B * L;
+    cudaStream_t s = model->stream;
+    if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L) ||
+        upload_inputs(model, tokens, targets) ||
+        embedding_forward(model->emb, model->tokens, model->w.tok_emb, M, d, s))
+        return -1;
+    const float *h0, *h;
+    if (block_forward(model, &h0, model->pre, model->w.pre, cfg->n_pre, model->emb, BLOCK_PRE,
+                      -1, 1, model->token_pos_host, observer) ||
+        observe_state(model, observer, OBSERVE_STATE, 0, BLOCK_LOOP, -1, 1, L,
+                      model->token_pos_host, h0))
+        return -1;
+    h = h0;
+    for (int t = 0; t < cfg->n_iters; t++) {
+        if (iteration_forward(model, t, &h, h, h0, observer) ||
+            observe_state(model, observer, OBSERVE_STATE, t + 1, BLOCK_LOOP, -1, 1, L,
+                          model->token_pos_host, h))
+            return -1;
+    }
+    if (block_forward(model, &h, model->post, model->w.post, cfg->n_post, h, BLOCK_POST, -1, 1,
+                      model->token_pos_host, observer))
+        return -1;
+    model->h_final = h;
+    if (observe_state(model, observer, OBSERVE_CODA, cfg->n_iters, BLOCK_LOOP, -1, 1, L,
+                      model->token_pos_host, h) ||
+        rmsnorm_forward(model->xn_final, model->rstd_final, h, model->w.final_norm, M, d,
+                        cfg->norm_eps, s) ||
+        /* logits (M, V) = xn lm_head^T */
+        gemm(model->blas, model->options.tf32, 0, 1, M, V, d, 1.0f, model->xn_final, d,
+             model->w.lm_head, d, 0.0f, model->logits, V) ||
+        crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse, model->logits,
+                             model->targets, M, V, s))
+        return -1;
+    model->logits_valid = 1;
+    if (loss) {
+        double sum = 0;
+        CUDA_CHECK(cudaMemcpyAsync(&sum, model->loss_sum, sizeof(double), cudaMemcpyDeviceToHost, s));
+        CUDA_CHECK(cudaStreamSynchronize(s));
+        *loss = model->loss_count ? sum / model->loss_count : 0.0;
+    }
+    return 0;
+}
+
+int cuda_model_forward(CudaModel *model, const int *tokens, const int *targets, int B, int L,
+                       const CudaObserver *observer, double *loss) {
+    model->logits_valid = 0;
+    if (forward_inside(model, tokens, targets, B, L, observer, loss))
+        return spiral_error_prefix("cuda_model_forward");
+    return 0;
+}

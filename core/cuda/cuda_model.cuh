@@ -1,0 +1,133 @@
+/*
+ * cuda_model.cuh: the CudaModel struct and the views it holds, shared by the
+ * files of the CUDA engine (cuda_engine.cu: building and buffers;
+ * cuda_arena.cu: the activation arena; cuda_forward.cu; cuda_backward.cu:
+ * backward and optimizer). Internal to core/cuda/.
+ */
+#ifndef SPIRAL_CUDA_MODEL_CUH
+#define SPIRAL_CUDA_MODEL_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "cuda_engine.h"
+
+extern "C" {
+#include "scale.h"
+}
+
+/* Views of one Transformer layer's tensors in a parameter-shaped buffer. */
+typedef struct {
+    float *attn_norm;   /* (d) */
+    float *wqkv;        /* (3 d, d): wq, wk, wv stacked */
+    float *wo;          /* (d, d) */
+    float *mlp_norm;    /* (d) */
+    float *w13;         /* (2 F, d): w1, w3 stacked */
+    float *w2;          /* (d, F) */
+} GpuLayerWeights;
+
+/* Views of the whole model's tensors in a parameter-shaped buffer. */
+typedef struct {
+    float *tok_emb;     /* (V, d) */
+    float *final_norm;  /* (d) */
+    float *lm_head;     /* (V, d); == tok_emb when tied */
+    GpuLayerWeights *pre, *loop, *post;
+    float *down_score[SPIRAL_MAX_ITERS];  /* (d) or NULL */
+    float *up_alloc[SPIRAL_MAX_ITERS];    /* (g_t, d) or NULL */
+} GpuWeights;
+
+/* What one layer application saves; n is its sequence length. */
+typedef struct {
+    int n;
+    const float *rope_cos, *rope_sin;  /* (n, dh/2) */
+    const float *x;                    /* (B, n, d) input */
+    float *xn1, *rstd1;                /* (B, n, d), (B, n) */
+    float *qkv;                        /* (B, n, 3 d), q and k after RoPE */
+    float *lse;                        /* (B, H, n) attention log-sum-exp */
+    float *att;                        /* (B, n, d) attention output before wo */
+    float *x2;                         /* (B, n, d) x + att wo^T */
+    float *xn2, *rstd2;                /* (B, n, d), (B, n) */
+    float *ac;                         /* (B, n, 2 F) [xn2 w1^T | xn2 w3^T] */
+    float *m;                          /* (B, n, F) silu(a) c */
+    float *out;                        /* (B, n, d) x2 + m w2^T */
+} GpuLayerActs;
+
+/* What one loop iteration saves (model.h's IterActs). */
+typedef struct {
+    ChunkGeometry geo;
+    int full_resolution;               /* g == 1 && shift == 0 */
+    int *pos;                          /* (J) device RoPE positions */
+    int *pos_host;                     /* (J) the same on the host */
+    float *rope_cos, *rope_sin;        /* (J, dh/2) */
+    const float *h_in;                 /* (B, L, d) */
+    float *z;                          /* (B, J, d) or NULL (full resolution) */
+    float *alpha;                      /* (B, L) selfagg weights */
+    float *delta;                      /* (B, J, d) residual: z~ - z */
+    float *coef;                       /* (B, J, g) alloc coefficients */
+    float *h_out;                      /* (B, L, d) */
+    GpuLayerActs *layers;              /* n_loop */
+} GpuIterActs;
+
+/* The backward scratch (model.c's Scratch). */
+typedef struct {
+    float *stream[2], *core[2];        /* (B, L, d) */
+    float *dh0, *dz, *ddelta, *dxn;    /* (B, L, d) */
+    float *layer_dx2, *layer_dxn, *layer_datt;  /* (B, L, d) */
+    float *layer_dqkv;                 /* (B, L, 3 d) */
+    float *layer_dm;                   /* (B, L, F) */
+    float *layer_dac;                  /* (B, L, 2 F) */
+    float *rowdot;                     /* (B, H, L) */
+    float *norm_partial;               /* (RMSNORM_PARTS, d) */
+    double *scale_dot;                 /* most B L, B J g of any iteration */
+    float *scale_float;                /* the same count */
+} GpuScratch;
+
+struct CudaModel {
+    SpiralConfig cfg;
+    ParamLayout layout;
+    CudaOptions options;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    int poison;
+
+    float *params, *grads, *adam_m, *adam_v;   /* (n_params) each */
+    size_t *tensor_end;                        /* (n_tensors) device */
+    int *tensor_decay;                         /* (n_tensors) device */
+    double *norm_partial;                      /* (NORM_BLOCKS) */
+    double *norm_total;                        /* (1) */
+    GpuWeights w, dw;
+
+    /* activations of the last forward pass */
+    int B, L;
+    char *arena;
+    size_t arena_bytes;
+    int *host_ints;                            /* host positions */
+    size_t host_ints_capacity;
+    int *token_host, *present_host, *start_host, *rows_host;  /* CSR built on the host */
+    size_t csr_capacity;
+    int *tokens, *targets, *token_pos;         /* (B L), (B L), (L) */
+    int *present, *token_start, *rows_by_token;  /* embedding backward, by token */
+    int n_present;
+    int *token_pos_host;                       /* (L) */
+    float *token_cos, *token_sin;              /* (L, dh/2) */
+    float *emb;                                /* (B, L, d) */
+    GpuLayerActs *pre, *post, *loop_acts;      /* n_pre, n_post, T n_loop */
+    GpuIterActs iters[SPIRAL_MAX_ITERS];
+    const float *h_final;                      /* (B, L, d) */
+    float *xn_final, *rstd_final;              /* (B, L, d), (B, L) */
+    float *logits;                             /* (B, L, V) */
+    double *row_loss, *row_lse;                /* (B L) */
+    double *loss_sum;                          /* (1) */
+    int loss_count;
+    int logits_valid;
+    GpuScratch scratch;
+    float *observe_host;                       /* host copy of one state */
+    size_t observe_capacity;
+};
+
+/* Lays out (growing it when needed) the device arena of activations and
+ * backward scratch for a forward + backward pass at (B, L). Returns 0 or
+ * -1 (spiral_error). */
+int cuda_model_ensure_arena(CudaModel *model, int B, int L);
+
+#endif
