@@ -2,6 +2,7 @@
  * cmd_record.c: `spiral record`: store every iteration's hidden states of a
  * trained run on a probe dataset.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,18 @@ static const char *help =
     "layer counts as an iteration. Interrupted recordings resume: running the\n"
     "same command again records only the missing sequences. Progress goes to\n"
     "stderr (a bar on a terminal, lines otherwise).\n";
+
+static volatile sig_atomic_t interrupted = 0;
+
+/* SIGINT, SIGTERM, SIGHUP: finish the batch, commit it, stop; a second one
+ * stops at once (what is committed stays). */
+static void on_signal(int sig) {
+    if (interrupted) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    interrupted = 1;
+}
 
 int cmd_record(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *store_path = NULL, *dtype = "f32";
@@ -83,12 +96,22 @@ int cmd_record(int argc, char **argv) {
     }
     Progress progress = cli_progress(!quiet);
     options.progress = &progress;
+    options.interrupt = &interrupted;
     Store store;
     if (store_open(&store, store_path, 0)) return cli_fail("record");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     RecordResult result;
     int status = record_run(&store, run, data, &options, &result);
     store_close(&store);
     if (status) return cli_fail("record");
+    if (result.interrupted) {
+        printf("recording %lld: interrupted, %d of its %d sequences recorded now; run the same "
+               "command again to record the rest\n", result.recording_id, result.recorded_now,
+               result.n_sequences);
+        return 130;
+    }
     printf("recording %lld: run %s on %s (%s split): %d sequences, %d recorded now, %.1f MB in "
            "%.1f s (%.1f MB/s)\n", result.recording_id, run, data, options.split,
            result.n_sequences, result.recorded_now, result.bytes / 1e6, result.seconds,

@@ -371,12 +371,14 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
         return status;
     }
     result->recording_id = rec.writer.id;
+    status = recording_set_status(&rec.writer, "running");
 
     double start = seconds_now();
     int recorded_before = 0, next = 0, B;
     for (int k = 0; k < job.n; k++) recorded_before += done[k];
     double uncheckpointed = 0; /* state bytes committed since the last checkpoint */
-    while (status == 0 && (B = next_batch(&rec, &job, done, &next)) > 0) {
+    while (status == 0 && !(o->interrupt && *o->interrupt) &&
+           (B = next_batch(&rec, &job, done, &next)) > 0) {
         double bytes_before = rec.bytes;
         if ((status = record_batch(store, &job, &rec, B, result))) break;
         result->recorded_now += B;
@@ -387,7 +389,14 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
         }
         report_progress(o, result, &rec, recorded_before, job.n, seconds_now() - start);
     }
-    if (status == 0) status = finish_recording(store, &rec, result);
+    if (status == 0 && o->interrupt && *o->interrupt && next_batch(&rec, &job, done, &next) > 0) {
+        /* stopped by a signal: what is recorded is committed; say so */
+        result->interrupted = 1;
+        status = recording_set_status(&rec.writer, "interrupted");
+        if (status == 0) status = checkpoint_wal(store, result);
+    } else if (status == 0) {
+        status = finish_recording(store, &rec, result);
+    }
     result->n_sequences = job.n;
     result->bytes = rec.bytes;
     result->seconds = seconds_now() - start;

@@ -33,6 +33,8 @@
 
 #include "model.h"
 #include "progress.h"
+#include <signal.h>
+
 #include "recording_store.h"
 #include "store.h"
 
@@ -58,6 +60,8 @@ typedef struct {
     AttentionSummary attention; /* summarize NULL: no attention statistics */
     const Progress *progress; /* sequences done of n_sequences, or NULL */
     int replace;              /* delete an existing recording with other settings */
+    volatile sig_atomic_t *interrupt; /* set (e.g. by SIGTERM): stop after the batch in
+                                         progress and mark the recording interrupted; or NULL */
 } RecordOptions;
 
 void record_options_default(RecordOptions *options);
@@ -65,6 +69,7 @@ void record_options_default(RecordOptions *options);
 typedef struct {
     long long recording_id;
     int n_sequences, recorded_now;
+    int interrupted;          /* stopped by *interrupt before every sequence was recorded */
     double bytes;             /* state bytes written now */
     double seconds;           /* the batches and the last checkpoint (setup excluded) */
     /* where the time went (bench/bench_record.c prints them all) */

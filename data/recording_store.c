@@ -240,8 +240,19 @@ int recording_insert_sequence(RecordingWriter *w, int seq, const int64_t *token_
     return 0;
 }
 
-int recording_mark_done(RecordingWriter *w) {
-    char sql[128];
-    snprintf(sql, sizeof sql, "UPDATE recordings SET status='done' WHERE id=%lld", w->id);
-    return store_exec(w->store, sql);
+int recording_mark_done(RecordingWriter *w) { return recording_set_status(w, "done"); }
+
+int recording_set_status(RecordingWriter *w, const char *status) {
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(w->store->db, "UPDATE recordings SET status=? WHERE id=?", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return spiral_error("%s: %s", w->store->path, sqlite3_errmsg(w->store->db));
+    sqlite3_bind_text(stmt, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, w->id);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return spiral_error("%s: setting recording %lld's status: %s", w->store->path, w->id,
+                            sqlite3_errmsg(w->store->db));
+    return 0;
 }

@@ -94,6 +94,9 @@ int recording_insert_sequence(RecordingWriter *writer, int seq, const int64_t *t
 
 /* Sets the recording's status to 'done'. */
 int recording_mark_done(RecordingWriter *writer);
+/* Sets the recording's status: 'running' while a recorder works on it,
+ * 'interrupted' when one stopped on a signal before the end. */
+int recording_set_status(RecordingWriter *writer, const char *status);
 
 /* ------------------------------------------------------------------------ */
 /* Reading a recording                                                      */

@@ -7,7 +7,8 @@
 #  - the README's Python snippet loads a state with sqlite3 + numpy only, and
 #    it equals what `spiral export` writes;
 #  - bad input gives clear errors;
-#  - the same recording started twice at once: both succeed, one row.
+#  - the same recording started twice at once: both succeed, one row;
+#  - SIGTERM marks a recording interrupted, and running it again finishes it.
 SPIRAL=${SPIRAL:-build/spiral}
 PY=/usr/bin/python3
 dir=$(mktemp -d)
@@ -112,6 +113,30 @@ for i in 1 2 3; do
 done
 n=$(q "SELECT count(*) FROM recordings r JOIN runs u ON u.id = r.run_id WHERE r.split = 'val' AND u.name = 'looped'")
 [ "$n" = 1 ] && ok || fail "twin records made $n recordings"
+
+# SIGTERM: the batch in progress is committed, the recording is marked
+# interrupted (not left running), exit 130; the same command finishes it
+"$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split train --sequences 400 --batch 4 \
+    --quiet >"$dir/term.out" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 600 ]; do
+    n=$(q "SELECT count(*) FROM record_sequences rs JOIN recordings r ON r.id = rs.recording_id
+           WHERE r.split = 'train'" 2>/dev/null)
+    [ "${n:-0}" -ge 8 ] && break
+    sleep 0.05; i=$((i + 1))
+done
+kill -TERM $pid
+wait $pid
+code=$?
+status=$(q "SELECT status FROM recordings WHERE split = 'train'")
+[ "$code" = 130 ] && [ "$status" = interrupted ] && grep -q "interrupted" "$dir/term.out" && ok ||
+    fail "SIGTERM: exit $code, status '$status': $(cat "$dir/term.out")"
+"$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split train --sequences 400 --batch 4 \
+    --quiet >"$dir/term.out" 2>&1 && ok || fail "record after SIGTERM: $(cat "$dir/term.out")"
+status=$(q "SELECT status FROM recordings WHERE split = 'train'")
+n=$(q "SELECT count(*) FROM record_sequences rs JOIN recordings r ON r.id = rs.recording_id WHERE r.split = 'train'")
+[ "$status" = done ] && [ "$n" = 400 ] && ok || fail "after SIGTERM and again: status '$status', $n sequences"
 
 echo "record: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
