@@ -13,6 +13,14 @@
 
 #include "error.h"
 
+/* The first line of an open LOCK file ("pid N, run NAME") into owner
+ * (size bytes); "" when it cannot be read. */
+static void read_owner(int fd, char *owner, size_t size) {
+    ssize_t n = pread(fd, owner, size - 1, 0);
+    owner[n > 0 ? n : 0] = 0;
+    owner[strcspn(owner, "\n")] = 0;
+}
+
 int run_lock_acquire(RunLock *lock, const char *dir, const char *run_name) {
     char path[1200];
     lock->held = 0;
@@ -21,10 +29,8 @@ int run_lock_acquire(RunLock *lock, const char *dir, const char *run_name) {
     if (fd < 0) return spiral_error("%s: cannot open the run lock: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int saved = errno;
-        char owner[300] = "";
-        ssize_t n = pread(fd, owner, sizeof owner - 1, 0);
-        owner[n > 0 ? n : 0] = 0;
-        owner[strcspn(owner, "\n")] = 0;
+        char owner[300];
+        read_owner(fd, owner, sizeof owner);
         close(fd);
         if (saved == EWOULDBLOCK)
             return spiral_error("%s is in use by another process (%s); one process at a time "
@@ -59,11 +65,7 @@ int run_lock_probe(const char *dir, char *owner, size_t owner_size) {
     int held = 0;
     if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
         held = errno == EWOULDBLOCK;
-        if (held && owner && owner_size) {
-            ssize_t n = pread(fd, owner, owner_size - 1, 0);
-            owner[n > 0 ? n : 0] = 0;
-            owner[strcspn(owner, "\n")] = 0;
-        }
+        if (held && owner && owner_size) read_owner(fd, owner, owner_size);
     }
     close(fd);  /* drops the shared lock if we took it */
     return held;

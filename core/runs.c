@@ -26,11 +26,12 @@ int run_checkpoint_dir(const Store *store, const char *configured, const char *n
     return 0;
 }
 
-/* The checkpoint folder of a listed run (its run JSON's train object). */
-static int listed_run_dir(const Store *store, const RunListRow *row, char *out, size_t size) {
+/* The checkpoint folder of run `name` from its run JSON's train object. */
+static int stored_run_dir(const Store *store, const char *name, const char *run_json, char *out,
+                          size_t size) {
     TrainConfig cfg;
-    if (train_config_parse(&cfg, row->config, row->name)) return -1;
-    return run_checkpoint_dir(store, cfg.checkpoint_dir, row->name, out, size);
+    if (train_config_parse(&cfg, run_json, name)) return -1;
+    return run_checkpoint_dir(store, cfg.checkpoint_dir, name, out, size);
 }
 
 int runs_list(Store *store, RunListRow **rows, int *n) {
@@ -39,7 +40,9 @@ int runs_list(Store *store, RunListRow **rows, int *n) {
         RunListRow *row = &(*rows)[i];
         char dir[1100];
         if (strcmp(row->status, "running") != 0) continue;
-        if (listed_run_dir(store, row, dir, sizeof dir) == 0 && run_lock_probe(dir, NULL, 0)) continue;
+        if (stored_run_dir(store, row->name, row->config, dir, sizeof dir) == 0 &&
+            run_lock_probe(dir, NULL, 0))
+            continue;
         char *shown = strdup("interrupted");
         if (!shown) {
             store_run_list_free(*rows, *n);
@@ -77,31 +80,20 @@ static int remove_checkpoints(const char *dir, int *removed) {
 }
 
 int runs_delete(Store *store, const char *name, int delete_files, int *removed_files) {
-    RunListRow *rows;
-    int n;
+    RunRow run;
     *removed_files = 0;
-    if (store_run_list(store, &rows, &n)) return -1;
-    int found = -1;
-    for (int i = 0; i < n && found < 0; i++)
-        if (!strcmp(rows[i].name, name)) found = i;
-    int status = 0;
-    if (found < 0) {
-        RunRow missing;
-        status = store_run_find(store, name, &missing);  /* the error lists the runs */
-        if (status == 0) store_run_free(&missing);
-        store_run_list_free(rows, n);
-        return -1;
-    }
+    if (store_run_find(store, name, &run)) return -1;  /* the error lists the runs */
     char dir[1100], owner[300];
-    if (listed_run_dir(store, &rows[found], dir, sizeof dir)) {
+    int status;
+    if (stored_run_dir(store, run.name, run.config, dir, sizeof dir)) {
         status = -1;
     } else if (run_lock_probe(dir, owner, sizeof owner)) {
         status = spiral_error("run %s is being trained right now (%s); stop it before deleting",
                               name, owner);
     } else {
-        status = store_run_delete(store, rows[found].id);
+        status = store_run_delete(store, run.id);
         if (status == 0 && delete_files) status = remove_checkpoints(dir, removed_files);
     }
-    store_run_list_free(rows, n);
+    store_run_free(&run);
     return status;
 }
