@@ -57,12 +57,16 @@ int file_read_all(const char *path, char **bytes, size_t *size) {
     return status;
 }
 
+void path_parent(const char *path, char *out, size_t size) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, size, ".");
+    else if (slash == path) snprintf(out, size, "/");
+    else snprintf(out, size, "%.*s", (int)(slash - path), path);
+}
+
 int sync_parent_dir(const char *path) {
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    path_parent(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return spiral_error("%s: cannot open folder to sync: %s", dir, strerror(errno));
     int status = fsync(fd) == 0 ? 0 : spiral_error("%s: fsync: %s", dir, strerror(errno));

@@ -17,6 +17,10 @@ int stream_read_all(FILE *f, const char *source, char **bytes, size_t *size);
 /* The same for the file at path; errors read "<path>: cannot open: <why>". */
 int file_read_all(const char *path, char **bytes, size_t *size);
 
+/* The folder holding `path` into out (size bytes): "." for a bare name,
+ * "/" for a file in the root. */
+void path_parent(const char *path, char *out, size_t size);
+
 /* Flushes the folder holding `path` to disk, so a file just renamed into
  * it survives a power loss under its new name. Returns 0 or -1. */
 int sync_parent_dir(const char *path);

@@ -17,6 +17,7 @@
 #include <limits.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "names.h"
 #include "store_sql.h"
 
@@ -332,18 +333,10 @@ int store_no_such_name(Store *store, const char *what, const char *name, const c
     return status;
 }
 
-/* The folder holding the store file, as given ("." for a bare name). */
-static void store_dir(const Store *store, char *out, size_t size) {
-    const char *slash = strrchr(store->path, '/');
-    if (!slash) snprintf(out, size, ".");
-    else if (slash == store->path) snprintf(out, size, "/");
-    else snprintf(out, size, "%.*s", (int)(slash - store->path), store->path);
-}
-
 char *store_path_resolve(const Store *store, const char *stored) {
     if (stored[0] == '/') return strdup(stored);
     char dir[1024], joined[2200];
-    store_dir(store, dir, sizeof dir);
+    path_parent(store->path, dir, sizeof dir);
     snprintf(joined, sizeof joined, "%s/%s", dir, stored);
     /* a store written before paths were kept relative to it holds paths
      * relative to the working directory of the command that wrote them */
@@ -353,7 +346,7 @@ char *store_path_resolve(const Store *store, const char *stored) {
 
 char *store_path_relative(const Store *store, const char *path) {
     char dir[1024], real_dir[PATH_MAX], real_path[PATH_MAX];
-    store_dir(store, dir, sizeof dir);
+    path_parent(store->path, dir, sizeof dir);
     if (!realpath(dir, real_dir) || !realpath(path, real_path)) return strdup(path);
     size_t n = strlen(real_dir);
     if (strcmp(real_dir, "/") != 0 && strncmp(real_path, real_dir, n) == 0 && real_path[n] == '/')
