@@ -1,6 +1,6 @@
 /*
  * matching.h: the baselines a SpiralFormer configuration is compared with
- * (DESIGN.md section 1, "Hence:"; paper.md, "Experiments").
+ * (docs/model.md, "Hence:"; paper.md, "Experiments").
  *
  * Given a spiral configuration S and a sequence length L, with parameter and
  * FLOP counts from core/cost.h (model_cost: P = non-embedding parameters,

@@ -1,6 +1,6 @@
 /*
- * config.c: the model configuration as JSON (see config.h and DESIGN.md
- * section 1), read and written with jansson.
+ * config.c: the model configuration as JSON (see config.h and
+ * docs/model.md), read and written with jansson.
  *
  * One table, model_fields[], lists the fields of the model object in the
  * order they are written. Parsing looks each key up in it (so an unknown key
@@ -250,7 +250,7 @@ static int parse_document(const json_t *root, SpiralConfig *cfg) {
     return 0;
 }
 
-/* The defaults: the example model of DESIGN.md section 1. Unused schedule
+/* The defaults: the example model of docs/model.md. Unused schedule
  * entries are zero so that two equal configs compare equal with memcmp. */
 void config_default(SpiralConfig *cfg) {
     static const int default_g[4] = {8, 4, 2, 1};

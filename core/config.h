@@ -2,7 +2,7 @@
  * config.h: the model configuration, one struct for the whole family.
  *
  * SpiralFormer, the vanilla looped baseline and the dense baseline differ only
- * in these fields (see DESIGN.md section 1 and README "Configuration"):
+ * in these fields (see docs/model.md and README "Configuration"):
  *   spiral: schedule coarse-to-fine, e.g. g = 8, 4, 2, 1
  *   looped: every g = 1
  *   dense:  one iteration, g = 1, n_loop distinct layers
@@ -50,7 +50,7 @@ typedef struct {
 } SpiralConfig;
 
 /* Fills cfg with the defaults documented in the README (the example of
- * DESIGN.md: V=256, d=64, H=4, F=172, 1+2+1 layers, selfagg/alloc/residual,
+ * docs/model.md: V=256, d=64, H=4, F=172, 1+2+1 layers, selfagg/alloc/residual,
  * schedule g = 8, 4, 2, 1). */
 void config_default(SpiralConfig *cfg);
 

@@ -1,5 +1,5 @@
 /*
- * model.h: the middle-cycle backbone of DESIGN.md section 1, one code path
+ * model.h: the middle-cycle backbone of docs/model.md, one code path
  * for SpiralFormer and its baselines.
  *
  *   h(0)   = f_pre(embed(x))                              (B, L, d)

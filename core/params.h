@@ -4,7 +4,7 @@
  * All parameters live in one contiguous buffer (and the gradients in a second
  * buffer of the same layout), like llm.c: a tensor is a name, a shape and an
  * offset into that buffer. The names and [out, in] layout are those of
- * DESIGN.md (and of torch.nn.Linear), so a safetensors file maps one to one:
+ * docs/model.md (and of torch.nn.Linear), so a safetensors file maps one to one:
  *
  *   tok_emb.weight (V,d)       final_norm.weight (d)   lm_head.weight (V,d) if untied
  *   {pre|loop|post}.{l}.attn_norm.weight (d)   .attn.wq|wk|wv|wo.weight (d,d)

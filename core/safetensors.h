@@ -1,6 +1,6 @@
 /*
  * safetensors.h: reading and writing safetensors files, the weight format of
- * the PyTorch ecosystem (DESIGN.md section 1, "Weights").
+ * the PyTorch ecosystem (docs/model.md, "Weights").
  *
  * A file is
  *   8 bytes     N, the header length, unsigned little-endian

@@ -1,5 +1,5 @@
 /*
- * scale.h: the per-iteration change of resolution (DESIGN.md section 1,
+ * scale.h: the per-iteration change of resolution (docs/model.md,
  * steps 1, 2, 5, 6 and 7).
  *
  * An iteration with chunk size g, offset w and shift s puts token i in chunk

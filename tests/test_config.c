@@ -1,7 +1,7 @@
 /*
  * test_config.c: the model configuration (core/config.c).
  *
- * Defaults, the DESIGN.md example, the run-file form, schedule shorthands and
+ * Defaults, the docs/model.md example, the run-file form, schedule shorthands and
  * defaults, exact round trips through config_to_json, config_load, and a table
  * of bad inputs, each of which must fail with a message naming the source and
  * the field path.
@@ -16,7 +16,7 @@
 #include "error.h"
 #include "harness.h"
 
-/* The example model object of DESIGN.md section 1, verbatim. */
+/* The example model object of docs/model.md, verbatim. */
 static const char *design_example =
     "{\"vocab_size\": 256, \"d_model\": 64, \"n_heads\": 4, \"d_ff\": 172,\n"
     " \"n_pre\": 1, \"n_loop\": 2, \"n_post\": 1, \"tie_embeddings\": true,\n"
@@ -112,7 +112,7 @@ static void test_defaults(void) {
 
 static void test_design_example(void) {
     SpiralConfig cfg, expected;
-    config_default(&expected);  /* the DESIGN.md example is the default model */
+    config_default(&expected);  /* the docs/model.md example is the default model */
     CHECK(config_parse(&cfg, design_example, "design.json") == 0, "design example: %s", spiral_last_error());
     CHECK(configs_equal(&cfg, &expected), "design example differs from the defaults");
 

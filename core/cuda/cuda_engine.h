@@ -8,8 +8,8 @@
  * tensors) copies straight in and out; plus the AdamW moments in the same
  * layout, and an activation arena sized for the largest (B, L) seen.
  *
- * It computes what model_forward / model_backward compute (DESIGN.md
- * section 1), with cuBLAS for the matrix products and its own kernels for
+ * It computes what model_forward / model_backward compute (docs/model.md),
+ * with cuBLAS for the matrix products and its own kernels for
  * the rest: attention is one fused kernel per pass that never stores the
  * L x L probabilities. tests/cuda/ proves it against the CPU engine.
  *
