@@ -12,9 +12,11 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "eval_run.h"
 #include "grow.h"
 #include "probe_store.h"
 #include "report_store.h"
+#include "train_config.h"
 #include "steps.h"
 
 int report_site_rank(const char *site) {
@@ -220,6 +222,31 @@ static int load_probes(ReportData *data, Store *store) {
     return 0;
 }
 
+/* The floor over run r's validation targets, reusing an earlier run's when
+ * the dataset and the validation windows (seq_len, window, count) agree. */
+static int load_val_floor(ReportData *data, Store *store, int r) {
+    ReportRun *run = &data->runs[r];
+    TrainConfig mine, other;
+    run->val_floor = NAN;
+    if (!run->has_model || train_config_parse(&mine, run->config, run->name)) return 0;
+    for (int q = 0; q < r; q++) {
+        const ReportRun *prev = &data->runs[q];
+        if (prev->has_model && train_config_parse(&other, prev->config, prev->name) == 0 &&
+            !strcmp(mine.dataset, other.dataset) && mine.seq_len == other.seq_len &&
+            mine.window == other.window &&
+            mine.eval_batches * mine.batch_size == other.eval_batches * other.batch_size) {
+            run->val_floor = prev->val_floor;
+            return 0;
+        }
+    }
+    int i = report_data_dataset(data, mine.dataset);
+    if (i < 0 || isnan(data->datasets[i].floor_val)) return 0;  /* no true_nll: no floor */
+    EvalReference ref;
+    if (eval_run_reference(&ref, store, run->config, run->name)) return -1;
+    run->val_floor = ref.floor;
+    return 0;
+}
+
 int report_data_load(ReportData *data, Store *store, const char *const *names, int n_names,
                      const char *split) {
     memset(data, 0, sizeof *data);
@@ -231,6 +258,8 @@ int report_data_load(ReportData *data, Store *store, const char *const *names, i
         if (add_dataset(data, store, data->runs[r].dataset, &cap) ||
             add_dataset(data, store, data->runs[r].rec_dataset, &cap))
             goto fail;
+    for (int r = 0; r < data->n_runs; r++)
+        if (load_val_floor(data, store, r)) goto fail;
     if (load_probes(data, store)) goto fail;
     return 0;
 fail:
