@@ -25,6 +25,14 @@ int eval_run_reference(EvalReference *out, Store *store, const char *run_config_
     return status;
 }
 
+int eval_run_same_targets(const char *config_a, const char *config_b) {
+    TrainConfig a, b;
+    if (train_config_parse(&a, config_a, "run") || train_config_parse(&b, config_b, "run"))
+        return 0;
+    return !strcmp(a.dataset, b.dataset) && a.seq_len == b.seq_len && a.window == b.window &&
+           (long)a.eval_batches * a.batch_size == (long)b.eval_batches * b.batch_size;
+}
+
 /* -log softmax(logits)[target] in double: log sum_v exp(x_v - max) + max - x_target. */
 static double token_nll(const real *logits, int V, int target) {
     double max = logits[0];

@@ -54,6 +54,11 @@ typedef struct {
 int eval_run_reference(EvalReference *out, Store *store, const char *run_config_json,
                        const char *source);
 
+/* 1 if two run configs validate on the same targets (dataset, seq_len,
+ * window and eval_batches x batch_size agree), so one reference serves
+ * both; 0 otherwise or if either does not parse. */
+int eval_run_same_targets(const char *config_a, const char *config_b);
+
 /* Evaluates run `run_name`'s last checkpoint on its validation windows.
  * Returns 0, or -1 (unknown run, no checkpoint, dataset gone). */
 int eval_run(EvalRunResult *result, Store *store, const char *run_name);

@@ -16,7 +16,6 @@
 #include "grow.h"
 #include "probe_store.h"
 #include "report_store.h"
-#include "train_config.h"
 #include "steps.h"
 
 int report_site_rank(const char *site) {
@@ -223,24 +222,18 @@ static int load_probes(ReportData *data, Store *store) {
 }
 
 /* The floor over run r's validation targets, reusing an earlier run's when
- * the dataset and the validation windows (seq_len, window, count) agree. */
+ * they validate on the same targets. */
 static int load_val_floor(ReportData *data, Store *store, int r) {
     ReportRun *run = &data->runs[r];
-    TrainConfig mine, other;
     run->val_floor = NAN;
-    if (!run->has_model || train_config_parse(&mine, run->config, run->name)) return 0;
-    for (int q = 0; q < r; q++) {
-        const ReportRun *prev = &data->runs[q];
-        if (prev->has_model && train_config_parse(&other, prev->config, prev->name) == 0 &&
-            !strcmp(mine.dataset, other.dataset) && mine.seq_len == other.seq_len &&
-            mine.window == other.window &&
-            mine.eval_batches * mine.batch_size == other.eval_batches * other.batch_size) {
-            run->val_floor = prev->val_floor;
+    if (!run->has_model) return 0;
+    for (int q = 0; q < r; q++)
+        if (data->runs[q].has_model && eval_run_same_targets(run->config, data->runs[q].config)) {
+            run->val_floor = data->runs[q].val_floor;
             return 0;
         }
-    }
-    int i = report_data_dataset(data, mine.dataset);
-    if (i < 0 || isnan(data->datasets[i].floor_val)) return 0;  /* no true_nll: no floor */
+    int d = report_data_dataset(data, run->dataset);
+    if (d < 0 || isnan(data->datasets[d].floor_val)) return 0;  /* no true_nll: no floor */
     EvalReference ref;
     if (eval_run_reference(&ref, store, run->config, run->name)) return -1;
     run->val_floor = ref.floor;

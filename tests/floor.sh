@@ -4,8 +4,8 @@
 # scores the run's last checkpoint on exactly the windows training
 # validated on (its loss equals the stored validation loss), prints the
 # floor over those targets (which differs from the floor over every val
-# token, printed by `spiral data make`) and `spiral data floor --run`
-# agrees; --per-position gives slots of each level whose target counts add
+# token, printed by `spiral data make`), `spiral data floor --run` and
+# `spiral runs --floor` agree; --per-position gives slots of each level whose target counts add
 # up and whose floors average to the whole floor; bad input fails with a
 # message and a non-zero status.
 SPIRAL=${SPIRAL:-build/spiral}
@@ -49,6 +49,12 @@ awk -v a="$same" -v b="$floor" 'BEGIN {d = a - b; exit !(d < 6e-5 && d > -6e-5)}
 "$SPIRAL" data floor --store "$dir/s.db" --name rhm --seq-len 32 --window document --windows 16 >"$dir/floor2" 2>&1
 same2=$(awk '/entropy floor [0-9]/ {print $3}' "$dir/floor2")
 [ "$same2" = "$same" ] && ok || fail "data floor with the run's targets by hand: $same2, by --run: $same"
+
+# spiral runs --floor: the same floor, and gap = val loss - floor
+"$SPIRAL" runs --store "$dir/s.db" --floor >"$dir/runs" 2>&1 || fail "runs --floor: $(cat "$dir/runs")"
+awk -v f="$floor" '$1 == "r" {d = $7 - f; g = $6 - $7 - $8;
+    exit !(d < 6e-5 && d > -6e-5 && g < 2e-4 && g > -2e-4)}' "$dir/runs" && ok ||
+    fail "runs --floor: $(cat "$dir/runs"), eval's floor $floor"
 
 # per position: a table for g = 4 (4 slots) and g = 2 (2 slots); each
 # table's targets sum to 512 and its target-weighted floor is the floor
