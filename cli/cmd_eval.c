@@ -69,6 +69,10 @@ int cmd_eval(int argc, char **argv) {
     };
     if (cli_parse_options("eval", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
+    if ((run_name || store_path) &&
+        (weights_path || text_path || tokens_path || logits_path || grads_path))
+        return cli_usage_error("eval", "--run scores a run's validation windows; --weights, "
+                                       "--text, --tokens, --logits and --grads go without it");
     if (run_name || store_path) return eval_run_command(store_path, run_name, per_position);
     if (per_position) return cli_usage_error("eval", "--per-position goes with --run RUN");
     if (!weights_path) return cli_usage_error("eval", "--weights is required");

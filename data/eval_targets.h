@@ -22,7 +22,7 @@
  * document start every target has its whole document prefix in view, so
  * this floor is attainable; a window that starts inside a document (random
  * windows) hides part of the prefix from the model, and the floor there is
- * a lower bound that no model reaches.
+ * a lower bound that a model reading only the window may not reach.
  */
 #ifndef SPIRAL_EVAL_TARGETS_H
 #define SPIRAL_EVAL_TARGETS_H
