@@ -429,7 +429,17 @@ int main(int argc, char **argv) {
     ReportResult result;
     CHECK(report_write(&store, &options, &result) == 0, "report: %s", spiral_last_error());
     /* expected data rows of each figure's CSV */
-    long long training_rows = store_count(&store, "SELECT count(loss) + count(val_loss) FROM metrics");
+    /* training: looped's own rows; spiral and spiral-s2 differ only in the
+     * seed: their validation points, and the mean over both at every step
+     * they share (training and validation) */
+    long long training_rows =
+        store_count(&store, "SELECT count(loss) + count(val_loss) FROM metrics m JOIN runs ON runs.id = m.run_id"
+                            " WHERE name = 'looped'") +
+        store_count(&store, "SELECT count(val_loss) FROM metrics m JOIN runs ON runs.id = m.run_id"
+                            " WHERE name IN ('spiral', 'spiral-s2')") +
+        store_count(&store, "SELECT count(a.loss + b.loss) + count(a.val_loss + b.val_loss) FROM metrics a"
+                            " JOIN metrics b ON a.step = b.step WHERE a.run_id = (SELECT id FROM runs WHERE"
+                            " name = 'spiral') AND b.run_id = (SELECT id FROM runs WHERE name = 'spiral-s2')");
     struct { const char *name; long rows; } expected[] = {
         {"training", (long)training_rows},
         {"comparison", 2 + 3},                  /* groups {spiral, spiral-s2}, {looped}; 3 runs */
@@ -468,6 +478,33 @@ int main(int argc, char **argv) {
     CHECK(csv && strstr(csv, "\nlooped,coda,3,1,l1.mod3,4,1,"), "the coda is the column after h(3)");
     free(csv);
 
+    /* the seed mean of the validation loss at the last evaluation, with n_seeds 2 */
+    {
+        sqlite3_stmt *stmt;
+        sqlite3_prepare_v2(store.db, "SELECT a.step, (a.val_loss + b.val_loss) / 2 FROM metrics a JOIN metrics b"
+                           " ON a.step = b.step WHERE a.run_id = (SELECT id FROM runs WHERE name = 'spiral') AND"
+                           " b.run_id = (SELECT id FROM runs WHERE name = 'spiral-s2') AND a.val_loss IS NOT NULL"
+                           " ORDER BY a.step DESC LIMIT 1", -1, &stmt, NULL);
+        int found = sqlite3_step(stmt) == SQLITE_ROW;
+        char path[600], row[160];
+        snprintf(row, sizeof row, "spiral,spiral,lang,val_mean,%lld,", found ? (long long)sqlite3_column_int64(stmt, 0) : -1LL);
+        double mean = found ? sqlite3_column_double(stmt, 1) : NAN;
+        sqlite3_finalize(stmt);
+        snprintf(path, sizeof path, "%s/training.csv", out);
+        char *training = read_file(path, NULL);
+        const char *line = training ? strstr(training, row) : NULL;
+        double value = NAN;
+        if (line) {
+            const char *field = line;
+            for (int k = 0; k < 7 && field; k++) field = strchr(field, ',') + 1;  /* to column 8, loss */
+            value = field ? atof(field) : NAN;
+        }
+        const char *end = line ? strchr(line, '\n') : NULL;
+        CHECK(line && end && fabs(value - mean) < 1e-8 && end - line > 2 && !strncmp(end - 2, ",2", 2),
+              "training.csv: no seed mean %.10g at '%s' (got %.10g)", mean, row, value);
+        free(training);
+    }
+
     /* the pages */
     char *html = read_file(result.html_path, NULL), *md = read_file(result.md_path, NULL);
     CHECK(html && md, "index.html or report.md missing");
@@ -497,6 +534,46 @@ int main(int argc, char **argv) {
     free(html);
     free(md);
     report_result_free(&result);
+
+    /* figure styles: the update ratio on a log axis, the effective rank
+     * out of the runs' d, runs 11 and up dashed with another marker */
+    {
+        char path[600];
+        snprintf(path, sizeof path, "%s/loop_update.gp", out);
+        char *gp = read_file(path, NULL), d_label[64];
+        snprintf(d_label, sizeof d_label, "of d = %lld dimensions",
+                 store_count(&store, "SELECT json_extract(config, '$.model.d_model') FROM runs WHERE name = 'spiral'"));
+        const char *update = gp ? strstr(gp, "# panel 1: update_size") : NULL;
+        const char *rank = gp ? strstr(gp, "# panel 2: effective_rank") : NULL;
+        const char *log_y = update ? strstr(update, "set logscale y") : NULL;
+        CHECK(update && rank && log_y && log_y < rank, "loop_update.gp: the update panel is not on a log axis");
+        CHECK(rank && strstr(rank, "unset logscale y") && strstr(rank, d_label),
+              "loop_update.gp: the rank panel is not linear or does not say '%s'", d_label);
+        const char *lt1 = gp ? strstr(gp, "set linetype 1 ") : NULL, *lt11 = gp ? strstr(gp, "set linetype 11 ") : NULL;
+        CHECK(lt1 && lt11 && !strncmp(strstr(lt1, "dt "), "dt solid pt 7", 13) &&
+              !strncmp(strstr(lt11, "dt "), "dt (10,5) pt 5", 14),
+              "run styles: linetype 11 is not a dashed line with another marker than linetype 1");
+        free(gp);
+    }
+
+    /* a legend names a band only where one is drawn: attention without intervals */
+    sql(&store, "UPDATE analysis_results SET ci_lo = NULL, ci_hi = NULL WHERE kind LIKE 'selected_attn_%%'");
+    {
+        char out_noci[600], path[700];
+        snprintf(out_noci, sizeof out_noci, "%s/no-ci", dir);
+        ReportOptions o = {.dir = out_noci, .version = "9.9.9-test"};
+        ReportResult r;
+        CHECK(report_write(&store, &o, &r) == 0, "report without intervals: %s", spiral_last_error());
+        snprintf(path, sizeof path, "%s/attention.gp", out_noci);
+        char *gp = read_file(path, NULL);
+        CHECK(gp && !strstr(gp, "95% interval"), "attention.gp promises intervals that are not in the store");
+        free(gp);
+        snprintf(path, sizeof path, "%s/loop_update.gp", out_noci);
+        gp = read_file(path, NULL);
+        CHECK(gp && strstr(gp, "95% interval"), "loop_update.gp lost the key of its drawn bands");
+        free(gp);
+        report_result_free(&r);
+    }
 
     /* a run without a recording: probe and analysis figures skipped */
     char out2[600];
