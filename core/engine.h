@@ -55,9 +55,18 @@ struct Engine {
  * with a message saying why (unknown name, or CUDA not compiled in). */
 int engine_device_check(const char *device);
 
-/* Builds an engine for cfg on `device` ("cpu" or "cuda"), parameters,
- * gradients and moments zero. */
-int engine_open(Engine **out, const char *device, const SpiralConfig *cfg);
+/* The precision of the matrix products: "fp32" (the only one of the CPU
+ * engine), "tf32" or "bf16" (CUDA: inputs rounded, fp32 accumulation; the
+ * weights, gradients and AdamW stay fp32). NULL picks the device's default:
+ * fp32 on the CPU, bf16 on CUDA. engine_precision_name returns the name
+ * that NULL resolves to. */
+int engine_precision_check(const char *device, const char *precision);
+const char *engine_precision_name(const char *device, const char *precision);
+
+/* Builds an engine for cfg on `device` ("cpu" or "cuda") at `precision`
+ * (above), parameters, gradients and moments zero. */
+int engine_open(Engine **out, const char *device, const char *precision,
+                const SpiralConfig *cfg);
 void engine_free(Engine *engine);
 
 /* The CPU engine. */
@@ -65,7 +74,7 @@ int engine_cpu_open(Engine **out, const SpiralConfig *cfg);
 
 /* The CUDA engine: defined by core/cuda/engine_cuda.c in `make cuda`, by
  * core/engine_nocuda.c (an error saying so) otherwise. */
-int engine_cuda_open(Engine **out, const SpiralConfig *cfg);
+int engine_cuda_open(Engine **out, const SpiralConfig *cfg, const char *precision);
 int engine_cuda_available(void);
 
 #endif

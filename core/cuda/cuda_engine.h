@@ -32,9 +32,16 @@ extern "C" {
 
 typedef struct CudaModel CudaModel;
 
+/* How the matrix products run. Parameters, activations, gradients and the
+ * optimizer are fp32 in every mode; every product accumulates in fp32. */
+typedef enum {
+    CUDA_FP32 = 0,   /* fp32 inputs: what the tests prove against the CPU (1e-5) */
+    CUDA_TF32 = 1,   /* inputs rounded to TF32 by the tensor cores (about 1e-3) */
+    CUDA_BF16 = 2    /* inputs rounded to bf16 (about 1e-2): the fastest */
+} CudaPrecision;
+
 typedef struct {
-    int tf32;   /* 1: matrix products may round their inputs to TF32 (faster,
-                   about 1e-3 relative); 0: full fp32 (what the tests prove) */
+    CudaPrecision precision;
 } CudaOptions;
 
 /* One observed state, copied to the host. Sites as model.h's ObserveEvent:

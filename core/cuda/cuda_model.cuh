@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_engine.h"
+#include "cuda_kernels.cuh"
 
 extern "C" {
 #include "scale.h"
@@ -88,6 +89,7 @@ struct CudaModel {
     CudaOptions options;
     cudaStream_t stream;
     cublasHandle_t blas;
+    GemmContext gemm;                          /* blas, precision, bf16 work */
     int poison;
 
     float *params, *grads, *adam_m, *adam_v;   /* (n_params) each */

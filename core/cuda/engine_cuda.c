@@ -5,10 +5,11 @@
  *
  * The parameters, gradients and AdamW moments stay on the GPU; the trainer
  * sees host float buffers only when it writes or reads a checkpoint. The
- * matrix products run in full fp32 (no TF32), what tests/cuda/ proves
- * against the CPU engine.
+ * matrix products run in the precision asked for (engine.h): bf16 by
+ * default; fp32 is what tests/cuda/ proves against the CPU engine.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda_engine.h"
 #include "engine.h"
@@ -111,10 +112,12 @@ static const EngineOps cuda_ops = {
     gpu_grad_norm, gpu_clip_and_step,
 };
 
-int engine_cuda_open(Engine **out, const SpiralConfig *cfg) {
+int engine_cuda_open(Engine **out, const SpiralConfig *cfg, const char *precision) {
+    CudaOptions options = {CUDA_BF16};
+    if (!strcmp(precision, "fp32")) options.precision = CUDA_FP32;
+    else if (!strcmp(precision, "tf32")) options.precision = CUDA_TF32;
     CudaEngine *e = calloc(1, sizeof *e);
     if (!e) return spiral_error("out of memory for the CUDA engine");
-    CudaOptions options = {0}; /* full fp32 */
     if (cuda_model_build(&e->model, cfg, &options)) {
         free(e);
         return spiral_error_prefix("--device cuda");

@@ -25,7 +25,9 @@
  *  - causality: tokens after position i perturbed, logits at positions <= i
  *    unchanged (bit-identical) on the GPU.
  * Then one AdamW step with gradient clipping against core/adamw.c compiled
- * in float (adamw_step_f32): bit-identical expected, 1e-6 required.
+ * in float (adamw_step_f32): bit-identical expected, 1e-6 required. Then
+ * the reduced-precision modes on every case: tf32 loss, logits and every
+ * gradient within 1e-3; bf16 loss and logits within 2e-2.
  * Prints a table, then "N passed, N failed".
  */
 #include <math.h>
@@ -381,6 +383,78 @@ done:
     return res;
 }
 
+/* ---- reduced precision -------------------------------------------------- */
+
+/* TF32 and bf16 modes on case c against the CPU engine in double: the
+ * loss, the logits and (tf32) every parameter gradient, norm-wise relative
+ * error; *logits_err and *grad_err get the largest. Tolerances: tf32 1e-3
+ * for all three, bf16 2e-2 for the loss and logits (its gradients are
+ * reported only). */
+static void check_precision(const Case *c, CudaPrecision precision, double *logits_err,
+                            double *grad_err) {
+    const char *mode = precision == CUDA_TF32 ? "tf32" : "bf16";
+    double tolerance = precision == CUDA_TF32 ? 1e-3 : 2e-2;
+    const SpiralConfig *cfg = &c->cfg;
+    int B = c->B, L = c->L, V = cfg->vocab_size, M = B * L;
+    *logits_err = *grad_err = NAN;
+    Model cpu;
+    CudaModel *gpu = NULL;
+    CudaOptions options = {precision};
+    if (model_build(&cpu, cfg)) {
+        CHECK(0, "%s %s: CPU build: %s", c->name, mode, spiral_last_error());
+        return;
+    }
+    if (cuda_model_build(&gpu, cfg, &options)) {
+        CHECK(0, "%s %s: GPU build: %s", c->name, mode, spiral_last_error());
+        model_free(&cpu);
+        return;
+    }
+    size_t n = cpu.layout.n_params;
+    float *params = malloc(n * sizeof(float)), *grads = malloc(n * sizeof(float));
+    float *logits = malloc((size_t)M * V * sizeof(float));
+    int *tokens = malloc((size_t)M * sizeof(int)), *targets = malloc((size_t)M * sizeof(int));
+    if (!params || !grads || !logits || !tokens || !targets) abort();
+    case_weights(&cpu, 0);
+    for (size_t i = 0; i < n; i++) {
+        params[i] = (float)cpu.params[i];
+        cpu.params[i] = params[i];
+    }
+    fixture_tokens(tokens, M, V, 17);
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < L; i++) targets[b * L + i] = i + 1 < L ? tokens[b * L + i + 1] : -1;
+    int status = model_forward(&cpu, tokens, targets, B, L, NULL);
+    model_zero_grad(&cpu);
+    if (!status) status = model_backward(&cpu);
+    double loss = 0;
+    cuda_model_set_poison(gpu, 1);
+    if (!status)
+        status = cuda_model_set_params(gpu, params) || cuda_model_zero_grad(gpu) ||
+                 cuda_model_forward(gpu, tokens, targets, B, L, NULL, &loss) ||
+                 cuda_model_get_logits(gpu, logits) || cuda_model_backward(gpu) ||
+                 cuda_model_get_grads(gpu, grads);
+    CHECK(status == 0, "%s %s: forward/backward: %s", c->name, mode, spiral_last_error());
+    if (status == 0) {
+        double loss_err = fabs(loss - cpu.loss) / fabs(cpu.loss);
+        CHECK(loss_err <= tolerance, "%s %s: loss %.9g vs CPU %.9g", c->name, mode, loss,
+              cpu.loss);
+        *logits_err = relative_error_fd(logits, cpu.logits, (size_t)M * V);
+        CHECK(*logits_err <= tolerance, "%s %s: logits relative error %.3g (tolerance %.0e)",
+              c->name, mode, *logits_err, tolerance);
+        *grad_err = 0;
+        for (int ti = 0; ti < cpu.layout.n_tensors; ti++) {
+            const ParamTensor *t = &cpu.layout.tensors[ti];
+            double rel = relative_error_fd(grads + t->offset, cpu.grads + t->offset, t->numel);
+            if (rel > *grad_err || rel != rel) *grad_err = rel;
+            if (precision == CUDA_TF32)
+                CHECK(rel <= tolerance, "%s tf32: gradient of %s: relative error %.3g", c->name,
+                      t->name, rel);
+        }
+    }
+    cuda_model_free(gpu);
+    model_free(&cpu);
+    free(params); free(grads); free(logits); free(tokens); free(targets);
+}
+
 /* ---- AdamW -------------------------------------------------------------- */
 
 static void check_adamw(const SpiralConfig *cfg, const char *name) {
@@ -544,5 +618,17 @@ int main(int argc, char **argv) {
     printf("largest GPU relative error over the checked configurations: %.2e (tolerance %.0e, or "
            "twice the float CPU engine's error on the same tensor where that is larger)\n",
            worst_all, TOLERANCE);
+
+    printf("\nreduced precision vs the CPU engine in double (tf32: logits and gradients <= 1e-3; "
+           "bf16: logits <= 2e-2, gradients reported)\n");
+    printf("%-52s %10s %10s %10s %10s\n", "configuration", "tf32 lg", "tf32 grad", "bf16 lg",
+           "bf16 grad");
+    for (int i = 0; i < n_cases; i++) {
+        if (cases[i].stress) continue;
+        double tl, tg, bl, bg;
+        check_precision(&cases[i], CUDA_TF32, &tl, &tg);
+        check_precision(&cases[i], CUDA_BF16, &bl, &bg);
+        printf("%-52.52s %10.1e %10.1e %10.1e %10.1e\n", cases[i].name, tl, tg, bl, bg);
+    }
     return test_summary(argv[0]);
 }
