@@ -16,6 +16,7 @@
 
 #include "adamw.h"
 #include "config.h"
+#include "model.h"
 #include "params.h"
 
 /* Implementations embed an Engine as their first member. */
@@ -44,6 +45,14 @@ typedef struct {
      * then one AdamW update at step t (1-based). */
     int (*clip_and_step)(Engine *engine, double clip, double norm,
                          const AdamWSettings *settings, long t);
+    /* A forward pass of tokens (B, L) with targets (B, L) or NULL (then
+     * *loss is 0) that hands each observed site to observer (core/model.h's
+     * events, valid during the callback); the attention probabilities only
+     * when attention != 0. observer and loss may be NULL. */
+    int (*observe)(Engine *engine, const int *tokens, const int *targets, int B, int L,
+                   const Observer *observer, int attention, double *loss);
+    /* Copies the logits (B, L, V) of the last forward pass. */
+    int (*get_logits)(Engine *engine, float *host);
 } EngineOps;
 
 struct Engine {

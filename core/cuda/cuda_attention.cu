@@ -299,3 +299,36 @@ int attention_backward(float *dqkv, float *rowdot, const float *dout, const floa
     default: return cuda_status(cudaErrorInvalidValue, "attention_backward: head dim > 64");
     }
 }
+
+/* probs (B, H, n, n): P_ij = exp(q_i . k_j / sqrt(dh) - lse_i) for j <= i,
+ * 0 for j > i. One block per (row i, b h); its threads walk the keys. */
+static __global__ void attention_probs_kernel(float *probs, const float *qkv, const float *lse,
+                                              int n, int H, int dh, float scale) {
+    extern __shared__ float q[];
+    int i = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
+    size_t stride = 3 * (size_t)D;
+    const float *base = qkv + (size_t)b * n * stride;
+    for (int c = threadIdx.x; c < dh; c += blockDim.x) q[c] = base[(size_t)i * stride + h * dh + c];
+    __syncthreads();
+    float row_lse = lse[((size_t)b * H + h) * n + i];
+    float *row = probs + (((size_t)b * H + h) * n + i) * n;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        float p = 0.0f;
+        if (j <= i) {
+            const float *k = base + (size_t)j * stride + D + h * dh;
+            float s = 0.0f;
+            for (int c = 0; c < dh; c++) s += q[c] * k[c];
+            p = expf(s * scale - row_lse);
+        }
+        row[j] = p;
+    }
+}
+
+int attention_probs(float *probs, const float *qkv, const float *lse, int B, int n, int H,
+                    int dh, cudaStream_t stream) {
+    if (B == 0 || n == 0) return 0;
+    dim3 grid((unsigned)n, (unsigned)(B * H));
+    attention_probs_kernel<<<grid, 128, (size_t)dh * sizeof(float), stream>>>(
+        probs, qkv, lse, n, H, dh, 1.0f / sqrtf((float)dh));
+    return cuda_status(cudaGetLastError(), "attention_probs");
+}

@@ -201,6 +201,8 @@ void cuda_model_free(CudaModel *model) {
     cudaFree(model->norm_partial);
     cudaFree(model->norm_total);
     cudaFree(model->arena);
+    cudaFree(model->probs_dev);
+    cudaFreeHost(model->probs_host);
     gemm_context_free(&model->gemm);
     if (model->blas) cublasDestroy(model->blas);
     if (model->stream) cudaStreamDestroy(model->stream);

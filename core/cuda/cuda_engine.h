@@ -47,8 +47,10 @@ typedef struct {
 /* One observed state, copied to the host. Sites as model.h's ObserveEvent:
  * OBSERVE_STATE h(t) (B, L, d), OBSERVE_LATENT_IN z and OBSERVE_LATENT_OUT
  * z~ of iteration t (B, J, d), OBSERVE_CODA (B, L, d), OBSERVE_LAYER_OUT
- * one layer's output. OBSERVE_ATTENTION is never sent (the fused attention
- * keeps no probabilities). data and pos are valid during the callback. */
+ * one layer's output. OBSERVE_ATTENTION (one layer's probabilities, data
+ * (B, heads, rows, rows)) only when the observer asks for it: the fused
+ * attention keeps none, so they are recomputed from q, k and the saved
+ * log-sum-exp. data and pos are valid during the callback. */
 typedef struct {
     ObserveSite site;
     int iteration;       /* as ObserveEvent.iteration */
@@ -57,12 +59,14 @@ typedef struct {
     int g;               /* chunk size of the rows (1 at token level) */
     int B, rows, cols;
     const int *pos;      /* (rows) token position of each row (its last member) */
-    const float *data;   /* (B, rows, cols) */
+    const float *data;   /* (B, rows, cols); attention: (B, heads, rows, rows) */
+    int heads;           /* attention: H; 0 for the states */
 } CudaObserveEvent;
 
 typedef struct {
     void (*fn)(void *user, const CudaObserveEvent *event);
     void *user;
+    int attention;       /* also send OBSERVE_ATTENTION events */
 } CudaObserver;
 
 /* Builds a model for cfg (validated; head dim <= 64) on the current CUDA

@@ -64,6 +64,34 @@ static int observe_state(CudaModel *model, const CudaObserver *observer, Observe
     return 0;
 }
 
+/* Recomputes layer acts' attention probabilities (B, H, n, n), copies them
+ * to the host and hands them on as an OBSERVE_ATTENTION event. */
+static int observe_attention(CudaModel *model, const CudaObserver *observer,
+                             const GpuLayerActs *acts, BlockKind block, int layer, int iteration,
+                             int g, const int *pos) {
+    int B = model->B, n = acts->n, H = model->cfg.n_heads, dh = model->cfg.d_model / H;
+    size_t count = (size_t)B * H * n * n;
+    if (count > model->probs_capacity) {
+        cudaFree(model->probs_dev);
+        cudaFreeHost(model->probs_host);
+        model->probs_dev = NULL;
+        model->probs_host = NULL;
+        model->probs_capacity = 0;
+        CUDA_CHECK(cudaMalloc(&model->probs_dev, count * sizeof(float)));
+        CUDA_CHECK(cudaMallocHost(&model->probs_host, count * sizeof(float)));
+        model->probs_capacity = count;
+    }
+    if (attention_probs(model->probs_dev, acts->qkv, acts->lse, B, n, H, dh, model->stream))
+        return -1;
+    CUDA_CHECK(cudaMemcpyAsync(model->probs_host, model->probs_dev, count * sizeof(float),
+                               cudaMemcpyDeviceToHost, model->stream));
+    CUDA_CHECK(cudaStreamSynchronize(model->stream));
+    CudaObserveEvent event = {OBSERVE_ATTENTION, iteration, block, layer, g, B, n, n, pos,
+                              model->probs_host, H};
+    observer->fn(observer->user, &event);
+    return 0;
+}
+
 /* One pre-norm layer: x2 = x + Attn(RMSNorm(x)); out = x2 + MLP(RMSNorm(x2)).
  * x (B, n, d) -> acts->out (B, n, d). */
 static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWeights *w,
@@ -104,6 +132,9 @@ static int block_forward(CudaModel *model, const float **out, GpuLayerActs *acts
                          const CudaObserver *observer) {
     for (int l = 0; l < n_layers; l++) {
         if (layer_forward(model, &acts[l], &w[l], x)) return -1;
+        if (observer && observer->fn && observer->attention &&
+            observe_attention(model, observer, &acts[l], kind, l, iteration, g, pos_host))
+            return -1;
         x = acts[l].out;
         if (observe_state(model, observer, OBSERVE_LAYER_OUT, iteration, kind, l, g, acts[l].n,
                           pos_host, x))

@@ -76,6 +76,11 @@ int attention_supports(int dh);
  * log-sum-exp of each row's scaled scores. Never forms an n x n matrix. */
 int attention_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
                       cudaStream_t stream);
+/* The probabilities the forward used, recomputed for the observer from qkv
+ * (after RoPE) and its lse: probs (B, H, n, n), P_ij = exp(q_i . k_j /
+ * sqrt(dh) - lse_i) for j <= i, 0 above the diagonal. */
+int attention_probs(float *probs, const float *qkv, const float *lse, int B, int n, int H,
+                    int dh, cudaStream_t stream);
 /* From dout (B, n, D): dqkv (B, n, 3 D) = the gradients of q, k, v
  * (overwritten). With P = exp(S - lse), D_i = dout_i . out_i:
  * dS = P (dout v^T - D) / sqrt(dh); dq = dS k; dk = dS^T q; dv = P^T dout.

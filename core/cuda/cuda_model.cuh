@@ -125,6 +125,8 @@ struct CudaModel {
     GpuScratch scratch;
     float *observe_host;                       /* host copy of one state */
     size_t observe_capacity;
+    float *probs_dev, *probs_host;             /* (B, H, n, n) one layer's attention, observer only */
+    size_t probs_capacity;
 };
 
 /* Lays out (growing it when needed) the device arena of activations and

@@ -19,8 +19,8 @@
  *    so an element read before it is written fails the comparison.
  *  - determinism: a second backward from zero gives bit-identical gradients;
  *    a third without zeroing accumulates (2x within 1e-6).
- *  - recorded states (h(t), z, z~, coda, every layer's output) against the
- *    CPU observer's events: same sequence, sites, shapes, positions, and
+ *  - recorded states (h(t), z, z~, coda, every layer's output, every
+ *    layer's attention probabilities) against the CPU observer's events: same sequence, sites, shapes, positions, and
  *    data within 1e-5.
  *  - causality: tokens after position i perturbed, logits at positions <= i
  *    unchanged (bit-identical) on the GPU.
@@ -111,19 +111,21 @@ static void recording_free(Recording *rec) {
     memset(rec, 0, sizeof *rec);
 }
 
-/* CPU observer: every site but ATTENTION (the GPU keeps no probabilities). */
+/* CPU observer: every site. An attention event is (B, heads, rows, rows):
+ * recorded as rows x (heads rows) values per sequence. */
 static void cpu_observe(void *user, const ObserveEvent *e) {
-    if (e->site == OBSERVE_ATTENTION) return;
+    int cols = e->site == OBSERVE_ATTENTION ? e->heads * e->rows : e->cols;
     Recorded *r = recording_add(user, e->site, e->iteration, e->block, e->layer, e->g, e->B,
-                                e->rows, e->cols, e->pos);
-    size_t n = (size_t)e->B * e->rows * e->cols;
+                                e->rows, cols, e->pos);
+    size_t n = (size_t)e->B * e->rows * cols;
     for (size_t i = 0; i < n; i++) r->data[i] = e->data[i];
 }
 
 static void gpu_observe(void *user, const CudaObserveEvent *e) {
+    int cols = e->site == OBSERVE_ATTENTION ? e->heads * e->rows : e->cols;
     Recorded *r = recording_add(user, e->site, e->iteration, e->block, e->layer, e->g, e->B,
-                                e->rows, e->cols, e->pos);
-    size_t n = (size_t)e->B * e->rows * e->cols;
+                                e->rows, cols, e->pos);
+    size_t n = (size_t)e->B * e->rows * cols;
     for (size_t i = 0; i < n; i++) r->data[i] = e->data[i];
 }
 
@@ -274,7 +276,7 @@ static CaseResult run_case(const Case *c) {
 
     Recording cpu_rec = {0}, gpu_rec = {0};
     Observer cpu_observer = {cpu_observe, &cpu_rec};
-    CudaObserver gpu_observer = {gpu_observe, &gpu_rec};
+    CudaObserver gpu_observer = {gpu_observe, &gpu_rec, 1};
     int status = model_forward(&cpu, tokens, targets, B, L, &cpu_observer);
     model_zero_grad(&cpu);
     if (!status) status = model_backward(&cpu);
