@@ -137,7 +137,7 @@ static int build_inside(CudaModel *model, const SpiralConfig *cfg) {
     if (config_validate(cfg)) return -1;
     int dh = cfg->d_model / cfg->n_heads;
     if (!attention_supports(dh))
-        return spiral_error("cuda engine: head dimension %d: the fused attention supports 2..64",
+        return spiral_error("cuda engine: head dimension %d: the fused attention supports 2..128",
                             dh);
     model->cfg = *cfg;
     if (param_layout_build(&model->layout, cfg)) return -1;

@@ -69,7 +69,7 @@ typedef struct {
     int attention;       /* also send OBSERVE_ATTENTION events */
 } CudaObserver;
 
-/* Builds a model for cfg (validated; head dim <= 64) on the current CUDA
+/* Builds a model for cfg (validated; head dim <= 128) on the current CUDA
  * device, parameters and gradients zero. options may be NULL (fp32). */
 int cuda_model_build(CudaModel **out, const SpiralConfig *cfg, const CudaOptions *options);
 void cuda_model_free(CudaModel *model);

@@ -559,6 +559,14 @@ int main(int argc, char **argv) {
         cases[n_cases++] = (Case){"dh=64 selfagg/alloc/residual untied L=150", c, 2, 150, 0};
     }
     {
+        /* head dim 128 (4 threads per row, 32-row tiles), two tiles */
+        SpiralConfig c = config_with(40, 256, 2, 96, 1, 1, 1, DOWN_SELFAGG, UP_COPY,
+                                     TOPOLOGY_RESIDUAL, 1);
+        int g[] = {4, 1};
+        fixture_schedule(&c, 2, g, NULL, NULL);
+        cases[n_cases++] = (Case){"dh=128 selfagg/copy L=70", c, 2, 70, 0};
+    }
+    {
         /* head dim 32, no-overlap shift, anchor */
         SpiralConfig c = config_with(50, 64, 2, 80, 1, 1, 1, DOWN_MEAN, UP_ALLOC,
                                      TOPOLOGY_ANCHOR, 1);
@@ -593,11 +601,11 @@ int main(int argc, char **argv) {
 
     /* unsupported head dimension: a clear error, not a wrong answer */
     {
-        SpiralConfig c = config_with(16, 256, 2, 32, 1, 1, 1, DOWN_MEAN, UP_COPY,
+        SpiralConfig c = config_with(16, 512, 2, 32, 1, 1, 1, DOWN_MEAN, UP_COPY,
                                      TOPOLOGY_RESIDUAL, 1);
         CudaModel *m = NULL;
         CHECK(cuda_model_build(&m, &c, NULL) != 0 && strstr(spiral_last_error(), "head"),
-              "head dim 128: expected a build error naming the head dimension");
+              "head dim 256: expected a build error naming the head dimension");
         cuda_model_free(m);
     }
     check_adamw(&fixtures[0].cfg, fixtures[0].name);

@@ -150,6 +150,9 @@ static void test_attention(int B, int n, int H, int dh) {
                       H, dh);
     check_status(attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0), "attention_forward");
     compare("out", out.download(), cy);
+    Tensor gprobs((size_t)B * H * n * n);
+    check_status(attention_probs(gprobs.dev, qkv.dev, lse.dev, B, n, H, dh, 0), "attention_probs");
+    compare("probs (recomputed for the observer)", gprobs.download(), probs);
     std::vector<double> cdq((size_t)rows * D), cdk((size_t)rows * D), cdv((size_t)rows * D);
     std::vector<double> scratch(attention_scratch_size(n));
     attention_backward(cdq.data(), cdk.data(), cdv.data(), scratch.data(), dy.host.data(),
@@ -278,6 +281,8 @@ int main(void) {
     test_attention(2, 150, 3, 16);
     test_attention(1, 130, 2, 32);
     test_attention(2, 200, 2, 64);
+    test_attention(1, 70, 2, 128);
+    test_attention(2, 90, 1, 100);
     test_swiglu(33, 70);
     test_crossentropy(40, 300);
     test_scaling(2, 19, 24, 4, 2, 5, 1, 1);
