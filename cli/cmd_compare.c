@@ -12,7 +12,7 @@
 #include "store.h"
 
 static const char *help =
-    "usage: spiral compare --store S.db --runs RUN[,RUN...] [--group-by config|none]\n"
+    "usage: spiral compare --store S.db [--runs RUN[,RUN...]] [--group-by config|none]\n"
     "                      [--csv FILE]\n"
     "\n"
     "Prints, per run: kind, parameters (total and non-embedding, at the run's\n"
@@ -24,7 +24,8 @@ static const char *help =
     "none: every run alone), reported as the mean and a 95% t-interval over\n"
     "the seeds; groups whose non-embedding parameters agree within 5% are\n"
     "listed together as an equal-parameter comparison. --csv writes the same\n"
-    "numbers, one line per run and per group.\n";
+    "numbers, one line per run and per group. Without --runs, every run of the\n"
+    "store is compared when they all train on one dataset.\n";
 
 int cmd_compare(int argc, char **argv) {
     const char *store_path = NULL, *runs_text = NULL, *group_by = "config", *csv = NULL;
@@ -40,7 +41,10 @@ int cmd_compare(int argc, char **argv) {
     };
     if (cli_parse_options("compare", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
-    if (!store_path || !runs_text) return cli_usage_error("compare", "--store and --runs are required");
+    if (!store_path) return cli_usage_error("compare", "--store is required");
+    char default_runs[8192];
+    if (!runs_text && cli_default_runs("compare", store_path, default_runs, sizeof default_runs)) return 1;
+    if (!runs_text) runs_text = default_runs;
     CompareOptions options;
     compare_options_default(&options);
     if (!strcmp(group_by, "none")) options.group_by_config = 0;

@@ -373,7 +373,8 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
 /* Everything a run needs besides the store rows: dataset streams, model,
  * optimizer state, buffers. Validates before anything is written. */
 static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
-                           const char *source, const char *device) {
+                           const char *source, const char *device,
+                           const char *precision) {
     Dataset ds;
     long long dataset_id;
     memset(tr, 0, sizeof *tr);
@@ -396,7 +397,7 @@ static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
                                    tr->cfg.dataset);
     dataset_free(&ds);
     if (status) return -1;
-    if (engine_open(&tr->engine, device, &tr->model_cfg)) return -1;
+    if (engine_open(&tr->engine, device, precision, &tr->model_cfg)) return -1;
     tr->inputs = malloc((size_t)tr->cfg.batch_size * tr->cfg.seq_len * sizeof(int));
     tr->targets = malloc((size_t)tr->cfg.batch_size * tr->cfg.seq_len * sizeof(int));
     tr->starts = malloc((size_t)tr->cfg.batch_size * sizeof(size_t));
@@ -455,7 +456,8 @@ int train_new(Store *store, const char *run_name, const char *run_path,
     char *text;
     size_t text_size;
     if (file_read_all(run_path, &text, &text_size)) return -1;
-    int status = trainer_prepare(&tr, store, text, run_path, options->device);
+    int status = trainer_prepare(&tr, store, text, run_path, options->device,
+                                 options->precision);
     free(text);
     if (status) goto done;
     snprintf(tr.run_name, sizeof tr.run_name, "%s", run_name);
@@ -501,7 +503,8 @@ int train_resume(Store *store, const char *run_name, const TrainOptions *options
     if (store_run_find(store, run_name, &run)) return -1;
     char source[1400];
     snprintf(source, sizeof source, "%s: run %s", store->path, run_name);
-    int status = trainer_prepare(&tr, store, run.config, source, options->device);
+    int status = trainer_prepare(&tr, store, run.config, source, options->device,
+                                 options->precision);
     if (status) goto done;
     tr.run_id = run.id;
     tr.run_json = strdup(run.config);
