@@ -33,6 +33,9 @@
  *   cka                 linear CKA between h(t) and h(u), a heatmap per run
  *   cka_cross           CKA between two runs' states, a heatmap per pair
  *   spectrum            normalized singular values of h(t), a panel per run
+ *   ablation            each variant's validation loss minus the base's at
+ *                       equal FLOPs with its interval, when the runs form an
+ *                       ablation study (report_ablation.h)
  *
  * A figure whose data is not in the store (no metrics, no probes, no
  * analysis yet) is listed with rendered = 0 and a note saying what to run;
@@ -80,5 +83,6 @@ int figure_loop_update(FigureList *list, Store *store, const ReportData *data, c
 int figure_cka(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_cka_cross(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_spectrum(FigureList *list, Store *store, const ReportData *data, const char *dir);
+int figure_ablation(FigureList *list, const Comparison *comparison, const char *dir);
 
 #endif

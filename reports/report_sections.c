@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "report_ablation.h"
+
 /* "%.4f" of v, or "-" if NaN. */
 static void fmt_real(char *out, size_t size, const char *fmt, double v) {
     if (isfinite(v)) snprintf(out, size, fmt, v);
@@ -149,6 +151,7 @@ void report_section_comparison(Doc *doc, const Comparison *c, const char *compar
         doc_table_row(doc, cells, 10);
     }
     doc_table_end(doc);
+    report_section_ablation(doc, c); /* only when the runs form an ablation study */
 }
 
 /* Section: the figures. */
