@@ -10,8 +10,15 @@
 #    whose curve passes that budget mid-schedule, and `--interpolate` reads
 #    it there with the label "mid-schedule"; a budget past a run's end is
 #    "not reached"; an unfinished run is refused at its end;
-#  - the ablation study files plan with `spiral sweep --dry-run`, and every
-#    variant's run file is trained to the base's FLOPs;
+#  - an ablation sweep (a base, two variants, two seeds): "match_flops"
+#    trains a variant to the base's FLOPs; the report's ablation table names
+#    what changed from the configs, the paper's direction and a verdict; its
+#    figure's difference is the mean of the variants' final losses minus the
+#    base's; a report without a base has no such section; a bad
+#    match_flops is refused naming the field;
+#  - examples/paper/ablations*.json plan with --dry-run (36 runs each) and
+#    every config they name is a valid model (mesh only where this spiral
+#    has the mesh topology);
 #  - bad budgets: a message naming the flag, exit 2.
 SPIRAL=${SPIRAL:-build/spiral}
 dir=$(mktemp -d)
@@ -110,6 +117,63 @@ q "DELETE FROM metrics WHERE step > 16 AND run_id = (SELECT id FROM runs WHERE n
 "$SPIRAL" compare --store "$dir/s.db" --runs spiral-s2 --group-by none >"$dir/f" 2>&1 || fail "compare unfinished"
 grep -E "^spiral-s2 .*refused: mid-schedule\) +- \(refused: mid-schedule\)$" "$dir/f" >/dev/null && grep -q "16 / 24" "$dir/f" &&
     ok || fail "an unfinished run was read: $(cat "$dir/f")"
+
+# an ablation study: a base and two variants, two seeds each, through spiral sweep
+cp "$dir/spiral.json" "$dir/base.json"
+write_run fine-to-coarse '[1, 2, 4]' 1 24
+cat > "$dir/recurrence-high.json" <<JSON
+{"model": {"vocab_size": 7, "d_model": 16, "n_heads": 2, "d_ff": 24, "n_pre": 0, "n_loop": 4, "n_post": 0,
+           "schedule": [4, 2, 1]},
+ "train": {"dataset": "dyck", "seq_len": 32, "batch_size": 4, "steps": 24, "warmup": 4, "eval_every": 4,
+           "eval_batches": 2, "checkpoint_every": 100, "seed": 1}}
+JSON
+cat > "$dir/ablation.json" <<JSON
+{"datasets": [{"name": "dyck", "family": "dyck", "seed": 2}],
+ "runs": [{"name": "base", "config": "$dir/base.json", "seeds": [1, 2]},
+          {"name": "fine-to-coarse", "config": "$dir/fine-to-coarse.json", "seeds": [1, 2], "match_flops": "base"},
+          {"name": "recurrence-high", "config": "$dir/recurrence-high.json", "seeds": [1, 2], "match_flops": "base"}],
+ "report": {"out": "$dir/ablation-report"}}
+JSON
+"$SPIRAL" sweep "$dir/ablation.json" --store "$dir/abl.db" --quiet >"$dir/sweep" 2>&1 || fail "ablation sweep: $(cat "$dir/sweep")"
+qa() { sqlite3 "$dir/abl.db" "$1"; }
+# match_flops: the deeper loop trains fewer steps to the base's FLOPs; the reversed schedule keeps 24
+steps=$(qa "SELECT max(m.step) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.name = 'recurrence-high-s1'")
+ratio=$(qa "SELECT (SELECT max(flops) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.name = 'recurrence-high-s1')
+               / (SELECT max(flops) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.name = 'base-s1')")
+[ -n "$steps" ] && [ "$steps" -lt 24 ] && awk -v r="$ratio" 'BEGIN { exit !(r > 0.95 && r < 1.05) }' && ok ||
+    fail "recurrence-high: $steps steps, FLOPs $ratio of the base's"
+[ "$(qa "SELECT max(m.step) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.name = 'fine-to-coarse-s2'")" = 24 ] &&
+    ok || fail "fine-to-coarse does not keep the base's 24 steps"
+md="$dir/ablation-report/report.md"
+grep -q "^## Ablation study" "$md" && grep -q "| fine-to-coarse | schedule order reversed: g = 1,2,4 (base 4,2,1) | 2 |" "$md" &&
+    grep -q "| recurrence-high | depth 0 + 3 x 4 + 0: recurrence ratio 1.00 (base 0.75) | 2 |" "$md" &&
+    grep -q "worse: too large a share of looped depth hurts | \(agrees\|opposite\|inconclusive\) |" "$md" && ok ||
+    fail "ablation table: $(sed -n '/Ablation study/,/^## Figures/p' "$md")"
+# the figure's difference is the mean of the variant's final losses minus the base's
+expected=$(qa "SELECT avg(CASE WHEN r.name LIKE 'fine-to-coarse-%' THEN m.val_loss END) - avg(CASE WHEN r.name LIKE 'base-%' THEN m.val_loss END)
+               FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.step = 24 AND m.val_loss IS NOT NULL")
+got=$(grep ',fine-to-coarse,' "$dir/ablation-report/ablation.csv" | cut -d, -f7)
+awk -v a="$expected" -v b="$got" 'BEGIN { d = a - b; exit !(b != "" && d < 1e-6 && d > -1e-6) }' && ok ||
+    fail "ablation.csv difference $got, expected $expected"
+[ -s "$dir/ablation-report/ablation.png" ] && ok || fail "no ablation figure"
+# a report without a base has no ablation section
+"$SPIRAL" report --store "$dir/s.db" --out "$dir/plain-report" >/dev/null 2>&1 || fail "plain report"
+! grep -q "Ablation study" "$dir/plain-report/report.md" && grep -q "no ablation study among these runs" "$dir/plain-report/report.md" &&
+    ok || fail "a report without a base run shows an ablation section"
+sed 's/"match_flops": "base"}/"match_flops": "nope"}/' "$dir/ablation.json" > "$dir/bad-sweep.json"
+expect_error 1 "runs\[1\].match_flops: expected the name of another run" \
+    "$SPIRAL" sweep "$dir/bad-sweep.json" --store "$dir/bad.db" --dry-run
+
+# the paper's ablation studies shipped with spiral
+for study in ablations ablations-gpu; do
+    "$SPIRAL" sweep "examples/paper/$study.json" --store "$dir/$study.db" --dry-run >"$dir/plan" 2>&1 &&
+        [ "$(grep -c '^sweep: run ' "$dir/plan")" = 36 ] && ok || fail "$study.json does not plan 36 runs: $(cat "$dir/plan")"
+done
+for f in examples/paper/cpu/*.json examples/paper/gpu/*.json; do
+    if "$SPIRAL" info --config "$f" >"$dir/info" 2>&1; then ok
+    elif grep -q '"mesh"' "$f" && grep -q "topology" "$dir/info"; then echo "skipped $f: this spiral has no mesh topology"
+    else fail "$f: $(cat "$dir/info")"; fi
+done
 
 expect_error 2 "at-flops: expected a number > 0" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --at-flops -5
 expect_error 2 "at-tokens: expected a number > 0" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --at-tokens 1e3x
