@@ -34,8 +34,9 @@
  *   cka_cross           CKA between two runs' states, a heatmap per pair
  *   spectrum            normalized singular values of h(t), a panel per run
  *   ablation            each variant's validation loss minus the base's at
- *                       equal FLOPs with its interval, when the runs form an
- *                       ablation study (report_ablation.h)
+ *                       equal FLOPs with its interval; only when the runs
+ *                       form an ablation study (report_ablation.h), else
+ *                       not listed at all
  *
  * A figure whose data is not in the store (no metrics, no probes, no
  * analysis yet) is listed with rendered = 0 and a note saying what to run;
