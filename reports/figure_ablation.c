@@ -83,7 +83,7 @@ int figure_ablation(FigureList *list, const Comparison *c, const char *dir) {
             text_printf(s, ", \\\n        'ablation.csv' using ($10 == %d && $6 == %d ? $7 : NaN):1:8:9"
                            " with xerrorbars lc rgb '%s' pt %d ps 1.5 lw 2 notitle",
                         expected, equal, colors[expected + 1], equal ? 7 : 6);
-    text_printf(s, "\n");
+    text_printf(s, "\n    unset arrow 1\n"); /* not in the key strip drawn after this panel */
     for (int expected = 1; expected >= -1; expected--) {
         char style[64];
         snprintf(style, sizeof style, "with points lc rgb '%s' pt 7 ps 1.5", colors[expected + 1]);
