@@ -74,20 +74,24 @@ int matched_read_spiral_file(const char *path, SpiralConfig *cfg, char **train_j
     return status;
 }
 
+/* Parses a bare train object (compact JSON) with train_config_parse. */
+static int parse_train_object(TrainConfig *train, const char *train_json, const char *source) {
+    size_t length = strlen(train_json) + 16;
+    char *wrapped = malloc(length);
+    if (!wrapped) return spiral_error("out of memory");
+    snprintf(wrapped, length, "{\"train\":%s}", train_json);
+    int status = train_config_parse(train, wrapped, source);
+    free(wrapped);
+    return status;
+}
+
 int matched_scale_train(char **train_out, long *steps_out, double *mismatch, const char *train_json,
                         const char *source, double target_flops, double flops_per_step) {
     *train_out = NULL;
     if (!(target_flops > 0) || !(flops_per_step > 0))
         return spiral_error("%s: equal FLOPs need a positive target and cost per step", source);
-    /* the train object as parsed, for its defaults */
-    size_t length = strlen(train_json) + 16;
-    char *wrapped = malloc(length);
-    if (!wrapped) return spiral_error("out of memory");
-    snprintf(wrapped, length, "{\"train\":%s}", train_json);
-    TrainConfig parsed;
-    int status = train_config_parse(&parsed, wrapped, source);
-    free(wrapped);
-    if (status) return -1;
+    TrainConfig parsed; /* the train object with its defaults */
+    if (parse_train_object(&parsed, train_json, source)) return -1;
     double steps = floor(target_flops / flops_per_step + 0.5);
     if (steps < 1) steps = 1;
     if (steps > 1e12) return spiral_error("%s: equal FLOPs would need %.3g steps", source, steps);
@@ -125,14 +129,8 @@ int matched_run_flops(const char *path, double *total, double *per_step, char **
     int L;
     if (matched_read_spiral_file(path, &cfg, train_json, &L)) return -1;
     if (!*train_json) return spiral_error("%s: expected a run file with a \"train\" object", path);
-    size_t length = strlen(*train_json) + 16;
-    char *wrapped = malloc(length);
-    if (!wrapped) return spiral_error("out of memory");
-    snprintf(wrapped, length, "{\"train\":%s}", *train_json);
     TrainConfig train;
-    int status = train_config_parse(&train, wrapped, path);
-    free(wrapped);
-    if (status) {
+    if (parse_train_object(&train, *train_json, path)) {
         free(*train_json);
         *train_json = NULL;
         return -1;
@@ -179,14 +177,9 @@ static int equal_flops_trains(char *trains[2], const MatchedBaselines *m, const 
     const MatchedBaseline *rows[2] = {&m->looped, &m->dense_params};
     const char *names[2] = {"looped (FLOPs)", "dense (params, FLOPs)"};
     trains[0] = trains[1] = NULL;
-    size_t length = strlen(train_json) + 16;
-    char *wrapped = malloc(length);
-    if (!wrapped) return spiral_error("out of memory");
-    snprintf(wrapped, length, "{\"train\":%s}", train_json);
     TrainConfig train;
-    int status = train_config_parse(&train, wrapped, "the spiral's train object");
-    free(wrapped);
-    if (status) return -1;
+    if (parse_train_object(&train, train_json, "the spiral's train object")) return -1;
+    int status = 0;
     double target = flops_per_step(&m->spiral, &train) * (double)train.steps;
     fprintf(out, "\nequal training FLOPs by steps (each its own full schedule: warmup and cosine decay over its"
                  " steps; same tokens per step):\n");
