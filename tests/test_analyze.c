@@ -557,6 +557,32 @@ static void test_baselines_files(void) {
     free(train);
 }
 
+/* Equal FLOPs by steps: steps' = round(target / per step), the warmup
+ * scaled with them (an absent one left to its default), the mismatch what
+ * the rounding leaves. */
+static void test_scale_train(void) {
+    char *out = NULL;
+    long steps = 0;
+    double mismatch = 0;
+    const char *train = "{\"dataset\": \"lang\", \"seq_len\": 64, \"steps\": 100, \"warmup\": 10, \"lr\": 0.002}";
+    CHECK(matched_scale_train(&out, &steps, &mismatch, train, "t", 500, 7) == 0, "scale: %s", spiral_last_error());
+    CHECK(steps == 71 && fabs(mismatch - (71.0 * 7 / 500 - 1)) < 1e-15, "71 steps of 7 for 500: %ld, %g", steps,
+          mismatch);
+    CHECK(out && strstr(out, "\"steps\":71") && strstr(out, "\"warmup\":7") && strstr(out, "\"lr\":0.002"),
+          "scaled train object: %s", out ? out : "(none)");
+    free(out);
+    CHECK(matched_scale_train(&out, &steps, &mismatch, "{\"dataset\": \"lang\", \"steps\": 10}", "t", 1e3, 1) == 0 &&
+              steps == 1000 && out && !strstr(out, "warmup"),
+          "an absent warmup stays absent: %s", out ? out : spiral_last_error());
+    free(out);
+    CHECK(matched_scale_train(&out, &steps, &mismatch, train, "t", 0, 7) == -1 && !out &&
+              strstr(spiral_last_error(), "positive"),
+          "a zero target is refused: %s", spiral_last_error());
+    CHECK(matched_scale_train(&out, &steps, &mismatch, "{\"steps\": 10}", "t.json", 10, 1) == -1 &&
+              strstr(spiral_last_error(), "t.json"),
+          "a bad train object is refused naming its source: %s", spiral_last_error());
+}
+
 static void test_errors(Store *store) {
     AnalyzeOptions ao;
     analyze_options_default(&ao);
@@ -606,6 +632,7 @@ int main(int argc, char **argv) {
     test_dense(&store);
     test_compare(&store);
     test_baselines_files();
+    test_scale_train();
     test_errors(&store);
 
     dataset_free(&ds);
