@@ -93,7 +93,7 @@ static void describe_change(AblationRow *row, const SpiralConfig *v, const Spira
     } else if (offsets || shifts) {
         int no_overlap = shifts && !offsets;
         for (int t = 0; t < v->n_iters && no_overlap; t++) no_overlap = v->schedule[t].shift >= v->schedule[t].g;
-        size_t used = (size_t)snprintf(row->change, sizeof row->change, "%s", no_overlap ? "no-overlap shift:" : "");
+        size_t used = (size_t)snprintf(row->change, sizeof row->change, "%s", no_overlap ? "no-overlap shift:" : "offsets and shifts:");
         for (int t = 0; t < v->n_iters && used + 1 < sizeof row->change; t++)
             used += (size_t)snprintf(row->change + used, sizeof row->change - used, " (g %d, w %d, s %d)",
                                      v->schedule[t].g, v->schedule[t].offset, v->schedule[t].shift);
