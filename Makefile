@@ -146,8 +146,12 @@ $(CUDA_BUILD)/host/%.o: %.c $(wildcard base/*.h core/*.h core/cuda/*.h data/*.h 
 $(CUDA_BUILD)/spiral: $(CUDA_HOST_OBJ) $(CUDA_OBJ)
 	$(NVCC) $(CUDA_ARCH) $^ -o $@ -lcublas $(CUDA_HOST_LIBS)
 
-.PHONY: cuda test-cuda
+.PHONY: cuda test-cuda bench-cuda
 cuda: $(CUDA_BINS)
+
+# The CUDA engine against PyTorch on the same model (bench/cuda_vs_torch.sh).
+bench-cuda: cuda
+	@BUILD=$(BUILD) sh bench/cuda_vs_torch.sh
 
 test-cuda: cuda
 	@BUILD=$(BUILD) sh tests/cuda.sh

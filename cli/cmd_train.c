@@ -11,8 +11,9 @@
 #include "train.h"
 
 static const char *help =
-    "usage: spiral train --config RUN.json --store STORE.db [--name NAME] [--device D] [--quiet]\n"
-    "       spiral train --resume NAME --store STORE.db [--device D] [--quiet]\n"
+    "usage: spiral train --config RUN.json --store STORE.db [--name NAME] [--device D]\n"
+    "                    [--precision P] [--quiet]\n"
+    "       spiral train --resume NAME --store STORE.db [--device D] [--precision P] [--quiet]\n"
     "\n"
     "Trains the model of RUN.json ({\"model\": ..., \"train\": ...}) on the dataset\n"
     "train.dataset of the store (make one with 'spiral data make'). Metrics go to\n"
@@ -27,7 +28,11 @@ static const char *help =
     "\n"
     "--device cpu|cuda: the engine (default cpu); cuda needs a spiral built with\n"
     "'make cuda' (build/cuda/spiral). Checkpoints are the same float32 files on\n"
-    "both, so a run may be resumed on the other device.\n";
+    "both, so a run may be resumed on the other device.\n"
+    "--precision fp32|tf32|bf16: how the matrix products round their inputs on\n"
+    "cuda (default bf16; accumulation, weights, gradients and AdamW are fp32 in\n"
+    "every mode). fp32 is the mode proven equal to the CPU engine; the CPU\n"
+    "engine is fp32 only.\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -51,7 +56,7 @@ static void default_name(char *out, size_t size, const char *path) {
 
 int cmd_train(int argc, char **argv) {
     const char *config_path = NULL, *store_path = NULL, *name = NULL, *resume = NULL;
-    const char *device = "cpu";
+    const char *device = "cpu", *precision = NULL;
     int quiet = 0;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
@@ -63,6 +68,7 @@ int cmd_train(int argc, char **argv) {
         {"--name", &name, NULL},
         {"--resume", &resume, NULL},
         {"--device", &device, NULL},
+        {"--precision", &precision, NULL},
         {"--quiet", NULL, &quiet},
     };
     if (cli_parse_options("train", argc, argv, table, (int)(sizeof table / sizeof table[0]),
@@ -73,7 +79,7 @@ int cmd_train(int argc, char **argv) {
         return cli_usage_error("train", "give exactly one of --config and --resume");
     if (resume && name) return cli_usage_error("train", "--name goes with --config, not --resume");
 
-    if (engine_device_check(device)) return cli_fail("train");
+    if (engine_precision_check(device, precision)) return cli_fail("train");
 
     char command[2048] = "spiral";
     for (int i = 0; i < argc; i++) {
@@ -94,7 +100,7 @@ int cmd_train(int argc, char **argv) {
     signal(SIGHUP, on_signal);  /* a closed terminal stops the run like SIGTERM */
     Progress progress = cli_progress(!quiet);
     TrainOptions options = {.progress = &progress, .command = command, .interrupt = &interrupted,
-                           .device = device};
+                           .device = device, .precision = precision};
     TrainResult result;
     int status = resume ? train_resume(&store, run_name, &options, &result)
                         : train_new(&store, run_name, config_path, &options, &result);

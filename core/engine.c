@@ -17,10 +17,29 @@ int engine_device_check(const char *device) {
     return spiral_error("--device %s: unknown device (expected cpu or cuda)", device);
 }
 
-int engine_open(Engine **out, const char *device, const SpiralConfig *cfg) {
-    *out = NULL;
+static int is_cuda(const char *device) { return device && !strcmp(device, "cuda"); }
+
+const char *engine_precision_name(const char *device, const char *precision) {
+    if (precision) return precision;
+    return is_cuda(device) ? "bf16" : "fp32";
+}
+
+int engine_precision_check(const char *device, const char *precision) {
     if (engine_device_check(device)) return -1;
-    if (device && !strcmp(device, "cuda")) return engine_cuda_open(out, cfg);
+    if (!precision) return 0;
+    if (strcmp(precision, "fp32") && strcmp(precision, "tf32") && strcmp(precision, "bf16"))
+        return spiral_error("--precision %s: expected fp32, tf32 or bf16", precision);
+    if (!is_cuda(device) && strcmp(precision, "fp32"))
+        return spiral_error("--precision %s: the CPU engine computes in fp32 only (%s is for "
+                            "--device cuda)", precision, precision);
+    return 0;
+}
+
+int engine_open(Engine **out, const char *device, const char *precision,
+                const SpiralConfig *cfg) {
+    *out = NULL;
+    if (engine_precision_check(device, precision)) return -1;
+    if (is_cuda(device)) return engine_cuda_open(out, cfg, engine_precision_name(device, precision));
     return engine_cpu_open(out, cfg);
 }
 

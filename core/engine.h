@@ -16,6 +16,7 @@
 
 #include "adamw.h"
 #include "config.h"
+#include "model.h"
 #include "params.h"
 
 /* Implementations embed an Engine as their first member. */
@@ -44,6 +45,14 @@ typedef struct {
      * then one AdamW update at step t (1-based). */
     int (*clip_and_step)(Engine *engine, double clip, double norm,
                          const AdamWSettings *settings, long t);
+    /* A forward pass of tokens (B, L) with targets (B, L) or NULL (then
+     * *loss is 0) that hands each observed site to observer (core/model.h's
+     * events, valid during the callback); the attention probabilities only
+     * when attention != 0. observer and loss may be NULL. */
+    int (*observe)(Engine *engine, const int *tokens, const int *targets, int B, int L,
+                   const Observer *observer, int attention, double *loss);
+    /* Copies the logits (B, L, V) of the last forward pass. */
+    int (*get_logits)(Engine *engine, float *host);
 } EngineOps;
 
 struct Engine {
@@ -55,9 +64,18 @@ struct Engine {
  * with a message saying why (unknown name, or CUDA not compiled in). */
 int engine_device_check(const char *device);
 
-/* Builds an engine for cfg on `device` ("cpu" or "cuda"), parameters,
- * gradients and moments zero. */
-int engine_open(Engine **out, const char *device, const SpiralConfig *cfg);
+/* The precision of the matrix products: "fp32" (the only one of the CPU
+ * engine), "tf32" or "bf16" (CUDA: inputs rounded, fp32 accumulation; the
+ * weights, gradients and AdamW stay fp32). NULL picks the device's default:
+ * fp32 on the CPU, bf16 on CUDA. engine_precision_name returns the name
+ * that NULL resolves to. */
+int engine_precision_check(const char *device, const char *precision);
+const char *engine_precision_name(const char *device, const char *precision);
+
+/* Builds an engine for cfg on `device` ("cpu" or "cuda") at `precision`
+ * (above), parameters, gradients and moments zero. */
+int engine_open(Engine **out, const char *device, const char *precision,
+                const SpiralConfig *cfg);
 void engine_free(Engine *engine);
 
 /* The CPU engine. */
@@ -65,7 +83,7 @@ int engine_cpu_open(Engine **out, const SpiralConfig *cfg);
 
 /* The CUDA engine: defined by core/cuda/engine_cuda.c in `make cuda`, by
  * core/engine_nocuda.c (an error saying so) otherwise. */
-int engine_cuda_open(Engine **out, const SpiralConfig *cfg);
+int engine_cuda_open(Engine **out, const SpiralConfig *cfg, const char *precision);
 int engine_cuda_available(void);
 
 #endif

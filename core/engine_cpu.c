@@ -107,10 +107,27 @@ static int cpu_clip_and_step(Engine *engine, double clip, double norm,
     return 0;
 }
 
+/* model_forward with the observer (the CPU engine always has the
+ * probabilities: every attention event is sent, and observers that do not
+ * want them return at once). */
+static int cpu_observe(Engine *engine, const int *tokens, const int *targets, int B, int L,
+                       const Observer *observer, int attention, double *loss) {
+    Model *model = &cpu(engine)->model;
+    if (model_forward(model, tokens, targets, B, L, observer)) return -1;
+    if (loss) *loss = targets ? model->loss : 0;
+    return 0;
+}
+
+static int cpu_get_logits(Engine *engine, float *host) {
+    Model *model = &cpu(engine)->model;
+    real_to_float(host, model->logits, (size_t)model->B * model->L * model->cfg.vocab_size);
+    return 0;
+}
+
 static const EngineOps cpu_ops = {
     "cpu", cpu_free, cpu_init_weights, cpu_set_params, cpu_get_params, cpu_get_grads,
     cpu_set_adam_state, cpu_get_adam_state, cpu_zero_grad, cpu_forward, cpu_backward,
-    cpu_grad_norm, cpu_clip_and_step,
+    cpu_grad_norm, cpu_clip_and_step, cpu_observe, cpu_get_logits,
 };
 
 int engine_cpu_open(Engine **out, const SpiralConfig *cfg) {

@@ -7,7 +7,7 @@
 
 int engine_cuda_available(void) { return 0; }
 
-int engine_cuda_open(Engine **out, const SpiralConfig *cfg) {
+int engine_cuda_open(Engine **out, const SpiralConfig *cfg, const char *precision) {
     *out = NULL;
     return spiral_error("--device cuda: this spiral was built without CUDA; build with make cuda");
 }

@@ -193,9 +193,10 @@ static void observe_state(const Observer *observer, ObserveSite site, int iterat
     observe(observer, event);
 }
 
-/* Iteration t: h(t) = h_in -> h(t+1) (returned). h0 is the prelude output. */
-static const real *iteration_forward(Model *model, int t, const real *h_in, const real *h0,
-                                     const Observer *observer) {
+/* The update of iteration t from h(t) = h_in: down-scale, core, delta,
+ * up-scale and shift, e (B, L, d) into it->e (see IterActs). Returns z~. */
+static const real *update_forward(Model *model, int t, const real *h_in,
+                                  const Observer *observer) {
     const SpiralConfig *cfg = &model->cfg;
     IterActs *it = &model->iters[t];
     int B = model->B, d = cfg->d_model, J = it->geo.J, g = it->geo.g;
@@ -212,21 +213,38 @@ static const real *iteration_forward(Model *model, int t, const real *h_in, cons
                                       BLOCK_LOOP, t, g, observer);
     observe_state(observer, OBSERVE_LATENT_OUT, t, g, B, J, d, it->pos, z_out);
     if (it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL) {
-        /* h(t+1) = h(t) + (z~ - h(t)) = z~ exactly */
-        it->h_out = (real *)z_out;
+        it->e = NULL; /* the shortcut h(t+1) = z~ (IterActs) */
         return z_out;
     }
     /* delta = z~ - z (residual) or z~ (anchor) */
     const real *delta = z_out;
     if (cfg->topology == TOPOLOGY_RESIDUAL) {
-        size_t count = (size_t)B * J * d;
-        vec_sub(it->delta, z_out, z, count);
+        vec_sub(it->delta, z_out, z, (size_t)B * J * d);
         delta = it->delta;
     }
-    const real *base = cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0;
-    int up_mode = it->full_resolution ? UP_COPY : cfg->up;
-    upscale_forward(it->h_out, it->coef, base, delta, model->w.up_alloc[t], &it->geo, B, d,
-                    up_mode);
+    if (it->full_resolution)
+        it->e = (real *)delta; /* g = 1, shift 0: e_i = delta_i */
+    else
+        upscale_forward(it->e, it->coef, NULL, delta, model->w.up_alloc[t], &it->geo, B, d,
+                        cfg->up);
+    return z_out;
+}
+
+/* Iteration t: h(t) = h_in -> h(t+1) (returned). h0 is the prelude output.
+ * The update e(t), then the topology's state update:
+ *   residual h(t+1) = h(t) + e,  anchor h(t+1) = h(0) + e. */
+static const real *iteration_forward(Model *model, int t, const real *h_in, const real *h0,
+                                     const Observer *observer) {
+    const SpiralConfig *cfg = &model->cfg;
+    IterActs *it = &model->iters[t];
+    size_t tokens_d = (size_t)model->B * model->L * cfg->d_model;
+    const real *z_out = update_forward(model, t, h_in, observer);
+    if (!it->e) {
+        it->h_out = (real *)z_out; /* h(t+1) = h(t) + (z~ - h(t)) = z~ exactly */
+        return z_out;
+    }
+    vec_copy(it->h_out, cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0, tokens_d);
+    vec_add(it->h_out, it->e, tokens_d);
     return it->h_out;
 }
 
@@ -327,32 +345,28 @@ static void block_backward(real *dx, LayerWeights *dw, const real *dout, const L
 }
 
 
-/* Backward of iteration t: dh_in += dL/dh(t), dh0 += the part reaching h(0)
- * through the anchor, given dh_out = dL/dh(t+1). */
-static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, const real *dh_out,
-                               const Scratch *s) {
+/* Backward of update_forward: dh_in += dL/dh(t) given de = dL/de(t)
+ * (B, L, d); the core's, score's and alloc's gradients accumulate. */
+static void update_backward(Model *model, int t, real *dh_in, const real *de, const Scratch *s) {
     const SpiralConfig *cfg = &model->cfg;
     IterActs *it = &model->iters[t];
-    int B = model->B, L = model->L, d = cfg->d_model, J = it->geo.J;
-    size_t tokens_d = (size_t)B * L * d, latents_d = (size_t)B * J * d;
+    int B = model->B, d = cfg->d_model, J = it->geo.J;
+    size_t latents_d = (size_t)B * J * d;
     real *const core_pingpong[2] = {s->core[0], s->core[1]};
-    int residual = cfg->topology == TOPOLOGY_RESIDUAL;
+    int difference = cfg->topology != TOPOLOGY_ANCHOR; /* delta = z~ - z */
     if (it->full_resolution) {
-        /* residual: h(t+1) = z~; anchor: h(t+1) = h(0) + z~; z = h(t) */
-        if (!residual) vec_add(dh0, dh_out, tokens_d);
-        if (cfg->n_loop > 0)
-            block_backward(dh_in, model->dw.loop, dh_out, it->layers, model->w.loop,
-                           cfg->n_loop, cfg, B, core_pingpong, s);
+        /* e = delta; z = h(t) */
+        if (difference) vec_sub(dh_in, dh_in, de, latents_d);
+        block_backward(dh_in, model->dw.loop, de, it->layers, model->w.loop, cfg->n_loop, cfg,
+                       B, core_pingpong, s);
         return;
     }
-    /* h(t+1) = base + shift(up(delta)) */
-    vec_add(residual ? dh_in : dh0, dh_out, tokens_d);
     vec_zero(s->ddelta, latents_d);
-    upscale_backward(s->ddelta, model->dw.up_alloc[t], s->scale, dh_out,
-                     residual ? it->delta : it->layers[cfg->n_loop - 1].out, it->coef,
+    upscale_backward(s->ddelta, model->dw.up_alloc[t], s->scale, de,
+                     difference ? it->delta : it->layers[cfg->n_loop - 1].out, it->coef,
                      model->w.up_alloc[t], &it->geo, B, d, cfg->up);
     /* delta = z~ - z (residual) or z~ (anchor) */
-    if (residual)
+    if (difference)
         vec_negate(s->dz, s->ddelta, latents_d);
     else
         vec_zero(s->dz, latents_d);
@@ -360,6 +374,25 @@ static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, cons
                    B, core_pingpong, s);
     downscale_backward(dh_in, model->dw.down_score[t], s->scale, s->dz, it->h_in, it->alpha,
                        model->w.down_score[t], &it->geo, B, d, cfg->down);
+}
+
+/* Backward of iteration t: dh_in += dL/dh(t), dh0 += the part reaching h(0)
+ * through the anchor, given dh_out = dL/dh(t+1). */
+static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, const real *dh_out,
+                               const Scratch *s) {
+    const SpiralConfig *cfg = &model->cfg;
+    IterActs *it = &model->iters[t];
+    size_t tokens_d = (size_t)model->B * model->L * cfg->d_model;
+    if (!it->e) {
+        /* residual at full resolution: h(t+1) = z~, z = h(t) */
+        real *const core_pingpong[2] = {s->core[0], s->core[1]};
+        block_backward(dh_in, model->dw.loop, dh_out, it->layers, model->w.loop, cfg->n_loop,
+                       cfg, model->B, core_pingpong, s);
+        return;
+    }
+    /* h(t+1) = base + e: the base's gradient is dh_out, and so is de */
+    vec_add(cfg->topology == TOPOLOGY_RESIDUAL ? dh_in : dh0, dh_out, tokens_d);
+    update_backward(model, t, dh_in, dh_out, s);
 }
 
 int model_backward(Model *model) {

@@ -4,7 +4,8 @@
  *
  *   h(0)   = f_pre(embed(x))                              (B, L, d)
  *   h(t+1) = Phi_t(h(t)),  t = 0 .. T-1, Phi_t = down, shared core f_loop,
- *            up, causal shift, residual/anchor update     (B, L, d)
+ *            up, causal shift (the update e(t)), then the
+ *            topology's state update from e(t)            (B, L, d)
  *   logits = norm(f_post(h(T))) E^T                       (B, L, V)
  *
  * A Model owns three buffers: the parameters and the gradients (one
@@ -62,9 +63,21 @@ typedef struct {
     real *out;                 /* (B, n, d) x2 + m w2^T */
 } LayerActs;
 
-/* What one loop iteration saves. With g = 1 and shift 0 the iteration is a
- * plain full-resolution pass: z is h(t) itself and, under `residual`,
- * h(t+1) is the core's output (no down/up work, bit-exact equality). */
+/* What one loop iteration saves. The iteration runs in two parts:
+ *
+ *   1. the update e(t) (B, L, d): down-scale h(t) to z, core z~ = f_loop(z),
+ *      delta, up-scale, causal shift (docs/model.md steps 1-6);
+ *   2. the topology's state update from e(t): residual h(t+1) = h(t) + e,
+ *      anchor h(t+1) = h(0) + e.
+ *
+ * Where e lives: `e` below. At reduced resolution it is its own (B, L, d)
+ * view of the arena. At full resolution (g = 1, shift 0) e_i = delta_i, and
+ * `e` aliases `delta` (or z~ under anchor) rather than holding a copy.
+ * Under `residual` at full resolution e is not formed at all (e == NULL):
+ * z is h(t) itself and h(t+1) = h(t) + (z~ - h(t)) is taken as the core's
+ * output z~, bit-identical to a dense model (no down/up work). Code that
+ * changes e must write a copy, not through these views: the backward pass
+ * reads delta and z~ from them. */
 typedef struct {
     ChunkGeometry geo;
     int full_resolution;       /* g == 1 && shift == 0 */
@@ -74,6 +87,7 @@ typedef struct {
     real *alpha;               /* (B, L) selfagg weights */
     real *delta;               /* (B, J, d) z~ - z (residual) or z~ (anchor) */
     real *coef;                /* (B, J, g) alloc coefficients g * beta */
+    real *e;                   /* (B, L, d) the update e(t): shift(up(delta)); see above */
     real *h_out;               /* (B, L, d) h(t+1) */
     LayerActs *layers;         /* n_loop; z~ = layers[n_loop - 1].out */
 } IterActs;

@@ -83,15 +83,18 @@ static void plan_activations(Model *model, Bump *bump, int B, int L) {
         it->full_resolution = spec->g == 1 && spec->shift == 0;
         int J = it->geo.J;
         it->pos = take_ints(bump, (size_t)J);
-        it->z = it->alpha = it->delta = it->coef = it->h_out = NULL;
+        it->z = it->alpha = it->delta = it->coef = it->e = it->h_out = NULL;
+        int residual = cfg->topology == TOPOLOGY_RESIDUAL;
+        /* delta = z~ - z needs its own view except in the residual shortcut */
+        if (cfg->topology != TOPOLOGY_ANCHOR && !(it->full_resolution && residual))
+            it->delta = take(bump, (size_t)B * J * d);
         if (!it->full_resolution) {
             it->z = take(bump, (size_t)B * J * d);
             if (cfg->down == DOWN_SELFAGG) it->alpha = take(bump, tokens);
-            if (cfg->topology == TOPOLOGY_RESIDUAL) it->delta = take(bump, (size_t)B * J * d);
             if (cfg->up == UP_ALLOC) it->coef = take(bump, (size_t)B * J * spec->g);
+            it->e = take(bump, tokens * d); /* at full resolution e aliases delta or z~ */
         }
-        if (!(it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL))
-            it->h_out = take(bump, tokens * d);
+        if (!(it->full_resolution && residual)) it->h_out = take(bump, tokens * d);
         for (int l = 0; l < cfg->n_loop; l++) plan_layer(&it->layers[l], bump, cfg, B, J, it->pos);
     }
     for (int l = 0; l < cfg->n_post; l++)

@@ -155,9 +155,7 @@ static int split_from_name(const char *name) {
     return -1;
 }
 
-/* Loads the run's last checkpoint into a built model, after checking its
- * sha256 and that its config is the run's. */
-static int load_run_model(Store *store, const RunRow *run, const SpiralConfig *cfg, Model *model,
+int load_run_model(Store *store, const RunRow *run, const SpiralConfig *cfg, Model *model,
                           long long *step) {
     char *path = NULL, *sha = NULL;
     if (store_checkpoint_last(store, run->id, step, &path, &sha)) return -1;

@@ -64,6 +64,12 @@ typedef struct {
                                          progress and mark the recording interrupted; or NULL */
 } RecordOptions;
 
+/* Builds *model from run's last checkpoint (*step gets its step) after
+ * checking its sha256 and that its config is cfg, the run's. Returns 0 or
+ * -1 (no checkpoint yet, a changed file, another config). */
+int load_run_model(Store *store, const RunRow *run, const SpiralConfig *cfg, Model *model,
+                   long long *step);
+
 void record_options_default(RecordOptions *options);
 
 typedef struct {

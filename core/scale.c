@@ -179,16 +179,23 @@ static void upscale_row(void *ctx, int b, int thread) {
                                alloc, g, d);
     for (int i = 0; i < L; i++) {
         real *out = h_out + ((size_t)b * L + i) * d;
-        const real *in = base + ((size_t)b * L + i) * d;
-        if (out != in) memcpy(out, in, (size_t)d * sizeof(real));
-        if (i < s) continue;
+        const real *in = base ? base + ((size_t)b * L + i) * d : NULL;
+        if (i < s) {
+            /* nothing arrives yet: h_out = base, or e = 0 */
+            if (!in) memset(out, 0, (size_t)d * sizeof(real));
+            else if (out != in) memcpy(out, in, (size_t)d * sizeof(real));
+            continue;
+        }
         int src = i - s, j = (src + w) / g, slot = (src + w) % g;
         const real *dj = delta + ((size_t)b * J + j) * d;
-        if (mode == UP_COPY) {
-            for (int k = 0; k < d; k++) out[k] += dj[k];
+        real c = mode == UP_COPY ? 1 : coef_b[(size_t)j * g + slot];
+        if (!in) {
+            if (mode == UP_COPY) memcpy(out, dj, (size_t)d * sizeof(real));
+            else for (int k = 0; k < d; k++) out[k] = c * dj[k];
+        } else if (mode == UP_COPY) {
+            for (int k = 0; k < d; k++) out[k] = in[k] + dj[k];
         } else {
-            real c = coef_b[(size_t)j * g + slot];
-            for (int k = 0; k < d; k++) out[k] += c * dj[k];
+            for (int k = 0; k < d; k++) out[k] = in[k] + c * dj[k];
         }
     }
 }

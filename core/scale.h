@@ -52,16 +52,17 @@ void downscale_backward(real *dh, real *dscore, real *scratch, const real *dz, c
                         const real *alpha, const real *score,
                         const ChunkGeometry *geo, int B, int d, int mode);
 
-/* Up-scaling, causal shift and state update in one pass:
- *   h_out_i = base_i + u_{i-s}  (i >= s),   h_out_i = base_i  (i < s),
+/* Up-scaling and causal shift, e_i = u_{i-s} (i >= s), e_i = 0 (i < s),
  * where u_i = coef_{j, rho(i)} delta_j for j = pi(i) and
  *   UP_COPY:  coef = 1
  *   UP_ALLOC: coef_j = g softmax(W delta_j), W = alloc (g, d), over all g slots.
+ * With base == NULL, h_out receives e itself; otherwise h_out = base + e in
+ * the same pass (h_out may alias base).
  * coef (B, J, g) is saved for UP_ALLOC (unused, may be NULL, for UP_COPY).
- * base, h_out (B, L, d); delta (B, J, d). h_out may alias base. */
+ * base, h_out (B, L, d); delta (B, J, d). */
 void upscale_forward(real *h_out, real *coef, const real *base, const real *delta,
                      const real *alloc, const ChunkGeometry *geo, int B, int d, int mode);
-/* Accumulates ddelta (B, J, d) and dalloc (g, d) from dh_out (B, L, d)
+/* Accumulates ddelta (B, J, d) and dalloc (g, d) from dh_out = dL/de (B, L, d)
  * (the gradient reaching base is dh_out itself and is the caller's business):
  *   ddelta_j += sum_i coef_{rho(i)} dh_out_{i+s} + W^T dl_j,
  *   G_r = dh_out_{i+s} . delta_j for the token i at slot r,

@@ -61,16 +61,6 @@ typedef struct {
     RunLock lock;                 /* the checkpoint folder, while training */
 } Trainer;
 
-/* The stream of `split` for windows of L + 1 tokens (inputs and targets). */
-static int split_stream_build(SplitStream *s, const Dataset *ds, int split, int L, int window,
-                              const char *dataset_name) {
-    if (dataset_split_stream(s, ds, split, (size_t)L + 1, dataset_name)) return -1;
-    if (window == WINDOW_DOCUMENT && s->n_starts == 0)
-        return spiral_error("dataset %s: no document of the %s split starts a full window of "
-                            "%d tokens", dataset_name, dataset_split_name(split), L + 1);
-    return 0;
-}
-
 /* Start of the window drawn with key (random: any offset; document: a
  * document start). */
 static size_t window_start(const SplitStream *s, int window, int L, uint64_t key) {
@@ -90,21 +80,16 @@ static void fill_batch(int *inputs, int *targets, const SplitStream *s, int B, i
 }
 
 /* Mean validation loss over eval_batches x B fixed windows spread evenly
- * through the split (the same windows at every evaluation). */
+ * through the split (the same windows at every evaluation; the rule is
+ * eval_window_start's, which the entropy floor and baselines share). */
 static int evaluate(Trainer *tr, double *loss) {
     const TrainConfig *c = &tr->cfg;
     int B = c->batch_size, L = c->seq_len;
     size_t total = (size_t)c->eval_batches * B, *starts = tr->starts;
     double sum = 0;
-    size_t span = tr->val.n - (size_t)L; /* number of possible random starts */
     for (int batch = 0; batch < c->eval_batches; batch++) {
-        for (int b = 0; b < B; b++) {
-            size_t k = (size_t)batch * B + b;
-            if (c->window == WINDOW_DOCUMENT)
-                starts[b] = tr->val.starts[(k * tr->val.n_starts) / total];
-            else
-                starts[b] = (size_t)(((double)k / total) * (double)span);
-        }
+        for (int b = 0; b < B; b++)
+            starts[b] = eval_window_start(&tr->val, c->window, L, (size_t)batch * B + b, total);
         fill_batch(tr->inputs, tr->targets, &tr->val, B, L, starts);
         double batch_loss;
         if (tr->engine->ops->forward(tr->engine, tr->inputs, tr->targets, B, L, &batch_loss))
@@ -388,7 +373,8 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
 /* Everything a run needs besides the store rows: dataset streams, model,
  * optimizer state, buffers. Validates before anything is written. */
 static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
-                           const char *source, const char *device) {
+                           const char *source, const char *device,
+                           const char *precision) {
     Dataset ds;
     long long dataset_id;
     memset(tr, 0, sizeof *tr);
@@ -404,14 +390,14 @@ static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
         dataset_free(&ds);
         return -1;
     }
-    int status = split_stream_build(&tr->train, &ds, SPLIT_TRAIN, tr->cfg.seq_len,
-                                    tr->cfg.window, tr->cfg.dataset);
+    int status = eval_split_stream(&tr->train, &ds, SPLIT_TRAIN, tr->cfg.seq_len,
+                                   tr->cfg.window, tr->cfg.dataset);
     if (status == 0)
-        status = split_stream_build(&tr->val, &ds, SPLIT_VAL, tr->cfg.seq_len, tr->cfg.window,
-                                    tr->cfg.dataset);
+        status = eval_split_stream(&tr->val, &ds, SPLIT_VAL, tr->cfg.seq_len, tr->cfg.window,
+                                   tr->cfg.dataset);
     dataset_free(&ds);
     if (status) return -1;
-    if (engine_open(&tr->engine, device, &tr->model_cfg)) return -1;
+    if (engine_open(&tr->engine, device, precision, &tr->model_cfg)) return -1;
     tr->inputs = malloc((size_t)tr->cfg.batch_size * tr->cfg.seq_len * sizeof(int));
     tr->targets = malloc((size_t)tr->cfg.batch_size * tr->cfg.seq_len * sizeof(int));
     tr->starts = malloc((size_t)tr->cfg.batch_size * sizeof(size_t));
@@ -470,7 +456,8 @@ int train_new(Store *store, const char *run_name, const char *run_path,
     char *text;
     size_t text_size;
     if (file_read_all(run_path, &text, &text_size)) return -1;
-    int status = trainer_prepare(&tr, store, text, run_path, options->device);
+    int status = trainer_prepare(&tr, store, text, run_path, options->device,
+                                 options->precision);
     free(text);
     if (status) goto done;
     snprintf(tr.run_name, sizeof tr.run_name, "%s", run_name);
@@ -516,7 +503,8 @@ int train_resume(Store *store, const char *run_name, const TrainOptions *options
     if (store_run_find(store, run_name, &run)) return -1;
     char source[1400];
     snprintf(source, sizeof source, "%s: run %s", store->path, run_name);
-    int status = trainer_prepare(&tr, store, run.config, source, options->device);
+    int status = trainer_prepare(&tr, store, run.config, source, options->device,
+                                 options->precision);
     if (status) goto done;
     tr.run_id = run.id;
     tr.run_json = strdup(run.config);

@@ -25,6 +25,7 @@ typedef struct {
     const char *command;              /* command line, recorded with a new run */
     volatile sig_atomic_t *interrupt; /* set (e.g. by SIGINT): checkpoint and stop */
     const char *device;               /* engine: "cpu" (also when NULL) or "cuda" */
+    const char *precision;            /* matrix products (engine.h): NULL = the device default */
 } TrainOptions;
 
 /* What a finished (or stopped) training call reports. */

@@ -57,6 +57,10 @@ expect_error 1 "cannot open" "$SPIRAL" eval --weights "$dir/w.safetensors" --tex
 expect_error 2 "exactly one of" "$SPIRAL" eval --weights "$dir/w.safetensors"
 
 expect_error 2 "exactly one of" "$SPIRAL" train --store "$dir/s.db"
+# precision: a CUDA choice refused on the CPU engine, an unknown one named
+expect_error 1 "fp32 only" "$SPIRAL" train --config examples/spiral.json --store "$dir/p.db" --precision bf16
+expect_error 1 "expected fp32, tf32 or bf16" "$SPIRAL" train --config examples/spiral.json --store "$dir/p.db" --precision fp16
+[ ! -e "$dir/p.db" ] && ok || fail "a refused --precision created the store"
 expect_error 1 "cannot open store" "$SPIRAL" data list --store "$dir/none.db"
 [ ! -e "$dir/none.db" ] && ok || fail "data list created a store"
 echo "not a database at all, just text, long enough to look like a header......" > "$dir/junk.db"

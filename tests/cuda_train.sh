@@ -45,13 +45,13 @@ for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print(*row)' "$dir
 # train NAME DEVICE: a new run, in the foreground
 train() {
     "$SPIRAL" train --config "$dir/run.json" --store "$dir/s.db" --name "$1" --device "$2" \
-        --quiet >"$dir/$1.out" 2>&1 || fail "run $1 on $2: $(tail -3 "$dir/$1.out")"
+        --precision "${PRECISION:-fp32}" --quiet >"$dir/$1.out" 2>&1 || fail "run $1 on $2: $(tail -3 "$dir/$1.out")"
 }
 
 # kill_after NAME DEVICE: a new run killed (SIGKILL) after two checkpoints
 kill_after() {
     "$SPIRAL" train --config "$dir/run.json" --store "$dir/s.db" --name "$1" --device "$2" \
-        --quiet >/dev/null 2>&1 &
+        --precision fp32 --quiet >/dev/null 2>&1 &
     pid=$!
     i=0
     while [ $i -lt 3000 ]; do
@@ -68,7 +68,7 @@ kill_after() {
 
 # resume NAME DEVICE
 resume() {
-    "$SPIRAL" train --resume "$1" --store "$dir/s.db" --device "$2" --quiet \
+    "$SPIRAL" train --resume "$1" --store "$dir/s.db" --device "$2" --precision fp32 --quiet \
         >"$dir/$1.resume" 2>&1 || fail "resume $1 on $2: $(tail -3 "$dir/$1.resume")"
     status=$(query "SELECT status FROM runs WHERE name='$1'")
     [ "$status" = done ] && ok || fail "run $1 after resume on $2: status $status"
@@ -94,6 +94,10 @@ JSON
 
 "$SPIRAL" train --config "$dir/run.json" --store "$dir/s.db" --name bad --device gpu --quiet \
     >/dev/null 2>"$dir/bad.err" && fail "--device gpu accepted" || ok
+
+"$SPIRAL" train --config "$dir/run.json" --store "$dir/s.db" --name bad --precision bf16 \
+    --quiet >/dev/null 2>"$dir/bad.err" && fail "--precision bf16 accepted on the CPU" || ok
+grep -q "fp32 only" "$dir/bad.err" && ok || fail "CPU bf16 message: $(cat "$dir/bad.err")"
 
 start=$(date +%s.%N)
 train cpu cpu
@@ -129,6 +133,17 @@ resume gpu_to_cpu cpu
 cross=$(max_rel gpu gpu_to_cpu val_loss)
 echo "gpu killed, resumed on cpu: max relative difference of val_loss to the gpu run $cross"
 below "$cross" 0.01 && ok || fail "GPU->CPU resume differs by $cross (limit 1%)"
+
+# the default precision on cuda (bf16 products, fp32 accumulation and
+# weights) follows the fp32 curve: final validation loss within 3%
+"$SPIRAL" train --config "$dir/run.json" --store "$dir/s.db" --name gpu_bf16 --device cuda \
+    --quiet >"$dir/gpu_bf16.out" 2>&1 || fail "bf16 run: $(tail -3 "$dir/gpu_bf16.out")"
+final_rel=$(query "SELECT abs(a.val_loss - b.val_loss) / a.val_loss FROM metrics a JOIN metrics b
+  ON a.step = b.step WHERE a.run_id = (SELECT id FROM runs WHERE name='cpu')
+  AND b.run_id = (SELECT id FROM runs WHERE name='gpu_bf16') AND a.val_loss IS NOT NULL
+  ORDER BY a.step DESC LIMIT 1")
+echo "gpu bf16 (default) vs cpu fp32: final validation loss relative difference $final_rel"
+below "${final_rel:-1}" 0.03 && ok || fail "bf16 final val loss differs by $final_rel (limit 3%)"
 
 # CUDA_TRAIN_KEEP=FILE: keep a copy of the store (every run's metrics)
 [ -n "$CUDA_TRAIN_KEEP" ] && cp "$dir/s.db" "$CUDA_TRAIN_KEEP"

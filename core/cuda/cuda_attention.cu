@@ -34,13 +34,13 @@ static __device__ float group_sum(float x) {
     return x;
 }
 
-/* Copies rows [row0, row0 + ROWS) of one head's column block (dh wide,
- * starting at column col, row stride `stride`) into tile (ROWS, DH), zeros
+/* Copies rows [row0, row0 + R) of one head's column block (dh wide,
+ * starting at column col, row stride `stride`) into tile (R, DH), zeros
  * beyond n rows and dh columns. */
-template <int DH>
+template <int DH, int R>
 static __device__ void load_tile(float (*tile)[DH], const float *base, int row0, int n,
                                  size_t stride, int col, int dh) {
-    for (int e = threadIdx.x; e < ROWS * DH; e += blockDim.x) {
+    for (int e = threadIdx.x; e < R * DH; e += blockDim.x) {
         int r = e / DH, c = e % DH, row = row0 + r;
         tile[r][c] = row < n && c < dh ? base[(size_t)row * stride + col + c] : 0.0f;
     }
@@ -48,15 +48,15 @@ static __device__ void load_tile(float (*tile)[DH], const float *base, int row0,
 
 /* out_i = sum_j softmax_j(q_i . k_j / sqrt(dh)) v_j over j <= i;
  * lse_i = log sum_j exp(q_i . k_j / sqrt(dh)). Grid (query tiles, B H). */
-template <int DH, int T>
+template <int DH, int T, int R>
 static __global__ void attention_forward_kernel(float *out, float *lse, const float *qkv, int n,
                                                 int H, int dh, float scale) {
     constexpr int PER = DH / T;
-    __shared__ float ks[ROWS][DH], vs[ROWS][DH];
+    __shared__ float ks[R][DH], vs[R][DH];
     int tile = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
     size_t stride = 3 * (size_t)D;
     const float *base = qkv + (size_t)b * n * stride;
-    int r = threadIdx.x / T, part = threadIdx.x % T, i = tile * ROWS + r;
+    int r = threadIdx.x / T, part = threadIdx.x % T, i = tile * R + r;
     bool valid = i < n;
     float q[PER], acc[PER];
 #pragma unroll
@@ -68,16 +68,16 @@ static __global__ void attention_forward_kernel(float *out, float *lse, const fl
     float m = -INFINITY, l = 0.0f;
     for (int kt = 0; kt <= tile; kt++) {
         __syncthreads();
-        load_tile<DH>(ks, base, kt * ROWS, n, stride, D + h * dh, dh);
-        load_tile<DH>(vs, base, kt * ROWS, n, stride, 2 * D + h * dh, dh);
+        load_tile<DH, R>(ks, base, kt * R, n, stride, D + h * dh, dh);
+        load_tile<DH, R>(vs, base, kt * R, n, stride, 2 * D + h * dh, dh);
         __syncthreads();
-        int keys = min(ROWS, n - kt * ROWS);
+        int keys = min(R, n - kt * R);
         for (int jj = 0; jj < keys; jj++) {
             float s = 0.0f;
 #pragma unroll
             for (int cc = 0; cc < PER; cc++) s += q[cc] * ks[jj][cc * T + part];
             s = group_sum<T>(s);
-            if (valid && kt * ROWS + jj <= i) {
+            if (valid && kt * R + jj <= i) {
                 s *= scale;
                 if (s > m) {
                     float correction = expf(m - s); /* 0 for the first key */
@@ -116,16 +116,16 @@ static __global__ void attention_rowdot_kernel(float *rowdot, const float *dout,
 }
 
 /* dq_i = sum_{j <= i} dS_ij k_j into dqkv's q columns. Grid (query tiles, B H). */
-template <int DH, int T>
+template <int DH, int T, int R>
 static __global__ void attention_dq_kernel(float *dqkv, const float *dout, const float *qkv,
                                            const float *lse, const float *rowdot, int n, int H,
                                            int dh, float scale) {
     constexpr int PER = DH / T;
-    __shared__ float ks[ROWS][DH], vs[ROWS][DH];
+    __shared__ float ks[R][DH], vs[R][DH];
     int tile = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
     size_t stride = 3 * (size_t)D;
     const float *base = qkv + (size_t)b * n * stride;
-    int r = threadIdx.x / T, part = threadIdx.x % T, i = tile * ROWS + r;
+    int r = threadIdx.x / T, part = threadIdx.x % T, i = tile * R + r;
     bool valid = i < n;
     float q[PER], g[PER], dq[PER];
 #pragma unroll
@@ -140,10 +140,10 @@ static __global__ void attention_dq_kernel(float *dqkv, const float *dout, const
     float row_lse = valid ? lse[stat] : 0.0f, row_dot = valid ? rowdot[stat] : 0.0f;
     for (int kt = 0; kt <= tile; kt++) {
         __syncthreads();
-        load_tile<DH>(ks, base, kt * ROWS, n, stride, D + h * dh, dh);
-        load_tile<DH>(vs, base, kt * ROWS, n, stride, 2 * D + h * dh, dh);
+        load_tile<DH, R>(ks, base, kt * R, n, stride, D + h * dh, dh);
+        load_tile<DH, R>(vs, base, kt * R, n, stride, 2 * D + h * dh, dh);
         __syncthreads();
-        int keys = min(ROWS, n - kt * ROWS);
+        int keys = min(R, n - kt * R);
         for (int jj = 0; jj < keys; jj++) {
             float s = 0.0f, dp = 0.0f;
 #pragma unroll
@@ -153,7 +153,7 @@ static __global__ void attention_dq_kernel(float *dqkv, const float *dout, const
             }
             s = group_sum<T>(s);
             dp = group_sum<T>(dp);
-            if (valid && kt * ROWS + jj <= i) {
+            if (valid && kt * R + jj <= i) {
                 float p = expf(s * scale - row_lse);
                 float ds = p * (dp - row_dot) * scale;
 #pragma unroll
@@ -171,19 +171,19 @@ static __global__ void attention_dq_kernel(float *dqkv, const float *dout, const
 
 /* dk_j = sum_{i >= j} dS_ij q_i, dv_j = sum_{i >= j} P_ij dout_i into
  * dqkv's k and v columns. Grid (key tiles, B H). */
-template <int DH, int T>
+template <int DH, int T, int R>
 static __global__ void attention_dkdv_kernel(float *dqkv, const float *dout, const float *qkv,
                                              const float *lse, const float *rowdot, int n,
                                              int H, int dh, float scale) {
     constexpr int PER = DH / T;
-    __shared__ float qs[ROWS][DH], gs[ROWS][DH];
-    __shared__ float lse_s[ROWS], dot_s[ROWS];
+    __shared__ float qs[R][DH], gs[R][DH];
+    __shared__ float lse_s[R], dot_s[R];
     int tile = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
-    int tiles = (n + ROWS - 1) / ROWS;
+    int tiles = (n + R - 1) / R;
     size_t stride = 3 * (size_t)D;
     const float *base = qkv + (size_t)b * n * stride;
     const float *gbase = dout + (size_t)b * n * D;
-    int r = threadIdx.x / T, part = threadIdx.x % T, j = tile * ROWS + r;
+    int r = threadIdx.x / T, part = threadIdx.x % T, j = tile * R + r;
     bool valid = j < n;
     float k[PER], v[PER], dk[PER], dv[PER];
 #pragma unroll
@@ -197,16 +197,16 @@ static __global__ void attention_dkdv_kernel(float *dqkv, const float *dout, con
     }
     for (int qt = tile; qt < tiles; qt++) {
         __syncthreads();
-        load_tile<DH>(qs, base, qt * ROWS, n, stride, h * dh, dh);
-        load_tile<DH>(gs, gbase, qt * ROWS, n, (size_t)D, h * dh, dh);
-        for (int e = threadIdx.x; e < ROWS; e += blockDim.x) {
-            int i = qt * ROWS + e;
+        load_tile<DH, R>(qs, base, qt * R, n, stride, h * dh, dh);
+        load_tile<DH, R>(gs, gbase, qt * R, n, (size_t)D, h * dh, dh);
+        for (int e = threadIdx.x; e < R; e += blockDim.x) {
+            int i = qt * R + e;
             size_t stat = ((size_t)b * H + h) * n + i;
             lse_s[e] = i < n ? lse[stat] : 0.0f;
             dot_s[e] = i < n ? rowdot[stat] : 0.0f;
         }
         __syncthreads();
-        int queries = min(ROWS, n - qt * ROWS);
+        int queries = min(R, n - qt * R);
         for (int ii = 0; ii < queries; ii++) {
             float s = 0.0f, dp = 0.0f;
 #pragma unroll
@@ -216,7 +216,7 @@ static __global__ void attention_dkdv_kernel(float *dqkv, const float *dout, con
             }
             s = group_sum<T>(s);
             dp = group_sum<T>(dp);
-            if (valid && qt * ROWS + ii >= j) {
+            if (valid && qt * R + ii >= j) {
                 float p = expf(s * scale - lse_s[ii]);
                 float ds = p * (dp - dot_s[ii]) * scale;
 #pragma unroll
@@ -239,18 +239,26 @@ static __global__ void attention_dkdv_kernel(float *dqkv, const float *dout, con
     }
 }
 
-int attention_supports(int dh) { return dh >= 2 && dh <= 64; }
+int attention_supports(int dh) { return dh >= 2 && dh <= 128; }
 
-/* The template head size for dh: 8, 16, 32 or 64 (0 if unsupported). */
+/* The template head size for dh: 8, 16, 32, 64 or 128 (0 if unsupported). */
 static int head_size(int dh) {
-    return dh <= 8 ? 8 : dh <= 16 ? 16 : dh <= 32 ? 32 : dh <= 64 ? 64 : 0;
+    return dh <= 8 ? 8 : dh <= 16 ? 16 : dh <= 32 ? 32 : dh <= 64 ? 64 : dh <= 128 ? 128 : 0;
 }
+
+/* Rows per tile: 64, or 32 for head size 128 (two tiles of R x DH floats
+ * must fit the 48 KiB of static shared memory). */
+template <int DH>
+static constexpr int tile_rows() { return DH > 64 ? 32 : ROWS; }
 
 template <int DH>
 static void launch_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
                            float scale, cudaStream_t stream) {
-    dim3 grid((unsigned)((n + ROWS - 1) / ROWS), (unsigned)(B * H));
-    attention_forward_kernel<DH, 1><<<grid, ROWS, 0, stream>>>(out, lse, qkv, n, H, dh, scale);
+    /* head size 128: 4 threads per row (registers) */
+    constexpr int R = tile_rows<DH>(), T = DH > 64 ? 4 : 1;
+    dim3 grid((unsigned)((n + R - 1) / R), (unsigned)(B * H));
+    attention_forward_kernel<DH, T, R><<<grid, R * T, 0, stream>>>(out, lse, qkv, n, H, dh,
+                                                                    scale);
 }
 
 int attention_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
@@ -262,23 +270,24 @@ int attention_forward(float *out, float *lse, const float *qkv, int B, int n, in
     case 16: launch_forward<16>(out, lse, qkv, B, n, H, dh, scale, stream); break;
     case 32: launch_forward<32>(out, lse, qkv, B, n, H, dh, scale, stream); break;
     case 64: launch_forward<64>(out, lse, qkv, B, n, H, dh, scale, stream); break;
-    default: return cuda_status(cudaErrorInvalidValue, "attention_forward: head dim > 64");
+    case 128: launch_forward<128>(out, lse, qkv, B, n, H, dh, scale, stream); break;
+    default: return cuda_status(cudaErrorInvalidValue, "attention_forward: head dim > 128");
     }
     return cuda_launched("attention_forward_kernel");
 }
 
-/* Backward kernels: T = 2 threads per row from DH = 32 up (registers). */
+/* Backward kernels: T = 2 threads per row from DH = 32 up, 4 at 128 (registers). */
 template <int DH>
 static int launch_backward(float *dqkv, const float *dout, const float *qkv, const float *lse,
                            const float *rowdot, int B, int n, int H, int dh, float scale,
                            cudaStream_t stream) {
-    constexpr int T = DH >= 32 ? 2 : 1;
-    dim3 grid((unsigned)((n + ROWS - 1) / ROWS), (unsigned)(B * H));
-    attention_dq_kernel<DH, T><<<grid, ROWS * T, 0, stream>>>(dqkv, dout, qkv, lse, rowdot, n, H,
-                                                              dh, scale);
+    constexpr int T = DH >= 128 ? 4 : DH >= 32 ? 2 : 1, R = tile_rows<DH>();
+    dim3 grid((unsigned)((n + R - 1) / R), (unsigned)(B * H));
+    attention_dq_kernel<DH, T, R><<<grid, R * T, 0, stream>>>(dqkv, dout, qkv, lse, rowdot, n,
+                                                                 H, dh, scale);
     if (cuda_launched("attention_dq_kernel")) return -1;
-    attention_dkdv_kernel<DH, T><<<grid, ROWS * T, 0, stream>>>(dqkv, dout, qkv, lse, rowdot, n,
-                                                                H, dh, scale);
+    attention_dkdv_kernel<DH, T, R><<<grid, R * T, 0, stream>>>(dqkv, dout, qkv, lse, rowdot,
+                                                                   n, H, dh, scale);
     return cuda_launched("attention_dkdv_kernel");
 }
 
@@ -296,6 +305,40 @@ int attention_backward(float *dqkv, float *rowdot, const float *dout, const floa
     case 16: return launch_backward<16>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
     case 32: return launch_backward<32>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
     case 64: return launch_backward<64>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
-    default: return cuda_status(cudaErrorInvalidValue, "attention_backward: head dim > 64");
+    case 128: return launch_backward<128>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
+    default: return cuda_status(cudaErrorInvalidValue, "attention_backward: head dim > 128");
     }
+}
+
+/* probs (B, H, n, n): P_ij = exp(q_i . k_j / sqrt(dh) - lse_i) for j <= i,
+ * 0 for j > i. One block per (row i, b h); its threads walk the keys. */
+static __global__ void attention_probs_kernel(float *probs, const float *qkv, const float *lse,
+                                              int n, int H, int dh, float scale) {
+    extern __shared__ float q[];
+    int i = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
+    size_t stride = 3 * (size_t)D;
+    const float *base = qkv + (size_t)b * n * stride;
+    for (int c = threadIdx.x; c < dh; c += blockDim.x) q[c] = base[(size_t)i * stride + h * dh + c];
+    __syncthreads();
+    float row_lse = lse[((size_t)b * H + h) * n + i];
+    float *row = probs + (((size_t)b * H + h) * n + i) * n;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        float p = 0.0f;
+        if (j <= i) {
+            const float *k = base + (size_t)j * stride + D + h * dh;
+            float s = 0.0f;
+            for (int c = 0; c < dh; c++) s += q[c] * k[c];
+            p = expf(s * scale - row_lse);
+        }
+        row[j] = p;
+    }
+}
+
+int attention_probs(float *probs, const float *qkv, const float *lse, int B, int n, int H,
+                    int dh, cudaStream_t stream) {
+    if (B == 0 || n == 0) return 0;
+    dim3 grid((unsigned)n, (unsigned)(B * H));
+    attention_probs_kernel<<<grid, 128, (size_t)dh * sizeof(float), stream>>>(
+        probs, qkv, lse, n, H, dh, 1.0f / sqrtf((float)dh));
+    return cuda_status(cudaGetLastError(), "attention_probs");
 }

@@ -33,35 +33,35 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
     const SpiralConfig *cfg = &model->cfg;
     const GpuScratch *sc = &model->scratch;
     int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
-    int dh = d / H, M = B * n, tf32 = model->options.tf32;
+    int dh = d / H, M = B * n;
     cudaStream_t s = model->stream;
-    cublasHandle_t blas = model->blas;
+    GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
     /* out = x2 + m w2^T */
     CUDA_CHECK(cudaMemcpyAsync(sc->layer_dx2, dout, rows_d * sizeof(float),
                                cudaMemcpyDeviceToDevice, s));
-    if (gemm(blas, tf32, 0, 0, M, f, d, 1.0f, dout, d, w->w2, f, 0.0f, sc->layer_dm, f) ||
-        gemm(blas, tf32, 1, 0, d, f, M, 1.0f, dout, d, acts->m, f, 1.0f, dw->w2, f) ||
+    if (gemm(gc, 0, 0, M, f, d, 1.0f, dout, d, w->w2, f, 0.0f, sc->layer_dm, f) ||
+        gemm(gc, 1, 0, d, f, M, 1.0f, dout, d, acts->m, f, 1.0f, dw->w2, f) ||
         swiglu_backward(sc->layer_dac, sc->layer_dm, acts->ac, M, f, s) ||
         /* ac = xn2 [w1; w3]^T */
-        gemm(blas, tf32, 0, 0, M, d, 2 * f, 1.0f, sc->layer_dac, 2 * f, w->w13, d, 0.0f,
+        gemm(gc, 0, 0, M, d, 2 * f, 1.0f, sc->layer_dac, 2 * f, w->w13, d, 0.0f,
              sc->layer_dxn, d) ||
-        gemm(blas, tf32, 1, 0, 2 * f, d, M, 1.0f, sc->layer_dac, 2 * f, acts->xn2, d, 1.0f,
+        gemm(gc, 1, 0, 2 * f, d, M, 1.0f, sc->layer_dac, 2 * f, acts->xn2, d, 1.0f,
              dw->w13, d) ||
         rmsnorm_backward(sc->layer_dx2, dw->mlp_norm, sc->norm_partial, sc->layer_dxn, acts->x2,
                          w->mlp_norm, acts->rstd2, M, d, s) ||
         /* x2 = x + att wo^T */
         vector_add(dx, sc->layer_dx2, rows_d, s) ||
-        gemm(blas, tf32, 0, 0, M, d, d, 1.0f, sc->layer_dx2, d, w->wo, d, 0.0f, sc->layer_datt,
+        gemm(gc, 0, 0, M, d, d, 1.0f, sc->layer_dx2, d, w->wo, d, 0.0f, sc->layer_datt,
              d) ||
-        gemm(blas, tf32, 1, 0, d, d, M, 1.0f, sc->layer_dx2, d, acts->att, d, 1.0f, dw->wo, d) ||
+        gemm(gc, 1, 0, d, d, M, 1.0f, sc->layer_dx2, d, acts->att, d, 1.0f, dw->wo, d) ||
         attention_backward(sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att, acts->qkv,
                            acts->lse, B, n, H, dh, s) ||
         rope_apply(sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, -1, s) ||
         /* qkv = xn1 [wq; wk; wv]^T */
-        gemm(blas, tf32, 0, 0, M, d, 3 * d, 1.0f, sc->layer_dqkv, 3 * d, w->wqkv, d, 0.0f,
+        gemm(gc, 0, 0, M, d, 3 * d, 1.0f, sc->layer_dqkv, 3 * d, w->wqkv, d, 0.0f,
              sc->layer_dxn, d) ||
-        gemm(blas, tf32, 1, 0, 3 * d, d, M, 1.0f, sc->layer_dqkv, 3 * d, acts->xn1, d, 1.0f,
+        gemm(gc, 1, 0, 3 * d, d, M, 1.0f, sc->layer_dqkv, 3 * d, acts->xn1, d, 1.0f,
              dw->wqkv, d) ||
         rmsnorm_backward(dx, dw->attn_norm, sc->norm_partial, sc->layer_dxn, acts->x,
                          w->attn_norm, acts->rstd1, M, d, s))
@@ -112,7 +112,7 @@ static int iteration_backward(CudaModel *model, int t, float *dh_in, float *dh0,
         upscale_backward(sc->ddelta, model->dw.up_alloc[t], sc->scale_dot, sc->scale_float,
                          dh_out, residual ? it->delta : it->layers[cfg->n_loop - 1].out,
                          it->coef, model->w.up_alloc[t], geo, B, d, cfg->up == UP_ALLOC,
-                         model->blas, model->options.tf32, s))
+                         &model->gemm, s))
         return -1;
     /* delta = z~ - z (residual) or z~ (anchor) */
     if (residual ? vector_negate(sc->dz, sc->ddelta, latents_d, s) : zero(sc->dz, latents_d, s))
@@ -122,7 +122,7 @@ static int iteration_backward(CudaModel *model, int t, float *dh_in, float *dh0,
         return -1;
     return downscale_backward(dh_in, model->dw.down_score[t], sc->scale_dot, sc->scale_float,
                               sc->dz, it->h_in, it->alpha, model->w.down_score[t], geo, B, d,
-                              cfg->down == DOWN_SELFAGG, model->blas, model->options.tf32, s);
+                              cfg->down == DOWN_SELFAGG, &model->gemm, s);
 }
 
 static int backward_inside(CudaModel *model) {
@@ -131,7 +131,6 @@ static int backward_inside(CudaModel *model) {
     if (!model->logits_valid || model->loss_count == 0)
         return spiral_error("no forward pass with targets to differentiate");
     int B = model->B, L = model->L, d = cfg->d_model, V = cfg->vocab_size, M = B * L;
-    int tf32 = model->options.tf32;
     size_t tokens_d = (size_t)M * d;
     cudaStream_t s = model->stream;
     float *const pingpong[2] = {sc->core[0], sc->core[1]};
@@ -140,9 +139,9 @@ static int backward_inside(CudaModel *model) {
     float *dlogits = model->logits;
     if (crossentropy_backward(dlogits, model->row_lse, model->targets, M, V,
                               (float)(1.0 / model->loss_count), s) ||
-        gemm(model->blas, tf32, 0, 0, M, d, V, 1.0f, dlogits, V, model->w.lm_head, d, 0.0f,
+        gemm(&model->gemm, 0, 0, M, d, V, 1.0f, dlogits, V, model->w.lm_head, d, 0.0f,
              sc->dxn, d) ||
-        gemm(model->blas, tf32, 1, 0, V, d, M, 1.0f, dlogits, V, model->xn_final, d, 1.0f,
+        gemm(&model->gemm, 1, 0, V, d, M, 1.0f, dlogits, V, model->xn_final, d, 1.0f,
              model->dw.lm_head, d))
         return -1;
     float *dh = sc->stream[0], *dh_next = sc->stream[1];

@@ -137,7 +137,7 @@ static int build_inside(CudaModel *model, const SpiralConfig *cfg) {
     if (config_validate(cfg)) return -1;
     int dh = cfg->d_model / cfg->n_heads;
     if (!attention_supports(dh))
-        return spiral_error("cuda engine: head dimension %d: the fused attention supports 2..64",
+        return spiral_error("cuda engine: head dimension %d: the fused attention supports 2..128",
                             dh);
     model->cfg = *cfg;
     if (param_layout_build(&model->layout, cfg)) return -1;
@@ -145,8 +145,12 @@ static int build_inside(CudaModel *model, const SpiralConfig *cfg) {
     CUDA_CHECK(cudaStreamCreate(&model->stream));
     CUDA_CHECK(cublasCreate(&model->blas));
     CUDA_CHECK(cublasSetStream(model->blas, model->stream));
-    CUDA_CHECK(cublasSetMathMode(model->blas, model->options.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                                   : CUBLAS_PEDANTIC_MATH));
+    CUDA_CHECK(cublasSetMathMode(model->blas, model->options.precision == CUDA_FP32
+                                                  ? CUBLAS_PEDANTIC_MATH
+                                                  : CUBLAS_DEFAULT_MATH));
+    model->gemm.handle = model->blas;
+    model->gemm.precision = model->options.precision;
+    model->gemm.stream = model->stream;
     CUDA_CHECK(cudaMalloc(&model->params, bytes));
     CUDA_CHECK(cudaMalloc(&model->grads, bytes));
     CUDA_CHECK(cudaMalloc(&model->adam_m, bytes));
@@ -197,6 +201,9 @@ void cuda_model_free(CudaModel *model) {
     cudaFree(model->norm_partial);
     cudaFree(model->norm_total);
     cudaFree(model->arena);
+    cudaFree(model->probs_dev);
+    cudaFreeHost(model->probs_host);
+    gemm_context_free(&model->gemm);
     if (model->blas) cublasDestroy(model->blas);
     if (model->stream) cudaStreamDestroy(model->stream);
     free_weights(&model->w);

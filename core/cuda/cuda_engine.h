@@ -32,16 +32,25 @@ extern "C" {
 
 typedef struct CudaModel CudaModel;
 
+/* How the matrix products run. Parameters, activations, gradients and the
+ * optimizer are fp32 in every mode; every product accumulates in fp32. */
+typedef enum {
+    CUDA_FP32 = 0,   /* fp32 inputs: what the tests prove against the CPU (1e-5) */
+    CUDA_TF32 = 1,   /* inputs rounded to TF32 by the tensor cores (about 1e-3) */
+    CUDA_BF16 = 2    /* inputs rounded to bf16 (about 1e-2): the fastest */
+} CudaPrecision;
+
 typedef struct {
-    int tf32;   /* 1: matrix products may round their inputs to TF32 (faster,
-                   about 1e-3 relative); 0: full fp32 (what the tests prove) */
+    CudaPrecision precision;
 } CudaOptions;
 
 /* One observed state, copied to the host. Sites as model.h's ObserveEvent:
  * OBSERVE_STATE h(t) (B, L, d), OBSERVE_LATENT_IN z and OBSERVE_LATENT_OUT
  * z~ of iteration t (B, J, d), OBSERVE_CODA (B, L, d), OBSERVE_LAYER_OUT
- * one layer's output. OBSERVE_ATTENTION is never sent (the fused attention
- * keeps no probabilities). data and pos are valid during the callback. */
+ * one layer's output. OBSERVE_ATTENTION (one layer's probabilities, data
+ * (B, heads, rows, rows)) only when the observer asks for it: the fused
+ * attention keeps none, so they are recomputed from q, k and the saved
+ * log-sum-exp. data and pos are valid during the callback. */
 typedef struct {
     ObserveSite site;
     int iteration;       /* as ObserveEvent.iteration */
@@ -50,15 +59,17 @@ typedef struct {
     int g;               /* chunk size of the rows (1 at token level) */
     int B, rows, cols;
     const int *pos;      /* (rows) token position of each row (its last member) */
-    const float *data;   /* (B, rows, cols) */
+    const float *data;   /* (B, rows, cols); attention: (B, heads, rows, rows) */
+    int heads;           /* attention: H; 0 for the states */
 } CudaObserveEvent;
 
 typedef struct {
     void (*fn)(void *user, const CudaObserveEvent *event);
     void *user;
+    int attention;       /* also send OBSERVE_ATTENTION events */
 } CudaObserver;
 
-/* Builds a model for cfg (validated; head dim <= 64) on the current CUDA
+/* Builds a model for cfg (validated; head dim <= 128) on the current CUDA
  * device, parameters and gradients zero. options may be NULL (fp32). */
 int cuda_model_build(CudaModel **out, const SpiralConfig *cfg, const CudaOptions *options);
 void cuda_model_free(CudaModel *model);

@@ -64,37 +64,65 @@ static int observe_state(CudaModel *model, const CudaObserver *observer, Observe
     return 0;
 }
 
+/* Recomputes layer acts' attention probabilities (B, H, n, n), copies them
+ * to the host and hands them on as an OBSERVE_ATTENTION event. */
+static int observe_attention(CudaModel *model, const CudaObserver *observer,
+                             const GpuLayerActs *acts, BlockKind block, int layer, int iteration,
+                             int g, const int *pos) {
+    int B = model->B, n = acts->n, H = model->cfg.n_heads, dh = model->cfg.d_model / H;
+    size_t count = (size_t)B * H * n * n;
+    if (count > model->probs_capacity) {
+        cudaFree(model->probs_dev);
+        cudaFreeHost(model->probs_host);
+        model->probs_dev = NULL;
+        model->probs_host = NULL;
+        model->probs_capacity = 0;
+        CUDA_CHECK(cudaMalloc(&model->probs_dev, count * sizeof(float)));
+        CUDA_CHECK(cudaMallocHost(&model->probs_host, count * sizeof(float)));
+        model->probs_capacity = count;
+    }
+    if (attention_probs(model->probs_dev, acts->qkv, acts->lse, B, n, H, dh, model->stream))
+        return -1;
+    CUDA_CHECK(cudaMemcpyAsync(model->probs_host, model->probs_dev, count * sizeof(float),
+                               cudaMemcpyDeviceToHost, model->stream));
+    CUDA_CHECK(cudaStreamSynchronize(model->stream));
+    CudaObserveEvent event = {OBSERVE_ATTENTION, iteration, block, layer, g, B, n, n, pos,
+                              model->probs_host, H};
+    observer->fn(observer->user, &event);
+    return 0;
+}
+
 /* One pre-norm layer: x2 = x + Attn(RMSNorm(x)); out = x2 + MLP(RMSNorm(x2)).
  * x (B, n, d) -> acts->out (B, n, d). */
 static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWeights *w,
                          const float *x) {
     const SpiralConfig *cfg = &model->cfg;
     int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
-    int dh = d / H, M = B * n, tf32 = model->options.tf32;
+    int dh = d / H, M = B * n;
     cudaStream_t s = model->stream;
-    cublasHandle_t blas = model->blas;
+    GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
     acts->x = x;
     if (rmsnorm_forward(acts->xn1, acts->rstd1, x, w->attn_norm, M, d, cfg->norm_eps, s) ||
         /* qkv (M, 3 d) = xn1 [wq; wk; wv]^T */
-        gemm(blas, tf32, 0, 1, M, 3 * d, d, 1.0f, acts->xn1, d, w->wqkv, d, 0.0f, acts->qkv,
+        gemm(gc, 0, 1, M, 3 * d, d, 1.0f, acts->xn1, d, w->wqkv, d, 0.0f, acts->qkv,
              3 * d) ||
         rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s) ||
         attention_forward(acts->att, acts->lse, acts->qkv, B, n, H, dh, s))
         return -1;
     /* x2 = x + att wo^T */
     CUDA_CHECK(cudaMemcpyAsync(acts->x2, x, rows_d * sizeof(float), cudaMemcpyDeviceToDevice, s));
-    if (gemm(blas, tf32, 0, 1, M, d, d, 1.0f, acts->att, d, w->wo, d, 1.0f, acts->x2, d) ||
+    if (gemm(gc, 0, 1, M, d, d, 1.0f, acts->att, d, w->wo, d, 1.0f, acts->x2, d) ||
         rmsnorm_forward(acts->xn2, acts->rstd2, acts->x2, w->mlp_norm, M, d, cfg->norm_eps, s) ||
         /* ac (M, 2 F) = xn2 [w1; w3]^T */
-        gemm(blas, tf32, 0, 1, M, 2 * f, d, 1.0f, acts->xn2, d, w->w13, d, 0.0f, acts->ac,
+        gemm(gc, 0, 1, M, 2 * f, d, 1.0f, acts->xn2, d, w->w13, d, 0.0f, acts->ac,
              2 * f) ||
         swiglu_forward(acts->m, acts->ac, M, f, s))
         return -1;
     /* out = x2 + m w2^T */
     CUDA_CHECK(cudaMemcpyAsync(acts->out, acts->x2, rows_d * sizeof(float),
                                cudaMemcpyDeviceToDevice, s));
-    return gemm(blas, tf32, 0, 1, M, d, f, 1.0f, acts->m, f, w->w2, f, 1.0f, acts->out, d);
+    return gemm(gc, 0, 1, M, d, f, 1.0f, acts->m, f, w->w2, f, 1.0f, acts->out, d);
 }
 
 /* Runs n_layers layers on x; *out gets the output (x if n_layers == 0). */
@@ -104,6 +132,9 @@ static int block_forward(CudaModel *model, const float **out, GpuLayerActs *acts
                          const CudaObserver *observer) {
     for (int l = 0; l < n_layers; l++) {
         if (layer_forward(model, &acts[l], &w[l], x)) return -1;
+        if (observer && observer->fn && observer->attention &&
+            observe_attention(model, observer, &acts[l], kind, l, iteration, g, pos_host))
+            return -1;
         x = acts[l].out;
         if (observe_state(model, observer, OBSERVE_LAYER_OUT, iteration, kind, l, g, acts[l].n,
                           pos_host, x))
@@ -152,7 +183,7 @@ static int iteration_forward(CudaModel *model, int t, const float **h_next, cons
     const float *base = cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0;
     int use_alloc = !it->full_resolution && cfg->up == UP_ALLOC;
     if (upscale_forward(it->h_out, it->coef, base, delta, model->w.up_alloc[t], geo, B, d,
-                        use_alloc, model->blas, model->options.tf32, s))
+                        use_alloc, &model->gemm, s))
         return -1;
     *h_next = it->h_out;
     return 0;
@@ -247,7 +278,7 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
         rmsnorm_forward(model->xn_final, model->rstd_final, h, model->w.final_norm, M, d,
                         cfg->norm_eps, s) ||
         /* logits (M, V) = xn lm_head^T */
-        gemm(model->blas, model->options.tf32, 0, 1, M, V, d, 1.0f, model->xn_final, d,
+        gemm(&model->gemm, 0, 1, M, V, d, 1.0f, model->xn_final, d,
              model->w.lm_head, d, 0.0f, model->logits, V) ||
         crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse, model->logits,
                              model->targets, M, V, s))

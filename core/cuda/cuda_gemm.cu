@@ -1,25 +1,116 @@
 /*
- * cuda_gemm.cu: row-major matrix products through cuBLAS.
+ * cuda_gemm.cu: row-major matrix products through cuBLAS, in fp32, TF32 or
+ * bf16 (cuda_engine.h's CudaPrecision).
  *
  * cuBLAS is column-major. A row-major (m, n) matrix with leading dimension
  * ldc is the column-major (n, m) matrix C^T with the same leading
  * dimension, and C^T = op(B)^T op(A)^T: so the row-major product is one
  * cuBLAS call with the operands swapped, each keeping its own transpose
  * flag.
+ *
+ * bf16: both operands are first rounded to bf16 (round to nearest even)
+ * into packed copies in gc->work, then multiplied on the tensor cores with
+ * fp32 accumulation into the fp32 C. The parameters, activations, gradients
+ * and optimizer stay fp32: only the inputs of the products are rounded.
  */
-#include "cuda_kernels.cuh"
+#include <cuda_bf16.h>
 
 #include "cuda_check.cuh"
+#include "cuda_engine.h"
+#include "cuda_kernels.cuh"
 
-int gemm(cublasHandle_t handle, int tf32, int transpose_a, int transpose_b, int m, int n,
-         int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-         float *c, int ldc) {
+/* out (rows, cols) packed = bf16(in (rows, cols) with leading dimension ld). */
+__global__ static void pack_bf16_kernel(__nv_bfloat16 *out, const float *in, int rows, int cols,
+                                        int ld) {
+    size_t count = (size_t)rows * cols;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride) {
+        size_t r = i / cols, c = i % cols;
+        out[i] = __float2bfloat16_rn(in[r * ld + c]);
+    }
+}
+
+/* Same for a packed input (ld == cols), four values per thread. */
+__global__ static void pack_bf16_vec4_kernel(__nv_bfloat162 *out, const float4 *in,
+                                             size_t count4) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count4; i += stride) {
+        float4 v = in[i];
+        out[2 * i] = __floats2bfloat162_rn(v.x, v.y);
+        out[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+}
+
+static int pack_bf16(__nv_bfloat16 *out, const float *in, int rows, int cols, int ld,
+                     cudaStream_t stream) {
+    size_t count = (size_t)rows * cols;
+    int threads = 256;
+    if (ld == cols && count % 4 == 0 && ((size_t)in % 16) == 0) {
+        size_t count4 = count / 4;
+        int blocks = (int)((count4 + threads - 1) / threads);
+        if (blocks > 8192) blocks = 8192;
+        pack_bf16_vec4_kernel<<<blocks, threads, 0, stream>>>((__nv_bfloat162 *)out,
+                                                              (const float4 *)in, count4);
+    } else {
+        int blocks = (int)((count + threads - 1) / threads);
+        if (blocks > 8192) blocks = 8192;
+        pack_bf16_kernel<<<blocks, threads, 0, stream>>>(out, in, rows, cols, ld);
+    }
+    return cuda_status(cudaGetLastError(), "pack_bf16");
+}
+
+/* Bytes of a packed bf16 (rows, cols) copy, rounded up to 256 so the next
+ * copy starts aligned for the tensor cores. */
+static size_t packed_bytes(int rows, int cols) {
+    size_t bytes = (size_t)rows * cols * sizeof(__nv_bfloat16);
+    return (bytes + 255) / 256 * 256;
+}
+
+/* Grows gc->work to at least bytes (waiting for the stream first: the old
+ * buffer may still be read). */
+static int work_reserve(GemmContext *gc, size_t bytes) {
+    if (bytes <= gc->work_bytes) return 0;
+    CUDA_CHECK(cudaStreamSynchronize(gc->stream));
+    cudaFree(gc->work);
+    gc->work = NULL;
+    gc->work_bytes = 0;
+    size_t grown = bytes + bytes / 4;
+    CUDA_CHECK(cudaMalloc(&gc->work, grown));
+    gc->work_bytes = grown;
+    return 0;
+}
+
+void gemm_context_free(GemmContext *gc) {
+    cudaFree(gc->work);
+    gc->work = NULL;
+    gc->work_bytes = 0;
+}
+
+int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k, float alpha,
+         const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return 0;
     cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasComputeType_t compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    CUDA_CHECK(cublasGemmEx(handle, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a,
-                            CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc, compute,
-                            CUBLAS_GEMM_DEFAULT));
+    if (gc->precision != CUDA_BF16 || k == 0) {
+        cublasComputeType_t compute =
+            gc->precision == CUDA_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+        CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a,
+                                CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc, compute,
+                                CUBLAS_GEMM_DEFAULT));
+        return 0;
+    }
+    /* the stored shapes: A is (m, k), or (k, m) when transposed; B likewise */
+    int a_rows = transpose_a ? k : m, a_cols = transpose_a ? m : k;
+    int b_rows = transpose_b ? n : k, b_cols = transpose_b ? k : n;
+    size_t a_bytes = packed_bytes(a_rows, a_cols);
+    if (work_reserve(gc, a_bytes + packed_bytes(b_rows, b_cols))) return -1;
+    __nv_bfloat16 *a16 = (__nv_bfloat16 *)gc->work;
+    __nv_bfloat16 *b16 = (__nv_bfloat16 *)((char *)gc->work + a_bytes);
+    if (pack_bf16(a16, a, a_rows, a_cols, lda, gc->stream) ||
+        pack_bf16(b16, b, b_rows, b_cols, ldb, gc->stream))
+        return -1;
+    CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b16, CUDA_R_16BF, b_cols,
+                            a16, CUDA_R_16BF, a_cols, &beta, c, CUDA_R_32F, ldc,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
 }

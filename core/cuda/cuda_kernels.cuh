@@ -22,12 +22,26 @@
 
 /* ---- cuda_gemm.cu ---------------------------------------------------- */
 
+/* How the matrix products of one model run (cuda_engine.h's CudaPrecision),
+ * on its cuBLAS handle and stream; work holds the bf16 copies of the
+ * operands (grown on demand, reused in stream order). */
+typedef struct {
+    cublasHandle_t handle;
+    int precision;        /* CUDA_FP32, CUDA_TF32 or CUDA_BF16 */
+    cudaStream_t stream;
+    void *work;
+    size_t work_bytes;
+} GemmContext;
+
 /* C (m, n) = alpha op(A) op(B) + beta C, row-major like base/matmul.h,
- * through cublasGemmEx with fp32 storage; tf32 != 0 lets the tensor cores
- * round the inputs to TF32. */
-int gemm(cublasHandle_t handle, int tf32, int transpose_a, int transpose_b, int m, int n,
-         int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-         float *c, int ldc);
+ * through cublasGemmEx; C is fp32 and every sum accumulates in fp32. The
+ * inputs are fp32 (CUDA_FP32), rounded to TF32 by the tensor cores
+ * (CUDA_TF32), or first rounded to bf16 (round to nearest even) into
+ * gc->work (CUDA_BF16). */
+int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k, float alpha,
+         const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* Frees gc->work. */
+void gemm_context_free(GemmContext *gc);
 
 /* ---- cuda_norm.cu ---------------------------------------------------- */
 
@@ -62,6 +76,11 @@ int attention_supports(int dh);
  * log-sum-exp of each row's scaled scores. Never forms an n x n matrix. */
 int attention_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
                       cudaStream_t stream);
+/* The probabilities the forward used, recomputed for the observer from qkv
+ * (after RoPE) and its lse: probs (B, H, n, n), P_ij = exp(q_i . k_j /
+ * sqrt(dh) - lse_i) for j <= i, 0 above the diagonal. */
+int attention_probs(float *probs, const float *qkv, const float *lse, int B, int n, int H,
+                    int dh, cudaStream_t stream);
 /* From dout (B, n, D): dqkv (B, n, 3 D) = the gradients of q, k, v
  * (overwritten). With P = exp(S - lse), D_i = dout_i . out_i:
  * dS = P (dout v^T - D) / sqrt(dh); dq = dS k; dk = dS^T q; dv = P^T dout.
@@ -110,22 +129,22 @@ int downscale_forward(float *z, float *alpha, const float *h, const float *score
  * dot_scratch (B L) doubles, dc_scratch (B L) floats. */
 int downscale_backward(float *dh, float *dscore, double *dot_scratch, float *dc_scratch,
                        const float *dz, const float *h, const float *alpha, const float *score,
-                       GpuGeometry geo, int B, int d, int selfagg, cublasHandle_t handle,
-                       int tf32, cudaStream_t stream);
+                       GpuGeometry geo, int B, int d, int selfagg, GemmContext *gc,
+                       cudaStream_t stream);
 /* h_out (B, L, d) = base + shift(up(delta)): for i >= s,
  * h_out_i = base_i + coef_{j, rho} delta_j (j, rho of token i - s), coef = 1
  * (copy) or g softmax(W delta_j) (alloc, W = alloc (g, d), coef (B, J, g)
  * saved). h_out must not alias base. */
 int upscale_forward(float *h_out, float *coef, const float *base, const float *delta,
                     const float *alloc, GpuGeometry geo, int B, int d, int use_alloc,
-                    cublasHandle_t handle, int tf32, cudaStream_t stream);
+                    GemmContext *gc, cudaStream_t stream);
 /* ddelta (B, J, d) += the gradient through the up-scaling of dh_out;
  * alloc: dalloc (g, d) += too. dot_scratch (B J g) doubles, dl_scratch
  * (B J g) floats. */
 int upscale_backward(float *ddelta, float *dalloc, double *dot_scratch, float *dl_scratch,
                      const float *dh_out, const float *delta, const float *coef,
                      const float *alloc, GpuGeometry geo, int B, int d, int use_alloc,
-                     cublasHandle_t handle, int tf32, cudaStream_t stream);
+                     GemmContext *gc, cudaStream_t stream);
 
 /* ---- cuda_loss.cu ------------------------------------------------------- */
 

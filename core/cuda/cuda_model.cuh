@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_engine.h"
+#include "cuda_kernels.cuh"
 
 extern "C" {
 #include "scale.h"
@@ -88,6 +89,7 @@ struct CudaModel {
     CudaOptions options;
     cudaStream_t stream;
     cublasHandle_t blas;
+    GemmContext gemm;                          /* blas, precision, bf16 work */
     int poison;
 
     float *params, *grads, *adam_m, *adam_v;   /* (n_params) each */
@@ -123,6 +125,8 @@ struct CudaModel {
     GpuScratch scratch;
     float *observe_host;                       /* host copy of one state */
     size_t observe_capacity;
+    float *probs_dev, *probs_host;             /* (B, H, n, n) one layer's attention, observer only */
+    size_t probs_capacity;
 };
 
 /* Lays out (growing it when needed) the device arena of activations and

@@ -146,8 +146,8 @@ static __global__ void downscale_backward_kernel(float *dh, const float *dz, con
 
 int downscale_backward(float *dh, float *dscore, double *dot_scratch, float *dc_scratch,
                        const float *dz, const float *h, const float *alpha, const float *score,
-                       GpuGeometry geo, int B, int d, int selfagg, cublasHandle_t handle,
-                       int tf32, cudaStream_t stream) {
+                       GpuGeometry geo, int B, int d, int selfagg, GemmContext *gc,
+                       cudaStream_t stream) {
     size_t tokens = (size_t)B * geo.L;
     if (selfagg) {
         selfagg_dot_kernel<<<(unsigned)((tokens + WARPS - 1) / WARPS), CUDA_THREADS, 0,
@@ -162,7 +162,7 @@ int downscale_backward(float *dh, float *dscore, double *dot_scratch, float *dc_
     if (cuda_launched("downscale_backward_kernel")) return -1;
     if (!selfagg) return 0;
     /* dscore (d) += h^T dc:  h (B L, d), dc (B L) */
-    return gemm(handle, tf32, 1, 0, d, 1, (int)tokens, 1.0f, h, d, dc_scratch, 1, 1.0f, dscore,
+    return gemm(gc, 1, 0, d, 1, (int)tokens, 1.0f, h, d, dc_scratch, 1, 1.0f, dscore,
                 1);
 }
 
@@ -203,11 +203,11 @@ static __global__ void upscale_kernel(float *h_out, const float *coef, const flo
 
 int upscale_forward(float *h_out, float *coef, const float *base, const float *delta,
                     const float *alloc, GpuGeometry geo, int B, int d, int use_alloc,
-                    cublasHandle_t handle, int tf32, cudaStream_t stream) {
+                    GemmContext *gc, cudaStream_t stream) {
     int rows = B * geo.J;
     if (use_alloc) {
         /* logits (B J, g) = delta (B J, d) W^T, W (g, d) */
-        if (gemm(handle, tf32, 0, 1, rows, geo.g, d, 1.0f, delta, d, alloc, d, 0.0f, coef,
+        if (gemm(gc, 0, 1, rows, geo.g, d, 1.0f, delta, d, alloc, d, 0.0f, coef,
                  geo.g))
             return -1;
         alloc_softmax_kernel<<<cuda_blocks((size_t)rows), CUDA_THREADS, 0, stream>>>(coef, rows,
@@ -276,7 +276,7 @@ static __global__ void alloc_dl_kernel(float *dl, const double *G, const float *
 int upscale_backward(float *ddelta, float *dalloc, double *dot_scratch, float *dl_scratch,
                      const float *dh_out, const float *delta, const float *coef,
                      const float *alloc, GpuGeometry geo, int B, int d, int use_alloc,
-                     cublasHandle_t handle, int tf32, cudaStream_t stream) {
+                     GemmContext *gc, cudaStream_t stream) {
     int rows = B * geo.J, g = geo.g;
     size_t count = (size_t)rows * d;
     upscale_backward_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(ddelta, dh_out, coef,
@@ -292,7 +292,7 @@ int upscale_backward(float *ddelta, float *dalloc, double *dot_scratch, float *d
                                                                            rows, g);
     if (cuda_launched("alloc_dl_kernel")) return -1;
     /* ddelta (B J, d) += dl (B J, g) W (g, d);  dW (g, d) += dl^T delta */
-    if (gemm(handle, tf32, 0, 0, rows, d, g, 1.0f, dl_scratch, g, alloc, d, 1.0f, ddelta, d))
+    if (gemm(gc, 0, 0, rows, d, g, 1.0f, dl_scratch, g, alloc, d, 1.0f, ddelta, d))
         return -1;
-    return gemm(handle, tf32, 1, 0, g, d, rows, 1.0f, dl_scratch, g, delta, d, 1.0f, dalloc, d);
+    return gemm(gc, 1, 0, g, d, rows, 1.0f, dl_scratch, g, delta, d, 1.0f, dalloc, d);
 }

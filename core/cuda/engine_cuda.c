@@ -5,10 +5,11 @@
  *
  * The parameters, gradients and AdamW moments stay on the GPU; the trainer
  * sees host float buffers only when it writes or reads a checkpoint. The
- * matrix products run in full fp32 (no TF32), what tests/cuda/ proves
- * against the CPU engine.
+ * matrix products run in the precision asked for (engine.h): bf16 by
+ * default; fp32 is what tests/cuda/ proves against the CPU engine.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda_engine.h"
 #include "engine.h"
@@ -105,16 +106,47 @@ static int gpu_clip_and_step(Engine *engine, double clip, double norm,
     return cuda_model_adamw_step(gpu(engine), settings, t);
 }
 
+/* Hands a CUDA engine's event on as core/model.h's ObserveEvent (real is
+ * float in the builds that link this file). */
+typedef struct {
+    const Observer *inner;
+} ObserverBridge;
+
+_Static_assert(sizeof(real) == sizeof(float), "engine_cuda.c needs real = float");
+
+static void bridge_event(void *user, const CudaObserveEvent *e) {
+    const Observer *inner = ((ObserverBridge *)user)->inner;
+    ObserveEvent event = {.site = e->site, .iteration = e->iteration, .block = e->block,
+                          .layer = e->layer, .g = e->g, .B = e->B, .rows = e->rows,
+                          .cols = e->cols, .heads = e->heads, .pos = e->pos,
+                          .data = (const real *)e->data};
+    inner->fn(inner->user, &event);
+}
+
+static int gpu_observe(Engine *engine, const int *tokens, const int *targets, int B, int L,
+                       const Observer *observer, int attention, double *loss) {
+    ObserverBridge bridge = {observer};
+    CudaObserver cuda_observer = {bridge_event, &bridge, attention};
+    return cuda_model_forward(gpu(engine), tokens, targets, B, L,
+                              observer && observer->fn ? &cuda_observer : NULL, loss);
+}
+
+static int gpu_get_logits(Engine *engine, float *host) {
+    return cuda_model_get_logits(gpu(engine), host);
+}
+
 static const EngineOps cuda_ops = {
     "cuda", gpu_free, gpu_init_weights, gpu_set_params, gpu_get_params, gpu_get_grads,
     gpu_set_adam_state, gpu_get_adam_state, gpu_zero_grad, gpu_forward, gpu_backward,
-    gpu_grad_norm, gpu_clip_and_step,
+    gpu_grad_norm, gpu_clip_and_step, gpu_observe, gpu_get_logits,
 };
 
-int engine_cuda_open(Engine **out, const SpiralConfig *cfg) {
+int engine_cuda_open(Engine **out, const SpiralConfig *cfg, const char *precision) {
+    CudaOptions options = {CUDA_BF16};
+    if (!strcmp(precision, "fp32")) options.precision = CUDA_FP32;
+    else if (!strcmp(precision, "tf32")) options.precision = CUDA_TF32;
     CudaEngine *e = calloc(1, sizeof *e);
     if (!e) return spiral_error("out of memory for the CUDA engine");
-    CudaOptions options = {0}; /* full fp32 */
     if (cuda_model_build(&e->model, cfg, &options)) {
         free(e);
         return spiral_error_prefix("--device cuda");

@@ -88,11 +88,12 @@ typedef struct {
     const char *name;
     SpiralConfig cfg;
     int B, L, steps;
+    const char *key;   /* the case's name in bench/torch_spiral.py */
 } BenchCase;
 
 /* Times forward, backward and the optimizer over `steps` steps. */
-static int bench_model(const BenchCase *bc, int tf32) {
-    CudaOptions options = {tf32};
+static int bench_model(const BenchCase *bc, int precision) {
+    CudaOptions options = {(CudaPrecision)precision};
     CudaModel *model = NULL;
     if (cuda_model_build(&model, &bc->cfg, &options)) return -1;
     const ParamLayout *layout = cuda_model_layout(model);
@@ -141,8 +142,12 @@ static int bench_model(const BenchCase *bc, int tf32) {
     model_cost(&cost, &bc->cfg, L);
     double tflops = cost.train_flops * B / step_s / 1e12;
     printf("%-34s %-5s %8.2f %8.2f %7.2f %9.2f %12.0f %8.1f   loss %.4f  %.1f GB\n", bc->name,
-           tf32 ? "tf32" : "fp32", 1e3 * fwd / steps, 1e3 * bwd / steps, 1e3 * opt / steps,
+           precision == CUDA_BF16 ? "bf16" : precision == CUDA_TF32 ? "tf32" : "fp32", 1e3 * fwd / steps, 1e3 * bwd / steps, 1e3 * opt / steps,
            1e3 * step_s, M / step_s, tflops, loss, cuda_model_device_bytes(model) / 1e9);
+    /* for bench/cuda_vs_torch.sh */
+    printf("# result %s spiral-%s %.0f %.1f\n", bc->key,
+           precision == CUDA_BF16 ? "bf16" : precision == CUDA_TF32 ? "tf32" : "fp32", M / step_s,
+           tflops);
     fflush(stdout);
     cuda_model_free(model);
     free(params);
@@ -173,14 +178,14 @@ int main(void) {
     printf("device: %s, %d SMs, %.0f GB\n\n", prop.name, prop.multiProcessorCount,
            prop.totalGlobalMem / 1e9);
     BenchCase cases[2] = {
-        {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 10},
-        {"d=768 H=12 F=2048 V=50304 L=2048 B=8", bench_config(50304, 768, 12, 2048), 8, 2048, 4},
+        {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 10, "d256"},
+        {"d=768 H=12 F=2048 V=50304 L=2048 B=8", bench_config(50304, 768, 12, 2048), 8, 2048, 4, "d768"},
     };
     printf("%-34s %-5s %8s %8s %7s %9s %12s %8s\n", "model (1 pre + 2 core x g=8,4,2,1 + 1 post)",
            "mode", "fwd ms", "bwd ms", "opt ms", "step ms", "tokens/s", "TFLOP/s");
     for (int i = 0; i < 2; i++)
-        for (int tf32 = 0; tf32 <= 1; tf32++)
-            if (bench_model(&cases[i], tf32))
+        for (int precision = CUDA_FP32; precision <= CUDA_BF16; precision++)
+            if (bench_model(&cases[i], precision))
                 fprintf(stderr, "%s: %s\n", cases[i].name, spiral_last_error());
     cublasHandle_t handle;
     if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return 1;

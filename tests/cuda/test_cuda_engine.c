@@ -19,13 +19,15 @@
  *    so an element read before it is written fails the comparison.
  *  - determinism: a second backward from zero gives bit-identical gradients;
  *    a third without zeroing accumulates (2x within 1e-6).
- *  - recorded states (h(t), z, z~, coda, every layer's output) against the
- *    CPU observer's events: same sequence, sites, shapes, positions, and
+ *  - recorded states (h(t), z, z~, coda, every layer's output, every
+ *    layer's attention probabilities) against the CPU observer's events: same sequence, sites, shapes, positions, and
  *    data within 1e-5.
  *  - causality: tokens after position i perturbed, logits at positions <= i
  *    unchanged (bit-identical) on the GPU.
  * Then one AdamW step with gradient clipping against core/adamw.c compiled
- * in float (adamw_step_f32): bit-identical expected, 1e-6 required.
+ * in float (adamw_step_f32): bit-identical expected, 1e-6 required. Then
+ * the reduced-precision modes on every case: tf32 loss, logits and every
+ * gradient within 1e-3; bf16 loss and logits within 2e-2.
  * Prints a table, then "N passed, N failed".
  */
 #include <math.h>
@@ -109,19 +111,21 @@ static void recording_free(Recording *rec) {
     memset(rec, 0, sizeof *rec);
 }
 
-/* CPU observer: every site but ATTENTION (the GPU keeps no probabilities). */
+/* CPU observer: every site. An attention event is (B, heads, rows, rows):
+ * recorded as rows x (heads rows) values per sequence. */
 static void cpu_observe(void *user, const ObserveEvent *e) {
-    if (e->site == OBSERVE_ATTENTION) return;
+    int cols = e->site == OBSERVE_ATTENTION ? e->heads * e->rows : e->cols;
     Recorded *r = recording_add(user, e->site, e->iteration, e->block, e->layer, e->g, e->B,
-                                e->rows, e->cols, e->pos);
-    size_t n = (size_t)e->B * e->rows * e->cols;
+                                e->rows, cols, e->pos);
+    size_t n = (size_t)e->B * e->rows * cols;
     for (size_t i = 0; i < n; i++) r->data[i] = e->data[i];
 }
 
 static void gpu_observe(void *user, const CudaObserveEvent *e) {
+    int cols = e->site == OBSERVE_ATTENTION ? e->heads * e->rows : e->cols;
     Recorded *r = recording_add(user, e->site, e->iteration, e->block, e->layer, e->g, e->B,
-                                e->rows, e->cols, e->pos);
-    size_t n = (size_t)e->B * e->rows * e->cols;
+                                e->rows, cols, e->pos);
+    size_t n = (size_t)e->B * e->rows * cols;
     for (size_t i = 0; i < n; i++) r->data[i] = e->data[i];
 }
 
@@ -272,7 +276,7 @@ static CaseResult run_case(const Case *c) {
 
     Recording cpu_rec = {0}, gpu_rec = {0};
     Observer cpu_observer = {cpu_observe, &cpu_rec};
-    CudaObserver gpu_observer = {gpu_observe, &gpu_rec};
+    CudaObserver gpu_observer = {gpu_observe, &gpu_rec, 1};
     int status = model_forward(&cpu, tokens, targets, B, L, &cpu_observer);
     model_zero_grad(&cpu);
     if (!status) status = model_backward(&cpu);
@@ -381,6 +385,78 @@ done:
     return res;
 }
 
+/* ---- reduced precision -------------------------------------------------- */
+
+/* TF32 and bf16 modes on case c against the CPU engine in double: the
+ * loss, the logits and (tf32) every parameter gradient, norm-wise relative
+ * error; *logits_err and *grad_err get the largest. Tolerances: tf32 1e-3
+ * for all three, bf16 2e-2 for the loss and logits (its gradients are
+ * reported only). */
+static void check_precision(const Case *c, CudaPrecision precision, double *logits_err,
+                            double *grad_err) {
+    const char *mode = precision == CUDA_TF32 ? "tf32" : "bf16";
+    double tolerance = precision == CUDA_TF32 ? 1e-3 : 2e-2;
+    const SpiralConfig *cfg = &c->cfg;
+    int B = c->B, L = c->L, V = cfg->vocab_size, M = B * L;
+    *logits_err = *grad_err = NAN;
+    Model cpu;
+    CudaModel *gpu = NULL;
+    CudaOptions options = {precision};
+    if (model_build(&cpu, cfg)) {
+        CHECK(0, "%s %s: CPU build: %s", c->name, mode, spiral_last_error());
+        return;
+    }
+    if (cuda_model_build(&gpu, cfg, &options)) {
+        CHECK(0, "%s %s: GPU build: %s", c->name, mode, spiral_last_error());
+        model_free(&cpu);
+        return;
+    }
+    size_t n = cpu.layout.n_params;
+    float *params = malloc(n * sizeof(float)), *grads = malloc(n * sizeof(float));
+    float *logits = malloc((size_t)M * V * sizeof(float));
+    int *tokens = malloc((size_t)M * sizeof(int)), *targets = malloc((size_t)M * sizeof(int));
+    if (!params || !grads || !logits || !tokens || !targets) abort();
+    case_weights(&cpu, 0);
+    for (size_t i = 0; i < n; i++) {
+        params[i] = (float)cpu.params[i];
+        cpu.params[i] = params[i];
+    }
+    fixture_tokens(tokens, M, V, 17);
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < L; i++) targets[b * L + i] = i + 1 < L ? tokens[b * L + i + 1] : -1;
+    int status = model_forward(&cpu, tokens, targets, B, L, NULL);
+    model_zero_grad(&cpu);
+    if (!status) status = model_backward(&cpu);
+    double loss = 0;
+    cuda_model_set_poison(gpu, 1);
+    if (!status)
+        status = cuda_model_set_params(gpu, params) || cuda_model_zero_grad(gpu) ||
+                 cuda_model_forward(gpu, tokens, targets, B, L, NULL, &loss) ||
+                 cuda_model_get_logits(gpu, logits) || cuda_model_backward(gpu) ||
+                 cuda_model_get_grads(gpu, grads);
+    CHECK(status == 0, "%s %s: forward/backward: %s", c->name, mode, spiral_last_error());
+    if (status == 0) {
+        double loss_err = fabs(loss - cpu.loss) / fabs(cpu.loss);
+        CHECK(loss_err <= tolerance, "%s %s: loss %.9g vs CPU %.9g", c->name, mode, loss,
+              cpu.loss);
+        *logits_err = relative_error_fd(logits, cpu.logits, (size_t)M * V);
+        CHECK(*logits_err <= tolerance, "%s %s: logits relative error %.3g (tolerance %.0e)",
+              c->name, mode, *logits_err, tolerance);
+        *grad_err = 0;
+        for (int ti = 0; ti < cpu.layout.n_tensors; ti++) {
+            const ParamTensor *t = &cpu.layout.tensors[ti];
+            double rel = relative_error_fd(grads + t->offset, cpu.grads + t->offset, t->numel);
+            if (rel > *grad_err || rel != rel) *grad_err = rel;
+            if (precision == CUDA_TF32)
+                CHECK(rel <= tolerance, "%s tf32: gradient of %s: relative error %.3g", c->name,
+                      t->name, rel);
+        }
+    }
+    cuda_model_free(gpu);
+    model_free(&cpu);
+    free(params); free(grads); free(logits); free(tokens); free(targets);
+}
+
 /* ---- AdamW -------------------------------------------------------------- */
 
 static void check_adamw(const SpiralConfig *cfg, const char *name) {
@@ -483,6 +559,14 @@ int main(int argc, char **argv) {
         cases[n_cases++] = (Case){"dh=64 selfagg/alloc/residual untied L=150", c, 2, 150, 0};
     }
     {
+        /* head dim 128 (4 threads per row, 32-row tiles), two tiles */
+        SpiralConfig c = config_with(40, 256, 2, 96, 1, 1, 1, DOWN_SELFAGG, UP_COPY,
+                                     TOPOLOGY_RESIDUAL, 1);
+        int g[] = {4, 1};
+        fixture_schedule(&c, 2, g, NULL, NULL);
+        cases[n_cases++] = (Case){"dh=128 selfagg/copy L=70", c, 2, 70, 0};
+    }
+    {
         /* head dim 32, no-overlap shift, anchor */
         SpiralConfig c = config_with(50, 64, 2, 80, 1, 1, 1, DOWN_MEAN, UP_ALLOC,
                                      TOPOLOGY_ANCHOR, 1);
@@ -517,11 +601,11 @@ int main(int argc, char **argv) {
 
     /* unsupported head dimension: a clear error, not a wrong answer */
     {
-        SpiralConfig c = config_with(16, 256, 2, 32, 1, 1, 1, DOWN_MEAN, UP_COPY,
+        SpiralConfig c = config_with(16, 512, 2, 32, 1, 1, 1, DOWN_MEAN, UP_COPY,
                                      TOPOLOGY_RESIDUAL, 1);
         CudaModel *m = NULL;
         CHECK(cuda_model_build(&m, &c, NULL) != 0 && strstr(spiral_last_error(), "head"),
-              "head dim 128: expected a build error naming the head dimension");
+              "head dim 256: expected a build error naming the head dimension");
         cuda_model_free(m);
     }
     check_adamw(&fixtures[0].cfg, fixtures[0].name);
@@ -544,5 +628,17 @@ int main(int argc, char **argv) {
     printf("largest GPU relative error over the checked configurations: %.2e (tolerance %.0e, or "
            "twice the float CPU engine's error on the same tensor where that is larger)\n",
            worst_all, TOLERANCE);
+
+    printf("\nreduced precision vs the CPU engine in double (tf32: logits and gradients <= 1e-3; "
+           "bf16: logits <= 2e-2, gradients reported)\n");
+    printf("%-52s %10s %10s %10s %10s\n", "configuration", "tf32 lg", "tf32 grad", "bf16 lg",
+           "bf16 grad");
+    for (int i = 0; i < n_cases; i++) {
+        if (cases[i].stress) continue;
+        double tl, tg, bl, bg;
+        check_precision(&cases[i], CUDA_TF32, &tl, &tg);
+        check_precision(&cases[i], CUDA_BF16, &bl, &bg);
+        printf("%-52.52s %10.1e %10.1e %10.1e %10.1e\n", cases[i].name, tl, tg, bl, bg);
+    }
     return test_summary(argv[0]);
 }

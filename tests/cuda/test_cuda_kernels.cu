@@ -150,6 +150,9 @@ static void test_attention(int B, int n, int H, int dh) {
                       H, dh);
     check_status(attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0), "attention_forward");
     compare("out", out.download(), cy);
+    Tensor gprobs((size_t)B * H * n * n);
+    check_status(attention_probs(gprobs.dev, qkv.dev, lse.dev, B, n, H, dh, 0), "attention_probs");
+    compare("probs (recomputed for the observer)", gprobs.download(), probs);
     std::vector<double> cdq((size_t)rows * D), cdk((size_t)rows * D), cdv((size_t)rows * D);
     std::vector<double> scratch(attention_scratch_size(n));
     attention_backward(cdq.data(), cdk.data(), cdv.data(), scratch.data(), dy.host.data(),
@@ -223,8 +226,8 @@ static void test_scaling(int B, int L, int d, int g, int w, int s, int selfagg, 
     ChunkGeometry geo = chunk_geometry(L, &spec);
     GpuGeometry gg = {geo.L, geo.g, geo.w, geo.s, geo.J};
     int J = geo.J;
-    cublasHandle_t blas;
-    cublasCreate(&blas);
+    GemmContext blas = {};
+    cublasCreate(&blas.handle);
     Tensor h((size_t)B * L * d), score(d, 0.5), alloc_w((size_t)g * d, 0.5), base((size_t)B * L * d);
     Tensor z((size_t)B * J * d), alpha((size_t)B * L), dz((size_t)B * J * d);
     Tensor dh((size_t)B * L * d), dscore(d), delta((size_t)B * J * d), coef((size_t)B * J * g);
@@ -244,7 +247,7 @@ static void test_scaling(int B, int L, int d, int g, int w, int s, int selfagg, 
     downscale_backward(cdh.data(), cdscore.data(), cscratch.data(), dz.host.data(), h.host.data(),
                        calpha.data(), score.host.data(), &geo, B, d, mode);
     check_status(downscale_backward(dh.dev, dscore.dev, dd, fl.dev, dz.dev, h.dev, alpha.dev,
-                                    score.dev, gg, B, d, selfagg, blas, 0, 0),
+                                    score.dev, gg, B, d, selfagg, &blas, 0),
                  "downscale_backward");
     compare("dh (accumulated)", dh.download(), cdh);
     if (selfagg) compare("dscore (accumulated)", dscore.download(), cdscore);
@@ -253,19 +256,20 @@ static void test_scaling(int B, int L, int d, int g, int w, int s, int selfagg, 
     upscale_forward(cout_.data(), ccoef.data(), base.host.data(), delta.host.data(),
                     alloc_w.host.data(), &geo, B, d, up);
     check_status(upscale_forward(h_out.dev, coef.dev, base.dev, delta.dev, alloc_w.dev, gg, B, d,
-                                 alloc, blas, 0, 0), "upscale_forward");
+                                 alloc, &blas, 0), "upscale_forward");
     compare("h_out", h_out.download(), cout_);
     if (alloc) compare("coef", coef.download(), ccoef);
     std::vector<double> cdd = ddelta.host, cdalloc = dalloc.host;
     upscale_backward(cdd.data(), cdalloc.data(), cscratch.data(), dh_out.host.data(),
                      delta.host.data(), ccoef.data(), alloc_w.host.data(), &geo, B, d, up);
     check_status(upscale_backward(ddelta.dev, dalloc.dev, dd, fl.dev, dh_out.dev, delta.dev,
-                                  coef.dev, alloc_w.dev, gg, B, d, alloc, blas, 0, 0),
+                                  coef.dev, alloc_w.dev, gg, B, d, alloc, &blas, 0),
                  "upscale_backward");
     compare("ddelta (accumulated)", ddelta.download(), cdd);
     if (alloc) compare("dalloc (accumulated)", dalloc.download(), cdalloc);
     cudaFree(dd);
-    cublasDestroy(blas);
+    gemm_context_free(&blas);
+    cublasDestroy(blas.handle);
 }
 
 int main(void) {
@@ -277,6 +281,8 @@ int main(void) {
     test_attention(2, 150, 3, 16);
     test_attention(1, 130, 2, 32);
     test_attention(2, 200, 2, 64);
+    test_attention(1, 70, 2, 128);
+    test_attention(2, 90, 1, 100);
     test_swiglu(33, 70);
     test_crossentropy(40, 300);
     test_scaling(2, 19, 24, 4, 2, 5, 1, 1);

@@ -1,0 +1,71 @@
+#!/bin/sh
+# cuda_vs_torch.sh: the CUDA engine against PyTorch on the same model and
+# the same GPU, in one run (`make bench-cuda`; needs nvcc, a GPU and python3
+# with torch; elsewhere it says so and exits 0).
+#  1. Same model: bench/torch_spiral.py computes the loss of spiral's model
+#     from the same safetensors weights (random, with non-zero selfagg and
+#     alloc weights, made by tests/reference/spiral_ref.py) on the same
+#     tokens as `spiral eval`; both in fp32, they must agree to 1e-5.
+#  2. Throughput: tests/cuda/bench_cuda_engine (spiral: fp32, tf32, bf16)
+#     and torch_spiral.py (bf16 autocast, eager and torch.compile) train the
+#     same two shapes; the last table gives tokens/s and the ratio of
+#     spiral's bf16 to each PyTorch mode.
+cd "$(dirname "$0")/.." || exit 1
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-python3}
+if ! command -v "${NVCC:-nvcc}" >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+    echo "bench-cuda: skipped (no nvcc/GPU)"; exit 0
+fi
+if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
+    echo "bench-cuda: skipped (no PyTorch for $PYTHON)"; exit 0
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+SPIRAL="$BUILD/cuda/spiral"
+status=0
+
+echo "== same model: spiral eval vs torch_spiral.py, fp32"
+# examples/spiral.json's model, and one with offsets, a no-overlap shift,
+# the anchor topology and an untied head
+second='{"vocab_size": 97, "d_model": 64, "n_heads": 2, "d_ff": 96, "n_pre": 1, "n_loop": 2, "n_post": 1, "tie_embeddings": false, "down": "selfagg", "up": "alloc", "topology": "anchor", "schedule": [{"g": 8, "offset": 3}, {"g": 4, "offset": 1, "shift": 4}, {"g": 1}]}'
+first=$("$PYTHON" -c 'import json; print(json.dumps(json.load(open("examples/spiral.json"))["model"]))')
+for json in "$first" "$second"; do
+    vocab=$("$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["vocab_size"])' "$json")
+    "$PYTHON" tests/reference/spiral_ref.py make-weights --config-json "$json" --seed 5 \
+        --out "$dir/w.safetensors" >/dev/null &&
+    "$PYTHON" tests/reference/spiral_ref.py make-tokens --vocab "$vocab" --n 300 --seed 6 \
+        --out "$dir/t.u16" >/dev/null || { echo "FAIL: reference files"; status=1; continue; }
+    a=$("$SPIRAL" eval --weights "$dir/w.safetensors" --tokens "$dir/t.u16" | sed -n 's/^loss \([0-9.eE+-]*\) .*/\1/p')
+    b=$("$PYTHON" bench/torch_spiral.py check --weights "$dir/w.safetensors" --tokens "$dir/t.u16" | sed -n 's/^loss //p')
+    rel=$("$PYTHON" -c 'import sys; a,b=map(float,sys.argv[1:]); print("%.2e" % (abs(a-b)/abs(a)))' "$a" "$b" 2>/dev/null)
+    echo "model $json"
+    echo "  spiral eval loss $a, PyTorch loss $b, relative difference $rel"
+    "$PYTHON" -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 1e-5 else 1)' "${rel:-1}" ||
+        { echo "FAIL: the PyTorch model is not spiral's model"; status=1; }
+done
+
+echo; echo "== throughput"
+"$BUILD/cuda/bench_cuda_engine" | tee "$dir/results" || status=1
+for case in d256 d768; do
+    for mode in eager compile; do
+        flag=""; [ "$mode" = compile ] && flag=--compile
+        "$PYTHON" bench/torch_spiral.py bench --case $case $flag --steps 10 2>"$dir/torch.err" \
+            | tee -a "$dir/results" || { tail -5 "$dir/torch.err"; status=1; }
+    done
+done
+
+echo; echo "== tokens/s on the same GPU (training step: forward, backward, clip, AdamW)"
+"$PYTHON" - "$dir/results" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    if line.startswith("# result "):
+        f = line.split()
+        rows[(f[2], f[3])] = float(f[4])
+modes = ["spiral-fp32", "spiral-tf32", "spiral-bf16", "torch-eager", "torch-compile"]
+print("%-6s" % "case" + "".join("%15s" % m for m in modes) + "%14s%16s" % ("bf16/eager", "bf16/compile"))
+for case in ("d256", "d768"):
+    v = [rows.get((case, m), float("nan")) for m in modes]
+    print("%-6s" % case + "".join("%15.0f" % x for x in v) + "%14.2f%16.2f" % (v[2] / v[3], v[2] / v[4]))
+PY
+exit $status
