@@ -5,9 +5,11 @@
  *     and trigram baselines over exactly the targets that loss covers (its
  *     validation windows, data/eval_targets.h; n-grams fitted on the train
  *     split, add-k 0.01, as `spiral data floor --run` shows);
- *   - the groups of seeds at equal training FLOPs (analysis/compare.h):
- *     mean loss with its t interval, lowest first, and whether the best
- *     group's interval separates from the next one;
+ *   - the groups of seeds at equal training FLOPs (analysis/compare.h:
+ *     each run read at the end of its own schedule, groups whose FLOPs
+ *     agree within 5% form a set), one table per set: mean loss with its t
+ *     interval, lowest first, and whether the best group's interval
+ *     separates from the next one;
  *   - where each label is encoded, per run and site (the probe summaries);
  *   - the attention direction: the selected heads' mean attention distance
  *     at the first and last loop step with their intervals, called
@@ -42,6 +44,10 @@ typedef struct {
  * error). */
 int key_results_load(KeyResults *key, Store *store, const ReportData *data);
 void key_results_free(KeyResults *key);
+
+/* The training FLOPs of the comparison's equal-FLOPs set `set`: the mean
+ * of its groups' reading points. */
+double report_key_set_flops(const Comparison *c, int set);
 
 /* "falls: global to local", "rises: local to global" or "no clear
  * change" for a run's attention (NULL when unknown). */
