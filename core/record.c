@@ -36,6 +36,7 @@
 #include "error.h"
 #include "filehash.h"
 #include "recording_store.h"
+#include "run_model.h"
 #include "steps.h"
 #include "train_config.h"
 
@@ -54,6 +55,7 @@ void record_options_default(RecordOptions *o) {
     o->distances[0] = 4;
     o->distances[1] = 16;
     o->distances[2] = 64;
+    o->step = -1;
 }
 
 /* What a recording works with: the run, its model and the windows. */
@@ -155,32 +157,6 @@ static int split_from_name(const char *name) {
     return -1;
 }
 
-/* Loads the run's last checkpoint into a built model, after checking its
- * sha256 and that its config is the run's. */
-static int load_run_model(Store *store, const RunRow *run, const SpiralConfig *cfg, Model *model,
-                          long long *step) {
-    char *path = NULL, *sha = NULL;
-    if (store_checkpoint_last(store, run->id, step, &path, &sha)) return -1;
-    if (!path)
-        return spiral_error("run %s has no checkpoint yet: train it first ('spiral train')",
-                            run->name);
-    int status = file_sha256_verify(path, sha);
-    SpiralConfig file_cfg;
-    ParamLayout layout = {0};
-    real *values = NULL;
-    if (status == 0) status = weights_load(path, &file_cfg, &layout, &values);
-    if (status == 0 && memcmp(&file_cfg, cfg, sizeof file_cfg) != 0)
-        status = spiral_error("%s: the checkpoint's config does not match run %s's config", path,
-                              run->name);
-    if (status == 0) status = model_build(model, cfg);
-    if (status == 0) memcpy(model->params, values, model->layout.n_params * sizeof(real));
-    free(values);
-    param_layout_free(&layout);
-    free(path);
-    free(sha);
-    return status;
-}
-
 static void job_free(RecordJob *job) {
     free(job->window_start);
     model_free(&job->model);
@@ -189,7 +165,7 @@ static void job_free(RecordJob *job) {
     store_run_free(&job->run);
 }
 
-/* Step 1: the run, its config and last checkpoint (as a model), the
+/* Step 1: the run, its config and checkpoint (the last, or at o->step) (as a model), the
  * dataset's split and the start of each of the n windows of L tokens: at
  * document starts when there are enough, else evenly spaced. On failure
  * the caller still frees the job. */
@@ -210,7 +186,7 @@ static int load_job(Store *store, const char *run_name, const char *dataset_name
     if (job->ds.vocab_size > job->cfg.vocab_size)
         return spiral_error("dataset %s has vocabulary %d but run %s's model has vocab_size %d",
                             dataset_name, job->ds.vocab_size, run_name, job->cfg.vocab_size);
-    if (load_run_model(store, &job->run, &job->cfg, &job->model, &job->checkpoint_step) ||
+    if (run_model_load(store, &job->run, &job->cfg, o->step, &job->model, &job->checkpoint_step) ||
         dataset_split_stream(&job->stream, &job->ds, split, (size_t)L, dataset_name))
         return -1;
     const SplitStream *stream = &job->stream;
@@ -371,6 +347,7 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
         return status;
     }
     result->recording_id = rec.writer.id;
+    result->checkpoint_step = job.checkpoint_step;
     status = recording_set_status(&rec.writer, "running");
 
     double start = seconds_now();

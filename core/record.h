@@ -2,7 +2,7 @@
  * record.h: runs a trained checkpoint over a probe dataset and stores every
  * iteration's hidden states and attention statistics (store schema v2).
  *
- * A recording is one (run, dataset, split): n_sequences windows of seq_len
+ * A recording is one (run, dataset, split, checkpoint step): n_sequences windows of seq_len
  * tokens, taken at document starts of the split (evenly spaced through the
  * split when it has fewer documents than sequences). For each sequence:
  *   site 'token',      iteration t = 0..T, scale 1: h(t) (t = 0 is the
@@ -51,6 +51,7 @@ typedef struct {
 
 typedef struct {
     const char *split;        /* "test" (default), "val", "train", "test_ood" */
+    long long step;           /* the checkpoint at or before this step; -1 (default): the last */
     int n_sequences;          /* default 500, as the paper's probes */
     int seq_len;              /* 0: the run's train.seq_len */
     int f16;                  /* store states as float16 instead of float32 */
@@ -68,6 +69,7 @@ void record_options_default(RecordOptions *options);
 
 typedef struct {
     long long recording_id;
+    long long checkpoint_step;/* the step of the checkpoint recorded */
     int n_sequences, recorded_now;
     int interrupted;          /* stopped by *interrupt before every sequence was recorded */
     double bytes;             /* state bytes written now */

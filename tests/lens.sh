@@ -1,0 +1,120 @@
+#!/bin/sh
+# Looking inside the loop, end to end with the spiral binary:
+#  - train.keep_steps keeps checkpoints off the checkpoint_every grid, and
+#    bad keep_steps are refused naming the field;
+#  - record and eval take --step N (the checkpoint at or before N), recordings
+#    of two steps live side by side, and an unknown step lists the steps;
+#  - eval --schedule: the trained schedule gives the same loss, another one
+#    a different loss, and bad schedules are refused with clear messages.
+SPIRAL=${SPIRAL:-build/spiral}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+q() { sqlite3 "$dir/s.db" "$1"; }
+# expect_error STATUS PATTERN command...: the command exits STATUS and its
+# stderr contains PATTERN
+expect_error() {
+    want=$1 pattern=$2
+    shift 2
+    "$@" >"$dir/err.out" 2>&1
+    got=$?
+    if [ $got -ne "$want" ]; then fail "$*: exit $got, expected $want: $(cat "$dir/err.out")"
+    elif ! grep -q -- "$pattern" "$dir/err.out"; then fail "$*: no '$pattern' in: $(cat "$dir/err.out")"
+    else ok; fi
+}
+
+"$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 2 >/dev/null || fail "data make"
+for kind in spiral looped; do
+    if [ $kind = spiral ]; then sched='[4, 2, 1]'; else sched='[1, 1, 1]'; fi
+    cat > "$dir/$kind.json" <<JSON
+{"model": {"vocab_size": 7, "d_model": 32, "n_heads": 2, "d_ff": 48, "schedule": $sched},
+ "train": {"dataset": "dyck", "seq_len": 48, "batch_size": 4, "steps": 30, "eval_every": 0,
+           "checkpoint_every": 20, "lr": 0.01, "keep_steps": [3, 7]}}
+JSON
+    "$SPIRAL" train --config "$dir/$kind.json" --store "$dir/s.db" --quiet >/dev/null 2>&1 || fail "train $kind"
+done
+
+# keep_steps: checkpoints at 3, 7 (kept), 20 (checkpoint_every), 30 (the end)
+steps=$(q "SELECT group_concat(step) FROM (SELECT c.step FROM checkpoints c JOIN runs r ON r.id = c.run_id WHERE r.name = 'spiral' ORDER BY c.step)")
+[ "$steps" = "3,7,20,30" ] && ok || fail "checkpoint steps $steps, expected 3,7,20,30"
+for bad in '[0]:keep_steps\[0\]: expected a step in \[1, 30\]' '[5, 4]:keep_steps\[1\]: expected steps in increasing order' \
+           '[31]:keep_steps\[0\]: expected a step in \[1, 30\]' '"5":train.keep_steps: expected an array' '[1.5]:keep_steps\[0\]: expected an integer'; do
+    value=${bad%%:*} pattern=${bad#*:}
+    sed "s/\"keep_steps\": \[3, 7\]/\"keep_steps\": $value/; s/\"dataset\": \"dyck\"/\"dataset\": \"dyck\"/" "$dir/spiral.json" > "$dir/bad.json"
+    expect_error 1 "$pattern" "$SPIRAL" train --config "$dir/bad.json" --store "$dir/s.db" --name bad --quiet
+done
+
+# record --step: two recordings of one run side by side, each saying its step
+"$SPIRAL" record --run spiral --data dyck --store "$dir/s.db" --sequences 4 --quiet > "$dir/r1.out" 2>&1 || fail "record last: $(cat "$dir/r1.out")"
+"$SPIRAL" record --run spiral --data dyck --store "$dir/s.db" --sequences 4 --step 10 --quiet > "$dir/r2.out" 2>&1 || fail "record step 10: $(cat "$dir/r2.out")"
+grep -q "at step 30" "$dir/r1.out" && ok || fail "record last: $(cat "$dir/r1.out")"
+grep -q "at step 7" "$dir/r2.out" && ok || fail "record --step 10 took step 7: $(cat "$dir/r2.out")"
+steps=$(q "SELECT group_concat(checkpoint_step) FROM (SELECT checkpoint_step FROM recordings r JOIN runs ON runs.id = r.run_id WHERE runs.name = 'spiral' ORDER BY checkpoint_step)")
+[ "$steps" = "7,30" ] && ok || fail "recording steps $steps, expected 7,30"
+n=$(q "SELECT count(DISTINCT recording_id) FROM states")
+[ "$n" = 2 ] && ok || fail "states of $n recordings, expected 2"
+expect_error 1 "no checkpoint at or before step 2 (its checkpoints are at steps: 3, 7, 20, 30)" \
+    "$SPIRAL" record --run spiral --data dyck --store "$dir/s.db" --sequences 4 --step 2 --quiet
+expect_error 2 "\-\-step" "$SPIRAL" record --run spiral --data dyck --store "$dir/s.db" --step x
+
+# a version 3 store (recordings keyed by run, dataset and split) opens,
+# migrates and keeps its recordings' states; then takes a second step
+sqlite3 "$dir/s.db" ".backup '$dir/old.db'"
+sqlite3 "$dir/old.db" "PRAGMA foreign_keys=OFF; BEGIN;
+  CREATE TABLE rec3(id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE, split TEXT NOT NULL,
+    seq_len INTEGER NOT NULL, n_sequences INTEGER NOT NULL, dtype TEXT NOT NULL,
+    checkpoint_step INTEGER NOT NULL, d_model INTEGER NOT NULL, distances TEXT NOT NULL,
+    status TEXT NOT NULL, created TEXT NOT NULL DEFAULT (datetime('now')),
+    UNIQUE(run_id, dataset_id, split));
+  INSERT INTO rec3 SELECT * FROM recordings WHERE checkpoint_step = 30;
+  DELETE FROM states WHERE recording_id NOT IN (SELECT id FROM rec3);
+  DELETE FROM attention_stats WHERE recording_id NOT IN (SELECT id FROM rec3);
+  DELETE FROM record_sequences WHERE recording_id NOT IN (SELECT id FROM rec3);
+  DROP TABLE recordings; ALTER TABLE rec3 RENAME TO recordings;
+  DELETE FROM schema_version WHERE version > 3; COMMIT;" || fail "making a version 3 store"
+before=$(sqlite3 "$dir/old.db" "SELECT count(*) FROM states")
+expect_error 1 "schema version 3 is older" "$SPIRAL" runs --store "$dir/old.db"
+"$SPIRAL" record --run spiral --data dyck --store "$dir/old.db" --sequences 4 --step 7 --quiet > "$dir/m.out" 2>&1 || fail "record into the old store: $(cat "$dir/m.out")"
+v=$(sqlite3 "$dir/old.db" "SELECT max(version) FROM schema_version")
+[ "$v" = 4 ] && ok || fail "migrated version $v"
+n=$(sqlite3 "$dir/old.db" "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id WHERE r.checkpoint_step = 30")
+[ "$n" = "$before" ] && [ "$n" -gt 0 ] && ok || fail "old recording's states after migration: $n, expected $before"
+n=$(sqlite3 "$dir/old.db" "SELECT count(*) FROM recordings")
+[ "$n" = 2 ] && ok || fail "recordings after the migration and a second step: $n"
+n=$(sqlite3 "$dir/old.db" "PRAGMA foreign_key_check" | wc -l)
+[ "$n" = 0 ] && ok || fail "foreign key violations after migration: $n"
+
+# eval --run --step: different checkpoints, different losses; the same
+# checkpoint through --weights gives the same loss
+python3 - "$dir/seq.u16" <<'PY'
+import struct, sys
+toks = [1, 2, 1, 3, 4, 2, 1, 2, 3, 4, 1, 1, 2, 2, 3, 4, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 1, 1, 2, 2]
+open(sys.argv[1], "wb").write(struct.pack("<%dH" % len(toks), *toks))
+PY
+loss() { "$SPIRAL" eval "$@" --tokens "$dir/seq.u16" 2>&1 | sed -n 's/^loss \([0-9.]*\) nats.*/\1/p'; }
+l30=$(loss --run spiral --store "$dir/s.db")
+l7=$(loss --run spiral --store "$dir/s.db" --step 7)
+w30=$(loss --weights "$dir/checkpoints/spiral/step_00000030.safetensors")
+[ -n "$l30" ] && [ "$l30" = "$w30" ] && ok || fail "eval --run ($l30) != eval --weights ($w30)"
+[ -n "$l7" ] && [ "$l7" != "$l30" ] && ok || fail "eval --step 7 ($l7) equals the last step ($l30)"
+expect_error 1 "no checkpoint at or before step 1 " "$SPIRAL" eval --run spiral --store "$dir/s.db" --step 1 --tokens "$dir/seq.u16"
+expect_error 2 "exactly one of --weights and --run" "$SPIRAL" eval --tokens "$dir/seq.u16"
+
+# test-time depth: the trained schedule reproduces the loss; another schedule changes it
+s1=$(loss --run spiral --store "$dir/s.db" --schedule 4,2,1)
+[ "$s1" = "$l30" ] && ok || fail "--schedule 4,2,1 ($s1) != trained ($l30)"
+s2=$(loss --run spiral --store "$dir/s.db" --schedule 4,2,1,1,1)
+[ -n "$s2" ] && [ "$s2" != "$l30" ] && ok || fail "--schedule 4,2,1,1,1 ($s2) vs trained ($l30)"
+s3=$(loss --run looped --store "$dir/s.db" --schedule 1)
+[ -n "$s3" ] && ok || fail "looped --schedule 1"
+expect_error 1 "entry 2 is g = 0" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,0,1 --tokens "$dir/seq.u16"
+expect_error 1 "entry 2 of '4,x,1' is not an integer" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,x,1 --tokens "$dir/seq.u16"
+expect_error 1 "expected chunk sizes" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,,1 --tokens "$dir/seq.u16"
+expect_error 1 "iteration 1 has g = 8, but no trained iteration has g = 8" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,8,1 --tokens "$dir/seq.u16"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
