@@ -23,6 +23,7 @@ int cmd_analyze(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_match(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_lens(int argc, char **argv);
 
 /* spiral's version (SPIRAL_VERSION in options.c), e.g. for reports. */
 const char *cli_version(void);

@@ -75,6 +75,33 @@ static int iteration_of(const char *name, const char **rest) {
     return (int)t;
 }
 
+/* Builds *out for cfg and copies trained's weights into it: shared tensors
+ * by name, iteration t's tensors from iteration source[t]. A tensor the
+ * trained model lacks is an error, unless zero_missing: then it stays 0. */
+static int build_mapped(Model *out, const Model *trained, const SpiralConfig *cfg,
+                        const int *source, int zero_missing) {
+    if (config_validate(cfg)) return spiral_error_prefix("--schedule");
+    if (model_build(out, cfg)) return -1;
+    const ParamLayout *to = &out->layout, *from = &trained->layout;
+    for (int k = 0; k < to->n_tensors; k++) {
+        const ParamTensor *pt = &to->tensors[k];
+        const char *rest;
+        char name[PARAM_NAME_CAP + 16];
+        int t = iteration_of(pt->name, &rest);
+        if (t < 0) snprintf(name, sizeof name, "%s", pt->name);
+        else snprintf(name, sizeof name, "iter.%d.%s", source[t], rest);
+        int f = t >= 0 && source[t] < 0 ? -1 : param_layout_find(from, name);
+        if (f >= 0 && from->tensors[f].numel == pt->numel)
+            memcpy(out->params + pt->offset, trained->params + from->tensors[f].offset,
+                   pt->numel * sizeof(real));
+        else if (!zero_missing) {
+            model_free(out);
+            return spiral_error("--schedule: no trained tensor %s for %s", name, pt->name);
+        }
+    }
+    return 0;
+}
+
 int depth_model_build(Model *out, const Model *trained, const int *g, int n) {
     int source[SPIRAL_MAX_ITERS];
     const SpiralConfig *tc = &trained->cfg;
@@ -86,23 +113,38 @@ int depth_model_build(Model *out, const Model *trained, const int *g, int n) {
         else cfg.schedule[t] = (IterSpec){.g = g[t], .offset = 0, .shift = g[t] - 1};
     }
     for (int t = n; t < SPIRAL_MAX_ITERS; t++) cfg.schedule[t] = (IterSpec){0};
-    if (config_validate(&cfg)) return spiral_error_prefix("--schedule");
-    if (model_build(out, &cfg)) return -1;
-    const ParamLayout *to = &out->layout, *from = &trained->layout;
-    for (int k = 0; k < to->n_tensors; k++) {
-        const ParamTensor *pt = &to->tensors[k];
-        const char *rest;
-        char name[PARAM_NAME_CAP + 16];
-        int t = iteration_of(pt->name, &rest);
-        if (t < 0) snprintf(name, sizeof name, "%s", pt->name);
-        else snprintf(name, sizeof name, "iter.%d.%s", source[t], rest);
-        int f = t >= 0 && source[t] < 0 ? -1 : param_layout_find(from, name);
-        if (f < 0 || from->tensors[f].numel != pt->numel) {
-            model_free(out);
-            return spiral_error("--schedule: no trained tensor %s for %s", name, pt->name);
+    return build_mapped(out, trained, &cfg, source, 0);
+}
+
+int depth_exit_model_build(Model *out, const Model *trained, int t, int with_coda) {
+    const SpiralConfig *tc = &trained->cfg;
+    if (t < 0 || t > tc->n_iters)
+        return spiral_error("exit after iteration %d: the model has iterations 0 .. %d", t,
+                            tc->n_iters);
+    int source[SPIRAL_MAX_ITERS];
+    SpiralConfig cfg = *tc;
+    if (!with_coda) cfg.n_post = 0;
+    if (t == 0) {
+        /* one full-resolution residual iteration through a single layer of
+         * zero weights: h(1) = h(0) + 0 + 0 = h(0) */
+        cfg.n_iters = 1;
+        cfg.n_loop = 1;
+        cfg.down = DOWN_MEAN;
+        cfg.up = UP_COPY;
+        cfg.topology = TOPOLOGY_RESIDUAL;
+        cfg.schedule[0] = (IterSpec){.g = 1, .offset = 0, .shift = 0};
+        source[0] = -1;
+        for (int k = 1; k < SPIRAL_MAX_ITERS; k++) cfg.schedule[k] = (IterSpec){0};
+        if (build_mapped(out, trained, &cfg, source, 1)) return -1;
+        for (int k = 0; k < out->layout.n_tensors; k++) {
+            const ParamTensor *pt = &out->layout.tensors[k];
+            if (!strncmp(pt->name, "loop.", 5))
+                memset(out->params + pt->offset, 0, pt->numel * sizeof(real));
         }
-        memcpy(out->params + pt->offset, trained->params + from->tensors[f].offset,
-               pt->numel * sizeof(real));
+        return 0;
     }
-    return 0;
+    cfg.n_iters = t;
+    for (int k = 0; k < t; k++) source[k] = k;
+    for (int k = t; k < SPIRAL_MAX_ITERS; k++) cfg.schedule[k] = (IterSpec){0};
+    return build_mapped(out, trained, &cfg, source, 0);
 }

@@ -34,4 +34,13 @@ int depth_sources(int *source, const SpiralConfig *trained, const int *g, int n)
  * and trained's weights mapped as above. Returns 0 or -1 (spiral_error). */
 int depth_model_build(Model *out, const Model *trained, const int *g, int n);
 
+/* Builds *out, the model that exits after iteration t (0 <= t <= T):
+ * logits = head(norm(f_post(h(t)))) with the coda (with_coda), or
+ * head(norm(h(t))) without it, over trained's weights (the logit lens).
+ * For t >= 1 it is trained with its first t iterations; for t = 0 one
+ * identity iteration stands in (one core layer of zero weights at full
+ * resolution: h(1) = h(0) exactly). With t = T and the coda it is the
+ * trained model itself. Returns 0 or -1. */
+int depth_exit_model_build(Model *out, const Model *trained, int t, int with_coda);
+
 #endif

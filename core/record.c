@@ -157,6 +157,19 @@ static int split_from_name(const char *name) {
     return -1;
 }
 
+int record_windows(size_t *start, const SplitStream *stream, int n, int L,
+                   const char *dataset_name, const char *split) {
+    if (stream->n_starts < (size_t)n && stream->n - (size_t)L + 1 < (size_t)n)
+        return spiral_error("dataset %s: the %s split has room for only %zu windows of %d tokens, "
+                            "fewer than --sequences %d", dataset_name, split,
+                            stream->n - (size_t)L + 1, L, n);
+    for (int k = 0; k < n; k++)
+        start[k] = stream->n_starts >= (size_t)n
+                       ? stream->starts[(size_t)k * stream->n_starts / n]
+                       : (size_t)k * (stream->n - (size_t)L) / (n > 1 ? n - 1 : 1);
+    return 0;
+}
+
 static void job_free(RecordJob *job) {
     free(job->window_start);
     model_free(&job->model);
@@ -189,19 +202,10 @@ static int load_job(Store *store, const char *run_name, const char *dataset_name
     if (run_model_load(store, &job->run, &job->cfg, o->step, &job->model, &job->checkpoint_step) ||
         dataset_split_stream(&job->stream, &job->ds, split, (size_t)L, dataset_name))
         return -1;
-    const SplitStream *stream = &job->stream;
     int n = job->n = o->n_sequences;
-    if (stream->n_starts < (size_t)n && stream->n - (size_t)L + 1 < (size_t)n)
-        return spiral_error("dataset %s: the %s split has room for only %zu windows of %d tokens, "
-                            "fewer than --sequences %d", dataset_name, o->split,
-                            stream->n - (size_t)L + 1, L, n);
     job->window_start = malloc((size_t)n * sizeof *job->window_start);
     if (!job->window_start) return spiral_error("out of memory preparing the recording");
-    for (int k = 0; k < n; k++)
-        job->window_start[k] = stream->n_starts >= (size_t)n
-                                   ? stream->starts[(size_t)k * stream->n_starts / n]
-                                   : (size_t)k * (stream->n - (size_t)L) / (n > 1 ? n - 1 : 1);
-    return 0;
+    return record_windows(job->window_start, &job->stream, n, L, dataset_name, o->split);
 }
 
 /* Frees the recorder's buffers and closes its writer (writer.store set:

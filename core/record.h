@@ -31,6 +31,7 @@
 #ifndef SPIRAL_RECORD_H
 #define SPIRAL_RECORD_H
 
+#include "dataset.h"
 #include "model.h"
 #include "progress.h"
 #include <signal.h>
@@ -83,6 +84,13 @@ typedef struct {
                                  its pages into the database file, fsync that */
     double store_seconds;     /* the store path: insert + commit + checkpoint */
 } RecordResult;
+
+/* The first token of each of n windows of L tokens in stream: at document
+ * starts when the split has at least n of them, else evenly spaced through
+ * the split (the rule every recording and the logit lens use). Returns 0,
+ * or -1 if the split has room for fewer than n windows. */
+int record_windows(size_t *start, const SplitStream *stream, int n, int L,
+                   const char *dataset_name, const char *split);
 
 /* Records run `run_name` on dataset `dataset_name`. */
 int record_run(Store *store, const char *run_name, const char *dataset_name,

@@ -140,9 +140,27 @@ static const char schema_v4[] =
     "ALTER TABLE recordings_v4 RENAME TO recordings;"
     "INSERT INTO schema_version VALUES(4);";
 
+/* Version 5 adds lens_results: the logit lens, test-time depth and
+ * interventions (data/lens_store.h says what each mode's row holds). */
+static const char schema_v5[] =
+    "CREATE TABLE lens_results("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,"
+    "  split TEXT NOT NULL, checkpoint_step INTEGER NOT NULL, schedule TEXT NOT NULL,"
+    "  intervention TEXT NOT NULL, mode TEXT NOT NULL, iteration INTEGER NOT NULL,"
+    "  slot INTEGER NOT NULL, g INTEGER NOT NULL, row_schedule TEXT NOT NULL,"
+    "  n_sequences INTEGER NOT NULL, n_tokens INTEGER NOT NULL,"
+    "  loss REAL, loss_lo REAL, loss_hi REAL, accuracy REAL, acc_lo REAL, acc_hi REAL,"
+    "  delta REAL, delta_lo REAL, delta_hi REAL,"
+    "  created TEXT NOT NULL DEFAULT (datetime('now')),"
+    "  UNIQUE(run_id, dataset_id, split, checkpoint_step, schedule, intervention, mode,"
+    "         iteration, slot));"
+    "INSERT INTO schema_version VALUES(5);";
+
 /* Migrations: migrations[v] takes a store from version v to v + 1. */
 static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
-                                                             schema_v4};
+                                                             schema_v4, schema_v5};
 
 int store_fail(Store *store, const char *what) {
     return spiral_error("%s: %s: %s", store->path, what,
