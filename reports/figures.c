@@ -8,6 +8,7 @@
  *   figure_series.c        attention and loop diagnostics per step
  *   figure_cka.c           CKA heatmaps, within a run and across runs
  *   figure_spectrum.c      singular-value spectra
+ *   figure_lens.c          logit lens, test-time depth and ablations per iteration
  * with their shared helpers in figure_common.c.
  */
 #include "figures.h"
@@ -32,7 +33,8 @@ int figures_draw_all(FigureList *list, Store *store, const ReportData *data,
         figure_loop_update(list, store, data, dir) ||
         figure_cka(list, store, data, dir) ||
         figure_cka_cross(list, store, data, dir) ||
-        figure_spectrum(list, store, data, dir))
+        figure_spectrum(list, store, data, dir) ||
+        figure_lens(list, store, data, dir))
         return -1;
     return 0;
 }

@@ -33,6 +33,10 @@
  *   cka                 linear CKA between h(t) and h(u), a heatmap per run
  *   cka_cross           CKA between two runs' states, a heatmap per pair
  *   spectrum            normalized singular values of h(t), a panel per run
+ *   lens                loss when the model exits after iteration t (with and
+ *                       without the coda), loss vs iterations run (test-time
+ *                       depth), loss change per ablated iteration: a line
+ *                       and 95% band per run, a panel per measurement
  *
  * A figure whose data is not in the store (no metrics, no probes, no
  * analysis yet) is listed with rendered = 0 and a note saying what to run;
@@ -80,5 +84,6 @@ int figure_loop_update(FigureList *list, Store *store, const ReportData *data, c
 int figure_cka(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_cka_cross(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_spectrum(FigureList *list, Store *store, const ReportData *data, const char *dir);
+int figure_lens(FigureList *list, Store *store, const ReportData *data, const char *dir);
 
 #endif

@@ -116,5 +116,28 @@ expect_error 1 "entry 2 of '4,x,1' is not an integer" "$SPIRAL" eval --run spira
 expect_error 1 "expected chunk sizes" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,,1 --tokens "$dir/seq.u16"
 expect_error 1 "iteration 1 has g = 8, but no trained iteration has g = 8" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,8,1 --tokens "$dir/seq.u16"
 
+# spiral lens: coda and head rows for t = 0 .. 3, slot rows 4 + 2 + 1, depth rows 1 .. 5
+"$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --depths 5 --quiet > "$dir/lens.out" 2>&1 || fail "lens: $(cat "$dir/lens.out")"
+n=$(q "SELECT group_concat(mode || ':' || c) FROM (SELECT mode, count(*) AS c FROM lens_results GROUP BY mode ORDER BY mode)")
+[ "$n" = "coda:4,depth:5,head:4,slot:7" ] && ok || fail "lens rows by mode: $n"
+# t = T through the coda is the model itself: its delta is exactly 0, and the
+# depth row with the trained schedule has the same loss
+n=$(q "SELECT count(*) FROM lens_results WHERE mode = 'coda' AND iteration = 3 AND delta = 0 AND delta_lo = 0 AND delta_hi = 0")
+[ "$n" = 1 ] && ok || fail "coda exit at T: delta not exactly 0"
+n=$(q "SELECT count(*) FROM lens_results a JOIN lens_results b ON a.run_id = b.run_id WHERE a.mode = 'coda' AND a.iteration = 3 AND b.mode = 'depth' AND b.iteration = 3 AND a.loss = b.loss AND b.row_schedule = '4,2,1'")
+[ "$n" = 1 ] && ok || fail "depth 3 (the trained schedule) differs from the model's loss"
+grep -q "schedule 4,2,1" "$dir/lens.out" && grep -q "test-time depth" "$dir/lens.out" && ok || fail "lens output: $(cat "$dir/lens.out")"
+# the lens at an earlier step, with another schedule: rows side by side
+"$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --step 7 --schedule 4,2,1,1 --quiet > "$dir/lens2.out" 2>&1 || fail "lens --step: $(cat "$dir/lens2.out")"
+n=$(q "SELECT count(DISTINCT checkpoint_step || schedule) FROM lens_results")
+[ "$n" = 2 ] && ok || fail "lens keys: $n, expected 2"
+expect_error 1 "no checkpoint at or before step 1 " "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --step 1 --quiet
+expect_error 1 "entry 1 is g = 0" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --schedule 0 --quiet
+expect_error 1 "no run named 'nope'" "$SPIRAL" lens --run nope --data dyck --store "$dir/s.db" --quiet
+expect_error 2 "\-\-run, \-\-data and \-\-store are required" "$SPIRAL" lens --run spiral --store "$dir/s.db"
+# the report draws the lens figure
+"$SPIRAL" report --store "$dir/s.db" --out "$dir/rep" > "$dir/rep.out" 2>&1 || fail "report: $(cat "$dir/rep.out")"
+[ -s "$dir/rep/lens.png" ] && grep -q "^spiral,coda,3," "$dir/rep/lens.csv" && ok || fail "lens figure missing"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
