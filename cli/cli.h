@@ -5,6 +5,7 @@
 #ifndef SPIRAL_CLI_H
 #define SPIRAL_CLI_H
 
+#include "intervene.h"
 #include "progress.h"
 
 /* Each subcommand: argv[0] is the subcommand's name. Returns the exit code
@@ -24,6 +25,15 @@ int cmd_compare(int argc, char **argv);
 int cmd_match(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_lens(int argc, char **argv);
+
+/* The intervention options of eval and lens (core/intervene.h) into *spec:
+ * --ablate T or --ablate-level G with --ablate-mode zero|mean, or --patch T
+ * with --positions A:B (patch_text and positions_text NULL where the
+ * command has no patch). Every text may be NULL (absent). Returns 0, or 2
+ * after a usage error naming the option. */
+int cli_parse_intervention(const char *command, const char *ablate, const char *level,
+                           const char *mode, const char *patch, const char *positions,
+                           InterventionSpec *spec);
 
 /* spiral's version (SPIRAL_VERSION in options.c), e.g. for reports. */
 const char *cli_version(void);

@@ -14,6 +14,8 @@
 static const char *help =
     "usage: spiral eval (--weights W.safetensors | --run RUN --store S.db [--step N])\n"
     "                   (--text FILE | --tokens FILE) [--schedule 8,4,2,1,1]\n"
+    "                   [--ablate T | --ablate-level G] [--ablate-mode zero|mean]\n"
+    "                   [--patch T --source FILE [--positions A:B]]\n"
     "                   [--logits OUT.npy] [--grads OUT.safetensors]\n"
     "\n"
     "Reads one sequence of N tokens (the bytes of a text file, or a\n"
@@ -30,6 +32,15 @@ static const char *help =
     "            iteration t if it has the same g, else of the last trained\n"
     "            iteration with that g; a g no trained iteration has is an\n"
     "            error unless the model uses down 'mean' and up 'copy'\n"
+    "Interventions on the update e(t) an iteration adds to the state (printed\n"
+    "beside the loss without them):\n"
+    "  --ablate T        ablate iteration T's update (0-based)\n"
+    "  --ablate-level G  ablate every iteration with chunk size G\n"
+    "  --ablate-mode     zero (default): e(t) = 0; mean: e(t) replaced at every\n"
+    "                    position by its mean over the sequence's positions\n"
+    "  --patch T         replace iteration T's update at --positions A:B (default\n"
+    "                    all; B exclusive) by its value on --source FILE, a\n"
+    "                    sequence of the same length read like the sequence\n"
     "Any safetensors file with the documented tensor names and the config in\n"
     "__metadata__[\"config\"] is accepted, e.g. one written by PyTorch.\n";
 
@@ -37,6 +48,8 @@ int cmd_eval(int argc, char **argv) {
     const char *weights_path = NULL, *text_path = NULL, *tokens_path = NULL;
     const char *logits_path = NULL, *grads_path = NULL;
     const char *run = NULL, *store_path = NULL, *step_text = NULL, *schedule_text = NULL;
+    const char *ablate_text = NULL, *level_text = NULL, *mode_text = NULL, *patch_text = NULL;
+    const char *source_path = NULL, *positions_text = NULL;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -51,6 +64,12 @@ int cmd_eval(int argc, char **argv) {
         {"--store", &store_path, NULL},
         {"--step", &step_text, NULL},
         {"--schedule", &schedule_text, NULL},
+        {"--ablate", &ablate_text, NULL},
+        {"--ablate-level", &level_text, NULL},
+        {"--ablate-mode", &mode_text, NULL},
+        {"--patch", &patch_text, NULL},
+        {"--source", &source_path, NULL},
+        {"--positions", &positions_text, NULL},
     };
     if (cli_parse_options("eval", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
@@ -74,12 +93,23 @@ int cmd_eval(int argc, char **argv) {
     if (schedule_text &&
         depth_parse_schedule("--schedule", schedule_text, options.schedule, &options.n_schedule))
         return cli_fail("eval");
+    if (cli_parse_intervention("eval", ablate_text, level_text, mode_text, patch_text,
+                               positions_text, &options.intervention))
+        return 2;
+    if (source_path && !patch_text) return cli_usage_error("eval", "--source goes with --patch");
+    options.source_path = source_path;
     EvalResult result;
     if (eval_sequence(&options, &result)) return cli_fail("eval");
     if (run) printf("run %s, checkpoint of step %lld, %d iterations\n", run, result.step,
                     result.n_iters);
     printf("loss %.6f nats over %d predictions (perplexity %.4f, %.4f bits/token)\n", result.loss,
            result.n_predictions, exp(result.loss), result.loss / log(2.0));
+    if (options.intervention.kind != INTERVENE_NONE) {
+        char what[96];
+        intervention_describe(what, sizeof what, &options.intervention);
+        printf("intervention %s: loss %.6f without it, change %+.6f nats\n", what,
+               result.clean_loss, result.loss - result.clean_loss);
+    }
     if (logits_path)
         printf("wrote %s: logits (%d, %d) float32\n", logits_path, result.n_predictions,
                result.vocab_size);

@@ -50,6 +50,51 @@ static int load_model(const EvalOptions *options, Model *model, long long *step)
     return status;
 }
 
+/* Reads a sequence of the options' kind (text bytes or uint16 tokens). */
+static int read_sequence(const EvalOptions *options, const char *path, int **tokens,
+                         size_t *count) {
+    return options->text_path ? tokens_read_text(path, tokens, count)
+                              : tokens_read_u16(path, tokens, count);
+}
+
+/* Runs the intervention on the sequence (L inputs, targets after them):
+ * a first pass when it needs one (the mean over the sequence's positions,
+ * or the source's updates), then the pass with the intervention, whose
+ * logits and loss stay in the model. */
+static int run_intervention(Model *model, const EvalOptions *options, const int *tokens, int L) {
+    Intervention iv;
+    int *source = NULL;
+    size_t count = 0;
+    int status = -1;
+    if (intervention_init(&iv, &options->intervention, &model->cfg, L)) return -1;
+    model->update_hook = intervention_measure_hook(&iv);
+    if (options->intervention.kind == INTERVENE_PATCH) {
+        if (!options->source_path) {
+            spiral_error("--patch needs --source FILE (the sequence whose updates are patched in)");
+            goto done;
+        }
+        if (read_sequence(options, options->source_path, &source, &count)) goto done;
+        if (count != (size_t)L + 1) {
+            spiral_error("%s: %zu tokens; the patch source must have the sequence's length, %d",
+                         options->source_path, count, L + 1);
+            goto done;
+        }
+        if (tokens_check_vocab(source, count, model->cfg.vocab_size, options->source_path) ||
+            model_forward(model, source, source + 1, 1, L, NULL))
+            goto done;
+    } else if (model->update_hook && model_forward(model, tokens, tokens + 1, 1, L, NULL)) {
+        goto done;
+    }
+    model->update_hook = intervention_apply_hook(&iv);
+    if (model_forward(model, tokens, tokens + 1, 1, L, NULL)) goto done;
+    status = 0;
+done:
+    model->update_hook = NULL;
+    free(source);
+    intervention_free(&iv);
+    return status;
+}
+
 /* Writes the (L, V) logits as float32 .npy. */
 static int write_logits(const char *path, const Model *model, int L, int V) {
     size_t n = (size_t)L * V;
@@ -95,6 +140,14 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
         goto done;
     }
     if (model_forward(&model, tokens, tokens + 1, 1, L, NULL)) goto done;
+    if (options->intervention.kind != INTERVENE_NONE) {
+        if (options->grads_path) {
+            spiral_error("--grads: no gradient with an intervention");
+            goto done;
+        }
+        result->clean_loss = model.loss;
+        if (run_intervention(&model, options, tokens, L)) goto done;
+    }
     if (!isfinite(model.loss)) {
         spiral_error("the loss is %f: the weights produce non-finite logits", model.loss);
         goto done;

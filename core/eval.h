@@ -17,6 +17,7 @@
 #define EVAL_MAX_ACTIVATION_BYTES 16e9
 
 #include "config.h"
+#include "intervene.h"
 
 typedef struct {
     const char *weights_path;  /* the model (safetensors), or */
@@ -25,6 +26,8 @@ typedef struct {
     long long step;            /* at its checkpoint at or before step (-1: the last) */
     int n_schedule;            /* > 0: run with this schedule instead (core/depth.h) */
     int schedule[SPIRAL_MAX_ITERS]; /* chunk sizes g */
+    InterventionSpec intervention;  /* kind INTERVENE_NONE: none */
+    const char *source_path;   /* patch: the source sequence, read like the sequence itself */
     const char *text_path;     /* the sequence: the bytes of a text file, or */
     const char *tokens_path;   /* a little-endian uint16 token file (exactly one of the two) */
     const char *logits_path;   /* if not NULL: the (L, V) float32 logits as .npy */
@@ -38,6 +41,7 @@ typedef struct {
     int n_tensors;             /* parameter tensors (of the gradient file) */
     long long step;            /* the run's checkpoint step (0 for a weights file) */
     int n_iters;               /* iterations run */
+    double clean_loss;         /* with an intervention: the loss without it */
 } EvalResult;
 
 /* Runs the model on the first N - 1 tokens of the sequence and scores each
