@@ -11,12 +11,17 @@
  *  - a longer schedule changes the logits; iterations take their
  *    parameters from the documented source;
  *  - bad schedules (g = 0, malformed lists, a g that selfagg/alloc never
- *    learned) are refused with messages naming the entry.
+ *    learned) are refused with messages naming the entry;
+ *  - interventions: a hook that changes nothing and patching a sequence
+ *    with itself leave the logits bit for bit; ablating iteration t makes
+ *    h(t+1) exactly h(t) (residual) or h(0) (anchor) and changes the
+ *    logits; bad iterations, levels and positions are refused.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "depth.h"
+#include "intervene.h"
 #include "error.h"
 #include "fixtures.h"
 #include "harness.h"
@@ -124,6 +129,110 @@ static void test_fixture(const Fixture *f) {
     model_free(&model);
 }
 
+static void hook_nothing(void *user, int t, real *e, int B, int L, int d) {
+    (*(int *)user)++;
+}
+
+/* Interventions on one fixture. */
+static void test_interventions(const Fixture *f) {
+    Model model;
+    int tokens[NB * NL], targets[NB * NL];
+    fixture_tokens(tokens, NB * NL, f->cfg.vocab_size, 17);
+    fixture_tokens(targets, NB * NL, f->cfg.vocab_size, 18);
+    if (model_build(&model, &f->cfg)) return;
+    fixture_random_weights(&model, 19);
+    int T = f->cfg.n_iters, d = f->cfg.d_model;
+    size_t n_logits = (size_t)NB * NL * f->cfg.vocab_size, n_state = (size_t)NB * NL * d;
+    real *reference = run_logits(&model, tokens, targets);
+
+    int calls = 0;
+    UpdateHook nothing = {hook_nothing, &calls};
+    model.update_hook = &nothing;
+    real *logits = run_logits(&model, tokens, targets);
+    CHECK(logits && calls == T && !memcmp(logits, reference, n_logits * sizeof(real)),
+          "%s: a hook that changes nothing changed the logits (%d calls)", f->name, calls);
+    CHECK(model_backward(&model) == -1 && strstr(spiral_last_error(), "update hook"),
+          "%s: backward after a hooked forward", f->name);
+    free(logits);
+
+    /* patch every iteration's update of sequence 0 with itself */
+    for (int t = 0; t < T; t++) {
+        Intervention iv;
+        InterventionSpec spec = {.kind = INTERVENE_PATCH, .iteration = t};
+        CHECK(intervention_init(&iv, &spec, &model.cfg, NL) == 0, "init patch");
+        model.update_hook = intervention_measure_hook(&iv);
+        model_forward(&model, tokens, targets, 1, NL, NULL);
+        model.update_hook = NULL;
+        real *plain = run_logits(&model, tokens, targets);
+        model.update_hook = intervention_apply_hook(&iv);
+        model_forward(&model, tokens, targets, 1, NL, NULL);
+        CHECK(!memcmp(model.logits, plain, (size_t)NL * f->cfg.vocab_size * sizeof(real)),
+              "%s: patching iteration %d with itself changed the logits", f->name, t);
+        /* patch sequence 1 from sequence 0: row 1's logits change */
+        model_forward(&model, tokens, targets, NB, NL, NULL);
+        CHECK(memcmp(model.logits + n_logits / NB, reference + n_logits / NB,
+                     n_logits / NB * sizeof(real)) != 0 || NL <= f->cfg.schedule[t].shift,
+              "%s: patching iteration %d from another sequence changed nothing", f->name, t);
+        model.update_hook = NULL;
+        free(plain);
+        intervention_free(&iv);
+    }
+
+    /* zero ablation of iteration t: h(t+1) = h(t) (residual) or h(0) (anchor) */
+    real *before = malloc(n_state * sizeof(real)), *after = malloc(n_state * sizeof(real));
+    for (int t = 0; t < T; t++) {
+        Intervention iv;
+        InterventionSpec spec = {.kind = INTERVENE_ZERO, .iteration = t};
+        intervention_init(&iv, &spec, &model.cfg, NL);
+        CHECK(intervention_measure_hook(&iv) == NULL, "zero ablation needs no first pass");
+        model.update_hook = intervention_apply_hook(&iv);
+        int expect = f->cfg.topology == TOPOLOGY_RESIDUAL ? t : 0;
+        Capture a = {OBSERVE_STATE, expect, before, 0}, b = {OBSERVE_STATE, t + 1, after, 0};
+        Observer oa = {capture, &a}, ob = {capture, &b};
+        model_forward(&model, tokens, targets, NB, NL, &oa);
+        model_forward(&model, tokens, targets, NB, NL, &ob);
+        CHECK(a.seen && b.seen && !memcmp(before, after, n_state * sizeof(real)),
+              "%s: ablating iteration %d: h(%d) is not h(%d)", f->name, t, t + 1, expect);
+        CHECK(memcmp(model.logits, reference, n_logits * sizeof(real)) != 0,
+              "%s: ablating iteration %d left the logits unchanged", f->name, t);
+        model.update_hook = NULL;
+        intervention_free(&iv);
+    }
+    free(before);
+    free(after);
+
+    /* mean ablation: a first pass, then every position gets the mean */
+    {
+        Intervention iv;
+        InterventionSpec spec = {.kind = INTERVENE_MEAN, .iteration = T - 1};
+        intervention_init(&iv, &spec, &model.cfg, NL);
+        model.update_hook = intervention_measure_hook(&iv);
+        model_forward(&model, tokens, targets, NB, NL, NULL);
+        CHECK(iv.count == NB * NL && !memcmp(model.logits, reference, n_logits * sizeof(real)),
+              "%s: the mean's first pass changed the logits or counted %lld rows", f->name,
+              iv.count);
+        model.update_hook = NULL;
+        intervention_free(&iv);
+    }
+
+    /* bad input */
+    Intervention iv;
+    InterventionSpec bad = {.kind = INTERVENE_ZERO, .iteration = T};
+    CHECK(intervention_init(&iv, &bad, &model.cfg, NL) == -1 &&
+          strstr(spiral_last_error(), "is out of range"), "%s: iteration T accepted", f->name);
+    bad = (InterventionSpec){.kind = INTERVENE_ZERO, .iteration = -1, .level = 999};
+    CHECK(intervention_init(&iv, &bad, &model.cfg, NL) == -1 &&
+          strstr(spiral_last_error(), "no iteration has chunk size g = 999"),
+          "%s: level 999 accepted", f->name);
+    bad = (InterventionSpec){.kind = INTERVENE_PATCH, .iteration = 0, .pos_from = 5,
+                             .pos_to = NL + 1};
+    CHECK(intervention_init(&iv, &bad, &model.cfg, NL) == -1 &&
+          strstr(spiral_last_error(), "--positions"), "%s: positions past L accepted", f->name);
+    intervention_free(&iv);
+    free(reference);
+    model_free(&model);
+}
+
 /* Parsing and the parameter-source rule. */
 static void test_schedules(void) {
     int g[SPIRAL_MAX_ITERS], n;
@@ -177,6 +286,7 @@ int main(int argc, char **argv) {
     Fixture fixtures[FIXTURE_COUNT];
     int n = fixtures_all(fixtures);
     for (int k = 0; k < n; k++) test_fixture(&fixtures[k]);
+    for (int k = 0; k < n; k++) test_interventions(&fixtures[k]);
     test_schedules();
     return test_summary(argv[0]);
 }
