@@ -202,6 +202,59 @@ static int slot_rows(LensResult *result, int *capacity, int t, const IterSpec *s
     return 0;
 }
 
+/* Scores `model` with intervention spec (measuring it first on the model
+ * itself when it needs a first pass) into scores. */
+static int score_intervened(PositionScores *scores, Model *model, const InterventionSpec *spec,
+                            LensData *data) {
+    /* an exit model that stops before every chosen iteration runs plainly */
+    int applies = 0;
+    for (int t = 0; t < model->cfg.n_iters; t++)
+        applies |= spec->level > 0 ? model->cfg.schedule[t].g == spec->level
+                                   : t == spec->iteration;
+    if (!applies) return score_model(scores, model, data);
+    Intervention iv;
+    if (intervention_init(&iv, spec, &model->cfg, data->L)) return -1;
+    int status = 0;
+    model->update_hook = intervention_measure_hook(&iv);
+    if (model->update_hook) status = score_model(scores, model, data);
+    model->update_hook = intervention_apply_hook(&iv);
+    if (status == 0) status = score_model(scores, model, data);
+    model->update_hook = NULL;
+    intervention_free(&iv);
+    return status;
+}
+
+/* Rows of --ablate-each: the model with each iteration's update ablated in
+ * turn, then each level's, against the clean scores. */
+static int ablation_rows(LensResult *result, int *capacity, Model *model, int mean,
+                         const PositionScores *clean, LensData *data, double *work) {
+    const SpiralConfig *cfg = &model->cfg;
+    PositionScores scores = {0};
+    int status = scores_alloc(&scores, data);
+    for (int pass = 0; pass < 2 && status == 0; pass++)
+        for (int t = 0; t < cfg->n_iters && status == 0; t++) {
+            int g = cfg->schedule[t].g, seen = 0;
+            for (int u = 0; u < t; u++) seen |= cfg->schedule[u].g == g;
+            if (pass == 1 && seen) continue; /* one row per level */
+            InterventionSpec spec = {.kind = mean ? INTERVENE_MEAN : INTERVENE_ZERO,
+                                     .iteration = pass == 0 ? t : -1,
+                                     .level = pass == 1 ? g : 0};
+            status = score_intervened(&scores, model, &spec, data);
+            LensRow *row = status ? NULL : push_row(result, capacity);
+            if (!row) {
+                status = -1;
+                break;
+            }
+            snprintf(row->mode, sizeof row->mode, "%s%s", pass == 0 ? "ablate" : "ablate_level",
+                     mean ? "_mean" : "");
+            row->iteration = pass == 0 ? t : g;
+            row->g = g;
+            status = fill_row(row, &scores, clean, data, work);
+        }
+    scores_free(&scores);
+    return status;
+}
+
 /* The windows: n windows of L + 1 tokens of the split, inputs the first L
  * tokens, targets the last L. */
 static int load_windows(LensData *data, Store *store, const char *dataset_name,
@@ -281,6 +334,20 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     }
     const SpiralConfig *cfg = &model.cfg;
     T = result->n_iters = cfg->n_iters;
+    int intervened = o->intervention.kind != INTERVENE_NONE;
+    intervention_describe(result->intervention, sizeof result->intervention, &o->intervention);
+    if (intervened && (o->depths > 0 || o->ablate_each)) {
+        spiral_error("--depths and --ablate-each measure the model without an intervention; "
+                     "run them without --ablate/--ablate-level");
+        goto done;
+    }
+    if (intervened) { /* check the intervention before any pass */
+        Intervention check;
+        int bad = intervention_init(&check, &o->intervention, cfg, o->seq_len > 0 ? o->seq_len
+                                                                                 : tcfg.seq_len);
+        intervention_free(&check);
+        if (bad) goto done;
+    }
     schedule_text(result->schedule, sizeof result->schedule, cfg);
     int L = o->seq_len > 0 ? o->seq_len : tcfg.seq_len;
     if (load_windows(&data, store, dataset_name, o, L, cfg->vocab_size, &dataset_id)) goto done;
@@ -288,7 +355,9 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     data.progress = o->progress;
     data.start = seconds_now();
     int batches = (data.n + data.batch_size - 1) / data.batch_size;
-    data.passes_total = (long)batches * (2 * (T + 1) + o->depths);
+    data.passes_total = (long)batches * (2 * (T + 1) + o->depths +
+                                         (o->ablate_each ? 2 * 2 * T : 0) +
+                                         (intervened ? 2 * 2 * T : 0));
     result->n_sequences = data.n;
     result->n_tokens = (long long)data.n * L;
     work = malloc(3 * (size_t)data.n * sizeof *work);
@@ -297,11 +366,14 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
         spiral_error("out of memory for the lens");
         goto done;
     }
-    /* exits with the coda, t = 0 .. T (t = T: the model itself) */
+    /* exits with the coda, t = 0 .. T (t = T: the model itself); exit 0
+     * reads h(0), which no intervention touches */
     for (int t = 0; t <= T; t++) {
         if (scores_alloc(&coda[t], &data)) goto done;
         if (depth_exit_model_build(&probe, &model, t, 1)) goto done;
-        int failed = score_model(&coda[t], &probe, &data);
+        int failed = t > 0 && intervened ? score_intervened(&coda[t], &probe, &o->intervention,
+                                                            &data)
+                                         : score_model(&coda[t], &probe, &data);
         model_free(&probe);
         if (failed) goto done;
     }
@@ -317,7 +389,9 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     if (scores_alloc(&head, &data)) goto done;
     for (int t = 0; t <= T; t++) {
         if (depth_exit_model_build(&probe, &model, t, 0)) goto done;
-        int failed = score_model(&head, &probe, &data);
+        int failed = t > 0 && intervened ? score_intervened(&head, &probe, &o->intervention,
+                                                            &data)
+                                         : score_model(&head, &probe, &data);
         model_free(&probe);
         if (failed) goto done;
         LensRow *row = push_row(result, &capacity);
@@ -349,9 +423,12 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
         model_free(&probe);
         if (!row || fill_row(row, &depth, &coda[T], &data, work)) goto done;
     }
+    if (o->ablate_each &&
+        ablation_rows(result, &capacity, &model, o->ablate_each_mean, &coda[T], &data, work))
+        goto done;
     LensKey key = {.run_id = run.id, .dataset_id = dataset_id,
                    .checkpoint_step = result->checkpoint_step, .split = o->split,
-                   .schedule = result->schedule, .intervention = "none"};
+                   .schedule = result->schedule, .intervention = result->intervention};
     status = lens_store_write(store, &key, result->rows, result->n_rows);
 done:
     if (status) lens_result_free(result);

@@ -10,6 +10,13 @@
  * (--depths K): the whole model run with 1 .. K iterations (the trained
  * schedule cut, or extended by repeating its last chunk size).
  *
+ * Interventions (core/intervene.h): with --ablate T or --ablate-level G
+ * every measurement runs with those updates ablated (exit t = 0 reads h(0),
+ * which no update touches); with --ablate-each, the whole model is also
+ * measured with each iteration's update ablated in turn (mode ablate or
+ * ablate_mean, delta = the loss change) and with each level's (mode
+ * ablate_level or ablate_level_mean, iteration = the chunk size g).
+ *
  * Every number is a mean over --sequences windows of the split (the
  * windows a recording takes), with a 95% t interval over sequences; deltas
  * are paired per sequence. Results go to lens_results (data/lens_store.h).
@@ -18,6 +25,7 @@
 #define SPIRAL_LENS_H
 
 #include "config.h"
+#include "intervene.h"
 #include "lens_store.h"
 #include "progress.h"
 #include "store.h"
@@ -31,6 +39,10 @@ typedef struct {
     int n_schedule;           /* > 0: run this schedule over the weights (core/depth.h) */
     int schedule[SPIRAL_MAX_ITERS];
     int depths;               /* > 0: also the model with 1 .. depths iterations */
+    InterventionSpec intervention; /* every measurement under this intervention
+                                      (zero or mean ablation; none by default) */
+    int ablate_each;          /* also: each iteration ablated in turn, and each level */
+    int ablate_each_mean;     /* ... by mean ablation (else zero) */
     const Progress *progress; /* forward passes done, or NULL */
 } LensOptions;
 
@@ -42,6 +54,7 @@ typedef struct {
     long long checkpoint_step;
     int n_iters;              /* T of the schedule run */
     char schedule[160];       /* its chunk sizes, "8,4,2,1" */
+    char intervention[96];    /* "none" or what was done */
     int n_sequences;
     long long n_tokens;       /* predictions per exit */
 } LensResult;

@@ -15,6 +15,8 @@ static const char *help =
     "usage: spiral lens --run RUN --data DATASET --store S.db [--split test]\n"
     "                   [--sequences 64] [--seq-len L] [--batch 8] [--step N]\n"
     "                   [--schedule 8,4,2,1] [--depths K] [--quiet]\n"
+    "                   [--ablate T | --ablate-level G] [--ablate-mode zero|mean]\n"
+    "                   [--ablate-each]\n"
     "\n"
     "Looks inside the loop of a trained run over --sequences windows of the\n"
     "split (the windows 'spiral record' takes), and prints and stores\n"
@@ -30,6 +32,13 @@ static const char *help =
     "                --help' for how iterations get their parameters)\n"
     "  --depths K    also the whole model with 1 .. K iterations: the schedule\n"
     "                cut to K, or extended by repeating its last chunk size\n"
+    "  --ablate T, --ablate-level G  measure everything with the update e(t) of\n"
+    "                iteration T, or of every iteration with chunk size G,\n"
+    "                ablated; --ablate-mode zero (default: e(t) = 0) or mean\n"
+    "                (e(t) replaced by its mean over all positions of the\n"
+    "                windows, from a first pass)\n"
+    "  --ablate-each also ablate each iteration in turn, then each chunk size,\n"
+    "                and print the loss change (paired 95% interval)\n"
     "Progress goes to stderr.\n";
 
 /* "1.2345 [1.2000, 1.2600]" */
@@ -42,8 +51,11 @@ static void fmt_ci(char *out, size_t size, double mean, double lo, double hi) {
 static void print_result(const LensResult *r, const char *run, const char *data,
                          const char *split) {
     printf("run %s at step %lld, schedule %s, on %s (%s split): %d sequences, %lld predictions "
-           "per exit\n\n", run, r->checkpoint_step, r->schedule, data, split, r->n_sequences,
+           "per exit\n", run, r->checkpoint_step, r->schedule, data, split, r->n_sequences,
            r->n_tokens);
+    if (strcmp(r->intervention, "none"))
+        printf("every exit after t >= 1 measured with the intervention: %s\n", r->intervention);
+    printf("\n");
     printf("%-6s %4s  %-28s %-8s %-26s  %-28s %-8s\n", "exit t", "g", "loss with coda [95% CI]",
            "acc", "delta vs t=T", "loss head only", "acc");
     for (int k = 0; k < r->n_rows; k++) {
@@ -74,6 +86,24 @@ static void print_result(const LensResult *r, const char *run, const char *data,
     printed = 0;
     for (int k = 0; k < r->n_rows; k++) {
         const LensRow *s = &r->rows[k];
+        if (strncmp(s->mode, "ablate", 6)) continue;
+        if (!printed++)
+            printf("\nablations (loss change against the model without them)\n%-26s %-28s "
+                   "%-28s\n", "ablated", "loss [95% CI]", "change [95% CI]");
+        char a[64], dl[64], what[64];
+        fmt_ci(a, sizeof a, s->loss, s->loss_lo, s->loss_hi);
+        fmt_ci(dl, sizeof dl, s->delta, s->delta_lo, s->delta_hi);
+        if (!strncmp(s->mode, "ablate_level", 12))
+            snprintf(what, sizeof what, "every g = %d (%s)", s->iteration,
+                     strstr(s->mode, "mean") ? "mean" : "zero");
+        else
+            snprintf(what, sizeof what, "iteration %d, g = %d (%s)", s->iteration, s->g,
+                     strstr(s->mode, "mean") ? "mean" : "zero");
+        printf("%-26s %-28s %-28s\n", what, a, dl);
+    }
+    printed = 0;
+    for (int k = 0; k < r->n_rows; k++) {
+        const LensRow *s = &r->rows[k];
         if (strcmp(s->mode, "depth")) continue;
         if (!printed++)
             printf("\ntest-time depth\n%-10s %-24s %-28s %-8s\n", "iterations", "schedule",
@@ -88,6 +118,7 @@ int cmd_lens(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *store_path = NULL;
     const char *seqs_text = NULL, *len_text = NULL, *batch_text = NULL, *step_text = NULL;
     const char *schedule_text = NULL, *depths_text = NULL;
+    const char *ablate_text = NULL, *level_text = NULL, *mode_text = NULL;
     int quiet = 0;
     LensOptions options;
     lens_options_default(&options);
@@ -107,6 +138,10 @@ int cmd_lens(int argc, char **argv) {
         {"--schedule", &schedule_text, NULL},
         {"--depths", &depths_text, NULL},
         {"--quiet", NULL, &quiet},
+        {"--ablate", &ablate_text, NULL},
+        {"--ablate-level", &level_text, NULL},
+        {"--ablate-mode", &mode_text, NULL},
+        {"--ablate-each", NULL, &options.ablate_each},
     };
     if (cli_parse_options("lens", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
@@ -136,6 +171,16 @@ int cmd_lens(int argc, char **argv) {
     if (schedule_text &&
         depth_parse_schedule("--schedule", schedule_text, options.schedule, &options.n_schedule))
         return cli_fail("lens");
+    if (options.ablate_each && !ablate_text && !level_text) {
+        /* --ablate-mode alone sets the mode of --ablate-each */
+        if (mode_text && strcmp(mode_text, "zero") && strcmp(mode_text, "mean"))
+            return cli_usage_error("lens", "--ablate-mode: expected zero or mean, got '%s'",
+                                   mode_text);
+        options.ablate_each_mean = mode_text && !strcmp(mode_text, "mean");
+    } else if (cli_parse_intervention("lens", ablate_text, level_text, mode_text, NULL, NULL,
+                                      &options.intervention)) {
+        return 2;
+    }
     Progress progress = cli_progress(!quiet);
     options.progress = &progress;
     Store store;

@@ -24,7 +24,7 @@
 #include "store.h"
 
 typedef struct {
-    char mode[16];
+    char mode[24];
     int iteration;            /* t, or the number of iterations (depth) */
     int slot;                 /* -1 unless mode slot */
     int g;                    /* chunk size of the iteration (1 for exits at t = 0) */

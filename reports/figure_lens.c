@@ -28,7 +28,9 @@ static const LensPanel lens_panels[] = {
      "loss (nats/token)", 0},
     {"depth", "test-time depth: iterations run", "iterations run (trained schedule cut or "
      "extended)", "loss (nats/token)", 0},
-    {"ablate", "update of iteration t ablated", "iteration t ablated",
+    {"ablate", "update of iteration t set to zero", "iteration t ablated",
+     "loss change (nats/token)", 1},
+    {"ablate_mean", "update of iteration t set to its mean", "iteration t ablated",
      "loss change (nats/token)", 1},
 };
 enum { N_LENS_PANELS = sizeof lens_panels / sizeof lens_panels[0] };

@@ -135,9 +135,45 @@ expect_error 1 "no checkpoint at or before step 1 " "$SPIRAL" lens --run spiral 
 expect_error 1 "entry 1 is g = 0" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --schedule 0 --quiet
 expect_error 1 "no run named 'nope'" "$SPIRAL" lens --run nope --data dyck --store "$dir/s.db" --quiet
 expect_error 2 "\-\-run, \-\-data and \-\-store are required" "$SPIRAL" lens --run spiral --store "$dir/s.db"
+# interventions in eval: patching a sequence with itself gives the same
+# logits bit for bit; ablating an iteration changes the loss
+"$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --logits "$dir/plain.npy" > /dev/null 2>&1 || fail "eval plain"
+"$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 1 --source "$dir/seq.u16" --logits "$dir/self.npy" > "$dir/p.out" 2>&1 || fail "eval patch self: $(cat "$dir/p.out")"
+cmp -s "$dir/plain.npy" "$dir/self.npy" && ok || fail "patching a sequence with itself changed the logits"
+"$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 3:9 --logits "$dir/self2.npy" > /dev/null 2>&1 || fail "eval patch self positions"
+cmp -s "$dir/plain.npy" "$dir/self2.npy" && ok || fail "patching positions 3:9 with themselves changed the logits"
+a=$(loss --run spiral --store "$dir/s.db" --ablate 0)
+[ -n "$a" ] && [ "$a" != "$l30" ] && ok || fail "ablating iteration 0 left the loss at $a"
+m=$(loss --run spiral --store "$dir/s.db" --ablate-level 2 --ablate-mode mean)
+[ -n "$m" ] && [ "$m" != "$l30" ] && ok || fail "mean ablation of level 2 left the loss at $m"
+python3 -c "import sys; open(sys.argv[1], 'wb').write(open(sys.argv[2], 'rb').read()[:20])" "$dir/short.u16" "$dir/seq.u16"
+expect_error 1 "iteration 3 is out of range (the model has iterations 0 .. 2)" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 3
+expect_error 1 "no iteration has chunk size g = 8" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate-level 8
+expect_error 1 "the patch source must have the sequence's length" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/short.u16"
+expect_error 1 "needs --source" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0
+expect_error 1 "is not a range of positions" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 30:90
+expect_error 2 "expected A:B" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 3-9
+expect_error 2 "one of --ablate, --ablate-level and --patch" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 0 --patch 1
+expect_error 2 "expected zero or mean" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 0 --ablate-mode half
+
+# lens --ablate-each: a row per iteration and per level; zeroing the last
+# (residual) iteration's update is exactly the exit after T - 1
+"$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --ablate-each --quiet > "$dir/ab.out" 2>&1 || fail "lens --ablate-each: $(cat "$dir/ab.out")"
+n=$(q "SELECT count(*) FROM lens_results WHERE checkpoint_step = 30 AND mode = 'ablate'")-$(q "SELECT count(*) FROM lens_results WHERE checkpoint_step = 30 AND mode = 'ablate_level'")
+[ "$n" = "3-3" ] && ok || fail "ablation rows (iterations-levels): $n"
+n=$(q "SELECT count(*) FROM lens_results a JOIN lens_results c ON a.run_id = c.run_id AND a.checkpoint_step = c.checkpoint_step AND a.schedule = c.schedule WHERE a.mode = 'ablate' AND a.iteration = 2 AND c.mode = 'coda' AND c.iteration = 2 AND c.intervention = 'none' AND a.loss = c.loss AND a.delta > -1")
+[ "$n" = 1 ] && ok || fail "ablating the last iteration is not the exit after T - 1"
+n=$(q "SELECT count(*) FROM lens_results WHERE mode = 'ablate' AND iteration = 0 AND delta != 0")
+[ "$n" = 1 ] && ok || fail "ablating iteration 0 did not change the loss"
+"$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --ablate 1 --quiet > "$dir/ab1.out" 2>&1 || fail "lens --ablate 1: $(cat "$dir/ab1.out")"
+n=$(q "SELECT count(*) FROM lens_results WHERE intervention = 'ablate 1 zero' AND mode = 'coda'")
+[ "$n" = 4 ] && ok || fail "lens --ablate 1 rows: $n"
+expect_error 1 "iteration 3 is out of range" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --ablate 3 --quiet
+expect_error 1 "no checkpoint at or before step 2 " "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --ablate-each --step 2 --quiet
+
 # the report draws the lens figure
 "$SPIRAL" report --store "$dir/s.db" --out "$dir/rep" > "$dir/rep.out" 2>&1 || fail "report: $(cat "$dir/rep.out")"
-[ -s "$dir/rep/lens.png" ] && grep -q "^spiral,coda,3," "$dir/rep/lens.csv" && ok || fail "lens figure missing"
+[ -s "$dir/rep/lens.png" ] && grep -q "^spiral,coda,3," "$dir/rep/lens.csv" && grep -q "^spiral,ablate,0," "$dir/rep/lens.csv" && ok || fail "lens figure missing"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
