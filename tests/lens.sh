@@ -175,5 +175,5 @@ expect_error 1 "no checkpoint at or before step 2 " "$SPIRAL" lens --run spiral 
 "$SPIRAL" report --store "$dir/s.db" --out "$dir/rep" > "$dir/rep.out" 2>&1 || fail "report: $(cat "$dir/rep.out")"
 [ -s "$dir/rep/lens.png" ] && grep -q "^spiral,coda,3," "$dir/rep/lens.csv" && grep -q "^spiral,ablate,0," "$dir/rep/lens.csv" && ok || fail "lens figure missing"
 
-echo "$passed passed, $failed failed"
+echo "lens: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
