@@ -22,6 +22,7 @@
 #include "record.h"
 #include "run_model.h"
 #include "stats.h"
+#include "tokens.h"
 #include "train_config.h"
 
 void lens_options_default(LensOptions *o) {
@@ -41,6 +42,7 @@ void lens_result_free(LensResult *result) {
 typedef struct {
     int n, L;                 /* sequences, predictions per sequence */
     int *inputs, *targets;    /* (n, L) */
+    int *source;              /* (L) patch: the source sequence, or NULL */
     int batch_size;
     const Progress *progress;
     long passes_done, passes_total;
@@ -216,7 +218,10 @@ static int score_intervened(PositionScores *scores, Model *model, const Interven
     if (intervention_init(&iv, spec, &model->cfg, data->L)) return -1;
     int status = 0;
     model->update_hook = intervention_measure_hook(&iv);
-    if (model->update_hook) status = score_model(scores, model, data);
+    if (spec->kind == INTERVENE_PATCH) /* the source's updates */
+        status = model_forward(model, data->source, NULL, 1, data->L, NULL);
+    else if (model->update_hook)
+        status = score_model(scores, model, data);
     model->update_hook = intervention_apply_hook(&iv);
     if (status == 0) status = score_model(scores, model, data);
     model->update_hook = NULL;
@@ -297,6 +302,22 @@ done:
     return status;
 }
 
+/* Reads the patch source: a uint16 token file (name ending .u16) or the
+ * bytes of a text file, at least L tokens in the vocabulary; keeps the
+ * first L. */
+static int load_source(LensData *data, const char *path, int vocab_size) {
+    size_t count = 0;
+    size_t n = strlen(path);
+    int is_u16 = n >= 4 && !strcmp(path + n - 4, ".u16");
+    if (is_u16 ? tokens_read_u16(path, &data->source, &count)
+               : tokens_read_text(path, &data->source, &count))
+        return -1;
+    if (count < (size_t)data->L)
+        return spiral_error("%s: %zu tokens; the patch source needs at least the windows' "
+                            "%d", path, count, data->L);
+    return tokens_check_vocab(data->source, (size_t)data->L, vocab_size, path);
+}
+
 /* The schedule of n iterations for --depths: the trained one cut to n, or
  * extended by repeating its last chunk size. */
 static void depth_schedule(int *g, const SpiralConfig *cfg, int n) {
@@ -351,6 +372,13 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     schedule_text(result->schedule, sizeof result->schedule, cfg);
     int L = o->seq_len > 0 ? o->seq_len : tcfg.seq_len;
     if (load_windows(&data, store, dataset_name, o, L, cfg->vocab_size, &dataset_id)) goto done;
+    if (o->intervention.kind == INTERVENE_PATCH) {
+        if (!o->source_path) {
+            spiral_error("--patch needs --source FILE (the sequence whose updates are patched in)");
+            goto done;
+        }
+        if (load_source(&data, o->source_path, cfg->vocab_size)) goto done;
+    }
     data.batch_size = o->batch_size;
     data.progress = o->progress;
     data.start = seconds_now();
@@ -439,6 +467,7 @@ done:
     free(work);
     free(data.inputs);
     free(data.targets);
+    free(data.source);
     model_free(&model);
     model_free(&trained);
     store_run_free(&run);

@@ -11,8 +11,9 @@
  * schedule cut, or extended by repeating its last chunk size).
  *
  * Interventions (core/intervene.h): with --ablate T or --ablate-level G
- * every measurement runs with those updates ablated (exit t = 0 reads h(0),
- * which no update touches); with --ablate-each, the whole model is also
+ * every measurement runs with those updates ablated, with --patch T the
+ * update of iteration T at the chosen positions of every window comes from
+ * the source sequence (exit t = 0 reads h(0), which no update touches); with --ablate-each, the whole model is also
  * measured with each iteration's update ablated in turn (mode ablate or
  * ablate_mean, delta = the loss change) and with each level's (mode
  * ablate_level or ablate_level_mean, iteration = the chunk size g).
@@ -40,7 +41,8 @@ typedef struct {
     int schedule[SPIRAL_MAX_ITERS];
     int depths;               /* > 0: also the model with 1 .. depths iterations */
     InterventionSpec intervention; /* every measurement under this intervention
-                                      (zero or mean ablation; none by default) */
+                                      (ablation or patch; none by default) */
+    const char *source_path;  /* patch: the source sequence (.u16 tokens, else text) */
     int ablate_each;          /* also: each iteration ablated in turn, and each level */
     int ablate_each_mean;     /* ... by mean ablation (else zero) */
     const Progress *progress; /* forward passes done, or NULL */

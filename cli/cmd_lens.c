@@ -16,7 +16,7 @@ static const char *help =
     "                   [--sequences 64] [--seq-len L] [--batch 8] [--step N]\n"
     "                   [--schedule 8,4,2,1] [--depths K] [--quiet]\n"
     "                   [--ablate T | --ablate-level G] [--ablate-mode zero|mean]\n"
-    "                   [--ablate-each]\n"
+    "                   [--patch T --source FILE [--positions A:B]] [--ablate-each]\n"
     "\n"
     "Looks inside the loop of a trained run over --sequences windows of the\n"
     "split (the windows 'spiral record' takes), and prints and stores\n"
@@ -37,6 +37,11 @@ static const char *help =
     "                ablated; --ablate-mode zero (default: e(t) = 0) or mean\n"
     "                (e(t) replaced by its mean over all positions of the\n"
     "                windows, from a first pass)\n"
+    "  --patch T     measure everything with iteration T's update at positions\n"
+    "                A .. B-1 of every window (--positions A:B, default all)\n"
+    "                taken from a run on --source FILE (uint16 tokens if the\n"
+    "                name ends in .u16, else the bytes of a text file; its\n"
+    "                first --seq-len tokens)\n"
     "  --ablate-each also ablate each iteration in turn, then each chunk size,\n"
     "                and print the loss change (paired 95% interval)\n"
     "Progress goes to stderr.\n";
@@ -119,6 +124,7 @@ int cmd_lens(int argc, char **argv) {
     const char *seqs_text = NULL, *len_text = NULL, *batch_text = NULL, *step_text = NULL;
     const char *schedule_text = NULL, *depths_text = NULL;
     const char *ablate_text = NULL, *level_text = NULL, *mode_text = NULL;
+    const char *patch_text = NULL, *positions_text = NULL;
     int quiet = 0;
     LensOptions options;
     lens_options_default(&options);
@@ -142,6 +148,9 @@ int cmd_lens(int argc, char **argv) {
         {"--ablate-level", &level_text, NULL},
         {"--ablate-mode", &mode_text, NULL},
         {"--ablate-each", NULL, &options.ablate_each},
+        {"--patch", &patch_text, NULL},
+        {"--source", &options.source_path, NULL},
+        {"--positions", &positions_text, NULL},
     };
     if (cli_parse_options("lens", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
@@ -171,14 +180,16 @@ int cmd_lens(int argc, char **argv) {
     if (schedule_text &&
         depth_parse_schedule("--schedule", schedule_text, options.schedule, &options.n_schedule))
         return cli_fail("lens");
-    if (options.ablate_each && !ablate_text && !level_text) {
+    if (options.source_path && !patch_text)
+        return cli_usage_error("lens", "--source goes with --patch");
+    if (options.ablate_each && !ablate_text && !level_text && !patch_text) {
         /* --ablate-mode alone sets the mode of --ablate-each */
         if (mode_text && strcmp(mode_text, "zero") && strcmp(mode_text, "mean"))
             return cli_usage_error("lens", "--ablate-mode: expected zero or mean, got '%s'",
                                    mode_text);
         options.ablate_each_mean = mode_text && !strcmp(mode_text, "mean");
-    } else if (cli_parse_intervention("lens", ablate_text, level_text, mode_text, NULL, NULL,
-                                      &options.intervention)) {
+    } else if (cli_parse_intervention("lens", ablate_text, level_text, mode_text, patch_text,
+                                      positions_text, &options.intervention)) {
         return 2;
     }
     Progress progress = cli_progress(!quiet);

@@ -168,6 +168,13 @@ n=$(q "SELECT count(*) FROM lens_results WHERE mode = 'ablate' AND iteration = 0
 "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --ablate 1 --quiet > "$dir/ab1.out" 2>&1 || fail "lens --ablate 1: $(cat "$dir/ab1.out")"
 n=$(q "SELECT count(*) FROM lens_results WHERE intervention = 'ablate 1 zero' AND mode = 'coda'")
 [ "$n" = 4 ] && ok || fail "lens --ablate 1 rows: $n"
+# lens --patch: iteration 1's update at positions 10..29 from a source sequence
+python3 -c "import struct, sys; open(sys.argv[1], 'wb').write(struct.pack('<48H', *([1, 2, 3, 4, 5, 6] * 8)))" "$dir/src.u16"
+"$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --patch 1 --source "$dir/src.u16" --positions 10:30 --quiet > "$dir/pl.out" 2>&1 || fail "lens --patch: $(cat "$dir/pl.out")"
+n=$(q "SELECT count(*) FROM lens_results WHERE intervention = 'patch 1 positions 10:30' AND mode = 'coda'")
+[ "$n" = 4 ] && ok || fail "lens --patch rows: $n"
+expect_error 1 "the patch source needs at least the windows' 48" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --patch 1 --source "$dir/short.u16" --quiet
+expect_error 2 "\-\-source goes with \-\-patch" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --source "$dir/src.u16" --quiet
 expect_error 1 "iteration 3 is out of range" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --ablate 3 --quiet
 expect_error 1 "no checkpoint at or before step 2 " "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --ablate-each --step 2 --quiet
 
