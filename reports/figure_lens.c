@@ -7,6 +7,7 @@
  * some run has.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,8 +59,18 @@ int figure_lens(FigureList *list, Store *store, const ReportData *data, const ch
         for (int k = 0; k < N_LENS_PANELS && status == 0; k++) {
             long long step;
             int i = r * N_LENS_PANELS + k;
-            status = lens_store_read(store, data->runs[r].name, lens_panels[k].mode, NULL, &rows[i],
-                                     &n_rows[i], &step);
+            /* the run's trained schedule first, else whatever schedule was measured */
+            const ReportRun *run = &data->runs[r];
+            char trained[160] = "";
+            size_t used = 0;
+            for (int t = 0; run->has_model && t < run->model.n_iters && used + 8 < sizeof trained; t++)
+                used += (size_t)snprintf(trained + used, sizeof trained - used, "%s%d", t ? "," : "",
+                                         run->model.schedule[t].g);
+            status = lens_store_read(store, run->name, lens_panels[k].mode,
+                                     trained[0] ? trained : NULL, &rows[i], &n_rows[i], &step);
+            if (status == 0 && n_rows[i] == 0 && trained[0])
+                status = lens_store_read(store, run->name, lens_panels[k].mode, NULL, &rows[i],
+                                         &n_rows[i], &step);
             for (int j = 0; j < n_rows[i]; j++)
                 if (rows[i][j].iteration > max_x[k]) max_x[k] = rows[i][j].iteration;
             if (n_rows[i]) has_panel[k] = has_run[r] = 1;
