@@ -11,15 +11,19 @@
 #include "dataset.h"
 #include "dataset_family.h"
 #include "error.h"
+#include "eval_run.h"
+#include "eval_targets.h"
 #include "ngram.h"
 #include "store.h"
 
 static const char *help =
     "usage: spiral data make --store S.db --name NAME --family FAMILY [--seed N]\n"
-    "                        [--params JSON] [--text FILE]\n"
+    "                        [--params JSON] [--text FILE] [TARGETS]\n"
     "       spiral data list --store S.db\n"
     "       spiral data show --store S.db --name NAME [--doc D] [--max-tokens N]\n"
     "                        [--labels a,b,...]\n"
+    "       spiral data floor --store S.db (--name NAME TARGETS | --run RUN)\n"
+    "TARGETS: --seq-len L [--window document|random] [--windows N]\n"
     "\n"
     "make: generates a dataset (tokens, documents, train/val/test splits by\n"
     "document, gold labels) and saves it in the store. FAMILY is one of\n"
@@ -32,7 +36,15 @@ static const char *help =
     "the resolved parameters are stored with the dataset. make prints the\n"
     "splits, the true next-token entropy (where the process is known) and\n"
     "the unigram and bigram losses, so the room left for hierarchy is a number.\n"
-    "list: the datasets of the store. show: one document with its labels.\n";
+    "list: the datasets of the store. show: one document with its labels.\n"
+    "\n"
+    "floor (and make with --seq-len): the entropy floor and the n-gram\n"
+    "baselines over exactly the targets a validation loss is measured on: N\n"
+    "windows (default 64 = 8 eval batches x 8) of L + 1 tokens of the val split,\n"
+    "spread evenly, at document starts with --window document (the default\n"
+    "random: anywhere). --run RUN takes L, the window and N (eval_batches x\n"
+    "batch_size) from the run's train object, so the numbers are the ones its\n"
+    "validation loss is read against.\n";
 
 /* Prints the per-split sizes and the entropy/n-gram reference numbers. */
 static void print_summary(const Dataset *ds) {
@@ -46,7 +58,7 @@ static void print_summary(const Dataset *ds) {
         double floor = dataset_true_nll_mean(ds, s, &count);
         printf("  %-8s %9zu tokens %7zu docs", dataset_split_name(s), dataset_split_tokens(ds, s),
                docs);
-        if (count) printf("   true next-token entropy %.4f nats/token", floor);
+        if (count) printf("   true next-token entropy %.4f nats/token (every token)", floor);
         printf("\n");
     }
     if (dataset_split_tokens(ds, SPLIT_TRAIN) && dataset_split_tokens(ds, SPLIT_VAL)) {
@@ -62,14 +74,65 @@ static void print_summary(const Dataset *ds) {
     printf("\n");
 }
 
+/* Prints the floor and baselines over the validation targets of ref. */
+static void print_reference(const EvalReference *ref) {
+    printf("  on the validation targets (%zu windows of %d + 1 tokens, window \"%s\", %zu "
+           "targets):\n", ref->n_windows, ref->L, eval_window_name(ref->window), ref->n_targets);
+    if (isfinite(ref->floor)) printf("    entropy floor %.4f nats/token\n", ref->floor);
+    else printf("    entropy floor unknown (the process is not known exactly)\n");
+    printf("    n-gram baselines (trained on train, add-0.01): unigram %.4f, bigram %.4f, "
+           "trigram %.4f nats/token\n", ref->unigram, ref->bigram, ref->trigram);
+}
+
+/* The validation targets a make or floor reports on. */
+typedef struct {
+    int given;           /* --seq-len was given */
+    int L, window;
+    size_t n_windows;
+} TargetsOption;
+
+/* Prints the floor and baselines of dataset ds over targets. */
+static int print_targets(const Dataset *ds, const char *name, const TargetsOption *targets) {
+    EvalReference ref;
+    if (eval_reference(&ref, ds, SPLIT_VAL, targets->L, targets->window, targets->n_windows,
+                       name))
+        return -1;
+    print_reference(&ref);
+    return 0;
+}
+
+/* spiral data floor: the reference of a run or of a dataset and targets. */
+static int data_floor(Store *store, const char *name, const char *run_name,
+                      const TargetsOption *targets) {
+    if (run_name) {
+        RunRow run;
+        if (store_run_find(store, run_name, &run)) return -1;
+        EvalReference ref;
+        int status = eval_run_reference(&ref, store, run.config, run_name);
+        if (status == 0) {
+            printf("run %s\n", run_name);
+            print_reference(&ref);
+        }
+        store_run_free(&run);
+        return status;
+    }
+    Dataset ds;
+    if (store_dataset_load(store, name, &ds, NULL)) return -1;
+    printf("dataset %s\n", name);
+    int status = print_targets(&ds, name, targets);
+    dataset_free(&ds);
+    return status;
+}
+
 static int data_make(Store *store, const char *name, const char *family, const char *params,
-                     unsigned long seed, const char *text_path) {
+                     unsigned long seed, const char *text_path, const TargetsOption *targets) {
     Dataset ds;
     if (dataset_make(&ds, family, params, seed, text_path)) return -1;
     int status = store_dataset_save(store, name, &ds, seed, NULL);
     if (status == 0) {
         printf("dataset %s saved in %s\n", name, store->path);
         print_summary(&ds);
+        if (targets->given) status = print_targets(&ds, name, targets);
     }
     dataset_free(&ds);
     return status;
@@ -167,7 +230,8 @@ int cmd_data(int argc, char **argv) {
     const char *action = argv[1];
     const char *store_path = NULL, *name = NULL, *family = NULL, *params = NULL;
     const char *text_path = NULL, *seed_text = "0", *doc_text = "0", *max_text = "80";
-    const char *labels = NULL;
+    const char *labels = NULL, *run_name = NULL, *seq_len_text = NULL, *window_text = "random";
+    const char *windows_text = "64";
     CliOption table[] = {
         {"--store", &store_path, NULL},
         {"--name", &name, NULL},
@@ -178,15 +242,34 @@ int cmd_data(int argc, char **argv) {
         {"--doc", &doc_text, NULL},
         {"--max-tokens", &max_text, NULL},
         {"--labels", &labels, NULL},
+        {"--run", &run_name, NULL},
+        {"--seq-len", &seq_len_text, NULL},
+        {"--window", &window_text, NULL},
+        {"--windows", &windows_text, NULL},
     };
     if (cli_parse_options("data", argc - 1, argv + 1, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
     if (!store_path) return cli_usage_error("data", "--store is required");
     int is_make = !strcmp(action, "make"), is_list = !strcmp(action, "list"),
-        is_show = !strcmp(action, "show");
-    if (!is_make && !is_list && !is_show)
-        return cli_usage_error("data", "unknown action '%s' (make, list, show)", action);
+        is_show = !strcmp(action, "show"), is_floor = !strcmp(action, "floor");
+    if (!is_make && !is_list && !is_show && !is_floor)
+        return cli_usage_error("data", "unknown action '%s' (make, list, show, floor)", action);
     if ((is_make || is_show) && !name) return cli_usage_error("data", "--name is required");
+    if (is_floor && !name == !run_name)
+        return cli_usage_error("data", "floor takes --name NAME (with --seq-len) or --run RUN");
+    if (is_floor && name && !seq_len_text)
+        return cli_usage_error("data", "floor --name needs --seq-len L (the window's targets)");
+    TargetsOption targets = {seq_len_text != NULL, 0, WINDOW_RANDOM, 0};
+    long seq_len = 0, n_windows;
+    if ((seq_len_text && cli_parse_long("--seq-len", seq_len_text, 1, 1L << 20, &seq_len)) ||
+        cli_parse_long("--windows", windows_text, 1, 1L << 24, &n_windows))
+        return 2;
+    if (!strcmp(window_text, "document")) targets.window = WINDOW_DOCUMENT;
+    else if (strcmp(window_text, "random"))
+        return cli_usage_error("data", "--window: expected document or random, got '%s'",
+                               window_text);
+    targets.L = (int)seq_len;
+    targets.n_windows = (size_t)n_windows;
     if (is_make && !family) return cli_usage_error("data", "--family is required");
     long seed, doc, max_tokens;
     if (cli_parse_long("--seed", seed_text, 0, 2147483647L, &seed) ||
@@ -196,7 +279,9 @@ int cmd_data(int argc, char **argv) {
     Store store;
     int opened = is_make ? store_open(&store, store_path, 1) : store_open_readonly(&store, store_path);
     if (opened) return cli_fail("data");
-    int status = is_make ? data_make(&store, name, family, params, (unsigned long)seed, text_path)
+    int status = is_make ? data_make(&store, name, family, params, (unsigned long)seed, text_path,
+                                     &targets)
+                 : is_floor ? data_floor(&store, name, run_name, &targets)
                  : is_list ? data_list(&store)
                            : data_show(&store, name, doc, max_tokens, labels);
     store_close(&store);

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "depth.h"
 #include "eval.h"
+#include "eval_run.h"
 
 static const char *help =
     "usage: spiral eval (--weights W.safetensors | --run RUN --store S.db [--step N])\n"
@@ -17,6 +18,7 @@ static const char *help =
     "                   [--ablate T | --ablate-level G] [--ablate-mode zero|mean]\n"
     "                   [--patch T --source FILE [--positions A:B]]\n"
     "                   [--logits OUT.npy] [--grads OUT.safetensors]\n"
+    "       spiral eval --store S.db --run RUN [--step N] [--per-position]\n"
     "\n"
     "Reads one sequence of N tokens (the bytes of a text file, or a\n"
     "little-endian uint16 file with --tokens), runs the model on the first\n"
@@ -42,7 +44,33 @@ static const char *help =
     "                    all; B exclusive) by its value on --source FILE, a\n"
     "                    sequence of the same length read like the sequence\n"
     "Any safetensors file with the documented tensor names and the config in\n"
-    "__metadata__[\"config\"] is accepted, e.g. one written by PyTorch.\n";
+    "__metadata__[\"config\"] is accepted, e.g. one written by PyTorch.\n"
+    "\n"
+    "--run without a sequence: scores RUN's last checkpoint (or, with --step N,\n"
+    "its checkpoint at or before step N) on the validation windows its\n"
+    "training used (its train object: dataset, seq_len, window, eval_batches\n"
+    "x batch_size windows) and prints the loss beside the entropy floor and\n"
+    "the n-gram baselines over exactly those targets, and the gap to the floor.\n"
+    "  --per-position  also the loss, floor and gap by slot rho = (i + w) mod g\n"
+    "                  within the chunks of each level of the schedule, and by\n"
+    "                  position in the window (in the document with\n"
+    "                  \"window\": \"document\")\n";
+
+/* spiral eval --store S --run RUN: the run's validation windows again. */
+static int eval_run_command(const char *store_path, const char *run_name, long long step,
+                            int per_position) {
+    if (!store_path || !run_name)
+        return cli_usage_error("eval", "--run and --store go together");
+    Store store;
+    if (store_open_readonly(&store, store_path)) return cli_fail("eval");
+    EvalRunResult result;
+    int status = eval_run(&result, &store, run_name, step);
+    store_close(&store);
+    if (status) return cli_fail("eval");
+    eval_run_print(stdout, &result, run_name, per_position);
+    eval_run_result_free(&result);
+    return 0;
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *weights_path = NULL, *text_path = NULL, *tokens_path = NULL;
@@ -50,6 +78,7 @@ int cmd_eval(int argc, char **argv) {
     const char *run = NULL, *store_path = NULL, *step_text = NULL, *schedule_text = NULL;
     const char *ablate_text = NULL, *level_text = NULL, *mode_text = NULL, *patch_text = NULL;
     const char *source_path = NULL, *positions_text = NULL;
+    int per_position = 0;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -63,6 +92,7 @@ int cmd_eval(int argc, char **argv) {
         {"--run", &run, NULL},
         {"--store", &store_path, NULL},
         {"--step", &step_text, NULL},
+        {"--per-position", NULL, &per_position},
         {"--schedule", &schedule_text, NULL},
         {"--ablate", &ablate_text, NULL},
         {"--ablate-level", &level_text, NULL},
@@ -73,23 +103,35 @@ int cmd_eval(int argc, char **argv) {
     };
     if (cli_parse_options("eval", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
-    if (!weights_path == !run)
-        return cli_usage_error("eval", "give exactly one of --weights and --run");
-    if (run && !store_path) return cli_usage_error("eval", "--run needs --store");
-    if (weights_path && (store_path || step_text))
-        return cli_usage_error("eval", "--store and --step go with --run, not --weights");
+    long long step = -1;
+    long v;
+    if (step_text) {
+        if (cli_parse_long("--step", step_text, 0, 1L << 40, &v)) return 2;
+        step = v;
+    }
+    if (weights_path && (run || store_path || step_text))
+        return cli_usage_error("eval", "--run, --store and --step go without --weights");
+    if ((run || store_path) && !text_path && !tokens_path) {
+        /* the run's validation windows */
+        if (logits_path || grads_path || schedule_text || ablate_text || level_text ||
+            patch_text)
+            return cli_usage_error("eval", "--run without --text/--tokens scores a run's "
+                                           "validation windows; --logits, --grads, --schedule "
+                                           "and interventions go with a sequence");
+        return eval_run_command(store_path, run, step, per_position);
+    }
+    if (per_position)
+        return cli_usage_error("eval", "--per-position goes with --run RUN and no sequence");
+    if (run && !store_path) return cli_usage_error("eval", "--run and --store go together");
+    if (!weights_path && !run)
+        return cli_usage_error("eval", "give --weights, or --run with --store");
     if (!text_path == !tokens_path)
         return cli_usage_error("eval", "give exactly one of --text and --tokens");
 
     EvalOptions options = {.weights_path = weights_path, .text_path = text_path,
                            .tokens_path = tokens_path, .logits_path = logits_path,
                            .grads_path = grads_path, .store_path = store_path,
-                           .run_name = run, .step = -1};
-    long v;
-    if (step_text) {
-        if (cli_parse_long("--step", step_text, 0, 1L << 40, &v)) return 2;
-        options.step = v;
-    }
+                           .run_name = run, .step = step};
     if (schedule_text &&
         depth_parse_schedule("--schedule", schedule_text, options.schedule, &options.n_schedule))
         return cli_fail("eval");

@@ -61,16 +61,6 @@ typedef struct {
     RunLock lock;                 /* the checkpoint folder, while training */
 } Trainer;
 
-/* The stream of `split` for windows of L + 1 tokens (inputs and targets). */
-static int split_stream_build(SplitStream *s, const Dataset *ds, int split, int L, int window,
-                              const char *dataset_name) {
-    if (dataset_split_stream(s, ds, split, (size_t)L + 1, dataset_name)) return -1;
-    if (window == WINDOW_DOCUMENT && s->n_starts == 0)
-        return spiral_error("dataset %s: no document of the %s split starts a full window of "
-                            "%d tokens", dataset_name, dataset_split_name(split), L + 1);
-    return 0;
-}
-
 /* Start of the window drawn with key (random: any offset; document: a
  * document start). */
 static size_t window_start(const SplitStream *s, int window, int L, uint64_t key) {
@@ -90,21 +80,16 @@ static void fill_batch(int *inputs, int *targets, const SplitStream *s, int B, i
 }
 
 /* Mean validation loss over eval_batches x B fixed windows spread evenly
- * through the split (the same windows at every evaluation). */
+ * through the split (the same windows at every evaluation; the rule is
+ * eval_window_start's, which the entropy floor and baselines share). */
 static int evaluate(Trainer *tr, double *loss) {
     const TrainConfig *c = &tr->cfg;
     int B = c->batch_size, L = c->seq_len;
     size_t total = (size_t)c->eval_batches * B, *starts = tr->starts;
     double sum = 0;
-    size_t span = tr->val.n - (size_t)L; /* number of possible random starts */
     for (int batch = 0; batch < c->eval_batches; batch++) {
-        for (int b = 0; b < B; b++) {
-            size_t k = (size_t)batch * B + b;
-            if (c->window == WINDOW_DOCUMENT)
-                starts[b] = tr->val.starts[(k * tr->val.n_starts) / total];
-            else
-                starts[b] = (size_t)(((double)k / total) * (double)span);
-        }
+        for (int b = 0; b < B; b++)
+            starts[b] = eval_window_start(&tr->val, c->window, L, (size_t)batch * B + b, total);
         fill_batch(tr->inputs, tr->targets, &tr->val, B, L, starts);
         double batch_loss;
         if (tr->engine->ops->forward(tr->engine, tr->inputs, tr->targets, B, L, &batch_loss))
@@ -405,11 +390,11 @@ static int trainer_prepare(Trainer *tr, Store *store, const char *run_json_text,
         dataset_free(&ds);
         return -1;
     }
-    int status = split_stream_build(&tr->train, &ds, SPLIT_TRAIN, tr->cfg.seq_len,
-                                    tr->cfg.window, tr->cfg.dataset);
+    int status = eval_split_stream(&tr->train, &ds, SPLIT_TRAIN, tr->cfg.seq_len,
+                                   tr->cfg.window, tr->cfg.dataset);
     if (status == 0)
-        status = split_stream_build(&tr->val, &ds, SPLIT_VAL, tr->cfg.seq_len, tr->cfg.window,
-                                    tr->cfg.dataset);
+        status = eval_split_stream(&tr->val, &ds, SPLIT_VAL, tr->cfg.seq_len, tr->cfg.window,
+                                   tr->cfg.dataset);
     dataset_free(&ds);
     if (status) return -1;
     if (engine_open(&tr->engine, device, precision, &tr->model_cfg)) return -1;

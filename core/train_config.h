@@ -10,7 +10,7 @@
 #ifndef SPIRAL_TRAIN_CONFIG_H
 #define SPIRAL_TRAIN_CONFIG_H
 
-enum { WINDOW_RANDOM = 0, WINDOW_DOCUMENT = 1 };
+#include "eval_targets.h"  /* WINDOW_RANDOM, WINDOW_DOCUMENT */
 
 /* At most this many entries in train.keep_steps. */
 #define TRAIN_MAX_KEEP_STEPS 64

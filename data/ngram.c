@@ -216,49 +216,87 @@ static int check_split(int split, const char *what) {
     return 0;
 }
 
-double ngram_loss(const Dataset *ds, int order, int train_split, int eval_split, double add_k) {
-    if (order < 1 || order > NGRAM_MAX_ORDER) {
-        spiral_error("ngram: order %d outside 1 .. %d", order, NGRAM_MAX_ORDER);
-        return NAN;
-    }
-    if (!(add_k >= 0) || isinf(add_k)) {
-        spiral_error("ngram: add_k %g must be finite and >= 0", add_k);
-        return NAN;
-    }
-    if (check_split(train_split, "train_split") || check_split(eval_split, "eval_split"))
-        return NAN;
-    size_t n_train, n_eval;
+/* Checks ngram_loss's order and add_k; returns 0 or -1 naming the bad one. */
+static int check_model(int order, double add_k) {
+    if (order < 1 || order > NGRAM_MAX_ORDER)
+        return spiral_error("ngram: order %d outside 1 .. %d", order, NGRAM_MAX_ORDER);
+    if (!(add_k >= 0) || isinf(add_k))
+        return spiral_error("ngram: add_k %g must be finite and >= 0", add_k);
+    return 0;
+}
+
+/* The models of orders 1 .. order (tables[m-1] is order m) fitted on the
+ * stream of train_split. Returns the number built (order), or -1 with the
+ * tables freed (empty split, out of memory). */
+static int tables_fit(NgramTable *tables, int order, const Dataset *ds, int train_split) {
+    size_t n_train;
     uint16_t *train = split_stream(ds, train_split, &n_train);
+    if (!train)
+        return spiral_error("ngram: out of memory copying the %s stream",
+                            dataset_split_name(train_split));
+    int built = 0;
+    if (n_train == 0) spiral_error("ngram: the %s split is empty", dataset_split_name(train_split));
+    else
+        for (; built < order; built++)
+            if (table_build(&tables[built], built + 1, ds->vocab_size, train, n_train)) break;
+    free(train);
+    if (built == order) return built;
+    for (int m = 0; m < built; m++) table_free(&tables[m]);
+    return -1;
+}
+
+double ngram_loss(const Dataset *ds, int order, int train_split, int eval_split, double add_k) {
+    if (check_model(order, add_k) || check_split(train_split, "train_split") ||
+        check_split(eval_split, "eval_split"))
+        return NAN;
+    size_t n_eval;
     uint16_t *eval = split_stream(ds, eval_split, &n_eval);
     NgramTable tables[NGRAM_MAX_ORDER];
-    int built = 0;
     double loss = NAN;
-    if (!train || !eval) {
-        spiral_error("ngram: out of memory copying the %s and %s streams",
-                     dataset_split_name(train_split), dataset_split_name(eval_split));
-        goto done;
+    if (!eval) {
+        spiral_error("ngram: out of memory copying the %s stream", dataset_split_name(eval_split));
+        return NAN;
     }
-    if (n_train == 0 || n_eval == 0) {
-        spiral_error("ngram: the %s split is empty", dataset_split_name(n_train ? eval_split
-                                                                                 : train_split));
-        goto done;
+    if (dataset_split_tokens(ds, train_split) && n_eval == 0) {
+        spiral_error("ngram: the %s split is empty", dataset_split_name(eval_split));
+        free(eval);
+        return NAN;
     }
-    /* tables[m-1] is the order-m model; orders below `order` serve the
-     * first order-1 eval tokens (fewer tokens of context) */
-    int needed = (size_t)order < n_eval ? order : (int)n_eval;
-    for (; built < needed; built++)
-        if (table_build(&tables[built], built + 1, ds->vocab_size, train, n_train)) goto done;
+    /* orders below `order` serve the first order-1 eval tokens (fewer
+     * tokens of context) */
+    if (tables_fit(tables, order, ds, train_split) < 0) {
+        free(eval);
+        return NAN;
+    }
     double sum = 0;
     for (size_t i = 0; i < n_eval; i++) {
         int m = i + 1 < (size_t)order ? (int)i + 1 : order;
         sum -= table_log_prob(&tables[m - 1], eval + i + 1 - m, add_k, ds->vocab_size);
     }
     loss = sum / (double)n_eval;
-done:
-    for (int m = 0; m < built; m++) table_free(&tables[m]);
-    free(train);
+    for (int m = 0; m < order; m++) table_free(&tables[m]);
     free(eval);
     return loss;
+}
+
+double ngram_window_loss(const Dataset *ds, int order, int train_split,
+                         const EvalTargets *targets, double add_k) {
+    if (check_model(order, add_k) || check_split(train_split, "train_split")) return NAN;
+    NgramTable tables[NGRAM_MAX_ORDER];
+    if (tables_fit(tables, order, ds, train_split) < 0) return NAN;
+    double sum = 0;
+    uint16_t gram[NGRAM_MAX_ORDER];
+    for (size_t k = 0; k < targets->n_windows; k++) {
+        const int *window = targets->stream.tokens + targets->starts[k];  /* (L + 1) */
+        for (int j = 0; j < targets->L; j++) {
+            /* target window[j + 1] with the at most order - 1 window tokens before it */
+            int m = j + 2 < order ? j + 2 : order;
+            for (int a = 0; a < m; a++) gram[a] = (uint16_t)window[j + 2 - m + a];
+            sum -= table_log_prob(&tables[m - 1], gram, add_k, ds->vocab_size);
+        }
+    }
+    for (int m = 0; m < order; m++) table_free(&tables[m]);
+    return sum / ((double)targets->n_windows * targets->L);
 }
 
 double unigram_entropy(const Dataset *ds, int split) {

@@ -15,6 +15,7 @@
 #define SPIRAL_NGRAM_H
 
 #include "dataset.h"
+#include "eval_targets.h"
 
 /* Largest supported order: an n-gram of 16-bit tokens is packed in 64 bits. */
 #define NGRAM_MAX_ORDER 4
@@ -38,6 +39,15 @@
  * spiral_last_error(). Memory: a dense count table when V^n <= 2^22, else
  * hash maps sized by the number of distinct n-grams. */
 double ngram_loss(const Dataset *ds, int order, int train_split, int eval_split, double add_k);
+
+/* The same model scored on the targets of validation windows
+ * (eval_targets.h) instead of a whole split: mean over every target j of
+ * every window of -log p(target | the min(n - 1, j + 1) window tokens
+ * before it), fitted on the stream of train_split as ngram_loss is. The
+ * context never reaches before the window's first token, as a model
+ * reading the window sees nothing before it. NaN on error as ngram_loss. */
+double ngram_window_loss(const Dataset *ds, int order, int train_split,
+                         const EvalTargets *targets, double add_k);
 
 /* Entropy (nats) of the empirical token distribution of a split,
  * -sum_x p(x) log p(x) with p(x) = count(x) / N: the loss of the maximum-

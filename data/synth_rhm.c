@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "mix.h"
 #include "synth_common.h"
 
 #define RHM_MAX_LEVELS 16
@@ -28,18 +29,28 @@
 #define RHM_MAX_OFFSET 4096
 #define RHM_MAX_DOCS 10000000L
 #define RHM_SHUFFLE_MAX (1L << 20)  /* v^b up to this: draw rules by partial shuffle */
+/* defaults: documents of 2^7 symbols + EOS, so windows of 128 inputs at
+ * document starts hold whole documents (README "Data") */
+#define RHM_DEFAULT_LEVELS 7
+#define RHM_DEFAULT_V 16
+#define RHM_DEFAULT_M 4
+#define RHM_DEFAULT_TRAIN 10000
+#define RHM_DEFAULT_HELDOUT 500
+#define RHM_MAX_REDRAWS 1000        /* consecutive held-out draws found in earlier splits */
 
 /* ---- parameters ---- */
 
 static const char *const rhm_fields[] = {"n_levels",     "b",       "v",     "m",     "offset",
-                                         "grammar_seed", "n_train", "n_val", "n_test"};
+                                         "grammar_seed", "n_train", "n_val", "n_test", "distinct"};
 #define RHM_N_FIELDS (sizeof rhm_fields / sizeof rhm_fields[0])
 
 int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
     SynthParams reader;
     if (synth_params_open(&reader, "rhm", rhm_fields, RHM_N_FIELDS, params_json)) return -1;
-    long long n_levels = 3, b = 2, v = 8, m = 2, offset = 0, grammar_seed = 1;
-    long long n_train = 4000, n_val = 500, n_test = 500;
+    long long n_levels = RHM_DEFAULT_LEVELS, b = 2, v = RHM_DEFAULT_V, m = RHM_DEFAULT_M;
+    long long offset = 0, grammar_seed = 1;
+    int distinct = 1;
+    long long n_train = RHM_DEFAULT_TRAIN, n_val = RHM_DEFAULT_HELDOUT, n_test = RHM_DEFAULT_HELDOUT;
     int status = (synth_params_int(&reader, "n_levels", 1, RHM_MAX_LEVELS, &n_levels) ||
                   synth_params_int(&reader, "b", 2, RHM_MAX_B, &b) ||
                   synth_params_int(&reader, "v", 1, RHM_MAX_V, &v) ||
@@ -48,7 +59,8 @@ int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
                   synth_params_int(&reader, "grammar_seed", 0, LLONG_MAX, &grammar_seed) ||
                   synth_params_int(&reader, "n_train", 0, RHM_MAX_DOCS, &n_train) ||
                   synth_params_int(&reader, "n_val", 0, RHM_MAX_DOCS, &n_val) ||
-                  synth_params_int(&reader, "n_test", 0, RHM_MAX_DOCS, &n_test)) ? -1 : 0;
+                  synth_params_int(&reader, "n_test", 0, RHM_MAX_DOCS, &n_test) ||
+                  synth_params_bool(&reader, "distinct", &distinct)) ? -1 : 0;
     synth_params_close(&reader);
     if (status) return -1;
     long long tuples = synth_power_capped(v, (int)b, RHM_MAX_RULES);
@@ -63,20 +75,21 @@ int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
         return spiral_error("rhm.n_levels: expected b^n_levels <= %ld tokens per document, got "
                             "%lld^%lld", RHM_MAX_DOC, b, n_levels);
     *params = (SynthRhmParams){(int)n_levels, (int)b, (int)v, (int)m, (int)offset, grammar_seed,
-                               (long)n_train, (long)n_val, (long)n_test};
+                               (long)n_train, (long)n_val, (long)n_test, distinct};
     return 0;
 }
 
 /* The resolved parameters as malloc'd JSON text, every field present. */
 static char *params_to_json(const SynthRhmParams *p) {
     const char *fmt = "{\"n_levels\": %d, \"b\": %d, \"v\": %d, \"m\": %d, \"offset\": %d, "
-                      "\"grammar_seed\": %lld, \"n_train\": %ld, \"n_val\": %ld, \"n_test\": %ld}";
+                      "\"grammar_seed\": %lld, \"n_train\": %ld, \"n_val\": %ld, \"n_test\": %ld, "
+                      "\"distinct\": %s}";
     int n = snprintf(NULL, 0, fmt, p->n_levels, p->b, p->v, p->m, p->offset, p->grammar_seed,
-                     p->n_train, p->n_val, p->n_test);
+                     p->n_train, p->n_val, p->n_test, p->distinct ? "true" : "false");
     char *json = malloc((size_t)n + 1);
     if (json)
         snprintf(json, (size_t)n + 1, fmt, p->n_levels, p->b, p->v, p->m, p->offset,
-                 p->grammar_seed, p->n_train, p->n_val, p->n_test);
+                 p->grammar_seed, p->n_train, p->n_val, p->n_test, p->distinct ? "true" : "false");
     return json;
 }
 
@@ -330,6 +343,63 @@ static int doc_generate(RhmDoc *doc, const SynthRhmParams *p, const SynthRhmGram
     return 0;
 }
 
+/* ---- distinct documents across splits ---- */
+
+/* A set of 64-bit document hashes (open addressing, hash 0 stored as 1;
+ * a collision only makes a held-out document be drawn again), with the
+ * hashes of the split being drawn kept aside until it is complete. */
+typedef struct {
+    uint64_t *slots;     /* (capacity) 0 = empty */
+    size_t capacity;     /* a power of two >= 2 * documents */
+    uint64_t *pending;   /* (documents) */
+    size_t n_pending;
+} DocSet;
+
+/* An empty set for up to n documents. Returns 0 or -1 (out of memory). */
+static int doc_set_init(DocSet *set, size_t n) {
+    set->capacity = 16;
+    while (set->capacity < 2 * n) set->capacity *= 2;
+    set->slots = calloc(set->capacity, sizeof *set->slots);
+    set->pending = malloc((n ? n : 1) * sizeof *set->pending);
+    return set->slots && set->pending ? 0 : -1;
+}
+
+static void doc_set_free(DocSet *set) {
+    free(set->slots);
+    free(set->pending);
+    memset(set, 0, sizeof *set);
+}
+
+/* The slot of hash, or the empty slot where it would go. */
+static size_t doc_set_slot(const DocSet *set, uint64_t hash) {
+    size_t mask = set->capacity - 1, i = (size_t)mix64(hash) & mask;
+    while (set->slots[i] && set->slots[i] != hash) i = (i + 1) & mask;
+    return i;
+}
+
+static int doc_set_has(const DocSet *set, uint64_t hash) {
+    return set->slots[doc_set_slot(set, hash ? hash : 1)] != 0;
+}
+
+static void doc_set_add(DocSet *set, uint64_t hash) {
+    if (!hash) hash = 1;
+    set->slots[doc_set_slot(set, hash)] = hash;
+}
+
+/* A 64-bit hash of a document's tokens: h = mix64(h ^ token) per token. */
+static uint64_t doc_hash(const uint16_t *tokens, size_t n) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+    for (size_t i = 0; i < n; i++) h = mix64(h ^ tokens[i]);
+    return h;
+}
+
+/* The number of distinct documents, v m^(internal nodes), as a double. */
+static double doc_count(const SynthRhmParams *p) {
+    double internal = 0, nodes = 1;
+    for (int l = 0; l < p->n_levels; l++, nodes *= p->b) internal += nodes;
+    return p->v * pow(p->m, internal);
+}
+
 int synth_rhm_make(Dataset *out, const char *params_json, unsigned long seed) {
     SynthRhmParams params;
     SynthRhmGrammar grammar = {0};
@@ -372,15 +442,37 @@ int synth_rhm_make(Dataset *out, const char *params_json, unsigned long seed) {
             status = spiral_error("rhm: out of memory");
     }
     const long counts[3] = {params.n_train, params.n_val, params.n_test};
+    DocSet seen = {0};
+    if (!status && doc_set_init(&seen, (size_t)(counts[0] + counts[1] + counts[2])))
+        status = spiral_error("rhm: out of memory for the document set");
     for (int split = 0; split < 3 && !status; split++) {
         SynthRng rng;
         synth_rng_seed(&rng, (uint64_t)seed, (uint64_t)split);
-        for (long d = 0; d < counts[split] && !status; d++) {
+        /* a split's documents join the set once the split is done: repeats
+         * within a split keep the process's distribution, repeats of an
+         * earlier split are drawn again */
+        size_t first_new = seen.n_pending = 0;
+        for (long d = 0, redraws = 0; d < counts[split] && !status;) {
             status = doc_generate(&doc, &params, &grammar, &rng, &prefix);
-            if (!status)
-                status = dataset_append(out, doc.tokens, doc.n, doc.labels, doc.nll, split);
+            if (status) break;
+            uint64_t hash = doc_hash(doc.tokens, doc.n);
+            if (params.distinct && split > 0 && doc_set_has(&seen, hash)) {
+                if (++redraws > RHM_MAX_REDRAWS)
+                    status = spiral_error(
+                        "rhm: the %s split needs documents that differ from the earlier splits' "
+                        "and %d draws in a row found none: the grammar has only v m^((b^L - 1) / "
+                        "(b - 1)) = %.4g distinct documents; raise n_levels or m, lower n_train, or set \"distinct\": false",
+                        dataset_split_name(split), RHM_MAX_REDRAWS, doc_count(&params));
+                continue;
+            }
+            redraws = 0;
+            seen.pending[seen.n_pending++] = hash;
+            status = dataset_append(out, doc.tokens, doc.n, doc.labels, doc.nll, split);
+            d++;
         }
+        for (size_t i = first_new; i < seen.n_pending; i++) doc_set_add(&seen, seen.pending[i]);
     }
+    doc_set_free(&seen);
     free(doc.tokens);
     free(doc.nll);
     free(doc.labels);

@@ -23,7 +23,19 @@
  * of size 2^j). Positions are within a document: a document is
  * offset + b^L + 1 tokens long, so in a stream of documents packed back to
  * back the alignment holds only for windows that start at a document.
- * The defaults (v 8, m 2, b 2, L 3) allow v m^7 = 1024 distinct documents.
+ * The defaults (L 7, b 2, v 16, m 4) give documents of 128 symbols + EOS:
+ * training windows of seq_len 128 with `"window": "document"` hold one
+ * whole document each, and a level-j constituent covers exactly the chunk
+ * of size 2^j of a g = 2^j iteration (offset 0). They allow v m^127
+ * distinct documents.
+ *
+ * Held-out documents. With distinct (the default), a val document that
+ * equals a train document is drawn again, and a test document that equals
+ * a train or val one, so no held-out document was seen in training (a
+ * split may repeat its own documents, as the process does). A grammar with
+ * too few distinct documents for that is an error; true_nll stays the
+ * process's own loss (with a grammar of many distinct documents the
+ * redraws are vanishingly rare).
  *
  * Exact probabilities. For a prefix x_0..x_{n-1} of the level-0 string,
  *   P(x_<n) = sum_r (1/v) F_L(r),
@@ -54,9 +66,9 @@
  * in the order l1.symbol, l1.pos, l2.symbol, l2.pos, ...
  *
  * Parameters (a JSON object, every field optional):
- *   n_levels 3 (1..16), b 2 (2..16), v 8 (1..4096), m 2 (1..65536),
- *   offset 0 (0..4096), grammar_seed 1 (0..2^63 - 1), n_train 4000, n_val 500,
- *   n_test 500 (0..10^7 documents each),
+ *   n_levels 7 (1..16), b 2 (2..16), v 16 (1..4096), m 4 (1..65536),
+ *   offset 0 (0..4096), grammar_seed 1 (0..2^63 - 1), n_train 10000,
+ *   n_val 500, n_test 500 (0..10^7 documents each), distinct true,
  * with m * v <= v^b, m * v <= 65536 and b^n_levels <= 65536.
  *
  * Randomness: xoshiro256** seeded by splitmix64, the grammar from
@@ -75,6 +87,7 @@ typedef struct {
     int n_levels, b, v, m, offset;
     long long grammar_seed;
     long n_train, n_val, n_test;
+    int distinct;     /* val and test documents differ from every earlier split's */
 } SynthRhmParams;
 
 /* The production rules of every level. */

@@ -8,6 +8,7 @@
  *   figure_series.c        attention and loop diagnostics per step
  *   figure_cka.c           CKA heatmaps, within a run and across runs
  *   figure_spectrum.c      singular-value spectra
+ *   figure_ablation.c      an ablation study's differences to its base
  *   figure_lens.c          logit lens, test-time depth and ablations per iteration
  * with their shared helpers in figure_common.c.
  */
@@ -24,8 +25,9 @@ void figure_list_free(FigureList *list) {
 /* Every figure type in report order. */
 int figures_draw_all(FigureList *list, Store *store, const ReportData *data,
                      const Comparison *comparison, const char *dir) {
-    if (figure_training(list, store, data, dir) ||
+    if (figure_training(list, store, data, comparison, dir) ||
         figure_comparison(list, data, comparison, dir) ||
+        figure_ablation(list, comparison, dir) ||
         figure_probe_heatmap(list, data, dir, 0) ||
         figure_probe_heatmap(list, data, dir, 1) ||
         figure_probe_curves(list, data, dir) ||

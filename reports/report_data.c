@@ -12,7 +12,9 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "eval_run.h"
 #include "grow.h"
+#include "plot.h"
 #include "probe_store.h"
 #include "report_store.h"
 #include "steps.h"
@@ -76,7 +78,7 @@ static int load_runs(ReportData *data, Store *store, const char *const *names, i
             if (status) break;
             ReportRun *run = &data->runs[data->n_runs++];
             memset(run, 0, sizeof *run);
-            run->color = (data->n_runs - 1) % 10 + 1;
+            run->color = (data->n_runs - 1) % PLOT_N_STYLES + 1;  /* plot.h: 10 colors x 4 dashes */
             status = read_run(store, &rows[k], run, data->split);
         }
         report_store_runs_free(rows, n);
@@ -220,6 +222,25 @@ static int load_probes(ReportData *data, Store *store) {
     return 0;
 }
 
+/* The floor over run r's validation targets, reusing an earlier run's when
+ * they validate on the same targets. */
+static int load_val_floor(ReportData *data, Store *store, int r) {
+    ReportRun *run = &data->runs[r];
+    run->val_floor = NAN;
+    if (!run->has_model) return 0;
+    for (int q = 0; q < r; q++)
+        if (data->runs[q].has_model && eval_run_same_targets(run->config, data->runs[q].config)) {
+            run->val_floor = data->runs[q].val_floor;
+            return 0;
+        }
+    int d = report_data_dataset(data, run->dataset);
+    if (d < 0 || isnan(data->datasets[d].floor_val)) return 0;  /* no true_nll: no floor */
+    EvalReference ref;
+    if (eval_run_reference(&ref, store, run->config, run->name)) return -1;
+    run->val_floor = ref.floor;
+    return 0;
+}
+
 int report_data_load(ReportData *data, Store *store, const char *const *names, int n_names,
                      const char *split) {
     memset(data, 0, sizeof *data);
@@ -231,6 +252,8 @@ int report_data_load(ReportData *data, Store *store, const char *const *names, i
         if (add_dataset(data, store, data->runs[r].dataset, &cap) ||
             add_dataset(data, store, data->runs[r].rec_dataset, &cap))
             goto fail;
+    for (int r = 0; r < data->n_runs; r++)
+        if (load_val_floor(data, store, r)) goto fail;
     if (load_probes(data, store)) goto fail;
     return 0;
 fail:

@@ -20,8 +20,10 @@
  * iteration, scale.
  *
  * Datasets: those the runs train on or were recorded on, with the entropy
- * floor (mean true_nll, data/dataset.h) of the val and test splits where
- * the dataset has true_nll.
+ * floor (mean true_nll, data/dataset.h) over every token of the val and
+ * test splits where the dataset has true_nll. Each run also gets the floor
+ * over exactly the targets its validation loss is measured on
+ * (eval_run_reference), which is the one its loss is compared with.
  */
 #ifndef SPIRAL_REPORT_DATA_H
 #define SPIRAL_REPORT_DATA_H
@@ -52,6 +54,9 @@ typedef struct {
     char rec_split[16];
     char rec_status[16];
     int rec_sequences, rec_seq_len;
+    /* the entropy floor over the targets of the run's validation windows
+     * (data/eval_targets.h), NAN where unknown */
+    double val_floor;
 } ReportRun;
 
 typedef struct {

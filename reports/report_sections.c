@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "report_ablation.h"
+
 /* "%.4f" of v, or "-" if NaN. */
 static void fmt_real(char *out, size_t size, const char *fmt, double v) {
     if (isfinite(v)) snprintf(out, size, fmt, v);
@@ -51,14 +53,18 @@ static const CompareRun *compare_find(const Comparison *c, const char *name) {
 /* Section: runs. */
 void report_section_runs(Doc *doc, const ReportData *data, const Comparison *c) {
     doc_heading(doc, 2, "runs", "Runs");
+    doc_para(doc, "", "Floor: the entropy floor over exactly the targets of the run's validation windows;"
+                      " gap = final val loss - floor, the part of the loss a model could still remove.");
     const char *headers[] = {"run", "kind", "dataset", "parameters (non-embedding)", "steps", "tokens",
-                             "training FLOPs", "final val loss", "status", "recording (probes, analyses)"};
-    doc_table_begin(doc, headers, 10);
+                             "training FLOPs", "final val loss", "floor", "gap", "status",
+                             "recording (probes, analyses)"};
+    doc_table_begin(doc, headers, 12);
     for (int r = 0; r < data->n_runs; r++) {
         const ReportRun *run = &data->runs[r];
         const CompareRun *cr = compare_find(c, run->name);
         char params[112] = "-", total[48], nonemb[48], steps[32] = "-", tokens[48] = "-", flops[32] = "-",
-             loss[32] = "-", status[300], rec[300] = "none";
+             loss[32] = "-", status[300], rec[300] = "none", floor[32], gap[32] = "-";
+        fmt_real(floor, sizeof floor, "%.4f", run->val_floor);
         if (cr) {
             fmt_count(total, sizeof total, cr->params);
             fmt_count(nonemb, sizeof nonemb, cr->params_nonembedding);
@@ -69,14 +75,15 @@ void report_section_runs(Doc *doc, const ReportData *data, const Comparison *c) 
             fmt_real(loss, sizeof loss, "%.4f", cr->val_loss);
             if (isfinite(cr->val_loss))
                 snprintf(loss + strlen(loss), sizeof loss - strlen(loss), " (step %lld)", cr->val_step);
+            fmt_real(gap, sizeof gap, "%.4f", cr->val_loss - run->val_floor);
         }
         snprintf(status, sizeof status, "%s%s%.200s", run->status, run->message[0] ? ": " : "", run->message);
         if (run->recording_id)
             snprintf(rec, sizeof rec, "%s / %s, %d x %d tokens (%s)", run->rec_dataset, run->rec_split,
                      run->rec_sequences, run->rec_seq_len, run->rec_status);
         const char *cells[] = {run->name, run->kind, run->dataset[0] ? run->dataset : "-", params, steps,
-                               tokens, flops, loss, status, rec};
-        doc_table_row(doc, cells, 10);
+                               tokens, flops, loss, floor, gap, status, rec};
+        doc_table_row(doc, cells, 12);
     }
     doc_table_end(doc);
 }
@@ -85,10 +92,13 @@ void report_section_runs(Doc *doc, const ReportData *data, const Comparison *c) 
 void report_section_datasets(Doc *doc, const ReportData *data) {
     doc_heading(doc, 2, "datasets", "Datasets");
     doc_para(doc, "", "Entropy floor: the mean exact next-token loss -log p(token | prefix) under the"
-                      " generating process over the split, in nats/token; no model can beat it in"
-                      " expectation. '-' where the process is unknown (real text).");
+                      " generating process over every token of the split, in nats/token; no model can"
+                      " beat it in expectation. '-' where the process is unknown (real text). A"
+                      " validation loss covers only its windows' targets; the runs table gives the"
+                      " floor over those.");
     const char *headers[] = {"dataset", "family", "vocabulary", "tokens", "documents",
-                             "entropy floor (val)", "entropy floor (test)", "parameters"};
+                             "entropy floor (every val token)", "entropy floor (every test token)",
+                             "parameters"};
     doc_table_begin(doc, headers, 8);
     for (int d = 0; d < data->n_datasets; d++) {
         const ReportDataset *ds = &data->datasets[d];
@@ -113,24 +123,23 @@ void report_section_comparison(Doc *doc, const Comparison *c, const char *compar
         doc_para(doc, "note", text);
         return;
     }
-    char text[512], a[32], b[32];
-    fmt_real(a, sizeof a, "%.4g", c->equal_tokens);
-    fmt_real(b, sizeof b, "%.4g", c->equal_flops);
+    char text[1024];
     snprintf(text, sizeof text,
              "Runs whose run files differ only in the seed form a group: mean and %.0f%% t interval"
-             " over its seeds. Loss at equal tokens (%s tokens) and at equal FLOPs (%s): each run's"
-             " validation curve interpolated linearly at the smallest budget every run reached"
-             " (never extrapolated). Groups whose non-embedding parameters agree within %.0f%% share"
-             " an equal-parameter set.",
-             100 * c->level, a, b, 100 * c->param_tolerance);
+             " over its seeds. Each run is read at the end of its own schedule (its last evaluation, after"
+             " the learning rate has decayed), never mid-schedule, and groups whose ends agree within %.0f%%"
+             " in tokens or in training FLOPs are compared there (equal-token and equal-FLOPs sets; the"
+             " equal-FLOPs baseline of spiral match is trained to the spiral's FLOPs for this). Groups whose"
+             " non-embedding parameters agree within %.0f%% share an equal-parameter set.",
+             100 * c->level, 100 * c->budget_tolerance, 100 * c->param_tolerance);
     doc_para(doc, "", text);
     const char *headers[] = {"group", "runs", "kind", "seeds", "non-embedding parameters", "training FLOPs",
-                             "val loss", "loss at equal tokens", "loss at equal FLOPs", "parameter set"};
+                             "val loss", "equal-token set", "equal-FLOPs set", "parameter set"};
     doc_table_begin(doc, headers, 10);
     for (int g = 0; g < c->n_groups; g++) {
         const CompareGroup *group = &c->groups[g];
-        char id[16], runs[1024] = "", seeds[16], params[48], flops[32], loss[96], at_tokens[96],
-             at_flops[96], set[16];
+        char id[16], runs[1024] = "", seeds[16], params[48], flops[32], loss[96], at_tokens[96] = "-",
+             at_flops[96] = "-", set[16];
         size_t used = 0;
         for (int m = 0; m < group->n && used + 1 < sizeof runs; m++)
             used += (size_t)snprintf(runs + used, sizeof runs - used, "%s%s", m ? ", " : "",
@@ -140,14 +149,17 @@ void report_section_comparison(Doc *doc, const Comparison *c, const char *compar
         fmt_count(params, sizeof params, group->params_nonembedding);
         fmt_real(flops, sizeof flops, "%.3g", group->train_flops);
         fmt_interval(loss, sizeof loss, &group->val_loss);
-        fmt_interval(at_tokens, sizeof at_tokens, &group->loss_at_tokens);
-        fmt_interval(at_flops, sizeof at_flops, &group->loss_at_flops);
+        if (group->token_set >= 0)
+            snprintf(at_tokens, sizeof at_tokens, "%d (%.4g tokens)", group->token_set + 1, group->read_tokens);
+        if (group->flop_set >= 0)
+            snprintf(at_flops, sizeof at_flops, "%d (%.4g FLOPs)", group->flop_set + 1, group->read_flops);
         snprintf(set, sizeof set, "%d", group->param_set + 1);
         const char *cells[] = {id, runs, c->runs[group->members[0]].kind, seeds, params, flops, loss,
                                at_tokens, at_flops, set};
         doc_table_row(doc, cells, 10);
     }
     doc_table_end(doc);
+    report_section_ablation(doc, c); /* only when the runs form an ablation study */
 }
 
 /* Section: the figures. */

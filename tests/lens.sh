@@ -102,7 +102,7 @@ w30=$(loss --weights "$dir/checkpoints/spiral/step_00000030.safetensors")
 [ -n "$l30" ] && [ "$l30" = "$w30" ] && ok || fail "eval --run ($l30) != eval --weights ($w30)"
 [ -n "$l7" ] && [ "$l7" != "$l30" ] && ok || fail "eval --step 7 ($l7) equals the last step ($l30)"
 expect_error 1 "no checkpoint at or before step 1 " "$SPIRAL" eval --run spiral --store "$dir/s.db" --step 1 --tokens "$dir/seq.u16"
-expect_error 2 "exactly one of --weights and --run" "$SPIRAL" eval --tokens "$dir/seq.u16"
+expect_error 2 "give --weights, or --run with --store" "$SPIRAL" eval --tokens "$dir/seq.u16"
 
 # test-time depth: the trained schedule reproduces the loss; another schedule changes it
 s1=$(loss --run spiral --store "$dir/s.db" --schedule 4,2,1)

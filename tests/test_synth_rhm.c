@@ -361,37 +361,43 @@ static void test_defaults_and_determinism(void) {
     Dataset a, b, c, d;
     CHECK(synth_rhm_make(&a, NULL, 7) == 0, "default make: %s", spiral_last_error());
     CHECK(synth_rhm_make(&b, "{}", 7) == 0, "make {}: %s", spiral_last_error());
-    CHECK(synth_rhm_make(&c, NULL, 8) == 0, "make seed 8: %s", spiral_last_error());
+    CHECK(synth_rhm_make(&c, "{\"n_train\": 100}", 8) == 0, "make seed 8: %s", spiral_last_error());
     CHECK(synth_rhm_make(&d, a.params_json, 7) == 0, "make from params_json: %s",
           spiral_last_error());
     CHECK(datasets_equal(&a, &b), "same params and seed give different datasets");
     CHECK(datasets_equal(&a, &d), "the stored params_json does not reproduce the dataset");
-    CHECK(memcmp(a.tokens, c.tokens, a.n_tokens * sizeof *a.tokens) != 0,
+    CHECK(memcmp(a.tokens, c.tokens, c.n_tokens * sizeof *a.tokens) != 0,
           "seeds 7 and 8 give the same tokens");
-    CHECK(strcmp(a.family, "rhm") == 0 && a.vocab_size == 9, "family %s vocab %d", a.family,
+    CHECK(strcmp(a.family, "rhm") == 0 && a.vocab_size == 17, "family %s vocab %d", a.family,
           a.vocab_size);
     json_t *root = json_loads(a.params_json, 0, NULL);
-    CHECK(root && json_object_size(root) == 9, "params_json %s: expected 9 fields", a.params_json);
+    CHECK(root && json_object_size(root) == 10, "params_json %s: expected 10 fields", a.params_json);
     json_decref(root);
-    const char *want[6] = {"l1.symbol", "l1.pos", "l2.symbol", "l2.pos", "l3.symbol", "l3.pos"};
-    CHECK(a.n_labels == 6, "%d labels", a.n_labels);
-    for (int l = 0; l < 6 && l < a.n_labels; l++)
-        CHECK(strcmp(a.labels[l].name, want[l]) == 0 && a.labels[l].n_classes == (l % 2 ? 2 : 8),
+    /* aligned by default: 2^7 symbols + EOS, so a window of 128 inputs at a
+     * document start holds a whole document */
+    CHECK(a.doc_start[1] - a.doc_start[0] == 129, "default document of %zu tokens, expected 129",
+          a.doc_start[1] - a.doc_start[0]);
+    CHECK(a.n_labels == 14, "%d labels", a.n_labels);
+    for (int l = 0; l < 14 && l < a.n_labels; l++) {
+        char want[32];
+        snprintf(want, sizeof want, "l%d.%s", l / 2 + 1, l % 2 ? "pos" : "symbol");
+        CHECK(strcmp(a.labels[l].name, want) == 0 && a.labels[l].n_classes == (l % 2 ? 2 : 16),
               "label %d is %s (%d), expected %s", l, a.labels[l].name, a.labels[l].n_classes,
-              want[l]);
+              want);
+    }
 
     SynthRhmParams p;
     synth_rhm_params(&p, NULL);
     size_t count;
     double floor_val = dataset_true_nll_mean(&a, SPLIT_VAL, &count);
     double doc_length = (double)a.n_tokens / a.n_docs;
-    double analytic = (log(8.0) + 7 * log(2.0)) / doc_length;
+    double analytic = (log(16.0) + 127 * log(4.0)) / doc_length;
     printf("rhm defaults %s\n", a.params_json);
-    printf("  vocab %d, %zu train tokens, mean document length %.2f (EOS included), %ld "
+    printf("  vocab %d, %zu train tokens, mean document length %.2f (EOS included), %.4g "
            "distinct documents possible\n",
            a.vocab_size, dataset_split_tokens(&a, SPLIT_TRAIN), doc_length,
-           p.v * ipow(p.m, (int)internal_nodes(&p)));
-    printf("  mean true_nll on val %.4f nats/token (%zu tokens; analytic (log v + 7 log m) / 9 = "
+           p.v * pow(p.m, (double)internal_nodes(&p)));
+    printf("  mean true_nll on val %.4f nats/token (%zu tokens; analytic (log v + 127 log m) / 129 = "
            "%.4f), unigram entropy of train %.4f nats\n",
            floor_val, count, analytic, unigram_entropy(&a, SPLIT_TRAIN));
     CHECK(fabs(floor_val - analytic) < 1e-12, "val floor %.15g vs analytic %.15g", floor_val,
@@ -460,7 +466,7 @@ static void test_offset_shift(void) {
             for (int l = 0; l < a.n_labels; l++)
                 if (a.labels[l].values[sa + i] != b.labels[l].values[sb + 3 + i]) bad++;
         }
-        for (int i = 0; i < 3; i++) bad += b.tokens[sb + i] != 9;
+        for (int i = 0; i < 3; i++) bad += b.tokens[sb + i] != b.vocab_size - 1;
     }
     CHECK(bad == 0, "offset 3 is not the offset-0 dataset shifted by 3 fillers (%ld differences)",
           bad);
@@ -469,6 +475,61 @@ static void test_offset_shift(void) {
 }
 
 /* A bad parameter must fail with a message naming rhm.<field>. */
+/* The number of documents of split `heldout` that equal a document of a
+ * split listed in `earlier` (n_earlier of them). */
+static long shared_documents(const Dataset *ds, int heldout, const int *earlier, int n_earlier) {
+    long shared = 0;
+    for (size_t d = 0; d < ds->n_docs; d++) {
+        if (ds->doc_split[d] != heldout) continue;
+        size_t n = ds->doc_start[d + 1] - ds->doc_start[d];
+        int found = 0;
+        for (size_t e = 0; e < ds->n_docs && !found; e++) {
+            int listed = 0;
+            for (int k = 0; k < n_earlier; k++) listed |= ds->doc_split[e] == earlier[k];
+            found = listed && ds->doc_start[e + 1] - ds->doc_start[e] == n &&
+                    memcmp(ds->tokens + ds->doc_start[d], ds->tokens + ds->doc_start[e],
+                           n * sizeof *ds->tokens) == 0;
+        }
+        shared += found;
+    }
+    return shared;
+}
+
+/* distinct: no val document is a train document and no test document a
+ * train or val one, on a grammar of 24 documents where the plain process
+ * repeats them across splits; too few documents is an error. */
+static void test_distinct_splits(void) {
+    const char *small = "{\"n_levels\": 2, \"v\": 3, \"m\": 2, \"n_train\": 12, \"n_val\": 6, "
+                        "\"n_test\": 5%s}";
+    char with[256], without[256];
+    snprintf(with, sizeof with, small, "");
+    snprintf(without, sizeof without, small, ", \"distinct\": false");
+    Dataset a, b;
+    if (synth_rhm_make(&a, with, 3) || synth_rhm_make(&b, without, 3)) {
+        CHECK(0, "distinct make: %s", spiral_last_error());
+        return;
+    }
+    const int train[1] = {SPLIT_TRAIN}, train_val[2] = {SPLIT_TRAIN, SPLIT_VAL};
+    long val_a = shared_documents(&a, SPLIT_VAL, train, 1);
+    long test_a = shared_documents(&a, SPLIT_TEST, train_val, 2);
+    long val_b = shared_documents(&b, SPLIT_VAL, train, 1);
+    long test_b = shared_documents(&b, SPLIT_TEST, train_val, 2);
+    printf("24-document grammar: documents shared with earlier splits: val %ld, test %ld "
+           "(distinct false: %ld, %ld)\n", val_a, test_a, val_b, test_b);
+    CHECK(val_a == 0 && test_a == 0, "distinct: %ld val and %ld test documents were seen before",
+          val_a, test_a);
+    CHECK(val_b + test_b > 0, "distinct false: the plain process shares no document here, so the "
+                              "check above proves nothing");
+    CHECK(a.n_docs == 23 && b.n_docs == 23, "document counts %zu and %zu", a.n_docs, b.n_docs);
+    dataset_free(&a);
+    dataset_free(&b);
+    Dataset c;
+    CHECK(synth_rhm_make(&c, "{\"n_levels\": 2, \"v\": 3, \"m\": 2, \"n_train\": 400}", 3) == -1 &&
+              strstr(spiral_last_error(), "= 24 distinct documents") &&
+              strstr(spiral_last_error(), "\"distinct\": false"),
+          "too few documents: %s", spiral_last_error());
+}
+
 static void test_bad_params(void) {
     const struct {
         const char *json, *field;
@@ -484,7 +545,8 @@ static void test_bad_params(void) {
         {"{\"v\": 0}", "rhm.v"},
         {"{\"v\": 5000}", "rhm.v"},
         {"{\"m\": 0}", "rhm.m"},
-        {"{\"m\": 9}", "rhm.m"},
+        {"{\"v\": 8, \"m\": 9}", "rhm.m"},
+        {"{\"distinct\": 1}", "rhm.distinct"},
         {"{\"v\": 2, \"m\": 3}", "rhm.m"},
         {"{\"v\": 3, \"b\": 3, \"m\": 10}", "rhm.m"},
         {"{\"v\": 4096, \"b\": 4, \"m\": 17}", "rhm.m"},
@@ -522,7 +584,7 @@ int main(int argc, char **argv) {
     test_defaults_and_determinism();
     test_grammar();
     test_offset_shift();
-    check_config(NULL, 1);
+    check_config("{\"n_train\": 400}", 1);
     check_config("{\"offset\": 3, \"n_train\": 300}", 2);
     check_config("{\"b\": 3, \"n_levels\": 3, \"v\": 6, \"m\": 4, \"n_train\": 300}", 3);
     check_config("{\"b\": 3, \"n_levels\": 2, \"v\": 5, \"m\": 3, \"offset\": 1, \"n_train\": 100}",
@@ -532,12 +594,13 @@ int main(int argc, char **argv) {
     check_config("{\"b\": 2, \"n_levels\": 10, \"v\": 4, \"m\": 4, \"n_train\": 10, \"n_val\": 3, "
                  "\"n_test\": 2}",
                  5);
-    check_config("{\"v\": 1, \"m\": 1, \"n_train\": 10}", 6);
-    check_brute_force("{\"n_levels\": 2, \"b\": 2, \"v\": 3, \"m\": 2, \"n_train\": 60}");
+    check_config("{\"v\": 1, \"m\": 1, \"n_train\": 10, \"distinct\": false}", 6);
+    check_brute_force("{\"n_levels\": 2, \"b\": 2, \"v\": 3, \"m\": 2, \"n_train\": 60, \"distinct\": false}");
     check_brute_force("{\"n_levels\": 3, \"b\": 2, \"v\": 2, \"m\": 2, \"offset\": 2, "
-                      "\"n_train\": 60}");
-    check_brute_force("{\"n_levels\": 2, \"b\": 3, \"v\": 3, \"m\": 2, \"n_train\": 60}");
-    check_brute_force("{\"n_levels\": 1, \"b\": 3, \"v\": 4, \"m\": 5, \"n_train\": 30}");
+                      "\"n_train\": 60, \"distinct\": false}");
+    check_brute_force("{\"n_levels\": 2, \"b\": 3, \"v\": 3, \"m\": 2, \"n_train\": 60, \"distinct\": false}");
+    check_brute_force("{\"n_levels\": 1, \"b\": 3, \"v\": 4, \"m\": 5, \"n_train\": 30, \"distinct\": false}");
+    test_distinct_splits();
     test_bad_params();
     return test_summary(argv[0]);
 }
