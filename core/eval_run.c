@@ -156,6 +156,8 @@ int eval_run(EvalRunResult *r, Store *store, const char *run_name, long long max
                                     (size_t)tcfg.eval_batches * tcfg.batch_size, tcfg.dataset);
     if (status == 0) status = run_model_load(store, &run, &cfg, max_step, &model,
                                                 &r->checkpoint_step);
+    /* the stored loss is the last evaluation's: no comparison for an earlier checkpoint */
+    if (status == 0 && r->checkpoint_step != r->stored_val_step) r->stored_val_loss = NAN;
     if (status == 0) {
         r->L = tcfg.seq_len;
         r->positions = calloc((size_t)r->L, sizeof *r->positions);

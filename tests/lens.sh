@@ -104,6 +104,10 @@ w30=$(loss --weights "$dir/checkpoints/spiral/step_00000030.safetensors")
 expect_error 1 "no checkpoint at or before step 1 " "$SPIRAL" eval --run spiral --store "$dir/s.db" --step 1 --tokens "$dir/seq.u16"
 expect_error 2 "give --weights, or --run with --store" "$SPIRAL" eval --tokens "$dir/seq.u16"
 
+# eval --run --step without a sequence: the validation windows at that checkpoint
+"$SPIRAL" eval --store "$dir/s.db" --run spiral --step 10 > "$dir/ev.out" 2>&1 || fail "eval --run --step: $(cat "$dir/ev.out")"
+grep -q "checkpoint of step 7: val loss" "$dir/ev.out" && ! grep -q "stored val loss" "$dir/ev.out" && ok || fail "eval --run --step 10: $(cat "$dir/ev.out")"
+
 # test-time depth: the trained schedule reproduces the loss; another schedule changes it
 s1=$(loss --run spiral --store "$dir/s.db" --schedule 4,2,1)
 [ "$s1" = "$l30" ] && ok || fail "--schedule 4,2,1 ($s1) != trained ($l30)"
