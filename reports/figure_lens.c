@@ -141,7 +141,7 @@ int figure_lens(FigureList *list, Store *store, const ReportData *data, const ch
                             text_printf(s, " ? $6 : NaN):7 with filledcurves fc rgb '%s' fs solid "
                                            "noborder notitle", band);
                         else
-                            text_printf(s, " ? $5 : NaN) with linespoints lt %d pt 7 notitle",
+                            text_printf(s, " ? $5 : NaN) with linespoints lt %d notitle",
                                         run->color);
                     }
                 text_printf(s, "\n");
@@ -150,7 +150,7 @@ int figure_lens(FigureList *list, Store *store, const ReportData *data, const ch
             for (int r = 0; r < n_runs; r++) {
                 if (!has_run[r]) continue;
                 char style[64];
-                snprintf(style, sizeof style, "with linespoints lt %d pt 7", data->runs[r].color);
+                snprintf(style, sizeof style, "with linespoints lt %d", data->runs[r].color);
                 plot_key_entry(&plot, style, data->runs[r].name);
             }
             plot_key_entry(&plot, "with filledcurves fc rgb '#c8c8c8' fs solid noborder",
