@@ -237,7 +237,9 @@ static const real *update_forward(Model *model, int t, const real *h_in,
 /* The state update of iteration t under model->update_hook: the hook gets
  * a copy of e (formed as z~ - h(t) in the residual full-resolution
  * shortcut) and the state uses the changed copy; rows the hook left
- * bit-identical keep the state the iteration computes without a hook. */
+ * bit-identical keep the state the iteration computes without a hook.
+ * A state update that reads e in other ways (a memory written from e)
+ * must read the changed copy too. */
 static const real *hooked_state_update(Model *model, int t, const real *h_in, const real *h0,
                                        const real *z_out) {
     const SpiralConfig *cfg = &model->cfg;
