@@ -122,6 +122,7 @@ void model_free(Model *model) {
     free(model->arena);
     free(model->int_arena);
     free(model->scratch);
+    free(model->hook_buffers);
     param_layout_free(&model->layout);
     memset(model, 0, sizeof *model);
 }
@@ -233,12 +234,46 @@ static const real *update_forward(Model *model, int t, const real *h_in,
 /* Iteration t: h(t) = h_in -> h(t+1) (returned). h0 is the prelude output.
  * The update e(t), then the topology's state update:
  *   residual h(t+1) = h(t) + e,  anchor h(t+1) = h(0) + e. */
+/* The state update of iteration t under model->update_hook: the hook gets
+ * a copy of e (formed as z~ - h(t) in the residual full-resolution
+ * shortcut) and the state uses the changed copy; rows the hook left
+ * bit-identical keep the state the iteration computes without a hook.
+ * A state update that reads e in other ways (a memory written from e)
+ * must read the changed copy too. */
+static const real *hooked_state_update(Model *model, int t, const real *h_in, const real *h0,
+                                       const real *z_out) {
+    const SpiralConfig *cfg = &model->cfg;
+    IterActs *it = &model->iters[t];
+    int B = model->B, L = model->L, d = cfg->d_model;
+    size_t rows = (size_t)B * L, tokens_d = rows * d;
+    real *e = model->hook_buffers, *original = e + tokens_d;
+    if (it->e) vec_copy(e, it->e, tokens_d);
+    else vec_sub(e, z_out, h_in, tokens_d);
+    vec_copy(original, e, tokens_d);
+    model->update_hook->fn(model->update_hook->user, t, e, B, L, d);
+    const real *base = cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0;
+    real *h_out = it->e ? it->h_out : original + (1 + t % 2) * tokens_d;
+    for (size_t r = 0; r < rows; r++) {
+        real *out = h_out + r * d;
+        const real *er = e + r * d;
+        int same = !memcmp(er, original + r * d, (size_t)d * sizeof(real));
+        if (same && !it->e) vec_copy(out, z_out + r * d, (size_t)d); /* the shortcut's z~ */
+        else {
+            vec_copy(out, base + r * d, (size_t)d);
+            vec_add(out, er, (size_t)d);
+        }
+    }
+    it->h_out = h_out;
+    return h_out;
+}
+
 static const real *iteration_forward(Model *model, int t, const real *h_in, const real *h0,
                                      const Observer *observer) {
     const SpiralConfig *cfg = &model->cfg;
     IterActs *it = &model->iters[t];
     size_t tokens_d = (size_t)model->B * model->L * cfg->d_model;
     const real *z_out = update_forward(model, t, h_in, observer);
+    if (model->update_hook) return hooked_state_update(model, t, h_in, h0, z_out);
     if (!it->e) {
         it->h_out = (real *)z_out; /* h(t+1) = h(t) + (z~ - h(t)) = z~ exactly */
         return z_out;
@@ -263,6 +298,13 @@ int model_forward(Model *model, const int *tokens, const int *targets, int B, in
     }
     if (model_ensure_activations(model, B, L)) return -1;
     size_t count = (size_t)B * L;
+    model->hooked = model->update_hook != NULL;
+    if (model->update_hook && model->hook_capacity < 4 * count * d) {
+        real *grown = realloc(model->hook_buffers, 4 * count * d * sizeof(real));
+        if (!grown) return spiral_error("out of memory for the update hook's buffers");
+        model->hook_buffers = grown;
+        model->hook_capacity = 4 * count * d;
+    }
     memcpy(model->tokens, tokens, count * sizeof(int));
     for (size_t i = 0; i < count; i++) model->targets[i] = targets ? targets[i] : -1;
     for (int i = 0; i < L; i++) model->token_pos[i] = i;
@@ -399,6 +441,9 @@ int model_backward(Model *model) {
     const SpiralConfig *cfg = &model->cfg;
     if (!model->arena || model->loss_count == 0)
         return spiral_error("model_backward: no forward pass with targets to differentiate");
+    if (model->hooked)
+        return spiral_error("model_backward: the forward pass ran with an update hook "
+                            "(an intervention), which has no backward");
     int B = model->B, L = model->L, d = cfg->d_model, V = cfg->vocab_size, M = B * L;
     size_t tokens_d = (size_t)M * d;
     Scratch s = model_scratch_slices(model);

@@ -122,6 +122,19 @@ typedef struct {
     void *user;
 } Observer;
 
+/* An intervention on the updates (interventions, core/intervene.h). When a
+ * Model's update_hook is set, model_forward hands fn a copy of each
+ * iteration's update e(t) (B, L, d) after it is computed and before the
+ * state update; fn may change it in place, and the state update uses the
+ * changed copy. Rows (b, i) that fn leaves bit-identical keep exactly the
+ * state they would have had without the hook, so a hook that changes
+ * nothing changes no logit. update_hook NULL (the default): no call, no
+ * copy, no cost. model_backward refuses a forward pass run with a hook. */
+typedef struct {
+    void (*fn)(void *user, int t, real *e, int B, int L, int d);
+    void *user;
+} UpdateHook;
+
 typedef struct {
     SpiralConfig cfg;
     ParamLayout layout;
@@ -151,6 +164,12 @@ typedef struct {
     /* backward scratch, sized for n = L */
     real *scratch;
     size_t scratch_capacity;
+
+    /* interventions on the updates (UpdateHook above); NULL: none */
+    const UpdateHook *update_hook;
+    int hooked;                /* the last forward pass ran with a hook */
+    real *hook_buffers;        /* 4 (B, L, d): e copy, original, two states */
+    size_t hook_capacity;      /* reals */
 } Model;
 
 /* Builds a model for cfg (validated) with zeroed parameters and gradients.

@@ -37,6 +37,10 @@
  *   cka                 linear CKA between h(t) and h(u), a heatmap per run
  *   cka_cross           CKA between two runs' states, a heatmap per pair
  *   spectrum            normalized singular values of h(t), a panel per run
+ *   lens                loss when the model exits after iteration t (with and
+ *                       without the coda), loss vs iterations run (test-time
+ *                       depth), loss change per ablated iteration: a line
+ *                       and 95% band per run, a panel per measurement
  *   ablation            each variant's validation loss minus the base's at
  *                       equal FLOPs with its interval; only when the runs
  *                       form an ablation study (report_ablation.h), else
@@ -93,5 +97,6 @@ int figure_cka(FigureList *list, Store *store, const ReportData *data, const cha
 int figure_cka_cross(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_spectrum(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_ablation(FigureList *list, const Comparison *comparison, const char *dir);
+int figure_lens(FigureList *list, Store *store, const ReportData *data, const char *dir);
 
 #endif

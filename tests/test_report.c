@@ -432,6 +432,28 @@ int main(int argc, char **argv) {
                         " VALUES(%lld, %lld, 'cka_cross', %d, %d, 'token', %g)", rec_spiral, id_looped, t, u,
                 0.6 + 0.05 * t + 0.02 * u);
 
+    /* lens results: exits t = 0 .. 3 of both runs, spiral's ablations;
+     * an older step's rows and a row under an intervention are not drawn */
+    for (int r = 0; r < 2; r++)
+        for (int t = 0; t <= 3; t++)
+            for (int step = 5; step <= 10; step += 5)
+                sql(&store, "INSERT INTO lens_results(run_id, dataset_id, split, checkpoint_step,"
+                            " schedule, intervention, mode, iteration, slot, g, row_schedule,"
+                            " n_sequences, n_tokens, loss, loss_lo, loss_hi)"
+                            " SELECT id, dataset_id, 'test', %d, '4,2,1', 'none', 'coda', %d, -1, 1,"
+                            " '4,2,1', 8, 64, %g, %g, %g FROM runs WHERE id = %lld", step, t,
+                    2.0 - 0.1 * t, 1.9 - 0.1 * t, 2.1 - 0.1 * t, r ? id_looped : id_spiral);
+    for (int t = 0; t < 3; t++)
+        sql(&store, "INSERT INTO lens_results(run_id, dataset_id, split, checkpoint_step, schedule,"
+                    " intervention, mode, iteration, slot, g, row_schedule, n_sequences, n_tokens,"
+                    " delta, delta_lo, delta_hi) SELECT id, dataset_id, 'test', 10, '4,2,1', 'none',"
+                    " 'ablate', %d, -1, 1, '4,2,1', 8, 64, 0.1, 0.05, 0.15 FROM runs WHERE id = %lld",
+            t, id_spiral);
+    sql(&store, "INSERT INTO lens_results(run_id, dataset_id, split, checkpoint_step, schedule,"
+                " intervention, mode, iteration, slot, g, row_schedule, n_sequences, n_tokens, loss)"
+                " SELECT id, dataset_id, 'test', 10, '4,2,1', 'ablate 1 zero', 'coda', 2, -1, 1,"
+                " '4,2,1', 8, 64, 9.0 FROM runs WHERE id = %lld", id_spiral);
+
     /* the full report */
     ReportOptions options = {.dir = out, .version = "9.9.9-test", .command_line = "spiral report --test"};
     ReportResult result;
@@ -460,6 +482,7 @@ int main(int argc, char **argv) {
         {"cka", 2 * 16},
         {"cka_cross", 16},
         {"spectrum", 2 * 4 * 16},               /* runs x states x singular values */
+        {"lens", 2 * 4 + 3},                    /* runs x exits at the last step + ablations */
     };
     int n_expected = (int)(sizeof expected / sizeof expected[0]);
     CHECK(result.figures.n == n_expected && result.n_rendered == n_expected,
