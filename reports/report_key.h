@@ -1,9 +1,10 @@
 /*
  * report_key.h: the box that opens a report: the study's key results in
  * one place, each figure read from the store (never typed in):
- *   - each run's validation loss beside its dataset's entropy floor and
- *     the bigram and trigram baselines (data/ngram.h: fitted on the train
- *     split, scored on the val split, add-k 0.01, as `spiral data` shows);
+ *   - each run's validation loss beside the entropy floor and the bigram
+ *     and trigram baselines over exactly the targets its validation loss
+ *     is measured on (core/eval_run.h, data/eval_targets.h: n-grams
+ *     fitted on the train split, add-k 0.01);
  *   - the groups of seeds at equal training FLOPs (analysis/compare.h):
  *     mean loss with its t interval, lowest first, and whether the best
  *     group's interval separates from the next one;
@@ -22,9 +23,10 @@
 #include "report_doc.h"
 #include "store.h"
 
-/* The n-gram baselines of one dataset (NaN where unknown). */
+/* The reference losses of one run's validation targets (NaN where
+ * unknown). */
 typedef struct {
-    double bigram, trigram;
+    double floor, bigram, trigram;
 } KeyBaselines;
 
 /* The attention direction of one run: the selected heads' mean distance
@@ -37,20 +39,20 @@ typedef struct {
 
 /* What the box shows beyond ReportData and the comparison. */
 typedef struct {
-    int n_datasets;
-    KeyBaselines *baselines;       /* (n_datasets) parallel to ReportData.datasets */
     int n_runs;
+    KeyBaselines *baselines;       /* (n_runs) parallel to ReportData.runs */
     KeyAttention *attention;       /* (n_runs) parallel to ReportData.runs */
 } KeyResults;
 
-/* Reads the n-gram baselines of data's datasets and the attention
- * direction of its runs. Returns 0 or -1 (a store error). */
+/* Reads the reference losses of data's runs (one computation per distinct
+ * set of validation targets) and their attention direction. Returns 0 or
+ * -1 (a store error). */
 int key_results_load(KeyResults *key, Store *store, const ReportData *data);
 void key_results_free(KeyResults *key);
 
-/* The n-gram baselines of dataset `name` of the store: bigram and trigram
- * loss on the val split. Returns 0 or -1. */
-int key_ngram_baselines(Store *store, const char *name, KeyBaselines *out);
+/* The floor and n-gram baselines over the validation targets of run
+ * `run` (NaN for a run whose config does not parse). Returns 0 or -1. */
+int key_reference(Store *store, const ReportRun *run, KeyBaselines *out);
 
 /* "falls: global to local", "rises: local to global" or "no clear
  * change" for a run's attention (NULL when unknown). */
