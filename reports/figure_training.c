@@ -126,8 +126,7 @@ static int draw_training(FigureList *list, const ReportData *data, const char *d
     plot.key_px = key_px;
     for (int r = 0; r < data->n_runs; r++) {
         const ReportRun *run = &data->runs[r];
-        int d = report_data_dataset(data, run->dataset);
-        double floor = d >= 0 ? data->datasets[d].floor_val : NAN;
+        double floor = run->val_floor;
         int grouped = curves->n_seeds[curves->lead[r]] >= 2;
         /* two passes: the training rows (a seed of a group: its mean only),
          * then the validation rows */
@@ -171,6 +170,7 @@ static int draw_training(FigureList *list, const ReportData *data, const char *d
             plot_filter_eq(s, 4, "val_mean");
             text_printf(s, " ? $9 : NaN):10 with filledcurves fc rgb '%s' fs solid noborder notitle", band);
         }
+        int drawn = 0;  /* curves drawn so far: earlier ones wider (figure_layer_size) */
         for (int r = 0; r < data->n_runs; r++) {
             if (!n_metrics[r]) continue;
             const ReportRun *run = &data->runs[r];
@@ -195,19 +195,23 @@ static int draw_training(FigureList *list, const ReportData *data, const char *d
                 plot_filter_eq(s, 4, series == 0 ? (grouped ? "train_mean" : "train") : (grouped ? "val_mean" : "val"));
                 if (series == 0)
                     text_printf(s, " ? $8 : NaN) with lines lt %d lc rgb '%s' lw 1 notitle", style->color, faint);
-                else
-                    text_printf(s, " ? $8 : NaN) with linespoints lt %d lw 2.5 ps 1.1 notitle", run->color);
+                else {
+                    double lw, ps;
+                    figure_layer_size(drawn, n_curves, &lw, &ps);
+                    text_printf(s, " ? $8 : NaN) with linespoints lt %d lw %.2f ps %.2f notitle", run->color, lw, ps);
+                }
             }
+            drawn++;
         }
-        /* the floor of each dataset (column entropy_floor), across the panel */
+        /* each distinct floor of the runs' validation targets (column entropy_floor) */
         for (int r = 0; r < data->n_runs; r++) {
-            if (!n_metrics[r]) continue;
-            int d = report_data_dataset(data, data->runs[r].dataset), first = 1;
+            if (!n_metrics[r] || !isfinite(data->runs[r].val_floor)) continue;
+            int first = 1;
             for (int q = 0; q < r; q++)
-                if (n_metrics[q] && !strcmp(data->runs[q].dataset, data->runs[r].dataset)) first = 0;
-            if (!first || d < 0 || !isfinite(data->datasets[d].floor_val)) continue;
+                if (n_metrics[q] && data->runs[q].val_floor == data->runs[r].val_floor) first = 0;
+            if (!first) continue;
             text_printf(s, ", \\\n        %.10g with lines lc rgb '#333333' dt 2 lw 1.5 notitle",
-                        data->datasets[d].floor_val);
+                        data->runs[r].val_floor);
         }
         text_printf(s, "\n");
     }
@@ -226,7 +230,7 @@ static int draw_training(FigureList *list, const ReportData *data, const char *d
         plot_key_entry(&plot, "with points lc rgb '#555555' pt 6 ps 0.8", "one seed's validation loss");
     }
     if (floors)
-        plot_key_entry(&plot, "with lines lc rgb '#333333' dt 2 lw 1.5", "entropy floor (val split)");
+        plot_key_entry(&plot, "with lines lc rgb '#333333' dt 2 lw 1.5", "entropy floor (validation targets)");
     return figure_finish(list, &plot, title, caption);
 }
 
@@ -261,8 +265,8 @@ int figure_training(FigureList *list, Store *store, const ReportData *data, cons
                           " evaluation (points) of each run; runs that differ only in their seed are"
                           " one curve, the mean over the seeds, with the 95% t interval of the"
                           " validation loss as a band and each seed's validation points (open);"
-                          " dashed: the entropy floor of the validation split (mean true next-token"
-                          " loss), where the dataset knows it.";
+                          " dashed: the entropy floor over the validation targets (mean true"
+                          " next-token loss), where the dataset knows it.";
     /* each run's metrics, the axes' ranges, whether a floor exists */
     int n_runs = data->n_runs, status = 0;
     size_t slots = (size_t)(n_runs > 0 ? n_runs : 1);
@@ -278,8 +282,7 @@ int figure_training(FigureList *list, Store *store, const ReportData *data, cons
         if (c.n_metrics[r]) {
             c.n_with++;
             c.longest = max_int(c.longest, (int)strlen(data->runs[r].name));
-            int d = report_data_dataset(data, data->runs[r].dataset);
-            if (d >= 0 && isfinite(data->datasets[d].floor_val)) c.floors = 1;
+            if (isfinite(data->runs[r].val_floor)) c.floors = 1;
         }
     }
     if (status == 0) find_seed_groups(&c, data, comparison);
