@@ -114,3 +114,28 @@ int stats_interpolate(double *y_at, const double *x, const double *y, int n, dou
     }
     return 0;
 }
+
+int stats_diff_ci_welch(MeanInterval *out, const double *a, int n_a, const double *b, int n_b, double level) {
+    MeanInterval ma, mb;
+    if (check_sample("Welch interval (first sample)", a, n_a, level) ||
+        check_sample("Welch interval (second sample)", b, n_b, level))
+        return -1;
+    describe_sample(&ma, a, n_a, level);
+    describe_sample(&mb, b, n_b, level);
+    out->n = n_a + n_b;
+    out->mean = ma.mean - mb.mean;
+    out->level = level;
+    double va = n_a > 1 ? ma.sd * ma.sd / n_a : 0, vb = n_b > 1 ? mb.sd * mb.sd / n_b : 0;
+    out->sd = sqrt(va + vb);
+    if (n_a < 2 || n_b < 2 || !(va + vb > 0)) {
+        out->lo = out->hi = out->mean;
+        out->zero_width = 1;
+        return 0;
+    }
+    double nu = (va + vb) * (va + vb) / (va * va / (n_a - 1) + vb * vb / (n_b - 1));
+    double half_width = gsl_cdf_tdist_Pinv(1 - (1 - level) / 2, nu) * out->sd;
+    out->lo = out->mean - half_width;
+    out->hi = out->mean + half_width;
+    out->zero_width = 0;
+    return 0;
+}

@@ -17,6 +17,14 @@
  * a/2 and 1 - a/2 quantiles (linear interpolation between order statistics,
  * gsl_stats_quantile_from_sorted_data).
  *
+ * Welch t interval of a difference of means a - b of two independent
+ * samples (e.g. a variant's and a base's losses over their seeds):
+ *   d = m_a - m_b,  se^2 = s_a^2 / n_a + s_b^2 / n_b,
+ *   nu = se^4 / ((s_a^2 / n_a)^2 / (n_a - 1) + (s_b^2 / n_b)^2 / (n_b - 1)),
+ *   d +- t_{1 - a/2, nu} se  (Welch-Satterthwaite degrees of freedom).
+ * It needs n_a, n_b >= 2; with a sample of one, or no spread at all, the
+ * interval is [d, d] with zero_width set.
+ *
  * Linear interpolation of a curve y(x) given at points x_0 < ... < x_{n-1}
  * (e.g. validation loss against training FLOPs, for "loss at equal FLOPs"):
  *   y(x) = y_i + (x - x_i) (y_{i+1} - y_i) / (x_{i+1} - x_i),  x_i <= x <= x_{i+1};
@@ -45,6 +53,10 @@ int stats_mean_ci_t(MeanInterval *out, const double *x, int n, double level);
  * n_resamples >= 1 resamples (10000 is typical) and an mt19937 seed. */
 int stats_mean_ci_bootstrap(MeanInterval *out, const double *x, int n, double level, int n_resamples,
                             unsigned long seed);
+
+/* Welch t interval of mean(a) - mean(b), a (n_a >= 1) and b (n_b >= 1);
+ * out->n = n_a + n_b, out->sd = se. */
+int stats_diff_ci_welch(MeanInterval *out, const double *a, int n_a, const double *b, int n_b, double level);
 
 /* y_at = the linear interpolation of the points (x (n), y (n)) at x_at.
  * x strictly increasing, n >= 1; fails if x_at is outside [x_0, x_{n-1}]. */

@@ -19,10 +19,21 @@ static const char *help =
     "  dense (FLOPs)  schedule [1], n_loop chosen for the closest forward FLOPs\n"
     "                 per sequence of L tokens\n"
     "and prints their counts, mismatches and derived model configs. L defaults\n"
-    "to the file's train.seq_len, else 256. With --out-dir, writes\n"
-    "DIR/<name>-looped.json, DIR/<name>-dense-params.json and\n"
-    "DIR/<name>-dense-flops.json (<name>: SPIRAL.json's name without extension),\n"
-    "run files that keep SPIRAL.json's train object, ready for 'spiral train'.\n";
+    "to the file's train.seq_len, else 256.\n"
+    "\n"
+    "Those compare at equal tokens. When SPIRAL.json has a train object, it\n"
+    "also prints the equal-FLOPs baselines by steps: the looped and the\n"
+    "equal-parameter dense model, each trained for the number of steps that\n"
+    "spends the spiral's training FLOPs (its own warmup and cosine decay over\n"
+    "those steps), with the mismatch left by whole steps.\n"
+    "\n"
+    "With --out-dir, writes run files ready for 'spiral train' (<name>:\n"
+    "SPIRAL.json's name without extension; the train object kept):\n"
+    "  DIR/<name>-looped.json, DIR/<name>-dense-params.json,\n"
+    "  DIR/<name>-dense-flops.json                         equal tokens\n"
+    "  DIR/<name>-looped-flops.json,\n"
+    "  DIR/<name>-dense-params-flops.json                  equal training FLOPs\n"
+    "                                                      (with a train object)\n";
 
 int cmd_match(int argc, char **argv) {
     const char *config_path = NULL, *len_text = NULL, *out_dir = NULL;

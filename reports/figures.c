@@ -8,6 +8,7 @@
  *   figure_series.c        attention and loop diagnostics per step
  *   figure_cka.c           CKA heatmaps, within a run and across runs
  *   figure_spectrum.c      singular-value spectra
+ *   figure_ablation.c      an ablation study's differences to its base
  * with their shared helpers in figure_common.c.
  */
 #include "figures.h"
@@ -25,6 +26,7 @@ int figures_draw_all(FigureList *list, Store *store, const ReportData *data,
                      const Comparison *comparison, const char *dir) {
     if (figure_training(list, store, data, comparison, dir) ||
         figure_comparison(list, data, comparison, dir) ||
+        figure_ablation(list, comparison, dir) ||
         figure_probe_heatmap(list, data, dir, 0) ||
         figure_probe_heatmap(list, data, dir, 1) ||
         figure_probe_curves(list, data, dir) ||

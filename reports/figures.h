@@ -39,6 +39,10 @@
  *   cka                 linear CKA between h(t) and h(u), a heatmap per run
  *   cka_cross           CKA between two runs' states, a heatmap per pair
  *   spectrum            normalized singular values of h(t), a panel per run
+ *   ablation            each variant's validation loss minus the base's at
+ *                       equal FLOPs with its interval; only when the runs
+ *                       form an ablation study (report_ablation.h), else
+ *                       not listed at all
  * Runs keep one style everywhere (plot.h): 10 colors, then the same colors
  * dashed, dotted, dash-dotted, with point types that differ between
  * neighbours; panel figures wrap into rows; a band named in a key is drawn.
@@ -90,5 +94,6 @@ int figure_loop_update(FigureList *list, Store *store, const ReportData *data, c
 int figure_cka(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_cka_cross(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_spectrum(FigureList *list, Store *store, const ReportData *data, const char *dir);
+int figure_ablation(FigureList *list, const Comparison *comparison, const char *dir);
 
 #endif

@@ -156,22 +156,27 @@ static void key_losses(Doc *doc, const ReportData *data, const Comparison *c, co
     doc_table_end(doc);
 }
 
-/* The groups at equal FLOPs, lowest loss first. */
-static void key_equal_flops(Doc *doc, const Comparison *c, const char *compare_error) {
+/* The training FLOPs of equal-FLOPs set `set`: the mean of its groups'
+ * reading points (each run read at the end of its own schedule unless the
+ * comparison fixed a budget). */
+double report_key_set_flops(const Comparison *c, int set) {
+    double sum = 0;
+    int n = 0;
+    for (int g = 0; g < c->n_groups; g++)
+        if (c->groups[g].flop_set == set && c->groups[g].loss_at_flops.n > 0) {
+            sum += c->groups[g].read_flops;
+            n++;
+        }
+    return n ? sum / n : NAN;
+}
+
+/* The groups of one equal-FLOPs set, lowest loss first. */
+static void key_flop_set(Doc *doc, const Comparison *c, int set) {
     char text[2400];
-    if (!c) {
-        snprintf(text, sizeof text, "No comparison at equal FLOPs: %.2300s", compare_error);
-        doc_para(doc, "note", text);
-        return;
-    }
     int order[c->n_groups > 0 ? c->n_groups : 1], n = 0;
     for (int g = 0; g < c->n_groups; g++)
-        if (c->groups[g].loss_at_flops.n > 0) order[n++] = g;
-    if (n == 0) {
-        doc_para(doc, "note", "No comparison at equal FLOPs: no run was evaluated within the budget every"
-                              " run reached (evaluate more often: train.eval_every).");
-        return;
-    }
+        if (c->groups[g].flop_set == set && c->groups[g].loss_at_flops.n > 0) order[n++] = g;
+    if (n == 0) return;
     for (int i = 1; i < n; i++)  /* insertion sort by mean loss */
         for (int j = i; j > 0 && c->groups[order[j]].loss_at_flops.mean <
                                      c->groups[order[j - 1]].loss_at_flops.mean; j--) {
@@ -179,9 +184,12 @@ static void key_equal_flops(Doc *doc, const Comparison *c, const char *compare_e
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
-    snprintf(text, sizeof text, "At equal training FLOPs (%.4g, the smallest budget every run reached):"
-             " validation loss of each group of seeds, mean and %.0f%% t interval, lowest first.",
-             c->equal_flops, 100 * c->level);
+    snprintf(text, sizeof text, "At equal training FLOPs (%.4g, set %d: groups whose runs end within"
+             " %.0f%% of each other's FLOPs, each read at %s): validation loss of each group of"
+             " seeds, mean and %.0f%% t interval, lowest first.",
+             report_key_set_flops(c, set), set + 1, 100 * c->budget_tolerance,
+             isnan(c->at_flops) ? "the end of its own schedule" : "the given budget",
+             100 * c->level);
     doc_para(doc, "", text);
     const char *headers[] = {"group", "kind", "runs", "loss at equal FLOPs"};
     doc_table_begin(doc, headers, 4);
@@ -212,6 +220,23 @@ static void key_equal_flops(Doc *doc, const Comparison *c, const char *compare_e
                      best->hi < next->lo ? "do not overlap" : "overlap: the difference is not resolved");
         doc_para(doc, "", text);
     }
+}
+
+/* The groups at equal FLOPs: one table per equal-FLOPs set. */
+static void key_equal_flops(Doc *doc, const Comparison *c, const char *compare_error) {
+    char text[2400];
+    if (!c) {
+        snprintf(text, sizeof text, "No comparison at equal FLOPs: %.2300s", compare_error);
+        doc_para(doc, "note", text);
+        return;
+    }
+    int any = 0;
+    for (int g = 0; g < c->n_groups; g++) any |= c->groups[g].loss_at_flops.n > 0;
+    if (!any) {
+        doc_para(doc, "note", "No comparison at equal FLOPs: no run has finished its schedule yet.");
+        return;
+    }
+    for (int set = 0; set < c->n_flop_sets; set++) key_flop_set(doc, c, set);
 }
 
 /* Per run and label, where the label is encoded. */

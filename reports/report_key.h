@@ -5,9 +5,11 @@
  *     and trigram baselines over exactly the targets its validation loss
  *     is measured on (core/eval_run.h, data/eval_targets.h: n-grams
  *     fitted on the train split, add-k 0.01);
- *   - the groups of seeds at equal training FLOPs (analysis/compare.h):
- *     mean loss with its t interval, lowest first, and whether the best
- *     group's interval separates from the next one;
+ *   - the groups of seeds at equal training FLOPs (analysis/compare.h:
+ *     each run read at the end of its own schedule, groups whose FLOPs
+ *     agree within 5% form a set), one table per set: mean loss with its t
+ *     interval, lowest first, and whether the best group's interval
+ *     separates from the next one;
  *   - where each label is encoded, per run and site (the probe summaries);
  *   - the attention direction: the selected heads' mean attention distance
  *     at the first and last loop step with their intervals, called
@@ -53,6 +55,10 @@ void key_results_free(KeyResults *key);
 /* The floor and n-gram baselines over the validation targets of run
  * `run` (NaN for a run whose config does not parse). Returns 0 or -1. */
 int key_reference(Store *store, const ReportRun *run, KeyBaselines *out);
+
+/* The training FLOPs of the comparison's equal-FLOPs set `set`: the mean
+ * of its groups' reading points. */
+double report_key_set_flops(const Comparison *c, int set);
 
 /* "falls: global to local", "rises: local to global" or "no clear
  * change" for a run's attention (NULL when unknown). */

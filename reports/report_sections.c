@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "report_ablation.h"
+
 /* "%.4f" of v, or "-" if NaN. */
 static void fmt_real(char *out, size_t size, const char *fmt, double v) {
     if (isfinite(v)) snprintf(out, size, fmt, v);
@@ -121,24 +123,23 @@ void report_section_comparison(Doc *doc, const Comparison *c, const char *compar
         doc_para(doc, "note", text);
         return;
     }
-    char text[512], a[32], b[32];
-    fmt_real(a, sizeof a, "%.4g", c->equal_tokens);
-    fmt_real(b, sizeof b, "%.4g", c->equal_flops);
+    char text[1024];
     snprintf(text, sizeof text,
              "Runs whose run files differ only in the seed form a group: mean and %.0f%% t interval"
-             " over its seeds. Loss at equal tokens (%s tokens) and at equal FLOPs (%s): each run's"
-             " validation curve interpolated linearly at the smallest budget every run reached"
-             " (never extrapolated). Groups whose non-embedding parameters agree within %.0f%% share"
-             " an equal-parameter set.",
-             100 * c->level, a, b, 100 * c->param_tolerance);
+             " over its seeds. Each run is read at the end of its own schedule (its last evaluation, after"
+             " the learning rate has decayed), never mid-schedule, and groups whose ends agree within %.0f%%"
+             " in tokens or in training FLOPs are compared there (equal-token and equal-FLOPs sets; the"
+             " equal-FLOPs baseline of spiral match is trained to the spiral's FLOPs for this). Groups whose"
+             " non-embedding parameters agree within %.0f%% share an equal-parameter set.",
+             100 * c->level, 100 * c->budget_tolerance, 100 * c->param_tolerance);
     doc_para(doc, "", text);
     const char *headers[] = {"group", "runs", "kind", "seeds", "non-embedding parameters", "training FLOPs",
-                             "val loss", "loss at equal tokens", "loss at equal FLOPs", "parameter set"};
+                             "val loss", "equal-token set", "equal-FLOPs set", "parameter set"};
     doc_table_begin(doc, headers, 10);
     for (int g = 0; g < c->n_groups; g++) {
         const CompareGroup *group = &c->groups[g];
-        char id[16], runs[1024] = "", seeds[16], params[48], flops[32], loss[96], at_tokens[96],
-             at_flops[96], set[16];
+        char id[16], runs[1024] = "", seeds[16], params[48], flops[32], loss[96], at_tokens[96] = "-",
+             at_flops[96] = "-", set[16];
         size_t used = 0;
         for (int m = 0; m < group->n && used + 1 < sizeof runs; m++)
             used += (size_t)snprintf(runs + used, sizeof runs - used, "%s%s", m ? ", " : "",
@@ -148,14 +149,17 @@ void report_section_comparison(Doc *doc, const Comparison *c, const char *compar
         fmt_count(params, sizeof params, group->params_nonembedding);
         fmt_real(flops, sizeof flops, "%.3g", group->train_flops);
         fmt_interval(loss, sizeof loss, &group->val_loss);
-        fmt_interval(at_tokens, sizeof at_tokens, &group->loss_at_tokens);
-        fmt_interval(at_flops, sizeof at_flops, &group->loss_at_flops);
+        if (group->token_set >= 0)
+            snprintf(at_tokens, sizeof at_tokens, "%d (%.4g tokens)", group->token_set + 1, group->read_tokens);
+        if (group->flop_set >= 0)
+            snprintf(at_flops, sizeof at_flops, "%d (%.4g FLOPs)", group->flop_set + 1, group->read_flops);
         snprintf(set, sizeof set, "%d", group->param_set + 1);
         const char *cells[] = {id, runs, c->runs[group->members[0]].kind, seeds, params, flops, loss,
                                at_tokens, at_flops, set};
         doc_table_row(doc, cells, 10);
     }
     doc_table_end(doc);
+    report_section_ablation(doc, c); /* only when the runs form an ablation study */
 }
 
 /* Section: the figures. */

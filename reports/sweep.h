@@ -13,7 +13,13 @@
  *
  * A dataset may also give "text": a file for the text family. A run with
  * "seeds" becomes one run per seed, named NAME-sSEED, whose run file is
- * the given one with train.seed replaced (written to STORE.sweep/).
+ * the given one with train.seed replaced (written to STORE.sweep/). A run
+ * with "match_flops": "OTHER" (the name of another run of the file) has its
+ * train.steps rescaled so that it trains to OTHER's training FLOPs, with its
+ * own full schedule (matched_runs.h, matched_scale_train): the variants of
+ * an ablation study then compare at equal compute, each read at its end.
+ * "device": "cuda" at the top level trains every run with --device cuda
+ * (the sweep must then run a spiral built with `make cuda`).
  *
  * Each step is the `spiral` binary itself run as a child process (`spiral
  * data make`, `spiral train`, ...), so a sweep does exactly what the

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "matched_runs.h"
 #include "names.h"
 #include "store.h"
 
@@ -190,12 +191,25 @@ static int plan_datasets(SweepPlan *plan, const json_t *datasets, Store *store,
     return 0;
 }
 
+/* The config path of the run item named `name` (for "match_flops"), or NULL. */
+static const char *run_item_config(const json_t *runs, const char *name) {
+    size_t i;
+    json_t *item;
+    json_array_foreach(runs, i, item) {
+        const char *other = json_string_value(json_object_get(item, "name"));
+        if (other && !strcmp(other, name)) return json_string_value(json_object_get(item, "config"));
+    }
+    return NULL;
+}
+
 /* Stage 2: runs x seeds. A run the store does not have is trained from its
- * seeded run file; one that is not done is resumed. Every run's name goes
- * to names (done or not). */
+ * seeded run file (with "match_flops": its steps rescaled to that run's
+ * training FLOPs); one that is not done is resumed. Every run's name goes
+ * to names (done or not). device: "--device" of every train command, or
+ * NULL. */
 static int plan_runs(SweepPlan *plan, const json_t *runs, Store *store,
                      const SweepOptions *options, const char *sweep_path, const char *run_dir,
-                     NameList *names) {
+                     NameList *names, const char *device) {
     size_t i;
     json_t *item;
     json_array_foreach(runs, i, item) {
@@ -204,6 +218,15 @@ static int plan_runs(SweepPlan *plan, const json_t *runs, Store *store,
         json_t *seeds = json_object_get(item, "seeds");
         if (!name || !config)
             return spiral_error("%s: runs[%zu]: needs \"name\" and \"config\"", sweep_path, i);
+        const json_t *match = json_object_get(item, "match_flops");
+        const char *match_config = NULL;
+        if (match) {
+            const char *target = json_string_value(match);
+            match_config = target ? run_item_config(runs, target) : NULL;
+            if (!match_config)
+                return spiral_error("%s: runs[%zu].match_flops: expected the name of another run of the sweep",
+                                    sweep_path, i);
+        }
         size_t n_seeds = json_is_array(seeds) ? json_array_size(seeds) : 1;
         for (size_t s = 0; s < n_seeds; s++) {
             long seed = json_is_array(seeds) ? (long)json_integer_value(json_array_get(seeds, s)) : 0;
@@ -221,14 +244,19 @@ static int plan_runs(SweepPlan *plan, const json_t *runs, Store *store,
             if (status[0]) { /* created, running, interrupted or failed: resume */
                 const char *args[] = {"train", "--resume", run_name, "--store",
                                       options->store_path, "--quiet"};
-                if (!command_with(plan, options->spiral_path, label, args, 6)) return -1;
+                SweepCommand *c = command_with(plan, options->spiral_path, label, args, 6);
+                if (!c || command_option(c, "--device", device)) return -1;
             } else {
+                long steps;
+                double mismatch;
                 if (options->dry_run) snprintf(path, sizeof path, "%s/%s.json", run_dir, run_name);
-                else if (write_seeded_run(run_dir, run_name, config, seed, path, sizeof path))
-                    return -1;
+                else if (write_seeded_run(run_dir, run_name, config, seed, path, sizeof path) ||
+                         (match_config && matched_rewrite_equal_flops(path, match_config, &steps, &mismatch)))
+                    return spiral_error_prefix("%s: runs[%zu]", sweep_path, i);
                 const char *args[] = {"train", "--config", path, "--store", options->store_path,
                                       "--name", run_name, "--quiet"};
-                if (!command_with(plan, options->spiral_path, label, args, 8)) return -1;
+                SweepCommand *c = command_with(plan, options->spiral_path, label, args, 8);
+                if (!c || command_option(c, "--device", device)) return -1;
             }
         }
     }
@@ -344,7 +372,8 @@ int sweep_plan(SweepPlan *plan, const char *sweep_path, const SweepOptions *opti
     int status = plan_datasets(plan, datasets, store, options, sweep_path, &first_dataset);
     plan->stage_start[SWEEP_RUNS] = plan->n_commands;
     if (!status)
-        status = plan_runs(plan, runs, store, options, sweep_path, run_dir, &names);
+        status = plan_runs(plan, runs, store, options, sweep_path, run_dir, &names,
+                           json_string_value(json_object_get(sweep, "device")));
     plan->stage_start[SWEEP_RECORD] = plan->n_commands;
     if (!status && record) status = plan_record(plan, record, &names, first_dataset, options);
     plan->stage_start[SWEEP_FINISH] = plan->n_commands;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_cdf.h>
 #include <gsl/gsl_cblas.h> /* CBLAS prototypes; OpenBLAS provides the symbols (see loopdiag.c) */
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_randist.h>
@@ -368,6 +369,31 @@ static void test_headsel(void) {
 
 /* ---- stats ------------------------------------------------------------ */
 
+/* Welch's interval on samples with known answers: a = {1,2,3}, b = {4,5,6}:
+ * d = -3, se^2 = 1/3 + 1/3, nu = (2/3)^2 / (2 (1/3)^2 / 2) = 4, so the half
+ * width is t_{0.975,4} sqrt(2/3) = 2.776445 * 0.816497; unequal spreads
+ * give fractional degrees of freedom; one value or none of spread gives a
+ * zero-width interval; bad input is refused. */
+static void test_welch(void) {
+    const double a[3] = {1, 2, 3}, b[3] = {4, 5, 6}, wide[3] = {0, 5, 10};
+    MeanInterval d;
+    CHECK(stats_diff_ci_welch(&d, a, 3, b, 3, 0.95) == 0, "welch: %s", spiral_last_error());
+    double half = 2.776445 * sqrt(2.0 / 3);
+    CHECK(d.mean == -3 && fabs(d.lo - (-3 - half)) < 1e-6 && fabs(d.hi - (-3 + half)) < 1e-6 && !d.zero_width,
+          "welch [%.7f, %.7f], expected -3 -+ %.7f", d.lo, d.hi, half);
+    /* var 1 and 25 over 3 each: se^2 = 26/3, nu = (26/3)^2 / ((1/9 + 625/9) / 2) = 2.1597 */
+    CHECK(stats_diff_ci_welch(&d, wide, 3, a, 3, 0.95) == 0, "welch unequal: %s", spiral_last_error());
+    double se = sqrt(26.0 / 3), nu = (26.0 / 3) * (26.0 / 3) / ((1.0 / 9 + 625.0 / 9) / 2);
+    CHECK(fabs(d.sd - se) < 1e-12 && fabs(d.hi - d.mean - gsl_cdf_tdist_Pinv(0.975, nu) * se) < 1e-9 && d.mean == 3,
+          "welch unequal: mean %g, half width %g (nu %g)", d.mean, d.hi - d.mean, nu);
+    CHECK(stats_diff_ci_welch(&d, a, 1, b, 3, 0.95) == 0 && d.zero_width && d.mean == -4 && d.lo == d.hi,
+          "one value: no interval (mean %g)", d.mean);
+    const double same[2] = {2, 2};
+    CHECK(stats_diff_ci_welch(&d, same, 2, same, 2, 0.95) == 0 && d.zero_width && d.mean == 0, "no spread");
+    CHECK(stats_diff_ci_welch(&d, a, 0, b, 3, 0.95) == -1 && error_mentions("at least 1 value"),
+          "empty sample refused: %s", spiral_last_error());
+}
+
 static void test_stats(gsl_rng *rng) {
     /* x = 1..5: mean 3, sd sqrt(2.5), t_{0.975, 4} = 2.776445,
      * half width 2.776445 * sqrt(2.5 / 5) = 1.963243. */
@@ -615,6 +641,7 @@ int main(int argc, char **argv) {
     test_headsel();
     test_stats(rng);
     test_matching();
+    test_welch();
     test_attention_keys();
     gsl_rng_free(rng);
     return test_summary(argv[0]);

@@ -464,18 +464,45 @@ static void test_compare(Store *store) {
     CHECK(a != b && fabs(m->mean - (a + b) / 2) < 1e-12 && fabs(m->hi - m->lo - 2 * half) < 1e-9 && !m->zero_width,
           "seed interval [%g, %g] for %g, %g", m->lo, m->hi, a, b);
     CHECK(c.groups[1].val_loss.zero_width, "a group of one seed has a zero-width interval");
-    /* budgets: equal tokens, and equal FLOPs = the spiral's (cheaper) final FLOPs */
-    CHECK(c.equal_tokens == c.runs[0].eval_tokens[c.runs[0].n_evals - 1] &&
-              c.equal_flops == c.runs[0].train_flops && c.runs[2].train_flops > c.runs[0].train_flops,
-          "budgets: tokens %g, FLOPs %g", c.equal_tokens, c.equal_flops);
-    /* the looped run's loss at the spiral's FLOPs, by hand from its curve */
+    /* no budget given: every finished run read at its own end */
+    for (int r = 0; r < 3; r++)
+        CHECK(c.runs[r].finished && c.runs[r].at_flops.how == COMPARE_READ_END &&
+                  c.runs[r].at_flops.loss == c.runs[r].val_loss && c.runs[r].at_tokens.at == c.runs[r].tokens,
+              "run %d read at its end: how %d, loss %g vs %g", r, c.runs[r].at_flops.how, c.runs[r].at_flops.loss,
+              c.runs[r].val_loss);
+    CHECK(c.groups[0].token_set == c.groups[1].token_set && c.groups[0].flop_set != c.groups[1].flop_set,
+          "spiral and looped: one equal-token set, different equal-FLOPs sets");
+    double budget = c.runs[0].train_flops;
+    compare_free(&c);
+    /* at the spiral's (cheaper) FLOPs the looped run is mid-schedule: refused */
+    o.at_flops = budget;
+    CHECK(compare_runs(&c, store, names, 3, &o) == 0, "compare --at-flops: %s", spiral_last_error());
+    CHECK(c.runs[0].at_flops.how == COMPARE_READ_END && c.runs[2].at_flops.how == COMPARE_READ_REFUSED &&
+              isnan(c.runs[2].at_flops.loss) && c.groups[1].loss_at_flops.n == 0,
+          "looped at the spiral's FLOPs: how %d, loss %g", c.runs[2].at_flops.how, c.runs[2].at_flops.loss);
+    compare_free(&c);
+    /* with interpolate: the looped run's loss at those FLOPs, by hand from its curve, labelled */
+    o.interpolate = 1;
+    CHECK(compare_runs(&c, store, names, 3, &o) == 0, "compare --interpolate: %s", spiral_last_error());
     const CompareRun *l = &c.runs[2];
     int i = 0;
-    while (i + 1 < l->n_evals && l->eval_flops[i + 1] < c.equal_flops) i++;
-    double expected = l->eval_loss[i] + (c.equal_flops - l->eval_flops[i]) * (l->eval_loss[i + 1] - l->eval_loss[i]) /
+    while (i + 1 < l->n_evals && l->eval_flops[i + 1] < budget) i++;
+    double expected = l->eval_loss[i] + (budget - l->eval_flops[i]) * (l->eval_loss[i + 1] - l->eval_loss[i]) /
                                             (l->eval_flops[i + 1] - l->eval_flops[i]);
-    CHECK(l->n_evals == 4 && fabs(l->loss_at_flops - expected) < 1e-12, "looped loss at equal FLOPs %.12g, expected %.12g",
-          l->loss_at_flops, expected);
+    CHECK(l->n_evals == 4 && fabs(l->at_flops.loss - expected) < 1e-12 && l->at_flops.how == COMPARE_READ_MID_SCHEDULE,
+          "looped loss at the spiral's FLOPs %.12g, expected %.12g (how %d)", l->at_flops.loss, expected,
+          l->at_flops.how);
+    compare_free(&c);
+    /* past every run's end: not reached, never extrapolated */
+    o.at_flops = 1e30;
+    int status = compare_runs(&c, store, names, 3, &o);
+    CHECK(status == 0, "compare at 1e30 FLOPs: %s", spiral_last_error());
+    CHECK(status == 0 && c.runs[2].at_flops.how == COMPARE_READ_NOT_REACHED && c.n_flop_sets == 0,
+          "a budget past the end: how %d, %d sets", status ? -1 : (int)c.runs[2].at_flops.how, c.n_flop_sets);
+    compare_free(&c);
+    o.at_flops = NAN;
+    o.interpolate = 0;
+    CHECK(compare_runs(&c, store, names, 3, &o) == 0, "compare: %s", spiral_last_error());
     CHECK(c.groups[0].param_set == c.groups[1].param_set, "spiral and looped have equal parameters within 5%%");
     ModelCost cost;
     model_cost(&cost, &c.runs[0].model, 24);
@@ -530,6 +557,32 @@ static void test_baselines_files(void) {
     free(train);
 }
 
+/* Equal FLOPs by steps: steps' = round(target / per step), the warmup
+ * scaled with them (an absent one left to its default), the mismatch what
+ * the rounding leaves. */
+static void test_scale_train(void) {
+    char *out = NULL;
+    long steps = 0;
+    double mismatch = 0;
+    const char *train = "{\"dataset\": \"lang\", \"seq_len\": 64, \"steps\": 100, \"warmup\": 10, \"lr\": 0.002}";
+    CHECK(matched_scale_train(&out, &steps, &mismatch, train, "t", 500, 7) == 0, "scale: %s", spiral_last_error());
+    CHECK(steps == 71 && fabs(mismatch - (71.0 * 7 / 500 - 1)) < 1e-15, "71 steps of 7 for 500: %ld, %g", steps,
+          mismatch);
+    CHECK(out && strstr(out, "\"steps\":71") && strstr(out, "\"warmup\":7") && strstr(out, "\"lr\":0.002"),
+          "scaled train object: %s", out ? out : "(none)");
+    free(out);
+    CHECK(matched_scale_train(&out, &steps, &mismatch, "{\"dataset\": \"lang\", \"steps\": 10}", "t", 1e3, 1) == 0 &&
+              steps == 1000 && out && !strstr(out, "warmup"),
+          "an absent warmup stays absent: %s", out ? out : spiral_last_error());
+    free(out);
+    CHECK(matched_scale_train(&out, &steps, &mismatch, train, "t", 0, 7) == -1 && !out &&
+              strstr(spiral_last_error(), "positive"),
+          "a zero target is refused: %s", spiral_last_error());
+    CHECK(matched_scale_train(&out, &steps, &mismatch, "{\"steps\": 10}", "t.json", 10, 1) == -1 &&
+              strstr(spiral_last_error(), "t.json"),
+          "a bad train object is refused naming its source: %s", spiral_last_error());
+}
+
 static void test_errors(Store *store) {
     AnalyzeOptions ao;
     analyze_options_default(&ao);
@@ -579,6 +632,7 @@ int main(int argc, char **argv) {
     test_dense(&store);
     test_compare(&store);
     test_baselines_files();
+    test_scale_train();
     test_errors(&store);
 
     dataset_free(&ds);

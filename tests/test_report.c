@@ -48,6 +48,7 @@
 #include "plot.h"
 #include "record.h"
 #include "report.h"
+#include "report_key.h"
 #include "store.h"
 #include "train.h"
 
@@ -331,9 +332,12 @@ static void check_key_results(Store *store, const char *md) {
         else snprintf(cell, sizeof cell, "| %.4f [%.4f, %.4f] (%d seeds) |", m->mean, m->lo, m->hi, m->n);
         CHECK(m->n > 0 && strstr(key, cell) != NULL, "key results lack group %d at equal FLOPs: '%s'", g + 1, cell);
     }
-    char budget[64];
-    snprintf(budget, sizeof budget, "At equal training FLOPs (%.4g,", c.equal_flops);
-    CHECK(strstr(key, budget) != NULL, "key results lack the FLOP budget '%s'", budget);
+    for (int set = 0; set < c.n_flop_sets; set++) {
+        char budget[96];
+        snprintf(budget, sizeof budget, "At equal training FLOPs (%.4g, set %d:",
+                 report_key_set_flops(&c, set), set + 1);
+        CHECK(strstr(key, budget) != NULL, "key results lack the FLOP budget '%s'", budget);
+    }
     compare_free(&c);
     /* where encoded: the summaries' lists (insert_results: parity of spiral at h(2), h(3)) */
     const char *labels[2] = {"parity", "l1.mod3"}, *recorded[2] = {"spiral", "looped"};
