@@ -2,13 +2,15 @@
  * figures.h: every figure of a report, drawn with gnuplot from data in the
  * store (DESIGN.md section 5). Each figure is DIR/NAME.png and NAME.svg,
  * drawn by NAME.gp from NAME.csv, which holds exactly the data shown
- * (plot.h). Runs keep one color in every figure and are named in the key.
+ * (plot.h). Runs keep one style in every figure and are named in the key.
  *
  *   training            loss vs tokens seen and vs training FLOPs: training
  *                       loss per step (thin), validation loss (points), the
- *                       dataset's entropy floor (dashed) where known; runs
- *                       that differ only in their seed as one mean curve
- *                       with a 95% t band and each seed's points
+ *                       entropy floor over the validation targets (dashed)
+ *                       where known; runs that differ only in their seed
+ *                       as one mean curve with a 95% t band and each
+ *                       seed's points; earlier curves drawn wider, so one
+ *                       that coincides with a later one shows around it
  *   comparison          validation loss vs non-embedding parameters and vs
  *                       training FLOPs; a point per group of seeds
  *                       (compare.h) with its t interval as error bars, each

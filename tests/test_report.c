@@ -298,21 +298,19 @@ static void check_key_results(Store *store, const char *md) {
     CHECK(box && runs && box < runs, "report.md does not open with the key-results box");
     if (!box || !runs) return;
     char *key = strndup(box, (size_t)(runs - box));
-    /* validation loss, floor, gap, bigram, trigram of each run, the
-     * baselines over the targets of the run's validation windows */
-    double floor = 0.5;  /* make_language: every token's true_nll */
+    /* validation loss, floor, gap, bigram, trigram of each run, the last
+     * four over the run's validation targets */
     sqlite3_stmt *stmt;
     const char *names[3] = {"spiral", "spiral-s2", "looped"};
     for (int r = 0; r < 3; r++) {
         char q[256], row[256];
         RunRow run;
         EvalReference ref = {0};
-        ref.bigram = ref.trigram = NAN;
-        CHECK(store_run_find(store, names[r], &run) == 0 &&
-                  eval_run_reference(&ref, store, run.config, names[r]) == 0,
+        CHECK(store_run_find(store, names[r], &run) == 0 && eval_run_reference(&ref, store, run.config, names[r]) == 0,
               "reference of %s: %s", names[r], spiral_last_error());
         store_run_free(&run);
-        double bigram = ref.bigram, trigram = ref.trigram;
+        double floor = ref.floor, bigram = ref.bigram, trigram = ref.trigram;
+        CHECK(fabs(floor - 0.5) < 1e-12, "floor of %s: %g, expected make_language's 0.5", names[r], floor);
         snprintf(q, sizeof q, "SELECT val_loss FROM metrics m JOIN runs ON runs.id = m.run_id WHERE name = '%s'"
                  " AND val_loss IS NOT NULL ORDER BY m.step DESC LIMIT 1", names[r]);
         sqlite3_prepare_v2(store->db, q, -1, &stmt, NULL);
