@@ -19,6 +19,9 @@ int engine_device_check(const char *device) {
 
 int engine_open(Engine **out, const char *device, const SpiralConfig *cfg) {
     *out = NULL;
+    if (device && !strcmp(device, "cuda") && cfg->topology == TOPOLOGY_MESH)
+        return spiral_error("--device cuda: the CUDA engine does not implement topology mesh "
+                            "yet; train and record this model with --device cpu");
     if (engine_device_check(device)) return -1;
     if (device && !strcmp(device, "cuda")) return engine_cuda_open(out, cfg);
     return engine_cpu_open(out, cfg);
