@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cost.h"
 #include "engine.h"
 #include "error.h"
 #include "fixtures.h"
@@ -511,6 +512,32 @@ static void test_mesh_memory_observed(void) {
     model_free(&m);
 }
 
+/* spiral info's counts: the parameters model_cost counts are the layout's,
+ * and the memory adds 8 L S d FLOPs to every iteration (full resolution
+ * included) over the residual model. */
+static void test_mesh_cost(void) {
+    Fixture fixtures[FIXTURE_MESH_COUNT];
+    int n = fixtures_mesh(fixtures);
+    for (int f = 0; f < n; f++) {
+        const SpiralConfig *c = &fixtures[f].cfg;
+        SpiralConfig residual = *c;
+        residual.topology = TOPOLOGY_RESIDUAL;
+        residual.mesh_slots = SPIRAL_DEFAULT_MESH_SLOTS;
+        ParamLayout layout;
+        param_layout_build(&layout, c);
+        ModelCost mesh_cost, residual_cost;
+        model_cost(&mesh_cost, c, 100);
+        model_cost(&residual_cost, &residual, 100);
+        CHECK(mesh_cost.params == (double)layout.n_params, "%s: cost counts %.0f parameters, the layout %zu",
+              fixtures[f].name, mesh_cost.params, layout.n_params);
+        double extra = 8.0 * 100 * c->mesh_slots * c->d_model * c->n_iters;
+        CHECK(mesh_cost.forward_flops - residual_cost.forward_flops == extra,
+              "%s: mesh adds %.0f FLOPs, expected %.0f", fixtures[f].name,
+              mesh_cost.forward_flops - residual_cost.forward_flops, extra);
+        param_layout_free(&layout);
+    }
+}
+
 /* The CUDA engine does not run mesh: asking for it is an error naming the
  * topology (whether or not this build has CUDA). */
 static void test_mesh_cuda_refused(void) {
@@ -539,6 +566,7 @@ int main(int argc, char **argv) {
     test_mesh_causality();
     test_mesh_zero_routers_equal_residual();
     test_mesh_memory_observed();
+    test_mesh_cost();
     test_mesh_cuda_refused();
     return test_summary(argv[0]);
 }
