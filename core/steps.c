@@ -132,11 +132,12 @@ int site_geometry(const SpiralConfig *cfg, const char *site, int step, int scale
                                 step, last, last);
     } else if (site_memory_slot(site) >= 0) {
         int slot = site_memory_slot(site), steps = loop_steps(cfg);
-        if (cfg->topology != TOPOLOGY_MESH || slot >= cfg->mesh_slots)
-            return spiral_error("site %s: the run has %s (topology %s)", site,
-                                cfg->topology == TOPOLOGY_MESH ? "fewer memory slots"
-                                                               : "no memory slots",
-                                config_topology_name(cfg->topology));
+        if (cfg->topology != TOPOLOGY_MESH)
+            return spiral_error("site %s: the run has no memory slots (topology %s, not mesh)",
+                                site, config_topology_name(cfg->topology));
+        if (slot >= cfg->mesh_slots)
+            return spiral_error("site %s: the run's memory slots are memory.0 .. memory.%d "
+                                "(mesh_slots %d)", site, cfg->mesh_slots - 1, cfg->mesh_slots);
         if (scale != 1)
             return spiral_error("site %s step %d has scale %d, expected 1", site, step, scale);
         int first = memory_site_step(cfg, 0), last = memory_site_step(cfg, cfg->n_iters - 1);
