@@ -76,17 +76,21 @@ static void mesh_forward_row(void *ctx, int bt, int thread) {
         /* K = sum_b c_b m_b;  h(t+1) = (h(t) + e - K(t)) + K */
         real *ki = job->k + row * d, *hi = job->h_out + row * d;
         memset(ki, 0, (size_t)d * sizeof(real));
+        int any = 0;
         for (int b = 0; b < S; b++) {
             if (c[b] == 0) continue;
             real cb = (real)c[b];
             const real *m = job->mem + b * slot_stride + row * d;
             for (int k = 0; k < d; k++) ki[k] += cb * m[k];
+            any = 1;
         }
+        /* x - (+0) is x for every x; x + (+0) is not for x = -0, hence `any` */
         if (job->k_prev) {
             const real *kp = job->k_prev + row * d;
             for (int k = 0; k < d; k++) hi[k] -= kp[k];
         }
-        for (int k = 0; k < d; k++) hi[k] += ki[k];
+        if (any)
+            for (int k = 0; k < d; k++) hi[k] += ki[k];
     }
 }
 

@@ -2,7 +2,8 @@
  * model.c: forward and backward of the whole backbone (see model.h).
  *
  * Layout of the work: model_forward walks embedding -> prelude -> T
- * iterations (down-scale, shared core, up-scale + shift + update) -> coda ->
+ * iterations (the update e: down-scale, shared core, up-scale + shift;
+ * then the topology's state update, mesh.c for mesh) -> coda ->
  * final norm -> head -> cross-entropy, saving every intermediate in the
  * arena. model_backward walks the same path in reverse. Because every layer
  * backward accumulates into the gradient buffer, the shared core's gradient
