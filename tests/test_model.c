@@ -512,6 +512,41 @@ static void test_mesh_memory_observed(void) {
     model_free(&m);
 }
 
+/* model_init_weights: the routers start at zero and draw no random
+ * numbers, so a mesh model starts from the residual model's weights of the
+ * same seed, and computes the same logits bit for bit. */
+static void test_mesh_init(void) {
+    Fixture fixtures[FIXTURE_MESH_COUNT];
+    fixtures_mesh(fixtures);
+    SpiralConfig residual_cfg = fixtures[0].cfg;
+    residual_cfg.topology = TOPOLOGY_RESIDUAL;
+    residual_cfg.mesh_slots = SPIRAL_DEFAULT_MESH_SLOTS;
+    Model mesh, residual;
+    model_build(&mesh, &fixtures[0].cfg);
+    model_build(&residual, &residual_cfg);
+    model_init_weights(&mesh, 77);
+    model_init_weights(&residual, 77);
+    int routers_zero = 1, others_equal = 1, routers = 0;
+    for (int i = 0; i < mesh.layout.n_tensors; i++) {
+        const ParamTensor *t = &mesh.layout.tensors[i];
+        const real *v = mesh.params + t->offset;
+        if (strstr(t->name, ".mesh.")) {
+            routers++;
+            for (size_t k = 0; k < t->numel; k++) routers_zero &= v[k] == 0;
+            continue;
+        }
+        int j = param_layout_find(&residual.layout, t->name);
+        others_equal &= j >= 0 && !memcmp(v, residual.params + residual.layout.tensors[j].offset,
+                                          t->numel * sizeof(real));
+    }
+    CHECK(routers == 4 * mesh.cfg.n_iters && routers_zero, "init: %d router tensors, zero: %d", routers,
+          routers_zero);
+    CHECK(others_equal, "init: the mesh model's other weights differ from the residual model's");
+    CHECK(same_logits(&mesh, &residual), "init: mesh and residual logits differ");
+    model_free(&mesh);
+    model_free(&residual);
+}
+
 /* spiral info's counts: the parameters model_cost counts are the layout's,
  * and the memory adds 8 L S d FLOPs to every iteration (full resolution
  * included) over the residual model. */
@@ -566,6 +601,7 @@ int main(int argc, char **argv) {
     test_mesh_causality();
     test_mesh_zero_routers_equal_residual();
     test_mesh_memory_observed();
+    test_mesh_init();
     test_mesh_cost();
     test_mesh_cuda_refused();
     return test_summary(argv[0]);
