@@ -6,6 +6,7 @@
 #    rejects a slot the run lacks, a step it has no memory at, a run
 #    without memory;
 #  - probe fits the memory sites like the others; analyze accepts the run;
+#    report lists their probes;
 #  - info counts the routers; match derives looped (mesh) and dense
 #    (residual) baselines whose run files train;
 #  - --device cuda is refused for mesh with an error naming the topology;
@@ -79,6 +80,10 @@ n=$(grep -cE "^depth +memory\.[012] +[012] +1 +[01]\.[0-9]{3} \[" "$dir/out")
 n=$(q "SELECT count(*) FROM probe_results WHERE site LIKE 'memory.%'")
 [ "$n" = 45 ] && ok || fail "probe_results memory rows $n, expected 9 x 5 controls"
 "$SPIRAL" analyze --run mesh --data dyck --store "$dir/s.db" --quiet >"$dir/out" 2>&1 && ok || fail "analyze: $(cat "$dir/out")"
+
+"$SPIRAL" report --store "$dir/s.db" --runs mesh --out "$dir/report" >"$dir/out" 2>&1 && ok || fail "report: $(cat "$dir/out")"
+n=$(grep -c "^| depth | memory\.[012] | [012] | 1 |" "$dir/report/report.md")
+[ "$n" = 9 ] && ok || fail "report's probe table: $n memory rows, expected 9"
 
 # a run without memory
 cat > "$dir/plain.json" <<JSON
