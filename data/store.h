@@ -18,7 +18,7 @@
 
 #include "dataset.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct {
     sqlite3 *db;

@@ -126,10 +126,11 @@
 #define SPIRAL_PROBE_RUN_H
 
 #include "probe_store.h"
+#include "probe_verdict.h"
 #include "progress.h"
 
 #define PROBE_DEFAULT_TOL 1e-4
-#define PROBE_DEFAULT_MAX_ITER 500
+#define PROBE_DEFAULT_MAX_ITER 2000
 
 /* The controls, as bits of ProbeOptions.controls. */
 enum {
@@ -137,9 +138,10 @@ enum {
     PROBE_CONTROL_RANDOM = 2,    /* (b) */
     PROBE_CONTROL_POSITION = 4,  /* (c) */
     PROBE_CONTROL_PERMUTED = 8,  /* (d) */
-    PROBE_CONTROL_ALL = 15
+    PROBE_CONTROL_LEXICAL = 16,  /* (e) */
+    PROBE_CONTROL_ALL = 31
 };
-#define PROBE_N_CONTROLS 4
+#define PROBE_N_CONTROLS 5
 
 typedef struct {
     const char *split;       /* recording split, default "test" */
@@ -149,6 +151,7 @@ typedef struct {
     int controls;            /* PROBE_CONTROL_* bits, default all */
     double tol;              /* ||grad||_inf at which a fit has converged, default PROBE_DEFAULT_TOL */
     int max_iter;            /* L-BFGS iterations per lambda, default PROBE_DEFAULT_MAX_ITER */
+    int lexical_window;      /* tokens k of the lexical control; 0 (default): automatic */
     int replace;             /* refit the selected labels and controls */
     const Progress *progress;  /* "probe" progress in "probes" (done / total), reported
                                   by the calling thread after each site's batch, or NULL */
@@ -166,6 +169,8 @@ typedef struct {
                                    (in request order), site, iteration, scale, control */
     int n_summaries;
     ProbeSummary *summaries;    /* (label, site) in the same order */
+    int n_verdicts;
+    ProbeVerdict *verdicts;     /* one per control 'none' row, in the rows' order */
     int fitted_now;             /* probes fitted by this call */
     int skipped;                /* probes already in the store */
     long long evaluations;      /* objective evaluations of the fits done now */
@@ -189,8 +194,11 @@ const ProbeResult *probe_report_find(const ProbeReport *report, const char *labe
                                      const char *site, int iteration, int scale,
                                      const char *control);
 
-/* 1 if probe (a control = 'none' row of report) beats all four controls
- * with non-overlapping intervals, 0 if not, -1 if a control is missing. */
+/* The verdict of probe (a control = 'none' row of report), or NULL. */
+const ProbeVerdict *probe_report_verdict(const ProbeReport *report, const ProbeResult *probe);
+
+/* PROBE_ENCODED (1), PROBE_NOT_ENCODED (0) or PROBE_NOT_TESTED (-1) for
+ * probe (a control = 'none' row of report), by probe_verdict.h's rule. */
 int probe_report_encoded(const ProbeReport *report, const ProbeResult *probe);
 
 /* The name of each control bit ("control_task", ...), and the bit of a name
