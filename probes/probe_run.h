@@ -1,13 +1,13 @@
 /*
  * probe_run.h: `spiral probe`: linear probes on every recorded state of a
- * run, with four controls, written to the store (tables probe_results and
- * probe_summaries, schema v3).
+ * run, with five controls, written to the store (tables probe_results and
+ * probe_summaries, schema v4).
  *
  * For a recording (run, dataset, split) and each requested label, one probe
  * is fitted per recorded (site, iteration, scale): every token iteration
  * h(t), every latent z / z~ at its chunk size, the coda. A probe is the
  * multinomial logistic regression of logreg.h (L2 on standardized features,
- * L-BFGS to ||grad||_inf <= tol, default 1e-4, at most 500 iterations per
+ * L-BFGS to ||grad||_inf <= tol, default 1e-4, at most 2000 iterations per
  * L2 strength) that reads the representation of a row and predicts the
  * label of that row. Why 1e-4 and not logreg's 1e-6: recorded states are
  * strongly correlated features, and at the weak end of the L2 grid many
@@ -45,7 +45,10 @@
  * used. Classes are renumbered 0..K-1 over the values the probe's rows hold.
  * The L2 strength is chosen on validation accuracy from {1e-1, 1e-2, 1e-3,
  * 1e-4}, fitted strongest first, each warm-started from the last (ties: the
- * stronger one). `iterations` is the L-BFGS iterations of the chosen fit
+ * stronger one), and while the weakest fitted is strictly the best, on down
+ * by factors of 10 to 1e-8 (PROBE_L2_FLOOR): on a recording with 20,000
+ * training rows every probe preferred a penalty weaker than 1e-4, and
+ * weak penalties need more L-BFGS iterations, hence the cap of 2000. `iterations` is the L-BFGS iterations of the chosen fit
  * (from its warm start). The gradient norm stored is recomputed at the
  * solution with logreg_objective on the training rows, so `converged` is a
  * verified statement about the optimum, not the fitter's own flag. When
@@ -57,7 +60,8 @@
  * interval over whole test sequences (1000 resamples), macro-F1, the
  * majority baseline (most frequent training class on the test rows), the
  * numbers of train/validation/test rows, l2, iterations, gradient norm,
- * wall seconds.
+ * wall seconds, and test_counts: (sequence, correct, rows) per test
+ * sequence, so that two probes on the same rows compare pairwise.
  *
  * Controls, each stored as a row of its own with the same label, site,
  * iteration and scale and control = ...:
@@ -81,30 +85,43 @@
  *   permuted      (d) the label vectors of whole windows permuted across
  *                 windows (probe_permute_sequence_labels; all windows have
  *                 the same length), the same recorded features.
- * A label counts as ENCODED at a (site, iteration, scale) when the probe's
- * interval lies entirely above the interval of each of the four controls
- * (ci_lo > ci_hi of the control); a probe lacking a control is not
- * counted. Note that for a label that is a function of the token type, the
- * control task can be memorized from any state that still holds the token
- * identity, so such a label is rarely "encoded": that is the point of the
- * control.
+ *   lexical       (e) features = one-hot of the row's token and the k - 1
+ *                 tokens before it (probe_features.h; the token types are
+ *                 the windows' most frequent tokens, cut so that k x types
+ *                 <= PROBE_LEXICAL_MAX_COLUMNS): what a shallow model
+ *                 reading k tokens knows. k is options->lexical_window, or
+ *                 by default the site's chunk size g at a latent site and
+ *                 the schedule's largest g at token and coda sites
+ *                 (probe_sites_lexical). Like (c) it depends only on the
+ *                 rows' positions and k, so it is fitted once per label,
+ *                 geometry and k.
+ * The verdict (probe_verdict.h): a label is ENCODED at a (site, iteration,
+ * scale) when the probe's margins over (b) and (e), with 95% paired
+ * bootstrap intervals over test sequences, both lie above 0; NOT ENCODED
+ * when one does not; NOT TESTED when (b) or (e) is missing. (a), (c), (d)
+ * are reported beside it: with a vocabulary of a few tokens (a) decodes at
+ * ~1.0 wherever the token's identity is present, so a rule that required
+ * beating it would call nothing encoded at token sites.
  *
  * Per (label, site) a summary row holds the expected iteration (Tenney et
  * al. 2019, probe_expected_layer on the probe accuracies of the site's
  * iterations in order, the first as baseline, negative gains clipped to 0
  * so the value is a gain-weighted mean of the iterations; NULL when the
  * site has one iteration, iterations that are not consecutive, or no gain)
- * and `encoded`, a JSON list [{"iteration": t, "scale": g}, ...].
+ * and `encoded`, a JSON list [{"iteration": t, "scale": g}, ...] of the
+ * probes whose verdict is ENCODED.
  *
  * Randomness (all GSL mt19937, derived from the one seed): sequence split
  * seed, training subsample seed + 1, control task seed + 2, permutation
- * seed + 3, bootstrap seed + 4, random model weights seed + 5. Results are
+ * seed + 3, bootstrap seed + 4, random model weights seed + 5, the
+ * margins' bootstrap seed + 6. Results are
  * identical for the same seed, whatever the number of threads.
  *
  * Files: probe_sites (the recorded sites and their rows), probe_rows (a
  * row's token and label), probe_labels, probe_features (recorded, position
  * and random-model features; probe_random), probe_fit (one probe),
- * probe_schedule (what to fit, on the pool), probe_summary, and the rows in
+ * probe_schedule (what to fit, on the pool), probe_summary, probe_verdict
+ * (the rule), and the rows in
  * the store: data/probe_store.h.
  *
  * Parallelism: the calling thread reads the store (features of one site at
@@ -202,7 +219,7 @@ const ProbeVerdict *probe_report_verdict(const ProbeReport *report, const ProbeR
 int probe_report_encoded(const ProbeReport *report, const ProbeResult *probe);
 
 /* The name of each control bit ("control_task", ...), and the bit of a name
- * (also "a".."d"), or 0 if unknown. */
+ * (also "a".."e"), or 0 if unknown. */
 const char *probe_control_name(int bit);
 int probe_control_bit(const char *name);
 
