@@ -326,10 +326,17 @@ int probe_store_read_probes(Store *store, long long recording_id, ProbeWithContr
     *rows = NULL;
     *n = 0;
     if (sqlite3_prepare_v2(store->db,
-                           "SELECT " RESULT_COLUMNS ", c.accuracy FROM probe_results p"
+                           "SELECT " RESULT_COLUMNS ", c.accuracy, rm.accuracy, rm.ci_lo, rm.ci_hi,"
+                           " lx.accuracy, lx.ci_lo, lx.ci_hi FROM probe_results p"
                            " LEFT JOIN probe_results c ON c.recording_id = p.recording_id"
                            " AND c.label = p.label AND c.site = p.site AND c.iteration = p.iteration"
                            " AND c.scale = p.scale AND c.control = 'control_task'"
+                           " LEFT JOIN probe_results rm ON rm.recording_id = p.recording_id"
+                           " AND rm.label = p.label AND rm.site = p.site AND rm.iteration = p.iteration"
+                           " AND rm.scale = p.scale AND rm.control = 'random_model'"
+                           " LEFT JOIN probe_results lx ON lx.recording_id = p.recording_id"
+                           " AND lx.label = p.label AND lx.site = p.site AND lx.iteration = p.iteration"
+                           " AND lx.scale = p.scale AND lx.control = 'lexical'"
                            " WHERE p.recording_id = ? AND p.control = 'none' ORDER BY "
                            RESULT_LABEL_ORDER ", " RESULT_SITE_ORDER ", p.iteration, p.scale",
                            -1, &stmt, NULL) != SQLITE_OK)
@@ -341,6 +348,12 @@ int probe_store_read_probes(Store *store, long long recording_id, ProbeWithContr
         ProbeWithControl *row = &(*rows)[(*n)++];
         read_result(stmt, &row->probe);
         row->control_task_accuracy = column_real(stmt, RESULT_N_COLUMNS);
+        row->random_accuracy = column_real(stmt, RESULT_N_COLUMNS + 1);
+        row->random_lo = column_real(stmt, RESULT_N_COLUMNS + 2);
+        row->random_hi = column_real(stmt, RESULT_N_COLUMNS + 3);
+        row->lexical_accuracy = column_real(stmt, RESULT_N_COLUMNS + 4);
+        row->lexical_lo = column_real(stmt, RESULT_N_COLUMNS + 5);
+        row->lexical_hi = column_real(stmt, RESULT_N_COLUMNS + 6);
     }
     if (status == 0 && rc != SQLITE_DONE) status = fail(store, "reading probe results");
     sqlite3_finalize(stmt);

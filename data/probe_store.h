@@ -101,11 +101,14 @@ int probe_store_read_counts(Store *store, long long recording_id, const char *la
 int probe_store_list_labels(Store *store, long long recording_id,
                             char (**labels)[PROBE_LABEL_CAP], int *n);
 
-/* A probe as the report shows it: a control 'none' row and the accuracy of
- * its control task (the row of the same key with control 'control_task'). */
+/* A probe as the report shows it: a control 'none' row and, from the rows
+ * of the same key, the accuracy of its control task and the accuracy and
+ * interval of its random_model and lexical controls (NAN without the row). */
 typedef struct {
     ProbeResult probe;
-    double control_task_accuracy;   /* NAN without a control_task row */
+    double control_task_accuracy;
+    double random_accuracy, random_lo, random_hi;
+    double lexical_accuracy, lexical_lo, lexical_hi;
 } ProbeWithControl;
 
 /* The control 'none' results of the recording into *rows (malloc'd, *n of
