@@ -196,7 +196,7 @@ static int build_report(ProbeRun *run, ProbeReport *report) {
  * windows, cut so that window x types stays within
  * PROBE_LEXICAL_MAX_COLUMNS. */
 static int prepare_lexical(ProbeRun *run) {
-    probe_sites_lexical(run->sites, run->n_sites, &run->cfg, run->L, run->o->lexical_window,
+    probe_sites_lexical(run->sites, run->n_sites, run->L, run->o->lexical_window,
                         &run->n_lexical_keys);
     int widest = 1;
     for (int k = 0; k < run->n_sites; k++)

@@ -90,8 +90,9 @@
  *                 the windows' most frequent tokens, cut so that k x types
  *                 <= PROBE_LEXICAL_MAX_COLUMNS): what a shallow model
  *                 reading k tokens knows. k is options->lexical_window, or
- *                 by default the site's chunk size g at a latent site and
- *                 the schedule's largest g at token and coda sites
+ *                 by default the site's chunk size g: the g tokens a
+ *                 latent summarizes, and at token and coda sites (g = 1)
+ *                 the token itself, for every kind of model alike
  *                 (probe_sites_lexical). Like (c) it depends only on the
  *                 rows' positions and k, so it is fitted once per label,
  *                 geometry and k.

@@ -67,16 +67,11 @@ int probe_sites_list(Store *store, const RecordingInfo *info, const SpiralConfig
     return status;
 }
 
-void probe_sites_lexical(SiteInfo *sites, int n_sites, const SpiralConfig *cfg, int L, int window,
-                         int *n_keys) {
-    int widest = 1;
-    for (int t = 0; t < loop_steps(cfg); t++)
-        if (step_chunk_size(cfg, t) > widest) widest = step_chunk_size(cfg, t);
+void probe_sites_lexical(SiteInfo *sites, int n_sites, int L, int window, int *n_keys) {
     *n_keys = 0;
     for (int k = 0; k < n_sites; k++) {
         SiteInfo *s = &sites[k];
-        int latent = !strncmp(s->site, "latent", 6);
-        int w = window > 0 ? window : latent ? s->g : widest;
+        int w = window > 0 ? window : s->g;
         s->lexical_window = w < 1 ? 1 : w > L ? L : w;
         s->lexical_key = -1;
         for (int j = 0; j < k && s->lexical_key < 0; j++)

@@ -37,14 +37,12 @@ typedef struct {
 int probe_sites_list(Store *store, const RecordingInfo *info, const SpiralConfig *cfg,
                      SiteInfo **sites, int *n_sites, int *n_geometries);
 
-/* Sets each site's lexical_window: window if > 0, else automatically the
- * site's chunk size g at a latent site (the tokens the latent summarizes)
- * and the largest chunk size of cfg's schedule at token and coda sites
- * (the widest level the model runs), at most L; and its lexical_key among
- * the *n_keys distinct (geometry, window) pairs (sites of one key share the
- * lexical control). */
-void probe_sites_lexical(SiteInfo *sites, int n_sites, const SpiralConfig *cfg, int L, int window,
-                         int *n_keys);
+/* Sets each site's lexical_window: window if > 0, else the site's chunk
+ * size g (the tokens a latent summarizes; 1 at token and coda sites, the
+ * token itself, the same for every kind of model), at most L; and its
+ * lexical_key among the *n_keys distinct (geometry, window) pairs (sites
+ * of one key share the lexical control). */
+void probe_sites_lexical(SiteInfo *sites, int n_sites, int L, int window, int *n_keys);
 
 void probe_sites_free(SiteInfo *sites, int n_sites);
 

@@ -40,9 +40,13 @@ grep -q "^label .*accuracy \[95% CI\] .*control .*select\. .*random .*position .
 n=$(grep -cE "(not )?encoded$" "$dir/out")
 [ "$n" = 18 ] && ok || fail "verdicts: $n lines end with a verdict, expected 18"
 grep -qE "^ +(not )?encoded at: " "$dir/out" && ok || fail "verdict summary lines"
-# gen.lag1 is the previous token: the lexical control reads it directly, so it is never encoded
-n=$(grep -cE "^gen\.lag1 .* 1\.000 .* not encoded$" "$dir/out")
-[ "$n" -ge 4 ] && ok || fail "gen.lag1: lexical control at 1.000 and not encoded at $n sites"
+# gen.lag1 is the previous token: at a latent of g = 2 the lexical control
+# (the chunk's 2 tokens; field 13) reads it exactly, so it is not encoded there
+n=$(awk '$1 == "gen.lag1" && $4 == 2 && $13 == 1 && / not encoded$/' "$dir/out" | wc -l)
+[ "$n" = 2 ] && ok || fail "gen.lag1 at g = 2: lexical control at 1.000 and not encoded at $n of 2 latent sites"
+# at token sites the lexical window is the token itself (k = g = 1)
+n=$(awk '$1 == "gen.lag1" && $2 == "token" && $13 < 0.9' "$dir/out" | wc -l)
+[ "$n" = 4 ] && ok || fail "gen.lag1 at token sites: lexical control of the token alone below 0.9 at $n of 4"
 grep -q "all [0-9]* fits converged\|fits did not reach the gradient tolerance" "$dir/out" && ok || fail "convergence line"
 n=$(grep -cE "^(depth|gen\.lag1) +(token|latent_in|latent_out|coda) +[0-9]+ +[0-9]+ +[01]\.[0-9]{3} \[" "$dir/out")
 [ "$n" = 18 ] && ok || fail "table lines: $n, expected 9 sites x 2 labels"
