@@ -1,6 +1,7 @@
 /*
  * probe_store.h: the store's probe tables, probe_results and
- * probe_summaries (schema v4: test_counts added in v4), and every SQL
+ * probe_summaries (test_counts is the latest column: NULL in rows written
+ * before the store had it), and every SQL
  * statement that touches them.
  *
  * probes/ fits the probes and decides what a row means (probes/probe_run.h);
@@ -90,7 +91,7 @@ int probe_store_read_label(Store *store, long long recording_id, const char *lab
 
 /* The test_counts of the result of this key: *counts (malloc'd, (*n_groups,
  * 3) int32) or NULL with *n_groups = 0 when the row has none (written
- * before schema v4) or does not exist. Returns 0 or -1 (a store error, a
+ * before the store had the column) or does not exist. Returns 0 or -1 (a store error, a
  * BLOB whose size is not a multiple of 12 bytes). */
 int probe_store_read_counts(Store *store, long long recording_id, const char *label,
                             const char *site, int iteration, int scale, const char *control,

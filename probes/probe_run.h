@@ -1,7 +1,7 @@
 /*
  * probe_run.h: `spiral probe`: linear probes on every recorded state of a
  * run, with five controls, written to the store (tables probe_results and
- * probe_summaries, schema v4).
+ * probe_summaries; data/store.c holds the schema).
  *
  * For a recording (run, dataset, split) and each requested label, one probe
  * is fitted per recorded (site, iteration, scale): every token iteration

@@ -13,7 +13,7 @@
  * margin_c = accuracy(probe) - accuracy(control c) on the same test rows,
  * with a 95% paired bootstrap interval over test sequences
  * (probe_paired_margin_ci, seed = the probe's seed + 6). Rows written
- * before the store kept test outcomes (schema v4) cannot be paired; their
+ * before the store kept test outcomes (test_counts NULL) cannot be paired; their
  * interval is the conservative unpaired one,
  *   [m - sqrt((acc_p - lo_p)^2 + (hi_c - acc_c)^2),
  *    m + sqrt((hi_p - acc_p)^2 + (acc_c - lo_c)^2)],

@@ -7,7 +7,7 @@
 #    its test outcome per test sequence;
 #  - the verdict is "not tested" when the random-model or lexical control
 #    is missing, and adding the missing control later decides it;
-#  - a store of schema v3 (no test outcomes) opens, is migrated, and its
+#  - a store of the previous schema version (no test outcomes) opens, is migrated, and its
 #    old rows are judged with the unpaired interval (marked u);
 #  - running it again fits nothing; a probe killed with SIGKILL leaves the
 #    store consistent and running it again fits only the missing rows;
@@ -111,13 +111,15 @@ n=$(awk '$1 == "gen.lag6" && $13 == 1' "$dir/out7" | wc -l)
 m=$(awk '$1 == "gen.lag6" && $13 >= 0' "$dir/out7" | wc -l)
 [ "$n" = 0 ] && [ "$m" = 9 ] && ok || fail "a window of 2 tokens cannot hold the token 6 back, yet $n lexical controls read 1.000"
 
-# a store of schema v3: no test_counts column; it opens, migrates, and old rows get unpaired margins
-cp "$dir/s.db" "$dir/v3.db"
-sqlite3 "$dir/v3.db" "ALTER TABLE probe_results DROP COLUMN test_counts; DELETE FROM schema_version WHERE version = 4;" || fail "making a v3 store"
-[ "$(sqlite3 "$dir/v3.db" "SELECT max(version) FROM schema_version")" = 3 ] && ok || fail "v3 store"
-"$SPIRAL" probe --run spiral --data dyck --store "$dir/v3.db" --label depth,gen.lag1 --quiet >"$dir/out8" 2>&1 || fail "probe on a v3 store: $(cat "$dir/out8")"
-[ "$(sqlite3 "$dir/v3.db" "SELECT max(version) FROM schema_version")" = 4 ] && ok || fail "not migrated to v4"
-grep -q "0 rows fitted now, 108 already stored" "$dir/out8" && ok || fail "v3 rows kept: $(head -1 "$dir/out8")"
+# a store of the version before test_counts: no such column; it opens, migrates, and old
+# rows get unpaired margins (the current version N is read from the store itself)
+N=$(sqlite3 "$dir/s.db" "SELECT max(version) FROM schema_version")
+cp "$dir/s.db" "$dir/old.db"
+sqlite3 "$dir/old.db" "ALTER TABLE probe_results DROP COLUMN test_counts; DELETE FROM schema_version WHERE version = $N;" || fail "making an old store"
+[ "$(sqlite3 "$dir/old.db" "SELECT max(version) FROM schema_version")" = $((N - 1)) ] && ok || fail "old store"
+"$SPIRAL" probe --run spiral --data dyck --store "$dir/old.db" --label depth,gen.lag1 --quiet >"$dir/out8" 2>&1 || fail "probe on an old store: $(cat "$dir/out8")"
+[ "$(sqlite3 "$dir/old.db" "SELECT max(version) FROM schema_version")" = "$N" ] && ok || fail "not migrated to $N"
+grep -q "0 rows fitted now, 108 already stored" "$dir/out8" && ok || fail "old rows kept: $(head -1 "$dir/out8")"
 n=$(grep -cE "\]u +[-+]" "$dir/out8")
 [ "$n" = 18 ] && ok || fail "unpaired margins over the random model on old rows: $n of 18"
 
