@@ -116,10 +116,10 @@ static void print_report(const ProbeReport *report, const char *const *labels, i
     printf("(margins: accuracy minus the control's on the same test rows, 95%% paired bootstrap "
            "interval; u: unpaired, from rows stored without test outcomes)\n");
     if (not_converged)
-        printf("%d of %d fits did not reach the gradient tolerance within the iteration cap "
+        printf("%d of %d fitted rows did not reach the gradient tolerance within the iteration cap "
                "(probe_results.converged = 0; raise --max-iter)\n", not_converged, fits);
     else
-        printf("all %d fits converged\n", fits);
+        printf("all %d fitted rows converged\n", fits);
     printf("\n");
     for (int l = 0; l < n_labels; l++) {
         printf("%s: expected iteration", labels[l]);

@@ -47,7 +47,7 @@ n=$(awk '$1 == "gen.lag1" && $4 == 2 && $13 == 1 && / not encoded$/' "$dir/out" 
 # at token sites the lexical window is the token itself (k = g = 1)
 n=$(awk '$1 == "gen.lag1" && $2 == "token" && $13 < 0.9' "$dir/out" | wc -l)
 [ "$n" = 4 ] && ok || fail "gen.lag1 at token sites: lexical control of the token alone below 0.9 at $n of 4"
-grep -q "all [0-9]* fits converged\|fits did not reach the gradient tolerance" "$dir/out" && ok || fail "convergence line"
+grep -q "all [0-9]* fitted rows converged\|fitted rows did not reach the gradient tolerance" "$dir/out" && ok || fail "convergence line"
 n=$(grep -cE "^(depth|gen\.lag1) +(token|latent_in|latent_out|coda) +[0-9]+ +[0-9]+ +[01]\.[0-9]{3} \[" "$dir/out")
 [ "$n" = 18 ] && ok || fail "table lines: $n, expected 9 sites x 2 labels"
 grep -q "^depth: expected iteration token [0-9.-]" "$dir/out" && ok || fail "expected iteration line"
