@@ -23,7 +23,7 @@ void analyze_options_default(AnalyzeOptions *o) {
     o->max_rows = 16384;
     o->fraction = HEADSEL_DEFAULT_FRACTION;
     o->measure = HEADSEL_DEFAULT_MEASURE;
-    o->select_by = ANALYZE_DISTANCE;
+    o->select_by = ANALYZE_RELATIVE_DISTANCE;
     o->n_resamples = 1000;
     o->level = 0.95;
     o->seed = 1;
@@ -31,6 +31,7 @@ void analyze_options_default(AnalyzeOptions *o) {
 
 void analyze_run_free(AnalyzeRun *r) {
     free(r->step_g);
+    free(r->step_uniform);
     free(r->units);
     free(r->head_stats);
     free(r->candidate_stat);
@@ -110,6 +111,27 @@ static int write_results(Store *store, AnalyzeRun *r, const double *values, cons
             status = put_interval(w, kind, analysis_row(kind, t, null, "loop", null, null),
                                   &r->selected[(size_t)t * K + k], per_sequence, N);
         }
+    /* the selected heads' distance in chunks of g and relative to uniform,
+     * and the uniform reference itself */
+    for (int t = 0; t < T && status == 0; t++) {
+        static const char *const kinds[2] = {"selected_attn_distance_g", "selected_attn_relative_distance"};
+        double divisor[2] = {r->step_g[t], r->step_uniform[t]};
+        for (int v = 0; v < 2 && status == 0; v++) {
+            analyze_selected_per_sequence(per_sequence, r, values, t, ANALYZE_DISTANCE);
+            for (int s = 0; s < N; s++) per_sequence[s] /= divisor[v];
+            const MeanInterval *m = &r->selected[(size_t)t * K + ANALYZE_DISTANCE];
+            MeanInterval scaled = *m;
+            scaled.mean /= divisor[v];
+            scaled.sd /= divisor[v];
+            scaled.lo /= divisor[v];
+            scaled.hi /= divisor[v];
+            status = put_interval(w, kinds[v], analysis_row(kinds[v], t, null, "loop", null, null), &scaled,
+                                  per_sequence, N);
+        }
+        if (status == 0)
+            status = put_value(w, analysis_row("attn_uniform_distance", t, null, "loop", null, null),
+                               r->step_uniform[t]);
+    }
     /* loop diagnostics */
     for (int t = 0; t + 1 < S && status == 0; t++)
         status = put_interval(w, "update_size", analysis_row("update_size", t, null, "token", null, null),
@@ -157,8 +179,10 @@ int analyze_recording(Store *store, const char *run_name, const char *dataset_na
     memset(out, 0, sizeof *out);
     if (!(o->fraction > 0 && o->fraction <= 1))
         return spiral_error("head selection fraction must be in (0, 1], got %g", o->fraction);
-    if (o->select_by != ANALYZE_DISTANCE && o->select_by != ANALYZE_ENTROPY)
-        return spiral_error("select_by must be distance (%d) or entropy (%d)", ANALYZE_DISTANCE, ANALYZE_ENTROPY);
+    if (o->select_by != ANALYZE_RELATIVE_DISTANCE && o->select_by != ANALYZE_DISTANCE &&
+        o->select_by != ANALYZE_ENTROPY)
+        return spiral_error("select_by must be relative distance (%d), distance (%d) or entropy (%d)",
+                            ANALYZE_RELATIVE_DISTANCE, ANALYZE_DISTANCE, ANALYZE_ENTROPY);
     if (o->max_rows < 1 || o->n_resamples < 1 || !(o->level > 0 && o->level < 1))
         return spiral_error("max_rows and resamples must be >= 1 and level in (0, 1)");
     snprintf(r.run, sizeof r.run, "%s", run_name);

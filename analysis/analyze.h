@@ -26,10 +26,20 @@
  *   Reported: the mean over sequences with a bootstrap percentile CI over
  *   sequences (stats_mean_ci_bootstrap; every statistic uses the same seed,
  *   so the resampled sequences are the same for all of them).
+ *   Units: a distance is in tokens (a latent stands at its last member's
+ *   position); divided by the step's chunk size g it is in chunks of g
+ *   tokens. Beside both stands the uniform-attention reference U_t
+ *   (attention_stats.h: the mean distance if every query spread its
+ *   attention evenly over its causal prefix, from the step's row positions
+ *   over L tokens), and the relative distance = distance / U_t, which is
+ *   the same in either unit: 1 is uniform, below 1 more local, above 1
+ *   more distant than uniform.
  *   Head selection (headsel.h, the paper's 40% rule): for a looped or spiral
  *   model the candidates are the core's heads, row l * H + h for head h of
  *   core layer l, with one value per step t: the mean over sequences of the
- *   chosen statistic (select_by: distance by default). For the dense
+ *   chosen statistic (select_by: by default the relative distance, so that
+ *   the change of units between iterations of different g alone moves no
+ *   head in or out; the raw distance in tokens or the entropy on request). For the dense
  *   baseline a core layer is a step with its own heads, so the candidates
  *   are the H head slots, head h having value x(layer t, h) at step t: the
  *   same ranking applied to layer-as-iteration. Heads are ranked by
@@ -71,6 +81,9 @@
  *     (layer is NULL for the dense baseline, whose candidates are head slots)
  *   selected_attn_distance  t          -          loop  -     -        mean over selected heads, CI; data per sequence
  *   selected_attn_entropy, selected_attn_beyond_D<D>   (same keys)
+ *   selected_attn_distance_g           (same keys)     the distance in chunks of the step's g tokens
+ *   selected_attn_relative_distance    (same keys)     the distance / the step's uniform reference
+ *   attn_uniform_distance   t          -          loop  -     -        U_t, the uniform-attention distance (tokens)
  *   update_size             t          -          token -     -        r(t) mean, CI; data per sequence
  *   cka                     t          u          token -     -        CKA(h(t), h(u)), every ordered pair
  *   effective_rank          t          -          token -     -        effective rank of stacked h(t)
@@ -94,6 +107,9 @@
 #include "store.h"
 
 enum { ANALYZE_DISTANCE = 0, ANALYZE_ENTROPY = 1 }; /* statistic index k; k >= 2: beyond distances[k - 2] */
+/* select_by: the mean distance divided by the step's uniform-attention
+ * reference (the default: not moved by the unit of distance) */
+enum { ANALYZE_RELATIVE_DISTANCE = -1 };
 
 typedef struct {
     const char *split;         /* "test" (default) */
@@ -101,7 +117,7 @@ typedef struct {
     int max_rows;              /* stacked rows for CKA and spectra, default 16384 */
     double fraction;           /* head selection, default HEADSEL_DEFAULT_FRACTION (0.4) */
     int measure;               /* HEADSEL_RANGE (default) or HEADSEL_STDDEV */
-    int select_by;             /* ANALYZE_DISTANCE (default) or ANALYZE_ENTROPY */
+    int select_by;             /* ANALYZE_RELATIVE_DISTANCE (default), ANALYZE_DISTANCE or ANALYZE_ENTROPY */
     int n_resamples;           /* bootstrap resamples, default 1000 */
     double level;              /* confidence level, default 0.95 */
     unsigned long seed;        /* bootstrap seed, default 1 */
@@ -136,6 +152,7 @@ typedef struct {
     int n_steps;               /* T (dense: n_loop) */
     int layers_per_step;       /* n_loop (dense: 1) */
     int *step_g;               /* (n_steps) chunk size of each step */
+    double *step_uniform;      /* (n_steps) uniform-attention distance of each step's rows, tokens */
     int n_units;
     AnalyzeUnit *units;        /* (n_units) prelude, loop steps x layers, coda */
     MeanInterval *head_stats;  /* (n_units, H, K) per-head statistics */

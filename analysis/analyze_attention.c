@@ -107,13 +107,18 @@ int analyze_attention_summary(AnalyzeRun *r, const AnalyzeOptions *o, const doub
                 if (stats_mean_ci_bootstrap(m, per_sequence, N, o->level, o->n_resamples, o->seed))
                     return spiral_error_prefix("attention of unit %d, head %d", u, h);
             }
-    /* candidates: row l * H + h, value per step = mean over sequences */
+    /* candidates: row l * H + h, value per step = mean over sequences (the
+     * relative distance: the mean distance over the step's uniform reference) */
     r->n_candidates = r->layers_per_step * H;
+    int k_select = o->select_by == ANALYZE_RELATIVE_DISTANCE ? ANALYZE_DISTANCE : o->select_by;
     for (int c = 0; c < r->n_candidates; c++)
         for (int t = 0; t < T; t++) {
             int u = analyze_loop_unit(r, t, c / H);
-            r->candidate_stat[(size_t)c * T + t] = r->head_stats[((size_t)u * H + c % H) * K + o->select_by].mean;
+            r->candidate_stat[(size_t)c * T + t] = r->head_stats[((size_t)u * H + c % H) * K + k_select].mean;
         }
+    if (o->select_by == ANALYZE_RELATIVE_DISTANCE &&
+        headsel_relative(r->candidate_stat, r->candidate_stat, r->step_uniform, r->n_candidates, T))
+        return spiral_error_prefix("run %s: head selection", r->run);
     if (headsel_select(r->order, &r->n_selected, r->change, r->candidate_stat, r->n_candidates, T,
                        o->fraction, o->measure))
         return spiral_error_prefix("run %s: head selection", r->run);

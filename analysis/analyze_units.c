@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "analyze_parts.h"
+#include "attention_stats.h"
 #include "error.h"
 #include "model.h"
 #include "steps.h"
@@ -25,7 +26,31 @@ int analyze_build_units(AnalyzeRun *r) {
     r->n_units = c->n_pre + r->n_steps * r->layers_per_step + c->n_post;
     r->units = calloc((size_t)r->n_units, sizeof *r->units);
     r->step_g = calloc((size_t)r->n_steps, sizeof *r->step_g);
-    if (!r->units || !r->step_g) return spiral_error("out of memory");
+    r->step_uniform = calloc((size_t)r->n_steps, sizeof *r->step_uniform);
+    int L = r->info.seq_len;
+    int *pos = malloc((size_t)(L > 0 ? L : 1) * sizeof *pos);
+    if (!r->units || !r->step_g || !r->step_uniform || !pos) {
+        free(pos);
+        return spiral_error("out of memory");
+    }
+    /* each step's uniform reference, from its rows' positions: latents at
+     * their last member (steps.h), or every token */
+    for (int t = 0; t < r->n_steps; t++) {
+        int g = step_chunk_size(c, t), rows = L;
+        ChunkGeometry geo;
+        if (step_has_latents(c, t)) {
+            if (site_geometry(c, "latent_in", t, g, L, &geo)) {
+                free(pos);
+                return -1;
+            }
+            site_row_positions(&geo, pos);
+            rows = geo.J;
+        } else {
+            for (int i = 0; i < L; i++) pos[i] = i;
+        }
+        r->step_uniform[t] = attention_uniform_distance(pos, rows);
+    }
+    free(pos);
     int u = 0;
     for (int l = 0; l < c->n_pre; l++) r->units[u++] = (AnalyzeUnit){BLOCK_PRE, -1, l, -1, 1};
     for (int t = 0; t < r->n_steps; t++) {

@@ -78,6 +78,15 @@ int attention_stats_compute(float *stats, const real *probs, int heads, int n, c
     return 0;
 }
 
+double attention_uniform_distance(const int *pos, int n) {
+    double total = 0, prefix = 0;   /* prefix = sum_{j<=i} pos_j */
+    for (int i = 0; i < n; i++) {
+        prefix += pos[i];
+        total += pos[i] - prefix / (i + 1);
+    }
+    return n > 0 ? total / n : 0.0;
+}
+
 /* The AttentionSummary's function: batch row b of event e. */
 static int summarize_event(void *context, const ObserveEvent *e, int b, int n_distances,
                            const int *distances, float *stats) {

@@ -29,6 +29,19 @@
 int attention_stats_compute(float *stats, const real *probs, int heads, int n, const int *pos,
                             int n_distances, const int *distances);
 
+/* The uniform-attention reference of a layer application whose query rows
+ * stand at ascending token positions pos (n >= 1): the mean over rows of
+ * the distance that attention spread evenly over the causal prefix would
+ * have,
+ *   U = (1/n) sum_i (1/(i+1)) sum_{j<=i} (pos_i - pos_j)    (tokens),
+ * the same mean over rows that analyze takes of the recorded distances, so
+ * that uniform attention has distance / U = 1 exactly. It depends only on
+ * the rows' geometry (chunk size g, offset, length): the coarser the
+ * chunks, the farther apart the rows and the larger U. Dividing a distance
+ * by U removes the unit: in tokens or in chunks of g tokens the ratio is
+ * the same. */
+double attention_uniform_distance(const int *pos, int n);
+
 /* The AttentionSummary for RecordOptions.attention: attention_stats_compute
  * on each sequence of each attention event. */
 AttentionSummary attention_stats_summary(void);

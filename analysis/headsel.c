@@ -36,6 +36,16 @@ int headsel_count(int *count, int n_heads, double fraction) {
     return 0;
 }
 
+int headsel_relative(double *relative, const double *stat, const double *reference, int n_heads, int T) {
+    for (int t = 0; t < T; t++)
+        if (!(reference[t] > 0) || !isfinite(reference[t]))
+            return spiral_error("head selection: reference of iteration %d is %g, expected a finite value > 0",
+                                t, reference[t]);
+    for (int h = 0; h < n_heads; h++)
+        for (int t = 0; t < T; t++) relative[(size_t)h * T + t] = stat[(size_t)h * T + t] / reference[t];
+    return 0;
+}
+
 int headsel_change(double *change, const double *stat, int n_heads, int T, int measure) {
     if (n_heads < 1 || T < 1)
         return spiral_error("head selection: expected a (n_heads >= 1, T >= 1) array, got (%d, %d)", n_heads, T);

@@ -36,6 +36,16 @@ enum { HEADSEL_RANGE = 0, HEADSEL_STDDEV = 1 };
 enum { HEADSEL_DEFAULT_MEASURE = HEADSEL_RANGE };
 #define HEADSEL_DEFAULT_FRACTION 0.4
 
+/* A statistic relative to a per-iteration reference:
+ *   relative[h, t] = stat[h, t] / reference[t]
+ * for stat (n_heads, T) and reference (T) > 0. With the mean attention
+ * distance as stat and the uniform-attention distance of each iteration
+ * as reference (attention_stats.h), the ratio does not depend on the unit
+ * of distance (tokens, or chunks of the iteration's g tokens), so neither
+ * does a selection ranked on it; the range of the raw distance across
+ * iterations does. Fails on a reference that is not finite and > 0. */
+int headsel_relative(double *relative, const double *stat, const double *reference, int n_heads, int T);
+
 /* Number of heads selected out of n_heads >= 1 at fraction in (0, 1]. */
 int headsel_count(int *count, int n_heads, double fraction);
 

@@ -152,10 +152,11 @@ static void bench_one_probe(int n, int threads) {
     /* the probe's L2 path, strongest first, each from the last */
     static const double lambdas[4] = {1e-1, 1e-2, 1e-3, 1e-4};
     LogReg best;
-    int path_evals = 0;
+    LogRegPath path;
     t0 = seconds_now();
-    logreg_fit_path(&best, X, y, n, Xva, yva, nva, d, K, lambdas, 4, PROBE_DEFAULT_TOL,
-                    PROBE_DEFAULT_MAX_ITER, NULL, &path_evals);
+    logreg_fit_path(&best, X, y, n, Xva, yva, nva, d, K, lambdas, 4, 0, PROBE_DEFAULT_TOL,
+                    PROBE_DEFAULT_MAX_ITER, &path);
+    int path_evals = path.evaluations;
     double path_seconds = seconds_now() - t0;
     logreg_free(&best);
 

@@ -14,7 +14,7 @@
 
 static const char *help =
     "usage: spiral analyze --store S.db [--run RUN[,RUN...]] [--data DATASET] [--split test]\n"
-    "                      [--fraction 0.4] [--select-by distance|entropy]\n"
+    "                      [--fraction 0.4] [--select-by relative|distance|entropy]\n"
     "                      [--measure range|stddev] [--max-sequences N] [--max-rows 16384]\n"
     "                      [--resamples 1000] [--seed 1] [--quiet]\n"
     "\n"
@@ -24,10 +24,16 @@ static const char *help =
     "  attention  per iteration, layer and head: mean attention distance in\n"
     "             tokens, entropy, mass beyond each recorded distance, averaged\n"
     "             over query rows, with 95% bootstrap CIs over sequences; the\n"
-    "             --fraction of core heads whose mean distance (or entropy)\n"
-    "             changes most across iterations is selected (the paper's 40%\n"
-    "             rule; for a dense run each layer is an iteration) and their\n"
-    "             per-iteration statistics are reported;\n"
+    "             --fraction of core heads whose statistic changes most across\n"
+    "             iterations is selected (the paper's 40% rule; for a dense run\n"
+    "             each layer is an iteration) and their per-iteration statistics\n"
+    "             are reported. Distances are shown in tokens, in chunks of the\n"
+    "             iteration's g tokens, beside the uniform-attention reference\n"
+    "             (the mean distance if attention were spread evenly over the\n"
+    "             causal prefix, for that iteration's rows) and relative to it.\n"
+    "             --select-by relative (the default) ranks heads by distance /\n"
+    "             uniform, which no change of unit moves; distance ranks by the\n"
+    "             distance in tokens, entropy by the entropy;\n"
     "  loop       relative update ||h(t+1) - h(t)|| / ||h(t)|| per sequence;\n"
     "             linear CKA between every pair of iteration states, and the\n"
     "             normalized singular-value spectrum and effective rank of each,\n"
@@ -52,7 +58,7 @@ static int split_names(char *buffer, const char **names, int max) {
 
 int cmd_analyze(int argc, char **argv) {
     const char *runs_text = NULL, *data = NULL, *store_path = NULL;
-    const char *fraction_text = NULL, *select_text = "distance", *measure_text = "range";
+    const char *fraction_text = NULL, *select_text = "relative", *measure_text = "range";
     const char *max_seq_text = NULL, *max_rows_text = NULL, *resamples_text = NULL, *seed_text = NULL;
     AnalyzeOptions options;
     analyze_options_default(&options);
@@ -87,9 +93,10 @@ int cmd_analyze(int argc, char **argv) {
         if (end == fraction_text || *end || !(options.fraction > 0 && options.fraction <= 1))
             return cli_usage_error("analyze", "--fraction: expected a number in (0, 1], got '%s'", fraction_text);
     }
-    if (!strcmp(select_text, "distance")) options.select_by = ANALYZE_DISTANCE;
+    if (!strcmp(select_text, "relative")) options.select_by = ANALYZE_RELATIVE_DISTANCE;
+    else if (!strcmp(select_text, "distance")) options.select_by = ANALYZE_DISTANCE;
     else if (!strcmp(select_text, "entropy")) options.select_by = ANALYZE_ENTROPY;
-    else return cli_usage_error("analyze", "--select-by: expected distance or entropy, got '%s'", select_text);
+    else return cli_usage_error("analyze", "--select-by: expected relative, distance or entropy, got '%s'", select_text);
     if (!strcmp(measure_text, "range")) options.measure = HEADSEL_RANGE;
     else if (!strcmp(measure_text, "stddev")) options.measure = HEADSEL_STDDEV;
     else return cli_usage_error("analyze", "--measure: expected range or stddev, got '%s'", measure_text);

@@ -13,6 +13,7 @@
 
 static const char *help =
     "usage: spiral report --store S.db --out DIR [--runs RUN[,RUN...]] [--split test]\n"
+    "                     [--probe-sites SITE[,SITE...]] [--probe-iterations 0,2,4-6]\n"
     "\n"
     "Writes DIR/index.html and DIR/report.md: the runs (kind, dataset,\n"
     "parameters, steps, final validation loss, status), the datasets with their\n"
@@ -31,12 +32,16 @@ static const char *help =
     "\n"
     "--runs limits the report to those runs, in that order (default: every\n"
     "run). Probe and analysis results are those of each run's recording on\n"
-    "--split (default test). Needs gnuplot (Debian package gnuplot-nox); the\n"
-    "environment variable SPIRAL_GNUPLOT names another gnuplot program.\n"
+    "--split (default test). --probe-sites (token, latent_in, latent_out,\n"
+    "coda) and --probe-iterations (iterations and ranges a-b) limit the probe\n"
+    "tables and figures to those sites and iterations. Needs gnuplot (Debian\n"
+    "package gnuplot-nox); the environment variable SPIRAL_GNUPLOT names\n"
+    "another gnuplot program.\n"
     "Prints the path of index.html.\n";
 
 int cmd_report(int argc, char **argv) {
     const char *store_path = NULL, *out = NULL, *runs_text = NULL, *split = "test";
+    const char *probe_sites = NULL, *probe_iterations = NULL;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -46,6 +51,8 @@ int cmd_report(int argc, char **argv) {
         {"--out", &out, NULL},
         {"--runs", &runs_text, NULL},
         {"--split", &split, NULL},
+        {"--probe-sites", &probe_sites, NULL},
+        {"--probe-iterations", &probe_iterations, NULL},
     };
     if (cli_parse_options("report", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
@@ -72,7 +79,8 @@ int cmd_report(int argc, char **argv) {
     Store store;
     if (store_open_readonly(&store, store_path)) return cli_fail("report");
     ReportOptions options = {.dir = out, .runs = names, .n_runs = n, .split = split,
-                             .version = cli_version(), .command_line = command};
+                             .version = cli_version(), .command_line = command,
+                             .probe_sites = probe_sites, .probe_iterations = probe_iterations};
     ReportResult result;
     int status = report_write(&store, &options, &result);
     store_close(&store);

@@ -81,7 +81,9 @@ int analysis_writer_replace_recording(AnalysisWriter *w) {
     return delete_rows(w, "DELETE FROM analysis_results WHERE recording_id=?1 AND (kind IN"
                           " ('attn_distance', 'attn_entropy', 'head_change', 'head_selected',"
                           " 'selected_attn_distance', 'selected_attn_entropy', 'update_size', 'cka',"
-                          " 'effective_rank', 'spectrum') OR kind LIKE 'attn_beyond_D%'"
+                          " 'effective_rank', 'spectrum', 'selected_attn_distance_g',"
+                          " 'selected_attn_relative_distance', 'attn_uniform_distance')"
+                          " OR kind LIKE 'attn_beyond_D%'"
                           " OR kind LIKE 'selected_attn_beyond_D%')");
 }
 

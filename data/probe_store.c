@@ -6,6 +6,7 @@
 #include "probe_store.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@
     " WHEN 'coda' THEN 3 ELSE 4 END, s.site"
 #define CONTROL_ORDER                                                                      \
     "CASE p.control WHEN 'none' THEN 0 WHEN 'control_task' THEN 1 WHEN 'random_model'"   \
-    " THEN 2 WHEN 'position' THEN 3 ELSE 4 END"
+    " THEN 2 WHEN 'position' THEN 3 WHEN 'permuted' THEN 4 ELSE 5 END"
 #define RESULT_LABEL_ORDER                                                                 \
     "(SELECT min(q.id) FROM probe_results q WHERE q.recording_id = p.recording_id"       \
     " AND q.label = p.label)"
@@ -105,7 +106,7 @@ int probe_store_write_results(Store *store, long long recording_id, const ProbeR
                            "INSERT OR REPLACE INTO probe_results(recording_id, label, site,"
                            " iteration, scale, control, accuracy, ci_lo, ci_hi, macro_f1, majority,"
                            " n_train, n_val, n_test, l2, iterations, converged, grad_norm, seed,"
-                           " seconds) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &stmt,
+                           " seconds, test_counts) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &stmt,
                            NULL) != SQLITE_OK) {
         fail(store, "writing probe results");
         store_rollback(store);
@@ -130,6 +131,11 @@ int probe_store_write_results(Store *store, long long recording_id, const ProbeR
         bind_real(stmt, 18, r->grad_norm);
         sqlite3_bind_int64(stmt, 19, (sqlite3_int64)r->seed);
         bind_real(stmt, 20, r->seconds);
+        if (r->test_counts && r->n_test_groups > 0)
+            sqlite3_bind_blob(stmt, 21, r->test_counts,
+                              (int)((size_t)r->n_test_groups * 3 * sizeof(int32_t)), SQLITE_STATIC);
+        else
+            sqlite3_bind_null(stmt, 21);
         if (sqlite3_step(stmt) != SQLITE_DONE) status = fail(store, "writing probe results");
     }
     sqlite3_finalize(stmt);
@@ -229,6 +235,63 @@ int probe_store_result_exists(Store *store, long long recording_id, const char *
     return exists;
 }
 
+int probe_store_read_counts(Store *store, long long recording_id, const char *label,
+                            const char *site, int iteration, int scale, const char *control,
+                            int **counts, int *n_groups) {
+    sqlite3_stmt *stmt;
+    *counts = NULL;
+    *n_groups = 0;
+    if (sqlite3_prepare_v2(store->db,
+                           "SELECT test_counts FROM probe_results WHERE recording_id=? AND label=?"
+                           " AND site=? AND iteration=? AND scale=? AND control=?", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return fail(store, "reading probe test counts");
+    bind_key(stmt, recording_id, label, site, iteration, scale, control);
+    int rc = sqlite3_step(stmt), status = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) == SQLITE_BLOB) {
+        size_t bytes = (size_t)sqlite3_column_bytes(stmt, 0), triple = 3 * sizeof(int32_t);
+        if (bytes == 0 || bytes % triple) {
+            status = spiral_error("%s: test_counts of label '%s' at %s iteration %d (control %s) "
+                                  "holds %zu bytes, expected a multiple of %zu", store->path,
+                                  label, site, iteration, control, bytes, triple);
+        } else if (!(*counts = malloc(bytes))) {
+            status = spiral_error("out of memory reading probe test counts");
+        } else {
+            memcpy(*counts, sqlite3_column_blob(stmt, 0), bytes);
+            *n_groups = (int)(bytes / triple);
+        }
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        status = fail(store, "reading probe test counts");
+    }
+    sqlite3_finalize(stmt);
+    return status;
+}
+
+int probe_store_list_labels(Store *store, long long recording_id,
+                            char (**labels)[PROBE_LABEL_CAP], int *n) {
+    sqlite3_stmt *stmt;
+    int capacity = 0, status = 0, rc;
+    *labels = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(store->db,
+                           "SELECT label FROM probe_results WHERE recording_id=? GROUP BY label"
+                           " ORDER BY min(id)", -1, &stmt, NULL) != SQLITE_OK)
+        return fail(store, "listing probed labels");
+    sqlite3_bind_int64(stmt, 1, recording_id);
+    while (status == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        status = grow_array((void **)labels, *n, &capacity, sizeof **labels);
+        if (status == 0) column_text((*labels)[(*n)++], PROBE_LABEL_CAP, stmt, 0);
+    }
+    if (status == 0 && rc != SQLITE_DONE) status = fail(store, "listing probed labels");
+    sqlite3_finalize(stmt);
+    if (status) {
+        free(*labels);
+        *labels = NULL;
+        *n = 0;
+    }
+    return status;
+}
+
 int probe_store_read_label(Store *store, long long recording_id, const char *label,
                            ProbeResult **rows, int *n) {
     sqlite3_stmt *stmt;
@@ -263,10 +326,17 @@ int probe_store_read_probes(Store *store, long long recording_id, ProbeWithContr
     *rows = NULL;
     *n = 0;
     if (sqlite3_prepare_v2(store->db,
-                           "SELECT " RESULT_COLUMNS ", c.accuracy FROM probe_results p"
+                           "SELECT " RESULT_COLUMNS ", c.accuracy, rm.accuracy, rm.ci_lo, rm.ci_hi,"
+                           " lx.accuracy, lx.ci_lo, lx.ci_hi FROM probe_results p"
                            " LEFT JOIN probe_results c ON c.recording_id = p.recording_id"
                            " AND c.label = p.label AND c.site = p.site AND c.iteration = p.iteration"
                            " AND c.scale = p.scale AND c.control = 'control_task'"
+                           " LEFT JOIN probe_results rm ON rm.recording_id = p.recording_id"
+                           " AND rm.label = p.label AND rm.site = p.site AND rm.iteration = p.iteration"
+                           " AND rm.scale = p.scale AND rm.control = 'random_model'"
+                           " LEFT JOIN probe_results lx ON lx.recording_id = p.recording_id"
+                           " AND lx.label = p.label AND lx.site = p.site AND lx.iteration = p.iteration"
+                           " AND lx.scale = p.scale AND lx.control = 'lexical'"
                            " WHERE p.recording_id = ? AND p.control = 'none' ORDER BY "
                            RESULT_LABEL_ORDER ", " RESULT_SITE_ORDER ", p.iteration, p.scale",
                            -1, &stmt, NULL) != SQLITE_OK)
@@ -278,6 +348,12 @@ int probe_store_read_probes(Store *store, long long recording_id, ProbeWithContr
         ProbeWithControl *row = &(*rows)[(*n)++];
         read_result(stmt, &row->probe);
         row->control_task_accuracy = column_real(stmt, RESULT_N_COLUMNS);
+        row->random_accuracy = column_real(stmt, RESULT_N_COLUMNS + 1);
+        row->random_lo = column_real(stmt, RESULT_N_COLUMNS + 2);
+        row->random_hi = column_real(stmt, RESULT_N_COLUMNS + 3);
+        row->lexical_accuracy = column_real(stmt, RESULT_N_COLUMNS + 4);
+        row->lexical_lo = column_real(stmt, RESULT_N_COLUMNS + 5);
+        row->lexical_hi = column_real(stmt, RESULT_N_COLUMNS + 6);
     }
     if (status == 0 && rc != SQLITE_DONE) status = fail(store, "reading probe results");
     sqlite3_finalize(stmt);

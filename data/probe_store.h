@@ -1,6 +1,8 @@
 /*
  * probe_store.h: the store's probe tables, probe_results and
- * probe_summaries (schema v3), and every SQL statement that touches them.
+ * probe_summaries (test_counts is the latest column: NULL in rows written
+ * before the store had it), and every SQL
+ * statement that touches them.
  *
  * probes/ fits the probes and decides what a row means (probes/probe_run.h);
  * this file only writes and reads rows. A row of probe_results is keyed by
@@ -10,7 +12,7 @@
  *
  * Order. Sites sort as token, latent_in, latent_out, coda (then by name for
  * any other), then by iteration and scale; controls as none, control_task,
- * random_model, position, permuted. The report orders labels by when they
+ * random_model, position, permuted, lexical. The report orders labels by when they
  * were first probed (the smallest row id of the label).
  */
 #ifndef SPIRAL_PROBE_STORE_H
@@ -24,7 +26,7 @@
 typedef struct {
     char label[PROBE_LABEL_CAP];
     char site[16];           /* token, latent_in, latent_out, coda */
-    char control[16];        /* none, control_task, random_model, position, permuted */
+    char control[16];        /* none, control_task, random_model, position, permuted, lexical */
     int iteration, scale;
     double accuracy, ci_lo, ci_hi, macro_f1, majority;
     int n_train, n_val, n_test;
@@ -37,6 +39,12 @@ typedef struct {
     double grad_norm;        /* ||grad||_inf at the solution, recomputed */
     double seconds;          /* wall time of the fit */
     unsigned long seed;
+    /* the test outcome per test sequence, (n_test_groups, 3) int32 =
+     * (sequence, correct, rows) ascending by sequence: written when not
+     * NULL, borrowed (the writer's memory), never filled when read back
+     * (probe_store_read_counts reads it) */
+    const int *test_counts;
+    int n_test_groups;
 } ProbeResult;
 
 /* One row of probe_summaries. */
@@ -81,11 +89,27 @@ int probe_store_result_exists(Store *store, long long recording_id, const char *
 int probe_store_read_label(Store *store, long long recording_id, const char *label,
                            ProbeResult **rows, int *n);
 
-/* A probe as the report shows it: a control 'none' row and the accuracy of
- * its control task (the row of the same key with control 'control_task'). */
+/* The test_counts of the result of this key: *counts (malloc'd, (*n_groups,
+ * 3) int32) or NULL with *n_groups = 0 when the row has none (written
+ * before the store had the column) or does not exist. Returns 0 or -1 (a store error, a
+ * BLOB whose size is not a multiple of 12 bytes). */
+int probe_store_read_counts(Store *store, long long recording_id, const char *label,
+                            const char *site, int iteration, int scale, const char *control,
+                            int **counts, int *n_groups);
+
+/* The labels probed on the recording, *labels (malloc'd, *n), in the
+ * report's order (first probed first). */
+int probe_store_list_labels(Store *store, long long recording_id,
+                            char (**labels)[PROBE_LABEL_CAP], int *n);
+
+/* A probe as the report shows it: a control 'none' row and, from the rows
+ * of the same key, the accuracy of its control task and the accuracy and
+ * interval of its random_model and lexical controls (NAN without the row). */
 typedef struct {
     ProbeResult probe;
-    double control_task_accuracy;   /* NAN without a control_task row */
+    double control_task_accuracy;
+    double random_accuracy, random_lo, random_hi;
+    double lexical_accuracy, lexical_lo, lexical_hi;
 } ProbeWithControl;
 
 /* The control 'none' results of the recording into *rows (malloc'd, *n of

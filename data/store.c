@@ -158,9 +158,18 @@ static const char schema_v5[] =
     "         iteration, slot));"
     "INSERT INTO schema_version VALUES(5);";
 
+/* Version 6 keeps, per probe result, the test rows' outcome per test
+ * sequence: test_counts is int32 little-endian (n_test_sequences, 3) =
+ * (sequence, correct predictions, rows), ascending by sequence, so two
+ * probes on the same test rows can be compared pairwise (probes/
+ * probe_verdict.h). Rows written before version 6 have NULL. */
+static const char schema_v6[] =
+    "ALTER TABLE probe_results ADD COLUMN test_counts BLOB;"
+    "INSERT INTO schema_version VALUES(6);";
+
 /* Migrations: migrations[v] takes a store from version v to v + 1. */
 static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
-                                                             schema_v4, schema_v5};
+                                                             schema_v4, schema_v5, schema_v6};
 
 int store_fail(Store *store, const char *what) {
     return spiral_error("%s: %s: %s", store->path, what,

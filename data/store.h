@@ -18,7 +18,7 @@
 
 #include "dataset.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 typedef struct {
     sqlite3 *db;

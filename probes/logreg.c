@@ -420,10 +420,14 @@ int logreg_accuracy(const LogReg *m, const float *X, const int *y, int n, double
 
 int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
                     const int *yva, int nva, int d, int K, const double *lambdas, int n_lambdas,
-                    double tol, int max_iter, double *val_acc, int *evaluations) {
+                    double lambda_floor, double tol, int max_iter, LogRegPath *path) {
+    LogRegPath local;
+    if (!path) path = &local;
+    memset(path, 0, sizeof *path);
     memset(best, 0, sizeof *best);
-    if (evaluations) *evaluations = 0;
-    if (n_lambdas < 1) return spiral_error("logreg: no lambdas to select from");
+    if (n_lambdas < 1 || n_lambdas > LOGREG_PATH_MAX)
+        return spiral_error("logreg: %d lambdas to select from (expected 1..%d)", n_lambdas,
+                            LOGREG_PATH_MAX);
     if (nva < 1) return spiral_error("logreg: empty validation split");
     for (int i = 0; i < nva; i++)
         if (yva[i] < 0 || yva[i] >= K)
@@ -431,15 +435,26 @@ int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, con
                                 yva[i], i, K - 1);
     LogReg prev = {0};
     double best_acc = -1, best_lambda = 0;
-    for (int l = 0; l < n_lambdas; l++) {
+    for (int l = 0; l < LOGREG_PATH_MAX; l++) {
+        double lambda;
+        if (l < n_lambdas) {
+            lambda = lambdas[l];
+        } else {
+            /* extend downward only while the weakest so far is strictly best */
+            double weakest = path->lambdas[l - 1];
+            lambda = weakest / 10;
+            if (!(lambda_floor > 0) || best_lambda != weakest ||
+                lambda < lambda_floor * (1 - 1e-9))
+                break;
+        }
         LogReg cur;
-        if (logreg_fit_from(&cur, l > 0 ? &prev : NULL, Xtr, ytr, ntr, d, K, lambdas[l], tol,
+        if (logreg_fit_from(&cur, l > 0 ? &prev : NULL, Xtr, ytr, ntr, d, K, lambda, tol,
                             max_iter)) {
             logreg_free(&prev);
             logreg_free(best);
-            return spiral_error_prefix("logreg: lambda %g", lambdas[l]);
+            return spiral_error_prefix("logreg: lambda %g", lambda);
         }
-        if (evaluations) *evaluations += cur.evaluations;
+        path->evaluations += cur.evaluations;
         double acc;
         if (logreg_accuracy(&cur, Xva, yva, nva, &acc)) {
             logreg_free(&cur);
@@ -447,8 +462,11 @@ int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, con
             logreg_free(best);
             return spiral_error_prefix("logreg: validation");
         }
-        if (val_acc) val_acc[l] = acc;
-        if (acc > best_acc || (acc == best_acc && lambdas[l] > best_lambda)) {
+        path->lambdas[path->n] = lambda;
+        path->val_acc[path->n] = acc;
+        path->converged[path->n] = cur.converged;
+        path->n++;
+        if (acc > best_acc || (acc == best_acc && lambda > best_lambda)) {
             logreg_free(best);
             if (logreg_copy(best, &cur)) {
                 logreg_free(&cur);
@@ -456,7 +474,7 @@ int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, con
                 return -1;
             }
             best_acc = acc;
-            best_lambda = lambdas[l];
+            best_lambda = lambda;
         }
         logreg_free(&prev);
         prev = cur;
@@ -468,6 +486,9 @@ int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, con
 int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
                       const int *yva, int nva, int d, int K, const double *lambdas,
                       int n_lambdas, double *val_acc) {
-    return logreg_fit_path(best, Xtr, ytr, ntr, Xva, yva, nva, d, K, lambdas, n_lambdas, 0, 0,
-                           val_acc, NULL);
+    LogRegPath path;
+    int status = logreg_fit_path(best, Xtr, ytr, ntr, Xva, yva, nva, d, K, lambdas, n_lambdas, 0,
+                                 0, 0, &path);
+    if (status == 0 && val_acc) memcpy(val_acc, path.val_acc, (size_t)path.n * sizeof *val_acc);
+    return status;
 }

@@ -117,11 +117,29 @@ int logreg_fit_select(LogReg *best, const float *Xtr, const int *ytr, int ntr, c
                       const int *yva, int nva, int d, int K, const double *lambdas,
                       int n_lambdas, double *val_acc);
 
+/* The L2 path a fit walked: every lambda fitted, in order, with its
+ * validation accuracy, whether its fit converged, and the total objective
+ * evaluations. */
+#define LOGREG_PATH_MAX 32
+typedef struct {
+    int n;                              /* lambdas fitted */
+    double lambdas[LOGREG_PATH_MAX];
+    double val_acc[LOGREG_PATH_MAX];
+    int converged[LOGREG_PATH_MAX];
+    int evaluations;
+} LogRegPath;
+
 /* logreg_fit_select with the fit's tol and max_iter (<= 0: the defaults),
- * and *evaluations (unless NULL) the objective evaluations of the whole
- * path. The probes' L2 path (probes/probe_fit.c). */
+ * and a grid that extends itself downward: after the n_lambdas given
+ * (strongest first), while the best validation accuracy is held by the
+ * weakest lambda fitted so far (ties go to the stronger, so the weakest
+ * must be strictly best) and lambda / 10 >= lambda_floor (with a relative
+ * slack of 1e-9), lambda / 10 is fitted next, warm-started like the rest.
+ * lambda_floor <= 0: no extension. The path stops at LOGREG_PATH_MAX
+ * lambdas. *path (unless NULL) gets what was fitted. The probes' L2 path
+ * (probes/probe_fit.c). */
 int logreg_fit_path(LogReg *best, const float *Xtr, const int *ytr, int ntr, const float *Xva,
                     const int *yva, int nva, int d, int K, const double *lambdas, int n_lambdas,
-                    double tol, int max_iter, double *val_acc, int *evaluations);
+                    double lambda_floor, double tol, int max_iter, LogRegPath *path);
 
 #endif

@@ -18,7 +18,9 @@
 #define PROBE_N_LAMBDAS 4
 
 /* The L2 grid, strongest first: each fit warm-starts the next, and ties in
- * validation accuracy go to the stronger. */
+ * validation accuracy go to the stronger. While the weakest lambda fitted
+ * is the best on validation, the grid goes on down by factors of 10 to
+ * PROBE_L2_FLOOR (logreg_fit_path). */
 static const double probe_lambdas[PROBE_N_LAMBDAS] = {1e-1, 1e-2, 1e-3, 1e-4};
 
 /* ||grad f||_inf at the model's solution on the training rows, recomputed
@@ -126,8 +128,12 @@ int probe_fit_one(const ProbeShared *sh, const Features *f, const int *labels, P
         res->grad_norm = 0;
         res->converged = 1;
     } else {
+        LogRegPath path;
         if (logreg_fit_path(&model, Xtr, ytr, ntr, Xva, yva, nva, d, K, probe_lambdas,
-                            PROBE_N_LAMBDAS, sh->tol, sh->max_iter, NULL, &res->evaluations) ||
+                            PROBE_N_LAMBDAS, PROBE_L2_FLOOR, sh->tol, sh->max_iter, &path))
+            goto done;
+        res->evaluations = path.evaluations;
+        if (logreg_predict(&model, Xte, nte, pred, NULL) ||
             logreg_predict(&model, Xte, nte, pred, NULL) ||
             verified_grad_norm(&model, Xtr, ytr, ntr, &res->grad_norm))
             goto done;
@@ -140,6 +146,21 @@ int probe_fit_one(const ProbeShared *sh, const Features *f, const int *labels, P
         probe_majority_baseline(ytr, ntr, yte, nte, K, NULL, &res->majority) ||
         probe_bootstrap_ci(yte, pred, nte, groups, 0, sh->seed + 4, &res->ci_lo, &res->ci_hi))
         goto done;
+    /* the outcome per test sequence (rows are in sequence order) */
+    int n_groups = 0;
+    for (int i = 0; i < nte; i++) n_groups += i == 0 || groups[i] != groups[i - 1];
+    int *counts = calloc((size_t)n_groups * 3, sizeof *counts);
+    if (!counts) {
+        spiral_error("out of memory for %d test sequences", n_groups);
+        goto done;
+    }
+    for (int i = 0, g = -1; i < nte; i++) {
+        if (i == 0 || groups[i] != groups[i - 1]) counts[3 * ++g] = groups[i];
+        counts[3 * g + 1] += pred[i] == yte[i];
+        counts[3 * g + 2]++;
+    }
+    res->test_counts = counts;
+    res->n_test_groups = n_groups;
     res->n_train = ntr;
     res->n_val = nva;
     res->n_test = nte;

@@ -40,7 +40,7 @@
 
 /* Control names, index k for bit 1 << k. */
 static const char *const control_names[PROBE_N_CONTROLS] = {"control_task", "random_model",
-                                                             "position", "permuted"};
+                                                             "position", "permuted", "lexical"};
 
 void probe_options_default(ProbeOptions *o) {
     memset(o, 0, sizeof *o);
@@ -80,7 +80,9 @@ typedef struct {
     unsigned char *seq_split; /* (n_seq) SEQ_* */
     LabelData *labels;        /* (n_labels) */
     SiteInfo *sites;
-    int n_sites, n_geometries;
+    int n_sites, n_geometries, n_lexical_keys;
+    int *codes;               /* (n_seq, L) token type of each position (lexical control) */
+    int n_types;
     FeatureReader features;
     ProbeResult *fitted;      /* rows written by this call */
     int n_fitted;
@@ -183,9 +185,28 @@ static int build_report(ProbeRun *run, ProbeReport *report) {
     }
     report->fitted_now = run->n_fitted;
     for (int j = 0; j < run->n_fitted; j++) report->evaluations += run->fitted[j].evaluations;
-    if (probe_summarize(report, run->names, run->n_labels)) return -1;
+    if (probe_report_judge(report, run->store) ||
+        probe_summarize(report, run->names, run->n_labels))
+        return -1;
     return probe_store_write_summaries(run->store, run->info.id, report->summaries,
                                        report->n_summaries);
+}
+
+/* The lexical control's windows per site and the token types of the
+ * windows, cut so that window x types stays within
+ * PROBE_LEXICAL_MAX_COLUMNS. */
+static int prepare_lexical(ProbeRun *run) {
+    probe_sites_lexical(run->sites, run->n_sites, run->L, run->o->lexical_window,
+                        &run->n_lexical_keys);
+    int widest = 1;
+    for (int k = 0; k < run->n_sites; k++)
+        if (run->sites[k].lexical_window > widest) widest = run->sites[k].lexical_window;
+    int max_types = PROBE_LEXICAL_MAX_COLUMNS / widest;
+    size_t n = (size_t)run->n_seq * run->L;
+    run->codes = malloc(n * sizeof *run->codes);
+    if (!run->codes) return spiral_error("out of memory for %zu token types", n);
+    return probe_lexical_types(run->codes, &run->n_types, run->tokens, n,
+                               max_types < 2 ? 2 : max_types);
 }
 
 /* Fits and writes the probes not yet stored; counts them first, for the
@@ -194,11 +215,12 @@ static int fit_pending(ProbeRun *run, ProbeReport *report) {
     ProbeShared shared = {run->n_seq, run->L, run->seq_split, run->o->seed,
                           run->o->max_train, run->o->tol, run->o->max_iter};
     run->features = (FeatureReader){run->store, &run->info, &run->cfg, run->tokens,
-                                    run->n_seq, run->L, run->o->seed + 5, run->sites,
-                                    run->n_sites, NULL};
+                                    run->n_seq, run->L, run->o->seed + 5, run->codes,
+                                    run->n_types, run->sites, run->n_sites, NULL};
     ProbeSchedule schedule = {run->store, run->info.id, run->sites, run->n_sites,
-                              run->n_geometries, run->labels, run->n_labels, run->o->controls,
-                              run->o->seed, &shared, &run->features, run->o->progress};
+                              run->n_geometries, run->n_lexical_keys, run->labels, run->n_labels,
+                              run->o->controls, run->o->seed, &shared, &run->features,
+                              run->o->progress};
     int pending;
     if (probe_schedule_count(&schedule, &pending)) return -1;
     return probe_schedule_run(&schedule, pending, &run->fitted, &run->n_fitted,
@@ -214,6 +236,9 @@ static int check_options(int n_labels, const ProbeOptions *o) {
         return spiral_error("probe tolerance must be > 0 and max_iter >= 1 (got %g, %d)", o->tol,
                             o->max_iter);
     if (o->controls & ~PROBE_CONTROL_ALL) return spiral_error("unknown control bits %#x", o->controls);
+    if (o->lexical_window < 0)
+        return spiral_error("--lexical-window must be >= 1 (or 0: automatic), got %d",
+                            o->lexical_window);
     return 0;
 }
 
@@ -262,6 +287,7 @@ static void free_run(ProbeRun *run) {
     probe_features_close(&run->features);
     free(run->index);
     free(run->tokens);
+    free(run->codes);
     free(run->seq_split);
     probe_labels_free(run->labels, run->n_labels);
     probe_sites_free(run->sites, run->n_sites);
@@ -293,7 +319,7 @@ int probe_run(Store *store, const char *run_name, const char *dataset,
     if (probe_labels_build(labels, n_labels, &windows, o, &run.labels) ||
         probe_sites_list(store, &run.info, &run.cfg, &run.sites, &run.n_sites,
                          &run.n_geometries) ||
-        prepare_labels(&run) || fit_pending(&run, report) || build_report(&run, report))
+        prepare_lexical(&run) || prepare_labels(&run) || fit_pending(&run, report) || build_report(&run, report))
         goto done;
     status = 0;
 done:

@@ -1,13 +1,13 @@
 /*
  * probe_run.h: `spiral probe`: linear probes on every recorded state of a
- * run, with four controls, written to the store (tables probe_results and
- * probe_summaries, schema v3).
+ * run, with five controls, written to the store (tables probe_results and
+ * probe_summaries; data/store.c holds the schema).
  *
  * For a recording (run, dataset, split) and each requested label, one probe
  * is fitted per recorded (site, iteration, scale): every token iteration
  * h(t), every latent z / z~ at its chunk size, the coda. A probe is the
  * multinomial logistic regression of logreg.h (L2 on standardized features,
- * L-BFGS to ||grad||_inf <= tol, default 1e-4, at most 500 iterations per
+ * L-BFGS to ||grad||_inf <= tol, default 1e-4, at most 2000 iterations per
  * L2 strength) that reads the representation of a row and predicts the
  * label of that row. Why 1e-4 and not logreg's 1e-6: recorded states are
  * strongly correlated features, and at the weak end of the L2 grid many
@@ -45,7 +45,10 @@
  * used. Classes are renumbered 0..K-1 over the values the probe's rows hold.
  * The L2 strength is chosen on validation accuracy from {1e-1, 1e-2, 1e-3,
  * 1e-4}, fitted strongest first, each warm-started from the last (ties: the
- * stronger one). `iterations` is the L-BFGS iterations of the chosen fit
+ * stronger one), and while the weakest fitted is strictly the best, on down
+ * by factors of 10 to 1e-8 (PROBE_L2_FLOOR): on a recording with 20,000
+ * training rows every probe preferred a penalty weaker than 1e-4, and
+ * weak penalties need more L-BFGS iterations, hence the cap of 2000. `iterations` is the L-BFGS iterations of the chosen fit
  * (from its warm start). The gradient norm stored is recomputed at the
  * solution with logreg_objective on the training rows, so `converged` is a
  * verified statement about the optimum, not the fitter's own flag. When
@@ -57,7 +60,8 @@
  * interval over whole test sequences (1000 resamples), macro-F1, the
  * majority baseline (most frequent training class on the test rows), the
  * numbers of train/validation/test rows, l2, iterations, gradient norm,
- * wall seconds.
+ * wall seconds, and test_counts: (sequence, correct, rows) per test
+ * sequence, so that two probes on the same rows compare pairwise.
  *
  * Controls, each stored as a row of its own with the same label, site,
  * iteration and scale and control = ...:
@@ -81,30 +85,44 @@
  *   permuted      (d) the label vectors of whole windows permuted across
  *                 windows (probe_permute_sequence_labels; all windows have
  *                 the same length), the same recorded features.
- * A label counts as ENCODED at a (site, iteration, scale) when the probe's
- * interval lies entirely above the interval of each of the four controls
- * (ci_lo > ci_hi of the control); a probe lacking a control is not
- * counted. Note that for a label that is a function of the token type, the
- * control task can be memorized from any state that still holds the token
- * identity, so such a label is rarely "encoded": that is the point of the
- * control.
+ *   lexical       (e) features = one-hot of the row's token and the k - 1
+ *                 tokens before it (probe_features.h; the token types are
+ *                 the windows' most frequent tokens, cut so that k x types
+ *                 <= PROBE_LEXICAL_MAX_COLUMNS): what a shallow model
+ *                 reading k tokens knows. k is options->lexical_window, or
+ *                 by default the site's chunk size g: the g tokens a
+ *                 latent summarizes, and at token and coda sites (g = 1)
+ *                 the token itself, for every kind of model alike
+ *                 (probe_sites_lexical). Like (c) it depends only on the
+ *                 rows' positions and k, so it is fitted once per label,
+ *                 geometry and k.
+ * The verdict (probe_verdict.h): a label is ENCODED at a (site, iteration,
+ * scale) when the probe's margins over (b) and (e), with 95% paired
+ * bootstrap intervals over test sequences, both lie above 0; NOT ENCODED
+ * when one does not; NOT TESTED when (b) or (e) is missing. (a), (c), (d)
+ * are reported beside it: with a vocabulary of a few tokens (a) decodes at
+ * ~1.0 wherever the token's identity is present, so a rule that required
+ * beating it would call nothing encoded at token sites.
  *
  * Per (label, site) a summary row holds the expected iteration (Tenney et
  * al. 2019, probe_expected_layer on the probe accuracies of the site's
  * iterations in order, the first as baseline, negative gains clipped to 0
  * so the value is a gain-weighted mean of the iterations; NULL when the
  * site has one iteration, iterations that are not consecutive, or no gain)
- * and `encoded`, a JSON list [{"iteration": t, "scale": g}, ...].
+ * and `encoded`, a JSON list [{"iteration": t, "scale": g}, ...] of the
+ * probes whose verdict is ENCODED.
  *
  * Randomness (all GSL mt19937, derived from the one seed): sequence split
  * seed, training subsample seed + 1, control task seed + 2, permutation
- * seed + 3, bootstrap seed + 4, random model weights seed + 5. Results are
+ * seed + 3, bootstrap seed + 4, random model weights seed + 5, the
+ * margins' bootstrap seed + 6. Results are
  * identical for the same seed, whatever the number of threads.
  *
  * Files: probe_sites (the recorded sites and their rows), probe_rows (a
  * row's token and label), probe_labels, probe_features (recorded, position
  * and random-model features; probe_random), probe_fit (one probe),
- * probe_schedule (what to fit, on the pool), probe_summary, and the rows in
+ * probe_schedule (what to fit, on the pool), probe_summary, probe_verdict
+ * (the rule), and the rows in
  * the store: data/probe_store.h.
  *
  * Parallelism: the calling thread reads the store (features of one site at
@@ -126,10 +144,11 @@
 #define SPIRAL_PROBE_RUN_H
 
 #include "probe_store.h"
+#include "probe_verdict.h"
 #include "progress.h"
 
 #define PROBE_DEFAULT_TOL 1e-4
-#define PROBE_DEFAULT_MAX_ITER 500
+#define PROBE_DEFAULT_MAX_ITER 2000
 
 /* The controls, as bits of ProbeOptions.controls. */
 enum {
@@ -137,9 +156,10 @@ enum {
     PROBE_CONTROL_RANDOM = 2,    /* (b) */
     PROBE_CONTROL_POSITION = 4,  /* (c) */
     PROBE_CONTROL_PERMUTED = 8,  /* (d) */
-    PROBE_CONTROL_ALL = 15
+    PROBE_CONTROL_LEXICAL = 16,  /* (e) */
+    PROBE_CONTROL_ALL = 31
 };
-#define PROBE_N_CONTROLS 4
+#define PROBE_N_CONTROLS 5
 
 typedef struct {
     const char *split;       /* recording split, default "test" */
@@ -149,6 +169,7 @@ typedef struct {
     int controls;            /* PROBE_CONTROL_* bits, default all */
     double tol;              /* ||grad||_inf at which a fit has converged, default PROBE_DEFAULT_TOL */
     int max_iter;            /* L-BFGS iterations per lambda, default PROBE_DEFAULT_MAX_ITER */
+    int lexical_window;      /* tokens k of the lexical control; 0 (default): automatic */
     int replace;             /* refit the selected labels and controls */
     const Progress *progress;  /* "probe" progress in "probes" (done / total), reported
                                   by the calling thread after each site's batch, or NULL */
@@ -166,6 +187,8 @@ typedef struct {
                                    (in request order), site, iteration, scale, control */
     int n_summaries;
     ProbeSummary *summaries;    /* (label, site) in the same order */
+    int n_verdicts;
+    ProbeVerdict *verdicts;     /* one per control 'none' row, in the rows' order */
     int fitted_now;             /* probes fitted by this call */
     int skipped;                /* probes already in the store */
     long long evaluations;      /* objective evaluations of the fits done now */
@@ -189,12 +212,15 @@ const ProbeResult *probe_report_find(const ProbeReport *report, const char *labe
                                      const char *site, int iteration, int scale,
                                      const char *control);
 
-/* 1 if probe (a control = 'none' row of report) beats all four controls
- * with non-overlapping intervals, 0 if not, -1 if a control is missing. */
+/* The verdict of probe (a control = 'none' row of report), or NULL. */
+const ProbeVerdict *probe_report_verdict(const ProbeReport *report, const ProbeResult *probe);
+
+/* PROBE_ENCODED (1), PROBE_NOT_ENCODED (0) or PROBE_NOT_TESTED (-1) for
+ * probe (a control = 'none' row of report), by probe_verdict.h's rule. */
 int probe_report_encoded(const ProbeReport *report, const ProbeResult *probe);
 
 /* The name of each control bit ("control_task", ...), and the bit of a name
- * (also "a".."d"), or 0 if unknown. */
+ * (also "a".."e"), or 0 if unknown. */
 const char *probe_control_name(int bit);
 int probe_control_bit(const char *name);
 

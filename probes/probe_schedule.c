@@ -37,6 +37,8 @@ typedef struct {
     int fit;                      /* 0: count only */
     int pending, skipped;
     ProbeResult *position_memo;   /* (n_labels, n_geometries); control[0] = 0: none yet */
+    ProbeResult *lexical_memo;    /* (n_labels, n_lexical_keys); likewise; each memo owns
+                                     its test_counts */
     ProbeResult *done;            /* rows written now */
     int n_done, done_capacity;
     int total, reported;          /* progress: probes to do, probes done */
@@ -94,6 +96,18 @@ static const int *job_labels(const LabelData *lab, int source, int control) {
     if (source == SOURCE_RECORDED && control == 3) return lab->permuted;
     if (source == SOURCE_RANDOM && control == 1) return lab->values;
     if (source == SOURCE_POSITION && control == 2) return lab->values;
+    if (source == SOURCE_LEXICAL && control == 4) return lab->values;
+    return NULL;
+}
+
+/* The memo slot of label l at site for a source whose control is shared
+ * by sites (position: per geometry; lexical: per lexical key), or NULL. */
+static ProbeResult *memo_slot(const ProbeSchedule *s, Walk *walk, int l, const SiteInfo *site,
+                              int source) {
+    if (source == SOURCE_POSITION && walk->position_memo)
+        return &walk->position_memo[(size_t)l * s->n_geometries + site->geometry];
+    if (source == SOURCE_LEXICAL && walk->lexical_memo)
+        return &walk->lexical_memo[(size_t)l * s->n_lexical_keys + site->lexical_key];
     return NULL;
 }
 
@@ -105,7 +119,10 @@ static int remember(Walk *walk, const ProbeResult *r) {
         if (!grown) return spiral_error("out of memory");
         walk->done = grown;
     }
-    walk->done[walk->n_done++] = *r;
+    walk->done[walk->n_done] = *r;
+    walk->done[walk->n_done].test_counts = NULL;   /* borrowed: not kept */
+    walk->done[walk->n_done].n_test_groups = 0;
+    walk->n_done++;
     return 0;
 }
 
@@ -114,23 +131,27 @@ static int remember(Walk *walk, const ProbeResult *r) {
 static int fit_and_write(const ProbeSchedule *s, Walk *walk, const SiteInfo *site, int source,
                          ProbeJob *jobs, int n_jobs, const ProbeResult *copies, int n_copies,
                          ProbeResult *rows) {
+    int status = 0;
     if (n_jobs > 0) {
         Features features;
         float *X = NULL;
-        int status = probe_features_load(s->features, site, source, &features, &X);
+        status = probe_features_load(s->features, site, source, &features, &X);
         if (status == 0) status = run_batch(s->shared, &features, jobs, n_jobs);
         free(X);
-        if (status) return -1;
     }
     /* the batch's rows: the jobs', then the copies' */
-    for (int j = 0; j < n_jobs; j++) {
-        rows[j] = jobs[j].result;
-        if (source == SOURCE_POSITION)
-            walk->position_memo[(size_t)jobs[j].label_index * s->n_geometries + site->geometry] =
-                jobs[j].result;
-    }
+    for (int j = 0; j < n_jobs; j++) rows[j] = jobs[j].result;
     for (int c = 0; c < n_copies; c++) rows[n_jobs + c] = copies[c];
-    if (probe_store_write_results(s->store, s->recording_id, rows, n_jobs + n_copies)) return -1;
+    if (status == 0)
+        status = probe_store_write_results(s->store, s->recording_id, rows, n_jobs + n_copies);
+    /* a shared control's memo takes the job's test counts; others are freed */
+    for (int j = 0; j < n_jobs; j++) {
+        ProbeResult *memo = memo_slot(s, walk, jobs[j].label_index, site, source);
+        if (memo && status == 0) *memo = jobs[j].result;
+        else free((int *)jobs[j].result.test_counts);
+        jobs[j].result.test_counts = NULL;
+    }
+    if (status) return -1;
     for (int i = 0; i < n_jobs + n_copies; i++)
         if (remember(walk, &rows[i])) return -1;
     report_progress(s, walk, n_jobs + n_copies);
@@ -166,10 +187,9 @@ static int walk_probes(const ProbeSchedule *s, Walk *walk) {
                     }
                     walk->pending++;
                     if (!walk->fit) continue;
-                    const ProbeResult *memo =
-                        &walk->position_memo[(size_t)l * s->n_geometries + site->geometry];
+                    const ProbeResult *memo = memo_slot(s, walk, l, site, source);
                     ProbeResult *r;
-                    if (source == SOURCE_POSITION && memo->control[0]) {
+                    if (memo && memo->control[0]) {
                         /* same rows, same labels, same seed: the same probe */
                         r = &copies[n_copies++];
                         *r = *memo;
@@ -215,11 +235,18 @@ int probe_schedule_run(const ProbeSchedule *schedule, int total, ProbeResult **f
     *fitted = NULL;
     *n_fitted = 0;
     *skipped = 0;
-    walk.position_memo = calloc((size_t)schedule->n_labels * schedule->n_geometries + 1,
-                                sizeof *walk.position_memo);
-    if (!walk.position_memo) return spiral_error("out of memory");
-    int status = walk_probes(schedule, &walk);
+    size_t n_position = (size_t)schedule->n_labels * schedule->n_geometries;
+    size_t n_lexical = (size_t)schedule->n_labels * schedule->n_lexical_keys;
+    walk.position_memo = calloc(n_position + 1, sizeof *walk.position_memo);
+    walk.lexical_memo = calloc(n_lexical + 1, sizeof *walk.lexical_memo);
+    int status = walk.position_memo && walk.lexical_memo ? walk_probes(schedule, &walk)
+                                                         : spiral_error("out of memory");
+    for (size_t i = 0; walk.position_memo && i < n_position; i++)
+        free((int *)walk.position_memo[i].test_counts);
+    for (size_t i = 0; walk.lexical_memo && i < n_lexical; i++)
+        free((int *)walk.lexical_memo[i].test_counts);
     free(walk.position_memo);
+    free(walk.lexical_memo);
     *fitted = walk.done;
     *n_fitted = walk.n_done;
     *skipped = walk.skipped;

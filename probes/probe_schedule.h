@@ -13,7 +13,8 @@
  *
  * The position control depends only on the rows' positions, so it is
  * fitted once per (label, geometry) and copied to every other site of that
- * geometry (with seconds = 0).
+ * geometry (with seconds = 0); likewise the lexical control, once per
+ * (label, lexical_key) (probe_sites.h).
  */
 #ifndef SPIRAL_PROBE_SCHEDULE_H
 #define SPIRAL_PROBE_SCHEDULE_H
@@ -29,7 +30,7 @@ typedef struct {
     Store *store;
     long long recording_id;
     const SiteInfo *sites;
-    int n_sites, n_geometries;
+    int n_sites, n_geometries, n_lexical_keys;
     const LabelData *labels;
     int n_labels;
     int controls;                /* PROBE_CONTROL_* bits */

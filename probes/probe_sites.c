@@ -67,6 +67,20 @@ int probe_sites_list(Store *store, const RecordingInfo *info, const SpiralConfig
     return status;
 }
 
+void probe_sites_lexical(SiteInfo *sites, int n_sites, int L, int window, int *n_keys) {
+    *n_keys = 0;
+    for (int k = 0; k < n_sites; k++) {
+        SiteInfo *s = &sites[k];
+        int w = window > 0 ? window : s->g;
+        s->lexical_window = w < 1 ? 1 : w > L ? L : w;
+        s->lexical_key = -1;
+        for (int j = 0; j < k && s->lexical_key < 0; j++)
+            if (sites[j].geometry == s->geometry && sites[j].lexical_window == s->lexical_window)
+                s->lexical_key = sites[j].lexical_key;
+        if (s->lexical_key < 0) s->lexical_key = (*n_keys)++;
+    }
+}
+
 void probe_sites_free(SiteInfo *sites, int n_sites) {
     for (int k = 0; k < n_sites; k++) free(sites[k].pos);
     free(sites);

@@ -26,6 +26,8 @@ typedef struct {
     int *pos;              /* (rows) token position of each row: a latent's last member */
     int geometry;          /* index of (g, w) among the distinct geometries */
     size_t random_offset;  /* first float of its random-model states (probe_random.h) */
+    int lexical_window;    /* tokens k of its lexical control (probe_sites_lexical) */
+    int lexical_key;       /* index of (geometry, lexical_window) among the distinct ones */
 } SiteInfo;
 
 /* Lists the recorded sites in the order token, latent_in, latent_out, coda,
@@ -34,6 +36,13 @@ typedef struct {
  * A recording without states is an error. */
 int probe_sites_list(Store *store, const RecordingInfo *info, const SpiralConfig *cfg,
                      SiteInfo **sites, int *n_sites, int *n_geometries);
+
+/* Sets each site's lexical_window: window if > 0, else the site's chunk
+ * size g (the tokens a latent summarizes; 1 at token and coda sites, the
+ * token itself, the same for every kind of model), at most L; and its
+ * lexical_key among the *n_keys distinct (geometry, window) pairs (sites
+ * of one key share the lexical control). */
+void probe_sites_lexical(SiteInfo *sites, int n_sites, int L, int window, int *n_keys);
 
 void probe_sites_free(SiteInfo *sites, int n_sites);
 

@@ -327,3 +327,45 @@ int probe_expected_layer(const double *acc, int T, int clip_negative, double *ex
     *expected = weighted / total;
     return 0;
 }
+
+int probe_paired_margin_ci(const int *a, const int *b, int n_groups, int B, unsigned long seed,
+                           double *margin, double *lo, double *hi) {
+    *margin = *lo = *hi = NAN;
+    if (n_groups < 1) return spiral_error("probe: margin over %d test sequences", n_groups);
+    long diff = 0, rows = 0;
+    for (int g = 0; g < n_groups; g++) {
+        const int *x = a + 3 * g, *y = b + 3 * g;
+        if (x[0] != y[0] || x[2] != y[2])
+            return spiral_error("probe: margin: the two probes are not paired (test sequence %d "
+                                "with %d rows against sequence %d with %d rows)", x[0], x[2], y[0],
+                                y[2]);
+        diff += x[1] - y[1];
+        rows += x[2];
+    }
+    if (rows < 1) return spiral_error("probe: margin over test sequences without rows");
+    if (B <= 0) B = PROBE_BOOTSTRAP_DEFAULT_B;
+    double *stats = malloc((size_t)B * sizeof *stats);
+    gsl_rng *rng = seeded_rng(seed);
+    if (!stats || !rng) {
+        free(stats);
+        if (rng) gsl_rng_free(rng);
+        return spiral_error("probe: out of memory for %d bootstrap resamples", B);
+    }
+    for (int r = 0; r < B; r++) {
+        long d = 0, n = 0;
+        for (int k = 0; k < n_groups; k++) {
+            unsigned long g = gsl_rng_uniform_int(rng, (unsigned long)n_groups);
+            d += a[3 * g + 1] - b[3 * g + 1];
+            n += a[3 * g + 2];
+        }
+        stats[r] = n > 0 ? (double)d / n : 0.0;
+    }
+    gsl_sort(stats, 1, (size_t)B);
+    double tail = (1 - PROBE_BOOTSTRAP_LEVEL) / 2;
+    *margin = (double)diff / rows;
+    *lo = gsl_stats_quantile_from_sorted_data(stats, 1, (size_t)B, tail);
+    *hi = gsl_stats_quantile_from_sorted_data(stats, 1, (size_t)B, 1 - tail);
+    free(stats);
+    gsl_rng_free(rng);
+    return 0;
+}

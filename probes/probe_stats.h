@@ -76,6 +76,21 @@ int probe_control_labels(const int *token_type, const int *labels, int n, unsign
 int probe_permute_sequence_labels(const int *seq_id, const int *labels, int n,
                                   unsigned long seed, int *permuted, int *n_unpaired);
 
+/* The margin of probe a over probe b on the same test rows, with a paired
+ * percentile bootstrap interval over test sequences. a and b are
+ * (n_groups, 3) int32 (sequence, correct, rows), ascending by sequence (a
+ * result's test_counts); they must name the same sequences with the same
+ * row counts, else the error says they are not paired. With c_s the
+ * correct counts and r_s the rows of sequence s,
+ *   margin = sum_s (c_a,s - c_b,s) / sum_s r_s
+ * and each of B resamples (B <= 0: 1000; seeded) draws n_groups sequences
+ * with replacement and recomputes it; [*lo, *hi] = its 2.5% and 97.5%
+ * quantiles. Resampling the two probes' outcomes together keeps their
+ * correlation (both read the same rows), so the interval is narrower than
+ * one built from the two accuracies' intervals. */
+int probe_paired_margin_ci(const int *a, const int *b, int n_groups, int B, unsigned long seed,
+                           double *margin, double *lo, double *hi);
+
 /* Expected layer (Tenney et al. 2019) of acc (T + 1), T >= 1: acc[0] is the
  * baseline (or the first iteration) and E = sum_{t=1..T} t Delta_t /
  * sum_{t=1..T} Delta_t. Tenney et al. use the deltas as they are

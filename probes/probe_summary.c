@@ -25,21 +25,42 @@ const ProbeResult *probe_report_find(const ProbeReport *report, const char *labe
     return NULL;
 }
 
-int probe_report_encoded(const ProbeReport *report, const ProbeResult *probe) {
-    int beaten = 1;
-    for (int c = 0; c < PROBE_N_CONTROLS; c++) {
-        const ProbeResult *control = probe_report_find(report, probe->label, probe->site,
-                                                       probe->iteration, probe->scale,
-                                                       probe_control_name(1 << c));
-        if (!control) return -1;
-        if (!(probe->ci_lo > control->ci_hi)) beaten = 0;
+const ProbeVerdict *probe_report_verdict(const ProbeReport *report, const ProbeResult *probe) {
+    for (int i = 0; i < report->n_verdicts; i++) {
+        const ProbeVerdict *v = &report->verdicts[i];
+        if (v->iteration == probe->iteration && v->scale == probe->scale &&
+            !strcmp(v->label, probe->label) && !strcmp(v->site, probe->site))
+            return v;
     }
-    return beaten;
+    return NULL;
+}
+
+int probe_report_encoded(const ProbeReport *report, const ProbeResult *probe) {
+    const ProbeVerdict *v = probe_report_verdict(report, probe);
+    return v ? v->verdict : PROBE_NOT_TESTED;
+}
+
+int probe_report_judge(ProbeReport *report, Store *store) {
+    report->verdicts = calloc((size_t)report->n_results + 1, sizeof *report->verdicts);
+    if (!report->verdicts) return spiral_error("out of memory for probe verdicts");
+    for (int i = 0; i < report->n_results; i++) {
+        const ProbeResult *p = &report->results[i];
+        if (strcmp(p->control, "none")) continue;
+        const ProbeResult *random = probe_report_find(report, p->label, p->site, p->iteration,
+                                                      p->scale, "random_model");
+        const ProbeResult *lexical = probe_report_find(report, p->label, p->site, p->iteration,
+                                                       p->scale, "lexical");
+        if (probe_verdict_judge(store, report->recording_id, p, random, lexical,
+                                &report->verdicts[report->n_verdicts++]))
+            return -1;
+    }
+    return 0;
 }
 
 void probe_report_free(ProbeReport *report) {
     free(report->results);
     free(report->summaries);
+    free(report->verdicts);
     memset(report, 0, sizeof *report);
 }
 

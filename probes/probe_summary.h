@@ -12,4 +12,8 @@
  * must be sorted by label, site, iteration, scale and control. */
 int probe_summarize(ProbeReport *report, const char *const *labels, int n_labels);
 
+/* Fills report->verdicts: the verdict (probe_verdict.h) of each control
+ * 'none' row of report->results, reading test counts from store. */
+int probe_report_judge(ProbeReport *report, Store *store);
+
 #endif

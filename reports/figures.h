@@ -18,15 +18,20 @@
  *   probe_heatmap_token test accuracy of the probes of each label (rows) at
  *                       each token state h(t) and the coda (columns), one
  *                       panel per run side by side (spiral beside its
- *                       baselines); below, selectivity = accuracy - control
- *                       task accuracy; * marks "encoded" (above all four
- *                       controls)
+ *                       baselines), wrapped into bands of panels; below,
+ *                       the random-model and lexical controls' accuracies
+ *                       and selectivity = accuracy - control task
+ *                       accuracy; * marks "encoded" (probes/probe_verdict.h:
+ *                       margins over the random-model and lexical controls
+ *                       above 0)
  *   probe_heatmap_latent the same for the latent sites z (latent_in) and z~
  *                       (latent_out), one panel per (run, site), columns
  *                       are iterations at their chunk size g
  *   probe_curves_<L>    accuracy vs iteration at the token states, one panel
  *                       per label of level L (the label name before its
- *                       first '.'), a line and 95% CI band per run, the
+ *                       first '.'), a line and 95% CI band per run, its
+ *                       random-model control dashed and lexical control
+ *                       dash-dot, encoded iterations circled, the
  *                       majority-class baseline dotted; at most 6 labels a
  *                       figure (probe_curves_<L>_2, ... for more)
  *   attention           the selected heads' mean attention distance and

@@ -64,6 +64,10 @@ int report_write(Store *store, const ReportOptions *options, ReportResult *resul
 
     ReportData data;
     if (report_data_load(&data, store, options->runs, options->n_runs, options->split)) return -1;
+    if (report_data_filter_probes(&data, options->probe_sites, options->probe_iterations)) {
+        report_data_free(&data);
+        return -1;
+    }
     if (data.n_runs == 0) {
         report_data_free(&data);
         return spiral_error("%s: the store has no runs to report (train one with spiral train)",

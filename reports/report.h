@@ -36,6 +36,8 @@ typedef struct {
     const char *split;                /* recordings' split, default "test" */
     const char *version;              /* spiral's version ("" if unknown) */
     const char *command_line;         /* the command that makes the report, or NULL */
+    const char *probe_sites;          /* show only probes at these sites (comma list), or NULL */
+    const char *probe_iterations;     /* ... and these iterations ("0,2,4-6"), or NULL */
 } ReportOptions;
 
 typedef struct {

@@ -5,10 +5,9 @@
 #include "report_data.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "dataset.h"
 #include "error.h"
@@ -16,6 +15,7 @@
 #include "grow.h"
 #include "plot.h"
 #include "probe_store.h"
+#include "probe_verdict.h"
 #include "report_store.h"
 #include "steps.h"
 
@@ -128,22 +128,6 @@ static int label_index(ReportData *data, const char *label, int *cap) {
     return data->n_labels++;
 }
 
-/* 1 if the JSON list `encoded` holds {"iteration": t, "scale": g}. */
-static int encoded_at(const char *encoded, int iteration, int scale) {
-    json_error_t error;
-    json_t *list = json_loads(encoded, 0, &error);
-    int found = 0;
-    if (json_is_array(list))
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            json_t *item = json_array_get(list, i);
-            if (json_integer_value(json_object_get(item, "iteration")) == iteration &&
-                json_integer_value(json_object_get(item, "scale")) == scale)
-                found = 1;
-        }
-    json_decref(list);
-    return found;
-}
-
 /* The probe rows (control 'none') and summaries of run r's recording. */
 static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap, int *label_cap,
                            int *summary_cap) {
@@ -174,10 +158,17 @@ static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap
         p->n_test = row->n_test;
         p->control_task = probes[i].control_task_accuracy;
         p->selectivity = p->accuracy - p->control_task;
+        p->random_model = probes[i].random_accuracy;
+        p->random_lo = probes[i].random_lo;
+        p->random_hi = probes[i].random_hi;
+        p->lexical = probes[i].lexical_accuracy;
+        p->lexical_lo = probes[i].lexical_lo;
+        p->lexical_hi = probes[i].lexical_hi;
+        p->margin_random = p->margin_random_lo = p->margin_random_hi = NAN;
+        p->margin_lexical = p->margin_lexical_lo = p->margin_lexical_hi = NAN;
         p->encoded = -1;
         data->n_probes++;
     }
-    int first_summary = data->n_summaries;
     for (int i = 0; i < n_summaries && status == 0; i++) {
         const ProbeSummary *row = &summaries[i];
         if ((status = grow_array((void **)&data->summaries, data->n_summaries, summary_cap, sizeof *data->summaries)))
@@ -199,14 +190,29 @@ static int load_run_probes(ReportData *data, Store *store, int r, int *probe_cap
         }
         data->n_summaries++;
     }
-    /* where each probe counts as encoded, from its (label, site) summary */
+    /* each probe's verdict and margins (probes/probe_verdict.h) */
+    ProbeVerdict *verdicts = NULL;
+    int n_verdicts = 0;
+    if (status == 0 && probe_verdicts_read(store, data->runs[r].recording_id, &verdicts, &n_verdicts))
+        status = -1;
     for (int i = 0; i < data->n_probes && status == 0; i++) {
         ReportProbe *p = &data->probes[i];
         if (p->run != r) continue;
-        for (int s = first_summary; s < data->n_summaries; s++)
-            if (data->summaries[s].label == p->label && !strcmp(data->summaries[s].site, p->site))
-                p->encoded = encoded_at(data->summaries[s].encoded, p->iteration, p->scale);
+        for (int v = 0; v < n_verdicts; v++) {
+            const ProbeVerdict *x = &verdicts[v];
+            if (x->iteration != p->iteration || x->scale != p->scale || strcmp(x->site, p->site) ||
+                strcmp(x->label, data->labels[p->label]))
+                continue;
+            p->encoded = x->verdict;
+            p->margin_random = x->random.margin;
+            p->margin_random_lo = x->random.lo;
+            p->margin_random_hi = x->random.hi;
+            p->margin_lexical = x->lexical.margin;
+            p->margin_lexical_lo = x->lexical.lo;
+            p->margin_lexical_hi = x->lexical.hi;
+        }
     }
+    free(verdicts);
     free(probes);
     free(summaries);
     return status;
@@ -240,6 +246,81 @@ static int load_val_floor(ReportData *data, Store *store, int r) {
     run->val_floor = ref.floor;
     run->val_bigram = ref.bigram;
     run->val_trigram = ref.trigram;
+    return 0;
+}
+
+/* 1 if name is in the comma list `list`. */
+static int in_list(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *at = list; *at;) {
+        const char *end = strchr(at, ',');
+        size_t len = end ? (size_t)(end - at) : strlen(at);
+        if (len == n && !strncmp(at, name, n)) return 1;
+        if (!end) break;
+        at = end + 1;
+    }
+    return 0;
+}
+
+/* Parses the iteration list "0,2,4-6" into keep (SPIRAL_MAX_ITERS + 2
+ * flags, iteration t at keep[t]). */
+static int parse_iterations(unsigned char *keep, int n_keep, const char *text) {
+    memset(keep, 0, (size_t)n_keep);
+    const char *at = text;
+    while (*at) {
+        char *end;
+        long lo = strtol(at, &end, 10), hi = lo;
+        if (end == at || lo < 0) break;
+        if (*end == '-') {
+            const char *second = end + 1;
+            hi = strtol(second, &end, 10);
+            if (end == second || hi < lo) break;
+        }
+        if (*end != ',' && *end != '\0') break;
+        for (long t = lo; t <= hi && t < n_keep; t++) keep[t] = 1;
+        at = *end ? end + 1 : end;
+        if (*end == ',' && !*at) break;
+        if (!*end) return 0;
+    }
+    return spiral_error("probe iterations: expected a comma list of iterations or ranges a-b (e.g. 0,2,4-6), "
+                        "got '%s'", text);
+}
+
+int report_data_filter_probes(ReportData *data, const char *sites, const char *iterations) {
+    static const char *const known[4] = {"token", "latent_in", "latent_out", "coda"};
+    unsigned char keep_iteration[SPIRAL_MAX_ITERS + 2];
+    int by_site = sites && sites[0], by_iteration = iterations && iterations[0];
+    if (by_site) {
+        char copy[256];
+        snprintf(copy, sizeof copy, "%s", sites);
+        for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+            int ok = 0;
+            for (int k = 0; k < 4; k++) ok |= !strcmp(tok, known[k]);
+            ok |= !strncmp(tok, "memory.", 7);  /* a mesh model's slots */
+            if (!ok)
+                return spiral_error("probe sites: unknown site '%s' (expected token, latent_in, latent_out, "
+                                    "coda or memory.B)", tok);
+        }
+    }
+    if (by_iteration && parse_iterations(keep_iteration, SPIRAL_MAX_ITERS + 2, iterations)) return -1;
+    int kept = 0;
+    for (int i = 0; i < data->n_probes; i++) {
+        const ReportProbe *p = &data->probes[i];
+        if (by_site && !in_list(sites, p->site)) continue;
+        if (by_iteration && (p->iteration < 0 || p->iteration >= SPIRAL_MAX_ITERS + 2 ||
+                             !keep_iteration[p->iteration]))
+            continue;
+        data->probes[kept++] = *p;
+    }
+    data->n_probes = kept;
+    if (by_site) {
+        int kept_summaries = 0;
+        for (int s = 0; s < data->n_summaries; s++) {
+            if (in_list(sites, data->summaries[s].site)) data->summaries[kept_summaries++] = data->summaries[s];
+            else free(data->summaries[s].encoded);
+        }
+        data->n_summaries = kept_summaries;
+    }
     return 0;
 }
 

@@ -12,12 +12,13 @@
  * Probes: the rows of probe_results with control 'none' of those
  * recordings, each with its control task's accuracy (control =
  * 'control_task', same label, site, iteration and scale) and selectivity =
- * accuracy - control task accuracy (Hewitt & Liang 2019), and whether the
- * label counts as encoded there: 1 if probe_summaries lists the
- * (iteration, scale) in its `encoded` JSON, 0 if the summary exists and does
- * not, -1 without a summary. Sorted by run, label (labels in order of first
- * appearance in probe_results), site (token, latent_in, latent_out, coda),
- * iteration, scale.
+ * accuracy - control task accuracy (Hewitt & Liang 2019), the accuracies
+ * and intervals of its random-model and lexical controls, and its verdict
+ * (probes/probe_verdict.h: encoded, not encoded, not tested, with the
+ * margins over those two controls). Sorted by run, label (labels in order
+ * of first appearance in probe_results), site (token, latent_in,
+ * latent_out, coda), iteration, scale. report_data_filter_probes keeps the
+ * probes of some sites and iterations only.
  *
  * Datasets: those the runs train on or were recorded on, with the entropy
  * floor (mean true_nll, data/dataset.h) over every token of the val and
@@ -79,7 +80,11 @@ typedef struct {
     int n_test;
     double control_task;            /* NAN without a control_task row */
     double selectivity;             /* accuracy - control_task, NAN without it */
-    int encoded;                    /* 1, 0, or -1 (no summary) */
+    double random_model, random_lo, random_hi;    /* random-model control, NAN without it */
+    double lexical, lexical_lo, lexical_hi;       /* lexical control, NAN without it */
+    double margin_random, margin_random_lo, margin_random_hi;    /* accuracy - random model, 95% CI */
+    double margin_lexical, margin_lexical_lo, margin_lexical_hi; /* accuracy - lexical, 95% CI */
+    int encoded;                    /* verdict: 1 encoded, 0 not encoded, -1 not tested */
 } ReportProbe;
 
 typedef struct {
@@ -111,6 +116,12 @@ typedef struct {
 int report_data_load(ReportData *data, Store *store, const char *const *names, int n_names,
                      const char *split);
 void report_data_free(ReportData *data);
+
+/* Keeps only the probes (and summaries) at the listed sites and
+ * iterations: sites a comma list of token, latent_in, latent_out, coda;
+ * iterations a comma list of integers or ranges a-b. NULL or "" keeps
+ * all. Returns 0, or -1 with an error naming the bad entry. */
+int report_data_filter_probes(ReportData *data, const char *sites, const char *iterations);
 
 /* Index of the dataset named `name` in data, or -1. */
 int report_data_dataset(const ReportData *data, const char *name);

@@ -205,10 +205,13 @@ void report_section_probes(Doc *doc, const ReportData *data) {
         return;
     }
     doc_para(doc, "", "Test accuracy of each linear probe with its 95% bootstrap interval over test"
-                      " sequences; the majority-class baseline; the control task's accuracy (a random"
-                      " label per token type) and selectivity = accuracy - control task; encoded: the"
-                      " probe's interval lies above those of all four controls (control task, random"
-                      " model, position, permuted labels); '-' without a summary.");
+                      " sequences; the majority-class baseline; the accuracy of the same probe on a"
+                      " randomly initialized model and of the lexical control (a probe on the one-hot of"
+                      " the row's last g tokens, g the site's chunk size); the probe's margins over these"
+                      " two with 95% intervals (paired bootstrap over test sequences); the control task's"
+                      " accuracy (a random label per token type) and selectivity = accuracy - control"
+                      " task. Verdict: encoded when both margins' intervals lie above 0, not encoded when"
+                      " one does not, not tested when a control is missing.");
     for (int r = 0; r < data->n_runs; r++) {
         const ReportRun *run = &data->runs[r];
         int count = 0;
@@ -219,15 +222,16 @@ void report_section_probes(Doc *doc, const ReportData *data) {
         snprintf(heading, sizeof heading, "%s (%s / %s)", run->name, run->rec_dataset, run->rec_split);
         doc_heading(doc, 3, id, heading);
         const char *headers[] = {"label", "site", "iteration", "scale", "accuracy [95% CI]", "majority",
-                                 "control task", "selectivity", "encoded"};
+                                 "random model", "lexical", "margin over random", "margin over lexical",
+                                 "control task", "selectivity", "verdict"};
         /* long tables fold away in HTML */
         text_printf(&doc->html, "<details%s><summary>%d probes: label, site, iteration, scale"
                                 "</summary>\n", count <= 40 ? " open" : "", count);
-        doc_table_begin(doc, headers, 9);
+        doc_table_begin(doc, headers, 13);
         for (int i = 0; i < data->n_probes; i++) {
             const ReportProbe *p = &data->probes[i];
             if (p->run != r) continue;
-            char it[16], scale[16], acc[96], maj[32], ctl[32], sel[32];
+            char it[16], scale[16], acc[96], maj[32], ctl[32], sel[32], rnd[32], lex[32], mr[96], ml[96];
             snprintf(it, sizeof it, "%d", p->iteration);
             snprintf(scale, sizeof scale, "%d", p->scale);
             if (isfinite(p->accuracy))
@@ -237,9 +241,21 @@ void report_section_probes(Doc *doc, const ReportData *data) {
             fmt_real(maj, sizeof maj, "%.3f", p->majority);
             fmt_real(ctl, sizeof ctl, "%.3f", p->control_task);
             fmt_real(sel, sizeof sel, "%+.3f", p->selectivity);
-            const char *cells[] = {data->labels[p->label], p->site, it, scale, acc, maj, ctl, sel,
-                                   p->encoded < 0 ? "-" : p->encoded ? "yes" : "no"};
-            doc_table_row(doc, cells, 9);
+            fmt_real(rnd, sizeof rnd, "%.3f", p->random_model);
+            fmt_real(lex, sizeof lex, "%.3f", p->lexical);
+            if (isfinite(p->margin_random))
+                snprintf(mr, sizeof mr, "%+.3f [%+.3f, %+.3f]", p->margin_random, p->margin_random_lo,
+                         p->margin_random_hi);
+            else
+                snprintf(mr, sizeof mr, "-");
+            if (isfinite(p->margin_lexical))
+                snprintf(ml, sizeof ml, "%+.3f [%+.3f, %+.3f]", p->margin_lexical, p->margin_lexical_lo,
+                         p->margin_lexical_hi);
+            else
+                snprintf(ml, sizeof ml, "-");
+            const char *cells[] = {data->labels[p->label], p->site, it, scale, acc, maj, rnd, lex, mr, ml,
+                                   ctl, sel, p->encoded < 0 ? "not tested" : p->encoded ? "encoded" : "not encoded"};
+            doc_table_row(doc, cells, 13);
         }
         doc_table_end(doc);
         text_printf(&doc->html, "</details>\n");
@@ -256,8 +272,16 @@ void report_section_probes(Doc *doc, const ReportData *data) {
             if (sum->run != r) continue;
             char expected[32];
             fmt_real(expected, sizeof expected, "%.2f", sum->expected_iteration);
-            const char *cells[] = {data->labels[sum->label], sum->site, expected,
-                                   strcmp(sum->encoded, "[]") ? sum->encoded : "nowhere"};
+            /* an empty list says "nowhere" only where every probe was tested */
+            int untested = 0;
+            for (int i = 0; i < data->n_probes; i++) {
+                const ReportProbe *p = &data->probes[i];
+                untested += p->run == r && p->label == sum->label && !strcmp(p->site, sum->site) && p->encoded < 0;
+            }
+            const char *where = strcmp(sum->encoded, "[]") ? sum->encoded
+                                : untested ? "not tested (random-model or lexical control missing)"
+                                           : "nowhere";
+            const char *cells[] = {data->labels[sum->label], sum->site, expected, where};
             doc_table_row(doc, cells, 4);
         }
         doc_table_end(doc);

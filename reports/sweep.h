@@ -11,6 +11,8 @@
  *    "analyze": {},
  *    "report": {"out": "build/study/report"}}
  *
+ * The report object may also give "probe_sites" and "probe_iterations"
+ * (strings, as `spiral report --probe-sites/--probe-iterations`).
  * A dataset may also give "text": a file for the text family. A run with
  * "seeds" becomes one run per seed, named NAME-sSEED, whose run file is
  * the given one with train.seed replaced (written to STORE.sweep/). A run

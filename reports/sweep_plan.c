@@ -323,7 +323,12 @@ static int plan_finish(SweepPlan *plan, const json_t *sweep, const NameList *nam
         snprintf(default_out, sizeof default_out, "%s.report", options->store_path);
         const char *args[] = {"report", "--store", options->store_path, "--out",
                               out ? out : default_out};
-        if (!command_with(plan, options->spiral_path, "report", args, 5)) return -1;
+        SweepCommand *c = command_with(plan, options->spiral_path, "report", args, 5);
+        if (!c ||
+            command_option(c, "--probe-sites", json_string_value(json_object_get(report, "probe_sites"))) ||
+            command_option(c, "--probe-iterations",
+                           json_string_value(json_object_get(report, "probe_iterations"))))
+            return -1;
     }
     return 0;
 }

@@ -52,6 +52,9 @@ done
 "$SPIRAL" analyze --run spiral,looped --data dyck --store "$dir/s.db" >"$dir/report" 2>"$dir/progress" && ok ||
     fail "analyze: $(cat "$dir/progress")"
 for pattern in "2 of 4 core heads selected" "selected heads per iteration" "mass beyond 16" \
+               "distance (chunks of g)" "uniform tok (g)" "distance / uniform" \
+               "ranked by the range of the mean distance relative to the uniform-attention reference" \
+               "the change of unit between" "attention distance / uniform-attention distance" \
                "update ||h(t+1)-h(t)||" "linear CKA between h(t) and h(u)" "side by side" \
                "linear CKA between spiral's h(t) (rows) and looped's h(u)"; do
     grep -qF "$pattern" "$dir/report" && ok || fail "report lacks '$pattern'"
@@ -62,7 +65,8 @@ n=$(q "SELECT count(*) FROM analysis_results a JOIN recordings r ON r.id = a.rec
        WHERE u.name = 'spiral' AND a.kind != 'cka_cross'")
 grep -q "analyze spiral: wrote $n rows" "$dir/progress" && ok || fail "no 'wrote $n rows' on stderr: $(cat "$dir/progress")"
 for kind in attn_distance attn_entropy attn_beyond_D4 attn_beyond_D16 attn_beyond_D64 head_change \
-            head_selected selected_attn_distance selected_attn_entropy update_size cka effective_rank spectrum cka_cross; do
+            head_selected selected_attn_distance selected_attn_entropy update_size cka effective_rank spectrum cka_cross \
+            selected_attn_distance_g selected_attn_relative_distance attn_uniform_distance; do
     n=$(q "SELECT count(*) FROM analysis_results WHERE kind='$kind'")
     [ "$n" -gt 0 ] && ok || fail "no $kind rows"
 done

@@ -75,12 +75,13 @@ sqlite3 "$dir/old.db" "PRAGMA foreign_keys=OFF; BEGIN;
   DELETE FROM attention_stats WHERE recording_id NOT IN (SELECT id FROM rec3);
   DELETE FROM record_sequences WHERE recording_id NOT IN (SELECT id FROM rec3);
   DROP TABLE recordings; ALTER TABLE rec3 RENAME TO recordings;
+  ALTER TABLE probe_results DROP COLUMN test_counts;
   DROP TABLE lens_results; DELETE FROM schema_version WHERE version > 3; COMMIT;" || fail "making a version 3 store"
 before=$(sqlite3 "$dir/old.db" "SELECT count(*) FROM states")
 expect_error 1 "schema version 3 is older" "$SPIRAL" runs --store "$dir/old.db"
 "$SPIRAL" record --run spiral --data dyck --store "$dir/old.db" --sequences 4 --step 7 --quiet > "$dir/m.out" 2>&1 || fail "record into the old store: $(cat "$dir/m.out")"
 v=$(sqlite3 "$dir/old.db" "SELECT max(version) FROM schema_version")
-[ "$v" = 5 ] && ok || fail "migrated version $v"
+[ "$v" = 6 ] && ok || fail "migrated version $v"
 n=$(sqlite3 "$dir/old.db" "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id WHERE r.checkpoint_step = 30")
 [ "$n" = "$before" ] && [ "$n" -gt 0 ] && ok || fail "old recording's states after migration: $n, expected $before"
 n=$(sqlite3 "$dir/old.db" "SELECT count(*) FROM recordings")

@@ -78,7 +78,7 @@ expect_error 2 "expected token, latent_in, latent_out, coda or memory.B, got 'me
 n=$(grep -cE "^depth +memory\.[012] +[012] +1 +[01]\.[0-9]{3} \[" "$dir/out")
 [ "$n" = 9 ] && ok || fail "probe memory lines: $n, expected 9: $(cat "$dir/out")"
 n=$(q "SELECT count(*) FROM probe_results WHERE site LIKE 'memory.%'")
-[ "$n" = 45 ] && ok || fail "probe_results memory rows $n, expected 9 x 5 controls"
+[ "$n" = 54 ] && ok || fail "probe_results memory rows $n, expected 9 x 6 controls"
 "$SPIRAL" analyze --run mesh --data dyck --store "$dir/s.db" --quiet >"$dir/out" 2>&1 && ok || fail "analyze: $(cat "$dir/out")"
 
 "$SPIRAL" report --store "$dir/s.db" --runs mesh --out "$dir/report" >"$dir/out" 2>&1 && ok || fail "report: $(cat "$dir/out")"

@@ -108,6 +108,22 @@ grep -q ">looped<" "$dir/one/index.html" && ! grep -q ">spiral<" "$dir/one/index
 grep -q "Not drawn: no probe results at latent sites" "$dir/one/index.html" && ok ||
     fail "--runs looped: the latent heatmap is not noted as skipped"
 
+# --probe-sites and --probe-iterations: only those probes in the tables and figures
+"$SPIRAL" report --store "$dir/s.db" --out "$dir/sites" --probe-sites token --probe-iterations 1-2 >/dev/null 2>&1 && ok ||
+    fail "report --probe-sites token --probe-iterations 1-2"
+n=$(sqlite3 "$dir/s.db" "SELECT count(*) FROM probe_results WHERE control='none' AND site = 'token' AND iteration IN (1, 2)")
+[ "$(($(wc -l < "$dir/sites/probe_heatmap_token.csv") - 1))" = "$n" ] && ok ||
+    fail "filtered probe_heatmap_token.csv: $(wc -l < "$dir/sites/probe_heatmap_token.csv") lines for $n probes"
+! grep -q ",coda,\|,token,0,\|,token,3," "$dir/sites/probe_heatmap_token.csv" && ok || fail "filtered CSV holds other probes"
+grep -q "Not drawn: no probe results at latent sites" "$dir/sites/index.html" && ok ||
+    fail "--probe-sites token: the latent heatmap is not noted as skipped"
+# the probe table carries the controls, the margins and the verdict
+grep -q "| random model | lexical | margin over random | margin over lexical |.*| verdict |" "$dir/sites/report.md" && ok ||
+    fail "probe table header lacks the controls and the verdict"
+grep -qE "\| (encoded|not encoded|not tested) \|$" "$dir/sites/report.md" && ok || fail "probe table rows lack a verdict"
+expect_error 1 "unknown site 'latent'" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --probe-sites token,latent
+expect_error 1 "'2-1'" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --probe-iterations 2-1
+
 # bad input
 expect_error 2 "required" "$SPIRAL" report --store "$dir/s.db"
 expect_error 2 "unknown argument" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --colour red

@@ -27,6 +27,13 @@ grep -q "train --config" "$dir/dry.out" && ok || fail "dry run lists no train co
 [ ! -e "$dir/s.db" ] && [ ! -e "$dir/s.db.sweep" ] && ok ||
     fail "dry run wrote files: $(ls "$dir")"
 
+# the report object's probe filters reach the report command
+sed 's|"record": {"split": "test", "sequences": 20}}|"record": {"split": "test", "sequences": 20}, "report": {"out": "'"$dir"'/r", "probe_sites": "token,coda", "probe_iterations": "0-1"}}|' \
+    "$dir/sweep.json" >"$dir/filtered.json"
+"$SPIRAL" sweep "$dir/filtered.json" --store "$dir/s.db" --dry-run >"$dir/dry2.out" 2>&1 || fail "dry run with a report"
+grep -q "report --store .* --probe-sites token,coda --probe-iterations 0-1" "$dir/dry2.out" && ok ||
+    fail "the report command lacks the probe filters: $(grep report "$dir/dry2.out")"
+
 # names that would escape the sweep's folders are refused, also in a dry run
 sed 's|"name": "tiny"|"name": "../../x"|' "$dir/sweep.json" >"$dir/escape.json"
 "$SPIRAL" sweep "$dir/escape.json" --store "$dir/s.db" --dry-run >/dev/null 2>"$dir/err" &&

@@ -11,6 +11,12 @@
  *    and at chunk sizes 4 (offset 1) and 2, where a latent stands at its
  *    last member's position (written out by hand below), and analyze's
  *    per-head rows and selected-head rows equal their mean over queries;
+ *    each iteration's uniform reference equals the hand-computed mean
+ *    uniform distance, and uniform attention has distance / uniform = 1 at
+ *    every g (stored, and as the default selection statistic);
+ *  - selection by distance relative to the uniform reference is the same
+ *    whether distances are in tokens or in chunks of g (the raw distance's
+ *    is not, on the same example);
  *  - every result kind has rows; the CKA diagonal is 1 and the matrix
  *    symmetric; update sizes positive and finite; spectra sum to 1;
  *    effective ranks in [1, k]; head selection keeps ceil(0.4 n) heads;
@@ -41,6 +47,7 @@
 #include "filehash.h"
 #include "data_fixtures.h"
 #include "harness.h"
+#include "headsel.h"
 #include "matched_runs.h"
 #include "matching.h"
 #include "model.h"
@@ -246,7 +253,79 @@ static void test_uniform_attention(Store *store) {
     snprintf(sql, sizeof sql, "SELECT value FROM analysis_results WHERE kind='selected_attn_beyond_D3' AND"
              " iteration=1 AND recording_id=%lld", r.info.id);
     CHECK(fabs(query_double(store, sql) - mean_g2[3]) < 2e-6, "stored selected mass beyond 3 at g = 2");
+    /* the uniform reference of each iteration is the hand-computed mean
+     * uniform distance of its rows, and uniform attention is at ratio 1 at
+     * every g, in the analysis and in the store; in chunks of g the
+     * distance is the token distance / g */
+    const double *means[3] = {mean_g4, mean_g2, mean_g1};
+    int gs[3] = {4, 2, 1};
+    for (int t = 0; t < 3; t++) {
+        CHECK(fabs(r.step_uniform[t] - means[t][0]) < 1e-12, "uniform reference at g = %d: %.12g, by hand %.12g",
+              gs[t], r.step_uniform[t], means[t][0]);
+        const char *kinds2[3] = {"selected_attn_relative_distance", "selected_attn_distance_g", "attn_uniform_distance"};
+        double expect[3] = {1.0, means[t][0] / gs[t], means[t][0]};
+        for (int k = 0; k < 3; k++) {
+            snprintf(sql, sizeof sql, "SELECT value FROM analysis_results WHERE kind='%s' AND iteration=%d AND"
+                     " recording_id=%lld", kinds2[k], t, r.info.id);
+            double v = query_double(store, sql);
+            CHECK(fabs(v - expect[k]) < 2e-6 * fmax(1, expect[k]), "%s at g = %d: %.9g, expected %.9g", kinds2[k],
+                  gs[t], v, expect[k]);
+        }
+        for (int c = 0; c < r.n_candidates; c++)
+            CHECK(fabs(r.candidate_stat[(size_t)c * r.n_steps + t] - 1) < 2e-6,
+                  "candidate %d at g = %d: relative distance %.9g, expected 1", c, gs[t],
+                  r.candidate_stat[(size_t)c * r.n_steps + t]);
+    }
+    CHECK(r.select_by == ANALYZE_RELATIVE_DISTANCE, "the default selection is by relative distance");
     analyze_run_free(&r);
+}
+
+/* Selecting heads by distance relative to the uniform reference does not
+ * depend on the unit: distances in tokens or in chunks of each iteration's
+ * g give the same changes and the same selection, while the raw distance's
+ * selection does change with the unit (so the test can tell them apart). */
+static void test_relative_selection(void) {
+    enum { NH = 4, NT = 3 };
+    int g[NT] = {8, 2, 1};
+    /* uniform references of L = 64 tokens in rows of chunk size g */
+    double reference[NT];
+    for (int t = 0; t < NT; t++) {
+        int pos[64], rows = 64 / g[t];
+        for (int j = 0; j < rows; j++) pos[j] = (j + 1) * g[t] - 1;
+        reference[t] = attention_uniform_distance(pos, rows);
+        /* by hand: rows at (j+1) g - 1, so row i sees gaps g i, ..., 0 with
+         * mean g i / 2, and U = g (rows - 1) / 4 */
+        CHECK(fabs(reference[t] - g[t] * (rows - 1) / 4.0) < 1e-12, "uniform reference at g = %d: %g", g[t],
+              reference[t]);
+    }
+    /* head 0 looks far at the coarse iteration only, head 1 keeps a
+     * constant token distance, head 2 a constant distance in chunks, head 3
+     * stays at the uniform ratio 0.5 */
+    double tokens[NH * NT] = {40, 6, 3, 10, 10, 10, 16, 4, 2, 0.5 * reference[0], 0.5 * reference[1], 0.5 * reference[2]};
+    double chunks[NH * NT], reference_chunks[NT];
+    for (int t = 0; t < NT; t++) reference_chunks[t] = reference[t] / g[t];
+    for (int h = 0; h < NH; h++)
+        for (int t = 0; t < NT; t++) chunks[h * NT + t] = tokens[h * NT + t] / g[t];
+    double rel_tokens[NH * NT], rel_chunks[NH * NT], change_tokens[NH], change_chunks[NH];
+    int order_tokens[NH], order_chunks[NH], n_tokens, n_chunks;
+    CHECK(headsel_relative(rel_tokens, tokens, reference, NH, NT) == 0 &&
+          headsel_relative(rel_chunks, chunks, reference_chunks, NH, NT) == 0, "relative: %s", spiral_last_error());
+    headsel_select(order_tokens, &n_tokens, change_tokens, rel_tokens, NH, NT, 0.5, HEADSEL_RANGE);
+    headsel_select(order_chunks, &n_chunks, change_chunks, rel_chunks, NH, NT, 0.5, HEADSEL_RANGE);
+    int same = n_tokens == n_chunks;
+    for (int h = 0; h < NH; h++) same &= order_tokens[h] == order_chunks[h] && fabs(change_tokens[h] - change_chunks[h]) < 1e-12;
+    CHECK(same, "relative distance: the selection changed with the unit (first %d, %d vs %d, %d)", order_tokens[0],
+          order_tokens[1], order_chunks[0], order_chunks[1]);
+    CHECK(change_tokens[3] < 1e-12, "a head at a constant ratio to uniform does not change");
+    /* the raw distance picks different heads in the two units */
+    headsel_select(order_tokens, &n_tokens, change_tokens, tokens, NH, NT, 0.5, HEADSEL_RANGE);
+    headsel_select(order_chunks, &n_chunks, change_chunks, chunks, NH, NT, 0.5, HEADSEL_RANGE);
+    int differs = 0;
+    for (int i = 0; i < n_tokens; i++) differs |= order_tokens[i] != order_chunks[i];
+    CHECK(differs, "raw distance: the example should select differently in tokens and in chunks");
+    double zero[NT] = {1, 0, 1};
+    CHECK(headsel_relative(rel_tokens, tokens, zero, NH, NT) == -1 && strstr(spiral_last_error(), "iteration 1"),
+          "a zero reference is an error naming its iteration: %s", spiral_last_error());
 }
 
 /* The progress reports of one analysis, as a caller sees them. */
@@ -628,6 +707,7 @@ int main(int argc, char **argv) {
     record(&store, "dense", &o);
 
     test_uniform_attention(&store);
+    test_relative_selection();
     test_kinds(&store);
     test_dense(&store);
     test_compare(&store);

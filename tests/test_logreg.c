@@ -22,6 +22,13 @@
  *   - pure noise with classes 60/30/10: test accuracy's bootstrap interval
  *     contains the majority baseline;
  *   - same data -> bit-identical W and b;
+ *   - the L2 path: on correlated features it extends below 1e-4
+ *     by factors of 10, exactly as the rule (weakest strictly best, down
+ *     to the floor) replayed on its validation accuracies says, and keeps
+ *     the best; a floor stops it; no floor, no extension;
+ *   - the paired margin of two probes' per-sequence outcomes (hand value,
+ *     degenerate interval for a constant difference, unpaired outcomes are
+ *     an error); the lexical control's token types;
  *   - bad input: one class, out-of-range labels, NaN features, tiny sizes;
  *   - statistics: bootstrap interval contains the accuracy, shrinks with n,
  *     is deterministic, a group bootstrap with singleton groups equals the
@@ -44,6 +51,7 @@
 #include "harness.h"
 #include "lbfgs.h"
 #include "logreg.h"
+#include "probe_features.h"
 #include "probe_stats.h"
 
 /* 1 when built with AddressSanitizer (GCC or clang): the timing case shrinks. */
@@ -783,6 +791,135 @@ static void timing(void) {
     gsl_rng_free(rng);
 }
 
+
+/* The rule of logreg_fit_path's downward extension replayed on the
+ * validation accuracies it reports: how many lambdas it must have fitted
+ * (ties go to the stronger, so an extension needs the weakest strictly
+ * best). */
+static int replay_path_length(const LogRegPath *path, int n_given, double floor) {
+    int best = 0;
+    for (int l = 1; l < n_given; l++)
+        if (path->val_acc[l] > path->val_acc[best]) best = l;
+    int n = n_given;
+    while (n < path->n + 1 && n < LOGREG_PATH_MAX && best == n - 1 &&
+           path->lambdas[n - 1] / 10 >= floor * (1 - 1e-9)) {
+        if (n == path->n) return n + 1;  /* the rule wanted one more than was fitted */
+        if (path->val_acc[n] > path->val_acc[best]) best = n;
+        n++;
+    }
+    return n;
+}
+
+/* The L2 grid extends itself while its weakest lambda is strictly best on
+ * validation, down to the floor. A problem that wants weak penalties: d =
+ * 10 features sharing a common factor, x_j = 3 c + e_j, and 3 classes by
+ * the small difference e_0 - e_1 (below -0.1, between, above 0.1); ridge
+ * shrinks that low-variance direction hardest. */
+static void test_l2_extension(void) {
+    int d = 10, ntr = 2000, nva = 4000, K = 3;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 31);
+    float *Xtr = malloc((size_t)ntr * d * sizeof *Xtr), *Xva = malloc((size_t)nva * d * sizeof *Xva);
+    int *ytr = malloc((size_t)ntr * sizeof *ytr), *yva = malloc((size_t)nva * sizeof *yva);
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? nva : ntr;
+        float *X = pass ? Xva : Xtr;
+        int *y = pass ? yva : ytr;
+        for (int i = 0; i < n; i++) {
+            double c = gsl_ran_gaussian(rng, 1.0);
+            for (int j = 0; j < d; j++)
+                X[(size_t)i * d + j] = (float)(3 * c + gsl_ran_gaussian(rng, 1.0));
+            double z = X[(size_t)i * d] - X[(size_t)i * d + 1];
+            y[i] = z > 0.1 ? 2 : z < -0.1 ? 0 : 1;
+        }
+    }
+    const double grid[4] = {1e-1, 1e-2, 1e-3, 1e-4};
+    LogReg m;
+    LogRegPath path;
+    int rc = logreg_fit_path(&m, Xtr, ytr, ntr, Xva, yva, nva, d, K, grid, 4, 1e-8, 1e-4, 2000, &path);
+    CHECK(rc == 0, "path: %s", spiral_last_error());
+    if (rc == 0) {
+        printf("L2 path, correlated features:");
+        for (int l = 0; l < path.n; l++) printf(" %g:%.4f%s", path.lambdas[l], path.val_acc[l], path.converged[l] ? "" : "(nc)");
+        printf("; chosen %g\n", m.lambda);
+        CHECK(path.n > 4, "the grid did not extend below 1e-4 (%d lambdas)", path.n);
+        CHECK(path.n == replay_path_length(&path, 4, 1e-8), "path of %d lambdas, the rule wants %d", path.n,
+              replay_path_length(&path, 4, 1e-8));
+        CHECK(path.lambdas[path.n - 1] >= 1e-8 * (1 - 1e-9), "below the floor: %g", path.lambdas[path.n - 1]);
+        for (int l = 1; l < path.n; l++)
+            CHECK(fabs(path.lambdas[l] * 10 / path.lambdas[l - 1] - 1) < 1e-12, "factors of 10");
+        double best = 0;
+        for (int l = 0; l < path.n; l++) best = fmax(best, path.val_acc[l]);
+        double chosen;
+        logreg_accuracy(&m, Xva, yva, nva, &chosen);
+        CHECK(chosen == best, "chosen lambda %g has val acc %.4f, best %.4f", m.lambda, chosen, best);
+        logreg_free(&m);
+    }
+    /* a floor at 1e-5 stops after one extension at most; no floor, none */
+    rc = logreg_fit_path(&m, Xtr, ytr, ntr, Xva, yva, nva, d, K, grid, 4, 1e-5, 1e-4, 2000, &path);
+    CHECK(rc == 0 && path.n == 5 && path.n == replay_path_length(&path, 4, 1e-5), "floor 1e-5: %d lambdas", path.n);
+    logreg_free(&m);
+    rc = logreg_fit_path(&m, Xtr, ytr, ntr, Xva, yva, nva, d, K, grid, 4, 0, 1e-4, 2000, &path);
+    CHECK(rc == 0 && path.n == 4, "no floor: %d lambdas", path.n);
+    logreg_free(&m);
+    /* labels independent of the features: the weak end is not strictly best
+     * for long; whatever happens, the path follows the rule */
+    for (int i = 0; i < ntr; i++) ytr[i] = (int)gsl_rng_uniform_int(rng, K);
+    for (int i = 0; i < nva; i++) yva[i] = (int)gsl_rng_uniform_int(rng, K);
+    rc = logreg_fit_path(&m, Xtr, ytr, ntr, Xva, yva, nva, d, K, grid, 4, 1e-8, 1e-4, 2000, &path);
+    CHECK(rc == 0 && path.n == replay_path_length(&path, 4, 1e-8), "noise: path of %d lambdas", path.n);
+    logreg_free(&m);
+    free(Xtr);
+    free(Xva);
+    free(ytr);
+    free(yva);
+    gsl_rng_free(rng);
+}
+
+/* The paired margin: hand-computed value, an interval that contains it,
+ * zero width when the two probes agree on every sequence's count, and an
+ * error for outcomes of different test rows. */
+static void test_paired_margin(void) {
+    /* (sequence, correct, rows): a gets 8 + 9 + 7 = 24 of 30, b 5 + 6 + 7 = 18 */
+    int a[9] = {2, 8, 10, 5, 9, 10, 7, 7, 10}, b[9] = {2, 5, 10, 5, 6, 10, 7, 7, 10};
+    double m, lo, hi;
+    int rc = probe_paired_margin_ci(a, b, 3, 500, 1, &m, &lo, &hi);
+    CHECK(rc == 0 && fabs(m - 6.0 / 30) < 1e-15 && lo <= m && m <= hi && lo >= 0 && hi <= 0.3 + 1e-12,
+          "margin %g [%g, %g], expected 0.2 inside and within the per-sequence range [0, 0.3]", m, lo, hi);
+    /* the same shift of 3 on every sequence: every resample gives 0.3 */
+    int c[9] = {2, 8, 10, 5, 8, 10, 7, 9, 10}, e[9] = {2, 5, 10, 5, 5, 10, 7, 6, 10};
+    rc = probe_paired_margin_ci(c, e, 3, 500, 1, &m, &lo, &hi);
+    CHECK(rc == 0 && fabs(m - 0.3) < 1e-15 && fabs(lo - 0.3) < 1e-15 && fabs(hi - 0.3) < 1e-15,
+          "constant difference: %g [%g, %g]", m, lo, hi);
+    double lo2, hi2, m2;
+    probe_paired_margin_ci(a, b, 3, 500, 1, &m2, &lo2, &hi2);
+    probe_paired_margin_ci(a, b, 3, 500, 1, &m, &lo, &hi);
+    CHECK(lo == lo2 && hi == hi2, "deterministic for a seed");
+    int other[9] = {2, 5, 10, 6, 6, 10, 7, 7, 10};
+    rc = probe_paired_margin_ci(a, other, 3, 500, 1, &m, &lo, &hi);
+    check_error(rc, "not paired", "different test sequences");
+    int fewer[9] = {2, 5, 10, 5, 6, 9, 7, 7, 10};
+    rc = probe_paired_margin_ci(a, fewer, 3, 500, 1, &m, &lo, &hi);
+    check_error(rc, "not paired", "different row counts");
+}
+
+/* Lexical token types: by frequency (ties: smaller id), the rest in "other". */
+static void test_lexical_types(void) {
+    /* counts: token 5 x4, token 2 x3, token 9 x3, token 0 x1, token 7 x1 */
+    int tokens[12] = {5, 2, 9, 5, 2, 9, 5, 2, 9, 5, 0, 7}, codes[12], n_types;
+    int rc = probe_lexical_types(codes, &n_types, tokens, 12, 3);
+    /* 3 types: 5 -> 0, 2 -> 1, everything else -> 2 ("other") */
+    int want3[12] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 2, 2}, same = 1;
+    for (int i = 0; i < 12; i++) same &= codes[i] == want3[i];
+    CHECK(rc == 0 && n_types == 3 && same, "3 types: %d types, codes differ %d", n_types, !same);
+    rc = probe_lexical_types(codes, &n_types, tokens, 12, 100);
+    /* every token its own type: 5, 2, 9, 0, 7 */
+    int want5[12] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 3, 4};
+    same = 1;
+    for (int i = 0; i < 12; i++) same &= codes[i] == want5[i];
+    CHECK(rc == 0 && n_types == 5 && same, "all types: %d types, codes differ %d", n_types, !same);
+}
+
 int main(int argc, char **argv) {
     test_lbfgs();
     test_gradient();
@@ -796,6 +933,9 @@ int main(int argc, char **argv) {
     test_bootstrap();
     test_control_and_permutation();
     test_hand_examples();
+    test_l2_extension();
+    test_paired_margin();
+    test_lexical_types();
     timing();
     return test_summary(argv[0]);
 }

@@ -164,8 +164,8 @@ static void test_synthetic(Store *store) {
     const char *labels[2] = {"signal", "noise"};
     ProbeReport report;
     CHECK(probe_run(store, "fake", "syn", labels, 2, &o, &report) == 0, "probe fake: %s", spiral_last_error());
-    /* 3 sites x 2 labels x (probe + 4 controls) */
-    CHECK(report.n_results == 30 && report.fitted_now == 30, "%d rows, %d fitted now (expected 30)",
+    /* 3 sites x 2 labels x (probe + 5 controls) */
+    CHECK(report.n_results == 36 && report.fitted_now == 36, "%d rows, %d fitted now (expected 36)",
           report.n_results, report.fitted_now);
 
     double bayes = gsl_cdf_ugaussian_P(SYN_MU), bayes_latent = gsl_cdf_ugaussian_P(SYN_MU_LATENT);
@@ -194,6 +194,27 @@ static void test_synthetic(Store *store) {
     CHECK(probe_report_encoded(&report, tok) == 1, "signal at token 0 must be encoded");
     CHECK(probe_report_encoded(&report, lat) == 1, "signal at latent_in 0 must be encoded");
     CHECK(probe_report_encoded(&report, noise) == 0, "signal at token 1 (noise) must not be encoded");
+    /* the margins are paired (same test rows): the margin is exactly the
+     * difference of the two accuracies, inside its own interval */
+    const ProbeVerdict *v = probe_report_verdict(&report, tok);
+    const ProbeResult *tok_random = probe_report_find(&report, "signal", "token", 0, 1, "random_model");
+    const ProbeResult *tok_lexical = probe_report_find(&report, "signal", "token", 0, 1, "lexical");
+    CHECK(v && tok_random && tok_lexical && v->random.paired && v->lexical.paired &&
+              fabs(v->random.margin - (tok->accuracy - tok_random->accuracy)) < 1e-12 &&
+              fabs(v->lexical.margin - (tok->accuracy - tok_lexical->accuracy)) < 1e-12 &&
+              v->random.lo < v->random.margin && v->random.margin < v->random.hi &&
+              v->lexical.lo > 0,
+          "token 0 margins: random %+.4f [%+.4f, %+.4f] paired %d, lexical %+.4f [%+.4f, %+.4f]",
+          v ? v->random.margin : NAN, v ? v->random.lo : NAN, v ? v->random.hi : NAN,
+          v ? v->random.paired : -1, v ? v->lexical.margin : NAN, v ? v->lexical.lo : NAN,
+          v ? v->lexical.hi : NAN);
+    /* the paired interval is narrower than the unpaired one built from the
+     * two accuracies' own intervals */
+    if (v && tok_random)
+        CHECK(v->random.hi - v->random.lo <
+                  hypot(tok->accuracy - tok->ci_lo, tok_random->ci_hi - tok_random->accuracy) +
+                      hypot(tok->ci_hi - tok->accuracy, tok_random->accuracy - tok_random->ci_lo),
+              "paired interval %.4f wide, not narrower than the unpaired", v->random.hi - v->random.lo);
     for (int i = 0; i < report.n_results; i++) {
         const ProbeResult *r = &report.results[i];
         if (!strcmp(r->label, "noise") && !strcmp(r->control, "none"))
@@ -390,7 +411,7 @@ static void test_trained(Store *store) {
     o.progress = &progress;
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &report) == 0, "probe: %s", spiral_last_error());
     CHECK(log.n > 1 && log.in_order && !log.finished_early && log.finished_last &&
-              log.last_done == 135 && log.last_total == 135,
+              log.last_done == 162 && log.last_total == 162,
           "progress: %d reports, in order %d, last %ld/%ld, finished early %d, last %d", log.n,
           log.in_order, log.last_done, log.last_total, log.finished_early, log.finished_last);
     o.progress = NULL;
@@ -400,15 +421,15 @@ static void test_trained(Store *store) {
     const char *sites[9] = {"token", "token", "token", "token", "latent_in", "latent_in", "latent_out",
                             "latent_out", "coda"};
     int iters[9] = {0, 1, 2, 3, 0, 1, 0, 1, 3}, scales[9] = {1, 1, 1, 1, 4, 2, 4, 2, 1};
-    const char *controls[5] = {"none", "control_task", "random_model", "position", "permuted"};
+    const char *controls[6] = {"none", "control_task", "random_model", "position", "permuted", "lexical"};
     int missing = 0;
     for (int l = 0; l < 3; l++)
         for (int k = 0; k < 9; k++)
-            for (int c = 0; c < 5; c++)
+            for (int c = 0; c < 6; c++)
                 missing += !probe_report_find(&report, labels[l], sites[k], iters[k], scales[k], controls[c]);
-    CHECK(missing == 0 && report.n_results == 135, "%d of 135 rows missing (%d rows)", missing, report.n_results);
+    CHECK(missing == 0 && report.n_results == 162, "%d of 162 rows missing (%d rows)", missing, report.n_results);
     CHECK(store_count(store, "SELECT count(*) FROM probe_results pr JOIN recordings r ON r.id = pr.recording_id"
-                       " JOIN runs ON runs.id = r.run_id WHERE runs.name = 'spiral'") == 135, "rows in the store");
+                       " JOIN runs ON runs.id = r.run_id WHERE runs.name = 'spiral'") == 162, "rows in the store");
 
     const ProbeResult *parity = probe_report_find(&report, "parity", "token", 0, 1, "none");
     const ProbeResult *position = probe_report_find(&report, "parity", "token", 0, 1, "position");
@@ -438,7 +459,7 @@ static void test_trained(Store *store) {
     parallel_set_threads(1);
     o.replace = 1;
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &again) == 0, "replace: %s", spiral_last_error());
-    CHECK(again.fitted_now == 135 && same_results(&report, &again),
+    CHECK(again.fitted_now == 162 && same_results(&report, &again),
           "same seed with 1 thread instead of 2: results differ (%d fitted)", again.fitted_now);
     probe_report_free(&again);
 
@@ -447,8 +468,8 @@ static void test_trained(Store *store) {
     o.replace = 0;
     parallel_set_threads(2);
     CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &again) == 0, "resume: %s", spiral_last_error());
-    CHECK(again.fitted_now == 10 + 27 - 2 && again.skipped == 135 - 35,
-          "resume fitted %d and skipped %d, expected 35 and 100", again.fitted_now, again.skipped);
+    CHECK(again.fitted_now == 12 + 27 - 2 && again.skipped == 162 - 37,
+          "resume fitted %d and skipped %d, expected 37 and 125", again.fitted_now, again.skipped);
     CHECK(same_results(&report, &again), "resumed results differ");
     probe_report_free(&again);
 

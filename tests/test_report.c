@@ -49,6 +49,7 @@
 #include "record.h"
 #include "report.h"
 #include "report_key.h"
+#include "report_data.h"
 #include "store.h"
 #include "train.h"
 
@@ -104,13 +105,15 @@ static void sql(Store *store, const char *fmt, ...) {
     sqlite3_free(message);
 }
 
-/* One probe with its four controls at (label, site, iteration, scale):
- * accuracy acc with interval +-0.05, controls at 0.3 with interval +-0.02
- * (so the probe counts as encoded when acc > 0.37). */
+/* One probe with its five controls at (label, site, iteration, scale):
+ * accuracy acc with interval +-0.05, controls at 0.3 with interval +-0.02,
+ * no test outcomes (so the margins over the random-model and lexical
+ * controls are unpaired, 0.3 + hypot(0.05, 0.02), and the probe counts as
+ * encoded when acc > 0.354). */
 static void insert_probe(Store *store, long long rec, const char *label, const char *site, int iteration,
                          int scale, double acc) {
-    const char *controls[5] = {"none", "control_task", "random_model", "position", "permuted"};
-    for (int c = 0; c < 5; c++) {
+    const char *controls[6] = {"none", "control_task", "random_model", "position", "permuted", "lexical"};
+    for (int c = 0; c < 6; c++) {
         double a = c == 0 ? acc : 0.3, w = c == 0 ? 0.05 : 0.02;
         sql(store, "INSERT INTO probe_results(recording_id, label, site, iteration, scale, control,"
                    " accuracy, ci_lo, ci_hi, macro_f1, majority, n_train, n_val, n_test, l2, iterations,"
@@ -390,6 +393,72 @@ static void check_key_results(Store *store, const char *md) {
     free(key);
 }
 
+/* The probe heatmap of many runs wraps its panels into bands no wider
+ * than about 1500 pixels (so cell text stays readable), draws without a
+ * gnuplot warning when a control is missing, and the probe filter keeps
+ * only the asked sites and iterations (bad lists are errors naming them). */
+static void test_probe_heatmap_wrap(void) {
+    enum { RUNS = 6, LABELS = 2, COLUMNS = 5 };
+    ReportData data;
+    memset(&data, 0, sizeof data);
+    data.n_runs = RUNS;
+    data.runs = calloc(RUNS, sizeof *data.runs);
+    data.n_labels = LABELS;
+    data.labels = calloc(LABELS, sizeof *data.labels);
+    data.probes = calloc(RUNS * LABELS * COLUMNS, sizeof *data.probes);
+    snprintf(data.labels[0], sizeof data.labels[0], "depth");
+    snprintf(data.labels[1], sizeof data.labels[1], "l2.symbol");
+    for (int r = 0; r < RUNS; r++) {
+        snprintf(data.runs[r].name, sizeof data.runs[r].name, "run-%d", r);
+        data.runs[r].color = r + 1;
+        for (int l = 0; l < LABELS; l++)
+            for (int c = 0; c < COLUMNS; c++) {
+                ReportProbe *p = &data.probes[data.n_probes++];
+                p->run = r;
+                p->label = l;
+                snprintf(p->site, sizeof p->site, "%s", c < 4 ? "token" : "coda");
+                p->iteration = c < 4 ? c : 3;
+                p->scale = 1;
+                p->accuracy = 0.5 + 0.1 * l + 0.02 * c;
+                p->ci_lo = p->accuracy - 0.05;
+                p->ci_hi = p->accuracy + 0.05;
+                p->control_task = 0.4;
+                p->selectivity = p->accuracy - 0.4;
+                p->random_model = 0.45;
+                p->lexical = r == 0 ? NAN : 0.42;   /* run-0 lacks its lexical control */
+                p->encoded = r == 0 ? -1 : c == 3;
+            }
+    }
+    FigureList list = {0};
+    char wrap_dir[600];
+    snprintf(wrap_dir, sizeof wrap_dir, "%s/wrap", dir);
+    mkdir(wrap_dir, 0755);
+    CHECK(figure_probe_heatmap(&list, &data, wrap_dir, 0) == 0 && list.n == 1, "heatmap: %s", spiral_last_error());
+    if (list.n == 1) {
+        const Figure *f = &list.items[0];
+        /* one panel is about 540 pixels: six in a row would be over 3000 */
+        CHECK(f->rendered && f->width <= 1600 && f->width >= 1000, "heatmap of 6 runs is %d pixels wide", f->width);
+        CHECK(f->height > 2 * 4 * 200, "heatmap of 6 runs in bands: %d pixels high", f->height);
+        CHECK(f->warnings == 0, "heatmap with a missing control: gnuplot warned (%s/%s.log)", wrap_dir, f->name);
+    }
+    figure_list_free(&list);
+    CHECK(figure_probe_curves(&list, &data, wrap_dir) == 0 && list.n >= 1 && list.items[0].warnings == 0,
+          "curves with a missing control: %s", spiral_last_error());
+    figure_list_free(&list);
+    /* the filter: h(1), h(2) and the coda */
+    CHECK(report_data_filter_probes(&data, "token,coda", "1-3") == 0 && data.n_probes == RUNS * LABELS * 4,
+          "filter token,coda at 1-3: %d probes, expected %d", data.n_probes, RUNS * LABELS * 4);
+    CHECK(report_data_filter_probes(&data, "token", "1,3") == 0 && data.n_probes == RUNS * LABELS * 2,
+          "filter token at 1,3: %d probes", data.n_probes);
+    CHECK(report_data_filter_probes(&data, "token,latent", NULL) == -1 &&
+              strstr(spiral_last_error(), "unknown site 'latent'"),
+          "unknown site: %s", spiral_last_error());
+    CHECK(report_data_filter_probes(&data, NULL, "1-") == -1 && strstr(spiral_last_error(), "'1-'"),
+          "bad iteration list: %s", spiral_last_error());
+    CHECK(report_data_filter_probes(&data, "", "") == 0 && data.n_probes == RUNS * LABELS * 2, "empty filters keep all");
+    report_data_free(&data);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "/tmp/spiral_test_report_XXXXXX");
     if (!mkdtemp(dir)) return 2;
@@ -500,10 +569,11 @@ int main(int argc, char **argv) {
     char path[1024];
     snprintf(path, sizeof path, "%s/probe_heatmap_token.csv", out);
     char *csv = read_file(path, NULL);
-    CHECK(csv && strstr(csv, "run,site,iteration,scale,label,x,y,accuracy,ci_lo,ci_hi,control_task,selectivity,encoded\n"),
+    CHECK(csv && strstr(csv, "run,site,iteration,scale,label,x,y,accuracy,ci_lo,ci_hi,control_task,selectivity,encoded,"
+                             "random_model,lexical\n"),
           "probe_heatmap_token.csv header");
-    CHECK(csv && strstr(csv, "\nspiral,token,2,1,parity,2,0,0.4,0.35,0.45,0.3,0.1,1\n"),
-          "probe_heatmap_token.csv lacks spiral's parity probe at h(2) with selectivity 0.1, encoded");
+    CHECK(csv && strstr(csv, "\nspiral,token,2,1,parity,2,0,0.4,0.35,0.45,0.3,0.1,1,0.3,0.3\n"),
+          "probe_heatmap_token.csv lacks spiral's parity probe at h(2) with selectivity 0.1, encoded, its controls");
     CHECK(csv && strstr(csv, "\nlooped,coda,3,1,l1.mod3,4,1,"), "the coda is the column after h(3)");
     free(csv);
 
@@ -648,6 +718,8 @@ int main(int argc, char **argv) {
     csv = read_file(path, NULL);
     CHECK(csv && !strcmp(csv, "name,n,value\na;b,7,0.5\nx,,\ny,1\n"), "rows.csv: %s", csv ? csv : "(missing)");
     free(csv);
+
+    test_probe_heatmap_wrap();
 
     store_close(&store);
     char command[600];
