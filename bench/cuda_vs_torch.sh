@@ -25,10 +25,10 @@ SPIRAL="$BUILD/cuda/spiral"
 status=0
 
 echo "== same model: spiral eval vs torch_spiral.py, fp32"
-# examples/spiral.json's model, and one with offsets, a no-overlap shift,
+# the spiral of examples/paper/claims/ (tied head), and one with offsets, a no-overlap shift,
 # the anchor topology and an untied head
 second='{"vocab_size": 97, "d_model": 64, "n_heads": 2, "d_ff": 96, "n_pre": 1, "n_loop": 2, "n_post": 1, "tie_embeddings": false, "down": "selfagg", "up": "alloc", "topology": "anchor", "schedule": [{"g": 8, "offset": 3}, {"g": 4, "offset": 1, "shift": 4}, {"g": 1}]}'
-first=$("$PYTHON" -c 'import json; print(json.dumps(json.load(open("examples/spiral.json"))["model"]))')
+first=$("$PYTHON" -c 'import json; print(json.dumps(json.load(open("examples/paper/claims/spiral.json"))["model"]))')
 for json in "$first" "$second"; do
     vocab=$("$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["vocab_size"])' "$json")
     "$PYTHON" tests/reference/spiral_ref.py make-weights --config-json "$json" --seed 5 \

@@ -21,7 +21,8 @@
  * own full schedule (matched_runs.h, matched_scale_train): the variants of
  * an ablation study then compare at equal compute, each read at its end.
  * "device": "cuda" at the top level trains every run with --device cuda
- * (the sweep must then run a spiral built with `make cuda`).
+ * (the sweep must then run a spiral built with `make cuda`); "precision"
+ * ("fp32", "tf32", "bf16") adds --precision to every train command.
  *
  * Each step is the `spiral` binary itself run as a child process (`spiral
  * data make`, `spiral train`, ...), so a sweep does exactly what the

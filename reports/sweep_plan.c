@@ -205,11 +205,12 @@ static const char *run_item_config(const json_t *runs, const char *name) {
 /* Stage 2: runs x seeds. A run the store does not have is trained from its
  * seeded run file (with "match_flops": its steps rescaled to that run's
  * training FLOPs); one that is not done is resumed. Every run's name goes
- * to names (done or not). device: "--device" of every train command, or
- * NULL. */
+ * to names (done or not). device, precision: "--device" and "--precision"
+ * of every train command, or NULL. */
 static int plan_runs(SweepPlan *plan, const json_t *runs, Store *store,
                      const SweepOptions *options, const char *sweep_path, const char *run_dir,
-                     NameList *names, const char *device) {
+                     NameList *names, NameList *datasets, const char *first_dataset,
+                     const char *device, const char *precision) {
     size_t i;
     json_t *item;
     json_array_foreach(runs, i, item) {
@@ -218,6 +219,13 @@ static int plan_runs(SweepPlan *plan, const json_t *runs, Store *store,
         json_t *seeds = json_object_get(item, "seeds");
         if (!name || !config)
             return spiral_error("%s: runs[%zu]: needs \"name\" and \"config\"", sweep_path, i);
+        /* the dataset the run trains on: where it is recorded and probed */
+        json_t *run_file = json_load_file(config, 0, NULL);
+        const char *trained_on = json_string_value(
+            json_object_get(json_object_get(run_file, "train"), "dataset"));
+        char dataset[256];
+        snprintf(dataset, sizeof dataset, "%s", trained_on ? trained_on : first_dataset);
+        json_decref(run_file);
         const json_t *match = json_object_get(item, "match_flops");
         const char *match_config = NULL;
         if (match) {
@@ -236,7 +244,7 @@ static int plan_runs(SweepPlan *plan, const json_t *runs, Store *store,
             if (name_check("run", run_name))
                 return spiral_error_prefix("%s: runs[%zu]", sweep_path, i);
             status[0] = 0;
-            if (names_add(names, run_name) ||
+            if (names_add(names, run_name) || names_add(datasets, dataset) ||
                 (store && store_run_status(store, run_name, status, sizeof status)))
                 return -1;
             if (!strcmp(status, "done")) continue;
@@ -245,7 +253,9 @@ static int plan_runs(SweepPlan *plan, const json_t *runs, Store *store,
                 const char *args[] = {"train", "--resume", run_name, "--store",
                                       options->store_path, "--quiet"};
                 SweepCommand *c = command_with(plan, options->spiral_path, label, args, 6);
-                if (!c || command_option(c, "--device", device)) return -1;
+                if (!c || command_option(c, "--device", device) ||
+                    command_option(c, "--precision", precision))
+                    return -1;
             } else {
                 long steps;
                 double mismatch;
@@ -256,22 +266,32 @@ static int plan_runs(SweepPlan *plan, const json_t *runs, Store *store,
                 const char *args[] = {"train", "--config", path, "--store", options->store_path,
                                       "--name", run_name, "--quiet"};
                 SweepCommand *c = command_with(plan, options->spiral_path, label, args, 8);
-                if (!c || command_option(c, "--device", device)) return -1;
+                if (!c || command_option(c, "--device", device) ||
+                    command_option(c, "--precision", precision))
+                    return -1;
             }
         }
     }
     return 0;
 }
 
-/* Stage 3: `spiral record` of every run on the first dataset. */
+/* The dataset run r is recorded, probed and analyzed on: record.data if
+ * the sweep names one, else the dataset the run trains on. */
+static const char *run_dataset(const json_t *record, const NameList *datasets, int r) {
+    const char *given = json_string_value(json_object_get(record, "data"));
+    return given ? given : datasets->items[r];
+}
+
+/* Stage 3: `spiral record` of every run (on run_dataset). */
 static int plan_record(SweepPlan *plan, const json_t *record, const NameList *names,
-                       const char *dataset, const SweepOptions *options) {
+                       const NameList *datasets, const SweepOptions *options) {
     const char *split = json_string_value(json_object_get(record, "split"));
     json_t *sequences = json_object_get(record, "sequences");
     for (int r = 0; r < names->n; r++) {
         char label[300];
         snprintf(label, sizeof label, "record %s", names->items[r]);
-        const char *args[] = {"record", "--run", names->items[r], "--data", dataset,
+        const char *args[] = {"record", "--run", names->items[r], "--data",
+                              run_dataset(record, datasets, r),
                               "--store", options->store_path, "--quiet"};
         SweepCommand *c = command_with(plan, options->spiral_path, label, args, 8);
         if (!c || command_option(c, "--split", split)) return -1;
@@ -284,10 +304,10 @@ static int plan_record(SweepPlan *plan, const json_t *record, const NameList *na
     return 0;
 }
 
-/* Stage 4: probes per run, then one analysis over all runs (both need a
- * recording), then the report. */
+/* Stage 4: probes per run, then one analysis per dataset over the runs
+ * recorded on it (both need a recording), then the report. */
 static int plan_finish(SweepPlan *plan, const json_t *sweep, const NameList *names,
-                       const char *dataset, const SweepOptions *options) {
+                       const NameList *datasets, const SweepOptions *options) {
     const json_t *record = json_object_get(sweep, "record");
     const char *split = json_string_value(json_object_get(record, "split"));
     const json_t *probe = json_object_get(sweep, "probe");
@@ -297,7 +317,8 @@ static int plan_finish(SweepPlan *plan, const json_t *sweep, const NameList *nam
         for (int r = 0; r < names->n; r++) {
             char label[300];
             snprintf(label, sizeof label, "probe %s", names->items[r]);
-            const char *args[] = {"probe", "--run", names->items[r], "--data", dataset,
+            const char *args[] = {"probe", "--run", names->items[r], "--data",
+                                  run_dataset(record, datasets, r),
                                   "--store", options->store_path, "--label", labels, "--quiet"};
             SweepCommand *c = command_with(plan, options->spiral_path, label, args, 10);
             if (!c || command_option(c, "--split", split)) {
@@ -307,12 +328,25 @@ static int plan_finish(SweepPlan *plan, const json_t *sweep, const NameList *nam
         }
         free(labels);
     }
-    if (json_object_get(sweep, "analyze") && record) {
-        char *runs = join_commas(names->items, names->n, NULL);
+    for (int r = 0; json_object_get(sweep, "analyze") && record && r < names->n; r++) {
+        const char *dataset = run_dataset(record, datasets, r);
+        int first = 1;
+        for (int q = 0; q < r && first; q++) first = strcmp(run_dataset(record, datasets, q), dataset) != 0;
+        if (!first) continue;  /* analyzed with the first run on its dataset */
+        NameList on = {0};
+        for (int q = r; q < names->n; q++)
+            if (!strcmp(run_dataset(record, datasets, q), dataset) && names_add(&on, names->items[q])) {
+                names_free(&on);
+                return -1;
+            }
+        char *runs = join_commas(on.items, on.n, NULL);
+        names_free(&on);
         if (!runs) return -1;
+        char label[300];
+        snprintf(label, sizeof label, "analyze %s", dataset);
         const char *args[] = {"analyze", "--run", runs, "--data", dataset, "--store",
                               options->store_path};
-        SweepCommand *c = command_with(plan, options->spiral_path, "analyze", args, 7);
+        SweepCommand *c = command_with(plan, options->spiral_path, label, args, 7);
         free(runs);
         if (!c || command_option(c, "--split", split)) return -1;
     }
@@ -371,20 +405,22 @@ int sweep_plan(SweepPlan *plan, const char *sweep_path, const SweepOptions *opti
     snprintf(run_dir, sizeof run_dir, "%s.sweep", options->store_path);
     if (!options->dry_run) mkdir(run_dir, 0777);
 
-    NameList names = {0};
+    NameList names = {0}, run_datasets = {0};
     const char *first_dataset;
     const json_t *record = json_object_get(sweep, "record");
     int status = plan_datasets(plan, datasets, store, options, sweep_path, &first_dataset);
     plan->stage_start[SWEEP_RUNS] = plan->n_commands;
     if (!status)
         status = plan_runs(plan, runs, store, options, sweep_path, run_dir, &names,
-                           json_string_value(json_object_get(sweep, "device")));
+                           &run_datasets, first_dataset, json_string_value(json_object_get(sweep, "device")),
+                           json_string_value(json_object_get(sweep, "precision")));
     plan->stage_start[SWEEP_RECORD] = plan->n_commands;
-    if (!status && record) status = plan_record(plan, record, &names, first_dataset, options);
+    if (!status && record) status = plan_record(plan, record, &names, &run_datasets, options);
     plan->stage_start[SWEEP_FINISH] = plan->n_commands;
-    if (!status) status = plan_finish(plan, sweep, &names, first_dataset, options);
+    if (!status) status = plan_finish(plan, sweep, &names, &run_datasets, options);
     plan->stage_start[SWEEP_STAGE_COUNT] = plan->n_commands;
     names_free(&names);
+    names_free(&run_datasets);
     if (store) store_close(store);
     json_decref(sweep);
     if (status) sweep_plan_free(plan);
