@@ -34,6 +34,22 @@ sed 's|"record": {"split": "test", "sequences": 20}}|"record": {"split": "test",
 grep -q "report --store .* --probe-sites token,coda --probe-iterations 0-1" "$dir/dry2.out" && ok ||
     fail "the report command lacks the probe filters: $(grep report "$dir/dry2.out")"
 
+# each run is recorded and analyzed on the dataset it trains on; precision
+# reaches every train command
+sed 's|"dataset": "dyck"|"dataset": "dyck2"|' "$dir/run.json" >"$dir/run2.json"
+cat > "$dir/two.json" <<JSON
+{"precision": "fp32",
+ "datasets": [{"name": "dyck", "family": "dyck", "seed": 4}, {"name": "dyck2", "family": "dyck", "seed": 5}],
+ "runs": [{"name": "a", "config": "$dir/run.json"}, {"name": "b", "config": "$dir/run2.json"}],
+ "record": {"split": "test", "sequences": 20}, "analyze": {}}
+JSON
+"$SPIRAL" sweep "$dir/two.json" --store "$dir/s.db" --dry-run >"$dir/dry3.out" 2>&1 || fail "dry run, two datasets"
+grep -q "record --run a --data dyck " "$dir/dry3.out" && grep -q "record --run b --data dyck2 " "$dir/dry3.out" &&
+    grep -q "analyze --run a --data dyck " "$dir/dry3.out" && grep -q "analyze --run b --data dyck2 " "$dir/dry3.out" &&
+    ok || fail "runs not recorded/analyzed on their own datasets: $(grep -E 'record|analyze' "$dir/dry3.out")"
+[ "$(grep -c "train --config.*--precision fp32" "$dir/dry3.out")" = 2 ] && ok ||
+    fail "--precision missing from the train commands: $(grep train "$dir/dry3.out")"
+
 # names that would escape the sweep's folders are refused, also in a dry run
 sed 's|"name": "tiny"|"name": "../../x"|' "$dir/sweep.json" >"$dir/escape.json"
 "$SPIRAL" sweep "$dir/escape.json" --store "$dir/s.db" --dry-run >/dev/null 2>"$dir/err" &&
