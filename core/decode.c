@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "layers.h"
+#include "matmul.h"
 #include "reduce.h"
 #include "vec.h"
 
@@ -131,25 +132,21 @@ void decoder_reset(Decoder *dec) { dec->n = 0; }
 
 /* One query row against rows 0 .. n-1 of a cache, every head:
  *   p = softmax_r(q_h . k_{r,h} / sqrt(dh)),  att_h = sum_r p_r v_{r,h}.
- * q, att (d); cache rows (n, d). */
+ * q, att (d); cache rows (n, d). The two products are BLAS calls, as in
+ * attention_forward; the softmax is its own (float exp, double sum). */
 static void attention_step(real *att, real *scores, const real *q, const KVCache *cache, int n,
                            int H, int dh) {
     int d = H * dh;
     real scale = (real)(1.0 / sqrt((double)dh));
     for (int h = 0; h < H; h++) {
-        const real *qh = q + h * dh;
-        for (int r = 0; r < n; r++)
-            scores[r] = (real)dot_double(qh, cache->k + (size_t)r * d + h * dh, dh) * scale;
+        /* scores (1, n) = scale q_h (1, dh) K_h^T, K_h (n, dh) with stride d */
+        matmul(0, 1, 1, n, dh, scale, q + h * dh, dh, cache->k + h * dh, d, 0, scores, n);
         real max = max_real(scores, n);
         for (int r = 0; r < n; r++) scores[r] = (real)exp(scores[r] - max);
         real inv = (real)(1.0 / sum_double(scores, n));
-        real *out = att + h * dh;
-        memset(out, 0, (size_t)dh * sizeof(real));
-        for (int r = 0; r < n; r++) {
-            real p = scores[r] * inv;
-            const real *vr = cache->v + (size_t)r * d + h * dh;
-            for (int k = 0; k < dh; k++) out[k] += p * vr[k];
-        }
+        for (int r = 0; r < n; r++) scores[r] *= inv;
+        /* att_h (1, dh) = p (1, n) V_h (n, dh) */
+        matmul(0, 0, 1, dh, n, 1, scores, n, cache->v + h * dh, d, 0, att + h * dh, dh);
     }
 }
 
