@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "clock.h"
 #include "decode.h"
 #include "error.h"
 #include "npy.h"
@@ -24,7 +25,15 @@ static double cross_entropy(const real *logits, int V, int target) {
     return max + log(sum) - logits[target];
 }
 
-int eval_sequence_incremental(const EvalOptions *options, EvalResult *result) {
+/* Reports i of L tokens scored, every 256 tokens and at the end. */
+static void report_progress(const Progress *progress, int i, int L, double start) {
+    if (i % 256 && i != L) return;
+    ProgressReport report = {"eval", "tokens", i, L, seconds_now() - start, 0, NULL, i == L};
+    progress_report(progress, &report);
+}
+
+int eval_sequence_incremental(const EvalOptions *options, const Progress *progress,
+                              EvalResult *result) {
     int status = -1;
     SpiralConfig cfg;
     ParamLayout file_layout = {0};
@@ -66,13 +75,15 @@ int eval_sequence_incremental(const EvalOptions *options, EvalResult *result) {
         spiral_error("out of memory for the logits of %d positions", L);
         goto done;
     }
-    double total = 0;
+    double total = 0, start = seconds_now();
     for (int i = 0; i < L; i++) {
+        report_progress(progress, i, L, start);
         if (decoder_step(&dec, tokens[i])) goto done;
         total += cross_entropy(dec.logits, V, tokens[i + 1]);
         if (logits32)
             for (int v = 0; v < V; v++) logits32[(size_t)i * V + v] = (float)dec.logits[v];
     }
+    report_progress(progress, L, L, start);
     result->loss = total / L;
     if (!isfinite(result->loss)) {
         spiral_error("the loss is %f: the weights produce non-finite logits", result->loss);

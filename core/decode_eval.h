@@ -7,12 +7,15 @@
 #define SPIRAL_DECODE_EVAL_H
 
 #include "eval.h"
+#include "progress.h"
 
 /* Feeds the first N - 1 tokens of the sequence one at a time and scores
  * each next token: result->loss is the mean cross-entropy in nats, as
  * eval_sequence's. options->logits_path, if set, gets the (N-1, V) float32
  * logits (.npy); options->grads_path must be NULL (no backward pass here).
- * Returns 0 or -1 (errors as eval_sequence's). */
-int eval_sequence_incremental(const EvalOptions *options, EvalResult *result);
+ * Progress (tokens scored) goes to progress, which may be NULL. Returns 0
+ * or -1 (errors as eval_sequence's). */
+int eval_sequence_incremental(const EvalOptions *options, const Progress *progress,
+                              EvalResult *result);
 
 #endif
