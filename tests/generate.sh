@@ -65,7 +65,7 @@ cat "$dir/g1.txt" >> "$dir/seq.txt"
 "$SPIRAL" eval --weights "$w" --text "$dir/seq.txt" --logits "$dir/full.npy" > "$dir/full.out" \
     || fail "eval full"
 "$SPIRAL" eval --weights "$w" --text "$dir/seq.txt" --logits "$dir/inc.npy" --incremental \
-    > "$dir/inc.out" || fail "eval incremental"
+    > "$dir/inc.out" 2>"$dir/inc.err" || fail "eval incremental: $(cat "$dir/inc.err")"
 $PY - "$dir" "${#prompt}" <<'PY' && ok || fail "greedy tokens / logprobs / incremental eval vs the full pass"
 import sys, numpy as np
 d, P = sys.argv[1], int(sys.argv[2])
