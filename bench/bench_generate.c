@@ -31,7 +31,8 @@
  * Threads: spiral's pool (SPIRAL_THREADS, default every core), OpenBLAS one
  * thread per call. Other processes on the machine slow every number here;
  * the ratios are taken between measurements made minutes apart at most.
- * Runs in about a minute on 2 cores. No arguments.
+ * Runs in about 3 minutes on 2 quiet cores (7 on a loaded machine). No
+ * arguments.
  */
 #include <math.h>
 #include <stdio.h>
