@@ -31,8 +31,7 @@
  * Threads: spiral's pool (SPIRAL_THREADS, default every core), OpenBLAS one
  * thread per call. Other processes on the machine slow every number here;
  * the ratios are taken between measurements made minutes apart at most.
- * Runs in about 3 minutes on 2 quiet cores (7 on a loaded machine). No
- * arguments.
+ * Took 7 minutes on a 2-core machine loaded by other builds. No arguments.
  */
 #include <math.h>
 #include <stdio.h>
