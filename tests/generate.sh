@@ -51,28 +51,33 @@ JSON
 for kind in spiral looped; do
     "$SPIRAL" train --config "$dir/$kind.json" --store "$dir/s.db" --quiet >/dev/null 2>&1 || fail "train $kind"
 done
-w=$(ls "$dir"/checkpoints/spiral/*.safetensors | grep -v adam | tail -n 1)
+# the weights file of a run's last checkpoint
+weights_of() { ls "$dir"/checkpoints/"$1"/*.safetensors | tail -n 1; }
+w=$(weights_of spiral)
 
-# greedy reproduces itself, and agrees with the full pass
+# greedy reproduces itself, and agrees with the full pass: for run $1
 prompt='In the beginning'
-gen() { "$SPIRAL" generate --run spiral --store "$dir/s.db" --prompt "$prompt" --quiet "$@"; }
-gen --max-tokens 40 --temperature 0 --out "$dir/g1.tsv" > "$dir/g1.txt" || fail "greedy 1"
-gen --max-tokens 40 --temperature 0 > "$dir/g2.txt" || fail "greedy 2"
-cmp -s "$dir/g1.txt" "$dir/g2.txt" && ok || fail "greedy decoding differs between two runs"
-[ "$(wc -c < "$dir/g1.txt")" -eq 40 ] && ok || fail "greedy printed $(wc -c < "$dir/g1.txt") bytes, expected 40"
-printf '%s' "$prompt" > "$dir/seq.txt"
-cat "$dir/g1.txt" >> "$dir/seq.txt"
-"$SPIRAL" eval --weights "$w" --text "$dir/seq.txt" --logits "$dir/full.npy" > "$dir/full.out" \
-    || fail "eval full"
-"$SPIRAL" eval --weights "$w" --text "$dir/seq.txt" --logits "$dir/inc.npy" --incremental \
-    > "$dir/inc.out" 2>"$dir/inc.err" || fail "eval incremental: $(cat "$dir/inc.err")"
-$PY - "$dir" "${#prompt}" <<'PY' && ok || fail "greedy tokens / logprobs / incremental eval vs the full pass"
+check_greedy() {
+    run=$1; f="$dir/$run"
+    "$SPIRAL" generate --run "$run" --store "$dir/s.db" --prompt "$prompt" --quiet --max-tokens 40 \
+        --temperature 0 --out "$f.tsv" > "$f.g1.txt" || fail "$run: greedy 1"
+    "$SPIRAL" generate --run "$run" --store "$dir/s.db" --prompt "$prompt" --quiet --max-tokens 40 \
+        --temperature 0 > "$f.g2.txt" || fail "$run: greedy 2"
+    cmp -s "$f.g1.txt" "$f.g2.txt" && ok || fail "$run: greedy decoding differs between two runs"
+    [ "$(wc -c < "$f.g1.txt")" -eq 40 ] && ok || fail "$run: greedy printed $(wc -c < "$f.g1.txt") bytes, expected 40"
+    printf '%s' "$prompt" > "$f.seq.txt"
+    cat "$f.g1.txt" >> "$f.seq.txt"
+    "$SPIRAL" eval --weights "$(weights_of "$run")" --text "$f.seq.txt" --logits "$f.full.npy" \
+        > "$f.full.out" || fail "$run: eval full"
+    "$SPIRAL" eval --weights "$(weights_of "$run")" --text "$f.seq.txt" --logits "$f.inc.npy" \
+        --incremental > "$f.inc.out" 2>"$f.inc.err" || fail "$run: eval incremental: $(cat "$f.inc.err")"
+    $PY - "$f" <<'PY' && ok || fail "$run: greedy tokens / logprobs / incremental eval vs the full pass"
 import sys, numpy as np
-d, P = sys.argv[1], int(sys.argv[2])
-full = np.load(d + "/full.npy").astype(np.float64)
-inc = np.load(d + "/inc.npy").astype(np.float64)
-seq = open(d + "/seq.txt", "rb").read()
-rows = [l.split("\t") for l in open(d + "/g1.tsv").read().splitlines()]
+f = sys.argv[1]
+full = np.load(f + ".full.npy").astype(np.float64)
+inc = np.load(f + ".inc.npy").astype(np.float64)
+seq = open(f + ".seq.txt", "rb").read()
+rows = [l.split("\t") for l in open(f + ".tsv").read().splitlines()]
 assert rows[0] == ["position", "token", "logprob"], rows[0]
 rows = rows[1:]
 assert len(rows) == 40
@@ -85,11 +90,14 @@ for pos, tok, lp in rows:
     assert abs(logp[pos - 1, tok] - lp) < 1e-4, (pos, logp[pos - 1, tok], lp)
 rel = np.abs(inc - full).max(1) / np.abs(full).max(1)
 assert rel.max() < 1e-5, rel.max()
-a = float(open(d + "/full.out").read().split()[1]); b = float(open(d + "/inc.out").read().split()[1])
+a = float(open(f + ".full.out").read().split()[1]); b = float(open(f + ".inc.out").read().split()[1])
 assert abs(a - b) < 1e-5, (a, b)
 PY
+}
+check_greedy spiral
 
 # sampling with a seed is reproducible; another seed differs
+gen() { "$SPIRAL" generate --run spiral --store "$dir/s.db" --prompt "$prompt" --quiet "$@"; }
 gen --max-tokens 48 --temperature 1.2 --top-k 20 --top-p 0.95 --seed 7 > "$dir/s1.txt" || fail "sample 1"
 gen --max-tokens 48 --temperature 1.2 --top-k 20 --top-p 0.95 --seed 7 > "$dir/s2.txt" || fail "sample 2"
 gen --max-tokens 48 --temperature 1.2 --top-k 20 --top-p 0.95 --seed 8 > "$dir/s3.txt" || fail "sample 3"
@@ -99,7 +107,7 @@ cmp -s "$dir/s1.txt" "$dir/s3.txt" && fail "seeds 7 and 8 gave the same 48 token
 printf '%s' "$prompt" > "$dir/prompt.txt"
 "$SPIRAL" generate --weights "$w" --prompt-file "$dir/prompt.txt" --max-tokens 40 --temperature 0 \
     --quiet > "$dir/g3.txt" || fail "greedy --weights"
-cmp -s "$dir/g1.txt" "$dir/g3.txt" && ok || fail "--weights and --run differ"
+cmp -s "$dir/spiral.g1.txt" "$dir/g3.txt" && ok || fail "--weights and --run differ"
 
 # a looped run over a 7-token vocabulary: ids, one line
 printf '\001\000\002\000\003\000' > "$dir/p.u16"
@@ -127,7 +135,7 @@ expect 2 "did you mean '--max-tokens'" "$SPIRAL" generate --weights "$w" --promp
 if "$SPIRAL" train --help | grep -q cuda && ! "$SPIRAL" generate --weights "$w" --prompt a --max-tokens 1 --device cuda --quiet >/dev/null 2>&1; then
     expect 1 "built without CUDA" "$SPIRAL" generate --weights "$w" --prompt a --max-tokens 1 --device cuda
 fi
-expect 2 "no --grads\|--grads needs" "$SPIRAL" eval --weights "$w" --text "$dir/seq.txt" --incremental --grads "$dir/g.st"
+expect 2 "no --grads\|--grads needs" "$SPIRAL" eval --weights "$w" --text "$dir/spiral.seq.txt" --incremental --grads "$dir/g.st"
 
 echo "generate.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
