@@ -102,11 +102,11 @@ static int load_model(const char *run, const char *store_path, const char *weigh
     *context = 0;
     if (run) {
         Store store;
-        RunModelInfo info = {0};
+        long long step;
         if (store_open_readonly(&store, store_path)) return -1;
-        int status = run_model_load(&store, run, model, &info);
+        int status = generate_run_context(&store, run, context);
+        if (status == 0) status = run_model_load_named(&store, run, -1, model, &step);
         store_close(&store);
-        *context = info.seq_len;
         return status;
     }
     SpiralConfig cfg;

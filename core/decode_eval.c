@@ -35,9 +35,6 @@ static void report_progress(const Progress *progress, int i, int L, double start
 int eval_sequence_incremental(const EvalOptions *options, const Progress *progress,
                               EvalResult *result) {
     int status = -1;
-    SpiralConfig cfg;
-    ParamLayout file_layout = {0};
-    real *values = NULL;
     int *tokens = NULL;
     float *logits32 = NULL;
     size_t count = 0;
@@ -45,11 +42,11 @@ int eval_sequence_incremental(const EvalOptions *options, const Progress *progre
     Decoder dec = {0};
     const char *source = options->text_path ? options->text_path : options->tokens_path;
     memset(result, 0, sizeof *result);
-    if (options->grads_path)
-        return spiral_error("--grads needs the full forward pass; leave out --incremental");
-    if (weights_load(options->weights_path, &cfg, &file_layout, &values)) goto done;
-    if (model_build(&model, &cfg)) goto done;
-    memcpy(model.params, values, model.layout.n_params * sizeof(real));
+    if (options->grads_path || options->intervention.kind != INTERVENE_NONE)
+        return spiral_error("--grads and interventions need the full forward pass; leave out "
+                            "--incremental");
+    if (eval_load_model(options, &model, &result->step)) goto done;
+    const SpiralConfig cfg = model.cfg;
     if (options->text_path ? tokens_read_text(options->text_path, &tokens, &count)
                            : tokens_read_u16(options->tokens_path, &tokens, &count))
         goto done;
@@ -92,6 +89,7 @@ int eval_sequence_incremental(const EvalOptions *options, const Progress *progre
     result->n_predictions = L;
     result->vocab_size = V;
     result->n_tensors = model.layout.n_tensors;
+    result->n_iters = cfg.n_iters;
     if (logits32) {
         int64_t shape[2] = {L, V};
         if (npy_write_f32(options->logits_path, logits32, 2, shape)) goto done;
@@ -100,8 +98,6 @@ int eval_sequence_incremental(const EvalOptions *options, const Progress *progre
 done:
     free(logits32);
     free(tokens);
-    free(values);
-    param_layout_free(&file_layout);
     decoder_free(&dec);
     model_free(&model);
     return status;

@@ -3,12 +3,26 @@
  */
 #include "generate.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "error.h"
 #include "tokens.h"
+#include "train_config.h"
+
+int generate_run_context(Store *store, const char *name, int *seq_len) {
+    RunRow run = {0};
+    TrainConfig tcfg;
+    char source[1400];
+    if (store_run_find(store, name, &run)) return -1;
+    snprintf(source, sizeof source, "%s: run %s", store->path, name);
+    int status = train_config_parse(&tcfg, run.config, source);
+    if (status == 0) *seq_len = tcfg.seq_len;
+    store_run_free(&run);
+    return status;
+}
 
 int generate_positions(int n_prompt, int max_tokens) { return n_prompt + max_tokens - 1; }
 

@@ -8,6 +8,7 @@
 
 #include "decode.h"
 #include "sample.h"
+#include "store.h"
 
 typedef struct {
     SampleSettings sample;
@@ -24,6 +25,10 @@ typedef struct {
     double prefill_seconds;   /* the prompt's forward pass */
     double step_seconds;      /* every decoder step and draw after it */
 } GenerateResult;
+
+/* The context of run `name` of the store, its train.seq_len, into
+ * *seq_len. Returns 0 or -1 (no such run, a run file that does not parse). */
+int generate_run_context(Store *store, const char *name, int *seq_len);
 
 /* Positions a generation of max_tokens after a prompt of n_prompt tokens
  * feeds through the decoder: n_prompt + max_tokens - 1 (the last token is

@@ -96,6 +96,16 @@ PY
 }
 check_greedy spiral
 
+# eval --incremental on a run's checkpoint, also under another schedule
+# (test-time depth): the full pass's loss
+for sched in "" "--schedule 4,2,2,1"; do
+    full=$("$SPIRAL" eval --run spiral --store "$dir/s.db" --text "$dir/spiral.seq.txt" $sched | grep '^loss')
+    inc=$("$SPIRAL" eval --run spiral --store "$dir/s.db" --text "$dir/spiral.seq.txt" $sched \
+          --incremental 2>/dev/null | grep '^loss')
+    $PY -c "import sys; a, b = float(sys.argv[1].split()[1]), float(sys.argv[2].split()[1]); assert abs(a - b) < 1e-5, (a, b)" \
+        "$full" "$inc" && ok || fail "eval --run $sched: full '$full', incremental '$inc'"
+done
+
 # sampling with a seed is reproducible; another seed differs
 gen() { "$SPIRAL" generate --run spiral --store "$dir/s.db" --prompt "$prompt" --quiet "$@"; }
 gen --max-tokens 48 --temperature 1.2 --top-k 20 --top-p 0.95 --seed 7 > "$dir/s1.txt" || fail "sample 1"
@@ -135,7 +145,7 @@ expect 2 "did you mean '--max-tokens'" "$SPIRAL" generate --weights "$w" --promp
 if "$SPIRAL" train --help | grep -q cuda && ! "$SPIRAL" generate --weights "$w" --prompt a --max-tokens 1 --device cuda --quiet >/dev/null 2>&1; then
     expect 1 "built without CUDA" "$SPIRAL" generate --weights "$w" --prompt a --max-tokens 1 --device cuda
 fi
-expect 2 "no --grads\|--grads needs" "$SPIRAL" eval --weights "$w" --text "$dir/spiral.seq.txt" --incremental --grads "$dir/g.st"
+expect 2 "--incremental goes without --grads" "$SPIRAL" eval --weights "$w" --text "$dir/spiral.seq.txt" --incremental --grads "$dir/g.st"
 
 echo "generate.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
