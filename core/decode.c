@@ -15,6 +15,7 @@
 #include "error.h"
 #include "layers.h"
 #include "matmul.h"
+#include "mesh.h"
 #include "reduce.h"
 #include "vec.h"
 
@@ -65,7 +66,8 @@ static size_t decoder_layout(Decoder *dec, const SpiralConfig *cfg, int capacity
         dec->levels[t].delta = delta;
         dec->levels[t].coef = coef;
     }
-    real **rows_d[] = {&dec->h0, &dec->h, &dec->z, &dec->work, &dec->xn, &dec->q, &dec->att};
+    real **rows_d[] = {&dec->h0, &dec->h, &dec->z, &dec->work, &dec->xn, &dec->q, &dec->att,
+                       &dec->e};
     real **rows_f[] = {&dec->a, &dec->c, &dec->m};
     for (size_t r = 0; r < sizeof rows_d / sizeof rows_d[0]; r++) {
         *rows_d[r] = carve(&carver, d);
@@ -73,6 +75,13 @@ static size_t decoder_layout(Decoder *dec, const SpiralConfig *cfg, int capacity
     for (size_t r = 0; r < sizeof rows_f / sizeof rows_f[0]; r++) {
         *rows_f[r] = carve(&carver, f);
     }
+    size_t S = cfg->topology == TOPOLOGY_MESH ? (size_t)cfg->mesh_slots : 0;
+    for (int b = 0; b < 2; b++) {
+        dec->mesh_mem[b] = carve(&carver, S * d);
+        dec->mesh_k[b] = carve(&carver, S ? d : 0);
+    }
+    dec->mesh_w = carve(&carver, S);
+    dec->mesh_r = carve(&carver, S);
     dec->scores = carve(&carver, cap);
     dec->logits = carve(&carver, V);
     return carver.used;
@@ -238,20 +247,36 @@ static void core_step(Decoder *dec, DecodeLevel *level, int j, int pos) {
         layer_step(dec, dec->z, &level->core[l], j, pos, &model->w.loop[l]);
 }
 
+/* Topology mesh, iteration t of one token: dec->h holds h(t) + e (z~ at
+ * full resolution) and becomes h(t+1), read from the token's memory after
+ * e = dec->e is written to it (mesh.h at B = L = 1). */
+static void mesh_step(Decoder *dec, int t) {
+    const Model *model = dec->model;
+    const SpiralConfig *cfg = &model->cfg;
+    int now = (t + 1) % 2, before = t % 2;
+    mesh_forward(dec->h, dec->mesh_mem[now], dec->mesh_k[now], dec->mesh_w, dec->mesh_r, dec->e,
+                 t > 0 ? dec->mesh_mem[before] : NULL, dec->h0,
+                 t > 0 ? dec->mesh_k[before] : NULL, &model->w.mesh[t], 1, 1, cfg->d_model,
+                 cfg->mesh_slots);
+}
+
 /* Iteration t for the token at position p: dec->h = h(t)_p -> h(t+1)_p. */
 static void level_step(Decoder *dec, int t, int p) {
     const Model *model = dec->model;
     const SpiralConfig *cfg = &model->cfg;
     DecodeLevel *level = &dec->levels[t];
     int d = cfg->d_model, g = level->geo.g, w = level->geo.w, s = level->geo.s;
-    int residual = cfg->topology == TOPOLOGY_RESIDUAL;
+    int topology = cfg->topology;
     size_t bytes = (size_t)d * sizeof(real);
     if (level->full_resolution) {
-        /* z = h(t)_p; residual: h(t+1) = z~; anchor: h(t+1) = h(0) + z~ */
+        /* z = h(t)_p; residual: h(t+1) = z~; anchor: h(0) + z~; mesh: z~
+         * corrected by the memory, with e = z~ - z */
         memcpy(dec->z, dec->h, bytes);
         core_step(dec, level, p, p);
+        if (topology == TOPOLOGY_MESH) vec_sub(dec->e, dec->z, dec->h, (size_t)d);
         memcpy(dec->h, dec->z, bytes);
-        if (!residual) vec_add(dec->h, dec->h0, (size_t)d);
+        if (topology == TOPOLOGY_ANCHOR) vec_add(dec->h, dec->h0, (size_t)d);
+        if (topology == TOPOLOGY_MESH) mesh_step(dec, t);
         return;
     }
     memcpy(level->members + (size_t)((p + w) % g) * d, dec->h, bytes);
@@ -263,25 +288,30 @@ static void level_step(Decoder *dec, int t, int p) {
         real *delta = level->delta + (size_t)j * d;
         memcpy(delta, dec->z, bytes);
         core_step(dec, level, j, p);
-        /* delta = z~ - z (residual) or z~ (anchor) */
-        if (residual)
+        /* delta = z~ - z (residual, mesh) or z~ (anchor) */
+        if (topology != TOPOLOGY_ANCHOR)
             vec_sub(delta, dec->z, delta, (size_t)d);
         else
             memcpy(delta, dec->z, bytes);
         if (cfg->up == UP_ALLOC)
             chunk_alloc(level->coef + (size_t)j * g, delta, model->w.up_alloc[t], g, d);
     }
-    /* h(t+1) = base + u_{p-s}, base = h(t) (residual) or h(0) (anchor) */
-    if (!residual) memcpy(dec->h, dec->h0, bytes);
-    if (p < s) return;
-    int src = p - s, j = (src + w) / g, slot = (src + w) % g;
-    const real *delta = level->delta + (size_t)j * d;
-    if (cfg->up == UP_COPY) {
-        for (int k = 0; k < d; k++) dec->h[k] += delta[k];
-    } else {
-        real coef = level->coef[(size_t)j * g + slot];
-        for (int k = 0; k < d; k++) dec->h[k] += coef * delta[k];
+    /* e = u_{p-s} (0 for p < s); h(t+1) = base + e, base = h(0) (anchor)
+     * or h(t); mesh then corrects it by the memory */
+    memset(dec->e, 0, bytes);
+    if (p >= s) {
+        int src = p - s, j = (src + w) / g, slot = (src + w) % g;
+        const real *delta = level->delta + (size_t)j * d;
+        if (cfg->up == UP_COPY) {
+            memcpy(dec->e, delta, bytes);
+        } else {
+            real coef = level->coef[(size_t)j * g + slot];
+            for (int k = 0; k < d; k++) dec->e[k] = coef * delta[k];
+        }
     }
+    if (topology == TOPOLOGY_ANCHOR) memcpy(dec->h, dec->h0, bytes);
+    vec_add(dec->h, dec->e, (size_t)d);
+    if (topology == TOPOLOGY_MESH) mesh_step(dec, t);
 }
 
 /* The logits (V) of the coda's output h (d). */
@@ -348,12 +378,12 @@ int decoder_prefill(Decoder *dec, const int *tokens, int n) {
         /* the open chunk's members: h(t) of the last g tokens, by slot */
         for (int i = n - g < 0 ? 0 : n - g; i < n; i++)
             memcpy(level->members + (size_t)((i + w) % g) * d, it->h_in + (size_t)i * d, bytes);
-        /* delta_j = z~_j - z_j (residual) or z~_j (anchor) of the closed chunks */
+        /* delta_j = z~_j - z_j (residual, mesh) or z~_j (anchor) of the closed chunks */
         const real *z_out = cfg->n_loop > 0 ? it->layers[cfg->n_loop - 1].out : it->z;
         for (int j = 0; j < closed; j++) {
             real *delta = level->delta + (size_t)j * d;
             const real *zo = z_out + (size_t)j * d;
-            if (cfg->topology == TOPOLOGY_RESIDUAL)
+            if (cfg->topology != TOPOLOGY_ANCHOR)
                 vec_sub(delta, zo, it->z + (size_t)j * d, (size_t)d);
             else
                 memcpy(delta, zo, bytes);
@@ -381,6 +411,7 @@ double decoder_step_flops(const SpiralConfig *cfg, int p) {
     for (int t = 0; t < cfg->n_iters; t++) {
         const IterSpec *spec = &cfg->schedule[t];
         int g = spec->g, w = spec->offset;
+        if (cfg->topology == TOPOLOGY_MESH) flops += 8.0 * cfg->mesh_slots * d; /* cost.h */
         if (g == 1 && spec->shift == 0) {
             flops += cfg->n_loop * layer_step_flops(cfg, p + 1);
             continue;

@@ -11,7 +11,9 @@
  * slots) is stored. Token i then takes e_i = u_{i-s} from the stored
  * update of an already closed chunk (s >= g - 1), so the tokens between
  * closes do no core work at that level. A partial chunk at the end of the
- * text never reaches a logit. The logits equal model_forward's, token for
+ * text never reaches a logit. Under topology mesh the memory slots are per
+ * token: the token writes e(t) into its own slots and reads h(t+1) from
+ * them (core/mesh.h at one token), nothing crosses tokens. The logits equal model_forward's, token for
  * token.
  *
  * A prompt may be prefilled with one full forward pass (model_forward), its
@@ -49,6 +51,11 @@ typedef struct {
     KVCache *pre, *post;       /* n_pre, n_post caches, capacity rows each */
     DecodeLevel levels[SPIRAL_MAX_ITERS];
     real *h0, *h, *z, *work;   /* (d) each: h(0), the state, a latent, a residual stream */
+    real *e;                   /* (d) the token's update e(t) (topology mesh) */
+    /* topology mesh (S = mesh_slots), the token's own memory, else unused:
+     * slots (S, d) and read correction K (d) after iterations t - 1 and t,
+     * at [t % 2] and [(t + 1) % 2]; write and read weights (S) */
+    real *mesh_mem[2], *mesh_k[2], *mesh_w, *mesh_r;
     real *xn, *q, *att;        /* (d) each: one layer's row */
     real *a, *c, *m;           /* (F) each */
     real *scores;              /* (capacity) attention weights of one head */

@@ -1,9 +1,9 @@
 #!/bin/sh
 # spiral generate and spiral eval --incremental end to end:
-#  - a tiny byte-level spiral model trained a few steps: greedy decoding
-#    (--temperature 0) reproduces itself, and each greedy token is the
-#    argmax of the full forward pass's logits at its position (spiral eval
-#    --logits on prompt + continuation);
+#  - tiny byte-level spiral models (residual, and mesh) trained a few
+#    steps: greedy decoding (--temperature 0) reproduces itself, and each
+#    greedy token is the argmax of the full forward pass's logits at its
+#    position (spiral eval --logits on prompt + continuation);
 #  - --out's log-probabilities equal log softmax of those full-pass logits;
 #  - sampling with a seed is reproducible, another seed gives another text;
 #  - eval --incremental gives the loss and logits of the full pass;
@@ -48,7 +48,13 @@ cat > "$dir/looped.json" <<JSON
  "train": {"dataset": "dyck", "seq_len": 48, "batch_size": 4, "steps": 5, "eval_every": 0,
            "checkpoint_every": 5}}
 JSON
-for kind in spiral looped; do
+cat > "$dir/mesh.json" <<JSON
+{"model": {"vocab_size": 256, "d_model": 32, "n_heads": 2, "d_ff": 48, "topology": "mesh",
+           "mesh_slots": 3, "schedule": [{"g": 4, "offset": 2}, {"g": 2, "shift": 3}, 1]},
+ "train": {"dataset": "txt", "seq_len": 64, "batch_size": 4, "steps": 30, "lr": 0.01,
+           "eval_every": 0, "checkpoint_every": 30}}
+JSON
+for kind in spiral looped mesh; do
     "$SPIRAL" train --config "$dir/$kind.json" --store "$dir/s.db" --quiet >/dev/null 2>&1 || fail "train $kind"
 done
 # the weights file of a run's last checkpoint
@@ -95,6 +101,7 @@ assert abs(a - b) < 1e-5, (a, b)
 PY
 }
 check_greedy spiral
+check_greedy mesh
 
 # eval --incremental on a run's checkpoint, also under another schedule
 # (test-time depth): the full pass's loss

@@ -1,6 +1,7 @@
 /*
  * test_decode.c: incremental decoding (core/decode.h) against the full
- * forward pass, for every kind and option of tests/fixtures.h (random
+ * forward pass, for every kind and option of tests/fixtures.h, topology
+ * mesh included (random
  * weights, so selfagg scores and alloc weights are non-zero and every path
  * matters):
  *
@@ -193,8 +194,9 @@ static void check_errors(Model *model) {
 }
 
 int main(int argc, char **argv) {
-    Fixture fixtures[FIXTURE_COUNT];
+    Fixture fixtures[FIXTURE_COUNT + FIXTURE_MESH_COUNT];
     int n = fixtures_all(fixtures);
+    n += fixtures_mesh(fixtures + n);
     for (int f = 0; f < n; f++) {
         Model model;
         if (model_build(&model, &fixtures[f].cfg)) {
