@@ -31,7 +31,8 @@
  * Threads: spiral's pool (SPIRAL_THREADS, default every core), OpenBLAS one
  * thread per call. Other processes on the machine slow every number here;
  * the ratios are taken between measurements made minutes apart at most.
- * Took 7 minutes on a 2-core machine loaded by other builds. No arguments.
+ * About a minute on 2 quiet cores (7 minutes while other builds loaded
+ * them). No arguments.
  */
 #include <math.h>
 #include <stdio.h>
