@@ -26,7 +26,7 @@ LIB_SRC  := $(wildcard base/*.c core/*.c data/*.c probes/*.c analysis/*.c report
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 # Tests also built against the double-precision library (tight tolerances).
-TESTS_F64 := $(basename $(notdir $(wildcard tests/test_layers.c tests/test_gradcheck.c)))
+TESTS_F64 := $(basename $(notdir $(wildcard tests/test_layers.c tests/test_gradcheck.c tests/test_decode.c)))
 
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/f32/%.o)
 LIB_OBJ_F64 := $(LIB_SRC:%.c=$(BUILD)/f64/%.o)

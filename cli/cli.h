@@ -16,6 +16,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_data(int argc, char **argv);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "decode_eval.h"
 #include "depth.h"
 #include "eval.h"
 #include "eval_run.h"
@@ -17,7 +18,7 @@ static const char *help =
     "                   (--text FILE | --tokens FILE) [--schedule 8,4,2,1,1]\n"
     "                   [--ablate T | --ablate-level G] [--ablate-mode zero|mean]\n"
     "                   [--patch T --source FILE [--positions A:B]]\n"
-    "                   [--logits OUT.npy] [--grads OUT.safetensors]\n"
+    "                   [--logits OUT.npy] [--grads OUT.safetensors] [--incremental]\n"
     "       spiral eval --store S.db --run RUN [--step N] [--per-position]\n"
     "\n"
     "Reads one sequence of N tokens (the bytes of a text file, or a\n"
@@ -26,6 +27,10 @@ static const char *help =
     "  --logits  writes the (N-1, V) float32 logits as a NumPy .npy file\n"
     "  --grads   writes the gradient of the mean loss for every parameter,\n"
     "            under the parameter's own tensor name\n"
+    "  --incremental  scores token by token through the incremental decoder\n"
+    "            (as 'spiral generate' runs) instead of one forward pass: the\n"
+    "            same loss and logits up to float rounding (no --grads, no\n"
+    "            interventions)\n"
     "  --run     the model of a trained run of the store: its last checkpoint,\n"
     "            or with --step N its checkpoint at or before step N\n"
     "  --schedule  test-time depth: run the same weights with these chunk sizes\n"
@@ -78,7 +83,7 @@ int cmd_eval(int argc, char **argv) {
     const char *run = NULL, *store_path = NULL, *step_text = NULL, *schedule_text = NULL;
     const char *ablate_text = NULL, *level_text = NULL, *mode_text = NULL, *patch_text = NULL;
     const char *source_path = NULL, *positions_text = NULL;
-    int per_position = 0;
+    int per_position = 0, incremental = 0;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -100,6 +105,7 @@ int cmd_eval(int argc, char **argv) {
         {"--patch", &patch_text, NULL},
         {"--source", &source_path, NULL},
         {"--positions", &positions_text, NULL},
+        {"--incremental", NULL, &incremental},
     };
     if (cli_parse_options("eval", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
@@ -118,6 +124,9 @@ int cmd_eval(int argc, char **argv) {
             return cli_usage_error("eval", "--run without --text/--tokens scores a run's "
                                            "validation windows; --logits, --grads, --schedule "
                                            "and interventions go with a sequence");
+        if (incremental)
+            return cli_usage_error("eval", "--incremental goes with a sequence (--text or "
+                                           "--tokens)");
         return eval_run_command(store_path, run, step, per_position);
     }
     if (per_position)
@@ -141,7 +150,12 @@ int cmd_eval(int argc, char **argv) {
     if (source_path && !patch_text) return cli_usage_error("eval", "--source goes with --patch");
     options.source_path = source_path;
     EvalResult result;
-    if (eval_sequence(&options, &result)) return cli_fail("eval");
+    if (incremental && (grads_path || options.intervention.kind != INTERVENE_NONE))
+        return cli_usage_error("eval", "--incremental goes without --grads and interventions");
+    Progress progress = cli_progress(incremental);
+    if (incremental ? eval_sequence_incremental(&options, &progress, &result)
+                    : eval_sequence(&options, &result))
+        return cli_fail("eval");
     if (run) printf("run %s, checkpoint of step %lld, %d iterations\n", run, result.step,
                     result.n_iters);
     printf("loss %.6f nats over %d predictions (perplexity %.4f, %.4f bits/token)\n", result.loss,

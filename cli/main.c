@@ -17,6 +17,7 @@ static const char *usage =
     "  info   parameter and analytic FLOP counts of a configuration, per block\n"
     "  init   write freshly initialized weights (safetensors)\n"
     "  eval   mean next-token cross-entropy of one sequence; logits and gradients\n"
+    "  generate continue a prompt token by token (incremental decoding)\n"
     "  data   make, list and show datasets (synthetic languages, text, KJV Bible)\n"
     "  train  train a run on a dataset of the store; resume an interrupted run\n"
     "  runs   list the store's runs (kind, status, step, losses); delete one\n"
@@ -45,6 +46,7 @@ typedef struct {
 
 static const Command commands[] = {
     {"info", cmd_info},       {"init", cmd_init},       {"eval", cmd_eval},
+    {"generate", cmd_generate},
     {"data", cmd_data},       {"train", cmd_train},     {"runs", cmd_runs},
     {"record", cmd_record},   {"export", cmd_export},   {"sweep", cmd_sweep},
     {"probe", cmd_probe},     {"analyze", cmd_analyze}, {"compare", cmd_compare},

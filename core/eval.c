@@ -17,9 +17,7 @@
 #include "store.h"
 #include "tokens.h"
 
-/* Loads the model of the options: a weights file or a run's checkpoint,
- * then, with a schedule, the same weights under that schedule. */
-static int load_model(const EvalOptions *options, Model *model, long long *step) {
+int eval_load_model(const EvalOptions *options, Model *model, long long *step) {
     Model trained = {0};
     int status = -1;
     *step = 0;
@@ -116,7 +114,7 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
     const char *source = text_path ? text_path : tokens_path;
     memset(result, 0, sizeof *result);
 
-    if (load_model(options, &model, &result->step)) goto done;
+    if (eval_load_model(options, &model, &result->step)) goto done;
     const SpiralConfig cfg = model.cfg;
     if (text_path ? tokens_read_text(text_path, &tokens, &count)
                   : tokens_read_u16(tokens_path, &tokens, &count))

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "intervene.h"
+#include "model.h"
 
 typedef struct {
     const char *weights_path;  /* the model (safetensors), or */
@@ -43,6 +44,12 @@ typedef struct {
     int n_iters;               /* iterations run */
     double clean_loss;         /* with an intervention: the loss without it */
 } EvalResult;
+
+/* Loads the model of the options: a weights file or a run's checkpoint,
+ * then, with a schedule, the same weights under that schedule. *step gets
+ * the run's checkpoint step (0 for a weights file). Returns 0 or -1; on -1
+ * *model holds nothing to free beyond model_free. */
+int eval_load_model(const EvalOptions *options, Model *model, long long *step);
 
 /* Runs the model on the first N - 1 tokens of the sequence and scores each
  * next token (N >= 2, N - 1 <= 2^20). Returns 0, or -1 with an error naming
