@@ -5,7 +5,10 @@
 #ifndef SPIRAL_CLI_H
 #define SPIRAL_CLI_H
 
+#include <stddef.h>
+
 #include "progress.h"
+#include "store.h"
 
 /* Each subcommand: argv[0] is the subcommand's name. Returns the exit code
  * (0 success, 1 failure reported on stderr, 2 usage error). */
@@ -58,6 +61,30 @@ int cli_usage_error(const char *command, const char *fmt, ...)
  * bar on a terminal, a line every 10 s otherwise. enabled = 0 gives a
  * Progress that shows nothing (--quiet). */
 Progress cli_progress(int enabled);
+
+/* Defaults for options left out, from what the store holds (options.c).
+ * Where the store offers exactly one choice it is taken and named on
+ * stderr ("spiral probe: --data not given; using dyck, ..."); with none or
+ * several, an error lists them and asks for the option. Both return 0, or
+ * 1 after printing the error. */
+
+/* The names a recording default settles on (copies, for the command's
+ * lifetime). */
+typedef struct {
+    char run[128], data[128];
+} CliChosen;
+
+/* --data and --run of a command that reads the recording of (run, data,
+ * split): *data from the datasets that hold recordings of the named runs
+ * (run_text: a name or a comma list; NULL: any run) on split, then, when
+ * run_text is NULL, *run_text from the runs recorded on that dataset.
+ * Values already given are kept. */
+int cli_default_recording(const char *command, Store *store, const char *split,
+                          const char **run_text, const char **data, CliChosen *chosen);
+
+/* --runs of `spiral compare`: every run of the store when they all train
+ * on one dataset, comma-separated into out (size bytes). */
+int cli_default_runs(const char *command, const char *store_path, char *out, size_t size);
 
 /* 1 if argv has -h or --help. */
 int cli_wants_help(int argc, char **argv);

@@ -13,7 +13,7 @@
 #include "store.h"
 
 static const char *help =
-    "usage: spiral analyze --run RUN[,RUN...] --data DATASET --store S.db [--split test]\n"
+    "usage: spiral analyze --store S.db [--run RUN[,RUN...]] [--data DATASET] [--split test]\n"
     "                      [--fraction 0.4] [--select-by distance|entropy]\n"
     "                      [--measure range|stddev] [--max-sequences N] [--max-rows 16384]\n"
     "                      [--resamples 1000] [--seed 1] [--quiet]\n"
@@ -35,7 +35,10 @@ static const char *help =
     "  across     with several runs recorded on the same windows: CKA between\n"
     "             each pair of runs' iteration states.\n"
     "Every recorded sequence is used unless --max-sequences limits it. The report\n"
-    "goes to stdout, progress to stderr.\n";
+    "goes to stdout, progress to stderr.\n"
+    "Without --data (--run), the only dataset with a recording of the runs (the\n"
+    "only run recorded on DATASET) on the split is used, and named on stderr;\n"
+    "with several, the error lists them.\n";
 
 /* Splits "a,b,c" into at most max names (pointers into buffer). */
 static int split_names(char *buffer, const char **names, int max) {
@@ -77,8 +80,7 @@ int cmd_analyze(int argc, char **argv) {
         return 2;
     Progress progress = cli_progress(!quiet);
     options.progress = &progress;
-    if (!runs_text || !data || !store_path)
-        return cli_usage_error("analyze", "--run, --data and --store are required");
+    if (!store_path) return cli_usage_error("analyze", "--store is required");
     if (fraction_text) {
         char *end;
         options.fraction = strtod(fraction_text, &end);
@@ -108,14 +110,21 @@ int cmd_analyze(int argc, char **argv) {
         if (cli_parse_long("--seed", seed_text, 0, 2147483647, &v)) return 2;
         options.seed = (unsigned long)v;
     }
+    Store store;
+    if (store_open(&store, store_path, 0)) return cli_fail("analyze");
+    CliChosen chosen;
+    if (cli_default_recording("analyze", &store, options.split, &runs_text, &data, &chosen)) {
+        store_close(&store);
+        return 1;
+    }
     char names_buffer[4096];
     const char *names[64];
     snprintf(names_buffer, sizeof names_buffer, "%s", runs_text);
     int n_runs = split_names(names_buffer, names, 64);
-    if (n_runs < 1) return cli_usage_error("analyze", "--run: expected 1 to 64 comma-separated run names");
-
-    Store store;
-    if (store_open(&store, store_path, 0)) return cli_fail("analyze");
+    if (n_runs < 1) {
+        store_close(&store);
+        return cli_usage_error("analyze", "--run: expected 1 to 64 comma-separated run names");
+    }
     AnalyzeSummary summary;
     int status = analyze_runs(&store, names, n_runs, data, &options, stdout, &summary);
     for (int i = 0; !quiet && i < summary.n_runs; i++)

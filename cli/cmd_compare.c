@@ -13,7 +13,7 @@
 #include "store.h"
 
 static const char *help =
-    "usage: spiral compare --store S.db --runs RUN[,RUN...] [--at-tokens N] [--at-flops F]\n"
+    "usage: spiral compare --store S.db [--runs RUN[,RUN...]] [--at-tokens N] [--at-flops F]\n"
     "                      [--interpolate] [--group-by config|none] [--csv FILE]\n"
     "\n"
     "Prints, per run: kind, parameters (total and non-embedding, at the run's\n"
@@ -42,7 +42,9 @@ static const char *help =
     "none: every run alone), reported as the mean and a 95% t-interval over\n"
     "the seeds; groups whose non-embedding parameters agree within 5% are\n"
     "listed together as an equal-parameter set. --csv writes the same numbers,\n"
-    "one line per run and per group, with how each value was read.\n";
+    "one line per run and per group, with how each value was read. Without\n"
+    "--runs, every run of the store is compared when they all train on one\n"
+    "dataset.\n";
 
 /* Parses a budget > 0 for option name (a number such as 1e10). */
 static int parse_budget(const char *name, const char *text, double *out) {
@@ -72,7 +74,10 @@ int cmd_compare(int argc, char **argv) {
     };
     if (cli_parse_options("compare", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
-    if (!store_path || !runs_text) return cli_usage_error("compare", "--store and --runs are required");
+    if (!store_path) return cli_usage_error("compare", "--store is required");
+    char default_runs[8192];
+    if (!runs_text && cli_default_runs("compare", store_path, default_runs, sizeof default_runs)) return 1;
+    if (!runs_text) runs_text = default_runs;
     CompareOptions options;
     compare_options_default(&options);
     if (!strcmp(group_by, "none")) options.group_by_config = 0;

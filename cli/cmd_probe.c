@@ -19,7 +19,7 @@
 #define MAX_LABELS 256
 
 static const char *help =
-    "usage: spiral probe --run RUN --data DATASET --store S.db --label a,b[,gen.lag1,...]\n"
+    "usage: spiral probe --store S.db --label a,b[,gen.lag1,...] [--run RUN] [--data DATASET]\n"
     "                    [--split test] [--seed 1] [--max-examples 20000]\n"
     "                    [--controls all|none|LIST] [--top 16] [--threads N]\n"
     "                    [--replace] [--quiet]\n"
@@ -31,6 +31,9 @@ static const char *help =
     "(probe_results, probe_summaries). Sequences are split 60/20/20 into\n"
     "train, validation and test; accuracy has a 95% bootstrap interval over\n"
     "test sequences. A latent row takes the label of its chunk's last token.\n"
+    "Without --data (--run), the only dataset with a recording of RUN (the only\n"
+    "run recorded on DATASET) on the split is used, and named on stderr; with\n"
+    "several, the error lists them.\n"
     "\n"
     "Labels: the dataset's (--label all: every one of them), or generic ones\n"
     "for any corpus: gen.lagK (the token K positions back, gen.lag0 the token\n"
@@ -153,8 +156,8 @@ int cmd_probe(int argc, char **argv) {
     if (cli_parse_options("probe", argc, argv, table, (int)(sizeof table / sizeof table[0]),
                           NULL))
         return 2;
-    if (!run || !data || !store_path || !label_text)
-        return cli_usage_error("probe", "--run, --data, --store and --label are required");
+    if (!store_path || !label_text)
+        return cli_usage_error("probe", "--store and --label are required");
     long v;
     if (seed_text) {
         if (cli_parse_long("--seed", seed_text, 0, 2147483647L, &v)) return 2;
@@ -189,6 +192,11 @@ int cmd_probe(int argc, char **argv) {
 
     Store store;
     if (store_open(&store, store_path, 0)) return cli_fail("probe");
+    CliChosen chosen;
+    if (cli_default_recording("probe", &store, options.split, &run, &data, &chosen)) {
+        store_close(&store);
+        return 1;
+    }
     char buffer[4096];
     const char *labels[MAX_LABELS];
     int n_labels = 0, status = 1;

@@ -59,6 +59,7 @@ void record_options_default(RecordOptions *o) {
 /* What a recording works with: the run, its model and the windows. */
 typedef struct {
     RunRow run;
+    const char *dataset_name;
     SpiralConfig cfg;
     Dataset ds;
     long long dataset_id, checkpoint_step;
@@ -197,6 +198,7 @@ static int load_job(Store *store, const char *run_name, const char *dataset_name
     if (split < 0) return spiral_error("--split: expected train, val, test or test_ood, got '%s'", o->split);
     if (o->n_sequences < 1 || o->batch_size < 1) return spiral_error("--sequences and --batch must be >= 1");
     if (store_run_find(store, run_name, &job->run)) return -1;
+    job->dataset_name = dataset_name;
     char source[1400];
     TrainConfig tcfg;
     snprintf(source, sizeof source, "%s: run %s", store->path, run_name);
@@ -257,6 +259,7 @@ static int open_recording(Store *store, const RecordJob *job, const RecordOption
         return spiral_error("out of memory preparing the recording");
     RecordingSettings settings = {
         .run_id = job->run.id, .dataset_id = job->dataset_id, .run_name = job->run.name,
+        .dataset_name = job->dataset_name,
         .split = o->split, .seq_len = L, .n_sequences = job->n, .d_model = cfg->d_model,
         .f16 = o->f16, .checkpoint_step = job->checkpoint_step,
         .n_distances = with_attention ? o->n_distances : 0, .distances = o->distances};

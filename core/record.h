@@ -22,7 +22,10 @@
  *
  * Writes are one transaction per batch of sequences, so a killed recording
  * leaves whole sequences only, and running it again records just the
- * missing ones. The recording checkpoints the WAL every 256 MiB of states
+ * missing ones. One process at a time writes a recording: a second
+ * `spiral record` of the same run, dataset and split fails at once naming
+ * the first (data/recording_store.h, ownership), and a recording whose
+ * writer was killed reads as 'interrupted'. The recording checkpoints the WAL every 256 MiB of states
  * and at the end, so a finished recording is in the database file, fsynced
  * (unless another connection is reading or checkpointing the log just then;
  * a later checkpoint copies what is left). The tables and every SQL

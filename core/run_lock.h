@@ -1,10 +1,9 @@
 /*
  * run_lock.h: one process at a time trains a run.
  *
- * The trainer holds an advisory lock (flock) on LOCK in the run's
- * checkpoint folder for as long as it runs. The kernel drops the lock when
- * the process ends, however it ends (SIGKILL included), so a lock never
- * outlives its owner and needs no cleaning up. A second `spiral train` of
+ * The trainer holds the owner lock (base/owner_lock.h) of LOCK in the run's
+ * checkpoint folder for as long as it runs; the kernel drops it when the
+ * process ends, however it ends (SIGKILL included). A second `spiral train` of
  * the same run, or of another run pointed at the same checkpoint folder,
  * fails at once with an error naming the owner's pid and run.
  */
@@ -13,10 +12,9 @@
 
 #include <stddef.h>
 
-typedef struct {
-    int held;          /* 1 while the lock is ours */
-    int fd;            /* the open LOCK file */
-} RunLock;
+#include "owner_lock.h"
+
+typedef OwnerLock RunLock;
 
 /* Takes the lock of folder `dir` (which must exist) for run `run_name`.
  * Returns 0, or -1 with spiral_error naming the process that holds it. */

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "recording_store.h"
 
 struct AnalysisWriter {
     Store *store;
@@ -128,7 +129,7 @@ int analysis_writer_end(AnalysisWriter *w, int status) {
 int analysis_store_recording_meta(Store *store, long long recording_id, int *distances, int max,
                                   int *n_distances, char *status, size_t status_size) {
     sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(store->db, "SELECT distances, status FROM recordings WHERE id=?", -1, &stmt,
+    if (sqlite3_prepare_v2(store->db, "SELECT distances, status, run_id, dataset_id, split FROM recordings WHERE id=?", -1, &stmt,
                            NULL) != SQLITE_OK)
         return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
     sqlite3_bind_int64(stmt, 1, recording_id);
@@ -137,6 +138,8 @@ int analysis_store_recording_meta(Store *store, long long recording_id, int *dis
     if (found) {
         snprintf(text, sizeof text, "%s", (const char *)sqlite3_column_text(stmt, 0));
         snprintf(status, status_size, "%s", (const char *)sqlite3_column_text(stmt, 1));
+        recording_shown_status(store, sqlite3_column_int64(stmt, 2), sqlite3_column_int64(stmt, 3),
+                               (const char *)sqlite3_column_text(stmt, 4), status, status_size);
     }
     sqlite3_finalize(stmt);
     if (!found) return spiral_error("%s: recording %lld vanished", store->path, recording_id);

@@ -62,7 +62,52 @@ int recording_find(Store *store, const char *run_name, const char *dataset_name,
     if (!found)
         return spiral_error("%s: run %s has no recording on dataset %s (split %s); make one with "
                             "'spiral record'", store->path, run_name, dataset_name, split);
+    recording_shown_status(store, info->run_id, info->dataset_id, info->split, info->status,
+                           sizeof info->status);
     return parse_distances(store, info, distances);
+}
+
+int recording_list(Store *store, const char *split, RecordingListRow **rows, int *n) {
+    sqlite3_stmt *stmt;
+    *rows = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(store->db,
+                           "SELECT r.id, runs.name, d.name, r.split, r.status, r.run_id, r.dataset_id"
+                           " FROM recordings r JOIN runs ON runs.id = r.run_id"
+                           " JOIN datasets d ON d.id = r.dataset_id"
+                           " WHERE ?1 IS NULL OR r.split = ?1 ORDER BY runs.name, d.name, r.split",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
+    if (split) sqlite3_bind_text(stmt, 1, split, -1, SQLITE_STATIC);
+    int capacity = 0, status = 0, rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (*n == capacity) {
+            capacity = capacity ? 2 * capacity : 16;
+            RecordingListRow *grown = realloc(*rows, (size_t)capacity * sizeof *grown);
+            if (!grown) {
+                status = spiral_error("out of memory listing recordings");
+                break;
+            }
+            *rows = grown;
+        }
+        RecordingListRow *row = &(*rows)[(*n)++];
+        row->id = sqlite3_column_int64(stmt, 0);
+        snprintf(row->run, sizeof row->run, "%s", (const char *)sqlite3_column_text(stmt, 1));
+        snprintf(row->dataset, sizeof row->dataset, "%s", (const char *)sqlite3_column_text(stmt, 2));
+        snprintf(row->split, sizeof row->split, "%s", (const char *)sqlite3_column_text(stmt, 3));
+        snprintf(row->status, sizeof row->status, "%s", (const char *)sqlite3_column_text(stmt, 4));
+        recording_shown_status(store, sqlite3_column_int64(stmt, 5), sqlite3_column_int64(stmt, 6),
+                               row->split, row->status, sizeof row->status);
+    }
+    if (status == 0 && rc != SQLITE_DONE)
+        status = spiral_error("%s: listing recordings: %s", store->path, sqlite3_errmsg(store->db));
+    sqlite3_finalize(stmt);
+    if (status) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return status;
 }
 
 int recording_read_state(Store *store, const RecordingInfo *info, int seq, int step,

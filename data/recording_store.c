@@ -10,8 +10,11 @@
  */
 #include "recording_store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -140,12 +143,48 @@ static void finalize_statements(RecordingWriter *w) {
     w->delete_states = w->delete_attention = NULL;
 }
 
+void recording_lock_path(const Store *store, long long run_id, long long dataset_id,
+                         const char *split, char *out, size_t size) {
+    snprintf(out, size, "%s-locks/recording-%lld-%lld-%s", store->path, run_id, dataset_id, split);
+}
+
+void recording_shown_status(const Store *store, long long run_id, long long dataset_id,
+                            const char *split, char *status, size_t size) {
+    if (strcmp(status, "running") != 0) return;
+    char path[1300];
+    recording_lock_path(store, run_id, dataset_id, split, path, sizeof path);
+    if (!owner_lock_probe(path, NULL, 0)) snprintf(status, size, "interrupted");
+}
+
+/* Takes the owner lock of s's recording (creating the lock folder), or
+ * fails naming the process that holds it. */
+static int take_owner_lock(RecordingWriter *w, Store *store, const RecordingSettings *s) {
+    char folder[1100], path[1300], owner[400], holder[400];
+    snprintf(folder, sizeof folder, "%s-locks", store->path);
+    if (mkdir(folder, 0755) != 0 && errno != EEXIST)
+        return spiral_error("%s: cannot create the folder of recording locks: %s", folder,
+                            strerror(errno));
+    recording_lock_path(store, s->run_id, s->dataset_id, s->split, path, sizeof path);
+    snprintf(owner, sizeof owner, "pid %ld, recording run %s on dataset %s (%s split)",
+             (long)getpid(), s->run_name, s->dataset_name ? s->dataset_name : "?", s->split);
+    int taken = owner_lock_acquire(&w->lock, path, owner, holder, sizeof holder);
+    if (taken == 1)
+        return spiral_error("the recording of run %s on dataset %s (%s split) is being written "
+                            "by another process (%s); wait for it to finish or stop it, then "
+                            "run the same command again to complete the recording", s->run_name,
+                            s->dataset_name ? s->dataset_name : "?", s->split,
+                            holder[0] ? holder : "owner unknown");
+    return taken;
+}
+
 int recording_writer_open(RecordingWriter *w, Store *store, const RecordingSettings *s,
                           int replace, unsigned char *done) {
     memset(w, 0, sizeof *w);
     w->store = store;
     w->f16 = s->f16;
-    if (find_or_create(store, s, replace, &w->id) || read_done(store, w->id, s->n_sequences, done)) {
+    if (take_owner_lock(w, store, s) || find_or_create(store, s, replace, &w->id) ||
+        read_done(store, w->id, s->n_sequences, done)) {
+        owner_lock_release(&w->lock);
         w->store = NULL;
         return -1;
     }
@@ -160,6 +199,7 @@ int recording_writer_open(RecordingWriter *w, Store *store, const RecordingSetti
                           &w->delete_attention) ||
         store_exec(store, "PRAGMA wal_autocheckpoint=0")) {
         finalize_statements(w);
+        owner_lock_release(&w->lock);
         w->store = NULL;
         return -1;
     }
@@ -168,6 +208,9 @@ int recording_writer_open(RecordingWriter *w, Store *store, const RecordingSetti
 
 int recording_writer_close(RecordingWriter *w, int status) {
     finalize_statements(w);
+    /* the status is written (done, interrupted) before this: readers never
+     * see 'running' without an owner for a recording that ended cleanly */
+    owner_lock_release(&w->lock);
     /* back to SQLite's default, which store_open leaves in place; a failure
      * here matters only if the recording itself succeeded */
     if (status == 0) return store_exec(w->store, "PRAGMA wal_autocheckpoint=1000");

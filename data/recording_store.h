@@ -15,6 +15,14 @@
  * attention statistics are float32 (heads, rows, 2 + n_distances): mean
  * attention distance in tokens, entropy in nats, and the mass beyond each
  * distance of the recording's distances.
+ *
+ * Ownership: the process writing a recording holds its owner lock
+ * (base/owner_lock.h), the file recording-RUN_ID-DATASET_ID-SPLIT in the
+ * folder STORE-locks beside the store, for as long as it writes; the kernel
+ * drops it when the process ends, however it ends. A second writer of the
+ * same (run, dataset, split) fails at once naming the owner, and a recording
+ * whose status says 'running' but whose lock nobody holds (its writer was
+ * killed) is read as 'interrupted'.
  */
 #ifndef SPIRAL_RECORDING_STORE_H
 #define SPIRAL_RECORDING_STORE_H
@@ -22,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "owner_lock.h"
 #include "store.h"
 
 #define RECORD_MAX_DISTANCES 8
@@ -34,7 +43,7 @@
  * settings is replaced only when asked to. */
 typedef struct {
     long long run_id, dataset_id;
-    const char *run_name;     /* for messages */
+    const char *run_name, *dataset_name;  /* for messages */
     const char *split;
     int seq_len, n_sequences, d_model;
     int f16;                  /* states as float16 (else float32) */
@@ -51,10 +60,13 @@ typedef struct {
     int f16;
     sqlite3_stmt *insert_state, *insert_attention, *insert_sequence;
     sqlite3_stmt *delete_states, *delete_attention;
+    OwnerLock lock;           /* the recording's owner lock, held while open */
 } RecordingWriter;
 
-/* Finds the recording of settings' (run, dataset, split) or creates it
- * (status 'running'). An existing recording with other settings is an
+/* Takes the recording's owner lock (an error naming the owner's pid if
+ * another process writes the same run, dataset and split), then finds the
+ * recording of settings' (run, dataset, split) or creates it (status
+ * 'running'). An existing recording with other settings is an
  * error, unless replace: then it is deleted first. done (n_sequences) gets
  * 1 for each sequence already recorded. Prepares the writer's statements
  * and turns SQLite's automatic WAL checkpoints off: the recording runs them
@@ -63,7 +75,8 @@ typedef struct {
 int recording_writer_open(RecordingWriter *writer, Store *store, const RecordingSettings *settings,
                           int replace, unsigned char *done);
 
-/* Finalizes the statements and turns the automatic checkpoints back on.
+/* Finalizes the statements, turns the automatic checkpoints back on and
+ * releases the owner lock.
  * Returns status if it is nonzero (its error message kept), else 0 or -1 if
  * the automatic checkpoints could not be restored. */
 int recording_writer_close(RecordingWriter *writer, int status);
@@ -108,11 +121,23 @@ typedef struct {
     int n_distances;                       /* of the attention statistics */
     int distances[RECORD_MAX_DISTANCES];
     char split[16];
-    char status[16];                       /* "running" or "done" */
+    char status[16];                       /* "running", "interrupted" or "done" */
 } RecordingInfo;
 
-/* Finds the recording of (run, dataset, split). Returns 0, or -1 with an
- * error naming them if there is none. */
+/* The path of the owner lock of the recording of (run_id, dataset_id,
+ * split) into out (size bytes): STORE-locks/recording-RUN-DATASET-SPLIT. */
+void recording_lock_path(const Store *store, long long run_id, long long dataset_id,
+                         const char *split, char *out, size_t size);
+
+/* The status of a recording as readers should see it: the stored status
+ * (in `status`, size bytes), replaced by "interrupted" when it says
+ * "running" and no live process holds the recording's owner lock. */
+void recording_shown_status(const Store *store, long long run_id, long long dataset_id,
+                            const char *split, char *status, size_t size);
+
+/* Finds the recording of (run, dataset, split), its status as shown
+ * (recording_shown_status). Returns 0, or -1 with an error naming them if
+ * there is none. */
 int recording_find(Store *store, const char *run_name, const char *dataset_name,
                    const char *split, RecordingInfo *info);
 
@@ -124,6 +149,17 @@ int recording_read_state(Store *store, const RecordingInfo *info, int seq, int s
 
 /* The dataset token index of each of the seq_len tokens of sequence seq. */
 int recording_read_token_index(Store *store, const RecordingInfo *info, int seq, size_t *index);
+
+/* One recording as listed: names, split and shown status. */
+typedef struct {
+    long long id;
+    char run[128], dataset[128], split[16], status[16];
+} RecordingListRow;
+
+/* Every recording of the store on `split` (every split if NULL), by run
+ * then dataset name: *rows (malloc'd, NULL when none; the caller frees it)
+ * and *n. Returns 0 or -1. */
+int recording_list(Store *store, const char *split, RecordingListRow **rows, int *n);
 
 /* One recorded site: a state every recorded sequence has. */
 typedef struct {

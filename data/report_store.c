@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "grow.h"
+#include "recording_store.h"
 
 /* Fails with the store's message. */
 static int read_fail(Store *store, const char *what) {
@@ -102,7 +103,7 @@ int report_store_recording(Store *store, long long run_id, const char *split, lo
     *found = 0;
     sqlite3_stmt *stmt;
     if (sqlite3_prepare_v2(store->db,
-                           "SELECT r.id, d.name, r.split, r.status, r.n_sequences, r.seq_len"
+                           "SELECT r.id, d.name, r.split, r.status, r.n_sequences, r.seq_len, r.dataset_id"
                            " FROM recordings r JOIN datasets d ON d.id = r.dataset_id"
                            " WHERE r.run_id = ? AND r.split = ? ORDER BY (r.dataset_id = ?) DESC, r.id"
                            " LIMIT 1", -1, &stmt, NULL) != SQLITE_OK)
@@ -119,6 +120,8 @@ int report_store_recording(Store *store, long long run_id, const char *split, lo
         column_copy(rec->status, sizeof rec->status, stmt, 3);
         rec->n_sequences = sqlite3_column_int(stmt, 4);
         rec->seq_len = sqlite3_column_int(stmt, 5);
+        recording_shown_status(store, run_id, sqlite3_column_int64(stmt, 6), rec->split, rec->status,
+                               sizeof rec->status);
         rc = SQLITE_DONE;
     }
     return finish(store, stmt, rc, 0, "reading recordings");

@@ -8,6 +8,9 @@
 #include "figure_common.h"
 #include "report_store.h"
 
+/* Heatmaps per row of the figure. */
+#define CKA_PER_ROW 4
+
 /* One matrix panel: the CKA rows of run_x's recording (cka_cross: those
  * against run_y's states). */
 typedef struct {
@@ -24,14 +27,23 @@ static int draw_matrix(FigureList *list, const ReportData *data, const char *dir
     /* color range: from a multiple of 0.05 below the smallest value to 1 */
     lo = fmax(0, floor(lo * 20 - 1e-9) / 20);
     if (lo > 0.95) lo = 0.95;
-    int cell = 52, left = 44 + figure_chars_px(3) + 30, right = HEAT_RIGHT, top = PAD_TOP, bottom = 62, max_h = 0, W = 10;
-    for (int q = 0; q < n_panels; q++) {
-        W += left + panels[q].n_x * cell + right;
-        max_h = max_int(max_h, panels[q].n_y * cell);
+    int cell = 52, left = 44 + figure_chars_px(3) + 30, right = HEAT_RIGHT, top = PAD_TOP, bottom = 74;
+    /* rows of at most CKA_PER_ROW panels, so many runs wrap instead of
+     * stretching the figure: each row as wide as its panels, as high as its
+     * tallest */
+    int n_rows = (n_panels + CKA_PER_ROW - 1) / CKA_PER_ROW, content_w = 10, H = PLOT_TITLE_PX;
+    int row_w[n_rows > 0 ? n_rows : 1], row_h[n_rows > 0 ? n_rows : 1];
+    for (int r = 0; r < n_rows; r++) {
+        row_w[r] = 10;
+        row_h[r] = 0;
+        for (int q = r * CKA_PER_ROW; q < n_panels && q < (r + 1) * CKA_PER_ROW; q++) {
+            row_w[r] += left + panels[q].n_x * cell + right;
+            row_h[r] = max_int(row_h[r], panels[q].n_y * cell);
+        }
+        content_w = max_int(content_w, row_w[r]);
+        H += top + row_h[r] + bottom;
     }
-    int content_w = W;
-    W = max_int(W, figure_title_width(title));
-    int H = PLOT_TITLE_PX + top + max_h + bottom;
+    int W = max_int(content_w, figure_title_width(title));
     Plot plot;
     if (plot_begin(&plot, dir, name, W, H, "run_x,run_y,t,u,cka")) return -1;
     for (int q = 0; q < n_panels; q++) {
@@ -50,11 +62,15 @@ static int draw_matrix(FigureList *list, const ReportData *data, const char *dir
                    "    set palette defined (0 '#fff7ec', 0.35 '#fdbb84', 0.7 '#e34a33', 1 '#7f0000')\n",
                 lo, figure_nice_step(1 - lo, 5));
     figure_gp_set(s, "cblabel", "linear CKA");
-    int x0 = (W - content_w) / 2; /* centred under the title */
+    int x0 = 0, y0 = PLOT_TITLE_PX;
     for (int q = 0; q < n_panels; q++) {
         const MatrixPanel *panel = &panels[q];
         const ReportRun *a = &data->runs[panel->run_x], *b = &data->runs[panel->run_y];
-        int ax = x0 + left, ay = PLOT_TITLE_PX + top, aw = panel->n_x * cell, ah = panel->n_y * cell;
+        if (q % CKA_PER_ROW == 0) {  /* a new row, centred under the title */
+            if (q) y0 += top + row_h[q / CKA_PER_ROW - 1] + bottom;
+            x0 = (W - row_w[q / CKA_PER_ROW]) / 2;
+        }
+        int ax = x0 + left, ay = y0 + top, aw = panel->n_x * cell, ah = panel->n_y * cell;
         char text[300];
         figure_gp_comment(s, "run", a->name);
         if (cross) figure_gp_comment(s, "vs", b->name);

@@ -117,14 +117,14 @@ int figure_comparison(FigureList *list, const ReportData *data, const Comparison
         for (int g = 0; g < c->n_groups; g++) {
             if (c->groups[g].val_loss.n == 0) continue;
             const ReportRun *run = figure_find_run(data, c->runs[c->groups[g].members[0]].name);
-            int color = run ? run->color : g % PLOT_N_COLORS + 1;
+            int color = run ? run->color : g % PLOT_N_STYLES + 1;
             text_printf(s, ", \\\n        'comparison.csv' using (");
             plot_filter_eq(s, 1, "run");
-            text_printf(s, " && $2 == %d ? $%d : NaN):10 with points lt %d pt 6 ps 1.3 lw 1.5 notitle",
-                        g, xcol, color);
+            text_printf(s, " && $2 == %d ? $%d : NaN):10 with points lt %d pt %d ps 1.3 lw 1.5 notitle",
+                        g, xcol, color, plot_point_type(color, 0));
             text_printf(s, ", \\\n        'comparison.csv' using (");
             plot_filter_eq(s, 1, "group");
-            text_printf(s, " && $2 == %d ? $%d : NaN):10:11:12 with yerrorbars lt %d pt 7 ps 1.6 lw 2"
+            text_printf(s, " && $2 == %d ? $%d : NaN):10:11:12 with yerrorbars lt %d dt solid ps 1.6 lw 2"
                            " notitle", g, xcol, color);
         }
         text_printf(s, "\n");
@@ -133,7 +133,7 @@ int figure_comparison(FigureList *list, const ReportData *data, const Comparison
         if (c->groups[g].val_loss.n == 0) continue;
         const ReportRun *run = figure_find_run(data, c->runs[c->groups[g].members[0]].name);
         char style[64];
-        snprintf(style, sizeof style, "with points lt %d pt 7 ps 1.6", run ? run->color : g % PLOT_N_COLORS + 1);
+        snprintf(style, sizeof style, "with points lt %d ps 1.6", run ? run->color : g % PLOT_N_STYLES + 1);
         group_label(label, sizeof label, c, &c->groups[g]);
         plot_key_entry(&plot, style, label);
     }

@@ -7,15 +7,20 @@
 #include "figure_common.h"
 #include "report_store.h"
 
+/* Panels per row of the figure. */
+#define SPECTRUM_PER_ROW 3
+
 /* Draws the spectra: spectra[q] (n_spectra[q] states) of run runs[q]. */
 static int draw_spectrum(FigureList *list, const ReportData *data, const char *dir, const char *title,
                          const char *caption, const int *runs, StoredAnalysis *const *spectra,
                          const int *n_spectra, int n_runs, int max_states) {
     /* a key per panel, right of its axes, titled with the run */
-    int pw = 380, ph = 300, key_w = 130, col = PAD_LEFT + pw + key_w;
-    int W = max_int(n_runs * col + 10, figure_title_width(title)), x_shift = (W - n_runs * col) / 2;
-    int H = PLOT_TITLE_PX + PAD_TOP + max_int(ph, 22 * max_states + 40) + PAD_BOTTOM;
-    ph = H - PLOT_TITLE_PX - PAD_TOP - PAD_BOTTOM;
+    /* rows of at most SPECTRUM_PER_ROW panels: many runs wrap */
+    int per_row = n_runs < SPECTRUM_PER_ROW ? n_runs : SPECTRUM_PER_ROW, n_rows = (n_runs + per_row - 1) / per_row;
+    int pw = 380, ph = max_int(300, 22 * max_states + 40), key_w = 130, col = PAD_LEFT + pw + key_w;
+    int row_h = PAD_TOP + ph + PAD_BOTTOM;
+    int W = max_int(per_row * col + 10, figure_title_width(title)), x_shift = (W - per_row * col) / 2;
+    int H = PLOT_TITLE_PX + n_rows * row_h;
     Plot plot;
     if (plot_begin(&plot, dir, "spectrum", W, H, "run,iteration,k,share")) return -1;
     for (int q = 0; q < n_runs; q++) {
@@ -38,11 +43,12 @@ static int draw_spectrum(FigureList *list, const ReportData *data, const char *d
     for (int q = 0; q < n_runs; q++) {
         const ReportRun *run = &data->runs[runs[q]];
         figure_gp_comment(s, "run", run->name);
-        plot_panel(&plot, x_shift + q * col + PAD_LEFT, PLOT_TITLE_PX + PAD_TOP, pw, ph);
+        int px = x_shift + (q % per_row) * col + PAD_LEFT, py = PLOT_TITLE_PX + (q / per_row) * row_h + PAD_TOP;
+        plot_panel(&plot, px, py, pw, ph);
         figure_gp_set(s, "title", run->name);
         text_printf(s, "    set key at screen %.5f, screen %.5f left top vertical Left reverse samplen 1.5"
                        " box lc rgb '#bbbbbb' title ",
-                    (x_shift + q * col + PAD_LEFT + pw + 14.0) / W, 1.0 - (PLOT_TITLE_PX + PAD_TOP + 0.0) / H);
+                    (px + pw + 14.0) / W, 1.0 - (double)py / H);
         text_gp_string(s, run->name);
         text_printf(s, "\n    plot NaN notitle");
         int states = n_spectra[q] < SPIRAL_MAX_ITERS + 2 ? n_spectra[q] : SPIRAL_MAX_ITERS + 2;
@@ -51,9 +57,11 @@ static int draw_spectrum(FigureList *list, const ReportData *data, const char *d
         for (int i = 0; i < states; i++) {
             text_printf(s, ", \\\n        'spectrum.csv' using 3:(");
             plot_filter_eq(s, 1, run->name);
-            text_printf(s, " && $2 == %d && $4 > 0 ? $4 : NaN) with linespoints lw 1.5 pt 7 ps 0.5"
+            /* a point type per state too: overlapping spectra stay apart */
+            text_printf(s, " && $2 == %d && $4 > 0 ? $4 : NaN) with linespoints lw 1.5 pt %d ps 0.6"
                            " lc palette frac %.4f title 'h(%d)'",
-                        iterations[i], states > 1 ? (double)i / (states - 1) : 0.0, iterations[i]);
+                        iterations[i], plot_point_type(i + 1, i % 2 == 0), states > 1 ? (double)i / (states - 1) : 0.0,
+                        iterations[i]);
         }
         text_printf(s, "\n");
     }

@@ -24,7 +24,7 @@ void figure_list_free(FigureList *list) {
 /* Every figure type in report order. */
 int figures_draw_all(FigureList *list, Store *store, const ReportData *data,
                      const Comparison *comparison, const char *dir) {
-    if (figure_training(list, store, data, dir) ||
+    if (figure_training(list, store, data, comparison, dir) ||
         figure_comparison(list, data, comparison, dir) ||
         figure_ablation(list, comparison, dir) ||
         figure_probe_heatmap(list, data, dir, 0) ||

@@ -6,7 +6,9 @@
  *
  *   training            loss vs tokens seen and vs training FLOPs: training
  *                       loss per step (thin), validation loss (points), the
- *                       dataset's entropy floor (dashed) where known
+ *                       dataset's entropy floor (dashed) where known; runs
+ *                       that differ only in their seed as one mean curve
+ *                       with a 95% t band and each seed's points
  *   comparison          validation loss vs non-embedding parameters and vs
  *                       training FLOPs; a point per group of seeds
  *                       (compare.h) with its t interval as error bars, each
@@ -26,10 +28,12 @@
  *                       majority-class baseline dotted; at most 6 labels a
  *                       figure (probe_curves_<L>_2, ... for more)
  *   attention           the selected heads' mean attention distance and
- *                       entropy per loop step with CI bands (the paper's
- *                       global-to-local figure), spiral vs baselines
+ *                       entropy per loop step with CI bands (where the
+ *                       paper's global-to-local pattern would show),
+ *                       spiral vs baselines
  *   loop_update         relative update ||h(t+1) - h(t)|| / ||h(t)|| per
- *                       step with CI bands, and the effective rank of h(t)
+ *                       step with CI bands (log scale), and the effective
+ *                       rank of h(t) out of d (rank / d when d differs)
  *   cka                 linear CKA between h(t) and h(u), a heatmap per run
  *   cka_cross           CKA between two runs' states, a heatmap per pair
  *   spectrum            normalized singular values of h(t), a panel per run
@@ -37,6 +41,9 @@
  *                       equal FLOPs with its interval; only when the runs
  *                       form an ablation study (report_ablation.h), else
  *                       not listed at all
+ * Runs keep one style everywhere (plot.h): 10 colors, then the same colors
+ * dashed, dotted, dash-dotted, with point types that differ between
+ * neighbours; panel figures wrap into rows; a band named in a key is drawn.
  *
  * A figure whose data is not in the store (no metrics, no probes, no
  * analysis yet) is listed with rendered = 0 and a note saying what to run;
@@ -74,7 +81,8 @@ int figures_draw_all(FigureList *list, Store *store, const ReportData *data,
                      const Comparison *comparison, const char *dir);
 
 /* The figure types, each appending its figure(s) to list. */
-int figure_training(FigureList *list, Store *store, const ReportData *data, const char *dir);
+int figure_training(FigureList *list, Store *store, const ReportData *data, const Comparison *comparison,
+                    const char *dir);
 int figure_comparison(FigureList *list, const ReportData *data, const Comparison *comparison,
                       const char *dir);
 int figure_probe_heatmap(FigureList *list, const ReportData *data, const char *dir, int latent);

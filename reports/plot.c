@@ -20,6 +20,22 @@ static const char *const plot_colors[PLOT_N_COLORS] = {
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
+/* Dash types of the run styles: runs 1-10 solid, 11-20 dashed, 21-30
+ * dotted, 31-40 dash-dotted, so runs that share a color differ in dash. */
+static const char *const plot_dashes[PLOT_N_STYLES / PLOT_N_COLORS] = {
+    "solid", "(10,5)", "(2,4)", "(12,4,3,4)"};
+
+/* Point types, filled and open: circle, square, triangle up, triangle
+ * down, diamond. */
+static const int plot_points_filled[5] = {7, 5, 9, 11, 13};
+static const int plot_points_open[5] = {6, 4, 8, 10, 12};
+
+int plot_point_type(int c, int filled) {
+    int i = ((c - 1) % PLOT_N_STYLES + PLOT_N_STYLES) % PLOT_N_STYLES;
+    int k = (i + i / PLOT_N_COLORS) % 5;  /* runs that share a color differ in point too */
+    return filled ? plot_points_filled[k] : plot_points_open[k];
+}
+
 /* DIR/NAME.<ext> */
 static void plot_path(char *buffer, size_t size, const Plot *plot, const char *ext) {
     snprintf(buffer, size, "%s/%s.%s", plot->dir, plot->name, ext);
@@ -44,14 +60,15 @@ int plot_begin(Plot *plot, const char *dir, const char *name, int width, int hei
     text_printf(s, "    reset\n"
                    "    set datafile separator ','\n"
                    "    set datafile columnheaders\n");
-    for (int i = 0; i < PLOT_N_COLORS; i++)
-        text_printf(s, "    set linetype %d lc rgb '%s' lw 2 dt solid pt 7 ps 0.9\n", i + 1,
-                    plot_colors[i]);
+    for (int i = 0; i < PLOT_N_STYLES; i++)
+        text_printf(s, "    set linetype %d lc rgb '%s' lw 2 dt %s pt %d ps 0.9\n", i + 1,
+                    plot_colors[i % PLOT_N_COLORS], plot_dashes[i / PLOT_N_COLORS],
+                    plot_point_type(i + 1, 1));
     text_printf(s, "    set linetype cycle %d\n"
                    "    set grid back lc rgb '#dddddd' lw 1 dt solid\n"
                    "    set tics nomirror out\n"
                    "    set border 3\n",
-                PLOT_N_COLORS);
+                PLOT_N_STYLES);
     return 0;
 }
 

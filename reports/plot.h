@@ -45,6 +45,7 @@
 #define PLOT_FONT "DejaVu Sans"
 #define PLOT_FONT_SIZE 12
 #define PLOT_N_COLORS 10
+#define PLOT_N_STYLES 40      /* linetypes 1..40: 10 colors x 4 dash types */
 
 typedef struct {
     char dir[1024];
@@ -120,6 +121,15 @@ void plot_key_entry(Plot *plot, const char *style, const char *title);
 /* The color of run color index c (1-based, cycles through PLOT_N_COLORS),
  * as "#rrggbb". */
 const char *plot_color(int c);
+
+/* Run styles: linetype c (1..PLOT_N_STYLES, set by plot_begin) has color
+ * plot_color(c), a dash type that changes every PLOT_N_COLORS runs (so
+ * more than 10 runs stay apart) and a point type (plot_point_type(c, 1))
+ * that differs between neighbours, so a line drawn over another still
+ * shows its markers. Plot commands give `lt c` without pt or dt to use
+ * them. */
+/* The gnuplot point type of run style c: filled or open. */
+int plot_point_type(int c, int filled);
 
 /* Closes the CSV, writes DIR/NAME.gp with the title as a comment, and runs
  * gnuplot on it. Returns 0, or -1 with gnuplot's message (or how to install

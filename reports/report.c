@@ -14,6 +14,7 @@
 #include "error.h"
 #include "report_data.h"
 #include "report_doc.h"
+#include "report_key.h"
 #include "report_sections.h"
 
 /* Creates dir and its parents (like mkdir -p). */
@@ -49,7 +50,8 @@ static const char page_style[] =
     ".note{color:#8a5a00}\n"
     ".meta{color:#555}\n"
     "figure{margin:1em 0 2.5em}\n"
-    "figcaption{color:#444;max-width:60em}\n";
+    "figcaption{color:#444;max-width:60em}\n"
+    ".key{border:2px solid #4a6fa5;background:#f5f8fc;padding:0 1em 0.5em;margin:1em 0 2em}\n";
 
 /* Reads the data, draws the figures, then writes index.html and report.md. */
 int report_write(Store *store, const ReportOptions *options, ReportResult *result) {
@@ -78,7 +80,12 @@ int report_write(Store *store, const ReportOptions *options, ReportResult *resul
     int have_comparison = compare_runs(&comparison, store, names, data.n_runs, &compare_options) == 0;
     if (!have_comparison) snprintf(compare_error, sizeof compare_error, "%s", spiral_last_error());
 
-    int status = figures_draw_all(&result->figures, store, &data, have_comparison ? &comparison : NULL, dir);
+    KeyResults key;
+    int status = key_results_load(&key, store, &data);
+    if (status == 0) {
+        status = figures_draw_all(&result->figures, store, &data, have_comparison ? &comparison : NULL, dir);
+        if (status) key_results_free(&key);
+    }
     if (status == 0) {
         for (int i = 0; i < result->figures.n; i++) result->n_rendered += result->figures.items[i].rendered;
         Doc doc;
@@ -102,12 +109,14 @@ int report_write(Store *store, const ReportOptions *options, ReportResult *resul
             snprintf(text, sizeof text, "Command: %.2900s", options->command_line);
             doc_para(&doc, "meta", text);
         }
-        text_printf(&doc.html, "<p>Contents: <a href=\"#runs\">runs</a> &middot; <a href=\"#datasets\">datasets</a>"
+        report_section_key(&doc, &data, have_comparison ? &comparison : NULL, compare_error, &key);
+        key_results_free(&key);
+        text_printf(&doc.html, "<p>Contents: <a href=\"#key\">key results</a> &middot; <a href=\"#runs\">runs</a> &middot; <a href=\"#datasets\">datasets</a>"
                                " &middot; <a href=\"#comparison\">comparison</a> &middot; <a href=\"#figures\">"
                                "figures</a> &middot; <a href=\"#probes\">probe results</a> &middot; <a href=\""
                                "#configs\">configs and command lines</a> &middot; <a href=\"report.md\">"
                                "this report as Markdown</a></p>\n");
-        text_printf(&doc.md, "Contents: [runs](#runs), [datasets](#datasets), [comparison](#comparison),"
+        text_printf(&doc.md, "Contents: [key results](#key-results), [runs](#runs), [datasets](#datasets), [comparison](#comparison),"
                              " [figures](#figures), [probe results](#probe-results),"
                              " [configs and command lines](#configs-and-command-lines);"
                              " [index.html](index.html) is the same report as a web page.\n\n");

@@ -4,6 +4,9 @@
  *
  * DIR/index.html (plain HTML with a little inline CSS, no external
  * resources, every link relative) and DIR/report.md hold the same content:
+ *   - a box of key results (report_key.h): validation loss beside the
+ *     entropy floor and n-gram baselines, the groups at equal FLOPs with
+ *     intervals, where each label is encoded, the attention direction;
  *   - the runs: kind, dataset, parameters, steps, tokens, training FLOPs,
  *     final validation loss, status, the recording used for probes and
  *     analyses;

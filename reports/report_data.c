@@ -14,6 +14,7 @@
 #include "error.h"
 #include "eval_run.h"
 #include "grow.h"
+#include "plot.h"
 #include "probe_store.h"
 #include "report_store.h"
 #include "steps.h"
@@ -77,7 +78,7 @@ static int load_runs(ReportData *data, Store *store, const char *const *names, i
             if (status) break;
             ReportRun *run = &data->runs[data->n_runs++];
             memset(run, 0, sizeof *run);
-            run->color = (data->n_runs - 1) % 10 + 1;
+            run->color = (data->n_runs - 1) % PLOT_N_STYLES + 1;  /* plot.h: 10 colors x 4 dashes */
             status = read_run(store, &rows[k], run, data->split);
         }
         report_store_runs_free(rows, n);

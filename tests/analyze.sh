@@ -82,7 +82,7 @@ after=$(q "SELECT count(*) FROM analysis_results")
 
 expect_error 1 "no run named 'nope'" "$SPIRAL" analyze --run nope --data dyck --store "$dir/s.db"
 expect_error 1 "spiral record" "$SPIRAL" analyze --run spiral-s2 --data dyck --store "$dir/s.db"
-expect_error 2 "required" "$SPIRAL" analyze --run spiral --store "$dir/s.db"
+expect_error 2 "store is required" "$SPIRAL" analyze --run spiral --data dyck
 expect_error 2 "fraction" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/s.db" --fraction 2
 expect_error 2 "select-by" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/s.db" --select-by size
 expect_error 1 "cannot open store" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/none.db"

@@ -7,7 +7,11 @@
 #  - the README's Python snippet loads a state with sqlite3 + numpy only, and
 #    it equals what `spiral export` writes;
 #  - bad input gives clear errors;
-#  - the same recording started twice at once: both succeed, one row;
+#  - the same recording started twice at once: one row, and a writer that
+#    fails says another process owns the recording (never a raw SQLite error);
+#  - while a recording runs, a second `spiral record` of it fails at once
+#    naming the owner's pid; killed with SIGKILL, it reads as 'interrupted'
+#    (probe, analyze and report say so), and running it again finishes it;
 #  - SIGTERM marks a recording interrupted, and running it again finishes it.
 SPIRAL=${SPIRAL:-build/spiral}
 PY=/usr/bin/python3
@@ -56,6 +60,18 @@ while [ $i -lt 400 ]; do
 done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
+# its writer is gone: stored 'running', read as 'interrupted'
+[ "$(q "SELECT status FROM recordings WHERE split = 'val'")" = running ] && ok || fail "stored status after SIGKILL"
+"$SPIRAL" probe --run spiral --data dyck --split val --label depth --store "$dir/s.db" --quiet \
+    >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && grep -q "status interrupted" "$dir/err" && ok ||
+    fail "probe of a killed recording: exit $code: $(cat "$dir/err")"
+"$SPIRAL" analyze --run spiral --data dyck --split val --store "$dir/s.db" --quiet >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && grep -q "is interrupted, not done" "$dir/err" && ok ||
+    fail "analyze of a killed recording: exit $code: $(cat "$dir/err")"
+"$SPIRAL" report --store "$dir/s.db" --split val --out "$dir/rep" >/dev/null 2>&1
+grep -q "val, [0-9]* x [0-9]* tokens (interrupted)" "$dir/rep/report.md" && ok ||
+    fail "the report does not show the killed recording as interrupted: $(grep -o 'val, .*tokens ([a-z]*)' "$dir/rep/report.md")"
 partial=$(q "SELECT count(*) FROM record_sequences rs JOIN recordings r ON r.id = rs.recording_id WHERE r.split='val'")
 [ "$partial" -lt 400 ] && ok || fail "recording finished before the kill"
 q "PRAGMA integrity_check" | grep -q '^ok$' && ok || fail "integrity after SIGKILL"
@@ -100,7 +116,8 @@ before=$(q "SELECT count(*) FROM recordings")
 after=$(q "SELECT count(*) FROM recordings")
 [ "$before" = "$after" ] && ok || fail "bad input created a recording"
 
-# the same recording started twice at once: both finish, one recording row
+# the same recording started twice at once: one recording row; each writer
+# finishes it or fails saying another process owns it
 for i in 1 2 3; do
     "$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split val --sequences 20 --quiet \
         >"$dir/twin1.out" 2>&1 &
@@ -108,11 +125,46 @@ for i in 1 2 3; do
     "$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split val --sequences 20 --quiet \
         >"$dir/twin2.out" 2>&1 &
     t2=$!
-    wait $t1 && ok || fail "twin record 1 (round $i): $(cat "$dir/twin1.out")"
-    wait $t2 && ok || fail "twin record 2 (round $i): $(cat "$dir/twin2.out")"
+    wait $t1; c1=$?
+    wait $t2; c2=$?
+    [ $c1 = 0 ] || [ $c2 = 0 ] && ok || fail "twin records both failed (round $i): $(cat "$dir/twin1.out" "$dir/twin2.out")"
+    for k in 1 2; do
+        if [ "$(eval echo \$c$k)" != 0 ]; then
+            grep -q "is being written by another process (pid [0-9]*" "$dir/twin$k.out" &&
+                ! grep -qi "sqlite\|database is locked" "$dir/twin$k.out" && ok ||
+                fail "twin record $k (round $i) failed without naming the owner: $(cat "$dir/twin$k.out")"
+        fi
+    done
 done
 n=$(q "SELECT count(*) FROM recordings r JOIN runs u ON u.id = r.run_id WHERE r.split = 'val' AND u.name = 'looped'")
 [ "$n" = 1 ] && ok || fail "twin records made $n recordings"
+[ "$(q "SELECT r.status FROM recordings r JOIN runs u ON u.id = r.run_id WHERE r.split = 'val' AND u.name = 'looped'")" = done ] &&
+    ok || fail "twin records did not finish the recording"
+
+# a second writer while the first runs: refused at once, naming the owner
+"$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split test_ood --sequences 400 --batch 4 \
+    --quiet >"$dir/own.out" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 600 ]; do
+    n=$(q "SELECT count(*) FROM record_sequences rs JOIN recordings r ON r.id = rs.recording_id
+           WHERE r.split = 'test_ood'" 2>/dev/null)
+    [ "${n:-0}" -ge 4 ] && break
+    sleep 0.05; i=$((i + 1))
+done
+"$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split test_ood --sequences 400 --batch 4 \
+    --quiet >"$dir/second.out" 2>&1; code=$?
+[ $code = 1 ] && grep -q "looped on dataset dyck (test_ood split) is being written by another process (pid $pid," \
+    "$dir/second.out" && ok || fail "second writer: exit $code: $(cat "$dir/second.out")"
+kill -0 $pid 2>/dev/null && ok || fail "the first writer stopped: $(cat "$dir/own.out")"
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+"$SPIRAL" probe --run looped --data dyck --split test_ood --label depth --store "$dir/s.db" --quiet \
+    >/dev/null 2>"$dir/err"; code=$?
+[ $code = 1 ] && grep -q "status interrupted" "$dir/err" && ok || fail "probe after kill -9: $(cat "$dir/err")"
+"$SPIRAL" record --run looped --data dyck --store "$dir/s.db" --split test_ood --sequences 400 --batch 4 \
+    --quiet >"$dir/own.out" 2>&1 && ok || fail "record after kill -9: $(cat "$dir/own.out")"
+[ "$(q "SELECT status FROM recordings WHERE split = 'test_ood'")" = done ] && ok || fail "not done after the re-run"
 
 # SIGTERM: the batch in progress is committed, the recording is marked
 # interrupted (not left running), exit 130; the same command finishes it

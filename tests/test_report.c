@@ -18,6 +18,12 @@
  *  - index.html and report.md: every relative href/src and Markdown link
  *    exists in the directory, every #anchor has its id; both name every
  *    run, the entropy floor, spiral's version and the runs' command lines;
+ *  - the key-results box opens the report and holds the store's figures,
+ *    each recomputed here from the store: every run's last validation
+ *    loss, the floor, the gap, the bigram and trigram losses
+ *    (data/ngram.h), each group's loss at equal FLOPs with its interval,
+ *    its FLOPs and equal-FLOPs set (compare.h), where each label is encoded (from the summaries' JSON),
+ *    and the attention direction (first and last selected_attn_distance);
  *  - a report of a run without recordings skips the probe and analysis
  *    figures with notes, and is not an error;
  *  - errors: an unknown run is named; a missing gnuplot says which Debian
@@ -37,6 +43,8 @@
 #include "data_fixtures.h"
 #include "harness.h"
 #include "attention_stats.h"
+#include "compare.h"
+#include "ngram.h"
 #include "plot.h"
 #include "record.h"
 #include "report.h"
@@ -282,6 +290,100 @@ static const Figure *find_figure(const ReportResult *r, const char *name) {
     return NULL;
 }
 
+/* The key-results box of report.md (from its heading to the next level-2
+ * heading) holds every figure of the store it summarizes. */
+static void check_key_results(Store *store, const char *md) {
+    const char *box = strstr(md, "## Key results"), *runs = strstr(md, "## Runs");
+    CHECK(box && runs && box < runs, "report.md does not open with the key-results box");
+    if (!box || !runs) return;
+    char *key = strndup(box, (size_t)(runs - box));
+    /* validation loss, floor, gap, bigram, trigram of each run */
+    Dataset ds;
+    CHECK(store_dataset_load(store, "lang", &ds, NULL) == 0, "load lang: %s", spiral_last_error());
+    double bigram = ngram_loss(&ds, 2, SPLIT_TRAIN, SPLIT_VAL, 0.01);
+    double trigram = ngram_loss(&ds, 3, SPLIT_TRAIN, SPLIT_VAL, 0.01);
+    dataset_free(&ds);
+    double floor = 0.5;  /* make_language: every token's true_nll */
+    sqlite3_stmt *stmt;
+    const char *names[3] = {"spiral", "spiral-s2", "looped"};
+    for (int r = 0; r < 3; r++) {
+        char q[256], row[256];
+        snprintf(q, sizeof q, "SELECT val_loss FROM metrics m JOIN runs ON runs.id = m.run_id WHERE name = '%s'"
+                 " AND val_loss IS NOT NULL ORDER BY m.step DESC LIMIT 1", names[r]);
+        sqlite3_prepare_v2(store->db, q, -1, &stmt, NULL);
+        double loss = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_double(stmt, 0) : NAN;
+        sqlite3_finalize(stmt);
+        snprintf(row, sizeof row, "| %s | lang | %.4f | %.4f | %+.4f | %.4f | %.4f |", names[r], loss, floor,
+                 loss - floor, bigram, trigram);
+        CHECK(strstr(key, row) != NULL, "key results lack the row '%s'", row);
+    }
+    /* each group at equal FLOPs with its interval */
+    Comparison c;
+    CompareOptions co;
+    compare_options_default(&co);
+    CHECK(compare_runs(&c, store, names, 3, &co) == 0, "compare: %s", spiral_last_error());
+    for (int g = 0; g < c.n_groups; g++) {
+        const MeanInterval *m = &c.groups[g].loss_at_flops;
+        char cell[128];
+        if (m->n == 1) snprintf(cell, sizeof cell, "| %.4f (1 seed: no interval) |", m->mean);
+        else snprintf(cell, sizeof cell, "| %.4f [%.4f, %.4f] (%d seeds) |", m->mean, m->lo, m->hi, m->n);
+        CHECK(m->n > 0 && strstr(key, cell) != NULL, "key results lack group %d at equal FLOPs: '%s'", g + 1, cell);
+        snprintf(cell, sizeof cell, "| %.4g (set %d) |", c.groups[g].read_flops, c.groups[g].flop_set + 1);
+        CHECK(strstr(key, cell) != NULL, "key results lack group %d's FLOPs and set: '%s'", g + 1, cell);
+    }
+    CHECK(strstr(key, "read at the end of its own schedule") != NULL, "key results do not say how they read");
+    compare_free(&c);
+    /* where encoded: the summaries' lists (insert_results: parity of spiral at h(2), h(3)) */
+    const char *labels[2] = {"parity", "l1.mod3"}, *recorded[2] = {"spiral", "looped"};
+    for (int r = 0; r < 2; r++)
+        for (int l = 0; l < 2; l++) {
+            char q[400], expected[256] = "token: ";
+            snprintf(q, sizeof q, "SELECT encoded FROM probe_summaries s JOIN recordings r ON r.id = s.recording_id"
+                     " JOIN runs ON runs.id = r.run_id WHERE runs.name = '%s' AND s.label = '%s' AND s.site = 'token'",
+                     recorded[r], labels[l]);
+            sqlite3_prepare_v2(store->db, q, -1, &stmt, NULL);
+            const char *json = sqlite3_step(stmt) == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 0) : "";
+            int n = 0;
+            for (const char *p = strstr(json, "\"iteration\": "); p; p = strstr(p + 1, "\"iteration\": "))
+                snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%sh(%d)", n++ ? ", " : "",
+                         atoi(p + 13));
+            sqlite3_finalize(stmt);
+            char row[400];
+            snprintf(row, sizeof row, "| %s | %s | %s;", recorded[r], labels[l], expected);
+            const char *line = strstr(key, row);
+            const char *end = line ? strchr(line, '\n') : NULL;
+            CHECK(n > 0 && line && end, "key results lack '%s'", row);
+            /* the coda's summary lists nothing: 'nowhere', on the same line */
+            const char *coda = line ? strstr(line, "coda: nowhere |") : NULL;
+            CHECK(coda && coda < end, "key results: %s %s: the coda is not 'nowhere'", recorded[r], labels[l]);
+        }
+    CHECK(strstr(key, "| spiral-s2 | parity |") == NULL, "a run without probes is listed as encoded somewhere");
+    /* attention direction: first and last step of selected_attn_distance */
+    for (int r = 0; r < 2; r++) {
+        char q[400], first[96] = "", last[96] = "";
+        snprintf(q, sizeof q, "SELECT iteration, value, ci_lo, ci_hi FROM analysis_results a JOIN runs ON runs.id ="
+                 " a.run_id WHERE runs.name = '%s' AND a.kind = 'selected_attn_distance' ORDER BY iteration", recorded[r]);
+        sqlite3_prepare_v2(store->db, q, -1, &stmt, NULL);
+        double v0 = NAN, lo0 = NAN, hi0 = NAN, v1 = NAN, lo1 = NAN, hi1 = NAN;
+        for (int i = 0; sqlite3_step(stmt) == SQLITE_ROW; i++) {
+            char *target = i == 0 ? first : last;
+            double v = sqlite3_column_double(stmt, 1), lo = sqlite3_column_double(stmt, 2),
+                   hi = sqlite3_column_double(stmt, 3);
+            snprintf(target, 96, "step %d: %.2f [%.2f, %.2f]", sqlite3_column_int(stmt, 0), v, lo, hi);
+            if (i == 0) v0 = v, lo0 = lo, hi0 = hi;
+            else v1 = v, lo1 = lo, hi1 = hi;
+        }
+        sqlite3_finalize(stmt);
+        const char *direction = hi1 < lo0 ? "falls: global to local" : lo1 > hi0 ? "rises: local to global"
+                                                                               : "no clear change";
+        char row[400];
+        snprintf(row, sizeof row, "| %s | %s | %s | %s", recorded[r], first, last, direction);
+        CHECK(isfinite(v0) && isfinite(v1) && strstr(key, row) != NULL, "key results lack '%s'", row);
+    }
+    if (getenv("SPIRAL_TEST_VERBOSE")) fputs(key, stderr);
+    free(key);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "/tmp/spiral_test_report_XXXXXX");
     if (!mkdtemp(dir)) return 2;
@@ -327,7 +429,17 @@ int main(int argc, char **argv) {
     ReportResult result;
     CHECK(report_write(&store, &options, &result) == 0, "report: %s", spiral_last_error());
     /* expected data rows of each figure's CSV */
-    long long training_rows = store_count(&store, "SELECT count(loss) + count(val_loss) FROM metrics");
+    /* training: looped's own rows; spiral and spiral-s2 differ only in the
+     * seed: their validation points, and the mean over both at every step
+     * they share (training and validation) */
+    long long training_rows =
+        store_count(&store, "SELECT count(loss) + count(val_loss) FROM metrics m JOIN runs ON runs.id = m.run_id"
+                            " WHERE name = 'looped'") +
+        store_count(&store, "SELECT count(val_loss) FROM metrics m JOIN runs ON runs.id = m.run_id"
+                            " WHERE name IN ('spiral', 'spiral-s2')") +
+        store_count(&store, "SELECT count(a.loss + b.loss) + count(a.val_loss + b.val_loss) FROM metrics a"
+                            " JOIN metrics b ON a.step = b.step WHERE a.run_id = (SELECT id FROM runs WHERE"
+                            " name = 'spiral') AND b.run_id = (SELECT id FROM runs WHERE name = 'spiral-s2')");
     struct { const char *name; long rows; } expected[] = {
         {"training", (long)training_rows},
         {"comparison", 2 + 3},                  /* groups {spiral, spiral-s2}, {looped}; 3 runs */
@@ -366,6 +478,33 @@ int main(int argc, char **argv) {
     CHECK(csv && strstr(csv, "\nlooped,coda,3,1,l1.mod3,4,1,"), "the coda is the column after h(3)");
     free(csv);
 
+    /* the seed mean of the validation loss at the last evaluation, with n_seeds 2 */
+    {
+        sqlite3_stmt *stmt;
+        sqlite3_prepare_v2(store.db, "SELECT a.step, (a.val_loss + b.val_loss) / 2 FROM metrics a JOIN metrics b"
+                           " ON a.step = b.step WHERE a.run_id = (SELECT id FROM runs WHERE name = 'spiral') AND"
+                           " b.run_id = (SELECT id FROM runs WHERE name = 'spiral-s2') AND a.val_loss IS NOT NULL"
+                           " ORDER BY a.step DESC LIMIT 1", -1, &stmt, NULL);
+        int found = sqlite3_step(stmt) == SQLITE_ROW;
+        char path[600], row[160];
+        snprintf(row, sizeof row, "spiral,spiral,lang,val_mean,%lld,", found ? (long long)sqlite3_column_int64(stmt, 0) : -1LL);
+        double mean = found ? sqlite3_column_double(stmt, 1) : NAN;
+        sqlite3_finalize(stmt);
+        snprintf(path, sizeof path, "%s/training.csv", out);
+        char *training = read_file(path, NULL);
+        const char *line = training ? strstr(training, row) : NULL;
+        double value = NAN;
+        if (line) {
+            const char *field = line;
+            for (int k = 0; k < 7 && field; k++) field = strchr(field, ',') + 1;  /* to column 8, loss */
+            value = field ? atof(field) : NAN;
+        }
+        const char *end = line ? strchr(line, '\n') : NULL;
+        CHECK(line && end && fabs(value - mean) < 1e-8 && end - line > 2 && !strncmp(end - 2, ",2", 2),
+              "training.csv: no seed mean %.10g at '%s' (got %.10g)", mean, row, value);
+        free(training);
+    }
+
     /* the pages */
     char *html = read_file(result.html_path, NULL), *md = read_file(result.md_path, NULL);
     CHECK(html && md, "index.html or report.md missing");
@@ -389,10 +528,52 @@ int main(int argc, char **argv) {
         CHECK(strstr(md, "0.400 [0.350, 0.450]") != NULL, "probe table lacks accuracy [CI]");
         CHECK(strstr(md, "(2 seeds)") || strstr(md, "| 2 |"), "comparison lacks the group of 2 seeds");
         CHECK(!strstr(html, "Not drawn"), "a figure was skipped in the full report");
+        CHECK(strstr(html, "<div class=\"key\">") != NULL, "index.html has no key-results box");
+        check_key_results(&store, md);
     }
     free(html);
     free(md);
     report_result_free(&result);
+
+    /* figure styles: the update ratio on a log axis, the effective rank
+     * out of the runs' d, runs 11 and up dashed with another marker */
+    {
+        char path[600];
+        snprintf(path, sizeof path, "%s/loop_update.gp", out);
+        char *gp = read_file(path, NULL), d_label[64];
+        snprintf(d_label, sizeof d_label, "of d = %lld dimensions",
+                 store_count(&store, "SELECT json_extract(config, '$.model.d_model') FROM runs WHERE name = 'spiral'"));
+        const char *update = gp ? strstr(gp, "# panel 1: update_size") : NULL;
+        const char *rank = gp ? strstr(gp, "# panel 2: effective_rank") : NULL;
+        const char *log_y = update ? strstr(update, "set logscale y") : NULL;
+        CHECK(update && rank && log_y && log_y < rank, "loop_update.gp: the update panel is not on a log axis");
+        CHECK(rank && strstr(rank, "unset logscale y") && strstr(rank, d_label),
+              "loop_update.gp: the rank panel is not linear or does not say '%s'", d_label);
+        const char *lt1 = gp ? strstr(gp, "set linetype 1 ") : NULL, *lt11 = gp ? strstr(gp, "set linetype 11 ") : NULL;
+        CHECK(lt1 && lt11 && !strncmp(strstr(lt1, "dt "), "dt solid pt 7", 13) &&
+              !strncmp(strstr(lt11, "dt "), "dt (10,5) pt 5", 14),
+              "run styles: linetype 11 is not a dashed line with another marker than linetype 1");
+        free(gp);
+    }
+
+    /* a legend names a band only where one is drawn: attention without intervals */
+    sql(&store, "UPDATE analysis_results SET ci_lo = NULL, ci_hi = NULL WHERE kind LIKE 'selected_attn_%%'");
+    {
+        char out_noci[600], path[700];
+        snprintf(out_noci, sizeof out_noci, "%s/no-ci", dir);
+        ReportOptions o = {.dir = out_noci, .version = "9.9.9-test"};
+        ReportResult r;
+        CHECK(report_write(&store, &o, &r) == 0, "report without intervals: %s", spiral_last_error());
+        snprintf(path, sizeof path, "%s/attention.gp", out_noci);
+        char *gp = read_file(path, NULL);
+        CHECK(gp && !strstr(gp, "95% interval"), "attention.gp promises intervals that are not in the store");
+        free(gp);
+        snprintf(path, sizeof path, "%s/loop_update.gp", out_noci);
+        gp = read_file(path, NULL);
+        CHECK(gp && strstr(gp, "95% interval"), "loop_update.gp lost the key of its drawn bands");
+        free(gp);
+        report_result_free(&r);
+    }
 
     /* a run without a recording: probe and analysis figures skipped */
     char out2[600];
