@@ -157,8 +157,73 @@ static void key_losses(Doc *doc, const ReportData *data, const Comparison *c, co
     doc_table_end(doc);
 }
 
-/* The groups at equal FLOPs: each group read at the end of its own
- * schedule (compare.h), by equal-FLOPs set, lowest loss first within a set. */
+/* The training FLOPs of equal-FLOPs set `set`: the mean of its groups'
+ * reading points (each run read at the end of its own schedule unless the
+ * comparison fixed a budget). */
+double report_key_set_flops(const Comparison *c, int set) {
+    double sum = 0;
+    int n = 0;
+    for (int g = 0; g < c->n_groups; g++)
+        if (c->groups[g].flop_set == set && c->groups[g].loss_at_flops.n > 0) {
+            sum += c->groups[g].read_flops;
+            n++;
+        }
+    return n ? sum / n : NAN;
+}
+
+/* The groups of one equal-FLOPs set, lowest loss first. */
+static void key_flop_set(Doc *doc, const Comparison *c, int set) {
+    char text[2400];
+    int order[c->n_groups > 0 ? c->n_groups : 1], n = 0;
+    for (int g = 0; g < c->n_groups; g++)
+        if (c->groups[g].flop_set == set && c->groups[g].loss_at_flops.n > 0) order[n++] = g;
+    if (n == 0) return;
+    for (int i = 1; i < n; i++)  /* insertion sort by mean loss */
+        for (int j = i; j > 0 && c->groups[order[j]].loss_at_flops.mean <
+                                     c->groups[order[j - 1]].loss_at_flops.mean; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    snprintf(text, sizeof text, "At equal training FLOPs (%.4g, set %d: groups whose runs end within"
+             " %.0f%% of each other's FLOPs, each read at %s): validation loss of each group of"
+             " seeds, mean and %.0f%% t interval, lowest first.",
+             report_key_set_flops(c, set), set + 1, 100 * c->budget_tolerance,
+             isnan(c->at_flops) ? "the end of its own schedule" : "the given budget",
+             100 * c->level);
+    doc_para(doc, "", text);
+    const char *headers[] = {"group", "kind", "runs", "loss at equal FLOPs"};
+    doc_table_begin(doc, headers, 4);
+    for (int i = 0; i < n; i++) {
+        const CompareGroup *g = &c->groups[order[i]];
+        char id[16], runs[1024] = "", loss[96];
+        size_t used = 0;
+        for (int m = 0; m < g->n && used + 1 < sizeof runs; m++)
+            used += (size_t)snprintf(runs + used, sizeof runs - used, "%s%s", m ? ", " : "",
+                                     c->runs[g->members[m]].name);
+        snprintf(id, sizeof id, "%d", order[i] + 1);
+        const MeanInterval *m = &g->loss_at_flops;
+        if (m->n == 1) snprintf(loss, sizeof loss, "%.4f (1 seed: no interval)", m->mean);
+        else snprintf(loss, sizeof loss, "%.4f [%.4f, %.4f] (%d seeds)", m->mean, m->lo, m->hi, m->n);
+        const char *cells[] = {id, c->runs[g->members[0]].kind, runs, loss};
+        doc_table_row(doc, cells, 4);
+    }
+    doc_table_end(doc);
+    if (n >= 2) {
+        const MeanInterval *best = &c->groups[order[0]].loss_at_flops, *next = &c->groups[order[1]].loss_at_flops;
+        if (best->n < 2 || next->n < 2)
+            snprintf(text, sizeof text, "Lowest: group %d, by %.4f nats over group %d; a group of one seed has"
+                     " no interval, so nothing is separated yet (train more seeds).", order[0] + 1,
+                     next->mean - best->mean, order[1] + 1);
+        else
+            snprintf(text, sizeof text, "Lowest: group %d, by %.4f nats over group %d; their intervals %s.",
+                     order[0] + 1, next->mean - best->mean, order[1] + 1,
+                     best->hi < next->lo ? "do not overlap" : "overlap: the difference is not resolved");
+        doc_para(doc, "", text);
+    }
+}
+
+/* The groups at equal FLOPs: one table per equal-FLOPs set. */
 static void key_equal_flops(Doc *doc, const Comparison *c, const char *compare_error) {
     char text[2400];
     if (!c) {
@@ -166,66 +231,13 @@ static void key_equal_flops(Doc *doc, const Comparison *c, const char *compare_e
         doc_para(doc, "note", text);
         return;
     }
-    int order[c->n_groups > 0 ? c->n_groups : 1], n = 0;
-    for (int g = 0; g < c->n_groups; g++)
-        if (c->groups[g].loss_at_flops.n > 0) order[n++] = g;
-    if (n == 0) {
-        doc_para(doc, "note", "No comparison at equal FLOPs: no run has finished its schedule (a value read"
-                              " mid-schedule is not shown).");
+    int any = 0;
+    for (int g = 0; g < c->n_groups; g++) any |= c->groups[g].loss_at_flops.n > 0;
+    if (!any) {
+        doc_para(doc, "note", "No comparison at equal FLOPs: no run has finished its schedule yet.");
         return;
     }
-    for (int i = 1; i < n; i++)  /* insertion sort by set, then mean loss */
-        for (int j = i; j > 0; j--) {
-            const CompareGroup *a = &c->groups[order[j]], *b = &c->groups[order[j - 1]];
-            if (a->flop_set > b->flop_set || (a->flop_set == b->flop_set && a->loss_at_flops.mean >= b->loss_at_flops.mean))
-                break;
-            int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
-    snprintf(text, sizeof text, "At equal training FLOPs: each group of seeds read at the end of its own"
-             " schedule (never mid-schedule), mean and %.0f%% t interval; groups whose training FLOPs agree"
-             " within %.0f%% share a set and are compared, lowest first.", 100 * c->level,
-             100 * c->budget_tolerance);
-    doc_para(doc, "", text);
-    const char *headers[] = {"group", "kind", "runs", "training FLOPs (set)", "loss at equal FLOPs"};
-    doc_table_begin(doc, headers, 5);
-    for (int i = 0; i < n; i++) {
-        const CompareGroup *g = &c->groups[order[i]];
-        char id[16], runs[1024] = "", loss[96], flops[64];
-        size_t used = 0;
-        for (int m = 0; m < g->n && used + 1 < sizeof runs; m++)
-            used += (size_t)snprintf(runs + used, sizeof runs - used, "%s%s", m ? ", " : "",
-                                     c->runs[g->members[m]].name);
-        snprintf(id, sizeof id, "%d", order[i] + 1);
-        snprintf(flops, sizeof flops, "%.4g (set %d)", g->read_flops, g->flop_set + 1);
-        const MeanInterval *m = &g->loss_at_flops;
-        if (m->n == 1) snprintf(loss, sizeof loss, "%.4f (1 seed: no interval)", m->mean);
-        else snprintf(loss, sizeof loss, "%.4f [%.4f, %.4f] (%d seeds)", m->mean, m->lo, m->hi, m->n);
-        const char *cells[] = {id, c->runs[g->members[0]].kind, runs, flops, loss};
-        doc_table_row(doc, cells, 5);
-    }
-    doc_table_end(doc);
-    int compared = 0;
-    for (int i = 0; i + 1 < n; i++) {
-        const CompareGroup *first = &c->groups[order[i]], *second = &c->groups[order[i + 1]];
-        if (first->flop_set != second->flop_set || (i > 0 && c->groups[order[i - 1]].flop_set == first->flop_set))
-            continue; /* the lowest two of each set */
-        const MeanInterval *best = &first->loss_at_flops, *next = &second->loss_at_flops;
-        if (best->n < 2 || next->n < 2)
-            snprintf(text, sizeof text, "Set %d: lowest group %d, by %.4f nats over group %d; a group of one seed"
-                     " has no interval, so nothing is separated yet (train more seeds).", first->flop_set + 1,
-                     order[i] + 1, next->mean - best->mean, order[i + 1] + 1);
-        else
-            snprintf(text, sizeof text, "Set %d: lowest group %d, by %.4f nats over group %d; their intervals %s.",
-                     first->flop_set + 1, order[i] + 1, next->mean - best->mean, order[i + 1] + 1,
-                     best->hi < next->lo ? "do not overlap" : "overlap: the difference is not resolved");
-        doc_para(doc, "", text);
-        compared++;
-    }
-    if (!compared && n >= 2)
-        doc_para(doc, "", "No two groups ended at equal training FLOPs, so none is compared here: train the"
-                          " equal-FLOPs baselines (spiral match writes them) to compare at equal compute.");
+    for (int set = 0; set < c->n_flop_sets; set++) key_flop_set(doc, c, set);
 }
 
 /* Per run and label, where the label is encoded. */

@@ -4,9 +4,11 @@
  *   - each run's validation loss beside its dataset's entropy floor and
  *     the bigram and trigram baselines (data/ngram.h: fitted on the train
  *     split, scored on the val split, add-k 0.01, as `spiral data` shows);
- *   - the groups of seeds at equal training FLOPs (analysis/compare.h):
- *     mean loss with its t interval, lowest first, and whether the best
- *     group's interval separates from the next one;
+ *   - the groups of seeds at equal training FLOPs (analysis/compare.h:
+ *     each run read at the end of its own schedule, groups whose FLOPs
+ *     agree within 5% form a set), one table per set: mean loss with its t
+ *     interval, lowest first, and whether the best group's interval
+ *     separates from the next one;
  *   - where each label is encoded, per run and site (the probe summaries);
  *   - the attention direction: the selected heads' mean attention distance
  *     at the first and last loop step with their intervals, called
@@ -51,6 +53,10 @@ void key_results_free(KeyResults *key);
 /* The n-gram baselines of dataset `name` of the store: bigram and trigram
  * loss on the val split. Returns 0 or -1. */
 int key_ngram_baselines(Store *store, const char *name, KeyBaselines *out);
+
+/* The training FLOPs of the comparison's equal-FLOPs set `set`: the mean
+ * of its groups' reading points. */
+double report_key_set_flops(const Comparison *c, int set);
 
 /* "falls: global to local", "rises: local to global" or "no clear
  * change" for a run's attention (NULL when unknown). */
