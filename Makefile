@@ -112,7 +112,8 @@ CUDA_SRC    := $(wildcard core/cuda/*.cu)
 CUDA_OBJ    := $(CUDA_SRC:%.cu=$(CUDA_BUILD)/%.o)
 CUDA_REF_SRC := base/error.c base/vec.c base/parallel.c base/matmul.c base/jsontext.c \
                 base/fileio.c core/config.c core/params.c core/scale.c core/layers.c \
-                core/model.c core/model_memory.c core/adamw.c core/cost.c tests/cuda/ref/ref_cblas.c
+                core/mesh.c core/model.c core/model_memory.c core/adamw.c core/cost.c \
+                tests/cuda/ref/ref_cblas.c
 # Same flags as the library (no FMA contraction under -std=c11), so the
 # float AdamW below rounds exactly like the library's.
 CUDA_REF_CFLAGS := -std=c11 -D_GNU_SOURCE -O3 -g -Wall -Wextra -Wno-unused-parameter \

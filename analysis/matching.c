@@ -20,9 +20,15 @@ enum { MATCHING_MAX_LAYERS = 1 << 24 };
 
 enum { MATCH_PARAMS = 0, MATCH_FLOPS = 1 };
 
-/* The dense relative of spiral: schedule [1] and n_loop core layers. */
+/* The dense relative of spiral: schedule [1] and n_loop core layers; a
+ * plain Transformer (residual) when the spiral's topology is mesh, whose
+ * memory has nothing to carry across a single iteration. */
 static void make_dense(SpiralConfig *dense, const SpiralConfig *spiral, int n_loop) {
     *dense = *spiral;
+    if (dense->topology == TOPOLOGY_MESH) {
+        dense->topology = TOPOLOGY_RESIDUAL;
+        dense->mesh_slots = SPIRAL_DEFAULT_MESH_SLOTS;
+    }
     memset(dense->schedule, 0, sizeof dense->schedule);
     dense->n_iters = 1;
     dense->schedule[0].g = 1;

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "intervene.h"
 #include "progress.h"
 #include "store.h"
 
@@ -26,6 +27,16 @@ int cmd_analyze(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_match(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_lens(int argc, char **argv);
+
+/* The intervention options of eval and lens (core/intervene.h) into *spec:
+ * --ablate T or --ablate-level G with --ablate-mode zero|mean, or --patch T
+ * with --positions A:B (patch_text and positions_text NULL where the
+ * command has no patch). Every text may be NULL (absent). Returns 0, or 2
+ * after a usage error naming the option. */
+int cli_parse_intervention(const char *command, const char *ablate, const char *level,
+                           const char *mode, const char *patch, const char *positions,
+                           InterventionSpec *spec);
 
 /* spiral's version (SPIRAL_VERSION in options.c), e.g. for reports. */
 const char *cli_version(void);

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "export.h"
+#include "steps.h"
 #include "store.h"
 
 static const char *help =
@@ -20,7 +21,8 @@ static const char *help =
     "same rows: STATES.seq.npy (sequence), STATES.pos.npy (token position of\n"
     "the row in its window; a latent's last member) and STATES.<label>.npy\n"
     "(int32) for every label of the dataset (-1 where undefined). SITE is\n"
-    "token, latent_in, latent_out or coda; G defaults to the iteration's chunk\n"
+    "token, latent_in, latent_out, coda, or memory.B (memory slot B of a mesh\n"
+    "model after iteration I's write); G defaults to the iteration's chunk\n"
     "size for latent sites and 1 otherwise.\n";
 
 int cmd_export(int argc, char **argv) {
@@ -47,8 +49,9 @@ int cmd_export(int argc, char **argv) {
         return cli_usage_error("export", "--store, --run, --data, --site, --iteration and --out are required");
     if (strcmp(format, "npy")) return cli_usage_error("export", "--format: only npy is supported, got '%s'", format);
     int is_latent = !strcmp(site, "latent_in") || !strcmp(site, "latent_out");
-    if (!is_latent && strcmp(site, "token") && strcmp(site, "coda"))
-        return cli_usage_error("export", "--site: expected token, latent_in, latent_out or coda, got '%s'", site);
+    if (!is_latent && strcmp(site, "token") && strcmp(site, "coda") && site_memory_slot(site) < 0)
+        return cli_usage_error("export", "--site: expected token, latent_in, latent_out, coda or memory.B, "
+                               "got '%s'", site);
     long iteration, scale = 0;
     if (cli_parse_long("--iteration", iter_text, 0, 1 << 20, &iteration)) return 2;
     if (scale_text && cli_parse_long("--scale", scale_text, 1, 1 << 20, &scale)) return 2;

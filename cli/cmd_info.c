@@ -52,9 +52,11 @@ int cmd_info(int argc, char **argv) {
     printf("model: %s, d=%d, H=%d, F=%d, V=%d, layers %d pre + %d core x %d iterations + %d post\n",
            model_kind_name(model_kind(&cfg)), cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.vocab_size, cfg.n_pre,
            cfg.n_loop, cfg.n_iters, cfg.n_post);
-    printf("down %s, up %s, topology %s, %s embeddings; L = %ld tokens\n\n",
-           config_down_name(cfg.down), config_up_name(cfg.up),
-           config_topology_name(cfg.topology), cfg.tie_embeddings ? "tied" : "untied", L);
+    char slots[48] = "";
+    if (cfg.topology == TOPOLOGY_MESH) snprintf(slots, sizeof slots, " (%d memory slots)", cfg.mesh_slots);
+    printf("down %s, up %s, topology %s%s, %s embeddings; L = %ld tokens\n\n",
+           config_down_name(cfg.down), config_up_name(cfg.up), config_topology_name(cfg.topology), slots,
+           cfg.tie_embeddings ? "tied" : "untied", L);
     printf("%-24s %14s %18s %7s\n", "block", "parameters", "forward FLOPs/seq", "FLOPs%");
     for (int b = 0; b < cost.n_blocks; b++) {
         const CostBlock *block = &cost.blocks[b];

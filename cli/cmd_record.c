@@ -14,17 +14,21 @@
 
 static const char *help =
     "usage: spiral record --run RUN --data DATASET --store S.db [--split test]\n"
-    "                     [--sequences 500] [--seq-len L] [--dtype f32|f16]\n"
+    "                     [--sequences 500] [--seq-len L] [--dtype f32|f16] [--step N]\n"
     "                     [--batch 8] [--distances 4,16,64] [--replace] [--quiet]\n"
     "\n"
     "Runs the last checkpoint of RUN over --sequences windows of the split (at\n"
     "document starts) and stores, per sequence, h(t) of every iteration (site\n"
     "token, t = 0 is the prelude output), the latents z and z~ at each\n"
-    "iteration's scale (latent_in, latent_out), the coda output (coda), and\n"
+    "iteration's scale (latent_in, latent_out), the coda output (coda), for\n"
+    "a mesh model the memory slots after each iteration's write (memory.0,\n"
+    "memory.1, ...), and\n"
     "attention statistics per iteration, layer, head and query: mean distance\n"
     "in tokens, entropy, mass beyond each distance. For a dense model every\n"
     "layer counts as an iteration. Interrupted recordings resume: running the\n"
-    "same command again records only the missing sequences. Progress goes to\n"
+    "same command again records only the missing sequences. --step N records the\n"
+    "run's checkpoint at or before step N instead of the last (see train.keep_steps);\n"
+    "recordings of different steps are kept side by side. Progress goes to\n"
     "stderr (a bar on a terminal, lines otherwise).\n";
 
 static volatile sig_atomic_t interrupted = 0;
@@ -42,6 +46,7 @@ static void on_signal(int sig) {
 int cmd_record(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *store_path = NULL, *dtype = "f32";
     const char *seqs_text = NULL, *len_text = NULL, *batch_text = NULL, *dist_text = NULL;
+    const char *step_text = NULL;
     RecordOptions options;
     record_options_default(&options);
     options.attention = attention_stats_summary();
@@ -60,6 +65,7 @@ int cmd_record(int argc, char **argv) {
         {"--dtype", &dtype, NULL},
         {"--batch", &batch_text, NULL},
         {"--distances", &dist_text, NULL},
+        {"--step", &step_text, NULL},
         {"--replace", NULL, &options.replace},
         {"--quiet", NULL, &quiet},
     };
@@ -76,6 +82,10 @@ int cmd_record(int argc, char **argv) {
     if (len_text) {
         if (cli_parse_long("--seq-len", len_text, 1, 1 << 16, &v)) return 2;
         options.seq_len = (int)v;
+    }
+    if (step_text) {
+        if (cli_parse_long("--step", step_text, 0, 1L << 40, &v)) return 2;
+        options.step = v;
     }
     if (batch_text) {
         if (cli_parse_long("--batch", batch_text, 1, 4096, &v)) return 2;
@@ -112,8 +122,9 @@ int cmd_record(int argc, char **argv) {
                result.n_sequences);
         return 130;
     }
-    printf("recording %lld: run %s on %s (%s split): %d sequences, %d recorded now, %.1f MB in "
-           "%.1f s (%.1f MB/s)\n", result.recording_id, run, data, options.split,
+    printf("recording %lld: run %s at step %lld on %s (%s split): %d sequences, %d recorded now, "
+           "%.1f MB in %.1f s (%.1f MB/s)\n", result.recording_id, run, result.checkpoint_step,
+           data, options.split,
            result.n_sequences, result.recorded_now, result.bytes / 1e6, result.seconds,
            result.seconds > 0 ? result.bytes / 1e6 / result.seconds : 0.0);
     return 0;

@@ -21,6 +21,7 @@ static const char *usage =
     "  train  train a run on a dataset of the store; resume an interrupted run\n"
     "  runs   list the store's runs (kind, status, step, losses); delete one\n"
     "  record store every iteration's hidden states and attention statistics\n"
+    "  lens   logit lens: loss after each iteration, per-slot gains, test-time depth\n"
     "  export one recorded site as a NumPy array with its labels\n"
     "  sweep  a whole study from one file: datasets, seeded runs, record, probe,\n"
     "         analyze, report; resumable, -j N runs in parallel\n"
@@ -47,7 +48,7 @@ static const Command commands[] = {
     {"data", cmd_data},       {"train", cmd_train},     {"runs", cmd_runs},
     {"record", cmd_record},   {"export", cmd_export},   {"sweep", cmd_sweep},
     {"probe", cmd_probe},     {"analyze", cmd_analyze}, {"compare", cmd_compare},
-    {"match", cmd_match},     {"report", cmd_report},
+    {"match", cmd_match},     {"report", cmd_report},   {"lens", cmd_lens},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -36,7 +36,7 @@ enum { MAX_CHUNK_SIZE = 4096, MAX_SHIFT = 65535 };
 /* The JSON strings of the enum values, indexed by value (config.h). */
 static const char *const down_names[2] = {"mean", "selfagg"};
 static const char *const up_names[2] = {"copy", "alloc"};
-static const char *const topology_names[2] = {"residual", "anchor"};
+static const char *const topology_names[3] = {"residual", "anchor", "mesh"};
 
 typedef enum { FIELD_INT, FIELD_BOOL, FIELD_REAL, FIELD_ENUM, FIELD_SCHEDULE } FieldKind;
 
@@ -47,8 +47,8 @@ typedef struct {
     const char *name;
     FieldKind kind;
     size_t offset;
-    int min, max;              /* FIELD_INT: the allowed range */
-    const char *const *names;  /* FIELD_ENUM: the JSON string of value 0 and 1 */
+    int min, max;              /* FIELD_INT: the allowed range; FIELD_ENUM: 0 and the last value */
+    const char *const *names;  /* FIELD_ENUM: the JSON string of each value 0 .. max */
 } ModelField;
 
 static const ModelField model_fields[] = {
@@ -64,7 +64,8 @@ static const ModelField model_fields[] = {
     {"norm_eps", FIELD_REAL, offsetof(SpiralConfig, norm_eps), 0, 0, NULL},
     {"down", FIELD_ENUM, offsetof(SpiralConfig, down), 0, 1, down_names},
     {"up", FIELD_ENUM, offsetof(SpiralConfig, up), 0, 1, up_names},
-    {"topology", FIELD_ENUM, offsetof(SpiralConfig, topology), 0, 1, topology_names},
+    {"topology", FIELD_ENUM, offsetof(SpiralConfig, topology), 0, 2, topology_names},
+    {"mesh_slots", FIELD_INT, offsetof(SpiralConfig, mesh_slots), 2, SPIRAL_MAX_MESH_SLOTS, NULL},
     {"schedule", FIELD_SCHEDULE, 0, 0, 0, NULL},
 };
 static const size_t n_model_fields = sizeof model_fields / sizeof model_fields[0];
@@ -130,21 +131,31 @@ static int parse_real(const json_t *value, const char *path, double *out) {
     return 0;
 }
 
-/* Reads one of the two strings names[0], names[1] into *out as 0 or 1. */
-static int parse_enum(const json_t *value, const char *path, const char *const *names, int *out) {
-    char got[64];
+/* The allowed values of an enum field for messages: "\"a\" or \"b\"" or
+ * "\"a\", \"b\" or \"c\"". */
+static void enum_choices(char *text, size_t size, const ModelField *field) {
+    size_t used = 0;
+    text[0] = 0;
+    for (int i = 0; i <= field->max && used < size; i++)
+        used += (size_t)snprintf(text + used, size - used, "%s\"%s\"",
+                                 i == 0 ? "" : i == field->max ? " or " : ", ", field->names[i]);
+}
+
+/* Reads one of the strings names[0 .. max] into *out as its index. */
+static int parse_enum(const json_t *value, const char *path, const ModelField *field, int *out) {
+    char got[64], choices[128];
+    enum_choices(choices, sizeof choices, field);
     if (json_is_string(value)) {
         const char *s = json_string_value(value);
-        for (int i = 0; i < 2; i++) {
-            if (strcmp(s, names[i]) == 0) {
+        for (int i = 0; i <= field->max; i++) {
+            if (strcmp(s, field->names[i]) == 0) {
                 *out = i;
                 return 0;
             }
         }
-        return spiral_error("%s: expected \"%s\" or \"%s\", got \"%.100s\"", path, names[0], names[1], s);
+        return spiral_error("%s: expected %s, got \"%.100s\"", path, choices, s);
     }
-    return spiral_error("%s: expected \"%s\" or \"%s\", got %s", path, names[0], names[1],
-                        json_describe(value, got, sizeof got));
+    return spiral_error("%s: expected %s, got %s", path, choices, json_describe(value, got, sizeof got));
 }
 
 /* Reads schedule element t: an object {"g", "offset" (default 0), "shift"
@@ -212,7 +223,7 @@ static int parse_field(const ModelField *field, const json_t *value, SpiralConfi
     case FIELD_INT: return parse_int(value, path, INT_MIN, INT_MAX, field_int(cfg, field));
     case FIELD_BOOL: return parse_bool(value, path, field_int(cfg, field));
     case FIELD_REAL: return parse_real(value, path, field_real(cfg, field));
-    case FIELD_ENUM: return parse_enum(value, path, field->names, field_int(cfg, field));
+    case FIELD_ENUM: return parse_enum(value, path, field, field_int(cfg, field));
     case FIELD_SCHEDULE: return parse_schedule(value, cfg);
     }
     return spiral_error("%s: internal error: unknown field kind", path);
@@ -268,6 +279,7 @@ void config_default(SpiralConfig *cfg) {
     cfg->down = DOWN_SELFAGG;
     cfg->up = UP_ALLOC;
     cfg->topology = TOPOLOGY_RESIDUAL;
+    cfg->mesh_slots = SPIRAL_DEFAULT_MESH_SLOTS;
     cfg->n_iters = 4;
     for (int t = 0; t < 4; t++) {
         cfg->schedule[t].g = default_g[t];
@@ -352,14 +364,21 @@ int config_validate(const SpiralConfig *cfg) {
             break;
         }
         case FIELD_ENUM:
-            if (value != 0 && value != 1)
-                return spiral_error("%s: expected 0 (%s) or 1 (%s), got %d", path, field->names[0],
-                                    field->names[1], value);
+            if (value < 0 || value > field->max) {
+                char choices[128];
+                enum_choices(choices, sizeof choices, field);
+                return spiral_error("%s: expected 0 .. %d (%s), got %d", path, field->max, choices,
+                                    value);
+            }
             break;
         case FIELD_SCHEDULE:
             break;
         }
     }
+    if (cfg->topology != TOPOLOGY_MESH && cfg->mesh_slots != SPIRAL_DEFAULT_MESH_SLOTS)
+        return spiral_error("model.mesh_slots: %d given, but mesh_slots applies only to topology "
+                            "\"mesh\" (topology is \"%s\")", cfg->mesh_slots,
+                            config_topology_name(cfg->topology));
     if (cfg->d_model % cfg->n_heads != 0)
         return spiral_error("model.n_heads: d_model (%d) must be divisible by n_heads (%d)", cfg->d_model,
                             cfg->n_heads);
@@ -404,21 +423,23 @@ static json_t *field_to_json(const SpiralConfig *cfg, const ModelField *field) {
     case FIELD_REAL: return json_real(field_real_value(cfg, field));  /* NULL if not finite */
     case FIELD_ENUM: {
         int value = field_int_value(cfg, field);
-        return value == 0 || value == 1 ? json_string(field->names[value]) : NULL;
+        return value >= 0 && value <= field->max ? json_string(field->names[value]) : NULL;
     }
     case FIELD_SCHEDULE: return schedule_to_json(cfg);
     }
     return NULL;
 }
 
-/* Every field in table order, compact, reals with 17 significant digits so
- * that they read back exactly. Returns NULL on allocation failure, or if cfg
+/* Every field in table order (mesh_slots only under topology mesh, so that
+ * other models' JSON does not mention it), compact, reals with 17
+ * significant digits so that they read back exactly. Returns NULL on allocation failure, or if cfg
  * holds something JSON cannot represent (config_validate rejects all such
  * configs). The string comes from jansson's allocator, malloc by default. */
 char *config_to_json(const SpiralConfig *cfg) {
     json_t *root = json_object();
     if (!root) return NULL;
     for (size_t i = 0; i < n_model_fields; i++) {
+        if (!strcmp(model_fields[i].name, "mesh_slots") && cfg->topology != TOPOLOGY_MESH) continue;
         /* json_object_set_new fails on a NULL value and releases the value
          * on failure, so one check covers both. */
         if (json_object_set_new(root, model_fields[i].name, field_to_json(cfg, &model_fields[i]))) {
@@ -433,10 +454,10 @@ char *config_to_json(const SpiralConfig *cfg) {
 
 /* Name of an enum value, or "unknown" if it is out of range (so that it is
  * always safe to print). */
-static const char *enum_name(const char *const *names, int value) {
-    return value == 0 || value == 1 ? names[value] : "unknown";
+static const char *enum_name(const char *const *names, int count, int value) {
+    return value >= 0 && value < count ? names[value] : "unknown";
 }
 
-const char *config_down_name(int down) { return enum_name(down_names, down); }
-const char *config_up_name(int up) { return enum_name(up_names, up); }
-const char *config_topology_name(int topology) { return enum_name(topology_names, topology); }
+const char *config_down_name(int down) { return enum_name(down_names, 2, down); }
+const char *config_up_name(int up) { return enum_name(up_names, 2, up); }
+const char *config_topology_name(int topology) { return enum_name(topology_names, 3, topology); }

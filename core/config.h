@@ -18,10 +18,13 @@
 #define SPIRAL_MAX_LAYERS 1024
 #define SPIRAL_MAX_WIDTH 65536
 #define SPIRAL_MAX_HEADS 1024
+/* Memory slots of the mesh topology: 2 .. SPIRAL_MAX_MESH_SLOTS, default 4. */
+#define SPIRAL_MAX_MESH_SLOTS 64
+#define SPIRAL_DEFAULT_MESH_SLOTS 4
 
 enum { DOWN_MEAN = 0, DOWN_SELFAGG = 1 };
 enum { UP_COPY = 0, UP_ALLOC = 1 };
-enum { TOPOLOGY_RESIDUAL = 0, TOPOLOGY_ANCHOR = 1 };
+enum { TOPOLOGY_RESIDUAL = 0, TOPOLOGY_ANCHOR = 1, TOPOLOGY_MESH = 2 };
 
 /* One loop iteration: chunk size g, chunk offset (0 <= offset < g) and causal
  * shift (>= g - 1; shift >= g is the "no-overlap" variant). */
@@ -44,7 +47,9 @@ typedef struct {
     double norm_eps;     /* RMSNorm epsilon, default 1e-5 */
     int down;            /* DOWN_MEAN or DOWN_SELFAGG */
     int up;              /* UP_COPY or UP_ALLOC */
-    int topology;        /* TOPOLOGY_RESIDUAL or TOPOLOGY_ANCHOR */
+    int topology;        /* TOPOLOGY_RESIDUAL, TOPOLOGY_ANCHOR or TOPOLOGY_MESH */
+    int mesh_slots;      /* B, memory slots of TOPOLOGY_MESH (2..64, default 4); the
+                            default for the other topologies, and absent from their JSON */
     int n_iters;         /* T, 1..SPIRAL_MAX_ITERS */
     IterSpec schedule[SPIRAL_MAX_ITERS];
 } SpiralConfig;

@@ -52,6 +52,11 @@ void model_cost(ModelCost *cost, const SpiralConfig *cfg, int L) {
             flops += cfg->down == DOWN_SELFAGG ? 4 * len * d : len * d;
             flops += cfg->up == UP_ALLOC ? 2 * J * g * d + 2 * len * d : len * d;
         }
+        if (cfg->topology == TOPOLOGY_MESH) {
+            double S = cfg->mesh_slots;
+            params += 2 * S * d + 2 * S;  /* write and read routers with biases */
+            flops += 8 * len * S * d;     /* routers 4 L S d, write 2 L S d, read 2 L S d */
+        }
         snprintf(name, sizeof name, "iter %d (g=%d, J=%d)", t, spec->g, geo.J);
         add_block(cost, name, params, flops);
     }

@@ -7,6 +7,9 @@
  *     2 * 2 * dh per pair and head = 2 n (n + 1) d
  *   down-scaling: mean L d; selfagg 4 L d (scores and weighted sum)
  *   up-scaling: copy L d; alloc 2 J g d + 2 L d
+ *   mesh memory (every iteration, S slots): 8 L S d = the two routers'
+ *     products (L, d) x (d, S), 4 L S d; the write m_b += w_b e, 2 L S d;
+ *     the read sum_b c_b m_b, 2 L S d
  * Norms, RoPE, softmax and SwiGLU's elementwise work are not counted (they
  * are O(L d) against the O(L d^2) matmuls). Training FLOPs = 3 x forward.
  */

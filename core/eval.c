@@ -9,10 +9,91 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "depth.h"
 #include "error.h"
 #include "model.h"
 #include "npy.h"
+#include "run_model.h"
+#include "store.h"
 #include "tokens.h"
+
+/* Loads the model of the options: a weights file or a run's checkpoint,
+ * then, with a schedule, the same weights under that schedule. */
+static int load_model(const EvalOptions *options, Model *model, long long *step) {
+    Model trained = {0};
+    int status = -1;
+    *step = 0;
+    if (options->weights_path) {
+        SpiralConfig cfg;
+        ParamLayout file_layout = {0};
+        real *values = NULL;
+        if (weights_load(options->weights_path, &cfg, &file_layout, &values) == 0 &&
+            model_build(&trained, &cfg) == 0) {
+            memcpy(trained.params, values, trained.layout.n_params * sizeof(real));
+            status = 0;
+        }
+        free(values);
+        param_layout_free(&file_layout);
+    } else {
+        Store store;
+        if (store_open_readonly(&store, options->store_path)) return -1;
+        status = run_model_load_named(&store, options->run_name, options->step, &trained, step);
+        store_close(&store);
+    }
+    if (status == 0 && options->n_schedule > 0) {
+        status = depth_model_build(model, &trained, options->schedule, options->n_schedule);
+        model_free(&trained);
+        return status;
+    }
+    if (status) model_free(&trained);
+    else *model = trained;
+    return status;
+}
+
+/* Reads a sequence of the options' kind (text bytes or uint16 tokens). */
+static int read_sequence(const EvalOptions *options, const char *path, int **tokens,
+                         size_t *count) {
+    return options->text_path ? tokens_read_text(path, tokens, count)
+                              : tokens_read_u16(path, tokens, count);
+}
+
+/* Runs the intervention on the sequence (L inputs, targets after them):
+ * a first pass when it needs one (the mean over the sequence's positions,
+ * or the source's updates), then the pass with the intervention, whose
+ * logits and loss stay in the model. */
+static int run_intervention(Model *model, const EvalOptions *options, const int *tokens, int L) {
+    Intervention iv;
+    int *source = NULL;
+    size_t count = 0;
+    int status = -1;
+    if (intervention_init(&iv, &options->intervention, &model->cfg, L)) return -1;
+    model->update_hook = intervention_measure_hook(&iv);
+    if (options->intervention.kind == INTERVENE_PATCH) {
+        if (!options->source_path) {
+            spiral_error("--patch needs --source FILE (the sequence whose updates are patched in)");
+            goto done;
+        }
+        if (read_sequence(options, options->source_path, &source, &count)) goto done;
+        if (count != (size_t)L + 1) {
+            spiral_error("%s: %zu tokens; the patch source must have the sequence's length, %d",
+                         options->source_path, count, L + 1);
+            goto done;
+        }
+        if (tokens_check_vocab(source, count, model->cfg.vocab_size, options->source_path) ||
+            model_forward(model, source, source + 1, 1, L, NULL))
+            goto done;
+    } else if (model->update_hook && model_forward(model, tokens, tokens + 1, 1, L, NULL)) {
+        goto done;
+    }
+    model->update_hook = intervention_apply_hook(&iv);
+    if (model_forward(model, tokens, tokens + 1, 1, L, NULL)) goto done;
+    status = 0;
+done:
+    model->update_hook = NULL;
+    free(source);
+    intervention_free(&iv);
+    return status;
+}
 
 /* Writes the (L, V) logits as float32 .npy. */
 static int write_logits(const char *path, const Model *model, int L, int V) {
@@ -28,9 +109,6 @@ static int write_logits(const char *path, const Model *model, int L, int V) {
 
 int eval_sequence(const EvalOptions *options, EvalResult *result) {
     int status = -1;
-    SpiralConfig cfg;
-    ParamLayout file_layout = {0};
-    real *values = NULL;
     int *tokens = NULL;
     size_t count = 0;
     Model model = {0};
@@ -38,9 +116,8 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
     const char *source = text_path ? text_path : tokens_path;
     memset(result, 0, sizeof *result);
 
-    if (weights_load(options->weights_path, &cfg, &file_layout, &values)) goto done;
-    if (model_build(&model, &cfg)) goto done;
-    memcpy(model.params, values, model.layout.n_params * sizeof(real));
+    if (load_model(options, &model, &result->step)) goto done;
+    const SpiralConfig cfg = model.cfg;
     if (text_path ? tokens_read_text(text_path, &tokens, &count)
                   : tokens_read_u16(tokens_path, &tokens, &count))
         goto done;
@@ -63,6 +140,14 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
         goto done;
     }
     if (model_forward(&model, tokens, tokens + 1, 1, L, NULL)) goto done;
+    if (options->intervention.kind != INTERVENE_NONE) {
+        if (options->grads_path) {
+            spiral_error("--grads: no gradient with an intervention");
+            goto done;
+        }
+        result->clean_loss = model.loss;
+        if (run_intervention(&model, options, tokens, L)) goto done;
+    }
     if (!isfinite(model.loss)) {
         spiral_error("the loss is %f: the weights produce non-finite logits", model.loss);
         goto done;
@@ -71,6 +156,7 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
     result->n_predictions = L;
     result->vocab_size = cfg.vocab_size;
     result->n_tensors = model.layout.n_tensors;
+    result->n_iters = cfg.n_iters;
     if (options->logits_path && write_logits(options->logits_path, &model, L, cfg.vocab_size))
         goto done;
     if (options->grads_path) {
@@ -81,8 +167,6 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
     status = 0;
 done:
     free(tokens);
-    free(values);
-    param_layout_free(&file_layout);
     model_free(&model);
     return status;
 }

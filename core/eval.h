@@ -5,7 +5,9 @@
  * parameters' own tensor names).
  *
  * The weights may come from spiral or any program that writes the
- * documented layout with the config in __metadata__["config"].
+ * documented layout with the config in __metadata__["config"], or from a
+ * run of a store at any of its checkpoints. With a schedule, the model runs
+ * that schedule over the same weights (test-time depth, core/depth.h).
  */
 #ifndef SPIRAL_EVAL_H
 #define SPIRAL_EVAL_H
@@ -14,8 +16,18 @@
  * a clear error beats the kernel's out-of-memory killer. */
 #define EVAL_MAX_ACTIVATION_BYTES 16e9
 
+#include "config.h"
+#include "intervene.h"
+
 typedef struct {
-    const char *weights_path;  /* the model (safetensors) */
+    const char *weights_path;  /* the model (safetensors), or */
+    const char *store_path;    /* a store and */
+    const char *run_name;      /* one of its runs, */
+    long long step;            /* at its checkpoint at or before step (-1: the last) */
+    int n_schedule;            /* > 0: run with this schedule instead (core/depth.h) */
+    int schedule[SPIRAL_MAX_ITERS]; /* chunk sizes g */
+    InterventionSpec intervention;  /* kind INTERVENE_NONE: none */
+    const char *source_path;   /* patch: the source sequence, read like the sequence itself */
     const char *text_path;     /* the sequence: the bytes of a text file, or */
     const char *tokens_path;   /* a little-endian uint16 token file (exactly one of the two) */
     const char *logits_path;   /* if not NULL: the (L, V) float32 logits as .npy */
@@ -27,6 +39,9 @@ typedef struct {
     int n_predictions;         /* L = tokens - 1 */
     int vocab_size;
     int n_tensors;             /* parameter tensors (of the gradient file) */
+    long long step;            /* the run's checkpoint step (0 for a weights file) */
+    int n_iters;               /* iterations run */
+    double clean_loss;         /* with an intervention: the loss without it */
 } EvalResult;
 
 /* Runs the model on the first N - 1 tokens of the sequence and scores each

@@ -3,6 +3,7 @@
  * position and by chunk slot (see eval_run.h).
  */
 #include "eval_run.h"
+#include "run_model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -129,7 +130,7 @@ static int score_windows(EvalRunResult *r, Model *model, const EvalTargets *t, c
     return status;
 }
 
-int eval_run(EvalRunResult *r, Store *store, const char *run_name) {
+int eval_run(EvalRunResult *r, Store *store, const char *run_name, long long max_step) {
     memset(r, 0, sizeof *r);
     RunRow run;
     if (store_run_find(store, run_name, &run)) return -1;
@@ -153,7 +154,10 @@ int eval_run(EvalRunResult *r, Store *store, const char *run_name) {
     if (status == 0)
         status = eval_targets_build(&t, &ds, SPLIT_VAL, tcfg.seq_len, tcfg.window,
                                     (size_t)tcfg.eval_batches * tcfg.batch_size, tcfg.dataset);
-    if (status == 0) status = load_run_model(store, &run, &cfg, &model, &r->checkpoint_step);
+    if (status == 0) status = run_model_load(store, &run, &cfg, max_step, &model,
+                                                &r->checkpoint_step);
+    /* the stored loss is the last evaluation's: no comparison for an earlier checkpoint */
+    if (status == 0 && r->checkpoint_step != r->stored_val_step) r->stored_val_loss = NAN;
     if (status == 0) {
         r->L = tcfg.seq_len;
         r->positions = calloc((size_t)r->L, sizeof *r->positions);

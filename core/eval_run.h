@@ -1,6 +1,6 @@
 /*
- * eval_run.h: a run's validation loss measured again from its last
- * checkpoint on the windows its training validated on (`spiral eval
+ * eval_run.h: a run's validation loss measured again from its last (or
+ * any) checkpoint on the windows its training validated on (`spiral eval
  * --run`), read against the entropy floor and n-gram baselines over the
  * same targets (data/eval_targets.h), and broken down by position:
  *
@@ -59,9 +59,10 @@ int eval_run_reference(EvalReference *out, Store *store, const char *run_config_
  * both; 0 otherwise or if either does not parse. */
 int eval_run_same_targets(const char *config_a, const char *config_b);
 
-/* Evaluates run `run_name`'s last checkpoint on its validation windows.
- * Returns 0, or -1 (unknown run, no checkpoint, dataset gone). */
-int eval_run(EvalRunResult *result, Store *store, const char *run_name);
+/* Evaluates run `run_name`'s checkpoint at or before max_step (the last
+ * when max_step < 0) on its validation windows. Returns 0, or -1 (unknown
+ * run, no such checkpoint, dataset gone). */
+int eval_run(EvalRunResult *result, Store *store, const char *run_name, long long max_step);
 void eval_run_result_free(EvalRunResult *result);
 
 /* Prints the loss, the floor, the gap and the n-gram baselines; with

@@ -31,8 +31,10 @@ void model_init_weights(Model *model, unsigned long seed) {
         real *values = model->params + t->offset;
         if (ends_with(t->name, "norm.weight")) {
             for (size_t k = 0; k < t->numel; k++) values[k] = 1; /* RMSNorm gains */
-        } else if (ends_with(t->name, "down.score") || ends_with(t->name, "up.alloc")) {
-            for (size_t k = 0; k < t->numel; k++) values[k] = 0; /* start as mean / copy */
+        } else if (ends_with(t->name, "down.score") || ends_with(t->name, "up.alloc") ||
+                   strstr(t->name, ".mesh.")) {
+            /* start as mean / copy / uniform mesh routers (= residual) */
+            for (size_t k = 0; k < t->numel; k++) values[k] = 0;
         } else {
             double sigma = ends_with(t->name, "attn.wo.weight") || ends_with(t->name, "mlp.w2.weight")
                                ? std_out : std;

@@ -2,7 +2,8 @@
  * model.c: forward and backward of the whole backbone (see model.h).
  *
  * Layout of the work: model_forward walks embedding -> prelude -> T
- * iterations (down-scale, shared core, up-scale + shift + update) -> coda ->
+ * iterations (the update e: down-scale, shared core, up-scale + shift;
+ * then the topology's state update, mesh.c for mesh) -> coda ->
  * final norm -> head -> cross-entropy, saving every intermediate in the
  * arena. model_backward walks the same path in reverse. Because every layer
  * backward accumulates into the gradient buffer, the shared core's gradient
@@ -72,6 +73,15 @@ void model_bind_weights(ModelWeights *views, const Model *model, real *buffer) {
         views->down_score[t] = tensor_view(model, buffer, name);
         snprintf(name, sizeof name, "iter.%d.up.alloc", t);
         views->up_alloc[t] = tensor_view(model, buffer, name);
+        MeshWeights *mesh = &views->mesh[t];
+        snprintf(name, sizeof name, "iter.%d.mesh.write", t);
+        mesh->write = tensor_view(model, buffer, name);
+        snprintf(name, sizeof name, "iter.%d.mesh.write_bias", t);
+        mesh->write_bias = tensor_view(model, buffer, name);
+        snprintf(name, sizeof name, "iter.%d.mesh.read", t);
+        mesh->read = tensor_view(model, buffer, name);
+        snprintf(name, sizeof name, "iter.%d.mesh.read_bias", t);
+        mesh->read_bias = tensor_view(model, buffer, name);
     }
 }
 
@@ -122,6 +132,7 @@ void model_free(Model *model) {
     free(model->arena);
     free(model->int_arena);
     free(model->scratch);
+    free(model->hook_buffers);
     param_layout_free(&model->layout);
     memset(model, 0, sizeof *model);
 }
@@ -216,9 +227,9 @@ static const real *update_forward(Model *model, int t, const real *h_in,
         it->e = NULL; /* the shortcut h(t+1) = z~ (IterActs) */
         return z_out;
     }
-    /* delta = z~ - z (residual) or z~ (anchor) */
+    /* delta = z~ - z (residual, mesh) or z~ (anchor) */
     const real *delta = z_out;
-    if (cfg->topology == TOPOLOGY_RESIDUAL) {
+    if (cfg->topology != TOPOLOGY_ANCHOR) {
         vec_sub(it->delta, z_out, z, (size_t)B * J * d);
         delta = it->delta;
     }
@@ -230,21 +241,92 @@ static const real *update_forward(Model *model, int t, const real *h_in,
     return z_out;
 }
 
+/* The memory of iteration t (topology mesh): writes it->e into the slots
+ * and corrects it->h_out (= h(t) + e, or z~ at full resolution) by the
+ * read (mesh.h); the slots are observed after the write. */
+static void mesh_state_update(Model *model, int t, const real *h0, const Observer *observer) {
+    const SpiralConfig *cfg = &model->cfg;
+    IterActs *it = &model->iters[t];
+    const IterActs *before = t > 0 ? &model->iters[t - 1] : NULL;
+    int B = model->B, L = model->L, d = cfg->d_model, S = cfg->mesh_slots;
+    size_t tokens_d = (size_t)B * L * d;
+    mesh_forward(it->h_out, it->mesh_mem, it->mesh_k, it->mesh_w, it->mesh_r, it->e,
+                 before ? before->mesh_mem : NULL, h0, before ? before->mesh_k : NULL,
+                 &model->w.mesh[t], B, L, d, S);
+    for (int b = 0; b < S; b++) {
+        ObserveEvent event = {.site = OBSERVE_MEMORY, .iteration = t, .block = BLOCK_LOOP,
+                              .layer = b, .g = 1, .B = B, .rows = L, .cols = d, .heads = 0,
+                              .pos = model->token_pos, .data = it->mesh_mem + b * tokens_d};
+        observe(observer, event);
+    }
+}
+
+/* The state update of iteration t under model->update_hook: the hook gets
+ * a copy of e (formed as z~ - h(t) in the residual full-resolution
+ * shortcut) and the state uses the changed copy; rows the hook left
+ * bit-identical keep the state the iteration computes without a hook.
+ * A state update that reads e in other ways (a memory written from e)
+ * must read the changed copy too. */
+static const real *hooked_state_update(Model *model, int t, const real *h_in, const real *h0,
+                                       const real *z_out, const Observer *observer) {
+    const SpiralConfig *cfg = &model->cfg;
+    IterActs *it = &model->iters[t];
+    int B = model->B, L = model->L, d = cfg->d_model;
+    size_t rows = (size_t)B * L, tokens_d = rows * d;
+    real *e = model->hook_buffers, *original = e + tokens_d;
+    if (it->e) vec_copy(e, it->e, tokens_d);
+    else vec_sub(e, z_out, h_in, tokens_d);
+    vec_copy(original, e, tokens_d);
+    model->update_hook->fn(model->update_hook->user, t, e, B, L, d);
+    int mesh = cfg->topology == TOPOLOGY_MESH;
+    const real *base = cfg->topology == TOPOLOGY_ANCHOR ? h0 : h_in;
+    real *h_out = it->e ? it->h_out : original + (1 + t % 2) * tokens_d;
+    for (size_t r = 0; r < rows; r++) {
+        real *out = h_out + r * d;
+        const real *er = e + r * d;
+        int same = !memcmp(er, original + r * d, (size_t)d * sizeof(real));
+        /* unchanged rows as without the hook: the residual shortcut's z~,
+         * and mesh at full resolution starts from z~ too */
+        if (same && (!it->e || (mesh && it->full_resolution)))
+            vec_copy(out, z_out + r * d, (size_t)d);
+        else {
+            vec_copy(out, base + r * d, (size_t)d);
+            vec_add(out, er, (size_t)d);
+        }
+    }
+    it->h_out = h_out;
+    if (mesh) {
+        /* the memory is written from the changed e (no backward follows a
+         * hooked forward, so e's buffer may be overwritten) */
+        vec_copy(it->e, e, tokens_d);
+        mesh_state_update(model, t, h0, observer);
+    }
+    return h_out;
+}
+
 /* Iteration t: h(t) = h_in -> h(t+1) (returned). h0 is the prelude output.
  * The update e(t), then the topology's state update:
- *   residual h(t+1) = h(t) + e,  anchor h(t+1) = h(0) + e. */
+ *   residual h(t+1) = h(t) + e,  anchor h(t+1) = h(0) + e,
+ *   mesh: h(t) + e (z~ at full resolution) corrected by the memory's read
+ *   (mesh.h; the slots are observed after the write). */
 static const real *iteration_forward(Model *model, int t, const real *h_in, const real *h0,
                                      const Observer *observer) {
     const SpiralConfig *cfg = &model->cfg;
     IterActs *it = &model->iters[t];
     size_t tokens_d = (size_t)model->B * model->L * cfg->d_model;
     const real *z_out = update_forward(model, t, h_in, observer);
+    if (model->update_hook) return hooked_state_update(model, t, h_in, h0, z_out, observer);
     if (!it->e) {
         it->h_out = (real *)z_out; /* h(t+1) = h(t) + (z~ - h(t)) = z~ exactly */
         return z_out;
     }
-    vec_copy(it->h_out, cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0, tokens_d);
-    vec_add(it->h_out, it->e, tokens_d);
+    if (cfg->topology == TOPOLOGY_MESH && it->full_resolution) {
+        vec_copy(it->h_out, z_out, tokens_d); /* h(t) + e = z~ */
+    } else {
+        vec_copy(it->h_out, cfg->topology == TOPOLOGY_ANCHOR ? h0 : h_in, tokens_d);
+        vec_add(it->h_out, it->e, tokens_d);
+    }
+    if (cfg->topology == TOPOLOGY_MESH) mesh_state_update(model, t, h0, observer);
     return it->h_out;
 }
 
@@ -263,6 +345,13 @@ int model_forward(Model *model, const int *tokens, const int *targets, int B, in
     }
     if (model_ensure_activations(model, B, L)) return -1;
     size_t count = (size_t)B * L;
+    model->hooked = model->update_hook != NULL;
+    if (model->update_hook && model->hook_capacity < 4 * count * d) {
+        real *grown = realloc(model->hook_buffers, 4 * count * d * sizeof(real));
+        if (!grown) return spiral_error("out of memory for the update hook's buffers");
+        model->hook_buffers = grown;
+        model->hook_capacity = 4 * count * d;
+    }
     memcpy(model->tokens, tokens, count * sizeof(int));
     for (size_t i = 0; i < count; i++) model->targets[i] = targets ? targets[i] : -1;
     for (int i = 0; i < L; i++) model->token_pos[i] = i;
@@ -365,7 +454,7 @@ static void update_backward(Model *model, int t, real *dh_in, const real *de, co
     upscale_backward(s->ddelta, model->dw.up_alloc[t], s->scale, de,
                      difference ? it->delta : it->layers[cfg->n_loop - 1].out, it->coef,
                      model->w.up_alloc[t], &it->geo, B, d, cfg->up);
-    /* delta = z~ - z (residual) or z~ (anchor) */
+    /* delta = z~ - z (residual, mesh) or z~ (anchor) */
     if (difference)
         vec_negate(s->dz, s->ddelta, latents_d);
     else
@@ -390,6 +479,17 @@ static void iteration_backward(Model *model, int t, real *dh_in, real *dh0, cons
                        cfg, model->B, core_pingpong, s);
         return;
     }
+    if (cfg->topology == TOPOLOGY_MESH) {
+        /* h(t+1) = S sum_b r_b m_b, m_b = m_b(t) + w_b e: de, and s->mesh_dmem
+         * becomes the gradient of the slots before the write; m_0(0) = h(0) */
+        int S = cfg->mesh_slots;
+        mesh_backward(s->mesh_de, s->mesh_dmem, &model->dw.mesh[t], s->mesh_dl, dh_out, it->e,
+                      it->mesh_mem, it->mesh_w, it->mesh_r, &model->w.mesh[t], model->B,
+                      model->L, cfg->d_model, S);
+        if (t == 0) vec_add(dh0, s->mesh_dmem, tokens_d);
+        update_backward(model, t, dh_in, s->mesh_de, s);
+        return;
+    }
     /* h(t+1) = base + e: the base's gradient is dh_out, and so is de */
     vec_add(cfg->topology == TOPOLOGY_RESIDUAL ? dh_in : dh0, dh_out, tokens_d);
     update_backward(model, t, dh_in, dh_out, s);
@@ -399,6 +499,9 @@ int model_backward(Model *model) {
     const SpiralConfig *cfg = &model->cfg;
     if (!model->arena || model->loss_count == 0)
         return spiral_error("model_backward: no forward pass with targets to differentiate");
+    if (model->hooked)
+        return spiral_error("model_backward: the forward pass ran with an update hook "
+                            "(an intervention), which has no backward");
     int B = model->B, L = model->L, d = cfg->d_model, V = cfg->vocab_size, M = B * L;
     size_t tokens_d = (size_t)M * d;
     Scratch s = model_scratch_slices(model);
@@ -424,6 +527,7 @@ int model_backward(Model *model) {
     }
     /* iterations, last to first */
     vec_zero(s.dh0, tokens_d);
+    if (cfg->topology == TOPOLOGY_MESH) vec_zero(s.mesh_dmem, cfg->mesh_slots * tokens_d);
     for (int t = cfg->n_iters - 1; t >= 0; t--) {
         vec_zero(dh_next, tokens_d);
         iteration_backward(model, t, dh_next, s.dh0, dh, &s);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "mesh.h"
 #include "params.h"
 #include "real.h"
 #include "scale.h"
@@ -44,6 +45,7 @@ typedef struct {
     LayerWeights *post;        /* n_post */
     real *down_score[SPIRAL_MAX_ITERS];  /* (d) per iteration, or NULL (mean) */
     real *up_alloc[SPIRAL_MAX_ITERS];    /* (g_t, d) per iteration, or NULL (copy) */
+    MeshWeights mesh[SPIRAL_MAX_ITERS];  /* routers per iteration (topology mesh), or NULLs */
 } ModelWeights;
 
 /* What one layer application saves for its backward pass; n is the sequence
@@ -68,7 +70,8 @@ typedef struct {
  *   1. the update e(t) (B, L, d): down-scale h(t) to z, core z~ = f_loop(z),
  *      delta, up-scale, causal shift (docs/model.md steps 1-6);
  *   2. the topology's state update from e(t): residual h(t+1) = h(t) + e,
- *      anchor h(t+1) = h(0) + e.
+ *      anchor h(t+1) = h(0) + e, mesh: write e to the memory, read h(t+1)
+ *      from it (core/mesh.h).
  *
  * Where e lives: `e` below. At reduced resolution it is its own (B, L, d)
  * view of the arena. At full resolution (g = 1, shift 0) e_i = delta_i, and
@@ -85,10 +88,14 @@ typedef struct {
     real *h_in;                /* (B, L, d) h(t) */
     real *z;                   /* (B, J, d) latents entering the core */
     real *alpha;               /* (B, L) selfagg weights */
-    real *delta;               /* (B, J, d) z~ - z (residual) or z~ (anchor) */
+    real *delta;               /* (B, J, d) z~ - z (residual, mesh) or z~ (anchor) */
     real *coef;                /* (B, J, g) alloc coefficients g * beta */
     real *e;                   /* (B, L, d) the update e(t): shift(up(delta)); see above */
     real *h_out;               /* (B, L, d) h(t+1) */
+    /* topology mesh only (core/mesh.h; S = mesh_slots), else NULL: */
+    real *mesh_mem;            /* (S, B, L, d) memory slots after iteration t's write */
+    real *mesh_k;              /* (B, L, d) read correction K(t+1) = sum_b (S r_b - 1) m_b */
+    real *mesh_w, *mesh_r;     /* (B, L, S) write and read weights */
     LayerActs *layers;         /* n_loop; z~ = layers[n_loop - 1].out */
 } IterActs;
 
@@ -99,7 +106,8 @@ typedef enum {
     OBSERVE_LATENT_OUT,  /* z~ of iteration t, (B, J, d) */
     OBSERVE_CODA,        /* coda output f_post(h(T)), (B, L, d) */
     OBSERVE_ATTENTION,   /* one layer's probabilities, (B, H, rows, rows) */
-    OBSERVE_LAYER_OUT    /* one layer's output, (B, rows, d) (block, layer, iteration set) */
+    OBSERVE_LAYER_OUT,   /* one layer's output, (B, rows, d) (block, layer, iteration set) */
+    OBSERVE_MEMORY       /* mesh: slot `layer` after iteration t's write, (B, L, d) */
 } ObserveSite;
 
 typedef enum { BLOCK_PRE = 0, BLOCK_LOOP = 1, BLOCK_POST = 2 } BlockKind;
@@ -110,7 +118,7 @@ typedef struct {
     ObserveSite site;
     int iteration;       /* t for STATE/LATENT_*; for ATTENTION and LAYER_OUT the iteration of a loop layer, -1 otherwise */
     BlockKind block;     /* for ATTENTION and LAYER_OUT */
-    int layer;           /* for ATTENTION and LAYER_OUT: layer index within its block */
+    int layer;           /* for ATTENTION and LAYER_OUT: layer index within its block; MEMORY: the slot */
     int g;               /* chunk size of the rows (1 at token level) */
     int B, rows, cols, heads;
     const int *pos;      /* (rows) token position of each row (its last member) */
@@ -121,6 +129,19 @@ typedef struct {
     void (*fn)(void *user, const ObserveEvent *event);
     void *user;
 } Observer;
+
+/* An intervention on the updates (interventions, core/intervene.h). When a
+ * Model's update_hook is set, model_forward hands fn a copy of each
+ * iteration's update e(t) (B, L, d) after it is computed and before the
+ * state update; fn may change it in place, and the state update uses the
+ * changed copy. Rows (b, i) that fn leaves bit-identical keep exactly the
+ * state they would have had without the hook, so a hook that changes
+ * nothing changes no logit. update_hook NULL (the default): no call, no
+ * copy, no cost. model_backward refuses a forward pass run with a hook. */
+typedef struct {
+    void (*fn)(void *user, int t, real *e, int B, int L, int d);
+    void *user;
+} UpdateHook;
 
 typedef struct {
     SpiralConfig cfg;
@@ -151,6 +172,12 @@ typedef struct {
     /* backward scratch, sized for n = L */
     real *scratch;
     size_t scratch_capacity;
+
+    /* interventions on the updates (UpdateHook above); NULL: none */
+    const UpdateHook *update_hook;
+    int hooked;                /* the last forward pass ran with a hook */
+    real *hook_buffers;        /* 4 (B, L, d): e copy, original, two states */
+    size_t hook_capacity;      /* reals */
 } Model;
 
 /* Builds a model for cfg (validated) with zeroed parameters and gradients.

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "layers.h"
+#include "mesh.h"
 
 /* A bump allocator over a buffer; with base == NULL it only counts, so the
  * same planning code measures the arena and then lays it out. */
@@ -95,6 +96,14 @@ static void plan_activations(Model *model, Bump *bump, int B, int L) {
             it->e = take(bump, tokens * d); /* at full resolution e aliases delta or z~ */
         }
         if (!(it->full_resolution && residual)) it->h_out = take(bump, tokens * d);
+        it->mesh_mem = it->mesh_k = it->mesh_w = it->mesh_r = NULL;
+        if (cfg->topology == TOPOLOGY_MESH) {
+            size_t S = (size_t)cfg->mesh_slots;
+            it->mesh_mem = take(bump, S * tokens * d);
+            it->mesh_k = take(bump, tokens * d);
+            it->mesh_w = take(bump, tokens * S);
+            it->mesh_r = take(bump, tokens * S);
+        }
         for (int l = 0; l < cfg->n_loop; l++) plan_layer(&it->layers[l], bump, cfg, B, J, it->pos);
     }
     for (int l = 0; l < cfg->n_post; l++)
@@ -143,6 +152,12 @@ static Scratch scratch_plan(Bump *bump, const SpiralConfig *cfg, int B, int L) {
     s.layer_dprobs = take(bump, attention_scratch_size(L));
     s.dlogits = take(bump, tokens * cfg->vocab_size);
     s.scale = take(bump, scale_scratch_max(cfg, B, L));
+    s.mesh_dmem = s.mesh_de = s.mesh_dl = NULL;
+    if (cfg->topology == TOPOLOGY_MESH) {
+        s.mesh_dmem = take(bump, (size_t)cfg->mesh_slots * tokens * d);
+        s.mesh_de = take(bump, tokens * d);
+        s.mesh_dl = take(bump, mesh_scratch_size(B, L, cfg->mesh_slots));
+    }
     return s;
 }
 

@@ -21,6 +21,10 @@ typedef struct {
     real *layer_dprobs;        /* attention_scratch_size(L) */
     real *dlogits;             /* (B, L, V) */
     real *scale;               /* scale_scratch_max: per-token scaling gradients */
+    /* topology mesh only (S = mesh_slots), else NULL: */
+    real *mesh_dmem;           /* (S, B, L, d) gradient of the memory slots, carried back */
+    real *mesh_de;             /* (B, L, d) gradient of e through the memory */
+    real *mesh_dl;             /* mesh_scratch_size: router logits' gradients */
 } Scratch;
 
 /* Makes sure the arena and the scratch fit (B, L), allocating only when

@@ -75,6 +75,15 @@ int param_layout_build(ParamLayout *layout, const SpiralConfig *cfg) {
             snprintf(name, sizeof name, "iter.%d.up.alloc", t);
             if (layout_add(layout, &capacity, name, 2, cfg->schedule[t].g, d, 0)) goto fail;
         }
+        if (cfg->topology == TOPOLOGY_MESH) {
+            static const char *const router[2] = {"write", "read"};
+            for (int k = 0; k < 2; k++) {
+                snprintf(name, sizeof name, "iter.%d.mesh.%s", t, router[k]);
+                if (layout_add(layout, &capacity, name, 2, cfg->mesh_slots, d, 0)) goto fail;
+                snprintf(name, sizeof name, "iter.%d.mesh.%s_bias", t, router[k]);
+                if (layout_add(layout, &capacity, name, 1, cfg->mesh_slots, 0, 0)) goto fail;
+            }
+        }
     }
     for (int l = 0; l < cfg->n_post; l++)
         if (layout_add_layer(layout, &capacity, "post", l, d, f)) goto fail;

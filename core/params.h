@@ -11,6 +11,8 @@
  *   {pre|loop|post}.{l}.mlp_norm.weight (d)    .mlp.w1|w3.weight (F,d)  .mlp.w2.weight (d,F)
  *   iter.{t}.down.score (d)    (selfagg only)
  *   iter.{t}.up.alloc (g_t,d)  (alloc only)
+ *   iter.{t}.mesh.write (S,d)  .mesh.write_bias (S)  .mesh.read (S,d)  .mesh.read_bias (S)
+ *                              (topology mesh only, S = mesh_slots)
  *
  * The loop core's layers appear once, however many iterations run.
  */

@@ -36,6 +36,7 @@
 #include "error.h"
 #include "filehash.h"
 #include "recording_store.h"
+#include "run_model.h"
 #include "steps.h"
 #include "train_config.h"
 
@@ -54,6 +55,7 @@ void record_options_default(RecordOptions *o) {
     o->distances[0] = 4;
     o->distances[1] = 16;
     o->distances[2] = 64;
+    o->step = -1;
 }
 
 /* What a recording works with: the run, its model and the windows. */
@@ -156,28 +158,17 @@ static int split_from_name(const char *name) {
     return -1;
 }
 
-int load_run_model(Store *store, const RunRow *run, const SpiralConfig *cfg, Model *model,
-                          long long *step) {
-    char *path = NULL, *sha = NULL;
-    if (store_checkpoint_last(store, run->id, step, &path, &sha)) return -1;
-    if (!path)
-        return spiral_error("run %s has no checkpoint yet: train it first ('spiral train')",
-                            run->name);
-    int status = file_sha256_verify(path, sha);
-    SpiralConfig file_cfg;
-    ParamLayout layout = {0};
-    real *values = NULL;
-    if (status == 0) status = weights_load(path, &file_cfg, &layout, &values);
-    if (status == 0 && memcmp(&file_cfg, cfg, sizeof file_cfg) != 0)
-        status = spiral_error("%s: the checkpoint's config does not match run %s's config", path,
-                              run->name);
-    if (status == 0) status = model_build(model, cfg);
-    if (status == 0) memcpy(model->params, values, model->layout.n_params * sizeof(real));
-    free(values);
-    param_layout_free(&layout);
-    free(path);
-    free(sha);
-    return status;
+int record_windows(size_t *start, const SplitStream *stream, int n, int L,
+                   const char *dataset_name, const char *split) {
+    if (stream->n_starts < (size_t)n && stream->n - (size_t)L + 1 < (size_t)n)
+        return spiral_error("dataset %s: the %s split has room for only %zu windows of %d tokens, "
+                            "fewer than --sequences %d", dataset_name, split,
+                            stream->n - (size_t)L + 1, L, n);
+    for (int k = 0; k < n; k++)
+        start[k] = stream->n_starts >= (size_t)n
+                       ? stream->starts[(size_t)k * stream->n_starts / n]
+                       : (size_t)k * (stream->n - (size_t)L) / (n > 1 ? n - 1 : 1);
+    return 0;
 }
 
 static void job_free(RecordJob *job) {
@@ -188,7 +179,7 @@ static void job_free(RecordJob *job) {
     store_run_free(&job->run);
 }
 
-/* Step 1: the run, its config and last checkpoint (as a model), the
+/* Step 1: the run, its config and checkpoint (the last, or at o->step) (as a model), the
  * dataset's split and the start of each of the n windows of L tokens: at
  * document starts when there are enough, else evenly spaced. On failure
  * the caller still frees the job. */
@@ -210,22 +201,13 @@ static int load_job(Store *store, const char *run_name, const char *dataset_name
     if (job->ds.vocab_size > job->cfg.vocab_size)
         return spiral_error("dataset %s has vocabulary %d but run %s's model has vocab_size %d",
                             dataset_name, job->ds.vocab_size, run_name, job->cfg.vocab_size);
-    if (load_run_model(store, &job->run, &job->cfg, &job->model, &job->checkpoint_step) ||
+    if (run_model_load(store, &job->run, &job->cfg, o->step, &job->model, &job->checkpoint_step) ||
         dataset_split_stream(&job->stream, &job->ds, split, (size_t)L, dataset_name))
         return -1;
-    const SplitStream *stream = &job->stream;
     int n = job->n = o->n_sequences;
-    if (stream->n_starts < (size_t)n && stream->n - (size_t)L + 1 < (size_t)n)
-        return spiral_error("dataset %s: the %s split has room for only %zu windows of %d tokens, "
-                            "fewer than --sequences %d", dataset_name, o->split,
-                            stream->n - (size_t)L + 1, L, n);
     job->window_start = malloc((size_t)n * sizeof *job->window_start);
     if (!job->window_start) return spiral_error("out of memory preparing the recording");
-    for (int k = 0; k < n; k++)
-        job->window_start[k] = stream->n_starts >= (size_t)n
-                                   ? stream->starts[(size_t)k * stream->n_starts / n]
-                                   : (size_t)k * (stream->n - (size_t)L) / (n > 1 ? n - 1 : 1);
-    return 0;
+    return record_windows(job->window_start, &job->stream, n, L, dataset_name, o->split);
 }
 
 /* Frees the recorder's buffers and closes its writer (writer.store set:
@@ -372,6 +354,7 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
         return status;
     }
     result->recording_id = rec.writer.id;
+    result->checkpoint_step = job.checkpoint_step;
     status = recording_set_status(&rec.writer, "running");
 
     double start = seconds_now();

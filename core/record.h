@@ -2,7 +2,7 @@
  * record.h: runs a trained checkpoint over a probe dataset and stores every
  * iteration's hidden states and attention statistics (store schema v2).
  *
- * A recording is one (run, dataset, split): n_sequences windows of seq_len
+ * A recording is one (run, dataset, split, checkpoint step): n_sequences windows of seq_len
  * tokens, taken at document starts of the split (evenly spaced through the
  * split when it has fewer documents than sequences). For each sequence:
  *   site 'token',      iteration t = 0..T, scale 1: h(t) (t = 0 is the
@@ -34,6 +34,7 @@
 #ifndef SPIRAL_RECORD_H
 #define SPIRAL_RECORD_H
 
+#include "dataset.h"
 #include "model.h"
 #include "progress.h"
 #include <signal.h>
@@ -54,6 +55,7 @@ typedef struct {
 
 typedef struct {
     const char *split;        /* "test" (default), "val", "train", "test_ood" */
+    long long step;           /* the checkpoint at or before this step; -1 (default): the last */
     int n_sequences;          /* default 500, as the paper's probes */
     int seq_len;              /* 0: the run's train.seq_len */
     int f16;                  /* store states as float16 instead of float32 */
@@ -67,16 +69,11 @@ typedef struct {
                                          progress and mark the recording interrupted; or NULL */
 } RecordOptions;
 
-/* Builds *model from run's last checkpoint (*step gets its step) after
- * checking its sha256 and that its config is cfg, the run's. Returns 0 or
- * -1 (no checkpoint yet, a changed file, another config). */
-int load_run_model(Store *store, const RunRow *run, const SpiralConfig *cfg, Model *model,
-                   long long *step);
-
 void record_options_default(RecordOptions *options);
 
 typedef struct {
     long long recording_id;
+    long long checkpoint_step;/* the step of the checkpoint recorded */
     int n_sequences, recorded_now;
     int interrupted;          /* stopped by *interrupt before every sequence was recorded */
     double bytes;             /* state bytes written now */
@@ -90,6 +87,13 @@ typedef struct {
                                  its pages into the database file, fsync that */
     double store_seconds;     /* the store path: insert + commit + checkpoint */
 } RecordResult;
+
+/* The first token of each of n windows of L tokens in stream: at document
+ * starts when the split has at least n of them, else evenly spaced through
+ * the split (the rule every recording and the logit lens use). Returns 0,
+ * or -1 if the split has room for fewer than n windows. */
+int record_windows(size_t *start, const SplitStream *stream, int n, int L,
+                   const char *dataset_name, const char *split);
 
 /* Records run `run_name` on dataset `dataset_name`. */
 int record_run(Store *store, const char *run_name, const char *dataset_name,

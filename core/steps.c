@@ -3,6 +3,8 @@
  */
 #include "steps.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -43,6 +45,24 @@ int step_has_latents(const SpiralConfig *cfg, int step) {
     return !(spec->g == 1 && spec->shift == 0);
 }
 
+int site_memory_slot(const char *site) {
+    const char *digits = site + strlen("memory.");
+    if (strncmp(site, "memory.", strlen("memory.")) || !*digits || strlen(digits) > 2) return -1;
+    if (digits[0] == '0' && digits[1]) return -1;
+    for (const char *c = digits; *c; c++)
+        if (*c < '0' || *c > '9') return -1;
+    return atoi(digits);
+}
+
+int memory_site_step(const SpiralConfig *cfg, int iteration) {
+    return model_kind(cfg) == KIND_DENSE ? cfg->n_loop - 1 : iteration;
+}
+
+/* Sets key->site to name. */
+static void set_site(SiteKey *key, const char *name) {
+    snprintf(key->site, sizeof key->site, "%s", name);
+}
+
 int event_site(const ObserveEvent *e, const SpiralConfig *cfg, SiteKey *key) {
     int dense = model_kind(cfg) == KIND_DENSE;
     key->scale = 1;
@@ -50,24 +70,28 @@ int event_site(const ObserveEvent *e, const SpiralConfig *cfg, SiteKey *key) {
     case OBSERVE_STATE:
         /* dense: h(1) is the last core layer's output, seen as LAYER_OUT */
         if (dense && e->iteration != 0) return 0;
-        key->site = "token";
+        set_site(key, "token");
         key->step = e->iteration;
         return 1;
     case OBSERVE_LATENT_IN:
     case OBSERVE_LATENT_OUT:
         if (!step_has_latents(cfg, e->iteration)) return 0;
-        key->site = e->site == OBSERVE_LATENT_IN ? "latent_in" : "latent_out";
+        set_site(key, e->site == OBSERVE_LATENT_IN ? "latent_in" : "latent_out");
         key->step = e->iteration;
         key->scale = e->g;
         return 1;
     case OBSERVE_CODA:
-        key->site = "coda";
+        set_site(key, "coda");
         key->step = loop_steps(cfg);
         return 1;
     case OBSERVE_LAYER_OUT:
         if (!dense || e->block != BLOCK_LOOP) return 0;
-        key->site = "token";
+        set_site(key, "token");
         key->step = e->layer + 1;
+        return 1;
+    case OBSERVE_MEMORY:
+        snprintf(key->site, sizeof key->site, "memory.%d", e->layer);
+        key->step = memory_site_step(cfg, e->iteration);
         return 1;
     case OBSERVE_ATTENTION:
         return 0;
@@ -106,9 +130,23 @@ int site_geometry(const SpiralConfig *cfg, const char *site, int step, int scale
         if (step < 0 || step > last || (!strcmp(site, "coda") && step != last))
             return spiral_error("site %s step %d: the run has steps 0..%d (coda at %d)", site,
                                 step, last, last);
+    } else if (site_memory_slot(site) >= 0) {
+        int slot = site_memory_slot(site), steps = loop_steps(cfg);
+        if (cfg->topology != TOPOLOGY_MESH)
+            return spiral_error("site %s: the run has no memory slots (topology %s, not mesh)",
+                                site, config_topology_name(cfg->topology));
+        if (slot >= cfg->mesh_slots)
+            return spiral_error("site %s: the run's memory slots are memory.0 .. memory.%d "
+                                "(mesh_slots %d)", site, cfg->mesh_slots - 1, cfg->mesh_slots);
+        if (scale != 1)
+            return spiral_error("site %s step %d has scale %d, expected 1", site, step, scale);
+        int first = memory_site_step(cfg, 0), last = memory_site_step(cfg, cfg->n_iters - 1);
+        if (step < first || step > last || step >= steps)
+            return spiral_error("site %s step %d: the run records its memory at steps %d..%d",
+                                site, step, first, last);
     } else {
-        return spiral_error("unknown site '%s' (expected token, latent_in, latent_out or coda)",
-                            site);
+        return spiral_error("unknown site '%s' (expected token, latent_in, latent_out, coda or "
+                            "memory.b)", site);
     }
     *geo = chunk_geometry(L, &spec);
     return 0;

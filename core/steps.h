@@ -12,9 +12,12 @@
  *   sites     'token' state h(t) at steps t = 0 .. steps (t = 0 is the
  *             prelude output; for dense, h(l + 1) is core layer l's output),
  *             'latent_in' z and 'latent_out' z~ of step t (only when the
- *             step compresses or shifts), 'coda' at step = steps
+ *             step compresses or shifts), 'coda' at step = steps,
+ *             'memory.b' (topology mesh only, b = 0 .. mesh_slots - 1):
+ *             memory slot b after iteration t's write, at the step that
+ *             ends iteration t (step t; for dense, its last step n_loop - 1)
  *
- * A site's rows: L tokens at scale 1; the J latents of the step's chunk
+ * A site's rows: L tokens at scale 1 (token, coda, memory.b); the J latents of the step's chunk
  * geometry at a latent site, row j at the token position of its last member.
  */
 #ifndef SPIRAL_STEPS_H
@@ -42,10 +45,17 @@ int step_has_latents(const SpiralConfig *cfg, int step);
 
 /* A recorded state: site name, step, scale (the chunk size of its rows). */
 typedef struct {
-    const char *site;   /* "token", "latent_in", "latent_out", "coda" */
+    char site[16];      /* "token", "latent_in", "latent_out", "coda", "memory.b" */
     int step;
     int scale;
 } SiteKey;
+
+/* The slot b of a site named "memory.b" (digits only, no sign or leading
+ * zero), or -1 for any other name. */
+int site_memory_slot(const char *site);
+
+/* The step under which iteration t's memory slots are recorded. */
+int memory_site_step(const SpiralConfig *cfg, int iteration);
 
 /* The recorded state a forward-pass event is, if any: returns 1 and fills
  * *key, or 0 when the event is not recorded as a state (a dense model's

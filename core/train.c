@@ -345,7 +345,7 @@ static int train_loop(Trainer *tr, const TrainOptions *options, TrainResult *res
         row.wall_seconds = tr->wall_before + elapsed;
         if (push_metric(tr, &row)) return -1;
         int stop = options->interrupt && *options->interrupt;
-        if (step % c->checkpoint_every == 0 || step == c->steps || stop) {
+        if (train_checkpoint_due(c, step) || stop) {
             if (save_checkpoint(tr, row.wall_seconds)) return -1;
         } else if (tr->n_pending >= 50 || eval_now) {
             if (flush_metrics(tr)) return -1;

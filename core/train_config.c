@@ -89,7 +89,36 @@ static int read_string(json_t *obj, const char *name, char *out, size_t size) {
 static const char *known_fields[] = {
     "dataset", "seq_len", "batch_size", "grad_accum", "steps", "warmup", "lr", "min_lr",
     "weight_decay", "beta1", "beta2", "adam_eps", "clip", "seed", "eval_every",
-    "eval_batches", "checkpoint_every", "window", "checkpoint_dir"};
+    "eval_batches", "checkpoint_every", "window", "checkpoint_dir", "keep_steps"};
+
+/* Reads train.keep_steps: an array of increasing steps in [1, steps]. */
+static int read_keep_steps(TrainConfig *c, json_t *obj) {
+    json_t *v = json_object_get(obj, "keep_steps");
+    if (!v) return 0;
+    if (!json_is_array(v))
+        return spiral_error("train.keep_steps: expected an array of steps, got %s",
+                            json_type_name(v));
+    if (json_array_size(v) > TRAIN_MAX_KEEP_STEPS)
+        return spiral_error("train.keep_steps: %zu steps; at most %d", json_array_size(v),
+                            TRAIN_MAX_KEEP_STEPS);
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        if (!json_is_integer(item))
+            return spiral_error("train.keep_steps[%zu]: expected an integer step, got %s", i,
+                                json_type_name(item));
+        json_int_t step = json_integer_value(item);
+        if (step < 1 || step > c->steps)
+            return spiral_error("train.keep_steps[%zu]: expected a step in [1, %ld] "
+                                "(train.steps), got %lld", i, c->steps, (long long)step);
+        if (i > 0 && step <= c->keep_steps[i - 1])
+            return spiral_error("train.keep_steps[%zu]: expected steps in increasing order, got "
+                                "%lld after %ld", i, (long long)step, c->keep_steps[i - 1]);
+        c->keep_steps[i] = (long)step;
+    }
+    c->n_keep_steps = (int)json_array_size(v);
+    return 0;
+}
 
 /* Parses the train object itself. */
 static int parse_object(TrainConfig *c, json_t *obj) {
@@ -103,7 +132,7 @@ static int parse_object(TrainConfig *c, json_t *obj) {
             return spiral_error("train.%s: unknown field (known: dataset, seq_len, batch_size, "
                                 "grad_accum, steps, warmup, lr, min_lr, weight_decay, beta1, "
                                 "beta2, adam_eps, clip, seed, eval_every, eval_batches, "
-                                "checkpoint_every, window, checkpoint_dir)", key);
+                                "checkpoint_every, window, checkpoint_dir, keep_steps)", key);
     }
     char window[32] = "";
     if (read_string(obj, "dataset", c->dataset, sizeof c->dataset) ||
@@ -124,7 +153,8 @@ static int parse_object(TrainConfig *c, json_t *obj) {
         read_int(obj, "eval_batches", 1, 1 << 20, &c->eval_batches) ||
         read_long(obj, "checkpoint_every", 1, 1L << 40, &c->checkpoint_every) ||
         read_string(obj, "window", window, sizeof window) ||
-        read_string(obj, "checkpoint_dir", c->checkpoint_dir, sizeof c->checkpoint_dir))
+        read_string(obj, "checkpoint_dir", c->checkpoint_dir, sizeof c->checkpoint_dir) ||
+        read_keep_steps(c, obj))
         return -1;
     if (!c->dataset[0]) return spiral_error("train.dataset: required (the name of a dataset in the store)");
     if (window[0]) {
@@ -182,9 +212,22 @@ char *train_config_to_json(const TrainConfig *c) {
     json_object_set_new(o, "checkpoint_every", json_integer(c->checkpoint_every));
     json_object_set_new(o, "window", json_string(c->window == WINDOW_DOCUMENT ? "document" : "random"));
     json_object_set_new(o, "checkpoint_dir", json_string(c->checkpoint_dir));
+    if (c->n_keep_steps > 0) { /* written only when set: older runs' JSON is unchanged */
+        json_t *keep = json_array();
+        for (int k = 0; k < c->n_keep_steps; k++)
+            json_array_append_new(keep, json_integer(c->keep_steps[k]));
+        json_object_set_new(o, "keep_steps", keep);
+    }
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
     return text;
+}
+
+int train_checkpoint_due(const TrainConfig *c, long step) {
+    if (step % c->checkpoint_every == 0 || step == c->steps) return 1;
+    for (int k = 0; k < c->n_keep_steps; k++)
+        if (c->keep_steps[k] == step) return 1;
+    return 0;
 }
 
 double train_lr_at(const TrainConfig *c, long step) {

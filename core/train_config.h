@@ -12,6 +12,9 @@
 
 #include "eval_targets.h"  /* WINDOW_RANDOM, WINDOW_DOCUMENT */
 
+/* At most this many entries in train.keep_steps. */
+#define TRAIN_MAX_KEEP_STEPS 64
+
 typedef struct {
     char dataset[128];        /* dataset name in the store (required) */
     int seq_len;              /* L, tokens per training sequence */
@@ -30,6 +33,8 @@ typedef struct {
     int window;               /* WINDOW_RANDOM: windows start anywhere;
                                  WINDOW_DOCUMENT: at document starts */
     char checkpoint_dir[512]; /* "" = <store dir>/checkpoints/<run> */
+    int n_keep_steps;         /* extra checkpoints: at each step of keep_steps, */
+    long keep_steps[TRAIN_MAX_KEEP_STEPS]; /* increasing, each in [1, steps] */
 } TrainConfig;
 
 /* Parses the "train" object of a run file's JSON text; `source` names the
@@ -39,6 +44,10 @@ int train_config_parse(TrainConfig *cfg, const char *json_text, const char *sour
 /* The train object as JSON, every field written (malloc'd; NULL if out of
  * memory). */
 char *train_config_to_json(const TrainConfig *cfg);
+
+/* 1 if a checkpoint is written after step s: every checkpoint_every steps,
+ * the last step, and each step of keep_steps. */
+int train_checkpoint_due(const TrainConfig *cfg, long step);
 
 /* Learning rate at step s (1-based): linear warmup to lr over `warmup`
  * steps, then cosine decay to min_lr at `steps`:

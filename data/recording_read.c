@@ -36,9 +36,11 @@ int recording_find(Store *store, const char *run_name, const char *dataset_name,
     memset(info, 0, sizeof *info);
     if (sqlite3_prepare_v2(store->db,
                            "SELECT r.id, r.run_id, r.dataset_id, r.seq_len, r.n_sequences,"
-                           " r.d_model, r.dtype, r.split, r.status, r.distances FROM recordings r"
+                           " r.d_model, r.dtype, r.split, r.status, r.distances, r.checkpoint_step"
+                           " FROM recordings r"
                            " JOIN runs ON runs.id = r.run_id JOIN datasets d ON d.id = r.dataset_id"
-                           " WHERE runs.name = ? AND d.name = ? AND r.split = ?", -1, &stmt,
+                           " WHERE runs.name = ? AND d.name = ? AND r.split = ?"
+                           " ORDER BY r.checkpoint_step DESC LIMIT 1", -1, &stmt,
                            NULL) != SQLITE_OK)
         return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
     sqlite3_bind_text(stmt, 1, run_name, -1, SQLITE_STATIC);
@@ -57,6 +59,7 @@ int recording_find(Store *store, const char *run_name, const char *dataset_name,
         snprintf(info->split, sizeof info->split, "%s", (const char *)sqlite3_column_text(stmt, 7));
         snprintf(info->status, sizeof info->status, "%s", (const char *)sqlite3_column_text(stmt, 8));
         snprintf(distances, sizeof distances, "%s", (const char *)sqlite3_column_text(stmt, 9));
+        info->checkpoint_step = sqlite3_column_int64(stmt, 10);
     }
     sqlite3_finalize(stmt);
     if (!found)

@@ -33,7 +33,7 @@ static int prepare_statement(Store *store, const char *sql, sqlite3_stmt **stmt)
     return 0;
 }
 
-/* The id of the recording of s's (run, dataset, split), 0 if none; *same
+/* The id of the recording of s's (run, dataset, split, step), 0 if none; *same
  * gets 1 if it was made with the settings s (dtype as text, distances as
  * JSON text). */
 static int find_existing(Store *store, const RecordingSettings *s, const char *dtype,
@@ -41,12 +41,14 @@ static int find_existing(Store *store, const RecordingSettings *s, const char *d
     sqlite3_stmt *stmt;
     if (sqlite3_prepare_v2(store->db,
                            "SELECT id, seq_len, n_sequences, dtype, checkpoint_step, distances"
-                           " FROM recordings WHERE run_id=? AND dataset_id=? AND split=?",
+                           " FROM recordings WHERE run_id=? AND dataset_id=? AND split=?"
+                           " AND checkpoint_step=?",
                            -1, &stmt, NULL) != SQLITE_OK)
         return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
     sqlite3_bind_int64(stmt, 1, s->run_id);
     sqlite3_bind_int64(stmt, 2, s->dataset_id);
     sqlite3_bind_text(stmt, 3, s->split, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, s->checkpoint_step);
     *existing = 0;
     *same = 0;
     if (sqlite3_step(stmt) == SQLITE_ROW) {
@@ -74,9 +76,10 @@ static int find_or_create(Store *store, const RecordingSettings *s, int replace,
     if (store_begin(store)) return -1;
     if (find_existing(store, s, dtype, distances, &existing, &same)) goto fail;
     if (existing && !same && !replace) {
-        spiral_error("run %s already has a recording on this dataset's %s split with other "
-                     "settings (sequences, length, dtype, checkpoint or distances); "
-                     "use --replace to record it again", s->run_name, s->split);
+        spiral_error("run %s already has a recording of its step %lld checkpoint on this "
+                     "dataset's %s split with other settings (sequences, length, dtype or "
+                     "distances); use --replace to record it again", s->run_name,
+                     s->checkpoint_step, s->split);
         goto fail;
     }
     if (existing && !same) {

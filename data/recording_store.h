@@ -2,7 +2,7 @@
  * recording_store.h: the recording tables of the store (schema v2):
  * recordings, record_sequences, states and attention_stats.
  *
- * A recording is one (run, dataset, split). Its sequences are recorded one
+ * A recording is one (run, dataset, split, checkpoint step). Its sequences are recorded one
  * transaction per batch: the sequence's states, its attention statistics
  * and its record_sequences row (the dataset token index of each position)
  * are committed together, so a sequence with a record_sequences row is
@@ -39,7 +39,7 @@
 /* Writing a recording                                                      */
 
 /* The settings a recording is made with. A recording of the same (run,
- * dataset, split) with the same settings is resumed; one with other
+ * dataset, split, checkpoint step) with the same settings is resumed; one with other
  * settings is replaced only when asked to. */
 typedef struct {
     long long run_id, dataset_id;
@@ -65,7 +65,7 @@ typedef struct {
 
 /* Takes the recording's owner lock (an error naming the owner's pid if
  * another process writes the same run, dataset and split), then finds the
- * recording of settings' (run, dataset, split) or creates it (status
+ * recording of settings' (run, dataset, split, step) or creates it (status
  * 'running'). An existing recording with other settings is an
  * error, unless replace: then it is deleted first. done (n_sequences) gets
  * 1 for each sequence already recorded. Prepares the writer's statements
@@ -117,6 +117,7 @@ int recording_set_status(RecordingWriter *writer, const char *status);
 /* What a reader needs to know about a recording. */
 typedef struct {
     long long id, run_id, dataset_id;
+    long long checkpoint_step;             /* the step of the checkpoint recorded */
     int seq_len, n_sequences, d_model, f16;
     int n_distances;                       /* of the attention statistics */
     int distances[RECORD_MAX_DISTANCES];
@@ -135,9 +136,10 @@ void recording_lock_path(const Store *store, long long run_id, long long dataset
 void recording_shown_status(const Store *store, long long run_id, long long dataset_id,
                             const char *split, char *status, size_t size);
 
-/* Finds the recording of (run, dataset, split), its status as shown
- * (recording_shown_status). Returns 0, or -1 with an error naming them if
- * there is none. */
+/* Finds the recording of (run, dataset, split); of several (made at
+ * different checkpoint steps), the one of the latest step; its status as
+ * shown (recording_shown_status). Returns 0, or -1 with an error naming
+ * them if there is none. */
 int recording_find(Store *store, const char *run_name, const char *dataset_name,
                    const char *split, RecordingInfo *info);
 

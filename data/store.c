@@ -117,8 +117,50 @@ static const char schema_v3[] =
     "CREATE INDEX analysis_by_kind ON analysis_results(recording_id, kind);"
     "INSERT INTO schema_version VALUES(3);";
 
+/* Version 4 keys a recording by the checkpoint step too, so recordings of
+ * one run at several steps (train.keep_steps, record --step) live side by
+ * side. SQLite cannot change a UNIQUE constraint in place: the table is
+ * rebuilt and renamed (its rows and ids kept, so states, probe results and
+ * analyses still point at them). This migration runs with foreign keys
+ * off, so that dropping the old table deletes nothing that refers to it. */
+static const char schema_v4[] =
+    "CREATE TABLE recordings_v4("
+    "  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,"
+    "  split TEXT NOT NULL, seq_len INTEGER NOT NULL, n_sequences INTEGER NOT NULL,"
+    "  dtype TEXT NOT NULL, checkpoint_step INTEGER NOT NULL, d_model INTEGER NOT NULL,"
+    "  distances TEXT NOT NULL, status TEXT NOT NULL,"
+    "  created TEXT NOT NULL DEFAULT (datetime('now')),"
+    "  UNIQUE(run_id, dataset_id, split, checkpoint_step));"
+    "INSERT INTO recordings_v4(id, run_id, dataset_id, split, seq_len, n_sequences, dtype,"
+    "  checkpoint_step, d_model, distances, status, created)"
+    "  SELECT id, run_id, dataset_id, split, seq_len, n_sequences, dtype, checkpoint_step,"
+    "  d_model, distances, status, created FROM recordings;"
+    "DROP TABLE recordings;"
+    "ALTER TABLE recordings_v4 RENAME TO recordings;"
+    "INSERT INTO schema_version VALUES(4);";
+
+/* Version 5 adds lens_results: the logit lens, test-time depth and
+ * interventions (data/lens_store.h says what each mode's row holds). */
+static const char schema_v5[] =
+    "CREATE TABLE lens_results("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,"
+    "  split TEXT NOT NULL, checkpoint_step INTEGER NOT NULL, schedule TEXT NOT NULL,"
+    "  intervention TEXT NOT NULL, mode TEXT NOT NULL, iteration INTEGER NOT NULL,"
+    "  slot INTEGER NOT NULL, g INTEGER NOT NULL, row_schedule TEXT NOT NULL,"
+    "  n_sequences INTEGER NOT NULL, n_tokens INTEGER NOT NULL,"
+    "  loss REAL, loss_lo REAL, loss_hi REAL, accuracy REAL, acc_lo REAL, acc_hi REAL,"
+    "  delta REAL, delta_lo REAL, delta_hi REAL,"
+    "  created TEXT NOT NULL DEFAULT (datetime('now')),"
+    "  UNIQUE(run_id, dataset_id, split, checkpoint_step, schedule, intervention, mode,"
+    "         iteration, slot));"
+    "INSERT INTO schema_version VALUES(5);";
+
 /* Migrations: migrations[v] takes a store from version v to v + 1. */
-static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
+static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
+                                                             schema_v4, schema_v5};
 
 int store_fail(Store *store, const char *what) {
     return spiral_error("%s: %s: %s", store->path, what,
@@ -260,7 +302,10 @@ int store_open(Store *store, const char *path, int create) {
         return -1;
     }
     /* Each migration in its own transaction; the version is re-read inside
-     * it, so two processes opening an old store at once migrate it once. */
+     * it, so two processes opening an old store at once migrate it once.
+     * Foreign keys are off while migrating (a table rebuild must not
+     * cascade; the pragma is a no-op inside a transaction). */
+    if (version < STORE_SCHEMA_VERSION && store_exec(store, "PRAGMA foreign_keys=OFF")) goto fail;
     while (version < STORE_SCHEMA_VERSION) {
         if (store_begin(store)) goto fail;
         if (schema_version(store, &version)) goto fail_rollback;
@@ -268,6 +313,7 @@ int store_open(Store *store, const char *path, int create) {
             goto fail_rollback;
         if (store_commit(store) || schema_version(store, &version)) goto fail;
     }
+    if (store_exec(store, "PRAGMA foreign_keys=ON")) goto fail;
     return 0;
 fail_rollback:
     store_rollback(store);

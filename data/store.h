@@ -18,7 +18,7 @@
 
 #include "dataset.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct {
     sqlite3 *db;
@@ -151,5 +151,10 @@ int store_checkpoint_add(Store *store, long long run_id, long long step, const c
  * NULL if none. */
 int store_checkpoint_last(Store *store, long long run_id, long long *step, char **path,
                           char **sha256_hex);
+/* The run's checkpoint at or before step max_step (the last one if
+ * max_step < 0), its path resolved. With none, -1 and an error that names
+ * the run and lists the steps it has checkpoints at. */
+int store_checkpoint_at(Store *store, long long run_id, const char *run_name, long long max_step,
+                        long long *step, char **path, char **sha256_hex);
 
 #endif

@@ -252,3 +252,48 @@ int store_checkpoint_last(Store *store, long long run_id, long long *step, char 
     sqlite3_finalize(stmt);
     return 0;
 }
+
+/* The steps of a run's checkpoints as text "100, 200, 300" ("none" if none). */
+static void checkpoint_steps_text(Store *store, long long run_id, char *out, size_t size) {
+    sqlite3_stmt *stmt;
+    size_t used = 0;
+    snprintf(out, size, "none");
+    if (store_prepare(store, "SELECT step FROM checkpoints WHERE run_id = ? ORDER BY step",
+                      &stmt))
+        return;
+    sqlite3_bind_int64(stmt, 1, run_id);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && used + 32 < size)
+        used += (size_t)snprintf(out + used, size - used, "%s%lld", used ? ", " : "",
+                                 (long long)sqlite3_column_int64(stmt, 0));
+    if (rc == SQLITE_ROW) snprintf(out + used, size - used, ", ...");
+    sqlite3_finalize(stmt);
+}
+
+int store_checkpoint_at(Store *store, long long run_id, const char *run_name, long long max_step,
+                        long long *step, char **path, char **sha256_hex) {
+    sqlite3_stmt *stmt;
+    *step = 0;
+    *path = NULL;
+    if (sha256_hex) *sha256_hex = NULL;
+    if (store_prepare(store, "SELECT step, path, sha256 FROM checkpoints WHERE run_id = ?1"
+                      " AND (?2 < 0 OR step <= ?2) ORDER BY step DESC LIMIT 1", &stmt))
+        return -1;
+    sqlite3_bind_int64(stmt, 1, run_id);
+    sqlite3_bind_int64(stmt, 2, max_step);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        *step = sqlite3_column_int64(stmt, 0);
+        const char *kept = (const char *)sqlite3_column_text(stmt, 1);
+        *path = store_path_resolve(store, kept ? kept : "");
+        if (sha256_hex) *sha256_hex = store_column_strdup(stmt, 2);
+    }
+    sqlite3_finalize(stmt);
+    if (*path) return 0;
+    char steps[400];
+    checkpoint_steps_text(store, run_id, steps, sizeof steps);
+    if (max_step < 0)
+        return spiral_error("run %s has no checkpoint yet: train it first ('spiral train')",
+                            run_name);
+    return spiral_error("run %s has no checkpoint at or before step %lld (its checkpoints are "
+                        "at steps: %s)", run_name, max_step, steps);
+}

@@ -28,6 +28,7 @@
 #define RHM_MAX_DOC 65536L          /* b^L level-0 tokens */
 #define RHM_MAX_OFFSET 4096
 #define RHM_MAX_DOCS 10000000L
+#define RHM_MAX_TRAIN_TOKENS 10000000000LL
 #define RHM_SHUFFLE_MAX (1L << 20)  /* v^b up to this: draw rules by partial shuffle */
 /* defaults: documents of 2^7 symbols + EOS, so windows of 128 inputs at
  * document starts hold whole documents (README "Data") */
@@ -41,7 +42,8 @@
 /* ---- parameters ---- */
 
 static const char *const rhm_fields[] = {"n_levels",     "b",       "v",     "m",     "offset",
-                                         "grammar_seed", "n_train", "n_val", "n_test", "distinct"};
+                                         "grammar_seed", "n_train", "n_val", "n_test", "distinct",
+                                         "train_tokens"};
 #define RHM_N_FIELDS (sizeof rhm_fields / sizeof rhm_fields[0])
 
 int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
@@ -50,7 +52,8 @@ int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
     long long n_levels = RHM_DEFAULT_LEVELS, b = 2, v = RHM_DEFAULT_V, m = RHM_DEFAULT_M;
     long long offset = 0, grammar_seed = 1;
     int distinct = 1;
-    long long n_train = RHM_DEFAULT_TRAIN, n_val = RHM_DEFAULT_HELDOUT, n_test = RHM_DEFAULT_HELDOUT;
+    long long n_train = -1, n_val = RHM_DEFAULT_HELDOUT, n_test = RHM_DEFAULT_HELDOUT;
+    long long train_tokens = 0;
     int status = (synth_params_int(&reader, "n_levels", 1, RHM_MAX_LEVELS, &n_levels) ||
                   synth_params_int(&reader, "b", 2, RHM_MAX_B, &b) ||
                   synth_params_int(&reader, "v", 1, RHM_MAX_V, &v) ||
@@ -60,7 +63,9 @@ int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
                   synth_params_int(&reader, "n_train", 0, RHM_MAX_DOCS, &n_train) ||
                   synth_params_int(&reader, "n_val", 0, RHM_MAX_DOCS, &n_val) ||
                   synth_params_int(&reader, "n_test", 0, RHM_MAX_DOCS, &n_test) ||
-                  synth_params_bool(&reader, "distinct", &distinct)) ? -1 : 0;
+                  synth_params_bool(&reader, "distinct", &distinct) ||
+                  synth_params_int(&reader, "train_tokens", 1, RHM_MAX_TRAIN_TOKENS, &train_tokens))
+                     ? -1 : 0;
     synth_params_close(&reader);
     if (status) return -1;
     long long tuples = synth_power_capped(v, (int)b, RHM_MAX_RULES);
@@ -74,6 +79,18 @@ int synth_rhm_params(SynthRhmParams *params, const char *params_json) {
     if (doc > RHM_MAX_DOC)
         return spiral_error("rhm.n_levels: expected b^n_levels <= %ld tokens per document, got "
                             "%lld^%lld", RHM_MAX_DOC, b, n_levels);
+    if (train_tokens && n_train >= 0)
+        return spiral_error("rhm.train_tokens: give n_train or train_tokens, not both");
+    if (train_tokens) {
+        /* enough train documents that a budget of train_tokens tokens reads
+         * none twice: ceil(train_tokens / document length) */
+        long long length = offset + doc + 1;
+        n_train = (train_tokens + length - 1) / length;
+        if (n_train > RHM_MAX_DOCS)
+            return spiral_error("rhm.train_tokens: expected at most %ld documents' worth (%lld "
+                                "tokens each), got %lld tokens", RHM_MAX_DOCS, length, train_tokens);
+    }
+    if (n_train < 0) n_train = RHM_DEFAULT_TRAIN;
     *params = (SynthRhmParams){(int)n_levels, (int)b, (int)v, (int)m, (int)offset, grammar_seed,
                                (long)n_train, (long)n_val, (long)n_test, distinct};
     return 0;

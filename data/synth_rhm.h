@@ -69,6 +69,10 @@
  *   n_levels 7 (1..16), b 2 (2..16), v 16 (1..4096), m 4 (1..65536),
  *   offset 0 (0..4096), grammar_seed 1 (0..2^63 - 1), n_train 10000,
  *   n_val 500, n_test 500 (0..10^7 documents each), distinct true,
+ *   train_tokens (instead of n_train: as many train documents as a
+ *   training budget of that many tokens reads, ceil(train_tokens /
+ *   document length), so that no document is read twice; the resolved
+ *   parameters keep n_train),
  * with m * v <= v^b, m * v <= 65536 and b^n_levels <= 65536.
  *
  * Randomness: xoshiro256** seeded by splitmix64, the grammar from

@@ -139,6 +139,12 @@ void figure_color_alpha(char *out, size_t size, int color, int alpha) {
     snprintf(out, size, "#%02x%s", alpha, plot_color(color) + 1);
 }
 
+void figure_layer_size(int i, int n, double *line_width, double *point_size) {
+    double f = n > 1 ? (double)(n - 1 - i) / (n - 1) : 0;  /* 1 for the first, 0 for the last */
+    *line_width = 2.0 + 1.5 * f;
+    *point_size = 0.9 + 0.7 * f;
+}
+
 /* The run of data named `name`, or NULL. */
 const ReportRun *figure_find_run(const ReportData *data, const char *name) {
     for (int r = 0; r < data->n_runs; r++)

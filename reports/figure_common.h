@@ -57,6 +57,11 @@ void figure_gp_comment(Text *s, const char *what, const char *name);
 /* A run's color with transparency alpha (0 opaque .. 255 invisible), as
  * gnuplot's "#AARRGGBB". */
 void figure_color_alpha(char *out, size_t size, int color, int alpha);
+/* Line width and point size of the i-th of n curves drawn one over the
+ * other: the first widest and largest, the last thinnest and smallest, so
+ * a curve that coincides with a later one still shows around it. */
+void figure_layer_size(int i, int n, double *line_width, double *point_size);
+
 /* The run of data named `name`, or NULL. */
 const ReportRun *figure_find_run(const ReportData *data, const char *name);
 

@@ -115,8 +115,10 @@ static int draw_series(FigureList *list, const ReportData *data, const char *dir
         text_printf(s, "    plot NaN notitle");
         /* every band first, then the lines: no line is covered by a band */
         for (int part = panels[k].has_ci ? 0 : 1; part < 2; part++)
-            for (int r = 0; r < data->n_runs; r++) {
+            for (int r = 0, drawn = 0; r < data->n_runs; r++) {
                 if (!has[r]) continue;
+                double lw, ps;  /* earlier runs wider: a line covered by a later one still shows */
+                figure_layer_size(drawn++, n_with, &lw, &ps);
                 const ReportRun *run = &data->runs[r];
                 char band[16];
                 figure_color_alpha(band, sizeof band, run->color, 0xb0);
@@ -128,7 +130,8 @@ static int draw_series(FigureList *list, const ReportData *data, const char *dir
                     text_printf(s, " ? %s : NaN):%s with filledcurves fc rgb '%s' fs solid noborder notitle",
                                 lo, hi, band);
                 else
-                    text_printf(s, " ? %s : NaN) with linespoints lt %d notitle", value, run->color);
+                    text_printf(s, " ? %s : NaN) with linespoints lt %d lw %.2f ps %.2f notitle", value, run->color,
+                                lw, ps);
             }
         text_printf(s, "\n");
     }

@@ -21,7 +21,7 @@ typedef struct {
     int *n_metrics;
     int n_with;                /* runs with metrics */
     int longest;               /* characters of the longest of their names */
-    int floors;                /* 1 if a dataset's entropy floor is known */
+    int floors;                /* 1 if a run's entropy floor is known */
     double max_tokens, max_flops;
     int *lead;                 /* (n_runs) the first run of r's seed group with metrics, r if alone */
     int *n_seeds;              /* (n_runs) of a lead: its group's runs with metrics (1: alone) */
@@ -126,8 +126,7 @@ static int draw_training(FigureList *list, const ReportData *data, const char *d
     plot.key_px = key_px;
     for (int r = 0; r < data->n_runs; r++) {
         const ReportRun *run = &data->runs[r];
-        int d = report_data_dataset(data, run->dataset);
-        double floor = d >= 0 ? data->datasets[d].floor_val : NAN;
+        double floor = run->val_floor;  /* over the run's validation targets */
         int grouped = curves->n_seeds[curves->lead[r]] >= 2;
         /* two passes: the training rows (a seed of a group: its mean only),
          * then the validation rows */
@@ -199,15 +198,16 @@ static int draw_training(FigureList *list, const ReportData *data, const char *d
                     text_printf(s, " ? $8 : NaN) with linespoints lt %d lw 2.5 ps 1.1 notitle", run->color);
             }
         }
-        /* the floor of each dataset (column entropy_floor), across the panel */
+        /* each distinct floor of the runs' validation targets (column
+         * entropy_floor), across the panel */
         for (int r = 0; r < data->n_runs; r++) {
-            if (!n_metrics[r]) continue;
-            int d = report_data_dataset(data, data->runs[r].dataset), first = 1;
+            double floor = data->runs[r].val_floor;
+            if (!n_metrics[r] || !isfinite(floor)) continue;
+            int first = 1;
             for (int q = 0; q < r; q++)
-                if (n_metrics[q] && !strcmp(data->runs[q].dataset, data->runs[r].dataset)) first = 0;
-            if (!first || d < 0 || !isfinite(data->datasets[d].floor_val)) continue;
-            text_printf(s, ", \\\n        %.10g with lines lc rgb '#333333' dt 2 lw 1.5 notitle",
-                        data->datasets[d].floor_val);
+                if (n_metrics[q] && data->runs[q].val_floor == floor) first = 0;
+            if (!first) continue;
+            text_printf(s, ", \\\n        %.10g with lines lc rgb '#333333' dt 2 lw 1.5 notitle", floor);
         }
         text_printf(s, "\n");
     }
@@ -226,7 +226,7 @@ static int draw_training(FigureList *list, const ReportData *data, const char *d
         plot_key_entry(&plot, "with points lc rgb '#555555' pt 6 ps 0.8", "one seed's validation loss");
     }
     if (floors)
-        plot_key_entry(&plot, "with lines lc rgb '#333333' dt 2 lw 1.5", "entropy floor (val split)");
+        plot_key_entry(&plot, "with lines lc rgb '#333333' dt 2 lw 1.5", "entropy floor (val targets)");
     return figure_finish(list, &plot, title, caption);
 }
 
@@ -261,8 +261,8 @@ int figure_training(FigureList *list, Store *store, const ReportData *data, cons
                           " evaluation (points) of each run; runs that differ only in their seed are"
                           " one curve, the mean over the seeds, with the 95% t interval of the"
                           " validation loss as a band and each seed's validation points (open);"
-                          " dashed: the entropy floor of the validation split (mean true next-token"
-                          " loss), where the dataset knows it.";
+                          " dashed: the entropy floor (mean true next-token loss) over the targets"
+                          " of the runs' validation windows, where the dataset knows it.";
     /* each run's metrics, the axes' ranges, whether a floor exists */
     int n_runs = data->n_runs, status = 0;
     size_t slots = (size_t)(n_runs > 0 ? n_runs : 1);
@@ -278,8 +278,7 @@ int figure_training(FigureList *list, Store *store, const ReportData *data, cons
         if (c.n_metrics[r]) {
             c.n_with++;
             c.longest = max_int(c.longest, (int)strlen(data->runs[r].name));
-            int d = report_data_dataset(data, data->runs[r].dataset);
-            if (d >= 0 && isfinite(data->datasets[d].floor_val)) c.floors = 1;
+            if (isfinite(data->runs[r].val_floor)) c.floors = 1;
         }
     }
     if (status == 0) find_seed_groups(&c, data, comparison);

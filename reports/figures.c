@@ -9,6 +9,7 @@
  *   figure_cka.c           CKA heatmaps, within a run and across runs
  *   figure_spectrum.c      singular-value spectra
  *   figure_ablation.c      an ablation study's differences to its base
+ *   figure_lens.c          logit lens, test-time depth and ablations per iteration
  * with their shared helpers in figure_common.c.
  */
 #include "figures.h"
@@ -34,7 +35,8 @@ int figures_draw_all(FigureList *list, Store *store, const ReportData *data,
         figure_loop_update(list, store, data, dir) ||
         figure_cka(list, store, data, dir) ||
         figure_cka_cross(list, store, data, dir) ||
-        figure_spectrum(list, store, data, dir))
+        figure_spectrum(list, store, data, dir) ||
+        figure_lens(list, store, data, dir))
         return -1;
     return 0;
 }

@@ -2,13 +2,15 @@
  * figures.h: every figure of a report, drawn with gnuplot from data in the
  * store (DESIGN.md section 5). Each figure is DIR/NAME.png and NAME.svg,
  * drawn by NAME.gp from NAME.csv, which holds exactly the data shown
- * (plot.h). Runs keep one color in every figure and are named in the key.
+ * (plot.h). Runs keep one style in every figure and are named in the key.
  *
  *   training            loss vs tokens seen and vs training FLOPs: training
  *                       loss per step (thin), validation loss (points), the
- *                       dataset's entropy floor (dashed) where known; runs
- *                       that differ only in their seed as one mean curve
- *                       with a 95% t band and each seed's points
+ *                       entropy floor over the validation targets (dashed)
+ *                       where known; runs that differ only in their seed
+ *                       as one mean curve with a 95% t band and each
+ *                       seed's points; earlier curves drawn wider, so one
+ *                       that coincides with a later one shows around it
  *   comparison          validation loss vs non-embedding parameters and vs
  *                       training FLOPs; a point per group of seeds
  *                       (compare.h) with its t interval as error bars, each
@@ -37,6 +39,10 @@
  *   cka                 linear CKA between h(t) and h(u), a heatmap per run
  *   cka_cross           CKA between two runs' states, a heatmap per pair
  *   spectrum            normalized singular values of h(t), a panel per run
+ *   lens                loss when the model exits after iteration t (with and
+ *                       without the coda), loss vs iterations run (test-time
+ *                       depth), loss change per ablated iteration: a line
+ *                       and 95% band per run, a panel per measurement
  *   ablation            each variant's validation loss minus the base's at
  *                       equal FLOPs with its interval; only when the runs
  *                       form an ablation study (report_ablation.h), else
@@ -93,5 +99,6 @@ int figure_cka(FigureList *list, Store *store, const ReportData *data, const cha
 int figure_cka_cross(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_spectrum(FigureList *list, Store *store, const ReportData *data, const char *dir);
 int figure_ablation(FigureList *list, const Comparison *comparison, const char *dir);
+int figure_lens(FigureList *list, Store *store, const ReportData *data, const char *dir);
 
 #endif

@@ -222,22 +222,24 @@ static int load_probes(ReportData *data, Store *store) {
     return 0;
 }
 
-/* The floor over run r's validation targets, reusing an earlier run's when
+/* The floor and the n-gram baselines over run r's validation targets, reusing an earlier run's when
  * they validate on the same targets. */
 static int load_val_floor(ReportData *data, Store *store, int r) {
     ReportRun *run = &data->runs[r];
-    run->val_floor = NAN;
-    if (!run->has_model) return 0;
+    run->val_floor = run->val_bigram = run->val_trigram = NAN;
+    if (!run->has_model || report_data_dataset(data, run->dataset) < 0) return 0;
     for (int q = 0; q < r; q++)
         if (data->runs[q].has_model && eval_run_same_targets(run->config, data->runs[q].config)) {
             run->val_floor = data->runs[q].val_floor;
+            run->val_bigram = data->runs[q].val_bigram;
+            run->val_trigram = data->runs[q].val_trigram;
             return 0;
         }
-    int d = report_data_dataset(data, run->dataset);
-    if (d < 0 || isnan(data->datasets[d].floor_val)) return 0;  /* no true_nll: no floor */
     EvalReference ref;
     if (eval_run_reference(&ref, store, run->config, run->name)) return -1;
     run->val_floor = ref.floor;
+    run->val_bigram = ref.bigram;
+    run->val_trigram = ref.trigram;
     return 0;
 }
 

@@ -57,6 +57,7 @@ typedef struct {
     /* the entropy floor over the targets of the run's validation windows
      * (data/eval_targets.h), NAN where unknown */
     double val_floor;
+    double val_bigram, val_trigram;  /* n-gram baselines on the same targets */
 } ReportRun;
 
 typedef struct {

@@ -10,21 +10,8 @@
 
 #include <jansson.h>
 
-#include "dataset.h"
 #include "error.h"
-#include "ngram.h"
 #include "report_store.h"
-
-int key_ngram_baselines(Store *store, const char *name, KeyBaselines *out) {
-    out->bigram = out->trigram = NAN;
-    Dataset ds;
-    if (store_dataset_load(store, name, &ds, NULL)) return -1;
-    /* an empty split gives NaN, shown as "-": not an error */
-    out->bigram = ngram_loss(&ds, 2, SPLIT_TRAIN, SPLIT_VAL, 0.01);
-    out->trigram = ngram_loss(&ds, 3, SPLIT_TRAIN, SPLIT_VAL, 0.01);
-    dataset_free(&ds);
-    return 0;
-}
 
 /* The first and last loop step of the run's selected_attn_distance rows. */
 static int load_attention(Store *store, const ReportRun *run, KeyAttention *a) {
@@ -44,16 +31,12 @@ static int load_attention(Store *store, const ReportRun *run, KeyAttention *a) {
 
 int key_results_load(KeyResults *key, Store *store, const ReportData *data) {
     memset(key, 0, sizeof *key);
-    key->baselines = calloc((size_t)(data->n_datasets ? data->n_datasets : 1), sizeof *key->baselines);
     key->attention = calloc((size_t)(data->n_runs ? data->n_runs : 1), sizeof *key->attention);
-    if (!key->baselines || !key->attention) {
+    if (!key->attention) {
         key_results_free(key);
         return spiral_error("out of memory reading the key results");
     }
-    key->n_datasets = data->n_datasets;
     key->n_runs = data->n_runs;
-    for (int d = 0; d < data->n_datasets; d++)
-        if (key_ngram_baselines(store, data->datasets[d].name, &key->baselines[d])) goto fail;
     for (int r = 0; r < data->n_runs; r++)
         if (load_attention(store, &data->runs[r], &key->attention[r])) goto fail;
     return 0;
@@ -63,7 +46,6 @@ fail:
 }
 
 void key_results_free(KeyResults *key) {
-    free(key->baselines);
     free(key->attention);
     memset(key, 0, sizeof *key);
 }
@@ -128,29 +110,24 @@ static const CompareRun *find_compared(const Comparison *c, const char *name) {
 
 /* Each run's validation loss beside its floor and n-gram baselines. */
 static void key_losses(Doc *doc, const ReportData *data, const Comparison *c, const KeyResults *key) {
-    doc_para(doc, "", "Validation loss (nats/token, at the last evaluation) against what the data allows:"
-                      " the entropy floor (no model can beat it in expectation; '-' for real text) and the"
-                      " bigram and trigram models fitted on the train split.");
-    const char *headers[] = {"run", "dataset", "val loss", "entropy floor (val)", "gap to floor", "bigram",
+    doc_para(doc, "", "Validation loss (nats/token, at the last evaluation) against what the data allows,"
+                      " each over exactly the targets of the run's validation windows: the entropy floor"
+                      " (no model can beat it in expectation; '-' for real text) and the bigram and"
+                      " trigram models fitted on the train split.");
+    const char *headers[] = {"run", "dataset", "val loss", "entropy floor", "gap to floor", "bigram",
                              "trigram"};
     doc_table_begin(doc, headers, 7);
     for (int r = 0; r < data->n_runs; r++) {
         const ReportRun *run = &data->runs[r];
         const CompareRun *cr = find_compared(c, run->name);
-        double loss = cr ? cr->val_loss : NAN, floor = NAN;
-        const KeyBaselines *b = NULL;
-        int d = report_data_dataset(data, run->dataset);
-        if (d >= 0) {
-            floor = data->datasets[d].floor_val;
-            b = &key->baselines[d];
-        }
+        double loss = cr ? cr->val_loss : NAN, floor = run->val_floor;
         char l[32], f[32], gap[32], bi[32], tri[32];
         fmt4(l, sizeof l, loss);
         fmt4(f, sizeof f, floor);
         if (isfinite(loss) && isfinite(floor)) snprintf(gap, sizeof gap, "%+.4f", loss - floor);
         else snprintf(gap, sizeof gap, "-");
-        fmt4(bi, sizeof bi, b ? b->bigram : NAN);
-        fmt4(tri, sizeof tri, b ? b->trigram : NAN);
+        fmt4(bi, sizeof bi, run->val_bigram);
+        fmt4(tri, sizeof tri, run->val_trigram);
         const char *cells[] = {run->name, run->dataset[0] ? run->dataset : "-", l, f, gap, bi, tri};
         doc_table_row(doc, cells, 7);
     }

@@ -1,9 +1,10 @@
 /*
  * report_key.h: the box that opens a report: the study's key results in
  * one place, each figure read from the store (never typed in):
- *   - each run's validation loss beside its dataset's entropy floor and
- *     the bigram and trigram baselines (data/ngram.h: fitted on the train
- *     split, scored on the val split, add-k 0.01, as `spiral data` shows);
+ *   - each run's validation loss beside the entropy floor and the bigram
+ *     and trigram baselines over exactly the targets that loss covers (its
+ *     validation windows, data/eval_targets.h; n-grams fitted on the train
+ *     split, add-k 0.01, as `spiral data floor --run` shows);
  *   - the groups of seeds at equal training FLOPs (analysis/compare.h:
  *     each run read at the end of its own schedule, groups whose FLOPs
  *     agree within 5% form a set), one table per set: mean loss with its t
@@ -24,11 +25,6 @@
 #include "report_doc.h"
 #include "store.h"
 
-/* The n-gram baselines of one dataset (NaN where unknown). */
-typedef struct {
-    double bigram, trigram;
-} KeyBaselines;
-
 /* The attention direction of one run: the selected heads' mean distance
  * (tokens) at its first and last loop step, with intervals. */
 typedef struct {
@@ -37,22 +33,17 @@ typedef struct {
     double first, first_lo, first_hi, last, last_lo, last_hi;
 } KeyAttention;
 
-/* What the box shows beyond ReportData and the comparison. */
+/* What the box shows beyond ReportData (which holds each run's floor and
+ * baselines) and the comparison. */
 typedef struct {
-    int n_datasets;
-    KeyBaselines *baselines;       /* (n_datasets) parallel to ReportData.datasets */
     int n_runs;
     KeyAttention *attention;       /* (n_runs) parallel to ReportData.runs */
 } KeyResults;
 
-/* Reads the n-gram baselines of data's datasets and the attention
- * direction of its runs. Returns 0 or -1 (a store error). */
+/* Reads the attention direction of data's runs. Returns 0 or -1 (a store
+ * error). */
 int key_results_load(KeyResults *key, Store *store, const ReportData *data);
 void key_results_free(KeyResults *key);
-
-/* The n-gram baselines of dataset `name` of the store: bigram and trigram
- * loss on the val split. Returns 0 or -1. */
-int key_ngram_baselines(Store *store, const char *name, KeyBaselines *out);
 
 /* The training FLOPs of the comparison's equal-FLOPs set `set`: the mean
  * of its groups' reading points. */

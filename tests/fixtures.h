@@ -122,8 +122,64 @@ static inline int fixtures_all(Fixture *out) {
     return n;
 }
 
+#define FIXTURE_MESH_COUNT 6
+
+/* Topology mesh over every kind and option (kept apart from fixtures_all,
+ * which the CUDA engine's tests also use, and which does not run mesh):
+ * both down, both up, offsets, no-overlap shifts, 2..4 slots, tied and
+ * untied, with and without prelude and coda. */
+static inline int fixtures_mesh(Fixture *out) {
+    int n = 0;
+    {
+        SpiralConfig c = fixture_base();
+        int g[] = {8, 4, 3, 2, 1}, w[] = {3, 1, 2, 1, 0};
+        fixture_schedule(&c, 5, g, w, NULL);
+        c.down = DOWN_SELFAGG; c.up = UP_ALLOC; c.topology = TOPOLOGY_MESH; c.mesh_slots = 4;
+        out[n++] = (Fixture){"mesh(4) selfagg/alloc g=8,4,3,2,1 offsets", c};
+    }
+    {
+        SpiralConfig c = fixture_base();
+        int g[] = {4, 3, 2, 1}, w[] = {2, 1, 0, 0}, s[] = {-1, -1, 2, -1};
+        fixture_schedule(&c, 4, g, w, s);
+        c.down = DOWN_MEAN; c.up = UP_COPY; c.topology = TOPOLOGY_MESH; c.mesh_slots = 3;
+        out[n++] = (Fixture){"mesh(3) mean/copy g=4,3,2(no-overlap),1", c};
+    }
+    {
+        SpiralConfig c = fixture_base();
+        int g[] = {3, 1, 2}, w[] = {1, 0, 0}, s[] = {4, 1, -1};
+        fixture_schedule(&c, 3, g, w, s);
+        c.down = DOWN_SELFAGG; c.up = UP_ALLOC; c.topology = TOPOLOGY_MESH; c.mesh_slots = 2;
+        c.tie_embeddings = 0; c.n_pre = 0; c.n_post = 2;
+        out[n++] = (Fixture){"mesh(2) selfagg/alloc untied, no prelude, no-overlap shifts", c};
+    }
+    {
+        SpiralConfig c = fixture_base();
+        int g[] = {2, 4}, w[] = {1, 3}, s[] = {5, -1};
+        fixture_schedule(&c, 2, g, w, s);
+        c.down = DOWN_MEAN; c.up = UP_ALLOC; c.topology = TOPOLOGY_MESH; c.mesh_slots = 5;
+        c.n_post = 0;
+        out[n++] = (Fixture){"mesh(5) mean/alloc g=2(s=5),4 offsets, no coda", c};
+    }
+    {
+        SpiralConfig c = fixture_base();
+        int g[] = {1, 1, 1};
+        fixture_schedule(&c, 3, g, NULL, NULL);
+        c.down = DOWN_MEAN; c.up = UP_COPY; c.topology = TOPOLOGY_MESH; c.mesh_slots = 4;
+        out[n++] = (Fixture){"looped mesh(4) (g=1 x3)", c};
+    }
+    {
+        SpiralConfig c = fixture_base();
+        int g[] = {1};
+        fixture_schedule(&c, 1, g, NULL, NULL);
+        c.n_pre = 0; c.n_loop = 3; c.n_post = 0;
+        c.down = DOWN_MEAN; c.up = UP_COPY; c.topology = TOPOLOGY_MESH; c.mesh_slots = 2;
+        out[n++] = (Fixture){"dense mesh(2) (3 layers)", c};
+    }
+    return n;
+}
+
 /* Fills every parameter with random values large enough that every path
- * matters: gains 1 + 0.2 u, selfagg scores and alloc weights 0.5 u,
+ * matters: gains 1 + 0.2 u, selfagg scores, alloc weights and mesh routers 0.5 u,
  * matrices 0.4 u (u uniform in [-1, 1)). */
 static inline void fixture_random_weights(Model *m, uint64_t seed) {
     fixture_seed(seed);

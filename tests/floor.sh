@@ -76,9 +76,9 @@ rows=$(awk '/^by target position/ {on = 1; next} on && $1 ~ /^[0-9]+$/ && $2 == 
 [ $? -eq 2 ] && grep -q -- "--run and --store go together" "$dir/err" && ok || fail "--run without --store: $(cat "$dir/err")"
 "$SPIRAL" eval --weights x --per-position --text y >/dev/null 2>"$dir/err"
 [ $? -eq 2 ] && grep -q -- "--per-position goes with --run" "$dir/err" && ok || fail "--per-position alone: $(cat "$dir/err")"
-"$SPIRAL" eval --store "$dir/s.db" --run r --text x >/dev/null 2>"$dir/err"
-[ $? -eq 2 ] && grep -q -- "--weights, --text, --tokens, --logits and --grads go without it" "$dir/err" && ok ||
-    fail "--run with --text: $(cat "$dir/err")"
+"$SPIRAL" eval --store "$dir/s.db" --run r --logits x.npy >/dev/null 2>"$dir/err"
+[ $? -eq 2 ] && grep -q -- "--logits, --grads, --schedule and interventions go with a sequence" "$dir/err" && ok ||
+    fail "--run --logits without a sequence: $(cat "$dir/err")"
 "$SPIRAL" data floor --store "$dir/s.db" --name rhm >/dev/null 2>"$dir/err"
 [ $? -eq 2 ] && grep -q -- "needs --seq-len" "$dir/err" && ok || fail "floor without --seq-len: $(cat "$dir/err")"
 "$SPIRAL" data floor --store "$dir/s.db" --name rhm --seq-len 32 --window middle >/dev/null 2>"$dir/err"

@@ -72,6 +72,11 @@ spiral-offsets-selfagg-alloc-anchor-pre0-post0|38|10|"n_pre": 0, "n_loop": 2, "n
 g4-offset1-g3-offset2-selfagg-copy-residual-untied|38|11|"n_pre": 1, "n_loop": 2, "n_post": 1, "tie_embeddings": false, "rope_base": 10000, "norm_eps": 1e-5, "down": "selfagg", "up": "copy", "topology": "residual", "schedule": [{"g": 4, "offset": 1}, {"g": 3, "offset": 2}, {"g": 1}]
 short-seq-g8-offset7-selfagg-alloc|10|12|"n_pre": 1, "n_loop": 1, "n_post": 1, "tie_embeddings": true, "rope_base": 10000, "norm_eps": 1e-5, "down": "selfagg", "up": "alloc", "topology": "residual", "schedule": [{"g": 8, "offset": 7}, {"g": 4, "offset": 2, "shift": 5}, {"g": 2}]
 rope500-eps1e-2-mean-alloc|38|13|"n_pre": 1, "n_loop": 1, "n_post": 1, "tie_embeddings": true, "rope_base": 500, "norm_eps": 1e-2, "down": "mean", "up": "alloc", "topology": "residual", "schedule": [{"g": 2}, {"g": 1}]
+mesh4-spiral-8421-selfagg-alloc-offsets|38|14|"n_pre": 1, "n_loop": 2, "n_post": 1, "tie_embeddings": true, "rope_base": 10000, "norm_eps": 1e-5, "down": "selfagg", "up": "alloc", "topology": "mesh", "mesh_slots": 4, "schedule": [{"g": 8, "offset": 3}, {"g": 4, "offset": 1}, {"g": 2}, {"g": 1}]
+mesh3-no-overlap-mean-copy-untied|38|15|"n_pre": 1, "n_loop": 2, "n_post": 1, "tie_embeddings": false, "rope_base": 10000, "norm_eps": 1e-5, "down": "mean", "up": "copy", "topology": "mesh", "mesh_slots": 3, "schedule": [{"g": 4, "shift": 4}, {"g": 2, "shift": 2}, {"g": 1}]
+mesh5-selfagg-alloc-pre0-post0-shifts|38|16|"n_pre": 0, "n_loop": 1, "n_post": 0, "tie_embeddings": true, "rope_base": 10000, "norm_eps": 1e-5, "down": "selfagg", "up": "alloc", "topology": "mesh", "mesh_slots": 5, "schedule": [{"g": 3, "offset": 2, "shift": 5}, {"g": 1, "shift": 1}, {"g": 2, "offset": 1}]
+mesh2-looped-all-g1|38|17|"n_pre": 1, "n_loop": 2, "n_post": 1, "tie_embeddings": true, "rope_base": 10000, "norm_eps": 1e-5, "down": "mean", "up": "copy", "topology": "mesh", "mesh_slots": 2, "schedule": [{"g": 1}, {"g": 1}, {"g": 1}]
+mesh4-dense|38|18|"n_pre": 0, "n_loop": 3, "n_post": 0, "tie_embeddings": false, "rope_base": 10000, "norm_eps": 1e-5, "down": "mean", "up": "copy", "topology": "mesh", "mesh_slots": 4, "schedule": [{"g": 1}]
 EOF
 
 while IFS='|' read -r name ntok seed fields; do

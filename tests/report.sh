@@ -1,6 +1,6 @@
 #!/bin/sh
 # spiral report end to end with the spiral binary, on a store made by the
-# real pipeline (data make, train, record, probe, analyze):
+# real pipeline (data make, train, record, probe, analyze, lens):
 #  - `spiral report` exits 0 and prints DIR/index.html; every figure type
 #    is drawn: NAME.png is a PNG (its IHDR size is checked by
 #    tests/test_report.c), NAME.svg, NAME.gp and a NAME.csv with data rows;
@@ -60,6 +60,10 @@ for run in spiral looped; do
 done
 "$SPIRAL" analyze --run spiral,looped --data dyck --store "$dir/s.db" --quiet >/dev/null 2>"$dir/analyze.err" ||
     fail "analyze: $(cat "$dir/analyze.err")"
+for run in spiral looped; do
+    "$SPIRAL" lens --run $run --data dyck --store "$dir/s.db" --sequences 4 --depths 2 --ablate-each --quiet \
+        >/dev/null 2>"$dir/lens.err" || fail "lens $run: $(cat "$dir/lens.err")"
+done
 
 # the report
 "$SPIRAL" report --help | grep -q "usage: spiral report" && ok || fail "report --help"

@@ -587,6 +587,36 @@ static void test_matching(void) {
           spiral_last_error());
 }
 
+/* A mesh spiral's baselines: the looped one keeps the memory (topology
+ * and slots; it loses only the alloc tensors' size), the dense ones are
+ * plain residual Transformers matched on the spiral's counts, which
+ * include the routers (model_cost). */
+static void test_matching_mesh(void) {
+    SpiralConfig spiral;
+    config_default(&spiral);
+    spiral.topology = TOPOLOGY_MESH;
+    spiral.mesh_slots = 6;
+    MatchedBaselines m;
+    CHECK(matching_derive(&m, &spiral, 256) == 0, "mesh matching: %s", spiral_last_error());
+    ModelCost cost;
+    model_cost(&cost, &spiral, 256);
+    CHECK(m.params_nonembedding == cost.params_nonembedding && m.forward_flops == cost.forward_flops,
+          "mesh: targets differ from model_cost");
+    const SpiralConfig *looped = &m.looped.cfg;
+    CHECK(model_kind(looped) == KIND_LOOPED && looped->topology == TOPOLOGY_MESH && looped->mesh_slots == 6,
+          "mesh: looped baseline is %s, topology %s, %d slots", model_kind_name(model_kind(looped)),
+          config_topology_name(looped->topology), looped->mesh_slots);
+    double expected_difference = 0;
+    for (int t = 0; t < spiral.n_iters; t++) expected_difference += (double)spiral.d_model * (spiral.schedule[t].g - 1);
+    CHECK(m.looped_param_difference == expected_difference, "mesh: looped has %.0f fewer params, expected %.0f",
+          m.looped_param_difference, expected_difference);
+    CHECK(m.dense_params.cfg.topology == TOPOLOGY_RESIDUAL && m.dense_flops.cfg.topology == TOPOLOGY_RESIDUAL &&
+              m.dense_flops.cfg.mesh_slots == SPIRAL_DEFAULT_MESH_SLOTS,
+          "mesh: dense baselines must be residual Transformers");
+    check_dense("mesh dense (params)", &m.dense_params, &m, 0);
+    check_dense("mesh dense (FLOPs)", &m.dense_flops, &m, 1);
+}
+
 /* steps.h's attention keys: spiral and looped rows are keyed (step, layer),
  * a dense core layer l is (l + 1, 0), as event_attention_key records them;
  * attention_key_step inverts step_attention_key and rejects other keys. */
@@ -642,6 +672,7 @@ int main(int argc, char **argv) {
     test_stats(rng);
     test_matching();
     test_welch();
+    test_matching_mesh();
     test_attention_keys();
     gsl_rng_free(rng);
     return test_summary(argv[0]);

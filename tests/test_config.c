@@ -48,6 +48,7 @@ static void all_fields_changed_expected(SpiralConfig *cfg) {
     cfg->down = DOWN_MEAN;
     cfg->up = UP_COPY;
     cfg->topology = TOPOLOGY_ANCHOR;
+    cfg->mesh_slots = SPIRAL_DEFAULT_MESH_SLOTS;
     cfg->n_iters = 3;
     cfg->schedule[0] = (IterSpec){4, 1, 5};
     cfg->schedule[1] = (IterSpec){2, 1, 1};
@@ -107,6 +108,9 @@ static void test_defaults(void) {
     CHECK(strcmp(config_up_name(UP_ALLOC), "alloc") == 0, "up name alloc");
     CHECK(strcmp(config_topology_name(TOPOLOGY_RESIDUAL), "residual") == 0, "topology name residual");
     CHECK(strcmp(config_topology_name(TOPOLOGY_ANCHOR), "anchor") == 0, "topology name anchor");
+    CHECK(strcmp(config_topology_name(TOPOLOGY_MESH), "mesh") == 0, "topology name mesh");
+    CHECK(strcmp(config_topology_name(3), "unknown") == 0, "topology name 3");
+    CHECK(cfg.mesh_slots == 4, "default mesh_slots %d", cfg.mesh_slots);
     CHECK(config_down_name(7) != NULL, "an out-of-range enum still has a printable name");
 }
 
@@ -208,6 +212,22 @@ static void test_round_trip(void) {
     CHECK(config_parse(&cfg, all_fields_changed, "changed.json") == 0, "%s", spiral_last_error());
     check_round_trip(&cfg, "all fields changed");
 
+    /* mesh: mesh_slots is written (and only for mesh). */
+    CHECK(config_parse(&cfg, "{\"topology\": \"mesh\", \"mesh_slots\": 7}", "mesh.json") == 0, "%s",
+          spiral_last_error());
+    CHECK(cfg.topology == TOPOLOGY_MESH && cfg.mesh_slots == 7, "mesh parsed: %d %d", cfg.topology,
+          cfg.mesh_slots);
+    check_round_trip(&cfg, "mesh 7 slots");
+    char *mesh_json = config_to_json(&cfg);
+    CHECK(mesh_json && strstr(mesh_json, "\"topology\":\"mesh\",\"mesh_slots\":7,"), "mesh JSON: %s",
+          mesh_json ? mesh_json : "");
+    free(mesh_json);
+    config_default(&cfg);
+    mesh_json = config_to_json(&cfg);
+    CHECK(mesh_json && !strstr(mesh_json, "mesh_slots"), "residual JSON names mesh_slots: %s",
+          mesh_json ? mesh_json : "");
+    free(mesh_json);
+
     /* Doubles that need 17 significant digits. */
     config_default(&cfg);
     cfg.rope_base = 1.0 / 3.0 * 30000.0;
@@ -287,7 +307,12 @@ static const BadCase bad_cases[] = {
     {"{\"schedule\": [{\"g\": 4, \"gap\": 1}]}", "model.schedule[0].gap", "unknown field (known: g, offset, shift)"},
     {"{\"down\": \"max\"}", "model.down", "expected \"mean\" or \"selfagg\", got \"max\""},
     {"{\"up\": \"Alloc\"}", "model.up", "got \"Alloc\""},
-    {"{\"topology\": \"loop\"}", "model.topology", "expected \"residual\" or \"anchor\", got \"loop\""},
+    {"{\"topology\": \"loop\"}", "model.topology", "expected \"residual\", \"anchor\" or \"mesh\", got \"loop\""},
+    /* mesh */
+    {"{\"topology\": \"mesh\", \"mesh_slots\": 1}", "model.mesh_slots", "expected an integer >= 2, got 1"},
+    {"{\"topology\": \"mesh\", \"mesh_slots\": 65}", "model.mesh_slots", "expected an integer <= 64, got 65"},
+    {"{\"topology\": \"mesh\", \"mesh_slots\": 2.5}", "model.mesh_slots", "expected an integer, got"},
+    {"{\"mesh_slots\": 8}", "model.mesh_slots", "applies only to topology \"mesh\" (topology is \"residual\")"},
     /* schedule rules */
     {"{\"schedule\": [{\"g\": 4}, {\"g\": 4, \"offset\": 4}]}", "model.schedule[1].offset", "offset < g = 4, got 4"},
     {"{\"schedule\": [{\"g\": 4, \"offset\": -1}]}", "model.schedule[0].offset", "got -1"},
@@ -374,9 +399,14 @@ static void test_validate(void) {
     CHECK(config_validate(&cfg) == -1 && strncmp(spiral_last_error(), "model.schedule: ", 16) == 0,
           "n_iters 65: %s", spiral_last_error());
     config_default(&cfg);
-    cfg.topology = 2;
+    cfg.topology = 3;
     CHECK(config_validate(&cfg) == -1 && strncmp(spiral_last_error(), "model.topology: ", 16) == 0,
-          "topology 2: %s", spiral_last_error());
+          "topology 3: %s", spiral_last_error());
+    config_default(&cfg);
+    cfg.topology = TOPOLOGY_MESH;
+    cfg.mesh_slots = 0;
+    CHECK(config_validate(&cfg) == -1 && strncmp(spiral_last_error(), "model.mesh_slots: ", 18) == 0,
+          "mesh_slots 0: %s", spiral_last_error());
     config_default(&cfg);
     cfg.norm_eps = INFINITY;
     CHECK(config_validate(&cfg) == -1 && strncmp(spiral_last_error(), "model.norm_eps: ", 16) == 0,

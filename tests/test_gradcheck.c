@@ -2,7 +2,8 @@
  * test_gradcheck.c: the whole model's gradient against central finite
  * differences, for every fixture (spiral with every down/up/topology option,
  * g in {1,2,3,4,8} with offsets and no-overlap shifts, L = 19 a multiple of
- * none of them, looped and dense baselines, tied and untied head).
+ * none of them, looped and dense baselines, tied and untied head), and for
+ * the mesh topology's fixtures with random non-zero routers.
  *
  * Built twice: with real = double (test_gradcheck_f64: every parameter is
  * checked, eps 1e-5, tolerance 1e-6) and real = float (test_gradcheck:
@@ -91,5 +92,12 @@ int main(int argc, char **argv) {
     Fixture fixtures[FIXTURE_COUNT];
     int n = fixtures_all(fixtures);
     for (int i = 0; i < n; i++) check_fixture(&fixtures[i]);
+    /* topology mesh, routers random and non-zero (fixture_random_weights):
+     * the routers' gradients and every gradient that flows through the
+     * memory, on spiral (offsets, no-overlap shifts, selfagg + alloc),
+     * looped and dense schedules */
+    Fixture mesh[FIXTURE_MESH_COUNT];
+    n = fixtures_mesh(mesh);
+    for (int i = 0; i < n; i++) check_fixture(&mesh[i]);
     return test_summary(argv[0]);
 }

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cost.h"
+#include "engine.h"
 #include "error.h"
 #include "fixtures.h"
 #include "harness.h"
@@ -297,7 +299,7 @@ static void test_init_reproducible(void) {
 
 typedef struct {
     const SpiralConfig *cfg;
-    int states, latent_in, latent_out, coda, attention, layer_out;
+    int states, latent_in, latent_out, coda, attention, layer_out, memory;
     int bad_shape;
 } ObserverCounts;
 
@@ -325,6 +327,11 @@ static void count_events(void *user, const ObserveEvent *e) {
     case OBSERVE_LAYER_OUT:
         c->layer_out++;
         c->bad_shape |= e->cols != d;
+        break;
+    case OBSERVE_MEMORY:
+        c->memory++;
+        c->bad_shape |= e->rows != LENGTH || e->g != 1 || e->cols != d || e->layer < 0 ||
+                        e->layer >= c->cfg->mesh_slots;
         break;
     case OBSERVE_ATTENTION:
         c->attention++;
@@ -362,6 +369,7 @@ static void test_observer(void) {
     CHECK(counts.layer_out == expected_att, "layer outputs observed %d, expected %d",
           counts.layer_out, expected_att);
     CHECK(!counts.bad_shape, "an observed tensor has the wrong shape or unnormalized rows");
+    CHECK(counts.memory == 0, "a residual model observed %d memory slots", counts.memory);
     model_free(&m);
 }
 
@@ -390,6 +398,197 @@ static void test_out_of_memory_message(void) {
     if (status == 0) model_free(&model);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Topology mesh                                                            */
+
+/* Causality of every mesh fixture with random (non-zero) routers. */
+static void test_mesh_causality(void) {
+    Fixture fixtures[FIXTURE_MESH_COUNT];
+    int n = fixtures_mesh(fixtures);
+    for (int f = 0; f < n; f++) {
+        Model m;
+        model_build(&m, &fixtures[f].cfg);
+        fixture_random_weights(&m, 5);
+        int later_changed;
+        int violations = causality_violations(&m, &later_changed);
+        CHECK(violations == 0, "%s: %d positions see the future", fixtures[f].name, violations);
+        CHECK(later_changed, "%s: perturbation changed nothing (test would be vacuous)",
+              fixtures[f].name);
+        model_free(&m);
+    }
+}
+
+/* Zeroes the four router tensors of every iteration. */
+static void zero_mesh_routers(Model *m) {
+    for (int i = 0; i < m->layout.n_tensors; i++)
+        if (strstr(m->layout.tensors[i].name, ".mesh."))
+            memset(m->params + m->layout.tensors[i].offset, 0,
+                   m->layout.tensors[i].numel * sizeof(real));
+}
+
+/* With zero routers (uniform reads and writes) mesh is the residual
+ * topology, bit for bit, on the same weights; non-zero routers change the
+ * output (the comparison has teeth). */
+static void test_mesh_zero_routers_equal_residual(void) {
+    Fixture fixtures[FIXTURE_MESH_COUNT];
+    int n = fixtures_mesh(fixtures);
+    for (int f = 0; f < n; f++) {
+        SpiralConfig residual_cfg = fixtures[f].cfg;
+        residual_cfg.topology = TOPOLOGY_RESIDUAL;
+        residual_cfg.mesh_slots = SPIRAL_DEFAULT_MESH_SLOTS;
+        Model mesh, residual;
+        model_build(&mesh, &fixtures[f].cfg);
+        model_build(&residual, &residual_cfg);
+        fixture_random_weights(&mesh, 31);
+        zero_mesh_routers(&mesh);
+        copy_weights_by_name(&residual, &mesh);
+        CHECK(residual.layout.n_params < mesh.layout.n_params, "%s: no router parameters",
+              fixtures[f].name);
+        CHECK(same_logits(&mesh, &residual), "%s: zero routers != residual (bitwise)",
+              fixtures[f].name);
+        /* a bias alone makes the reads non-uniform */
+        mesh.w.mesh[0].read_bias[1] = (real)0.75;
+        CHECK(!same_logits(&mesh, &residual), "%s: a read bias changes nothing",
+              fixtures[f].name);
+        zero_mesh_routers(&mesh);
+        mesh.w.mesh[0].write_bias[0] = (real)-0.5;
+        mesh.w.mesh[0].read_bias[0] = (real)0.5;
+        CHECK(!same_logits(&mesh, &residual), "%s: the write weights change nothing",
+              fixtures[f].name);
+        model_free(&mesh);
+        model_free(&residual);
+    }
+}
+
+/* The memory the observer sees: after iteration t's write, sum_b m_b =
+ * h(0) + e(0) + ... + e(t) (the write weights sum to 1), and with zero
+ * routers h(t+1) = S sum_b (1/S) m_b = sum_b m_b. Checked against the
+ * token states observed in the same pass, to float rounding. */
+typedef struct {
+    int L, d, S, n_iters, memory_events;
+    real *states;   /* (T + 1, L, d) */
+    real *sums;     /* (T, L, d) */
+} MemoryCheck;
+
+static void collect_memory(void *user, const ObserveEvent *e) {
+    MemoryCheck *c = user;
+    size_t count = (size_t)c->L * c->d;
+    if (e->site == OBSERVE_STATE) memcpy(c->states + e->iteration * count, e->data, count * sizeof(real));
+    if (e->site != OBSERVE_MEMORY) return;
+    c->memory_events++;
+    real *sum = c->sums + e->iteration * count;
+    for (size_t k = 0; k < count; k++) sum[k] += e->data[k];
+}
+
+static void test_mesh_memory_observed(void) {
+    Fixture fixtures[FIXTURE_MESH_COUNT];
+    fixtures_mesh(fixtures);
+    const SpiralConfig *c = &fixtures[0].cfg;
+    Model m;
+    model_build(&m, c);
+    fixture_random_weights(&m, 4);
+    zero_mesh_routers(&m);
+    int tokens[LENGTH];
+    fixture_tokens(tokens, LENGTH, c->vocab_size, 1);
+    MemoryCheck check = {LENGTH, c->d_model, c->mesh_slots, c->n_iters, 0, NULL, NULL};
+    check.states = calloc((size_t)(c->n_iters + 1) * LENGTH * c->d_model, sizeof(real));
+    check.sums = calloc((size_t)c->n_iters * LENGTH * c->d_model, sizeof(real));
+    Observer observer = {collect_memory, &check};
+    model_forward(&m, tokens, NULL, 1, LENGTH, &observer);
+    CHECK(check.memory_events == c->n_iters * c->mesh_slots, "memory observed %d times, expected %d",
+          check.memory_events, c->n_iters * c->mesh_slots);
+    double worst = 0, scale = 0;
+    size_t count = (size_t)LENGTH * c->d_model;
+    for (int t = 0; t < c->n_iters; t++)
+        for (size_t k = 0; k < count; k++) {
+            double h = check.states[(t + 1) * count + k];
+            worst = fmax(worst, fabs(check.sums[t * count + k] - h));
+            scale = fmax(scale, fabs(h));
+        }
+    CHECK(worst <= 1e-5 * scale, "sum of the slots vs h(t+1): max diff %.2e (max |h| %.2e)", worst,
+          scale);
+    free(check.states);
+    free(check.sums);
+    model_free(&m);
+}
+
+/* model_init_weights: the routers start at zero and draw no random
+ * numbers, so a mesh model starts from the residual model's weights of the
+ * same seed, and computes the same logits bit for bit. */
+static void test_mesh_init(void) {
+    Fixture fixtures[FIXTURE_MESH_COUNT];
+    fixtures_mesh(fixtures);
+    SpiralConfig residual_cfg = fixtures[0].cfg;
+    residual_cfg.topology = TOPOLOGY_RESIDUAL;
+    residual_cfg.mesh_slots = SPIRAL_DEFAULT_MESH_SLOTS;
+    Model mesh, residual;
+    model_build(&mesh, &fixtures[0].cfg);
+    model_build(&residual, &residual_cfg);
+    model_init_weights(&mesh, 77);
+    model_init_weights(&residual, 77);
+    int routers_zero = 1, others_equal = 1, routers = 0;
+    for (int i = 0; i < mesh.layout.n_tensors; i++) {
+        const ParamTensor *t = &mesh.layout.tensors[i];
+        const real *v = mesh.params + t->offset;
+        if (strstr(t->name, ".mesh.")) {
+            routers++;
+            for (size_t k = 0; k < t->numel; k++) routers_zero &= v[k] == 0;
+            continue;
+        }
+        int j = param_layout_find(&residual.layout, t->name);
+        others_equal &= j >= 0 && !memcmp(v, residual.params + residual.layout.tensors[j].offset,
+                                          t->numel * sizeof(real));
+    }
+    CHECK(routers == 4 * mesh.cfg.n_iters && routers_zero, "init: %d router tensors, zero: %d", routers,
+          routers_zero);
+    CHECK(others_equal, "init: the mesh model's other weights differ from the residual model's");
+    CHECK(same_logits(&mesh, &residual), "init: mesh and residual logits differ");
+    model_free(&mesh);
+    model_free(&residual);
+}
+
+/* spiral info's counts: the parameters model_cost counts are the layout's,
+ * and the memory adds 8 L S d FLOPs to every iteration (full resolution
+ * included) over the residual model. */
+static void test_mesh_cost(void) {
+    Fixture fixtures[FIXTURE_MESH_COUNT];
+    int n = fixtures_mesh(fixtures);
+    for (int f = 0; f < n; f++) {
+        const SpiralConfig *c = &fixtures[f].cfg;
+        SpiralConfig residual = *c;
+        residual.topology = TOPOLOGY_RESIDUAL;
+        residual.mesh_slots = SPIRAL_DEFAULT_MESH_SLOTS;
+        ParamLayout layout;
+        param_layout_build(&layout, c);
+        ModelCost mesh_cost, residual_cost;
+        model_cost(&mesh_cost, c, 100);
+        model_cost(&residual_cost, &residual, 100);
+        CHECK(mesh_cost.params == (double)layout.n_params, "%s: cost counts %.0f parameters, the layout %zu",
+              fixtures[f].name, mesh_cost.params, layout.n_params);
+        double extra = 8.0 * 100 * c->mesh_slots * c->d_model * c->n_iters;
+        CHECK(mesh_cost.forward_flops - residual_cost.forward_flops == extra,
+              "%s: mesh adds %.0f FLOPs, expected %.0f", fixtures[f].name,
+              mesh_cost.forward_flops - residual_cost.forward_flops, extra);
+        param_layout_free(&layout);
+    }
+}
+
+/* The CUDA engine does not run mesh: asking for it is an error naming the
+ * topology (whether or not this build has CUDA). */
+static void test_mesh_cuda_refused(void) {
+    Fixture fixtures[FIXTURE_MESH_COUNT];
+    fixtures_mesh(fixtures);
+    Engine *engine = NULL;
+    int status = engine_open(&engine, "cuda", NULL, &fixtures[0].cfg);
+    CHECK(status == -1 && engine == NULL && strstr(spiral_last_error(), "topology mesh") &&
+              strstr(spiral_last_error(), "--device cpu"),
+          "cuda with mesh: status %d, message '%s'", status, spiral_last_error());
+    if (engine) engine_free(engine);
+    status = engine_open(&engine, "cpu", NULL, &fixtures[0].cfg);
+    CHECK(status == 0 && engine, "cpu with mesh: %s", spiral_last_error());
+    if (engine) engine_free(engine);
+}
+
 int main(int argc, char **argv) {
     test_out_of_memory_message();
     test_causality();
@@ -399,5 +598,11 @@ int main(int argc, char **argv) {
     test_all_g1_equals_looped();
     test_init_reproducible();
     test_observer();
+    test_mesh_causality();
+    test_mesh_zero_routers_equal_residual();
+    test_mesh_memory_observed();
+    test_mesh_init();
+    test_mesh_cost();
+    test_mesh_cuda_refused();
     return test_summary(argv[0]);
 }

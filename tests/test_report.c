@@ -20,8 +20,8 @@
  *    run, the entropy floor, spiral's version and the runs' command lines;
  *  - the key-results box opens the report and holds the store's figures,
  *    each recomputed here from the store: every run's last validation
- *    loss, the floor, the gap, the bigram and trigram losses
- *    (data/ngram.h), each group's loss at equal FLOPs with its interval
+ *    loss, the floor, the gap, the bigram and trigram losses (over the
+ *    run's validation targets, eval_run_reference), each group's loss at equal FLOPs with its interval
  *    (compare.h), where each label is encoded (from the summaries' JSON),
  *    and the attention direction (first and last selected_attn_distance);
  *  - a report of a run without recordings skips the probe and analysis
@@ -44,7 +44,7 @@
 #include "harness.h"
 #include "attention_stats.h"
 #include "compare.h"
-#include "ngram.h"
+#include "eval_run.h"
 #include "plot.h"
 #include "record.h"
 #include "report.h"
@@ -298,17 +298,19 @@ static void check_key_results(Store *store, const char *md) {
     CHECK(box && runs && box < runs, "report.md does not open with the key-results box");
     if (!box || !runs) return;
     char *key = strndup(box, (size_t)(runs - box));
-    /* validation loss, floor, gap, bigram, trigram of each run */
-    Dataset ds;
-    CHECK(store_dataset_load(store, "lang", &ds, NULL) == 0, "load lang: %s", spiral_last_error());
-    double bigram = ngram_loss(&ds, 2, SPLIT_TRAIN, SPLIT_VAL, 0.01);
-    double trigram = ngram_loss(&ds, 3, SPLIT_TRAIN, SPLIT_VAL, 0.01);
-    dataset_free(&ds);
-    double floor = 0.5;  /* make_language: every token's true_nll */
+    /* validation loss, floor, gap, bigram, trigram of each run, the last
+     * four over the run's validation targets */
     sqlite3_stmt *stmt;
     const char *names[3] = {"spiral", "spiral-s2", "looped"};
     for (int r = 0; r < 3; r++) {
         char q[256], row[256];
+        RunRow run;
+        EvalReference ref = {0};
+        CHECK(store_run_find(store, names[r], &run) == 0 && eval_run_reference(&ref, store, run.config, names[r]) == 0,
+              "reference of %s: %s", names[r], spiral_last_error());
+        store_run_free(&run);
+        double floor = ref.floor, bigram = ref.bigram, trigram = ref.trigram;
+        CHECK(fabs(floor - 0.5) < 1e-12, "floor of %s: %g, expected make_language's 0.5", names[r], floor);
         snprintf(q, sizeof q, "SELECT val_loss FROM metrics m JOIN runs ON runs.id = m.run_id WHERE name = '%s'"
                  " AND val_loss IS NOT NULL ORDER BY m.step DESC LIMIT 1", names[r]);
         sqlite3_prepare_v2(store->db, q, -1, &stmt, NULL);
@@ -428,6 +430,28 @@ int main(int argc, char **argv) {
                         " VALUES(%lld, %lld, 'cka_cross', %d, %d, 'token', %g)", rec_spiral, id_looped, t, u,
                 0.6 + 0.05 * t + 0.02 * u);
 
+    /* lens results: exits t = 0 .. 3 of both runs, spiral's ablations;
+     * an older step's rows and a row under an intervention are not drawn */
+    for (int r = 0; r < 2; r++)
+        for (int t = 0; t <= 3; t++)
+            for (int step = 5; step <= 10; step += 5)
+                sql(&store, "INSERT INTO lens_results(run_id, dataset_id, split, checkpoint_step,"
+                            " schedule, intervention, mode, iteration, slot, g, row_schedule,"
+                            " n_sequences, n_tokens, loss, loss_lo, loss_hi)"
+                            " SELECT id, dataset_id, 'test', %d, '4,2,1', 'none', 'coda', %d, -1, 1,"
+                            " '4,2,1', 8, 64, %g, %g, %g FROM runs WHERE id = %lld", step, t,
+                    2.0 - 0.1 * t, 1.9 - 0.1 * t, 2.1 - 0.1 * t, r ? id_looped : id_spiral);
+    for (int t = 0; t < 3; t++)
+        sql(&store, "INSERT INTO lens_results(run_id, dataset_id, split, checkpoint_step, schedule,"
+                    " intervention, mode, iteration, slot, g, row_schedule, n_sequences, n_tokens,"
+                    " delta, delta_lo, delta_hi) SELECT id, dataset_id, 'test', 10, '4,2,1', 'none',"
+                    " 'ablate', %d, -1, 1, '4,2,1', 8, 64, 0.1, 0.05, 0.15 FROM runs WHERE id = %lld",
+            t, id_spiral);
+    sql(&store, "INSERT INTO lens_results(run_id, dataset_id, split, checkpoint_step, schedule,"
+                " intervention, mode, iteration, slot, g, row_schedule, n_sequences, n_tokens, loss)"
+                " SELECT id, dataset_id, 'test', 10, '4,2,1', 'ablate 1 zero', 'coda', 2, -1, 1,"
+                " '4,2,1', 8, 64, 9.0 FROM runs WHERE id = %lld", id_spiral);
+
     /* the full report */
     ReportOptions options = {.dir = out, .version = "9.9.9-test", .command_line = "spiral report --test"};
     ReportResult result;
@@ -456,6 +480,7 @@ int main(int argc, char **argv) {
         {"cka", 2 * 16},
         {"cka_cross", 16},
         {"spectrum", 2 * 4 * 16},               /* runs x states x singular values */
+        {"lens", 2 * 4 + 3},                    /* runs x exits at the last step + ablations */
     };
     int n_expected = (int)(sizeof expected / sizeof expected[0]);
     CHECK(result.figures.n == n_expected && result.n_rendered == n_expected,

@@ -7,11 +7,13 @@
  *    sites only at the steps that compress or shift (a dense model's core
  *    layers are its steps);
  *  - site_geometry: rows and positions of a latent site with an offset, and
- *    the errors for a wrong scale, an unknown site, a step out of range.
+ *    the errors for a wrong scale, an unknown site, a step out of range;
+ *  - mesh: the memory sites memory.b, their steps and their checks.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "fixtures.h"
 #include "harness.h"
 #include "model.h"
@@ -135,8 +137,58 @@ static void test_site_geometry(void) {
     CHECK(site_geometry(&c, "residual", 0, 1, 10, &geo) == -1, "unknown site accepted");
 }
 
+/* Topology mesh: a forward pass's memory events are the sites memory.b at
+ * the step that ends each iteration (a dense model's last layer), and
+ * site_geometry accepts exactly those. */
+static void test_memory_sites(void) {
+    const char *names[] = {"memory.0", "memory.12", "memory.63", "memory.", "memory.01", "memory.-1",
+                           "memory.1x", "memory.100", "memoryx1"};
+    int slots[] = {0, 12, 63, -1, -1, -1, -1, -1, -1};
+    for (int i = 0; i < 9; i++)
+        CHECK(site_memory_slot(names[i]) == slots[i], "site_memory_slot(%s) = %d, expected %d", names[i],
+              site_memory_slot(names[i]), slots[i]);
+    int spiral_g[3] = {4, 2, 1}, dense_g[1] = {1};
+    for (int dense = 0; dense < 2; dense++) {
+        SpiralConfig c = fixture_base();
+        fixture_schedule(&c, dense ? 1 : 3, dense ? dense_g : spiral_g, NULL, NULL);
+        if (dense) c.n_loop = 3;
+        c.topology = TOPOLOGY_MESH;
+        c.mesh_slots = 3;
+        Model model;
+        CHECK(model_build(&model, &c) == 0, "mesh build: %s", spiral_last_error());
+        fixture_random_weights(&model, 7);
+        int L = 11, tokens[11];
+        fixture_tokens(tokens, L, c.vocab_size, 3);
+        Seen seen = {.cfg = &c};
+        Observer observer = {collect, &seen};
+        model_forward(&model, tokens, NULL, 1, L, &observer);
+        int memory = 0;
+        for (int i = 0; i < seen.n; i++) memory += !strncmp(seen.site[i], "memory.", 7);
+        int steps = loop_steps(&c);
+        CHECK(memory == 3 * c.n_iters, "%s: %d memory sites, expected %d", dense ? "dense" : "spiral", memory,
+              3 * c.n_iters);
+        for (int t = 0; t < c.n_iters; t++)
+            CHECK(has(&seen, "memory.2", dense ? steps - 1 : t, 1), "%s: no memory.2 at iteration %d",
+                  dense ? "dense" : "spiral", t);
+        ChunkGeometry geo;
+        int last = dense ? steps - 1 : c.n_iters - 1;
+        CHECK(site_geometry(&c, "memory.2", last, 1, 10, &geo) == 0 && geo.J == 10 && geo.g == 1,
+              "memory site rows: %s", spiral_last_error());
+        CHECK(site_geometry(&c, "memory.3", last, 1, 10, &geo) == -1, "memory.3 of 3 slots accepted");
+        CHECK(site_geometry(&c, "memory.0", last, 2, 10, &geo) == -1, "memory at scale 2 accepted");
+        CHECK(site_geometry(&c, "memory.0", last + 1, 1, 10, &geo) == -1, "memory after the last step accepted");
+        if (dense)
+            CHECK(site_geometry(&c, "memory.0", 0, 1, 10, &geo) == -1, "dense memory at step 0 accepted");
+        c.topology = TOPOLOGY_RESIDUAL;
+        CHECK(site_geometry(&c, "memory.0", 0, 1, 10, &geo) == -1 && strstr(spiral_last_error(), "no memory"),
+              "memory of a residual model accepted: %s", spiral_last_error());
+        model_free(&model);
+    }
+}
+
 int main(int argc, char **argv) {
     test_kinds_and_sites();
     test_site_geometry();
+    test_memory_sites();
     return test_summary(argv[0]);
 }

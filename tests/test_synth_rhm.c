@@ -358,14 +358,20 @@ static void check_config(const char *params_json, unsigned long seed) {
 }
 
 static void test_defaults_and_determinism(void) {
-    Dataset a, b, c, d;
+    Dataset a, c, d;
+    SynthRhmParams none, empty;
     CHECK(synth_rhm_make(&a, NULL, 7) == 0, "default make: %s", spiral_last_error());
-    CHECK(synth_rhm_make(&b, "{}", 7) == 0, "make {}: %s", spiral_last_error());
+    CHECK(synth_rhm_params(&none, NULL) == 0 && synth_rhm_params(&empty, "{}") == 0 &&
+              none.n_levels == empty.n_levels && none.b == empty.b && none.v == empty.v &&
+              none.m == empty.m && none.offset == empty.offset &&
+              none.grammar_seed == empty.grammar_seed && none.n_train == empty.n_train &&
+              none.n_val == empty.n_val && none.n_test == empty.n_test &&
+              none.distinct == empty.distinct,
+          "{} does not resolve to the defaults");
     CHECK(synth_rhm_make(&c, "{\"n_train\": 100}", 8) == 0, "make seed 8: %s", spiral_last_error());
     CHECK(synth_rhm_make(&d, a.params_json, 7) == 0, "make from params_json: %s",
           spiral_last_error());
-    CHECK(datasets_equal(&a, &b), "same params and seed give different datasets");
-    CHECK(datasets_equal(&a, &d), "the stored params_json does not reproduce the dataset");
+    CHECK(datasets_equal(&a, &d), "the stored params_json (same seed) does not reproduce the dataset");
     CHECK(memcmp(a.tokens, c.tokens, c.n_tokens * sizeof *a.tokens) != 0,
           "seeds 7 and 8 give the same tokens");
     CHECK(strcmp(a.family, "rhm") == 0 && a.vocab_size == 17, "family %s vocab %d", a.family,
@@ -403,7 +409,6 @@ static void test_defaults_and_determinism(void) {
     CHECK(fabs(floor_val - analytic) < 1e-12, "val floor %.15g vs analytic %.15g", floor_val,
           analytic);
     dataset_free(&a);
-    dataset_free(&b);
     dataset_free(&c);
     dataset_free(&d);
 }
@@ -530,6 +535,30 @@ static void test_distinct_splits(void) {
           "too few documents: %s", spiral_last_error());
 }
 
+/* train_tokens: ceil(tokens / document length) train documents, stored
+ * as n_train. */
+static void test_train_tokens(void) {
+    SynthRhmParams p = {0}, q = {0};
+    CHECK(synth_rhm_params(&p, "{\"train_tokens\": 1000}") == 0 && p.n_train == 8,
+          "1000 tokens of 129-token documents: n_train %ld, expected 8", p.n_train);
+    CHECK(synth_rhm_params(&q, "{\"train_tokens\": 1032, \"offset\": 3}") == 0 && q.n_train == 8,
+          "1032 tokens of 132-token documents: n_train %ld, expected 8", q.n_train);
+    CHECK(synth_rhm_params(&q, "{\"train_tokens\": 1033, \"offset\": 3}") == 0 && q.n_train == 8,
+          "1033 tokens of 132-token documents: n_train %ld, expected 8", q.n_train);
+    CHECK(synth_rhm_params(&q, "{\"train_tokens\": 1057, \"offset\": 3}") == 0 && q.n_train == 9,
+          "1057 tokens of 132-token documents: n_train %ld, expected 9", q.n_train);
+    Dataset ds;
+    if (synth_rhm_make(&ds, "{\"train_tokens\": 1000, \"n_val\": 3, \"n_test\": 2}", 1)) {
+        CHECK(0, "train_tokens make: %s", spiral_last_error());
+        return;
+    }
+    CHECK(dataset_split_tokens(&ds, SPLIT_TRAIN) == 8 * 129, "%zu train tokens",
+          dataset_split_tokens(&ds, SPLIT_TRAIN));
+    CHECK(strstr(ds.params_json, "\"n_train\": 8") && !strstr(ds.params_json, "train_tokens"),
+          "stored params %s", ds.params_json);
+    dataset_free(&ds);
+}
+
 static void test_bad_params(void) {
     const struct {
         const char *json, *field;
@@ -547,6 +576,9 @@ static void test_bad_params(void) {
         {"{\"m\": 0}", "rhm.m"},
         {"{\"v\": 8, \"m\": 9}", "rhm.m"},
         {"{\"distinct\": 1}", "rhm.distinct"},
+        {"{\"train_tokens\": 1000, \"n_train\": 5}", "rhm.train_tokens"},
+        {"{\"train_tokens\": 0}", "rhm.train_tokens"},
+        {"{\"train_tokens\": 100000000000000}", "rhm.train_tokens"},
         {"{\"v\": 2, \"m\": 3}", "rhm.m"},
         {"{\"v\": 3, \"b\": 3, \"m\": 10}", "rhm.m"},
         {"{\"v\": 4096, \"b\": 4, \"m\": 17}", "rhm.m"},
@@ -601,6 +633,7 @@ int main(int argc, char **argv) {
     check_brute_force("{\"n_levels\": 2, \"b\": 3, \"v\": 3, \"m\": 2, \"n_train\": 60, \"distinct\": false}");
     check_brute_force("{\"n_levels\": 1, \"b\": 3, \"v\": 4, \"m\": 5, \"n_train\": 30, \"distinct\": false}");
     test_distinct_splits();
+    test_train_tokens();
     test_bad_params();
     return test_summary(argv[0]);
 }

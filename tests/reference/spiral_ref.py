@@ -114,6 +114,7 @@ def normalize_config(cfg):
     c.setdefault("down", "mean")
     c.setdefault("up", "copy")
     c.setdefault("topology", "residual")
+    c.setdefault("mesh_slots", 4)
     sched = []
     for it in c["schedule"]:
         g = int(it["g"])
@@ -131,8 +132,10 @@ def normalize_config(cfg):
         raise ValueError(f"down: unknown mode {c['down']!r}")
     if c["up"] not in ("copy", "alloc"):
         raise ValueError(f"up: unknown mode {c['up']!r}")
-    if c["topology"] not in ("residual", "anchor"):
+    if c["topology"] not in ("residual", "anchor", "mesh"):
         raise ValueError(f"topology: unknown value {c['topology']!r}")
+    if not 2 <= int(c["mesh_slots"]) <= 64:
+        raise ValueError(f"mesh_slots: expected 2..64, got {c['mesh_slots']}")
     if c["d_model"] % c["n_heads"] != 0 or (c["d_model"] // c["n_heads"]) % 2:
         raise ValueError("d_model / n_heads must be an even integer (RoPE half split)")
     return c
@@ -233,7 +236,9 @@ def chunks(L, g, w):
     return pi, rho, J
 
 
-def iteration(h, h0, W, t, cfg, rec=None):
+def iteration(h, h0, W, t, cfg, rec=None, mem=None):
+    """h(t) -> h(t+1). Under topology mesh, mem is the list of memory slots
+    (each (L, d)), updated in place."""
     L, d = h.shape
     it = cfg["schedule"][t]
     g, w, s = it["g"], it["offset"], it["shift"]
@@ -260,7 +265,7 @@ def iteration(h, h0, W, t, cfg, rec=None):
     zt = stack(z, W, "loop", cfg["n_loop"], zpos, cfg)
 
     # 4. step output per latent
-    if cfg["topology"] == "residual":
+    if cfg["topology"] in ("residual", "mesh"):
         delta = zt - z                                 # delta_j = z~_j - z_j
     else:
         delta = zt                                     # delta_j = z~_j
@@ -284,7 +289,17 @@ def iteration(h, h0, W, t, cfg, rec=None):
     # 7. state update
     if cfg["topology"] == "residual":
         return h + e                                   # h(t+1) = h(t) + e
-    return h0 + e                                      # h(t+1) = h(0) + e
+    if cfg["topology"] == "anchor":
+        return h0 + e                                  # h(t+1) = h(0) + e
+    # mesh: write e into the slots, then read the state from them
+    S = len(mem)
+    wr = softmax(e @ W[f"iter.{t}.mesh.write"].T + W[f"iter.{t}.mesh.write_bias"], axis=1)
+    for b in range(S):
+        mem[b] = mem[b] + wr[:, b:b + 1] * e           # m_b,i += w_{i,b} e_i
+    rd = softmax(e @ W[f"iter.{t}.mesh.read"].T + W[f"iter.{t}.mesh.read_bias"], axis=1)
+    if rec is not None:
+        rec[-1].update({"mem": [m.copy() for m in mem], "write": wr, "read": rd})
+    return S * sum(rd[:, b:b + 1] * mem[b] for b in range(S))   # h = S sum_b r_b m_b
 
 
 def forward(W, cfg, tokens, rec=None):
@@ -296,8 +311,11 @@ def forward(W, cfg, tokens, rec=None):
     h = W["tok_emb.weight"][tokens]                          # embed(x)
     h = stack(h, W, "pre", cfg["n_pre"], pos, cfg)           # h(0) = f_pre(embed(x))
     h0 = h
+    mem = None
+    if cfg["topology"] == "mesh":                            # m_0 = h(0), m_b = 0
+        mem = [h0.copy()] + [np.zeros_like(h0) for _ in range(cfg["mesh_slots"] - 1)]
     for t in range(len(cfg["schedule"])):                    # T iterations
-        h = iteration(h, h0, W, t, cfg, rec)
+        h = iteration(h, h0, W, t, cfg, rec, mem)
     h = stack(h, W, "post", cfg["n_post"], pos, cfg)         # f_post(h(T))
     hn = rmsnorm(h, W["final_norm.weight"], cfg["norm_eps"])
     head = W["tok_emb.weight"] if cfg["tie_embeddings"] else W["lm_head.weight"]
@@ -356,6 +374,11 @@ def make_weights(cfg, seed):
             W[f"iter.{t}.down.score"] = mat(d, std=0.5)
         if c["up"] == "alloc":
             W[f"iter.{t}.up.alloc"] = mat(it["g"], d, std=0.3)
+        if c["topology"] == "mesh":
+            S = c["mesh_slots"]
+            for router in ("write", "read"):
+                W[f"iter.{t}.mesh.{router}"] = mat(S, d, std=0.5)
+                W[f"iter.{t}.mesh.{router}_bias"] = mat(S, std=0.5)
     # round to float32 so the in-memory weights equal what the file holds
     return {k: v.astype(np.float32).astype(np.float64) for k, v in W.items()}
 
@@ -434,6 +457,9 @@ def selftest():
         cfgv(schedule=[{"g": 2, "offset": 1, "shift": 1}, {"g": 1, "shift": 0}],
              n_pre=0, n_post=0),
         cfgv(schedule=[{"g": 8, "offset": 7}, {"g": 8, "offset": 3}], up="copy"),
+        cfgv(topology="mesh", mesh_slots=3,
+             schedule=[{"g": 4, "offset": 1}, {"g": 2, "shift": 3}, {"g": 1}]),
+        cfgv(topology="mesh", mesh_slots=2, schedule=[{"g": 1}] * 3, down="mean", up="copy"),
     ]
     for ci, c in enumerate(causal_cfgs):
         W = make_weights(c, 100 + ci)
@@ -563,6 +589,24 @@ def selftest():
             b /= b.sum()
             ok &= np.allclose(out[i], h[i] + g * b[slot] * dj, atol=1e-12)
         check(f"iteration elementwise, schedule {sched}", bool(ok))
+
+    # --- mesh: zero routers == residual; the slots sum to h(0) + sum of e ---
+    for sched in ([{"g": 8}, {"g": 4, "offset": 1}, {"g": 3, "offset": 2, "shift": 3}, {"g": 1}],
+                  [{"g": 1}] * 3):
+        c_mesh = cfgv(schedule=sched, topology="mesh", mesh_slots=3)
+        W = make_weights(c_mesh, 13)
+        rec = []
+        forward(W, c_mesh, toks, rec)
+        h0 = stack(W["tok_emb.weight"][toks], W, "pre", 1, np.arange(len(toks)), normalize_config(c_mesh))
+        total = h0 + sum(r["e"] for r in rec)
+        diff = float(np.max(np.abs(sum(rec[-1]["mem"]) - total)))
+        check(f"mesh slots sum to h(0) + sum e, schedule {sched}", diff <= 1e-10, f"{diff:.3g}")
+        for t in range(len(sched)):
+            for k in ("write", "read", "write_bias", "read_bias"):
+                W[f"iter.{t}.mesh.{k}"] = np.zeros_like(W[f"iter.{t}.mesh.{k}"])
+        c_res = cfgv(schedule=sched, topology="residual")
+        diff = float(np.max(np.abs(forward(W, c_mesh, toks) - forward(W, c_res, toks))))
+        check(f"mesh(zero routers) == residual, schedule {sched}", diff <= 1e-10, f"{diff:.3g}")
 
     # --- RoPE: attention depends only on relative positions ----------------
     c = normalize_config(cfgv())
