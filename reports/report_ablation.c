@@ -80,15 +80,15 @@ static void describe_change(AblationRow *row, const SpiralConfig *v, const Spira
         for (int t = 0; t < v->n_iters && reversed; t++)
             reversed = v->schedule[t].g == b->schedule[b->n_iters - 1 - t].g;
         if (reversed) {
-            snprintf(row->change, sizeof row->change, "schedule order reversed: g = %s (base %s)", vs, bs);
+            snprintf(row->change, sizeof row->change, "schedule order reversed: g = %.100s (base %.100s)", vs, bs);
             snprintf(row->paper, sizeof row->paper, "worse: coarse-to-fine beats fine-to-coarse by ~0.24 perplexity");
             row->expected = 1;
         } else if (has_full_resolution(b) && !has_full_resolution(v)) {
-            snprintf(row->change, sizeof row->change, "no full-resolution iteration: g = %s (base %s)", vs, bs);
+            snprintf(row->change, sizeof row->change, "no full-resolution iteration: g = %.100s (base %.100s)", vs, bs);
             snprintf(row->paper, sizeof row->paper, "better: a variant without full resolution is reported best");
             row->expected = -1;
         } else {
-            snprintf(row->change, sizeof row->change, "schedule g = %s (base %s)", vs, bs);
+            snprintf(row->change, sizeof row->change, "schedule g = %.100s (base %.100s)", vs, bs);
         }
     } else if (offsets || shifts) {
         int no_overlap = shifts && !offsets;

@@ -46,7 +46,7 @@ echo "== 5. attention (global-to-local), loop diagnostics, CKA"
 "$SPIRAL" analyze --run spiral,looped,dense --data pcfg --store "$store" | sed -n '1,16p'
 echo
 echo "== 6. comparison"
-"$SPIRAL" compare --store "$store" --runs spiral,looped,dense | sed -n '1,5p'
+"$SPIRAL" compare --store "$store" --runs spiral,looped,dense | sed -n '1,5p;/^equal /,$p'
 echo
 "$SPIRAL" report --store "$store" --out "$out/report"
 echo "demo: report at $out/report/index.html (store: $store)"

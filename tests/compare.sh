@@ -17,8 +17,7 @@
 #    base's; a report without a base has no such section; a bad
 #    match_flops is refused naming the field;
 #  - examples/paper/ablations*.json plan with --dry-run (36 runs each) and
-#    every config they name is a valid model (mesh only where this spiral
-#    has the mesh topology);
+#    every config they name is a valid model;
 #  - bad budgets: a message naming the flag, exit 2.
 SPIRAL=${SPIRAL:-build/spiral}
 dir=$(mktemp -d)
@@ -170,9 +169,7 @@ for study in ablations ablations-gpu; do
         [ "$(grep -c '^sweep: run ' "$dir/plan")" = 36 ] && ok || fail "$study.json does not plan 36 runs: $(cat "$dir/plan")"
 done
 for f in examples/paper/cpu/*.json examples/paper/gpu/*.json; do
-    if "$SPIRAL" info --config "$f" >"$dir/info" 2>&1; then ok
-    elif grep -q '"mesh"' "$f" && grep -q "topology" "$dir/info"; then echo "skipped $f: this spiral has no mesh topology"
-    else fail "$f: $(cat "$dir/info")"; fi
+    "$SPIRAL" info --config "$f" >"$dir/info" 2>&1 && ok || fail "$f: $(cat "$dir/info")"
 done
 
 expect_error 2 "at-flops: expected a number > 0" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --at-flops -5
