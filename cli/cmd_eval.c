@@ -6,8 +6,10 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
+#include "engine.h"
 #include "decode_eval.h"
 #include "depth.h"
 #include "eval.h"
@@ -19,6 +21,7 @@ static const char *help =
     "                   [--ablate T | --ablate-level G] [--ablate-mode zero|mean]\n"
     "                   [--patch T --source FILE [--positions A:B]]\n"
     "                   [--logits OUT.npy] [--grads OUT.safetensors] [--incremental]\n"
+    "                   [--device cpu|cuda [--precision fp32|tf32|bf16]]\n"
     "       spiral eval --store S.db --run RUN [--step N] [--per-position]\n"
     "\n"
     "Reads one sequence of N tokens (the bytes of a text file, or a\n"
@@ -27,6 +30,9 @@ static const char *help =
     "  --logits  writes the (N-1, V) float32 logits as a NumPy .npy file\n"
     "  --grads   writes the gradient of the mean loss for every parameter,\n"
     "            under the parameter's own tensor name\n"
+    "  --device cuda  the forward (and --grads) on the GPU (a spiral built with\n"
+    "            'make cuda'), in fp32 unless --precision says otherwise; no\n"
+    "            interventions or --incremental there\n"
     "  --incremental  scores token by token through the incremental decoder\n"
     "            (as 'spiral generate' runs) instead of one forward pass: the\n"
     "            same loss and logits up to float rounding (no --grads, no\n"
@@ -83,6 +89,7 @@ int cmd_eval(int argc, char **argv) {
     const char *run = NULL, *store_path = NULL, *step_text = NULL, *schedule_text = NULL;
     const char *ablate_text = NULL, *level_text = NULL, *mode_text = NULL, *patch_text = NULL;
     const char *source_path = NULL, *positions_text = NULL;
+    const char *device = NULL, *precision = NULL;
     int per_position = 0, incremental = 0;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
@@ -106,9 +113,13 @@ int cmd_eval(int argc, char **argv) {
         {"--source", &source_path, NULL},
         {"--positions", &positions_text, NULL},
         {"--incremental", NULL, &incremental},
+        {"--device", &device, NULL},
+        {"--precision", &precision, NULL},
     };
     if (cli_parse_options("eval", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
+    if (engine_precision_check(device, precision)) return cli_fail("eval");
+    int on_cpu = !device || !strcmp(device, "cpu");
     long long step = -1;
     long v;
     if (step_text) {
@@ -119,6 +130,9 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage_error("eval", "--run, --store and --step go without --weights");
     if ((run || store_path) && !text_path && !tokens_path) {
         /* the run's validation windows */
+        if (!on_cpu)
+            return cli_usage_error("eval", "--device %s goes with a sequence (--text or --tokens)",
+                                   device);
         if (logits_path || grads_path || schedule_text || ablate_text || level_text ||
             patch_text)
             return cli_usage_error("eval", "--run without --text/--tokens scores a run's "
@@ -140,7 +154,8 @@ int cmd_eval(int argc, char **argv) {
     EvalOptions options = {.weights_path = weights_path, .text_path = text_path,
                            .tokens_path = tokens_path, .logits_path = logits_path,
                            .grads_path = grads_path, .store_path = store_path,
-                           .run_name = run, .step = step};
+                           .run_name = run, .step = step, .device = device,
+                           .precision = precision};
     if (schedule_text &&
         depth_parse_schedule("--schedule", schedule_text, options.schedule, &options.n_schedule))
         return cli_fail("eval");
@@ -152,6 +167,9 @@ int cmd_eval(int argc, char **argv) {
     EvalResult result;
     if (incremental && (grads_path || options.intervention.kind != INTERVENE_NONE))
         return cli_usage_error("eval", "--incremental goes without --grads and interventions");
+    if (!on_cpu && (incremental || options.intervention.kind != INTERVENE_NONE))
+        return cli_usage_error("eval", "--device %s: --incremental and interventions run on the "
+                                       "CPU engine only", device);
     Progress progress = cli_progress(incremental);
     if (incremental ? eval_sequence_incremental(&options, &progress, &result)
                     : eval_sequence(&options, &result))

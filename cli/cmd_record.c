@@ -9,12 +9,14 @@
 
 #include "attention_stats.h"
 #include "cli.h"
+#include "engine.h"
 #include "record.h"
 #include "store.h"
 
 static const char *help =
     "usage: spiral record --run RUN --data DATASET --store S.db [--split test]\n"
     "                     [--sequences 500] [--seq-len L] [--dtype f32|f16] [--step N]\n"
+    "                     [--device cpu|cuda]\n"
     "                     [--batch 8] [--distances 4,16,64] [--replace] [--quiet]\n"
     "\n"
     "Runs the last checkpoint of RUN over --sequences windows of the split (at\n"
@@ -29,7 +31,10 @@ static const char *help =
     "same command again records only the missing sequences. --step N records the\n"
     "run's checkpoint at or before step N instead of the last (see train.keep_steps);\n"
     "recordings of different steps are kept side by side. Progress goes to\n"
-    "stderr (a bar on a terminal, lines otherwise).\n";
+    "stderr (a bar on a terminal, lines otherwise).\n"
+    "--device cuda runs the forward passes on the GPU in fp32 (a spiral built\n"
+    "with 'make cuda'); the states and attention statistics are the CPU's to\n"
+    "about 1e-6 relative.\n";
 
 static volatile sig_atomic_t interrupted = 0;
 
@@ -66,6 +71,7 @@ int cmd_record(int argc, char **argv) {
         {"--batch", &batch_text, NULL},
         {"--distances", &dist_text, NULL},
         {"--step", &step_text, NULL},
+        {"--device", &options.device, NULL},
         {"--replace", NULL, &options.replace},
         {"--quiet", NULL, &quiet},
     };
@@ -74,6 +80,7 @@ int cmd_record(int argc, char **argv) {
         return 2;
     if (!run || !data || !store_path)
         return cli_usage_error("record", "--run, --data and --store are required");
+    if (engine_device_check(options.device)) return cli_fail("record");
     long v;
     if (seqs_text) {
         if (cli_parse_long("--sequences", seqs_text, 1, 10000000, &v)) return 2;

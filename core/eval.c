@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "depth.h"
 #include "error.h"
+#include "engine.h"
 #include "model.h"
 #include "npy.h"
 #include "run_model.h"
@@ -105,6 +106,48 @@ static int write_logits(const char *path, const Model *model, int L, int V) {
     return status;
 }
 
+/* The forward pass (and, with options->grads_path, the gradient) of the
+ * model's weights on `device`'s engine: *loss, the logits to
+ * options->logits_path, the gradient to options->grads_path. */
+static int eval_on_engine(const EvalOptions *options, const Model *model, const int *tokens,
+                          int L, double *loss) {
+    const SpiralConfig *cfg = &model->cfg;
+    size_t n = model->layout.n_params, n_logits = (size_t)L * cfg->vocab_size;
+    Engine *engine = NULL;
+    float *buffer = malloc((n > n_logits ? n : n_logits) * sizeof(float));
+    real *grads = options->grads_path ? malloc(n * sizeof(real)) : NULL;
+    int status = -1;
+    if (!buffer || (options->grads_path && !grads)) {
+        spiral_error("out of memory evaluating on %s", options->device);
+        goto done;
+    }
+    const char *precision = options->precision ? options->precision : "fp32";
+    if (engine_open(&engine, options->device, precision, cfg)) goto done;
+    for (size_t i = 0; i < n; i++) buffer[i] = (float)model->params[i];
+    if (engine->ops->set_params(engine, buffer) ||
+        engine->ops->observe(engine, tokens, tokens + 1, 1, L, NULL, 0, loss))
+        goto done;
+    if (options->logits_path) {
+        int64_t shape[2] = {L, cfg->vocab_size};
+        if (engine->ops->get_logits(engine, buffer) ||
+            npy_write_f32(options->logits_path, buffer, 2, shape))
+            goto done;
+    }
+    if (grads) {
+        if (engine->ops->zero_grad(engine) || engine->ops->backward(engine) ||
+            engine->ops->get_grads(engine, buffer))
+            goto done;
+        for (size_t i = 0; i < n; i++) grads[i] = buffer[i];
+        if (weights_save(options->grads_path, cfg, &model->layout, grads)) goto done;
+    }
+    status = 0;
+done:
+    engine_free(engine);
+    free(buffer);
+    free(grads);
+    return status;
+}
+
 int eval_sequence(const EvalOptions *options, EvalResult *result) {
     int status = -1;
     int *tokens = NULL;
@@ -135,6 +178,26 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
         spiral_error("%s: %d positions need %.1f GB of activations (limit %.0f GB); "
                      "use a shorter sequence", source, L, need / 1e9,
                      EVAL_MAX_ACTIVATION_BYTES / 1e9);
+        goto done;
+    }
+    if (options->device && strcmp(options->device, "cpu")) {
+        /* another engine: the whole evaluation there */
+        if (options->intervention.kind != INTERVENE_NONE) {
+            spiral_error("--device %s: interventions run on the CPU engine only", options->device);
+            goto done;
+        }
+        double loss = NAN;
+        if (eval_on_engine(options, &model, tokens, L, &loss)) goto done;
+        if (!isfinite(loss)) {
+            spiral_error("the loss is %f: the weights produce non-finite logits", loss);
+            goto done;
+        }
+        result->loss = loss;
+        result->n_predictions = L;
+        result->vocab_size = cfg.vocab_size;
+        result->n_tensors = model.layout.n_tensors;
+        result->n_iters = cfg.n_iters;
+        status = 0;
         goto done;
     }
     if (model_forward(&model, tokens, tokens + 1, 1, L, NULL)) goto done;

@@ -33,6 +33,8 @@ typedef struct {
     const char *tokens_path;   /* a little-endian uint16 token file (exactly one of the two) */
     const char *logits_path;   /* if not NULL: the (L, V) float32 logits as .npy */
     const char *grads_path;    /* if not NULL: d(mean loss)/d(parameter), safetensors */
+    const char *device;        /* "cpu" (NULL) or "cuda" (engine.h) */
+    const char *precision;     /* on cuda: "fp32" (NULL), "tf32" or "bf16" */
 } EvalOptions;
 
 typedef struct {

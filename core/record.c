@@ -35,6 +35,7 @@
 #include "dataset.h"
 #include "error.h"
 #include "filehash.h"
+#include "engine.h"
 #include "recording_store.h"
 #include "run_model.h"
 #include "steps.h"
@@ -66,7 +67,8 @@ typedef struct {
     Dataset ds;
     long long dataset_id, checkpoint_step;
     SplitStream stream;
-    Model model;
+    Model model;                  /* the checkpoint's weights (and the CPU engine's forward) */
+    Engine *engine;               /* --device cuda: the GPU engine with the same weights; else NULL */
     int L, n;                     /* tokens per sequence, sequences */
     size_t *window_start;         /* (n) first token of each window in the split stream */
 } RecordJob;
@@ -173,10 +175,23 @@ int record_windows(size_t *start, const SplitStream *stream, int n, int L,
 
 static void job_free(RecordJob *job) {
     free(job->window_start);
+    engine_free(job->engine);
     model_free(&job->model);
     split_stream_free(&job->stream);
     dataset_free(&job->ds);
     store_run_free(&job->run);
+}
+
+/* The engine of device (not "cpu") in fp32, loaded with the model's weights. */
+static int open_engine(RecordJob *job, const char *device) {
+    if (engine_open(&job->engine, device, "fp32", &job->cfg)) return -1;
+    size_t n = job->model.layout.n_params;
+    float *values = malloc(n * sizeof(float));
+    if (!values) return spiral_error("out of memory copying the weights to %s", device);
+    for (size_t i = 0; i < n; i++) values[i] = (float)job->model.params[i];
+    int status = job->engine->ops->set_params(job->engine, values);
+    free(values);
+    return status;
 }
 
 /* Step 1: the run, its config and checkpoint (the last, or at o->step) (as a model), the
@@ -204,6 +219,7 @@ static int load_job(Store *store, const char *run_name, const char *dataset_name
     if (run_model_load(store, &job->run, &job->cfg, o->step, &job->model, &job->checkpoint_step) ||
         dataset_split_stream(&job->stream, &job->ds, split, (size_t)L, dataset_name))
         return -1;
+    if (o->device && strcmp(o->device, "cpu") && open_engine(job, o->device)) return -1;
     int n = job->n = o->n_sequences;
     job->window_start = malloc((size_t)n * sizeof *job->window_start);
     if (!job->window_start) return spiral_error("out of memory preparing the recording");
@@ -294,7 +310,11 @@ static int record_batch(Store *store, RecordJob *job, Recorder *r, int B, Record
     r->insert_seconds += cleared - begun;
     double observer_before = r->insert_seconds + r->attention_seconds;
     Observer observer = {observe_event, r};
-    if (status == 0) status = model_forward(&job->model, r->tokens, NULL, B, job->L, &observer);
+    if (status == 0 && job->engine)
+        status = job->engine->ops->observe(job->engine, r->tokens, NULL, B, job->L, &observer,
+                                           r->options->attention.summarize != NULL, NULL);
+    else if (status == 0)
+        status = model_forward(&job->model, r->tokens, NULL, B, job->L, &observer);
     result->forward_seconds +=
         seconds_now() - cleared - (r->insert_seconds + r->attention_seconds - observer_before);
     if (status == 0 && r->failed) status = -1;

@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     const char *split;        /* "test" (default), "val", "train", "test_ood" */
     long long step;           /* the checkpoint at or before this step; -1 (default): the last */
+    const char *device;       /* "cpu" (NULL) or "cuda": the engine of the forward passes (fp32) */
     int n_sequences;          /* default 500, as the paper's probes */
     int seq_len;              /* 0: the run's train.seq_len */
     int f16;                  /* store states as float16 instead of float32 */

@@ -61,6 +61,10 @@ expect_error 2 "exactly one of" "$SPIRAL" train --store "$dir/s.db"
 expect_error 1 "fp32 only" "$SPIRAL" train --config examples/spiral.json --store "$dir/p.db" --precision bf16
 expect_error 1 "expected fp32, tf32 or bf16" "$SPIRAL" train --config examples/spiral.json --store "$dir/p.db" --precision fp16
 [ ! -e "$dir/p.db" ] && ok || fail "a refused --precision created the store"
+# --device cuda in a build without CUDA: eval and record say so
+expect_error 1 "built without CUDA" "$SPIRAL" eval --weights "$dir/none.safetensors" --tokens "$dir/none.u16" --device cuda
+expect_error 1 "built without CUDA" "$SPIRAL" record --run r --data d --store "$dir/p.db" --device cuda
+[ ! -e "$dir/p.db" ] && ok || fail "a refused --device created the store"
 expect_error 1 "cannot open store" "$SPIRAL" data list --store "$dir/none.db"
 [ ! -e "$dir/none.db" ] && ok || fail "data list created a store"
 echo "not a database at all, just text, long enough to look like a header......" > "$dir/junk.db"

@@ -145,6 +145,63 @@ final_rel=$(query "SELECT abs(a.val_loss - b.val_loss) / a.val_loss FROM metrics
 echo "gpu bf16 (default) vs cpu fp32: final validation loss relative difference $final_rel"
 below "${final_rel:-1}" 0.03 && ok || fail "bf16 final val loss differs by $final_rel (limit 3%)"
 
+# recording on the GPU (fp32, attention statistics included) against the
+# CPU's recording of the same weights (gpu_killed resumed to the same
+# checkpoint as gpu, bit for bit): every state and statistic within 1e-5
+"$SPIRAL" record --run gpu --data pcfg --store "$dir/s.db" --sequences 16 --quiet \
+    >"$dir/rec_cpu.out" 2>&1 || fail "record on the CPU: $(tail -3 "$dir/rec_cpu.out")"
+"$SPIRAL" record --run gpu_killed --data pcfg --store "$dir/s.db" --sequences 16 --quiet \
+    --device cuda >"$dir/rec_gpu.out" 2>&1 || fail "record on the GPU: $(tail -3 "$dir/rec_gpu.out")"
+rec=$(python3 - "$dir/s.db" <<'PY'
+import sqlite3, sys
+import numpy as np
+db = sqlite3.connect(sys.argv[1])
+def rid(run):
+    return db.execute("SELECT r.id FROM recordings r JOIN runs u ON u.id = r.run_id WHERE u.name = ?", (run,)).fetchone()[0]
+a, b = rid("gpu"), rid("gpu_killed")
+worst, n = 0.0, 0
+for table, key in (("states", "seq, iteration, site, scale"), ("attention_stats", "seq, iteration, block, layer")):
+    col = "data" if table == "states" else "stats"
+    rows = db.execute(f"SELECT {key}, {col} FROM {table} WHERE recording_id = ? ORDER BY {key}", (a,)).fetchall()
+    other = {r[:-1]: r[-1] for r in db.execute(f"SELECT {key}, {col} FROM {table} WHERE recording_id = ?", (b,))}
+    for r in rows:
+        x = np.frombuffer(r[-1], dtype="<f4").astype(np.float64)
+        y = np.frombuffer(other[r[:-1]], dtype="<f4").astype(np.float64)
+        worst = max(worst, np.linalg.norm(x - y) / max(np.linalg.norm(x), 1e-30))
+        n += 1
+print(n, "%.2e" % worst)
+PY
+)
+echo "recorded on gpu vs cpu: $rec (blobs compared, largest relative error)"
+set -- $rec
+[ "${1:-0}" -gt 0 ] && below "${2:-1}" 1e-5 && ok || fail "GPU recording differs from the CPU's: $rec"
+
+# eval --device cuda (fp32): loss, logits and gradient against the CPU's
+python3 -c 'import random, struct; random.seed(3); open("'"$dir"'/t.u16", "wb").write(struct.pack("<200H", *[random.randrange(4) for _ in range(200)]))'
+for dev in cpu cuda; do
+    "$SPIRAL" eval --run gpu --store "$dir/s.db" --tokens "$dir/t.u16" --device $dev \
+        --logits "$dir/l_$dev.npy" --grads "$dir/g_$dev.safetensors" >"$dir/eval_$dev.out" 2>&1 ||
+        fail "eval on $dev: $(tail -3 "$dir/eval_$dev.out")"
+done
+ev=$(python3 - "$dir" <<'PY'
+import json, struct, sys
+import numpy as np
+d = sys.argv[1]
+def tensors(path):
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    head = json.loads(raw[8:8 + n]); head.pop("__metadata__", None)
+    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype="<f4").astype(np.float64) for k, v in head.items()}
+la, lb = np.load(d + "/l_cpu.npy").astype(np.float64), np.load(d + "/l_cuda.npy").astype(np.float64)
+ga, gb = tensors(d + "/g_cpu.safetensors"), tensors(d + "/g_cuda.safetensors")
+g = max(np.linalg.norm(ga[k] - gb[k]) / max(np.linalg.norm(ga[k]), 1e-30) for k in ga)
+print("%.2e %.2e" % (np.linalg.norm(la - lb) / np.linalg.norm(la), g))
+PY
+)
+echo "eval on gpu vs cpu: logits, largest gradient tensor relative error: $ev"
+set -- $ev
+below "${1:-1}" 1e-5 && below "${2:-1}" 1e-4 && ok || fail "GPU eval differs from the CPU's: $ev"
+
 # CUDA_TRAIN_KEEP=FILE: keep a copy of the store (every run's metrics)
 [ -n "$CUDA_TRAIN_KEEP" ] && cp "$dir/s.db" "$CUDA_TRAIN_KEEP"
 echo "cuda_train: $passed passed, $failed failed"
