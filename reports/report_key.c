@@ -148,12 +148,20 @@ double report_key_set_flops(const Comparison *c, int set) {
     return n ? sum / n : NAN;
 }
 
-/* The groups of one equal-FLOPs set, lowest loss first. */
-static void key_flop_set(Doc *doc, const Comparison *c, int set) {
+/* The dataset group g trains on. */
+static const char *group_dataset(const Comparison *c, int g) {
+    return c->runs[c->groups[g].members[0]].train.dataset;
+}
+
+/* The groups of one equal-FLOPs set that train on `dataset`, lowest loss
+ * first (losses on different datasets are not compared). */
+static void key_flop_set(Doc *doc, const Comparison *c, int set, const char *dataset) {
     char text[2400];
     int order[c->n_groups > 0 ? c->n_groups : 1], n = 0;
     for (int g = 0; g < c->n_groups; g++)
-        if (c->groups[g].flop_set == set && c->groups[g].loss_at_flops.n > 0) order[n++] = g;
+        if (c->groups[g].flop_set == set && c->groups[g].loss_at_flops.n > 0 &&
+            !strcmp(group_dataset(c, g), dataset))
+            order[n++] = g;
     if (n == 0) return;
     for (int i = 1; i < n; i++)  /* insertion sort by mean loss */
         for (int j = i; j > 0 && c->groups[order[j]].loss_at_flops.mean <
@@ -163,10 +171,10 @@ static void key_flop_set(Doc *doc, const Comparison *c, int set) {
             order[j - 1] = t;
         }
     snprintf(text, sizeof text, "At equal training FLOPs (%.4g, set %d: groups whose runs end within"
-             " %.0f%% of each other's FLOPs, each read at %s): validation loss of each group of"
-             " seeds, mean and %.0f%% t interval, lowest first.",
+             " %.0f%% of each other's FLOPs, each read at %s; dataset %s): validation loss of"
+             " each group of seeds, mean and %.0f%% t interval, lowest first.",
              report_key_set_flops(c, set), set + 1, 100 * c->budget_tolerance,
-             isnan(c->at_flops) ? "the end of its own schedule" : "the given budget",
+             isnan(c->at_flops) ? "the end of its own schedule" : "the given budget", dataset,
              100 * c->level);
     doc_para(doc, "", text);
     const char *headers[] = {"group", "kind", "runs", "loss at equal FLOPs"};
@@ -214,7 +222,15 @@ static void key_equal_flops(Doc *doc, const Comparison *c, const char *compare_e
         doc_para(doc, "note", "No comparison at equal FLOPs: no run has finished its schedule yet.");
         return;
     }
-    for (int set = 0; set < c->n_flop_sets; set++) key_flop_set(doc, c, set);
+    for (int set = 0; set < c->n_flop_sets; set++)
+        for (int g = 0; g < c->n_groups; g++) {
+            /* one table per dataset of the set, at its first group */
+            int first = c->groups[g].flop_set == set;
+            for (int q = 0; q < g && first; q++)
+                first = !(c->groups[q].flop_set == set &&
+                          !strcmp(group_dataset(c, q), group_dataset(c, g)));
+            if (first) key_flop_set(doc, c, set, group_dataset(c, g));
+        }
 }
 
 /* Per run and label, where the label is encoded. */
