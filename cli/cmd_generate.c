@@ -196,8 +196,8 @@ int cmd_generate(int argc, char **argv) {
     if (sample_settings_check(&options.sample))
         return cli_usage_error("generate", "%s", spiral_last_error());
     if (engine_device_check(device)) return cli_fail("generate");
-    if (!strcmp(device, "cuda") && !quiet)
-        fprintf(stderr, "spiral generate: decoding runs on the CPU (the CUDA engine trains)\n");
+    if (!strcmp(device, "cuda")) /* said even with --quiet: the user asked for the GPU */
+        fprintf(stderr, "spiral generate: --device cuda: decoding runs on the CPU engine (the CUDA engine has no incremental decoder yet)\n");
 
     int status = 1, *prompt = NULL, *tokens = NULL, context;
     double *logprobs = NULL;
