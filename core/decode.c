@@ -220,22 +220,6 @@ static void chunk_down(real *z, const real *members, int first_slot, int g, cons
     }
 }
 
-/* coef (g) = g softmax(W delta), computed as g e_r / sum e (as scale.c). */
-static void chunk_alloc(real *coef, const real *delta, const real *alloc, int g, int d) {
-    double max = -INFINITY;
-    for (int r = 0; r < g; r++) {
-        double logit = dot_double(alloc + (size_t)r * d, delta, d);
-        coef[r] = (real)logit;
-        if (logit > max) max = logit;
-    }
-    double sum = 0;
-    for (int r = 0; r < g; r++) {
-        coef[r] = (real)exp(coef[r] - max);
-        sum += coef[r];
-    }
-    for (int r = 0; r < g; r++) coef[r] = (real)(g * (double)coef[r] / sum);
-}
-
 /* ------------------------------------------------------------------------ */
 /* One token                                                                */
 
@@ -294,7 +278,7 @@ static void level_step(Decoder *dec, int t, int p) {
         else
             memcpy(delta, dec->z, bytes);
         if (cfg->up == UP_ALLOC)
-            chunk_alloc(level->coef + (size_t)j * g, delta, model->w.up_alloc[t], g, d);
+            alloc_coefficients(level->coef + (size_t)j * g, delta, model->w.up_alloc[t], g, d);
     }
     /* e = u_{p-s} (0 for p < s); h(t+1) = base + e, base = h(0) (anchor)
      * or h(t); mesh then corrects it by the memory */

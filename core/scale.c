@@ -149,7 +149,7 @@ void downscale_backward(real *dh, real *dscore, real *scratch, const real *dz, c
 
 /* coef_j (g) = g softmax(W delta_j), computed as g e_r / sum e so that W = 0
  * gives exactly 1 (and alloc with zero weights is bit-identical to copy). */
-static void alloc_coefficients(real *coef, const real *delta_j, const real *alloc, int g, int d) {
+void alloc_coefficients(real *coef, const real *delta_j, const real *alloc, int g, int d) {
     double max = -INFINITY;
     for (int r = 0; r < g; r++) {
         double logit = dot_double(alloc + (size_t)r * d, delta_j, d);

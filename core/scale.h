@@ -77,4 +77,10 @@ void upscale_backward(real *ddelta, real *dalloc, real *scratch, const real *dh_
  * gradients: one per token (dc) or per chunk slot (dl), B J g >= B L. */
 size_t scale_scratch_size(const ChunkGeometry *geo, int B);
 
+/* One chunk's alloc coefficients: coef (g) = g softmax(alloc delta_j),
+ * alloc (g, d), delta_j (d); as g e_r / sum e, so that alloc = 0 gives
+ * exactly 1. The full pass and the incremental decoder share it, so that
+ * their logits agree. */
+void alloc_coefficients(real *coef, const real *delta_j, const real *alloc, int g, int d);
+
 #endif
