@@ -1,6 +1,7 @@
 /*
  * engine.c: picks the engine named by --device (see engine.h).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
@@ -44,6 +45,22 @@ int engine_open(Engine **out, const char *device, const char *precision,
     if (engine_precision_check(device, precision)) return -1;
     if (is_cuda(device)) return engine_cuda_open(out, cfg, engine_precision_name(device, precision));
     return engine_cpu_open(out, cfg);
+}
+
+int engine_open_with_weights(Engine **out, const char *device, const char *precision,
+                             const Model *model) {
+    if (engine_open(out, device, precision, &model->cfg)) return -1;
+    size_t n = model->layout.n_params;
+    float *values = malloc(n * sizeof(float));
+    int status = values ? 0 : spiral_error("out of memory copying the weights to %s", device);
+    for (size_t i = 0; status == 0 && i < n; i++) values[i] = (float)model->params[i];
+    if (status == 0) status = (*out)->ops->set_params(*out, values);
+    free(values);
+    if (status) {
+        engine_free(*out);
+        *out = NULL;
+    }
+    return status;
 }
 
 void engine_free(Engine *engine) {

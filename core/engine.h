@@ -78,6 +78,11 @@ int engine_open(Engine **out, const char *device, const char *precision,
                 const SpiralConfig *cfg);
 void engine_free(Engine *engine);
 
+/* engine_open for model->cfg, then the model's parameters (rounded to
+ * float) copied in: the same weights on another engine. */
+int engine_open_with_weights(Engine **out, const char *device, const char *precision,
+                             const Model *model);
+
 /* The CPU engine. */
 int engine_cpu_open(Engine **out, const SpiralConfig *cfg);
 

@@ -122,9 +122,7 @@ static int eval_on_engine(const EvalOptions *options, const Model *model, const 
         goto done;
     }
     const char *precision = options->precision ? options->precision : "fp32";
-    if (engine_open(&engine, options->device, precision, cfg)) goto done;
-    for (size_t i = 0; i < n; i++) buffer[i] = (float)model->params[i];
-    if (engine->ops->set_params(engine, buffer) ||
+    if (engine_open_with_weights(&engine, options->device, precision, model) ||
         engine->ops->observe(engine, tokens, tokens + 1, 1, L, NULL, 0, loss))
         goto done;
     if (options->logits_path) {

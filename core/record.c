@@ -182,18 +182,6 @@ static void job_free(RecordJob *job) {
     store_run_free(&job->run);
 }
 
-/* The engine of device (not "cpu") in fp32, loaded with the model's weights. */
-static int open_engine(RecordJob *job, const char *device) {
-    if (engine_open(&job->engine, device, "fp32", &job->cfg)) return -1;
-    size_t n = job->model.layout.n_params;
-    float *values = malloc(n * sizeof(float));
-    if (!values) return spiral_error("out of memory copying the weights to %s", device);
-    for (size_t i = 0; i < n; i++) values[i] = (float)job->model.params[i];
-    int status = job->engine->ops->set_params(job->engine, values);
-    free(values);
-    return status;
-}
-
 /* Step 1: the run, its config and checkpoint (the last, or at o->step) (as a model), the
  * dataset's split and the start of each of the n windows of L tokens: at
  * document starts when there are enough, else evenly spaced. On failure
@@ -219,7 +207,10 @@ static int load_job(Store *store, const char *run_name, const char *dataset_name
     if (run_model_load(store, &job->run, &job->cfg, o->step, &job->model, &job->checkpoint_step) ||
         dataset_split_stream(&job->stream, &job->ds, split, (size_t)L, dataset_name))
         return -1;
-    if (o->device && strcmp(o->device, "cpu") && open_engine(job, o->device)) return -1;
+    /* another engine: in fp32, with the checkpoint's weights */
+    if (o->device && strcmp(o->device, "cpu") &&
+        engine_open_with_weights(&job->engine, o->device, "fp32", &job->model))
+        return -1;
     int n = job->n = o->n_sequences;
     job->window_start = malloc((size_t)n * sizeof *job->window_start);
     if (!job->window_start) return spiral_error("out of memory preparing the recording");
