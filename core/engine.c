@@ -39,9 +39,6 @@ int engine_precision_check(const char *device, const char *precision) {
 int engine_open(Engine **out, const char *device, const char *precision,
                 const SpiralConfig *cfg) {
     *out = NULL;
-    if (is_cuda(device) && cfg->topology == TOPOLOGY_MESH)
-        return spiral_error("--device cuda: the CUDA engine does not implement topology mesh "
-                            "yet; train and record this model with --device cpu");
     if (engine_precision_check(device, precision)) return -1;
     if (is_cuda(device)) return engine_cuda_open(out, cfg, engine_precision_name(device, precision));
     return engine_cpu_open(out, cfg);

@@ -93,11 +93,23 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
         it->rope_cos = take<float>(bump, J * half);
         it->rope_sin = take<float>(bump, J * half);
         it->z = it->alpha = it->delta = it->coef = it->h_out = NULL;
+        it->e = it->mesh_mem = it->mesh_k = it->mesh_w = it->mesh_r = NULL;
+        int mesh = cfg->topology == TOPOLOGY_MESH;
         if (!it->full_resolution) {
             it->z = take<float>(bump, (size_t)B * J * d);
             if (cfg->down == DOWN_SELFAGG) it->alpha = take<float>(bump, tokens);
-            if (cfg->topology == TOPOLOGY_RESIDUAL) it->delta = take<float>(bump, (size_t)B * J * d);
+            if (cfg->topology != TOPOLOGY_ANCHOR) it->delta = take<float>(bump, (size_t)B * J * d);
             if (cfg->up == UP_ALLOC) it->coef = take<float>(bump, (size_t)B * J * spec->g);
+        }
+        if (mesh) {
+            size_t S = (size_t)cfg->mesh_slots;
+            /* at full resolution e is delta = z~ - z itself */
+            if (it->full_resolution) it->e = it->delta = take<float>(bump, tokens * d);
+            else it->e = take<float>(bump, tokens * d);
+            it->mesh_mem = take<float>(bump, S * tokens * d);
+            it->mesh_k = take<float>(bump, tokens * d);
+            it->mesh_w = take<float>(bump, tokens * S);
+            it->mesh_r = take<float>(bump, tokens * S);
         }
         if (!(it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL))
             it->h_out = take<float>(bump, tokens * d);
@@ -130,6 +142,14 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
     s->norm_partial = take<float>(bump, (size_t)RMSNORM_PARTS * d);
     s->scale_dot = take<double>(bump, scale_most);
     s->scale_float = take<float>(bump, scale_most);
+    s->mesh_dmem = s->mesh_de = s->mesh_dl = s->zeros = NULL;
+    if (cfg->topology == TOPOLOGY_MESH) {
+        size_t S = (size_t)cfg->mesh_slots;
+        s->mesh_dmem = take<float>(bump, S * tokens * d);
+        s->mesh_de = take<float>(bump, tokens * d);
+        s->mesh_dl = take<float>(bump, 2 * tokens * S);
+        s->zeros = take<float>(bump, tokens * d);
+    }
 }
 
 /* Makes sure the arena fits (B, L) and lays it out; allocates only when it

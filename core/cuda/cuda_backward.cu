@@ -99,23 +99,39 @@ static int iteration_backward(CudaModel *model, int t, float *dh_in, float *dh0,
     size_t tokens_d = (size_t)B * L * d, latents_d = (size_t)B * J * d;
     cudaStream_t s = model->stream;
     float *const core_pingpong[2] = {sc->core[0], sc->core[1]};
-    int residual = cfg->topology == TOPOLOGY_RESIDUAL;
+    int residual = cfg->topology == TOPOLOGY_RESIDUAL, mesh = cfg->topology == TOPOLOGY_MESH;
+    int difference = cfg->topology != TOPOLOGY_ANCHOR; /* delta = z~ - z */
+    /* de = dL/de: dh_out itself (h(t+1) = base + e), or through the memory */
+    const float *de = dh_out;
+    if (mesh) {
+        /* h(t+1) = S sum_b r_b m_b, m_b = m_b(t) + w_b e: sc->mesh_dmem becomes the
+         * gradient of the slots before the write; m_0(0) = h(0) */
+        if (mesh_backward(sc->mesh_de, sc->mesh_dmem, &model->dw.mesh[t], sc->mesh_dl, dh_out,
+                          it->e, it->mesh_mem, it->mesh_w, it->mesh_r, &model->w.mesh[t], B, L,
+                          d, cfg->mesh_slots, &model->gemm, s) ||
+            (t == 0 && vector_add(dh0, sc->mesh_dmem, tokens_d, s)))
+            return -1;
+        de = sc->mesh_de;
+    }
     if (it->full_resolution) {
-        /* residual: h(t+1) = z~; anchor: h(t+1) = h(0) + z~; z = h(t) */
-        if (!residual && vector_add(dh0, dh_out, tokens_d, s)) return -1;
-        return block_backward(model, dh_in, model->dw.loop, dh_out, it->layers, model->w.loop,
+        /* residual: h(t+1) = z~; anchor: h(t+1) = h(0) + z~; mesh: e = z~ - z;
+         * z = h(t) */
+        if (mesh ? vector_sub(dh_in, dh_in, de, tokens_d, s)
+                 : !residual && vector_add(dh0, dh_out, tokens_d, s))
+            return -1;
+        return block_backward(model, dh_in, model->dw.loop, de, it->layers, model->w.loop,
                               cfg->n_loop, core_pingpong);
     }
-    /* h(t+1) = base + shift(up(delta)) */
-    if (vector_add(residual ? dh_in : dh0, dh_out, tokens_d, s) ||
+    /* h(t+1) = base + shift(up(delta)) (mesh: the memory's input e) */
+    if ((!mesh && vector_add(residual ? dh_in : dh0, dh_out, tokens_d, s)) ||
         zero(sc->ddelta, latents_d, s) ||
         upscale_backward(sc->ddelta, model->dw.up_alloc[t], sc->scale_dot, sc->scale_float,
-                         dh_out, residual ? it->delta : it->layers[cfg->n_loop - 1].out,
+                         de, difference ? it->delta : it->layers[cfg->n_loop - 1].out,
                          it->coef, model->w.up_alloc[t], geo, B, d, cfg->up == UP_ALLOC,
                          &model->gemm, s))
         return -1;
-    /* delta = z~ - z (residual) or z~ (anchor) */
-    if (residual ? vector_negate(sc->dz, sc->ddelta, latents_d, s) : zero(sc->dz, latents_d, s))
+    /* delta = z~ - z (residual, mesh) or z~ (anchor) */
+    if (difference ? vector_negate(sc->dz, sc->ddelta, latents_d, s) : zero(sc->dz, latents_d, s))
         return -1;
     if (block_backward(model, sc->dz, model->dw.loop, sc->ddelta, it->layers, model->w.loop,
                        cfg->n_loop, core_pingpong))
@@ -159,6 +175,9 @@ static int backward_inside(CudaModel *model) {
     }
     /* iterations, last to first */
     if (zero(sc->dh0, tokens_d, s)) return -1;
+    if (cfg->topology == TOPOLOGY_MESH &&
+        zero(sc->mesh_dmem, (size_t)cfg->mesh_slots * tokens_d, s))
+        return -1;
     for (int t = cfg->n_iters - 1; t >= 0; t--) {
         if (zero(dh_next, tokens_d, s) || iteration_backward(model, t, dh_next, sc->dh0, dh))
             return -1;

@@ -95,6 +95,18 @@ static int bind_weights(GpuWeights *views, const CudaModel *model, float *buffer
         views->down_score[t] = tensor_view(model, buffer, name);
         snprintf(name, sizeof name, "iter.%d.up.alloc", t);
         views->up_alloc[t] = tensor_view(model, buffer, name);
+        GpuMeshWeights *mesh = &views->mesh[t];
+        snprintf(name, sizeof name, "iter.%d.mesh.write", t);
+        mesh->write = tensor_view(model, buffer, name);
+        snprintf(name, sizeof name, "iter.%d.mesh.write_bias", t);
+        mesh->write_bias = tensor_view(model, buffer, name);
+        snprintf(name, sizeof name, "iter.%d.mesh.read", t);
+        mesh->read = tensor_view(model, buffer, name);
+        snprintf(name, sizeof name, "iter.%d.mesh.read_bias", t);
+        mesh->read_bias = tensor_view(model, buffer, name);
+        if (cfg->topology == TOPOLOGY_MESH &&
+            (!mesh->write || !mesh->write_bias || !mesh->read || !mesh->read_bias))
+            return spiral_error("cuda engine: iteration %d: mesh router tensors missing", t);
     }
     return 0;
 }

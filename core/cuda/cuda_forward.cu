@@ -144,6 +144,42 @@ static int block_forward(CudaModel *model, const float **out, GpuLayerActs *acts
     return 0;
 }
 
+/* The state update of iteration t under topology mesh, given delta:
+ * e = shift(up(delta)) (delta itself at full resolution), h_out = h(t) + e
+ * (z~ at full resolution), then the memory's write and read (mesh.h);
+ * each slot is observed after the write. */
+static int mesh_update(CudaModel *model, int t, const float *h_in, const float *h0,
+                       const float *z_out, const float *delta, const CudaObserver *observer) {
+    const SpiralConfig *cfg = &model->cfg;
+    GpuIterActs *it = &model->iters[t];
+    int B = model->B, L = model->L, d = cfg->d_model, S = cfg->mesh_slots;
+    size_t tokens_d = (size_t)B * L * d;
+    GpuGeometry geo = {it->geo.L, it->geo.g, it->geo.w, it->geo.s, it->geo.J};
+    cudaStream_t s = model->stream;
+    if (it->full_resolution) {
+        /* e = delta (it->e is it->delta); h(t) + e = z~ */
+        CUDA_CHECK(cudaMemcpyAsync(it->h_out, z_out, tokens_d * sizeof(float),
+                                   cudaMemcpyDeviceToDevice, s));
+    } else {
+        if (upscale_forward(it->e, it->coef, model->scratch.zeros, delta, model->w.up_alloc[t],
+                            geo, B, d, cfg->up == UP_ALLOC, &model->gemm, s))
+            return -1;
+        CUDA_CHECK(cudaMemcpyAsync(it->h_out, h_in, tokens_d * sizeof(float),
+                                   cudaMemcpyDeviceToDevice, s));
+        if (vector_add(it->h_out, it->e, tokens_d, s)) return -1;
+    }
+    const GpuIterActs *before = t > 0 ? &model->iters[t - 1] : NULL;
+    if (mesh_forward(it->h_out, it->mesh_mem, it->mesh_k, it->mesh_w, it->mesh_r, it->e,
+                     before ? before->mesh_mem : NULL, h0, before ? before->mesh_k : NULL,
+                     &model->w.mesh[t], B, L, d, S, s))
+        return -1;
+    for (int b = 0; b < S; b++)
+        if (observe_state(model, observer, OBSERVE_MEMORY, t, BLOCK_LOOP, b, 1, L,
+                          model->token_pos_host, it->mesh_mem + b * tokens_d))
+            return -1;
+    return 0;
+}
+
 /* Iteration t: h(t) = h_in -> h(t+1) (*h_out). h0 is the prelude output. */
 static int iteration_forward(CudaModel *model, int t, const float **h_next, const float *h_in,
                              const float *h0, const CudaObserver *observer) {
@@ -174,11 +210,16 @@ static int iteration_forward(CudaModel *model, int t, const float **h_next, cons
         *h_next = z_out;
         return 0;
     }
-    /* delta = z~ - z (residual) or z~ (anchor) */
+    /* delta = z~ - z (residual, mesh) or z~ (anchor) */
     const float *delta = z_out;
-    if (cfg->topology == TOPOLOGY_RESIDUAL) {
+    if (cfg->topology != TOPOLOGY_ANCHOR) {
         if (vector_sub(it->delta, z_out, z, (size_t)B * J * d, s)) return -1;
         delta = it->delta;
+    }
+    if (cfg->topology == TOPOLOGY_MESH) {
+        if (mesh_update(model, t, h_in, h0, z_out, delta, observer)) return -1;
+        *h_next = it->h_out;
+        return 0;
     }
     const float *base = cfg->topology == TOPOLOGY_RESIDUAL ? h_in : h0;
     int use_alloc = !it->full_resolution && cfg->up == UP_ALLOC;
@@ -252,8 +293,11 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
     const SpiralConfig *cfg = &model->cfg;
     int d = cfg->d_model, V = cfg->vocab_size, M = B * L;
     cudaStream_t s = model->stream;
-    if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L) ||
-        upload_inputs(model, tokens, targets) ||
+    if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L))
+        return -1;
+    if (cfg->topology == TOPOLOGY_MESH)
+        CUDA_CHECK(cudaMemsetAsync(model->scratch.zeros, 0, (size_t)M * d * sizeof(float), s));
+    if (upload_inputs(model, tokens, targets) ||
         embedding_forward(model->emb, model->tokens, model->w.tok_emb, M, d, s))
         return -1;
     const float *h0, *h;

@@ -177,4 +177,31 @@ int grad_sum_squares(double *sum_sq, double *partial, const float *grads, size_t
 /* x *= scale */
 int vector_scale(float *x, float scale, size_t n, cudaStream_t stream);
 
+/* ---- cuda_mesh.cu ------------------------------------------------------ */
+
+/* The routers of one iteration of topology mesh (core/mesh.h), device views
+ * of the parameters or the gradients. */
+typedef struct {
+    float *write;       /* (S, d) */
+    float *write_bias;  /* (S) */
+    float *read;        /* (S, d) */
+    float *read_bias;   /* (S) */
+} GpuMeshWeights;
+
+/* core/mesh.h's mesh_forward: h_out (B, L, d) holds h(t) + e (or z~) on
+ * entry and h(t+1) on return; mem (S, B, L, d) the slots after the write;
+ * k (B, L, d) K(t+1); w, r (B, L, S); mem_prev and k_prev NULL at the first
+ * iteration (m_0 = h0, m_b = 0, K(0) = 0). S <= 64. */
+int mesh_forward(float *h_out, float *mem, float *k, float *w, float *r, const float *e,
+                 const float *mem_prev, const float *h0, const float *k_prev,
+                 const GpuMeshWeights *weights, int B, int L, int d, int S,
+                 cudaStream_t stream);
+/* core/mesh.h's mesh_backward: de (overwritten), dmem (S, B, L, d) from
+ * dL/dm(t+1) to dL/dm(t), the routers' gradients accumulated; scratch
+ * 2 B L S floats. */
+int mesh_backward(float *de, float *dmem, const GpuMeshWeights *grads, float *scratch,
+                  const float *dh_out, const float *e, const float *mem, const float *w,
+                  const float *r, const GpuMeshWeights *weights, int B, int L, int d, int S,
+                  GemmContext *gc, cudaStream_t stream);
+
 #endif

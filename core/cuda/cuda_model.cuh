@@ -35,6 +35,7 @@ typedef struct {
     GpuLayerWeights *pre, *loop, *post;
     float *down_score[SPIRAL_MAX_ITERS];  /* (d) or NULL */
     float *up_alloc[SPIRAL_MAX_ITERS];    /* (g_t, d) or NULL */
+    GpuMeshWeights mesh[SPIRAL_MAX_ITERS]; /* topology mesh: the routers, else NULLs */
 } GpuWeights;
 
 /* What one layer application saves; n is its sequence length. */
@@ -66,6 +67,10 @@ typedef struct {
     float *delta;                      /* (B, J, d) residual: z~ - z */
     float *coef;                       /* (B, J, g) alloc coefficients */
     float *h_out;                      /* (B, L, d) */
+    /* topology mesh only, else NULL: */
+    float *e;                          /* (B, L, d) the update (delta at full resolution) */
+    float *mesh_mem, *mesh_k;          /* (S, B, L, d) slots after the write, (B, L, d) K(t+1) */
+    float *mesh_w, *mesh_r;            /* (B, L, S) write and read weights */
     GpuLayerActs *layers;              /* n_loop */
 } GpuIterActs;
 
@@ -81,6 +86,9 @@ typedef struct {
     float *norm_partial;               /* (RMSNORM_PARTS, d) */
     double *scale_dot;                 /* most B L, B J g of any iteration */
     float *scale_float;                /* the same count */
+    float *mesh_dmem, *mesh_de;        /* mesh: (S, B, L, d) slot gradients, (B, L, d) */
+    float *mesh_dl;                    /* mesh: (2, B, L, S) router logit gradients */
+    float *zeros;                      /* mesh: (B, L, d) zeros, the up-scaling's base */
 } GpuScratch;
 
 struct CudaModel {

@@ -6,7 +6,7 @@
  * rounding is negligible and every difference measured is the GPU's fp32
  * error. Both engines get the same fp32-representable weights. For each
  * configuration (every fixture of tests/fixtures.h: spiral with mean and
- * selfagg, copy and alloc, residual and anchor, offsets, no-overlap shifts,
+ * selfagg, copy and alloc, residual, anchor and mesh, offsets, no-overlap shifts,
  * looped, dense, tied and untied; the example models (examples/ spiral,
  * looped, dense); configs with several attention tiles and head sizes 32
  * and 64):
@@ -529,7 +529,7 @@ static SpiralConfig config_with(int V, int d, int H, int F, int n_pre, int n_loo
 }
 
 int main(int argc, char **argv) {
-    enum { MAX_CASES = 32 };
+    enum { MAX_CASES = 48 };
     const char *slash = strrchr(argv[0], '/');
     snprintf(cpu_f32_tool, sizeof cpu_f32_tool, "%.*scpu_f32_ref",
              slash ? (int)(slash - argv[0] + 1) : 0, argv[0]);
@@ -540,6 +540,11 @@ int main(int argc, char **argv) {
     int n_fixtures = fixtures_all(fixtures);
     for (int i = 0; i < n_fixtures; i++)
         cases[n_cases++] = (Case){fixtures[i].name, fixtures[i].cfg, 2, 19, 0};
+    Fixture mesh[FIXTURE_MESH_COUNT];
+    int n_mesh = fixtures_mesh(mesh);
+    for (int i = 0; i < n_mesh; i++)
+        cases[n_cases++] = (Case){mesh[i].name, mesh[i].cfg, 2, 19, 0};
+    int first_example = n_cases;
     const char *examples[3] = {"examples/spiral.json", "examples/looped.json", "examples/dense.json"};
     for (int i = 0; i < 3; i++) {
         SpiralConfig c;
@@ -586,7 +591,7 @@ int main(int argc, char **argv) {
 
     {
         /* stress: the fixtures' raw weights on two wide models (information) */
-        cases[n_cases] = cases[n_fixtures];
+        cases[n_cases] = cases[first_example];
         cases[n_cases].name = "STRESS raw fixture weights: examples/spiral.json";
         cases[n_cases++].stress = 1;
         cases[n_cases] = cases[n_cases - 2];
@@ -610,7 +615,7 @@ int main(int argc, char **argv) {
         cuda_model_free(m);
     }
     check_adamw(&fixtures[0].cfg, fixtures[0].name);
-    check_adamw(&cases[n_fixtures + 3].cfg, cases[n_fixtures + 3].name);
+    check_adamw(&cases[first_example + 3].cfg, cases[first_example + 3].name);
 
     printf("\nrelative errors vs the CPU engine in double: GPU fp32, and (cpu32) the CPU engine's "
            "own float build\n");
