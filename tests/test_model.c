@@ -573,8 +573,6 @@ static void test_mesh_cost(void) {
     }
 }
 
-/* The CUDA engine does not run mesh: asking for it is an error naming the
- * topology (whether or not this build has CUDA). */
 /* A mesh model opens on the CPU engine; the CUDA engine (proven against
  * the CPU in tests/cuda/) is not in this build and says so. */
 static void test_mesh_engine_open(void) {
