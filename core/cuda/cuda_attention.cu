@@ -291,15 +291,20 @@ static int launch_backward(float *dqkv, const float *dout, const float *qkv, con
     return cuda_launched("attention_dkdv_kernel");
 }
 
+int attention_rowdot(float *rowdot, const float *dout, const float *out, int B, int n, int H,
+                     int dh, cudaStream_t stream) {
+    size_t rows = (size_t)B * H * n;
+    attention_rowdot_kernel<<<cuda_blocks(rows), CUDA_THREADS, 0, stream>>>(rowdot, dout, out, B,
+                                                                           n, H, dh);
+    return cuda_launched("attention_rowdot_kernel");
+}
+
 int attention_backward(float *dqkv, float *rowdot, const float *dout, const float *out,
                        const float *qkv, const float *lse, int B, int n, int H, int dh,
                        cudaStream_t stream) {
     if (B == 0 || n == 0) return 0;
     float scale = (float)(1.0 / sqrt((double)dh));
-    size_t rows = (size_t)B * H * n;
-    attention_rowdot_kernel<<<cuda_blocks(rows), CUDA_THREADS, 0, stream>>>(rowdot, dout, out, B,
-                                                                           n, H, dh);
-    if (cuda_launched("attention_rowdot_kernel")) return -1;
+    if (attention_rowdot(rowdot, dout, out, B, n, H, dh, stream)) return -1;
     switch (head_size(dh)) {
     case 8: return launch_backward<8>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);
     case 16: return launch_backward<16>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, scale, stream);

@@ -54,10 +54,15 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
         vector_add(dx, sc->layer_dx2, rows_d, s) ||
         gemm(gc, 0, 0, M, d, d, 1.0f, sc->layer_dx2, d, w->wo, d, 0.0f, sc->layer_datt,
              d) ||
-        gemm(gc, 1, 0, d, d, M, 1.0f, sc->layer_dx2, d, acts->att, d, 1.0f, dw->wo, d) ||
-        attention_backward(sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att, acts->qkv,
-                           acts->lse, B, n, H, dh, s) ||
-        rope_apply(sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, -1, s) ||
+        gemm(gc, 1, 0, d, d, M, 1.0f, sc->layer_dx2, d, acts->att, d, 1.0f, dw->wo, d))
+        return -1;
+    profile_begin(gc->profile, s);
+    if ((use_tensor_core_attention(model) ? attention_mma_backward : attention_backward)(
+            sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att, acts->qkv, acts->lse, B, n,
+            H, dh, s))
+        return -1;
+    profile_end(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
+    if (rope_apply(sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, -1, s) ||
         /* qkv = xn1 [wq; wk; wv]^T */
         gemm(gc, 0, 0, M, d, 3 * d, 1.0f, sc->layer_dqkv, 3 * d, w->wqkv, d, 0.0f,
              sc->layer_dxn, d) ||
@@ -153,9 +158,12 @@ static int backward_inside(CudaModel *model) {
     model->logits_valid = 0;
     /* loss = mean cross-entropy; logits = xn lm_head^T; xn = norm(h_final) */
     float *dlogits = model->logits;
+    profile_begin(model->gemm.profile, s);
     if (crossentropy_backward(dlogits, model->row_lse, model->targets, M, V,
-                              (float)(1.0 / model->loss_count), s) ||
-        gemm(&model->gemm, 0, 0, M, d, V, 1.0f, dlogits, V, model->w.lm_head, d, 0.0f,
+                              (float)(1.0 / model->loss_count), s))
+        return -1;
+    profile_end(model->gemm.profile, PROFILE_LOSS, s);
+    if (gemm(&model->gemm, 0, 0, M, d, V, 1.0f, dlogits, V, model->w.lm_head, d, 0.0f,
              sc->dxn, d) ||
         gemm(&model->gemm, 1, 0, V, d, M, 1.0f, dlogits, V, model->xn_final, d, 1.0f,
              model->dw.lm_head, d))

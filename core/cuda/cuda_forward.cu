@@ -92,6 +92,11 @@ static int observe_attention(CudaModel *model, const CudaObserver *observer,
     return 0;
 }
 
+int use_tensor_core_attention(const CudaModel *model) {
+    return model->options.precision == CUDA_BF16 &&
+           attention_mma_supports(model->cfg.d_model / model->cfg.n_heads);
+}
+
 /* One pre-norm layer: x2 = x + Attn(RMSNorm(x)); out = x2 + MLP(RMSNorm(x2)).
  * x (B, n, d) -> acts->out (B, n, d). */
 static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWeights *w,
@@ -107,9 +112,13 @@ static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWei
         /* qkv (M, 3 d) = xn1 [wq; wk; wv]^T */
         gemm(gc, 0, 1, M, 3 * d, d, 1.0f, acts->xn1, d, w->wqkv, d, 0.0f, acts->qkv,
              3 * d) ||
-        rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s) ||
-        attention_forward(acts->att, acts->lse, acts->qkv, B, n, H, dh, s))
+        rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s))
         return -1;
+    profile_begin(gc->profile, s);
+    if ((use_tensor_core_attention(model) ? attention_mma_forward : attention_forward)(
+            acts->att, acts->lse, acts->qkv, B, n, H, dh, s))
+        return -1;
+    profile_end(gc->profile, PROFILE_ATTENTION_FORWARD, s);
     /* x2 = x + att wo^T */
     CUDA_CHECK(cudaMemcpyAsync(acts->x2, x, rows_d * sizeof(float), cudaMemcpyDeviceToDevice, s));
     if (gemm(gc, 0, 1, M, d, d, 1.0f, acts->att, d, w->wo, d, 1.0f, acts->x2, d) ||
@@ -324,9 +333,11 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
         /* logits (M, V) = xn lm_head^T */
         gemm(&model->gemm, 0, 1, M, V, d, 1.0f, model->xn_final, d,
              model->w.lm_head, d, 0.0f, model->logits, V) ||
-        crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse, model->logits,
-                             model->targets, M, V, s))
+        (profile_begin(model->gemm.profile, s),
+         crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse, model->logits,
+                              model->targets, M, V, s)))
         return -1;
+    profile_end(model->gemm.profile, PROFILE_LOSS, s);
     model->logits_valid = 1;
     if (loss) {
         double sum = 0;

@@ -20,6 +20,23 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+/* ---- cuda_profile.cu ------------------------------------------------- */
+
+/* Spans of GPU time by phase (developers: SPIRAL_CUDA_PROFILE=1). */
+typedef enum {
+    PROFILE_PACK, PROFILE_GEMM, PROFILE_ATTENTION_FORWARD, PROFILE_ATTENTION_BACKWARD,
+    PROFILE_LOSS, PROFILE_PHASES
+} ProfilePhase;
+typedef struct CudaProfile CudaProfile;
+/* A profile when SPIRAL_CUDA_PROFILE is set (and not "0"), else NULL; the
+ * functions below do nothing with NULL. */
+CudaProfile *profile_create(void);
+/* Marks the start of a span on stream; profile_end closes it as phase. */
+void profile_begin(CudaProfile *p, cudaStream_t stream);
+void profile_end(CudaProfile *p, ProfilePhase phase, cudaStream_t stream);
+/* Prints the sums per phase to stderr and frees p. */
+void profile_free(CudaProfile *p);
+
 /* ---- cuda_gemm.cu ---------------------------------------------------- */
 
 /* How the matrix products of one model run (cuda_engine.h's CudaPrecision),
@@ -31,6 +48,7 @@ typedef struct {
     cudaStream_t stream;
     void *work;
     size_t work_bytes;
+    CudaProfile *profile; /* NULL unless profiling */
 } GemmContext;
 
 /* C (m, n) = alpha op(A) op(B) + beta C, row-major like base/matmul.h,
@@ -69,7 +87,7 @@ int rope_apply(float *qkv, const float *cos_t, const float *sin_t, int B, int n,
 
 /* ---- cuda_attention.cu ------------------------------------------------- */
 
-/* Whether the fused attention supports this head dimension (dh <= 64). */
+/* Whether the fused attention supports this head dimension (dh <= 128). */
 int attention_supports(int dh);
 /* Causal attention on qkv (B, n, 3 D): out (B, n, D) = softmax(q k^T /
  * sqrt(dh)) v per head, keys j > query i masked; lse (B, H, n) saves the
@@ -88,6 +106,23 @@ int attention_probs(float *probs, const float *qkv, const float *lse, int B, int
 int attention_backward(float *dqkv, float *rowdot, const float *dout, const float *out,
                        const float *qkv, const float *lse, int B, int n, int H, int dh,
                        cudaStream_t stream);
+
+/* rowdot (B, H, n): D_i = dout_i . out_i per head (the backward's row term). */
+int attention_rowdot(float *rowdot, const float *dout, const float *out, int B, int n, int H,
+                     int dh, cudaStream_t stream);
+
+/* ---- cuda_attention_mma.cu --------------------------------------------- */
+
+/* The same attention on the tensor cores: q, k, v, the probabilities and
+ * dout rounded to bf16 for the products, fp32 accumulation and softmax;
+ * arguments and outputs as attention_forward / attention_backward (lse
+ * natural, so attention_probs reads it too). Head dims even, <= 128. */
+int attention_mma_supports(int dh);
+int attention_mma_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
+                          cudaStream_t stream);
+int attention_mma_backward(float *dqkv, float *rowdot, const float *dout, const float *out,
+                           const float *qkv, const float *lse, int B, int n, int H, int dh,
+                           cudaStream_t stream);
 
 /* ---- cuda_pointwise.cu ------------------------------------------------- */
 

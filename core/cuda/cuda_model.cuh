@@ -137,6 +137,10 @@ struct CudaModel {
     size_t probs_capacity;
 };
 
+/* Whether attention runs on the tensor cores (cuda_attention_mma.cu: bf16
+ * precision, head dim even) or in fp32 (cuda_attention.cu). */
+int use_tensor_core_attention(const CudaModel *model);
+
 /* Lays out (growing it when needed) the device arena of activations and
  * backward scratch for a forward + backward pass at (B, L). Returns 0 or
  * -1 (spiral_error). */

@@ -57,7 +57,8 @@ struct Tensor {
 
 /* Compares the GPU copy of t with the CPU values expect (strided view
  * optional): ||gpu - cpu|| / ||cpu||. */
-static void compare(const char *what, const std::vector<float> &gpu, const std::vector<double> &cpu) {
+static void compare_within(const char *what, const std::vector<float> &gpu,
+                           const std::vector<double> &cpu, double tolerance) {
     double diff = 0, norm = 0;
     for (size_t i = 0; i < cpu.size(); i++) {
         double e = gpu[i] - cpu[i];
@@ -65,10 +66,14 @@ static void compare(const char *what, const std::vector<float> &gpu, const std::
         norm += cpu[i] * cpu[i];
     }
     double rel = norm > 0 ? sqrt(diff / norm) : sqrt(diff);
-    if (!(rel <= TOLERANCE)) rel = rel == rel ? rel : INFINITY;
-    int ok = rel <= TOLERANCE;
+    if (!(rel <= tolerance)) rel = rel == rel ? rel : INFINITY;
+    int ok = rel <= tolerance;
     printf("  %-48s rel err %.2e %s\n", what, rel, ok ? "" : "FAIL");
     if (ok) passed++; else failed++;
+}
+
+static void compare(const char *what, const std::vector<float> &gpu, const std::vector<double> &cpu) {
+    compare_within(what, gpu, cpu, TOLERANCE);
 }
 
 static void check_status(int status, const char *what) {
@@ -160,6 +165,48 @@ static void test_attention(int B, int n, int H, int dh) {
     check_status(attention_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev, lse.dev, B, n,
                                     H, dh, 0), "attention_backward");
     compare("dq, dk, dv", dqkv.download(), pack(cdq, cdk, cdv, rows, D));
+}
+
+/* The tensor-core attention (bf16 products, fp32 accumulation) against the
+ * CPU in double: norm-wise relative error <= 2e-2 on the output, the
+ * gradients and the observer's probabilities recomputed from its lse (bf16
+ * rounding is 2^-9 per input). Outputs start random, so an unwritten
+ * element fails. */
+static void test_attention_mma(int B, int n, int H, int dh) {
+    printf("attention (tensor cores, bf16) B=%d n=%d H=%d dh=%d\n", B, n, H, dh);
+    const double tolerance = 2e-2;
+    int D = H * dh, rows = B * n;
+    Tensor q((size_t)rows * D, 2.0), k((size_t)rows * D, 2.0), v((size_t)rows * D);
+    Tensor dy((size_t)rows * D), qkv((size_t)rows * 3 * D), out((size_t)rows * D);
+    Tensor lse((size_t)B * H * n), dqkv((size_t)rows * 3 * D), rowdot((size_t)B * H * n);
+    qkv.host = pack(q.host, k.host, v.host, rows, D);
+    qkv.upload();
+    std::vector<double> cy((size_t)rows * D), probs((size_t)B * H * n * n);
+    attention_forward(cy.data(), probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n,
+                      H, dh);
+    check_status(attention_mma_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0),
+                 "attention_mma_forward");
+    compare_within("out", out.download(), cy, tolerance);
+    Tensor gprobs((size_t)B * H * n * n);
+    check_status(attention_probs(gprobs.dev, qkv.dev, lse.dev, B, n, H, dh, 0), "attention_probs");
+    compare_within("probs from its lse", gprobs.download(), probs, tolerance);
+    std::vector<double> cdq((size_t)rows * D), cdk((size_t)rows * D), cdv((size_t)rows * D);
+    std::vector<double> scratch(attention_scratch_size(n));
+    attention_backward(cdq.data(), cdk.data(), cdv.data(), scratch.data(), dy.host.data(),
+                       probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n, H, dh);
+    check_status(attention_mma_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev, lse.dev,
+                                        B, n, H, dh, 0), "attention_mma_backward");
+    std::vector<float> got = dqkv.download();
+    std::vector<float> gq, gk, gv;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < D; c++) {
+            gq.push_back(got[(size_t)r * 3 * D + c]);
+            gk.push_back(got[(size_t)r * 3 * D + D + c]);
+            gv.push_back(got[(size_t)r * 3 * D + 2 * D + c]);
+        }
+    compare_within("dq", gq, cdq, tolerance);
+    compare_within("dk", gk, cdk, tolerance);
+    compare_within("dv", gv, cdv, tolerance);
 }
 
 static void test_swiglu(int M, int F) {
@@ -283,6 +330,14 @@ int main(void) {
     test_attention(2, 200, 2, 64);
     test_attention(1, 70, 2, 128);
     test_attention(2, 90, 1, 100);
+    test_attention_mma(2, 19, 2, 4);
+    test_attention_mma(2, 150, 3, 16);
+    test_attention_mma(1, 130, 2, 32);
+    test_attention_mma(2, 200, 2, 64);
+    test_attention_mma(1, 70, 2, 128);
+    test_attention_mma(2, 90, 1, 100);
+    test_attention_mma(1, 1000, 2, 64);
+    test_attention_mma(1, 300, 1, 128);
     test_swiglu(33, 70);
     test_crossentropy(40, 300);
     test_scaling(2, 19, 24, 4, 2, 5, 1, 1);
