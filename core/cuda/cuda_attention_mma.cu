@@ -73,51 +73,79 @@ static __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const __
                  : "r"(address));
 }
 
-/* Rows [row0, row0 + R) of one head's dh columns (starting at col, row
- * stride `stride` floats) into the bf16 tile (R, DH + 8), zeros beyond n
- * rows and dh columns. dh is even, so a pair is in or out as a whole. */
+/* Copies rows [row0, row0 + R) of one head's packed (n, DH) bf16 array
+ * into the shared tile (R, DH + 8) with cp.async (16 bytes at a time, zero
+ * filled beyond n rows); the caller commits the group. */
 template <int DH, int R>
-static __device__ void load_tile(__nv_bfloat16 *tile, const float *base, int row0, int n,
-                                 size_t stride, int col, int dh) {
-    constexpr int S = DH + 8, PAIRS = DH / 2;
-    for (int e = threadIdx.x; e < R * PAIRS; e += blockDim.x) {
-        int r = e / PAIRS, c = (e % PAIRS) * 2, row = row0 + r;
-        float2 v = make_float2(0.0f, 0.0f);
-        if (row < n && c < dh) v = *(const float2 *)(base + (size_t)row * stride + col + c);
-        *(uint32_t *)(tile + r * S + c) = pack_bf16x2(v.x, v.y);
+static __device__ void stage_tile(__nv_bfloat16 *tile, const __nv_bfloat16 *head, int row0,
+                                  int n) {
+    constexpr int S = DH + 8, CHUNKS = DH / 8;
+    for (int e = threadIdx.x; e < R * CHUNKS; e += blockDim.x) {
+        int r = e / CHUNKS, c = (e % CHUNKS) * 8, row = row0 + r;
+        const __nv_bfloat16 *src = head + (size_t)(row < n ? row : 0) * DH + c;
+        uint32_t dst = (uint32_t)__cvta_generic_to_shared(tile + r * S + c);
+        int bytes = row < n ? 16 : 0;
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                     "r"(bytes));
     }
 }
 
+static __device__ __forceinline__ void async_commit(void) {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+/* Waits until at most `pending` committed groups are still in flight. */
+template <int pending>
+static __device__ __forceinline__ void async_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
+}
+
+/* packed (parts, B, H, n, DH) bf16 = the parts' head columns of src (B, n,
+ * row stride `stride`; part p, head h at column p D + h dh), zero beyond dh. */
+static __global__ void pack_heads_kernel(__nv_bfloat16 *packed, const float *src, int parts,
+                                         int B, int n, int H, int dh, int DH, size_t stride) {
+    size_t pairs = (size_t)parts * B * H * n * (DH / 2);
+    size_t step = (size_t)gridDim.x * blockDim.x;
+    for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < pairs; e += step) {
+        int c = (int)(e % (DH / 2)) * 2;
+        size_t rest = e / (DH / 2);
+        int i = (int)(rest % n);
+        rest /= n;
+        int h = (int)(rest % H);
+        rest /= H;
+        int b = (int)(rest % B), part = (int)(rest / B);
+        float2 v = make_float2(0.0f, 0.0f);
+        if (c < dh)
+            v = *(const float2 *)(src + ((size_t)b * n + i) * stride + (size_t)part * H * dh +
+                                  h * dh + c);
+        *(uint32_t *)(packed + 2 * e) = pack_bf16x2(v.x, v.y);
+    }
+}
+
+static int pack_heads(__nv_bfloat16 *packed, const float *src, int parts, int B, int n, int H,
+                      int dh, int DH, size_t stride, cudaStream_t stream) {
+    size_t pairs = (size_t)parts * B * H * n * (DH / 2);
+    size_t blocks = (pairs + 255) / 256;
+    pack_heads_kernel<<<(unsigned)(blocks < 16384 ? blocks : 16384), 256, 0, stream>>>(
+        packed, src, parts, B, n, H, dh, DH, stride);
+    return cuda_launched("pack_heads_kernel");
+}
+
 /* The A fragments (DH / 16 steps of k) of the warp's 16 rows [first,
- * first + 16) of one head (row stride `stride`), read from global memory:
- * this thread's rows are first + g and first + g + 8. */
+ * first + 16) of one head's packed (n, DH) array: this thread's rows are
+ * first + g and first + g + 8; rows beyond n are zero. */
 template <int DH>
-static __device__ void load_a_fragments(uint32_t frag[DH / 16][4], const float *base, int first,
-                                        int n, size_t stride, int col, int dh) {
-    int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4, r0 = first + g;
-    const float *row0 = base + (size_t)r0 * stride + col;
-    const float *row1 = row0 + 8 * stride;
-    bool in0 = r0 < n, in1 = r0 + 8 < n;
+static __device__ void load_a_fragments(uint32_t frag[DH / 16][4], const __nv_bfloat16 *head,
+                                        int first, int n) {
+    int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4, r0 = first + g, r1 = r0 + 8;
 #pragma unroll
-    for (int kk = 0; kk < DH / 16; kk++) {
+    for (int kk = 0; kk < DH / 16; kk++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
             int c = kk * 16 + half * 8 + 2 * t;
-            uint32_t w0 = 0, w1 = 0;
-            if (c < dh) {
-                if (in0) {
-                    float2 v = *(const float2 *)(row0 + c);
-                    w0 = pack_bf16x2(v.x, v.y);
-                }
-                if (in1) {
-                    float2 v = *(const float2 *)(row1 + c);
-                    w1 = pack_bf16x2(v.x, v.y);
-                }
-            }
-            frag[kk][2 * half] = w0;
-            frag[kk][2 * half + 1] = w1;
+            frag[kk][2 * half] = r0 < n ? load_word(head + (size_t)r0 * DH + c) : 0u;
+            frag[kk][2 * half + 1] = r1 < n ? load_word(head + (size_t)r1 * DH + c) : 0u;
         }
-    }
 }
 
 /* acc (16 x 8 N8 tiles) = a (16 x DH, fragments) times the transpose of the
@@ -179,38 +207,55 @@ static __device__ void store_rows(float *dst, const float acc[DH / 8][4], int r0
     }
 }
 
-/* Forward. Grid (query tiles, B H), the longest (last) tiles first. */
+/* Bytes of dynamic shared memory of a kernel streaming two (R, DH + 8)
+ * tiles, double-buffered. */
+static constexpr size_t stream_smem(int DH, int R) { return 4 * (size_t)R * (DH + 8) * 2; }
+
+/* Forward on packed (3, B, H, n, DH) q, k, v. Grid (query tiles, B H), the
+ * longest (last) tiles first; keys and values stream double-buffered. */
 template <int DH>
 static __global__ void __launch_bounds__(MMA_THREADS)
-    mma_forward_kernel(float *out, float *lse, const float *qkv, int n, int H, int dh,
-                       float scale2) {
-    constexpr int S = DH + 8, N8 = MMA_ROWS / 8;
-    __shared__ __align__(16) __nv_bfloat16 ks[MMA_ROWS * S], vs[MMA_ROWS * S];
-    int tile = gridDim.x - 1 - blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
-    size_t stride = 3 * (size_t)D;
-    const float *base = qkv + (size_t)b * n * stride;
+    mma_forward_kernel(float *out, float *lse, const __nv_bfloat16 *packed, int B, int n, int H,
+                       int dh, float scale2) {
+    constexpr int S = DH + 8, N8 = MMA_ROWS / 8, TILE = MMA_ROWS * S;
+    extern __shared__ __align__(16) __nv_bfloat16 smem[]; /* [stage][k, v] tiles */
+    int tile = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, D = H * dh;
+    size_t head = (size_t)n * DH, heads = (size_t)B * H;
+    const __nv_bfloat16 *qh = packed + bh * head, *kh = packed + (heads + bh) * head,
+                        *vh = packed + (2 * heads + bh) * head;
     int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
     int first = tile * MMA_ROWS + warp * 16, r0 = first + g; /* this thread's rows: r0, r0 + 8 */
+    stage_tile<DH, MMA_ROWS>(smem, kh, 0, n);
+    stage_tile<DH, MMA_ROWS>(smem + TILE, vh, 0, n);
+    async_commit();
     uint32_t qf[DH / 16][4];
-    load_a_fragments<DH>(qf, base, first, n, stride, h * dh, dh);
+    load_a_fragments<DH>(qf, qh, first, n);
     float o[DH / 8][4];
 #pragma unroll
     for (int j = 0; j < DH / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     for (int kt = 0; kt <= tile; kt++) {
+        if (kt < tile) {
+            __nv_bfloat16 *next = smem + ((kt + 1) % 2) * 2 * TILE;
+            stage_tile<DH, MMA_ROWS>(next, kh, (kt + 1) * MMA_ROWS, n);
+            stage_tile<DH, MMA_ROWS>(next + TILE, vh, (kt + 1) * MMA_ROWS, n);
+            async_commit();
+            async_wait<1>();
+        } else {
+            async_wait<0>();
+        }
         __syncthreads();
-        load_tile<DH, MMA_ROWS>(ks, base, kt * MMA_ROWS, n, stride, D + h * dh, dh);
-        load_tile<DH, MMA_ROWS>(vs, base, kt * MMA_ROWS, n, stride, 2 * D + h * dh, dh);
-        __syncthreads();
+        const __nv_bfloat16 *ks = smem + (kt % 2) * 2 * TILE, *vs = ks + TILE;
         float s[N8][4];
         product_rows<DH, N8>(s, qf, ks);
         float max0 = -INFINITY, max1 = -INFINITY;
+        bool diagonal = kt == tile || (kt + 1) * MMA_ROWS > n;
 #pragma unroll
         for (int j = 0; j < N8; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int key = kt * MMA_ROWS + j * 8 + 2 * t + (e & 1), row = e < 2 ? r0 : r0 + 8;
-                float v = key <= row && key < n ? s[j][e] * scale2 : -INFINITY;
+                float v = !diagonal || (key <= row && key < n) ? s[j][e] * scale2 : -INFINITY;
                 s[j][e] = v;
                 if (e < 2) max0 = fmaxf(max0, v); else max1 = fmaxf(max1, v);
             }
@@ -244,6 +289,7 @@ static __global__ void __launch_bounds__(MMA_THREADS)
             o[j][3] *= alpha1;
         }
         accumulate_rows<DH, N8>(o, s, vs);
+        __syncthreads(); /* the next iteration stages into this buffer */
     }
 #pragma unroll
     for (int offset = 1; offset < 4; offset *= 2) {
@@ -253,39 +299,51 @@ static __global__ void __launch_bounds__(MMA_THREADS)
     store_rows<DH>(out + (size_t)b * n * D + h * dh, o, r0, n, (size_t)D, dh, 1.0f / l0,
                    1.0f / l1);
     if (t == 0) {
-        float *row_lse = lse + ((size_t)b * H + h) * n;
+        float *row_lse = lse + (size_t)bh * n;
         if (r0 < n) row_lse[r0] = m0 * LN2 + logf(l0);
         if (r0 + 8 < n) row_lse[r0 + 8] = m1 * LN2 + logf(l1);
     }
 }
 
-/* dq. Grid (query tiles, B H), the longest first. */
+/* dq from packed q, k, v and packed dout (B, H, n, DH). Grid (query tiles,
+ * B H), the longest first; keys and values stream double-buffered. */
 template <int DH>
 static __global__ void __launch_bounds__(MMA_THREADS)
-    mma_dq_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                  const float *rowdot, int n, int H, int dh, float scale2, float scale) {
-    constexpr int S = DH + 8, N8 = MMA_ROWS / 8;
-    __shared__ __align__(16) __nv_bfloat16 ks[MMA_ROWS * S], vs[MMA_ROWS * S];
-    int tile = gridDim.x - 1 - blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
-    size_t stride = 3 * (size_t)D;
-    const float *base = qkv + (size_t)b * n * stride;
-    const float *gbase = dout + (size_t)b * n * D;
+    mma_dq_kernel(float *dqkv, const __nv_bfloat16 *packed, const __nv_bfloat16 *dout16,
+                  const float *lse, const float *rowdot, int B, int n, int H, int dh,
+                  float scale2, float scale) {
+    constexpr int S = DH + 8, N8 = MMA_ROWS / 8, TILE = MMA_ROWS * S;
+    extern __shared__ __align__(16) __nv_bfloat16 smem[]; /* [stage][k, v] tiles */
+    int tile = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, D = H * dh;
+    size_t head = (size_t)n * DH, heads = (size_t)B * H, stride = 3 * (size_t)D;
+    const __nv_bfloat16 *qh = packed + bh * head, *kh = packed + (heads + bh) * head,
+                        *vh = packed + (2 * heads + bh) * head, *gh = dout16 + bh * head;
     int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
     int first = tile * MMA_ROWS + warp * 16, r0 = first + g;
+    stage_tile<DH, MMA_ROWS>(smem, kh, 0, n);
+    stage_tile<DH, MMA_ROWS>(smem + TILE, vh, 0, n);
+    async_commit();
     uint32_t qf[DH / 16][4], gf[DH / 16][4];
-    load_a_fragments<DH>(qf, base, first, n, stride, h * dh, dh);
-    load_a_fragments<DH>(gf, gbase, first, n, (size_t)D, h * dh, dh);
-    const float *row_lse = lse + ((size_t)b * H + h) * n, *row_dot = rowdot + ((size_t)b * H + h) * n;
+    load_a_fragments<DH>(qf, qh, first, n);
+    load_a_fragments<DH>(gf, gh, first, n);
+    const float *row_lse = lse + (size_t)bh * n, *row_dot = rowdot + (size_t)bh * n;
     float lse0 = r0 < n ? row_lse[r0] * LOG2E : 0.0f, lse1 = r0 + 8 < n ? row_lse[r0 + 8] * LOG2E : 0.0f;
     float dot0 = r0 < n ? row_dot[r0] : 0.0f, dot1 = r0 + 8 < n ? row_dot[r0 + 8] : 0.0f;
     float dq[DH / 8][4];
 #pragma unroll
     for (int j = 0; j < DH / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
     for (int kt = 0; kt <= tile; kt++) {
+        if (kt < tile) {
+            __nv_bfloat16 *next = smem + ((kt + 1) % 2) * 2 * TILE;
+            stage_tile<DH, MMA_ROWS>(next, kh, (kt + 1) * MMA_ROWS, n);
+            stage_tile<DH, MMA_ROWS>(next + TILE, vh, (kt + 1) * MMA_ROWS, n);
+            async_commit();
+            async_wait<1>();
+        } else {
+            async_wait<0>();
+        }
         __syncthreads();
-        load_tile<DH, MMA_ROWS>(ks, base, kt * MMA_ROWS, n, stride, D + h * dh, dh);
-        load_tile<DH, MMA_ROWS>(vs, base, kt * MMA_ROWS, n, stride, 2 * D + h * dh, dh);
-        __syncthreads();
+        const __nv_bfloat16 *ks = smem + (kt % 2) * 2 * TILE, *vs = ks + TILE;
         float s[N8][4], dp[N8][4];
         product_rows<DH, N8>(s, qf, ks);
         product_rows<DH, N8>(dp, gf, vs);
@@ -299,46 +357,63 @@ static __global__ void __launch_bounds__(MMA_THREADS)
                 s[j][e] = p * (dp[j][e] - (e < 2 ? dot0 : dot1)) * scale;
             }
         accumulate_rows<DH, N8>(dq, s, ks);
+        __syncthreads();
     }
     store_rows<DH>(dqkv + (size_t)b * n * stride + h * dh, dq, r0, n, stride, dh, 1.0f, 1.0f);
 }
 
-/* dk, dv. Grid (key tiles, B H), the longest (first) tiles first; queries
- * stream in tiles of QR rows. */
+/* dk, dv from packed q, k, v and dout. Grid (key tiles, B H), the longest
+ * (first) tiles first; queries and dout stream double-buffered in tiles of
+ * QR rows, with their lse and row dots. */
 template <int DH, int QR>
 static __global__ void __launch_bounds__(MMA_THREADS)
-    mma_dkdv_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                    const float *rowdot, int n, int H, int dh, float scale2, float scale) {
-    constexpr int S = DH + 8, N8 = QR / 8;
-    __shared__ __align__(16) __nv_bfloat16 qs[QR * S], gs[QR * S];
-    __shared__ float lse_s[QR], dot_s[QR];
-    int tile = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
-    size_t stride = 3 * (size_t)D;
-    const float *base = qkv + (size_t)b * n * stride;
-    const float *gbase = dout + (size_t)b * n * D;
+    mma_dkdv_kernel(float *dqkv, const __nv_bfloat16 *packed, const __nv_bfloat16 *dout16,
+                    const float *lse, const float *rowdot, int B, int n, int H, int dh,
+                    float scale2, float scale) {
+    constexpr int S = DH + 8, N8 = QR / 8, TILE = QR * S;
+    extern __shared__ __align__(16) __nv_bfloat16 smem[]; /* [stage][q, dout] tiles */
+    __shared__ float lse_s[2][QR], dot_s[2][QR];
+    int tile = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, D = H * dh;
+    size_t head = (size_t)n * DH, heads = (size_t)B * H, stride = 3 * (size_t)D;
+    const __nv_bfloat16 *qh = packed + bh * head, *kh = packed + (heads + bh) * head,
+                        *vh = packed + (2 * heads + bh) * head, *gh = dout16 + bh * head;
     int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
     int first = tile * MMA_ROWS + warp * 16, k0 = first + g; /* this thread's keys: k0, k0 + 8 */
+    const float *row_lse = lse + (size_t)bh * n, *row_dot = rowdot + (size_t)bh * n;
+    int qt0 = tile * MMA_ROWS / QR, tiles = (n + QR - 1) / QR;
+    /* stages query tile qt into buffer `stage` */
+    auto stage = [&](int qt, int buffer) {
+        __nv_bfloat16 *dst = smem + buffer * 2 * TILE;
+        stage_tile<DH, QR>(dst, qh, qt * QR, n);
+        stage_tile<DH, QR>(dst + TILE, gh, qt * QR, n);
+        async_commit();
+        for (int e = threadIdx.x; e < QR; e += blockDim.x) {
+            int i = qt * QR + e;
+            lse_s[buffer][e] = i < n ? row_lse[i] * LOG2E : 0.0f;
+            dot_s[buffer][e] = i < n ? row_dot[i] : 0.0f;
+        }
+    };
+    stage(qt0, 0);
     uint32_t kf[DH / 16][4], vf[DH / 16][4];
-    load_a_fragments<DH>(kf, base, first, n, stride, D + h * dh, dh);
-    load_a_fragments<DH>(vf, base, first, n, stride, 2 * D + h * dh, dh);
+    load_a_fragments<DH>(kf, kh, first, n);
+    load_a_fragments<DH>(vf, vh, first, n);
     float dk[DH / 8][4], dv[DH / 8][4];
 #pragma unroll
     for (int j = 0; j < DH / 8; j++) {
         dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.0f;
         dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
     }
-    const float *row_lse = lse + ((size_t)b * H + h) * n, *row_dot = rowdot + ((size_t)b * H + h) * n;
-    int tiles = (n + QR - 1) / QR;
-    for (int qt = tile * MMA_ROWS / QR; qt < tiles; qt++) {
-        __syncthreads();
-        load_tile<DH, QR>(qs, base, qt * QR, n, stride, h * dh, dh);
-        load_tile<DH, QR>(gs, gbase, qt * QR, n, (size_t)D, h * dh, dh);
-        for (int e = threadIdx.x; e < QR; e += blockDim.x) {
-            int i = qt * QR + e;
-            lse_s[e] = i < n ? row_lse[i] * LOG2E : 0.0f;
-            dot_s[e] = i < n ? row_dot[i] : 0.0f;
+    for (int qt = qt0; qt < tiles; qt++) {
+        int buffer = (qt - qt0) % 2;
+        if (qt + 1 < tiles) {
+            stage(qt + 1, 1 - buffer);
+            async_wait<1>();
+        } else {
+            async_wait<0>();
         }
         __syncthreads();
+        const __nv_bfloat16 *qs = smem + buffer * 2 * TILE, *gs = qs + TILE;
+        const float *lse_tile = lse_s[buffer], *dot_tile = dot_s[buffer];
         /* transposed scores: rows are this warp's keys, columns the queries */
         float st[N8][4], dpt[N8][4];
         product_rows<DH, N8>(st, kf, qs);
@@ -349,12 +424,13 @@ static __global__ void __launch_bounds__(MMA_THREADS)
             for (int e = 0; e < 4; e++) {
                 int col = j * 8 + 2 * t + (e & 1), query = qt * QR + col;
                 int key = e < 2 ? k0 : k0 + 8;
-                float p = query >= key && query < n ? exp2f(st[j][e] * scale2 - lse_s[col]) : 0.0f;
+                float p = query >= key && query < n ? exp2f(st[j][e] * scale2 - lse_tile[col]) : 0.0f;
                 st[j][e] = p;
-                dpt[j][e] = p * (dpt[j][e] - dot_s[col]) * scale;
+                dpt[j][e] = p * (dpt[j][e] - dot_tile[col]) * scale;
             }
         accumulate_rows<DH, N8>(dv, st, gs);
         accumulate_rows<DH, N8>(dk, dpt, qs);
+        __syncthreads();
     }
     float *rows = dqkv + (size_t)b * n * stride;
     store_rows<DH>(rows + D + h * dh, dk, k0, n, stride, dh, 1.0f, 1.0f);
@@ -366,56 +442,82 @@ int attention_mma_supports(int dh) { return dh >= 2 && dh <= 128 && dh % 2 == 0;
 /* The template head size for dh: 16, 32, 64 or 128. */
 static int mma_head_size(int dh) { return dh <= 16 ? 16 : dh <= 32 ? 32 : dh <= 64 ? 64 : 128; }
 
+/* Allows a kernel more than 48 KiB of dynamic shared memory (once). */
+template <typename Kernel>
+static int allow_smem(Kernel kernel, size_t bytes, const char *what) {
+    if (bytes <= 48 * 1024) return 0;
+    return cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            (int)bytes), what);
+}
+
 template <int DH>
-static int launch_mma_forward(float *out, float *lse, const float *qkv, int B, int n, int H,
-                              int dh, cudaStream_t stream) {
+static int launch_mma_forward(GemmContext *gc, float *out, float *lse, const float *qkv, int B,
+                              int n, int H, int dh) {
+    size_t heads = (size_t)B * H * n * DH;
+    __nv_bfloat16 *packed = (__nv_bfloat16 *)gemm_work(gc, 3 * heads * sizeof(__nv_bfloat16));
+    if (!packed ||
+        pack_heads(packed, qkv, 3, B, n, H, dh, DH, 3 * (size_t)H * dh, gc->stream))
+        return -1;
     float scale = (float)(1.0 / sqrt((double)dh));
+    size_t smem = stream_smem(DH, MMA_ROWS);
+    if (allow_smem(mma_forward_kernel<DH>, smem, "mma_forward_kernel")) return -1;
     dim3 grid((unsigned)((n + MMA_ROWS - 1) / MMA_ROWS), (unsigned)(B * H));
-    mma_forward_kernel<DH><<<grid, MMA_THREADS, 0, stream>>>(out, lse, qkv, n, H, dh,
-                                                             scale * LOG2E);
+    mma_forward_kernel<DH><<<grid, MMA_THREADS, smem, gc->stream>>>(out, lse, packed, B, n, H,
+                                                                    dh, scale * LOG2E);
     return cuda_launched("mma_forward_kernel");
 }
 
-int attention_mma_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
-                          cudaStream_t stream) {
+int attention_mma_forward(GemmContext *gc, float *out, float *lse, const float *qkv, int B,
+                          int n, int H, int dh) {
     if (B == 0 || n == 0) return 0;
     if (!attention_mma_supports(dh))
         return cuda_status(cudaErrorInvalidValue, "attention_mma_forward: head dim not even or > 128");
     switch (mma_head_size(dh)) {
-    case 16: return launch_mma_forward<16>(out, lse, qkv, B, n, H, dh, stream);
-    case 32: return launch_mma_forward<32>(out, lse, qkv, B, n, H, dh, stream);
-    case 64: return launch_mma_forward<64>(out, lse, qkv, B, n, H, dh, stream);
-    default: return launch_mma_forward<128>(out, lse, qkv, B, n, H, dh, stream);
+    case 16: return launch_mma_forward<16>(gc, out, lse, qkv, B, n, H, dh);
+    case 32: return launch_mma_forward<32>(gc, out, lse, qkv, B, n, H, dh);
+    case 64: return launch_mma_forward<64>(gc, out, lse, qkv, B, n, H, dh);
+    default: return launch_mma_forward<128>(gc, out, lse, qkv, B, n, H, dh);
     }
 }
 
 /* Query tile of the dk/dv kernel: 64 rows, 32 at head size 128 (registers). */
 template <int DH>
-static int launch_mma_backward(float *dqkv, const float *dout, const float *qkv,
+static int launch_mma_backward(GemmContext *gc, float *dqkv, const float *dout, const float *qkv,
                                const float *lse, const float *rowdot, int B, int n, int H,
-                               int dh, cudaStream_t stream) {
+                               int dh) {
+    size_t heads = (size_t)B * H * n * DH;
+    __nv_bfloat16 *packed = (__nv_bfloat16 *)gemm_work(gc, 4 * heads * sizeof(__nv_bfloat16));
+    if (!packed) return -1;
+    __nv_bfloat16 *dout16 = packed + 3 * heads;
+    if (pack_heads(packed, qkv, 3, B, n, H, dh, DH, 3 * (size_t)H * dh, gc->stream) ||
+        pack_heads(dout16, dout, 1, B, n, H, dh, DH, (size_t)H * dh, gc->stream))
+        return -1;
     float scale = (float)(1.0 / sqrt((double)dh));
     dim3 grid((unsigned)((n + MMA_ROWS - 1) / MMA_ROWS), (unsigned)(B * H));
-    mma_dq_kernel<DH><<<grid, MMA_THREADS, 0, stream>>>(dqkv, dout, qkv, lse, rowdot, n, H, dh,
-                                                        scale * LOG2E, scale);
+    size_t smem = stream_smem(DH, MMA_ROWS);
+    if (allow_smem(mma_dq_kernel<DH>, smem, "mma_dq_kernel")) return -1;
+    mma_dq_kernel<DH><<<grid, MMA_THREADS, smem, gc->stream>>>(dqkv, packed, dout16, lse, rowdot,
+                                                               B, n, H, dh, scale * LOG2E, scale);
     if (cuda_launched("mma_dq_kernel")) return -1;
     constexpr int QR = DH > 64 ? 32 : 64;
-    mma_dkdv_kernel<DH, QR><<<grid, MMA_THREADS, 0, stream>>>(dqkv, dout, qkv, lse, rowdot, n,
-                                                              H, dh, scale * LOG2E, scale);
+    smem = stream_smem(DH, QR);
+    if (allow_smem(mma_dkdv_kernel<DH, QR>, smem, "mma_dkdv_kernel")) return -1;
+    mma_dkdv_kernel<DH, QR><<<grid, MMA_THREADS, smem, gc->stream>>>(
+        dqkv, packed, dout16, lse, rowdot, B, n, H, dh, scale * LOG2E, scale);
     return cuda_launched("mma_dkdv_kernel");
 }
 
-int attention_mma_backward(float *dqkv, float *rowdot, const float *dout, const float *out,
-                           const float *qkv, const float *lse, int B, int n, int H, int dh,
-                           cudaStream_t stream) {
+int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
+                           const float *out, const float *qkv, const float *lse, int B, int n,
+                           int H, int dh) {
     if (B == 0 || n == 0) return 0;
     if (!attention_mma_supports(dh))
         return cuda_status(cudaErrorInvalidValue, "attention_mma_backward: head dim not even or > 128");
-    if (attention_rowdot(rowdot, dout, out, B, n, H, dh, stream)) return -1;
+    if (attention_rowdot(rowdot, dout, out, B, n, H, dh, gc->stream)) return -1;
     switch (mma_head_size(dh)) {
-    case 16: return launch_mma_backward<16>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, stream);
-    case 32: return launch_mma_backward<32>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, stream);
-    case 64: return launch_mma_backward<64>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, stream);
-    default: return launch_mma_backward<128>(dqkv, dout, qkv, lse, rowdot, B, n, H, dh, stream);
+    case 16: return launch_mma_backward<16>(gc, dqkv, dout, qkv, lse, rowdot, B, n, H, dh);
+    case 32: return launch_mma_backward<32>(gc, dqkv, dout, qkv, lse, rowdot, B, n, H, dh);
+    case 64: return launch_mma_backward<64>(gc, dqkv, dout, qkv, lse, rowdot, B, n, H, dh);
+    default: return launch_mma_backward<128>(gc, dqkv, dout, qkv, lse, rowdot, B, n, H, dh);
     }
 }

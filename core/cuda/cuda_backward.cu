@@ -57,9 +57,11 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
         gemm(gc, 1, 0, d, d, M, 1.0f, sc->layer_dx2, d, acts->att, d, 1.0f, dw->wo, d))
         return -1;
     profile_begin(gc->profile, s);
-    if ((use_tensor_core_attention(model) ? attention_mma_backward : attention_backward)(
-            sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att, acts->qkv, acts->lse, B, n,
-            H, dh, s))
+    if (use_tensor_core_attention(model)
+            ? attention_mma_backward(gc, sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
+                                     acts->qkv, acts->lse, B, n, H, dh)
+            : attention_backward(sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
+                                 acts->qkv, acts->lse, B, n, H, dh, s))
         return -1;
     profile_end(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
     if (rope_apply(sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, -1, s) ||

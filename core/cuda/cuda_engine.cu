@@ -163,6 +163,7 @@ static int build_inside(CudaModel *model, const SpiralConfig *cfg) {
     model->gemm.handle = model->blas;
     model->gemm.precision = model->options.precision;
     model->gemm.stream = model->stream;
+    model->gemm.profile = profile_create();
     CUDA_CHECK(cudaMalloc(&model->params, bytes));
     CUDA_CHECK(cudaMalloc(&model->grads, bytes));
     CUDA_CHECK(cudaMalloc(&model->adam_m, bytes));

@@ -115,8 +115,9 @@ static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWei
         rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s))
         return -1;
     profile_begin(gc->profile, s);
-    if ((use_tensor_core_attention(model) ? attention_mma_forward : attention_forward)(
-            acts->att, acts->lse, acts->qkv, B, n, H, dh, s))
+    if (use_tensor_core_attention(model)
+            ? attention_mma_forward(gc, acts->att, acts->lse, acts->qkv, B, n, H, dh)
+            : attention_forward(acts->att, acts->lse, acts->qkv, B, n, H, dh, s))
         return -1;
     profile_end(gc->profile, PROFILE_ATTENTION_FORWARD, s);
     /* x2 = x + att wo^T */

@@ -80,7 +80,13 @@ static int work_reserve(GemmContext *gc, size_t bytes) {
     return 0;
 }
 
+void *gemm_work(GemmContext *gc, size_t bytes) {
+    return work_reserve(gc, bytes) ? NULL : gc->work;
+}
+
 void gemm_context_free(GemmContext *gc) {
+    profile_free(gc->profile);
+    gc->profile = NULL;
     cudaFree(gc->work);
     gc->work = NULL;
     gc->work_bytes = 0;
@@ -94,9 +100,11 @@ int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
     if (gc->precision != CUDA_BF16 || k == 0) {
         cublasComputeType_t compute =
             gc->precision == CUDA_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+        profile_begin(gc->profile, gc->stream);
         CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a,
                                 CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc, compute,
                                 CUBLAS_GEMM_DEFAULT));
+        profile_end(gc->profile, PROFILE_GEMM, gc->stream);
         return 0;
     }
     /* the stored shapes: A is (m, k), or (k, m) when transposed; B likewise */
@@ -106,11 +114,15 @@ int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
     if (work_reserve(gc, a_bytes + packed_bytes(b_rows, b_cols))) return -1;
     __nv_bfloat16 *a16 = (__nv_bfloat16 *)gc->work;
     __nv_bfloat16 *b16 = (__nv_bfloat16 *)((char *)gc->work + a_bytes);
+    profile_begin(gc->profile, gc->stream);
     if (pack_bf16(a16, a, a_rows, a_cols, lda, gc->stream) ||
         pack_bf16(b16, b, b_rows, b_cols, ldb, gc->stream))
         return -1;
+    profile_end(gc->profile, PROFILE_PACK, gc->stream);
+    profile_begin(gc->profile, gc->stream);
     CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b16, CUDA_R_16BF, b_cols,
                             a16, CUDA_R_16BF, a_cols, &beta, c, CUDA_R_32F, ldc,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    profile_end(gc->profile, PROFILE_GEMM, gc->stream);
     return 0;
 }

@@ -58,6 +58,9 @@ typedef struct {
  * gc->work (CUDA_BF16). */
 int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k, float alpha,
          const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* gc->work grown to at least bytes, for a kernel's scratch between two
+ * products (stream order keeps the uses apart); NULL on error. */
+void *gemm_work(GemmContext *gc, size_t bytes);
 /* Frees gc->work. */
 void gemm_context_free(GemmContext *gc);
 
@@ -116,13 +119,14 @@ int attention_rowdot(float *rowdot, const float *dout, const float *out, int B, 
 /* The same attention on the tensor cores: q, k, v, the probabilities and
  * dout rounded to bf16 for the products, fp32 accumulation and softmax;
  * arguments and outputs as attention_forward / attention_backward (lse
- * natural, so attention_probs reads it too). Head dims even, <= 128. */
+ * natural, so attention_probs reads it too). Head dims even, <= 128. The
+ * bf16 copies of q, k, v (and dout) go to gc's work buffer. */
 int attention_mma_supports(int dh);
-int attention_mma_forward(float *out, float *lse, const float *qkv, int B, int n, int H, int dh,
-                          cudaStream_t stream);
-int attention_mma_backward(float *dqkv, float *rowdot, const float *dout, const float *out,
-                           const float *qkv, const float *lse, int B, int n, int H, int dh,
-                           cudaStream_t stream);
+int attention_mma_forward(GemmContext *gc, float *out, float *lse, const float *qkv, int B,
+                          int n, int H, int dh);
+int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
+                           const float *out, const float *qkv, const float *lse, int B, int n,
+                           int H, int dh);
 
 /* ---- cuda_pointwise.cu ------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <cublas_v2.h>
@@ -169,7 +170,11 @@ static SpiralConfig bench_config(int V, int d, int H, int F) {
     return c;
 }
 
-int main(void) {
+/* bench_cuda_engine [CASE [PRECISION]]: CASE d256 or d768, PRECISION fp32,
+ * tf32 or bf16 run only those (e.g. under a profiler); none: all. */
+int main(int argc, char **argv) {
+    const char *only_case = argc > 1 ? argv[1] : NULL, *only_precision = argc > 2 ? argv[2] : NULL;
+    const char *precision_names[3] = {"fp32", "tf32", "bf16"};
     cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
         fprintf(stderr, "bench_cuda_engine: no CUDA device\n");
@@ -185,8 +190,11 @@ int main(void) {
            "mode", "fwd ms", "bwd ms", "opt ms", "step ms", "tokens/s", "TFLOP/s");
     for (int i = 0; i < 2; i++)
         for (int precision = CUDA_FP32; precision <= CUDA_BF16; precision++)
-            if (bench_model(&cases[i], precision))
+            if ((!only_case || !strcmp(only_case, cases[i].key)) &&
+                (!only_precision || !strcmp(only_precision, precision_names[precision])) &&
+                bench_model(&cases[i], precision))
                 fprintf(stderr, "%s: %s\n", cases[i].name, spiral_last_error());
+    if (only_case) return 0;
     cublasHandle_t handle;
     if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return 1;
     printf("\ncuBLAS 8192^3 ceilings (same run): fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s, "

@@ -184,7 +184,8 @@ static void test_attention_mma(int B, int n, int H, int dh) {
     std::vector<double> cy((size_t)rows * D), probs((size_t)B * H * n * n);
     attention_forward(cy.data(), probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n,
                       H, dh);
-    check_status(attention_mma_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0),
+    GemmContext work = {}; /* the bf16 copies of q, k, v, dout */
+    check_status(attention_mma_forward(&work, out.dev, lse.dev, qkv.dev, B, n, H, dh),
                  "attention_mma_forward");
     compare_within("out", out.download(), cy, tolerance);
     Tensor gprobs((size_t)B * H * n * n);
@@ -194,8 +195,9 @@ static void test_attention_mma(int B, int n, int H, int dh) {
     std::vector<double> scratch(attention_scratch_size(n));
     attention_backward(cdq.data(), cdk.data(), cdv.data(), scratch.data(), dy.host.data(),
                        probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n, H, dh);
-    check_status(attention_mma_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev, lse.dev,
-                                        B, n, H, dh, 0), "attention_mma_backward");
+    check_status(attention_mma_backward(&work, dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev,
+                                        lse.dev, B, n, H, dh), "attention_mma_backward");
+    gemm_context_free(&work);
     std::vector<float> got = dqkv.download();
     std::vector<float> gq, gk, gv;
     for (int r = 0; r < rows; r++)
