@@ -40,21 +40,17 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
     /* out = x2 + m w2^T */
     CUDA_CHECK(cudaMemcpyAsync(sc->layer_dx2, dout, rows_d * sizeof(float),
                                cudaMemcpyDeviceToDevice, s));
-    if (gemm(gc, 0, 0, M, f, d, 1.0f, dout, d, w->w2, f, 0.0f, sc->layer_dm, f) ||
-        gemm(gc, 1, 0, d, f, M, 1.0f, dout, d, acts->m, f, 1.0f, dw->w2, f) ||
+    if (linear_backward(gc, M, d, f, dout, w->w2, acts->m, sc->layer_dm, 0.0f, dw->w2) ||
         swiglu_backward(sc->layer_dac, sc->layer_dm, acts->ac, M, f, s) ||
         /* ac = xn2 [w1; w3]^T */
-        gemm(gc, 0, 0, M, d, 2 * f, 1.0f, sc->layer_dac, 2 * f, w->w13, d, 0.0f,
-             sc->layer_dxn, d) ||
-        gemm(gc, 1, 0, 2 * f, d, M, 1.0f, sc->layer_dac, 2 * f, acts->xn2, d, 1.0f,
-             dw->w13, d) ||
+        linear_backward(gc, M, 2 * f, d, sc->layer_dac, w->w13, acts->xn2, sc->layer_dxn, 0.0f,
+                        dw->w13) ||
         rmsnorm_backward(sc->layer_dx2, dw->mlp_norm, sc->norm_partial, sc->layer_dxn, acts->x2,
                          w->mlp_norm, acts->rstd2, M, d, s) ||
         /* x2 = x + att wo^T */
         vector_add(dx, sc->layer_dx2, rows_d, s) ||
-        gemm(gc, 0, 0, M, d, d, 1.0f, sc->layer_dx2, d, w->wo, d, 0.0f, sc->layer_datt,
-             d) ||
-        gemm(gc, 1, 0, d, d, M, 1.0f, sc->layer_dx2, d, acts->att, d, 1.0f, dw->wo, d))
+        linear_backward(gc, M, d, d, sc->layer_dx2, w->wo, acts->att, sc->layer_datt, 0.0f,
+                        dw->wo))
         return -1;
     profile_begin(gc->profile, s);
     if (use_tensor_core_attention(model)
@@ -66,10 +62,8 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
     profile_end(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
     if (rope_apply(sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, -1, s) ||
         /* qkv = xn1 [wq; wk; wv]^T */
-        gemm(gc, 0, 0, M, d, 3 * d, 1.0f, sc->layer_dqkv, 3 * d, w->wqkv, d, 0.0f,
-             sc->layer_dxn, d) ||
-        gemm(gc, 1, 0, 3 * d, d, M, 1.0f, sc->layer_dqkv, 3 * d, acts->xn1, d, 1.0f,
-             dw->wqkv, d) ||
+        linear_backward(gc, M, 3 * d, d, sc->layer_dqkv, w->wqkv, acts->xn1, sc->layer_dxn, 0.0f,
+                        dw->wqkv) ||
         rmsnorm_backward(dx, dw->attn_norm, sc->norm_partial, sc->layer_dxn, acts->x,
                          w->attn_norm, acts->rstd1, M, d, s))
         return -1;
@@ -159,17 +153,29 @@ static int backward_inside(CudaModel *model) {
     float *const pingpong[2] = {sc->core[0], sc->core[1]};
     model->logits_valid = 0;
     /* loss = mean cross-entropy; logits = xn lm_head^T; xn = norm(h_final) */
-    float *dlogits = model->logits;
-    profile_begin(model->gemm.profile, s);
-    if (crossentropy_backward(dlogits, model->row_lse, model->targets, M, V,
-                              (float)(1.0 / model->loss_count), s))
-        return -1;
-    profile_end(model->gemm.profile, PROFILE_LOSS, s);
-    if (gemm(&model->gemm, 0, 0, M, d, V, 1.0f, dlogits, V, model->w.lm_head, d, 0.0f,
-             sc->dxn, d) ||
-        gemm(&model->gemm, 1, 0, V, d, M, 1.0f, dlogits, V, model->xn_final, d, 1.0f,
-             model->dw.lm_head, d))
-        return -1;
+    GemmContext *gc = &model->gemm;
+    float scale = (float)(1.0 / model->loss_count);
+    if (gc->precision == CUDA_BF16) {
+        /* the gradient is written in bf16 once and feeds both products */
+        __nv_bfloat16 *dlogits16 = gemm_keep(gc, (size_t)M * V);
+        profile_begin(gc->profile, s);
+        if (!dlogits16 || crossentropy_backward_bf16(dlogits16, model->logits, model->row_lse,
+                                                     model->targets, M, V, scale, s))
+            return -1;
+        profile_end(gc->profile, PROFILE_LOSS, s);
+        if (linear_backward_bf16(gc, M, V, d, dlogits16, model->w.lm_head, model->xn_final,
+                                 sc->dxn, 0.0f, model->dw.lm_head))
+            return -1;
+    } else {
+        float *dlogits = model->logits;
+        profile_begin(gc->profile, s);
+        if (crossentropy_backward(dlogits, model->row_lse, model->targets, M, V, scale, s))
+            return -1;
+        profile_end(gc->profile, PROFILE_LOSS, s);
+        if (linear_backward(gc, M, V, d, dlogits, model->w.lm_head, model->xn_final, sc->dxn,
+                            0.0f, model->dw.lm_head))
+            return -1;
+    }
     float *dh = sc->stream[0], *dh_next = sc->stream[1];
     if (zero(dh, tokens_d, s) ||
         rmsnorm_backward(dh, model->dw.final_norm, sc->norm_partial, sc->dxn, model->h_final,

@@ -288,8 +288,11 @@ int cuda_model_synchronize(CudaModel *model) {
 }
 
 size_t cuda_model_device_bytes(const CudaModel *model) {
-    return 4 * model->layout.n_params * sizeof(float) + model->arena_bytes;
+    return 4 * model->layout.n_params * sizeof(float) + model->arena_bytes +
+           model->gemm.work_bytes + model->gemm.keep_bytes;
 }
+
+void cuda_model_profile_reset(CudaModel *model) { profile_reset(model->gemm.profile); }
 
 int cuda_model_get_logits(CudaModel *model, float *host) {
     if (!model->logits_valid)

@@ -115,8 +115,14 @@ void cuda_model_set_poison(CudaModel *model, int on);
 /* Waits for the model's stream. */
 int cuda_model_synchronize(CudaModel *model);
 
-/* Bytes of device memory the model holds now. */
+/* Bytes of device memory the model holds now: parameters, gradients and
+ * the two AdamW moments (4 x 4 bytes per parameter), the activation arena
+ * and the bf16 work buffers of the products and attention. */
 size_t cuda_model_device_bytes(const CudaModel *model);
+
+/* Developers: with SPIRAL_CUDA_PROFILE set, restarts the profile's sums
+ * (e.g. after warm-up steps); nothing otherwise. */
+void cuda_model_profile_reset(CudaModel *model);
 
 #ifdef __cplusplus
 }

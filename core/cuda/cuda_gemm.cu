@@ -87,17 +87,37 @@ void *gemm_work(GemmContext *gc, size_t bytes) {
 void gemm_context_free(GemmContext *gc) {
     profile_free(gc->profile);
     gc->profile = NULL;
+    cudaFree(gc->keep);
+    gc->keep = NULL;
+    gc->keep_bytes = 0;
     cudaFree(gc->work);
     gc->work = NULL;
     gc->work_bytes = 0;
 }
 
+/* C (m, n) = alpha op(A) op(B) + beta C from packed bf16 operands: a16
+ * stored (m, k) or (k, m) when transposed, a_cols its row length; b16 the
+ * same for B. */
+static int gemm_bf16_inputs(GemmContext *gc, int transpose_a, int transpose_b, int m, int n,
+                            int k, float alpha, const __nv_bfloat16 *a16, int a_cols,
+                            const __nv_bfloat16 *b16, int b_cols, float beta, float *c,
+                            int ldc) {
+    cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    profile_begin(gc->profile, gc->stream);
+    CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b16, CUDA_R_16BF, b_cols,
+                            a16, CUDA_R_16BF, a_cols, &beta, c, CUDA_R_32F, ldc,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    profile_end(gc->profile, PROFILE_GEMM, gc->stream);
+    return 0;
+}
+
 int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k, float alpha,
          const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return 0;
-    cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (gc->precision != CUDA_BF16 || k == 0) {
+        cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+        cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
         cublasComputeType_t compute =
             gc->precision == CUDA_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
         profile_begin(gc->profile, gc->stream);
@@ -119,10 +139,50 @@ int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
         pack_bf16(b16, b, b_rows, b_cols, ldb, gc->stream))
         return -1;
     profile_end(gc->profile, PROFILE_PACK, gc->stream);
+    return gemm_bf16_inputs(gc, transpose_a, transpose_b, m, n, k, alpha, a16, a_cols, b16,
+                            b_cols, beta, c, ldc);
+}
+
+__nv_bfloat16 *gemm_keep(GemmContext *gc, size_t count) {
+    size_t bytes = count * sizeof(__nv_bfloat16);
+    if (bytes > gc->keep_bytes) {
+        if (cuda_status(cudaStreamSynchronize(gc->stream), "gemm_keep")) return NULL;
+        cudaFree(gc->keep);
+        gc->keep = NULL;
+        gc->keep_bytes = 0;
+        if (cuda_status(cudaMalloc(&gc->keep, bytes), "gemm_keep: cudaMalloc")) return NULL;
+        gc->keep_bytes = bytes;
+    }
+    return (__nv_bfloat16 *)gc->keep;
+}
+
+int linear_backward_bf16(GemmContext *gc, int M, int out, int in, const __nv_bfloat16 *dy16,
+                         const float *w, const float *x, float *dx, float beta_dx, float *dw) {
+    if (M == 0) return 0;
+    /* the other operand of each product, packed in the work buffer */
+    size_t w_bytes = packed_bytes(out, in);
+    if (work_reserve(gc, w_bytes + packed_bytes(M, in))) return -1;
+    __nv_bfloat16 *w16 = (__nv_bfloat16 *)gc->work;
+    __nv_bfloat16 *x16 = (__nv_bfloat16 *)((char *)gc->work + w_bytes);
     profile_begin(gc->profile, gc->stream);
-    CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b16, CUDA_R_16BF, b_cols,
-                            a16, CUDA_R_16BF, a_cols, &beta, c, CUDA_R_32F, ldc,
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    profile_end(gc->profile, PROFILE_GEMM, gc->stream);
-    return 0;
+    if (pack_bf16(w16, w, out, in, in, gc->stream) || pack_bf16(x16, x, M, in, in, gc->stream))
+        return -1;
+    profile_end(gc->profile, PROFILE_PACK, gc->stream);
+    /* dx (M, in) = beta dx + dy (M, out) W (out, in); dW (out, in) += dy^T x */
+    return gemm_bf16_inputs(gc, 0, 0, M, in, out, 1.0f, dy16, out, w16, in, beta_dx, dx, in) ||
+           gemm_bf16_inputs(gc, 1, 0, out, in, M, 1.0f, dy16, out, x16, in, 1.0f, dw, in);
+}
+
+int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, const float *w,
+                    const float *x, float *dx, float beta_dx, float *dw) {
+    if (gc->precision != CUDA_BF16)
+        return gemm(gc, 0, 0, M, in, out, 1.0f, dy, out, w, in, beta_dx, dx, in) ||
+               gemm(gc, 1, 0, out, in, M, 1.0f, dy, out, x, in, 1.0f, dw, in);
+    if (M == 0) return 0;
+    __nv_bfloat16 *dy16 = gemm_keep(gc, (size_t)M * out);
+    if (!dy16) return -1;
+    profile_begin(gc->profile, gc->stream);
+    if (pack_bf16(dy16, dy, M, out, out, gc->stream)) return -1;
+    profile_end(gc->profile, PROFILE_PACK, gc->stream);
+    return linear_backward_bf16(gc, M, out, in, dy16, w, x, dx, beta_dx, dw);
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 /* ---- cuda_profile.cu ------------------------------------------------- */
@@ -34,6 +35,8 @@ CudaProfile *profile_create(void);
 /* Marks the start of a span on stream; profile_end closes it as phase. */
 void profile_begin(CudaProfile *p, cudaStream_t stream);
 void profile_end(CudaProfile *p, ProfilePhase phase, cudaStream_t stream);
+/* Sums the spans so far and sets the totals back to zero. */
+void profile_reset(CudaProfile *p);
 /* Prints the sums per phase to stderr and frees p. */
 void profile_free(CudaProfile *p);
 
@@ -48,6 +51,8 @@ typedef struct {
     cudaStream_t stream;
     void *work;
     size_t work_bytes;
+    void *keep;           /* one bf16 operand kept for two products (gemm_keep) */
+    size_t keep_bytes;
     CudaProfile *profile; /* NULL unless profiling */
 } GemmContext;
 
@@ -61,7 +66,19 @@ int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
 /* gc->work grown to at least bytes, for a kernel's scratch between two
  * products (stream order keeps the uses apart); NULL on error. */
 void *gemm_work(GemmContext *gc, size_t bytes);
-/* Frees gc->work. */
+/* The backward of a linear map y (M, out) = x (M, in) W^T, W (out, in),
+ * all contiguous: dx = beta_dx dx + dy W and dW += dy^T x. In bf16
+ * precision dy is rounded once and feeds both products. */
+int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, const float *w,
+                    const float *x, float *dx, float beta_dx, float *dw);
+/* The same from dy already rounded to bf16 (bf16 precision only; dy16 may
+ * be gemm_keep's buffer). */
+int linear_backward_bf16(GemmContext *gc, int M, int out, int in, const __nv_bfloat16 *dy16,
+                         const float *w, const float *x, float *dx, float beta_dx, float *dw);
+/* gc's keep buffer grown to count bf16 values (its contents are lost when
+ * it grows); valid until the next gemm_keep or linear_backward. */
+__nv_bfloat16 *gemm_keep(GemmContext *gc, size_t count);
+/* Frees gc->work and gc->keep. */
 void gemm_context_free(GemmContext *gc);
 
 /* ---- cuda_norm.cu ---------------------------------------------------- */
@@ -194,6 +211,10 @@ int crossentropy_forward(double *loss_sum, double *row_loss, double *lse, const 
                          const int *targets, int M, int V, cudaStream_t stream);
 /* In place: logits (M, V) becomes dlogits = scale (softmax - onehot) for
  * rows with a target, 0 for the rest. */
+/* The same gradient rounded to bf16 into dlogits16 (M, V); the logits stay. */
+int crossentropy_backward_bf16(__nv_bfloat16 *dlogits16, const float *logits, const double *lse,
+                               const int *targets, int M, int V, float scale,
+                               cudaStream_t stream);
 int crossentropy_backward(float *logits, const double *lse, const int *targets, int M, int V,
                           float scale, cudaStream_t stream);
 

@@ -102,3 +102,31 @@ int crossentropy_backward(float *logits, const double *lse, const int *targets, 
                                                                            V, scale);
     return cuda_launched("crossentropy_backward_kernel");
 }
+
+/* dlogits16_r = bf16(scale (exp(logits_r - lse_r) - onehot(target_r))), or 0. */
+static __global__ void crossentropy_backward_bf16_kernel(__nv_bfloat16 *dlogits16,
+                                                         const float *logits, const double *lse,
+                                                         const int *targets, int V, float scale) {
+    size_t r = blockIdx.x;
+    const float *row = logits + r * V;
+    __nv_bfloat16 *out = dlogits16 + r * V;
+    int target = targets[r];
+    float row_lse = (float)lse[r];
+    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) {
+        float grad = 0.0f;
+        if (target >= 0) {
+            grad = scale * expf(row[c] - row_lse);
+            if (c == target) grad -= scale;
+        }
+        out[c] = __float2bfloat16_rn(grad);
+    }
+}
+
+int crossentropy_backward_bf16(__nv_bfloat16 *dlogits16, const float *logits, const double *lse,
+                               const int *targets, int M, int V, float scale,
+                               cudaStream_t stream) {
+    if (M == 0) return 0;
+    crossentropy_backward_bf16_kernel<<<(unsigned)M, LOSS_THREADS, 0, stream>>>(
+        dlogits16, logits, lse, targets, V, scale);
+    return cuda_launched("crossentropy_backward_bf16_kernel");
+}

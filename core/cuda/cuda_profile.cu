@@ -73,12 +73,21 @@ void profile_end(CudaProfile *p, ProfilePhase phase, cudaStream_t stream) {
     p->open = -1;
 }
 
+void profile_reset(CudaProfile *p) {
+    if (!p) return;
+    profile_flush(p);
+    for (int i = 0; i < PROFILE_PHASES; i++) {
+        p->ms[i] = 0;
+        p->spans[i] = 0;
+    }
+}
+
 void profile_free(CudaProfile *p) {
     if (!p) return;
     profile_flush(p);
     double total = 0;
     for (int i = 0; i < PROFILE_PHASES; i++) total += p->ms[i];
-    fprintf(stderr, "SPIRAL_CUDA_PROFILE (GPU time of the timed spans, all steps):\n");
+    fprintf(stderr, "SPIRAL_CUDA_PROFILE (GPU time of the timed spans since the last reset):\n");
     for (int i = 0; i < PROFILE_PHASES; i++)
         fprintf(stderr, "  %-28s %10.2f ms %8ld spans\n", PHASE_NAMES[i], p->ms[i], p->spans[i]);
     fprintf(stderr, "  %-28s %10.2f ms\n", "sum", total);
