@@ -73,6 +73,7 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
     model->token_pos = take<int>(bump, (size_t)L);
     model->present = take<int>(bump, tokens);
     model->token_start = take<int>(bump, tokens + 1);
+    model->present_count = take<int>(bump, 1);
     model->rows_by_token = take<int>(bump, tokens);
     model->token_pos_host = take_host(bump, (size_t)L);
     model->token_cos = take<float>(bump, (size_t)L * half);

@@ -142,16 +142,14 @@ static int iteration_backward(CudaModel *model, int t, float *dh_in, float *dh0,
                               cfg->down == DOWN_SELFAGG, &model->gemm, s);
 }
 
-static int backward_inside(CudaModel *model) {
+/* Everything the backward enqueues (a GraphPass; arg unused). */
+static int backward_pass(CudaModel *model, const void *arg) {
     const SpiralConfig *cfg = &model->cfg;
     const GpuScratch *sc = &model->scratch;
-    if (!model->logits_valid || model->loss_count == 0)
-        return spiral_error("no forward pass with targets to differentiate");
     int B = model->B, L = model->L, d = cfg->d_model, V = cfg->vocab_size, M = B * L;
     size_t tokens_d = (size_t)M * d;
     cudaStream_t s = model->stream;
     float *const pingpong[2] = {sc->core[0], sc->core[1]};
-    model->logits_valid = 0;
     /* loss = mean cross-entropy; logits = xn lm_head^T; xn = norm(h_final) */
     GemmContext *gc = &model->gemm;
     float scale = (float)(1.0 / model->loss_count);
@@ -208,8 +206,17 @@ static int backward_inside(CudaModel *model) {
             return -1;
         dh = dh_next;
     }
+    /* at most min(V, M) distinct tokens; the count itself is read on the device */
     return embedding_backward(model->dw.tok_emb, dh, model->present, model->token_start,
-                              model->rows_by_token, model->n_present, d, s);
+                              model->rows_by_token, model->present_count, V < M ? V : M, d, s);
+}
+
+static int backward_inside(CudaModel *model) {
+    if (!model->logits_valid || model->loss_count == 0)
+        return spiral_error("no forward pass with targets to differentiate");
+    model->logits_valid = 0;
+    /* the loss scale 1 / loss_count is a kernel argument */
+    return graph_run(model, &model->backward_graph, model->loss_count, backward_pass, NULL);
 }
 
 int cuda_model_backward(CudaModel *model) {

@@ -160,6 +160,9 @@ static int build_inside(CudaModel *model, const SpiralConfig *cfg) {
     CUDA_CHECK(cublasSetMathMode(model->blas, model->options.precision == CUDA_FP32
                                                   ? CUBLAS_PEDANTIC_MATH
                                                   : CUBLAS_DEFAULT_MATH));
+    /* a fixed cuBLAS workspace, so that captured products never allocate */
+    CUDA_CHECK(cudaMalloc(&model->blas_workspace, BLAS_WORKSPACE_BYTES));
+    CUDA_CHECK(cublasSetWorkspace(model->blas, model->blas_workspace, BLAS_WORKSPACE_BYTES));
     model->gemm.handle = model->blas;
     model->gemm.precision = model->options.precision;
     model->gemm.stream = model->stream;
@@ -216,8 +219,11 @@ void cuda_model_free(CudaModel *model) {
     cudaFree(model->arena);
     cudaFree(model->probs_dev);
     cudaFreeHost(model->probs_host);
+    graph_slot_free(&model->forward_graph);
+    graph_slot_free(&model->backward_graph);
     gemm_context_free(&model->gemm);
     if (model->blas) cublasDestroy(model->blas);
+    cudaFree(model->blas_workspace);
     if (model->stream) cudaStreamDestroy(model->stream);
     free_weights(&model->w);
     free_weights(&model->dw);
@@ -291,6 +297,8 @@ size_t cuda_model_device_bytes(const CudaModel *model) {
     return 4 * model->layout.n_params * sizeof(float) + model->arena_bytes +
            model->gemm.work_bytes + model->gemm.keep_bytes;
 }
+
+long cuda_model_graph_launches(const CudaModel *model) { return model->graph_launches; }
 
 void cuda_model_profile_reset(CudaModel *model) { profile_reset(model->gemm.profile); }
 

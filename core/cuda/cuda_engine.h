@@ -42,6 +42,8 @@ typedef enum {
 
 typedef struct {
     CudaPrecision precision;
+    int eager;   /* 1: launch every kernel on every pass; 0 (default): replay the
+                    forward and backward as CUDA graphs once a shape repeats */
 } CudaOptions;
 
 /* One observed state, copied to the host. Sites as model.h's ObserveEvent:
@@ -119,6 +121,9 @@ int cuda_model_synchronize(CudaModel *model);
  * the two AdamW moments (4 x 4 bytes per parameter), the activation arena
  * and the bf16 work buffers of the products and attention. */
 size_t cuda_model_device_bytes(const CudaModel *model);
+
+/* How many passes ran as CUDA graph launches so far (tests). */
+long cuda_model_graph_launches(const CudaModel *model);
 
 /* Developers: with SPIRAL_CUDA_PROFILE set, restarts the profile's sums
  * (e.g. after warm-up steps); nothing otherwise. */

@@ -280,6 +280,8 @@ static int upload_inputs(CudaModel *model, const int *tokens, const int *targets
     CUDA_CHECK(cudaMemcpy(model->targets, target_host, ints, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(model->present, model->present_host,
                           (size_t)model->n_present * sizeof(int), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(model->present_count, &model->n_present, sizeof(int),
+                          cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(model->token_start, model->start_host,
                           (size_t)(model->n_present + 1) * sizeof(int), cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(model->rows_by_token, model->rows_host, ints, cudaMemcpyHostToDevice));
@@ -298,18 +300,17 @@ static int upload_inputs(CudaModel *model, const int *tokens, const int *targets
     return 0;
 }
 
-static int forward_inside(CudaModel *model, const int *tokens, const int *targets, int B, int L,
-                          const CudaObserver *observer, double *loss) {
+/* Everything the forward enqueues after the inputs are uploaded: from the
+ * embedding to the logits and, with targets, the loss sums (a GraphPass;
+ * arg: the observer or NULL). */
+static int forward_pass(CudaModel *model, const void *arg) {
+    const CudaObserver *observer = (const CudaObserver *)arg;
     const SpiralConfig *cfg = &model->cfg;
-    int d = cfg->d_model, V = cfg->vocab_size, M = B * L;
+    int d = cfg->d_model, V = cfg->vocab_size, B = model->B, L = model->L, M = B * L;
     cudaStream_t s = model->stream;
-    if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L))
-        return -1;
     if (cfg->topology == TOPOLOGY_MESH)
         CUDA_CHECK(cudaMemsetAsync(model->scratch.zeros, 0, (size_t)M * d * sizeof(float), s));
-    if (upload_inputs(model, tokens, targets) ||
-        embedding_forward(model->emb, model->tokens, model->w.tok_emb, M, d, s))
-        return -1;
+    if (embedding_forward(model->emb, model->tokens, model->w.tok_emb, M, d, s)) return -1;
     const float *h0, *h;
     if (block_forward(model, &h0, model->pre, model->w.pre, cfg->n_pre, model->emb, BLOCK_PRE,
                       -1, 1, model->token_pos_host, observer) ||
@@ -339,6 +340,18 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
                               model->targets, M, V, s)))
         return -1;
     profile_end(model->gemm.profile, PROFILE_LOSS, s);
+    return 0;
+}
+
+static int forward_inside(CudaModel *model, const int *tokens, const int *targets, int B, int L,
+                          const CudaObserver *observer, double *loss) {
+    cudaStream_t s = model->stream;
+    if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L) ||
+        upload_inputs(model, tokens, targets))
+        return -1;
+    if (observer ? forward_pass(model, observer)
+                 : graph_run(model, &model->forward_graph, targets != NULL, forward_pass, NULL))
+        return -1;
     model->logits_valid = 1;
     if (loss) {
         double sum = 0;

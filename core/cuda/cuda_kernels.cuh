@@ -152,10 +152,12 @@ int embedding_forward(float *x, const int *tokens, const float *table, int M, in
                       cudaStream_t stream);
 /* dtable[v] += dx[r] for the rows r of token v, in row order: rows_by_token
  * (M) lists the rows grouped by token, token_start (n_present + 1) where
- * each group starts, present (n_present) the tokens. */
+ * each group starts, present (n_present) the tokens; n_present is read
+ * from the device (*present_count, at most max_present), so the launch does
+ * not depend on the batch (CUDA graphs). */
 int embedding_backward(float *dtable, const float *dx, const int *present,
-                       const int *token_start, const int *rows_by_token, int n_present, int d,
-                       cudaStream_t stream);
+                       const int *token_start, const int *rows_by_token,
+                       const int *present_count, int max_present, int d, cudaStream_t stream);
 /* m (M, F) = silu(a) c with ac (M, 2 F) = [a | c] per row. */
 int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream);
 /* dac (M, 2 F) = [dm c silu'(a) | dm silu(a)] (overwritten). */

@@ -91,6 +91,22 @@ typedef struct {
     float *zeros;                      /* mesh: (B, L, d) zeros, the up-scaling's base */
 } GpuScratch;
 
+enum { BLAS_WORKSPACE_BYTES = 32 << 20 };
+
+/* What a captured pass depends on (cuda_graph.cu). */
+typedef struct {
+    int B, L, baked;                  /* baked: the pass's host value (graph_run) */
+    const void *arena, *work, *keep;
+    size_t arena_bytes, work_bytes, keep_bytes;
+} GraphKey;
+
+/* One pass's graph: the key of its last run, and the graph once captured. */
+typedef struct {
+    GraphKey key;
+    int seen;                 /* key holds the last run's key */
+    cudaGraphExec_t exec;     /* NULL until captured */
+} GraphSlot;
+
 struct CudaModel {
     SpiralConfig cfg;
     ParamLayout layout;
@@ -135,11 +151,26 @@ struct CudaModel {
     size_t observe_capacity;
     float *probs_dev, *probs_host;             /* (B, H, n, n) one layer's attention, observer only */
     size_t probs_capacity;
+    int *present_count;                        /* (1) device copy of n_present */
+    GraphSlot forward_graph, backward_graph;   /* cuda_graph.cu */
+    int graphs_failed;                         /* a capture failed: eager from then on */
+    long graph_launches;                       /* passes run as graph launches */
+    void *blas_workspace;                      /* (BLAS_WORKSPACE_BYTES) cuBLAS's */
 };
 
 /* Whether attention runs on the tensor cores (cuda_attention_mma.cu: bf16
  * precision, head dim even) or in fp32 (cuda_attention.cu). */
 int use_tensor_core_attention(const CudaModel *model);
+
+/* A pass of the model (its device work only, no host waits); arg as given
+ * to graph_run. */
+typedef int (*GraphPass)(CudaModel *model, const void *arg);
+/* Runs pass on the model's stream, eagerly or through slot's CUDA graph
+ * (captured on the second run with the same key, replayed after); baked:
+ * the host value the pass bakes into its launches, part of the key. */
+int graph_run(CudaModel *model, GraphSlot *slot, int baked, GraphPass pass, const void *arg);
+/* Destroys a slot's graph. */
+void graph_slot_free(GraphSlot *slot);
 
 /* Lays out (growing it when needed) the device arena of activations and
  * backward scratch for a forward + backward pass at (B, L). Returns 0 or

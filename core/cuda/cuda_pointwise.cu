@@ -30,9 +30,10 @@ int embedding_forward(float *x, const int *tokens, const float *table, int M, in
  * rows r of token v, in row order, as the CPU adds them. */
 static __global__ void embedding_backward_kernel(float *dtable, const float *dx,
                                                  const int *present, const int *token_start,
-                                                 const int *rows_by_token, int d) {
+                                                 const int *rows_by_token,
+                                                 const int *present_count, int d) {
     int p = blockIdx.x, k = blockIdx.y * blockDim.x + threadIdx.x;
-    if (k >= d) return;
+    if (p >= *present_count || k >= d) return;
     float *out = dtable + (size_t)present[p] * d + k;
     float sum = *out;
     for (int at = token_start[p]; at < token_start[p + 1]; at++)
@@ -41,12 +42,12 @@ static __global__ void embedding_backward_kernel(float *dtable, const float *dx,
 }
 
 int embedding_backward(float *dtable, const float *dx, const int *present,
-                       const int *token_start, const int *rows_by_token, int n_present, int d,
-                       cudaStream_t stream) {
-    if (n_present == 0) return 0;
-    dim3 grid((unsigned)n_present, cuda_blocks((size_t)d));
-    embedding_backward_kernel<<<grid, CUDA_THREADS, 0, stream>>>(dtable, dx, present,
-                                                                 token_start, rows_by_token, d);
+                       const int *token_start, const int *rows_by_token,
+                       const int *present_count, int max_present, int d, cudaStream_t stream) {
+    if (max_present == 0) return 0;
+    dim3 grid((unsigned)max_present, cuda_blocks((size_t)d));
+    embedding_backward_kernel<<<grid, CUDA_THREADS, 0, stream>>>(
+        dtable, dx, present, token_start, rows_by_token, present_count, d);
     return cuda_launched("embedding_backward_kernel");
 }
 

@@ -142,7 +142,7 @@ static const EngineOps cuda_ops = {
 };
 
 int engine_cuda_open(Engine **out, const SpiralConfig *cfg, const char *precision) {
-    CudaOptions options = {CUDA_BF16};
+    CudaOptions options = {CUDA_BF16, 0};
     if (!strcmp(precision, "fp32")) options.precision = CUDA_FP32;
     else if (!strcmp(precision, "tf32")) options.precision = CUDA_TF32;
     CudaEngine *e = calloc(1, sizeof *e);

@@ -92,17 +92,24 @@ typedef struct {
     const char *key;   /* the case's name in bench/torch_spiral.py */
 } BenchCase;
 
-static const char *precision_name(int precision) {
-    return precision == CUDA_BF16 ? "bf16" : precision == CUDA_TF32 ? "tf32" : "fp32";
-}
+/* The modes timed: each precision with CUDA graphs (the default), and bf16
+ * eager (every kernel launched on every step) to show what graphs save. */
+typedef struct {
+    CudaPrecision precision;
+    int eager;
+    const char *name;
+} BenchMode;
+
+static const BenchMode MODES[4] = {{CUDA_FP32, 0, "fp32"}, {CUDA_TF32, 0, "tf32"},
+                                   {CUDA_BF16, 0, "bf16"}, {CUDA_BF16, 1, "bf16-eager"}};
 
 /* Times forward, backward and the optimizer over `steps` steps. Memory in
  * GB: the parameters, gradients and AdamW moments (16 bytes a parameter),
  * the activations and bf16 work buffers the model holds, and the device
  * memory the process took since before the model was built (cudaMemGetInfo:
  * adds cuBLAS's workspace). */
-static int bench_model(const BenchCase *bc, int precision) {
-    CudaOptions options = {(CudaPrecision)precision};
+static int bench_model(const BenchCase *bc, const BenchMode *mode) {
+    CudaOptions options = {mode->precision, mode->eager};
     CudaModel *model = NULL;
     size_t free_before = 0, free_after = 0, total = 0;
     cudaMemGetInfo(&free_before, &total);
@@ -155,13 +162,12 @@ static int bench_model(const BenchCase *bc, int precision) {
     double tflops = cost.train_flops * B / step_s / 1e12;
     cudaMemGetInfo(&free_after, &total);
     double state_gb = 16.0 * n / 1e9, model_gb = cuda_model_device_bytes(model) / 1e9;
-    printf("%-34s %-5s %8.2f %8.2f %7.2f %9.2f %12.0f %8.1f %7.1f %7.1f %7.1f  loss %.4f\n",
-           bc->name, precision_name(precision), 1e3 * fwd / steps, 1e3 * bwd / steps,
+    printf("%-34s %-10s %8.2f %8.2f %7.2f %9.2f %12.0f %8.1f %7.1f %7.1f %7.1f  loss %.4f\n",
+           bc->name, mode->name, 1e3 * fwd / steps, 1e3 * bwd / steps,
            1e3 * opt / steps, 1e3 * step_s, M / step_s, tflops, state_gb, model_gb - state_gb,
            (double)(free_before - free_after) / 1e9, loss);
     /* for bench/cuda_vs_torch.sh */
-    printf("# result %s spiral-%s %.0f %.1f\n", bc->key, precision_name(precision), M / step_s,
-           tflops);
+    printf("# result %s spiral-%s %.0f %.1f\n", bc->key, mode->name, M / step_s, tflops);
     fflush(stdout);
     cuda_model_free(model);
     free(params);
@@ -183,8 +189,8 @@ static SpiralConfig bench_config(int V, int d, int H, int F) {
     return c;
 }
 
-/* bench_cuda_engine [CASE [PRECISION]]: CASE d256 or d768, PRECISION fp32,
- * tf32 or bf16 run only those (e.g. under a profiler); none: all. */
+/* bench_cuda_engine [CASE [MODE]]: CASE d256 or d768, MODE fp32, tf32, bf16
+ * or bf16-eager run only those (e.g. under a profiler); none: all. */
 int main(int argc, char **argv) {
     const char *only_case = argc > 1 ? argv[1] : NULL, *only_precision = argc > 2 ? argv[2] : NULL;
     cudaDeviceProp prop;
@@ -198,14 +204,14 @@ int main(int argc, char **argv) {
         {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 10, "d256"},
         {"d=768 H=12 F=2048 V=50304 L=2048 B=8", bench_config(50304, 768, 12, 2048), 8, 2048, 4, "d768"},
     };
-    printf("%-34s %-5s %8s %8s %7s %9s %12s %8s %7s %7s %7s\n",
+    printf("%-34s %-10s %8s %8s %7s %9s %12s %8s %7s %7s %7s\n",
            "model (1 pre + 2 core x g=8,4,2,1 + 1 post)", "mode", "fwd ms", "bwd ms", "opt ms",
            "step ms", "tokens/s", "TFLOP/s", "stateGB", "actGB", "usedGB");
     for (int i = 0; i < 2; i++)
-        for (int precision = CUDA_FP32; precision <= CUDA_BF16; precision++)
+        for (int k = 0; k < 4; k++)
             if ((!only_case || !strcmp(only_case, cases[i].key)) &&
-                (!only_precision || !strcmp(only_precision, precision_name(precision))) &&
-                bench_model(&cases[i], precision))
+                (!only_precision || !strcmp(only_precision, MODES[k].name)) &&
+                bench_model(&cases[i], &MODES[k]))
                 fprintf(stderr, "%s: %s\n", cases[i].name, spiral_last_error());
     if (only_case) return 0;
     cublasHandle_t handle;

@@ -404,7 +404,7 @@ static void check_precision(const Case *c, CudaPrecision precision, double *logi
     *logits_err = *grad_err = NAN;
     Model cpu;
     CudaModel *gpu = NULL;
-    CudaOptions options = {precision};
+    CudaOptions options = {precision, 0};
     if (model_build(&cpu, cfg)) {
         CHECK(0, "%s %s: CPU build: %s", c->name, mode, spiral_last_error());
         return;
@@ -528,6 +528,75 @@ static SpiralConfig config_with(int V, int d, int H, int F, int n_pre, int n_loo
     return c;
 }
 
+/* ---- CUDA graphs --------------------------------------------------------- */
+
+/* The same training steps (forward, backward, clip, AdamW) on two GPU
+ * models with the same weights, one eager (CudaOptions.eager) and one
+ * replaying CUDA graphs: the loss, every gradient and every parameter agree
+ * bit for bit after each of 5 steps, the batches change every step (new
+ * tokens, and at step 4 some targets -1, a new key), and the graph model
+ * did launch graphs. */
+static void check_graphs(const SpiralConfig *cfg, const char *name, CudaPrecision precision,
+                         int B, int L) {
+    const char *mode = precision == CUDA_BF16 ? "bf16" : "fp32";
+    CudaOptions eager_options = {precision, 1}, graph_options = {precision, 0};
+    CudaModel *eager = NULL, *graph = NULL;
+    if (cuda_model_build(&eager, cfg, &eager_options) ||
+        cuda_model_build(&graph, cfg, &graph_options)) {
+        CHECK(0, "graphs %s %s: build: %s", name, mode, spiral_last_error());
+        cuda_model_free(eager);
+        cuda_model_free(graph);
+        return;
+    }
+    Model cpu;
+    if (model_build(&cpu, cfg)) abort();
+    case_weights(&cpu, 0);
+    size_t n = cpu.layout.n_params;
+    int M = B * L, V = cfg->vocab_size;
+    float *params = malloc(n * sizeof(float)), *a = malloc(n * sizeof(float));
+    float *b = malloc(n * sizeof(float));
+    int *tokens = malloc((size_t)M * sizeof(int)), *targets = malloc((size_t)M * sizeof(int));
+    if (!params || !a || !b || !tokens || !targets) abort();
+    for (size_t i = 0; i < n; i++) params[i] = (float)cpu.params[i];
+    AdamWSettings adam = {1e-3, 0.9, 0.95, 1e-8, 0.1};
+    int status = cuda_model_set_params(eager, params) || cuda_model_set_params(graph, params);
+    int same = 1;
+    for (int step = 1; step <= 5 && !status; step++) {
+        fixture_tokens(tokens, M, V, 100 + (uint64_t)step);
+        for (int i = 0; i < M; i++) targets[i] = (i + 1) % L ? tokens[i + 1] : -1;
+        if (step == 4)
+            for (int i = 0; i < M; i += 3) targets[i] = -1;
+        double loss_e = 0, loss_g = 0, norm_e = 0, norm_g = 0;
+        CudaModel *models[2] = {eager, graph};
+        double *losses[2] = {&loss_e, &loss_g}, *norms[2] = {&norm_e, &norm_g};
+        for (int k = 0; k < 2 && !status; k++)
+            status = cuda_model_zero_grad(models[k]) ||
+                     cuda_model_forward(models[k], tokens, targets, B, L, NULL, losses[k]) ||
+                     cuda_model_backward(models[k]) ||
+                     cuda_model_clip_grad_norm(models[k], 1.0, norms[k]) ||
+                     cuda_model_adamw_step(models[k], &adam, step);
+        if (status) break;
+        same &= loss_e == loss_g && norm_e == norm_g;
+        status = cuda_model_get_grads(eager, a) || cuda_model_get_grads(graph, b);
+        same &= !status && memcmp(a, b, n * sizeof(float)) == 0;
+        status = status || cuda_model_get_params(eager, a) || cuda_model_get_params(graph, b);
+        same &= !status && memcmp(a, b, n * sizeof(float)) == 0;
+        CHECK(same, "graphs %s %s: step %d: loss %.9g vs %.9g, norm %.9g vs %.9g, or "
+              "gradients/parameters differ", name, mode, step, loss_e, loss_g, norm_e, norm_g);
+    }
+    CHECK(status == 0, "graphs %s %s: %s", name, mode, spiral_last_error());
+    long launches = cuda_model_graph_launches(graph);
+    CHECK(launches >= 4 && cuda_model_graph_launches(eager) == 0,
+          "graphs %s %s: %ld graph launches (expected >= 4), eager model %ld", name, mode,
+          launches, cuda_model_graph_launches(eager));
+    printf("graphs %-44s %s: 5 steps bit-identical to eager: %s, %ld graph launches\n", name,
+           mode, same && status == 0 ? "yes" : "NO", launches);
+    cuda_model_free(eager);
+    cuda_model_free(graph);
+    model_free(&cpu);
+    free(params); free(a); free(b); free(tokens); free(targets);
+}
+
 int main(int argc, char **argv) {
     enum { MAX_CASES = 48 };
     const char *slash = strrchr(argv[0], '/');
@@ -616,6 +685,10 @@ int main(int argc, char **argv) {
     }
     check_adamw(&fixtures[0].cfg, fixtures[0].name);
     check_adamw(&cases[first_example + 3].cfg, cases[first_example + 3].name);
+    for (int i = 0; i < n_fixtures; i++)
+        check_graphs(&fixtures[i].cfg, fixtures[i].name, i % 2 ? CUDA_BF16 : CUDA_FP32, 2, 19);
+    check_graphs(&mesh[0].cfg, mesh[0].name, CUDA_BF16, 2, 19);
+    check_graphs(&cases[first_example].cfg, cases[first_example].name, CUDA_BF16, 3, 70);
 
     printf("\nrelative errors vs the CPU engine in double: GPU fp32, and (cpu32) the CPU engine's "
            "own float build\n");
