@@ -95,6 +95,6 @@ static int summarize_event(void *context, const ObserveEvent *e, int b, int n_di
 }
 
 AttentionSummary attention_stats_summary(void) {
-    AttentionSummary summary = {summarize_event, NULL};
+    AttentionSummary summary = {summarize_event, NULL, 1};
     return summary;
 }

@@ -180,7 +180,7 @@ int main(int argc, char **argv) {
     double state_bytes = 0, forward_seconds = 1e30, raw_seconds = 1e30, wal_seconds = 1e30;
     double best_whole = 1e30, best_store = 1e30;
     RecordResult whole_round = {0}, store_round = {0};
-    Observer counter = {count_bytes, &state_bytes};
+    Observer counter = {count_bytes, &state_bytes, 0, NULL};
     for (int round = 0; round < ROUNDS; round++) {
         double t0 = now();
         for (int s = 0; s < n_sequences; s += o.batch_size)

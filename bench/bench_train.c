@@ -521,7 +521,7 @@ static int measure_forward(ForwardStats *stats, Kind kind, int B, int L) {
     if (tokens && targets) random_batch(tokens, targets, B, L, cfg.vocab_size, &rng);
     /* size the copy buffer: everything one pass observes */
     CopyObserver copier = {NULL, 0, 0, 1, 1};
-    Observer observer = {copy_observed, &copier};
+    Observer observer = {copy_observed, &copier, 0, NULL};
     int status = tokens && targets ? model_forward(&model, tokens, NULL, B, L, &observer) : -1;
     copier.capacity = copier.used;
     copier.buffer = status == 0 ? malloc(copier.capacity * sizeof(real)) : NULL;

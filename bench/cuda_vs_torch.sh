@@ -54,18 +54,60 @@ for case in d256 d768; do
     done
 done
 
+echo; echo "== recording: one model recorded by the CPU engine and by the GPU (spiral record)"
+# d = 256, H = 4, F = 688, L = 256 on the PCFG, 2 training steps on the GPU, then 64
+# sequences recorded with every state and the attention statistics, on each engine
+"$SPIRAL" data make --store "$dir/rec.db" --name pcfg --family pcfg --seed 1 >/dev/null
+cat > "$dir/rec.json" <<JSON
+{"model": {"vocab_size": 4, "d_model": 256, "n_heads": 4, "d_ff": 688, "n_pre": 1, "n_loop": 2,
+           "n_post": 1, "schedule": [{"g": 8}, {"g": 4}, {"g": 2}, {"g": 1}]},
+ "train": {"dataset": "pcfg", "seq_len": 256, "batch_size": 8, "steps": 2, "eval_every": 2,
+           "eval_batches": 1, "checkpoint_every": 2}}
+JSON
+for dev in cpu cuda; do
+    "$SPIRAL" train --config "$dir/rec.json" --store "$dir/rec.db" --name rec_$dev --device cuda \
+        --quiet >/dev/null || { echo "FAIL: training the recording model"; status=1; }
+    "$SPIRAL" record --run rec_$dev --data pcfg --store "$dir/rec.db" --sequences 64 --batch 16 \
+        --device $dev --quiet >"$dir/rec_$dev.out" 2>&1 ||
+        { echo "FAIL: record on $dev: $(tail -2 "$dir/rec_$dev.out")"; status=1; }
+    echo "  $dev: $(tail -1 "$dir/rec_$dev.out")"
+done
+"$PYTHON" - "$dir/rec_cpu.out" "$dir/rec_cuda.out" <<'PY' | tee -a "$dir/results"
+import re, sys
+def parse(path):
+    line = open(path).read().strip().splitlines()[-1]
+    total = float(re.search(r"in ([0-9.]+) s", line).group(1))
+    forward = float(re.search(r"forward passes ([0-9.]+) s", line).group(1))
+    attention = float(re.search(r"attention statistics ([0-9.]+) s", line).group(1))
+    return total, forward + attention
+cpu, gpu = parse(sys.argv[1]), parse(sys.argv[2])
+print("  sequences/s, whole recording: CPU %.1f, GPU %.1f (%.1fx); forward passes and attention "
+      "statistics only: CPU %.1f, GPU %.1f (%.1fx)" % (64 / cpu[0], 64 / gpu[0], cpu[0] / gpu[0],
+      64 / cpu[1], 64 / max(gpu[1], 1e-9), cpu[1] / max(gpu[1], 1e-9)))
+print("# record %.1f %.1f" % (cpu[0] / gpu[0], cpu[1] / max(gpu[1], 1e-9)))
+PY
+
 echo; echo "== tokens/s on the same GPU (training step: forward, backward, clip, AdamW)"
 "$PYTHON" - "$dir/results" <<'PY'
-import sys
-rows = {}
+import re, sys
+rows, record, ceiling = {}, None, float("nan")
 for line in open(sys.argv[1]):
+    if line.startswith("# record "):
+        record = [float(x) for x in line.split()[2:4]]
     if line.startswith("# result "):
         f = line.split()
-        rows[(f[2], f[3])] = float(f[4])
+        rows[(f[2], f[3])] = (float(f[4]), float(f[5]) if len(f) > 5 else float("nan"))
+    m = re.search(r"bf16 ([0-9.]+) TFLOP/s", line)
+    if line.startswith("cuBLAS") and m:
+        ceiling = float(m.group(1))
 modes = ["spiral-fp32", "spiral-tf32", "spiral-bf16", "torch-eager", "torch-compile"]
-print("%-6s" % "case" + "".join("%15s" % m for m in modes) + "%14s%16s" % ("bf16/eager", "bf16/compile"))
+print("%-6s" % "case" + "".join("%15s" % m for m in modes) + "%12s%14s%10s" % ("bf16/eager", "bf16/compile", "bf16 MFU"))
 for case in ("d256", "d768"):
-    v = [rows.get((case, m), float("nan")) for m in modes]
-    print("%-6s" % case + "".join("%15.0f" % x for x in v) + "%14.2f%16.2f" % (v[2] / v[3], v[2] / v[4]))
+    v = [rows.get((case, m), (float("nan"), float("nan"))) for m in modes]
+    print("%-6s" % case + "".join("%15.0f" % x[0] for x in v) +
+          "%12.2f%14.2f%9.0f%%" % (v[2][0] / v[3][0], v[2][0] / v[4][0], 100 * v[2][1] / ceiling))
+print("(tokens/s; MFU: spiral bf16's model TFLOP/s over the cuBLAS bf16 ceiling %.0f TFLOP/s of this run)" % ceiling)
+if record:
+    print("recording, GPU over CPU engine: %.1fx whole (store included), %.1fx forward passes and attention statistics" % tuple(record))
 PY
 exit $status

@@ -123,11 +123,21 @@ typedef struct {
     int B, rows, cols, heads;
     const int *pos;      /* (rows) token position of each row (its last member) */
     const real *data;
+    /* ATTENTION from an engine that summarizes attention itself (the CUDA
+     * engine, when the observer gives distances): data is NULL and stats
+     * (B, heads, rows, n_stats) holds analysis/attention_stats.h's numbers
+     * for the observer's distances (n_stats = 2 + n_distances). */
+    const float *stats;
+    int n_stats;
 } ObserveEvent;
 
 typedef struct {
     void (*fn)(void *user, const ObserveEvent *event);
     void *user;
+    /* n_distances > 0: an engine that can (the CUDA engine) hands attention
+     * as statistics for these distances (token units), not probabilities */
+    int n_distances;
+    const int *distances;
 } Observer;
 
 /* An intervention on the updates (interventions, core/intervene.h). When a

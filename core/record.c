@@ -123,8 +123,17 @@ static void record_attention(Recorder *r, int b, int step, int layer, const Obse
     if (r->failed) return;
     const RecordOptions *o = r->options;
     double start = seconds_now();
-    if (o->attention.summarize(o->attention.context, e, b, o->n_distances, o->distances,
-                               r->stats)) {
+    if (e->stats) { /* computed by the engine */
+        if (e->n_stats != r->n_stats) {
+            spiral_error("record: the engine's attention statistics have %d numbers per row, "
+                         "expected %d", e->n_stats, r->n_stats);
+            r->failed = 1;
+            return;
+        }
+        size_t per_sequence = (size_t)e->heads * e->rows * e->n_stats;
+        memcpy(r->stats, e->stats + (size_t)b * per_sequence, per_sequence * sizeof(float));
+    } else if (o->attention.summarize(o->attention.context, e, b, o->n_distances, o->distances,
+                                      r->stats)) {
         r->failed = 1;
         return;
     }
@@ -300,7 +309,11 @@ static int record_batch(Store *store, RecordJob *job, Recorder *r, int B, Record
     double cleared = seconds_now();
     r->insert_seconds += cleared - begun;
     double observer_before = r->insert_seconds + r->attention_seconds;
-    Observer observer = {observe_event, r};
+    Observer observer = {observe_event, r, 0, NULL};
+    if (r->options->attention.is_attention_stats) { /* an engine may compute them itself */
+        observer.n_distances = r->options->n_distances;
+        observer.distances = r->options->distances;
+    }
     if (status == 0 && job->engine)
         status = job->engine->ops->observe(job->engine, r->tokens, NULL, B, job->L, &observer,
                                            r->options->attention.summarize != NULL, NULL);

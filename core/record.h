@@ -51,6 +51,9 @@ typedef struct {
     int (*summarize)(void *context, const ObserveEvent *event, int b, int n_distances,
                      const int *distances, float *stats);
     void *context;
+    /* 1: summarize computes attention_stats_compute's statistics, which an
+     * engine may then compute itself (the CUDA engine, on the GPU) */
+    int is_attention_stats;
 } AttentionSummary;
 
 typedef struct {

@@ -111,7 +111,7 @@ int probe_random_states(const SpiralConfig *cfg, SiteInfo *sites, int n_sites,
     r.d = cfg->d_model;
     r.batch_seq = batch_seq;
     r.fd = fileno(*file);
-    Observer observer = {observe_random, &r};
+    Observer observer = {observe_random, &r, 0, NULL};
     for (int s0 = 0; s0 < n_seq; s0 += RANDOM_BATCH) {
         int B = n_seq - s0 < RANDOM_BATCH ? n_seq - s0 : RANDOM_BATCH;
         for (int b = 0; b < B; b++) batch_seq[b] = s0 + b;

@@ -106,14 +106,14 @@ static void test_fixture(const Fixture *f) {
     real *h_exit = malloc((size_t)NB * NL * d * sizeof(real));
     for (int t = 0; t <= T; t++) {
         Capture full = {OBSERVE_STATE, t, h_full, 0};
-        Observer observe_full = {capture, &full};
+        Observer observe_full = {capture, &full, 0, NULL};
         model_forward(&model, tokens, targets, NB, NL, &observe_full);
         if (depth_exit_model_build(&other, &model, t, 0)) {
             CHECK(0, "%s: exit %d: %s", f->name, t, spiral_last_error());
             continue;
         }
         Capture exit = {OBSERVE_CODA, other.cfg.n_iters, h_exit, 0};
-        Observer observe_exit = {capture, &exit};
+        Observer observe_exit = {capture, &exit, 0, NULL};
         model_forward(&other, tokens, targets, NB, NL, &observe_exit);
         CHECK(full.seen && exit.seen && other.cfg.n_post == 0 &&
               !memcmp(h_full, h_exit, (size_t)NB * NL * d * sizeof(real)),
@@ -188,7 +188,7 @@ static void test_interventions(const Fixture *f) {
         model.update_hook = intervention_apply_hook(&iv);
         int expect = f->cfg.topology == TOPOLOGY_RESIDUAL ? t : 0;
         Capture a = {OBSERVE_STATE, expect, before, 0}, b = {OBSERVE_STATE, t + 1, after, 0};
-        Observer oa = {capture, &a}, ob = {capture, &b};
+        Observer oa = {capture, &a, 0, NULL}, ob = {capture, &b, 0, NULL};
         model_forward(&model, tokens, targets, NB, NL, &oa);
         model_forward(&model, tokens, targets, NB, NL, &ob);
         CHECK(a.seen && b.seen && !memcmp(before, after, n_state * sizeof(real)),

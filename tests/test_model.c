@@ -356,7 +356,7 @@ static void test_observer(void) {
     int tokens[LENGTH];
     fixture_tokens(tokens, LENGTH, c->vocab_size, 1);
     ObserverCounts counts = {.cfg = c};
-    Observer observer = {count_events, &counts};
+    Observer observer = {count_events, &counts, 0, NULL};
     model_forward(&m, tokens, NULL, 1, LENGTH, &observer);
     CHECK(counts.states == c->n_iters + 1, "states observed %d, expected T+1 = %d", counts.states,
           c->n_iters + 1);
@@ -493,7 +493,7 @@ static void test_mesh_memory_observed(void) {
     MemoryCheck check = {LENGTH, c->d_model, c->mesh_slots, c->n_iters, 0, NULL, NULL};
     check.states = calloc((size_t)(c->n_iters + 1) * LENGTH * c->d_model, sizeof(real));
     check.sums = calloc((size_t)c->n_iters * LENGTH * c->d_model, sizeof(real));
-    Observer observer = {collect_memory, &check};
+    Observer observer = {collect_memory, &check, 0, NULL};
     model_forward(&m, tokens, NULL, 1, LENGTH, &observer);
     CHECK(check.memory_events == c->n_iters * c->mesh_slots, "memory observed %d times, expected %d",
           check.memory_events, c->n_iters * c->mesh_slots);

@@ -181,7 +181,7 @@ int main(int argc, char **argv) {
     static Capture capture;
     capture.iteration = 3;
     capture.out = batch_states;
-    Observer observer = {capture_state, &capture};
+    Observer observer = {capture_state, &capture, 0, NULL};
     model_forward(&model, tokens, NULL, 4, 24, &observer);
     const float *direct = batch_states + 3 * 24 * 16; /* batch row 3 */
     int rows, cols;

@@ -64,7 +64,7 @@ static void check_sites(const char *name, SpiralConfig cfg, ModelKind kind, int 
     int L = 11, tokens[11];
     fixture_tokens(tokens, L, cfg.vocab_size, 3);
     Seen seen = {.cfg = &cfg};
-    Observer observer = {collect, &seen};
+    Observer observer = {collect, &seen, 0, NULL};
     CHECK(model_forward(&model, tokens, NULL, 1, L, &observer) == 0, "%s: forward failed", name);
     int expected = 0;
     for (int t = 0; t <= steps; t++) {
@@ -160,7 +160,7 @@ static void test_memory_sites(void) {
         int L = 11, tokens[11];
         fixture_tokens(tokens, L, c.vocab_size, 3);
         Seen seen = {.cfg = &c};
-        Observer observer = {collect, &seen};
+        Observer observer = {collect, &seen, 0, NULL};
         model_forward(&model, tokens, NULL, 1, L, &observer);
         int memory = 0;
         for (int i = 0; i < seen.n; i++) memory += !strncmp(seen.site[i], "memory.", 7);

@@ -347,3 +347,59 @@ int attention_probs(float *probs, const float *qkv, const float *lse, int B, int
         probs, qkv, lse, n, H, dh, 1.0f / sqrtf((float)dh));
     return cuda_status(cudaGetLastError(), "attention_probs");
 }
+
+/* stats (B, H, n, K), K = 2 + n_distances: per head h and query row i, with
+ * P_ij = exp(q_i . k_j / sqrt(dh) - lse_i) over j <= i and gap_ij = pos_i -
+ * pos_j (tokens): distance = sum_j P_ij gap_ij, entropy = -sum_j P_ij log
+ * P_ij, beyond_k = sum_{j : gap_ij > D_k} P_ij (analysis/attention_stats.h).
+ * One block per (row i, b h); its threads walk the keys, summing in double,
+ * and the sums are reduced in a fixed order. */
+enum { STATS_THREADS = 128 };
+
+static __global__ void attention_stats_kernel(float *stats, const float *qkv, const float *lse,
+                                              const int *pos, int n, int H, int dh, float scale,
+                                              AttentionDistances list) {
+    extern __shared__ float q[];
+    __shared__ double partial[STATS_THREADS];
+    int i = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, D = H * dh;
+    int K = 2 + list.count;
+    size_t stride = 3 * (size_t)D;
+    const float *base = qkv + (size_t)b * n * stride;
+    for (int c = threadIdx.x; c < dh; c += blockDim.x) q[c] = base[(size_t)i * stride + h * dh + c];
+    __syncthreads();
+    float row_lse = lse[((size_t)b * H + h) * n + i];
+    double sums[2 + ATTENTION_MAX_DISTANCES] = {0};
+    for (int j = threadIdx.x; j <= i; j += blockDim.x) {
+        const float *k = base + (size_t)j * stride + D + h * dh;
+        float s = 0.0f;
+        for (int c = 0; c < dh; c++) s += q[c] * k[c];
+        float p = expf(s * scale - row_lse);
+        int gap = pos[i] - pos[j];
+        sums[0] += (double)p * gap;
+        sums[1] -= p > 0.0f ? (double)(p * logf(p)) : 0.0;
+        for (int d = 0; d < list.count; d++)
+            if (gap > list.distance[d]) sums[2 + d] += p;
+    }
+    float *out = stats + (((size_t)b * H + h) * n + i) * K;
+    for (int k = 0; k < K; k++) {
+        partial[threadIdx.x] = sums[k];
+        __syncthreads();
+        for (int half = STATS_THREADS / 2; half > 0; half /= 2) {
+            if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) out[k] = (float)partial[0];
+        __syncthreads();
+    }
+}
+
+int attention_stats(float *stats, const float *qkv, const float *lse, const int *pos, int B, int n,
+                    int H, int dh, const AttentionDistances *distances, cudaStream_t stream) {
+    if (B == 0 || n == 0) return 0;
+    if (distances->count < 0 || distances->count > ATTENTION_MAX_DISTANCES)
+        return cuda_status(cudaErrorInvalidValue, "attention_stats: too many distances");
+    dim3 grid((unsigned)n, (unsigned)(B * H));
+    attention_stats_kernel<<<grid, STATS_THREADS, (size_t)dh * sizeof(float), stream>>>(
+        stats, qkv, lse, pos, n, H, dh, 1.0f / sqrtf((float)dh), *distances);
+    return cuda_launched("attention_stats_kernel");
+}

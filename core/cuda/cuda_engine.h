@@ -61,14 +61,21 @@ typedef struct {
     int g;               /* chunk size of the rows (1 at token level) */
     int B, rows, cols;
     const int *pos;      /* (rows) token position of each row (its last member) */
-    const float *data;   /* (B, rows, cols); attention: (B, heads, rows, rows) */
+    const float *data;   /* (B, rows, cols); attention: (B, heads, rows, rows), or NULL */
     int heads;           /* attention: H; 0 for the states */
+    const float *stats;  /* attention with distances: (B, heads, rows, n_stats), else NULL */
+    int n_stats;         /* 2 + n_distances */
 } CudaObserveEvent;
 
 typedef struct {
     void (*fn)(void *user, const CudaObserveEvent *event);
     void *user;
     int attention;       /* also send OBSERVE_ATTENTION events */
+    /* n_distances > 0: attention events carry analysis/attention_stats.h's
+     * statistics for these distances, computed on the GPU, instead of the
+     * (B, heads, rows, rows) probabilities */
+    int n_distances;
+    const int *distances;
 } CudaObserver;
 
 /* Builds a model for cfg (validated; head dim <= 128) on the current CUDA

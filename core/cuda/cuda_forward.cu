@@ -64,13 +64,19 @@ static int observe_state(CudaModel *model, const CudaObserver *observer, Observe
     return 0;
 }
 
-/* Recomputes layer acts' attention probabilities (B, H, n, n), copies them
- * to the host and hands them on as an OBSERVE_ATTENTION event. */
+/* Recomputes layer acts' attention probabilities (B, H, n, n), or with the
+ * observer's distances only their statistics (B, H, n, 2 + distances),
+ * copies them to the host and hands them on as an OBSERVE_ATTENTION event. */
 static int observe_attention(CudaModel *model, const CudaObserver *observer,
                              const GpuLayerActs *acts, BlockKind block, int layer, int iteration,
                              int g, const int *pos) {
     int B = model->B, n = acts->n, H = model->cfg.n_heads, dh = model->cfg.d_model / H;
-    size_t count = (size_t)B * H * n * n;
+    int with_stats = observer->n_distances > 0, K = 2 + observer->n_distances;
+    /* statistics: (B, H, n, K) floats, then the n positions */
+    size_t count = with_stats ? (size_t)B * H * n * K + (size_t)n : (size_t)B * H * n * n;
+    if (with_stats && observer->n_distances > ATTENTION_MAX_DISTANCES)
+        return spiral_error("cuda engine: %d attention distances, at most %d",
+                            observer->n_distances, ATTENTION_MAX_DISTANCES);
     if (count > model->probs_capacity) {
         cudaFree(model->probs_dev);
         cudaFreeHost(model->probs_host);
@@ -80,6 +86,26 @@ static int observe_attention(CudaModel *model, const CudaObserver *observer,
         CUDA_CHECK(cudaMalloc(&model->probs_dev, count * sizeof(float)));
         CUDA_CHECK(cudaMallocHost(&model->probs_host, count * sizeof(float)));
         model->probs_capacity = count;
+    }
+    if (with_stats) {
+        AttentionDistances distances = {observer->n_distances, {0}};
+        for (int k = 0; k < observer->n_distances; k++)
+            distances.distance[k] = observer->distances[k];
+        size_t stats_count = (size_t)B * H * n * K;
+        int *pos_dev = (int *)(model->probs_dev + stats_count);
+        CUDA_CHECK(cudaMemcpyAsync(pos_dev, pos, (size_t)n * sizeof(int), cudaMemcpyHostToDevice,
+                                   model->stream));
+        if (attention_stats(model->probs_dev, acts->qkv, acts->lse, pos_dev, B, n, H, dh,
+                            &distances, model->stream))
+            return -1;
+        CUDA_CHECK(cudaMemcpyAsync(model->probs_host, model->probs_dev,
+                                   stats_count * sizeof(float), cudaMemcpyDeviceToHost,
+                                   model->stream));
+        CUDA_CHECK(cudaStreamSynchronize(model->stream));
+        CudaObserveEvent event = {OBSERVE_ATTENTION, iteration, block, layer, g, B, n, n, pos,
+                                  NULL, H, model->probs_host, K};
+        observer->fn(observer->user, &event);
+        return 0;
     }
     if (attention_probs(model->probs_dev, acts->qkv, acts->lse, B, n, H, dh, model->stream))
         return -1;

@@ -127,6 +127,19 @@ int attention_backward(float *dqkv, float *rowdot, const float *dout, const floa
                        const float *qkv, const float *lse, int B, int n, int H, int dh,
                        cudaStream_t stream);
 
+/* The distances (token units) of the "mass beyond D" statistics. */
+enum { ATTENTION_MAX_DISTANCES = 8 };
+typedef struct {
+    int count;
+    int distance[ATTENTION_MAX_DISTANCES];
+} AttentionDistances;
+/* stats (B, H, n, 2 + count) = analysis/attention_stats.h's statistics of
+ * the probabilities attention_probs would give, without forming them: per
+ * row the mean distance sum_j P_ij (pos_i - pos_j), the entropy, and the
+ * mass on keys farther than each distance. pos (n) on the device. */
+int attention_stats(float *stats, const float *qkv, const float *lse, const int *pos, int B, int n,
+                    int H, int dh, const AttentionDistances *distances, cudaStream_t stream);
+
 /* rowdot (B, H, n): D_i = dout_i . out_i per head (the backward's row term). */
 int attention_rowdot(float *rowdot, const float *dout, const float *out, int B, int n, int H,
                      int dh, cudaStream_t stream);

@@ -119,14 +119,19 @@ static void bridge_event(void *user, const CudaObserveEvent *e) {
     ObserveEvent event = {.site = e->site, .iteration = e->iteration, .block = e->block,
                           .layer = e->layer, .g = e->g, .B = e->B, .rows = e->rows,
                           .cols = e->cols, .heads = e->heads, .pos = e->pos,
-                          .data = (const real *)e->data};
+                          .data = (const real *)e->data, .stats = e->stats,
+                          .n_stats = e->n_stats};
     inner->fn(inner->user, &event);
 }
 
 static int gpu_observe(Engine *engine, const int *tokens, const int *targets, int B, int L,
                        const Observer *observer, int attention, double *loss) {
     ObserverBridge bridge = {observer};
-    CudaObserver cuda_observer = {bridge_event, &bridge, attention};
+    CudaObserver cuda_observer = {bridge_event, &bridge, attention, 0, NULL};
+    if (observer && observer->n_distances > 0) {
+        cuda_observer.n_distances = observer->n_distances;
+        cuda_observer.distances = observer->distances;
+    }
     return cuda_model_forward(gpu(engine), tokens, targets, B, L,
                               observer && observer->fn ? &cuda_observer : NULL, loss);
 }

@@ -275,8 +275,8 @@ static CaseResult run_case(const Case *c) {
     targets[L / 3] = -1; /* an ignored position inside a sequence */
 
     Recording cpu_rec = {0}, gpu_rec = {0};
-    Observer cpu_observer = {cpu_observe, &cpu_rec};
-    CudaObserver gpu_observer = {gpu_observe, &gpu_rec, 1};
+    Observer cpu_observer = {cpu_observe, &cpu_rec, 0, NULL};
+    CudaObserver gpu_observer = {gpu_observe, &gpu_rec, 1, 0, NULL};
     int status = model_forward(&cpu, tokens, targets, B, L, &cpu_observer);
     model_zero_grad(&cpu);
     if (!status) status = model_backward(&cpu);
