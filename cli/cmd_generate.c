@@ -23,7 +23,8 @@ static const char *help =
     "usage: spiral generate (--run RUN --store S.db | --weights W.safetensors)\n"
     "                       (--prompt TEXT | --prompt-file F | --prompt-tokens F.u16)\n"
     "                       --max-tokens N [--temperature T] [--top-k K] [--top-p P]\n"
-    "                       [--seed S] [--out FILE] [--device cpu] [--quiet]\n"
+    "                       [--seed S] [--out FILE]\n"
+    "                       [--device cpu|cuda [--precision fp32|tf32|bf16]] [--quiet]\n"
     "\n"
     "Continues the prompt with N new tokens and prints them to stdout as they\n"
     "are generated: as bytes (text) for a 256-token byte vocabulary, as token\n"
@@ -49,8 +50,11 @@ static const char *help =
     "                  (the prompt holds 0 .. P-1), its id, and its log-probability\n"
     "                  in nats under the model itself (temperature 1, before the\n"
     "                  top-k/top-p cuts)\n"
-    "  --device cpu    decoding runs on the CPU; cuda is accepted by a spiral built\n"
-    "                  with 'make cuda' and still decodes on the CPU\n"
+    "  --device cpu    the incremental decoder on the CPU (default); cuda (a spiral\n"
+    "                  built with 'make cuda'): every new token runs the whole\n"
+    "                  forward pass over the sequence so far on the GPU (no\n"
+    "                  incremental decoder there yet), same tokens up to rounding\n"
+    "  --precision P   on cuda: fp32 (default), tf32 or bf16 matrix products\n"
     "  --quiet         no timing line on stderr\n";
 
 /* What the token callback needs. */
@@ -146,7 +150,7 @@ int cmd_generate(int argc, char **argv) {
     const char *run = NULL, *store_path = NULL, *weights_path = NULL, *prompt_text = NULL;
     const char *prompt_file = NULL, *prompt_tokens = NULL, *max_text = NULL, *temp_text = NULL;
     const char *top_k_text = NULL, *top_p_text = NULL, *seed_text = NULL, *out_path = NULL;
-    const char *device = "cpu";
+    const char *device = "cpu", *precision = NULL;
     int quiet = 0;
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
@@ -166,6 +170,7 @@ int cmd_generate(int argc, char **argv) {
         {"--seed", &seed_text, NULL},
         {"--out", &out_path, NULL},
         {"--device", &device, NULL},
+        {"--precision", &precision, NULL},
         {"--quiet", NULL, &quiet},
     };
     if (cli_parse_options("generate", argc, argv, table, (int)(sizeof table / sizeof table[0]),
@@ -196,14 +201,19 @@ int cmd_generate(int argc, char **argv) {
     if (sample_settings_check(&options.sample))
         return cli_usage_error("generate", "%s", spiral_last_error());
     if (engine_device_check(device)) return cli_fail("generate");
-    if (!strcmp(device, "cuda")) /* said even with --quiet: the user asked for the GPU */
-        fprintf(stderr, "spiral generate: --device cuda: decoding runs on the CPU engine (the CUDA engine has no incremental decoder yet)\n");
+    int on_gpu = !strcmp(device, "cuda");
+    if (!on_gpu && precision && strcmp(precision, "fp32"))
+        return cli_usage_error("generate", "--precision %s: the CPU engine computes in fp32 only",
+                               precision);
+    if (on_gpu && engine_precision_check(device, precision ? precision : "fp32"))
+        return cli_fail("generate");
 
     int status = 1, *prompt = NULL, *tokens = NULL, context;
     double *logprobs = NULL;
     size_t n_prompt = 0;
     Model model = {0};
     Decoder dec = {0};
+    Engine *engine = NULL;
     if (read_prompt(prompt_text, prompt_file, prompt_tokens, &prompt, &n_prompt)) goto done;
     if (load_model(run, store_path, weights_path, &model, &context)) goto done;
     if (n_prompt == 0) {
@@ -229,13 +239,18 @@ int cmd_generate(int argc, char **argv) {
         spiral_error("out of memory for %d tokens", options.max_tokens);
         goto done;
     }
-    if (decoder_build(&dec, &model, positions)) goto done;
+    if (on_gpu ? engine_open_with_weights(&engine, "cuda", precision ? precision : "fp32", &model)
+               : decoder_build(&dec, &model, positions))
+        goto done;
     Printer printer = {.text = model.cfg.vocab_size == 256};
     options.on_token = print_token;
     options.user = &printer;
     GenerateResult result;
-    int generated = generate_tokens(&dec, prompt, (int)n_prompt, &options, tokens, logprobs,
-                                    &result);
+    int generated =
+        on_gpu ? generate_tokens_engine(engine, model.cfg.vocab_size, positions, prompt,
+                                        (int)n_prompt, &options, tokens, logprobs, &result)
+               : generate_tokens(&dec, prompt, (int)n_prompt, &options, tokens, logprobs,
+                                 &result);
     if (!printer.text && printer.printed) putchar('\n');
     fflush(stdout);
     if (generated) goto done;
@@ -254,6 +269,7 @@ done:
     free(tokens);
     free(logprobs);
     decoder_free(&dec);
+    if (engine) engine_free(engine);
     model_free(&model);
     return status;
 }

@@ -53,6 +53,8 @@ typedef struct {
                    const Observer *observer, int attention, double *loss);
     /* Copies the logits (B, L, V) of the last forward pass. */
     int (*get_logits)(Engine *engine, float *host);
+    /* Copies rows [first, first + count) of them, seen as (B L, V). */
+    int (*get_logits_rows)(Engine *engine, size_t first, size_t count, float *host);
 } EngineOps;
 
 struct Engine {

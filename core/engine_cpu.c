@@ -124,10 +124,20 @@ static int cpu_get_logits(Engine *engine, float *host) {
     return 0;
 }
 
+static int cpu_get_logits_rows(Engine *engine, size_t first, size_t count, float *host) {
+    Model *model = &cpu(engine)->model;
+    size_t V = (size_t)model->cfg.vocab_size;
+    if (first + count > (size_t)model->B * model->L)
+        return spiral_error("logits rows %zu..%zu: the last pass has %d", first, first + count,
+                            model->B * model->L);
+    real_to_float(host, model->logits + first * V, count * V);
+    return 0;
+}
+
 static const EngineOps cpu_ops = {
     "cpu", cpu_free, cpu_init_weights, cpu_set_params, cpu_get_params, cpu_get_grads,
     cpu_set_adam_state, cpu_get_adam_state, cpu_zero_grad, cpu_forward, cpu_backward,
-    cpu_grad_norm, cpu_clip_and_step, cpu_observe, cpu_get_logits,
+    cpu_grad_norm, cpu_clip_and_step, cpu_observe, cpu_get_logits, cpu_get_logits_rows,
 };
 
 int engine_cpu_open(Engine **out, const SpiralConfig *cfg) {

@@ -7,6 +7,7 @@
 #define SPIRAL_GENERATE_H
 
 #include "decode.h"
+#include "engine.h"
 #include "sample.h"
 #include "store.h"
 
@@ -42,5 +43,16 @@ int generate_positions(int n_prompt, int max_tokens);
  * vocabulary, prompt or generation longer than the decoder's context). */
 int generate_tokens(Decoder *dec, const int *prompt, int n_prompt, const GenerateOptions *o,
                     int *tokens_out, double *logprobs_out, GenerateResult *result);
+
+/* The same generation on an engine without an incremental decoder (the
+ * CUDA engine): every new token runs the whole forward pass over the
+ * prompt and the tokens so far and reads the last row's logits, so it
+ * draws from the same distributions as generate_tokens (up to the engine's
+ * rounding). V: the vocabulary; capacity: the longest sequence allowed.
+ * prefill_seconds is the first pass (after one pass that sizes the engine's
+ * buffers), step_seconds the rest. */
+int generate_tokens_engine(Engine *engine, int V, int capacity, const int *prompt, int n_prompt,
+                           const GenerateOptions *o, int *tokens_out, double *logprobs_out,
+                           GenerateResult *result);
 
 #endif

@@ -202,6 +202,30 @@ echo "eval on gpu vs cpu: logits, largest gradient tensor relative error: $ev"
 set -- $ev
 below "${1:-1}" 1e-5 && below "${2:-1}" 1e-4 && ok || fail "GPU eval differs from the CPU's: $ev"
 
+# generate --device cuda (fp32, the whole pass per token) against the CPU's
+# incremental decoder: greedy and seeded sampling give the same tokens, the
+# log-probabilities agree within 1e-4
+printf '\001\000\002\000\003\000\000\000\001\000' > "$dir/prompt.u16"
+for mode in greedy sampled; do
+    flags="--temperature 0"; [ $mode = sampled ] && flags="--temperature 0.9 --seed 5"
+    for dev in cpu cuda; do
+        "$SPIRAL" generate --run gpu --store "$dir/s.db" --prompt-tokens "$dir/prompt.u16" \
+            --max-tokens 60 $flags --device $dev --out "$dir/gen_${mode}_$dev.tsv" --quiet \
+            >/dev/null 2>"$dir/gen_$dev.err" || fail "generate $mode on $dev: $(tail -2 "$dir/gen_$dev.err")"
+    done
+    gen=$(python3 - "$dir/gen_${mode}_cpu.tsv" "$dir/gen_${mode}_cuda.tsv" <<'PY'
+import sys
+rows = [[l.split("\t") for l in open(p).read().split("\n")[1:] if l] for p in sys.argv[1:3]]
+same = [a[1] for a in rows[0]] == [b[1] for b in rows[1]] and len(rows[0]) == 60
+gap = max(abs(float(a[2]) - float(b[2])) for a, b in zip(*rows))
+print("%s %.2e" % ("same" if same else "differ", gap))
+PY
+)
+    echo "generate $mode on gpu vs cpu: tokens, largest log-probability gap: $gen"
+    set -- $gen
+    [ "$1" = same ] && below "${2:-1}" 1e-4 && ok || fail "GPU generation ($mode) differs from the CPU's: $gen"
+done
+
 # CUDA_TRAIN_KEEP=FILE: keep a copy of the store (every run's metrics)
 [ -n "$CUDA_TRAIN_KEEP" ] && cp "$dir/s.db" "$CUDA_TRAIN_KEEP"
 echo "cuda_train: $passed passed, $failed failed"

@@ -149,6 +149,7 @@ expect 2 "--temperature" "$SPIRAL" generate --weights "$w" --prompt a --max-toke
 expect 2 "exactly one of --run and --weights" "$SPIRAL" generate --prompt a --max-tokens 2
 expect 2 "--max-tokens is required" "$SPIRAL" generate --weights "$w" --prompt a
 expect 2 "did you mean '--max-tokens'" "$SPIRAL" generate --weights "$w" --prompt a --max-token 2
+expect 2 "fp32 only" "$SPIRAL" generate --weights "$w" --prompt a --max-tokens 2 --precision bf16
 if "$SPIRAL" train --help | grep -q cuda && ! "$SPIRAL" generate --weights "$w" --prompt a --max-tokens 1 --device cuda --quiet >/dev/null 2>&1; then
     expect 1 "built without CUDA" "$SPIRAL" generate --weights "$w" --prompt a --max-tokens 1 --device cuda
 fi

@@ -302,6 +302,19 @@ long cuda_model_graph_launches(const CudaModel *model) { return model->graph_lau
 
 void cuda_model_profile_reset(CudaModel *model) { profile_reset(model->gemm.profile); }
 
+int cuda_model_get_logits_rows(CudaModel *model, size_t first, size_t count, float *host) {
+    size_t V = (size_t)model->cfg.vocab_size;
+    if (!model->logits_valid)
+        return spiral_error("cuda_model_get_logits_rows: no logits (no forward pass, or the "
+                            "backward pass overwrote them)");
+    if (first + count > (size_t)model->B * model->L)
+        return spiral_error("cuda_model_get_logits_rows: rows %zu..%zu, the last pass has %d",
+                            first, first + count, model->B * model->L);
+    CUDA_CHECK(cudaStreamSynchronize(model->stream));
+    return copy_buffer(host, model->logits + first * V, count * V, cudaMemcpyDeviceToHost,
+                       "cuda_model_get_logits_rows: cudaMemcpy");
+}
+
 int cuda_model_get_logits(CudaModel *model, float *host) {
     if (!model->logits_valid)
         return spiral_error("cuda_model_get_logits: no logits (no forward pass, or the backward "

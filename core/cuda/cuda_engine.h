@@ -104,6 +104,8 @@ int cuda_model_forward(CudaModel *model, const int *tokens, const int *targets, 
 /* Copies the logits (B, L, V) of the last forward to the host. The
  * backward pass overwrites them with their gradient: call this before. */
 int cuda_model_get_logits(CudaModel *model, float *host);
+/* Rows [first, first + count) of them, seen as (B L, V). */
+int cuda_model_get_logits_rows(CudaModel *model, size_t first, size_t count, float *host);
 
 /* Accumulates into the gradients the gradient of the last forward's loss
  * (which must have had targets), as model_backward. */

@@ -140,10 +140,14 @@ static int gpu_get_logits(Engine *engine, float *host) {
     return cuda_model_get_logits(gpu(engine), host);
 }
 
+static int gpu_get_logits_rows(Engine *engine, size_t first, size_t count, float *host) {
+    return cuda_model_get_logits_rows(gpu(engine), first, count, host);
+}
+
 static const EngineOps cuda_ops = {
     "cuda", gpu_free, gpu_init_weights, gpu_set_params, gpu_get_params, gpu_get_grads,
     gpu_set_adam_state, gpu_get_adam_state, gpu_zero_grad, gpu_forward, gpu_backward,
-    gpu_grad_norm, gpu_clip_and_step, gpu_observe, gpu_get_logits,
+    gpu_grad_norm, gpu_clip_and_step, gpu_observe, gpu_get_logits, gpu_get_logits_rows,
 };
 
 int engine_cuda_open(Engine **out, const SpiralConfig *cfg, const char *precision) {
