@@ -52,14 +52,14 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
         linear_backward(gc, M, d, d, sc->layer_dx2, w->wo, acts->att, sc->layer_datt, 0.0f,
                         dw->wo))
         return -1;
-    profile_begin(gc->profile, s);
+    profile_begin(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
     if (use_tensor_core_attention(model)
             ? attention_mma_backward(gc, sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
                                      acts->qkv, acts->lse, B, n, H, dh)
             : attention_backward(sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
                                  acts->qkv, acts->lse, B, n, H, dh, s))
         return -1;
-    profile_end(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
+    profile_end(gc->profile, s);
     if (rope_apply(sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, -1, s) ||
         /* qkv = xn1 [wq; wk; wv]^T */
         linear_backward(gc, M, 3 * d, d, sc->layer_dqkv, w->wqkv, acts->xn1, sc->layer_dxn, 0.0f,
@@ -82,7 +82,9 @@ static int block_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
         if (l > 0 && zero(target, (size_t)model->B * acts[l].n * model->cfg.d_model,
                           model->stream))
             return -1;
+        profile_begin(model->gemm.profile, PROFILE_LAYER, model->stream);
         if (layer_backward(model, target, &dw[l], cur, &acts[l], &w[l])) return -1;
+        profile_end(model->gemm.profile, model->stream);
         cur = target;
     }
     return 0;
@@ -156,20 +158,20 @@ static int backward_pass(CudaModel *model, const void *arg) {
     if (gc->precision == CUDA_BF16) {
         /* the gradient is written in bf16 once and feeds both products */
         __nv_bfloat16 *dlogits16 = gemm_keep(gc, (size_t)M * V);
-        profile_begin(gc->profile, s);
+        profile_begin(gc->profile, PROFILE_LOSS, s);
         if (!dlogits16 || crossentropy_backward_bf16(dlogits16, model->logits, model->row_lse,
                                                      model->targets, M, V, scale, s))
             return -1;
-        profile_end(gc->profile, PROFILE_LOSS, s);
+        profile_end(gc->profile, s);
         if (linear_backward_bf16(gc, M, V, d, dlogits16, model->w.lm_head, model->xn_final,
                                  sc->dxn, 0.0f, model->dw.lm_head))
             return -1;
     } else {
         float *dlogits = model->logits;
-        profile_begin(gc->profile, s);
+        profile_begin(gc->profile, PROFILE_LOSS, s);
         if (crossentropy_backward(dlogits, model->row_lse, model->targets, M, V, scale, s))
             return -1;
-        profile_end(gc->profile, PROFILE_LOSS, s);
+        profile_end(gc->profile, s);
         if (linear_backward(gc, M, V, d, dlogits, model->w.lm_head, model->xn_final, sc->dxn,
                             0.0f, model->dw.lm_head))
             return -1;
@@ -230,8 +232,10 @@ int cuda_model_backward(CudaModel *model) {
 int cuda_model_clip_grad_norm(CudaModel *model, double clip, double *norm) {
     size_t n = model->layout.n_params;
     double sum = 0;
+    profile_begin(model->gemm.profile, PROFILE_OPTIMIZER, model->stream);
     if (grad_sum_squares(model->norm_total, model->norm_partial, model->grads, n, model->stream))
         return spiral_error_prefix("cuda_model_clip_grad_norm");
+    profile_end(model->gemm.profile, model->stream);
     CUDA_CHECK(cudaMemcpyAsync(&sum, model->norm_total, sizeof(double), cudaMemcpyDeviceToHost,
                                model->stream));
     CUDA_CHECK(cudaStreamSynchronize(model->stream));
@@ -246,6 +250,7 @@ int cuda_model_clip_grad_norm(CudaModel *model, double clip, double *norm) {
 int cuda_model_adamw_step(CudaModel *model, const AdamWSettings *settings, long t) {
     double correction1 = 1 - pow(settings->beta1, (double)t);
     double correction2 = 1 - pow(settings->beta2, (double)t);
+    profile_begin(model->gemm.profile, PROFILE_OPTIMIZER, model->stream);
     if (adamw_update(model->params, model->adam_m, model->adam_v, model->grads,
                      model->tensor_end, model->tensor_decay, model->layout.n_tensors,
                      model->layout.n_params, (float)settings->beta1, (float)settings->beta2,
@@ -253,5 +258,6 @@ int cuda_model_adamw_step(CudaModel *model, const AdamWSettings *settings, long 
                      (float)(1 / sqrt(correction2)),
                      (float)(1 - settings->lr * settings->weight_decay), model->stream))
         return spiral_error_prefix("cuda_model_adamw_step");
+    profile_end(model->gemm.profile, model->stream);
     return 0;
 }

@@ -140,12 +140,12 @@ static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWei
              3 * d) ||
         rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s))
         return -1;
-    profile_begin(gc->profile, s);
+    profile_begin(gc->profile, PROFILE_ATTENTION_FORWARD, s);
     if (use_tensor_core_attention(model)
             ? attention_mma_forward(gc, acts->att, acts->lse, acts->qkv, B, n, H, dh)
             : attention_forward(acts->att, acts->lse, acts->qkv, B, n, H, dh, s))
         return -1;
-    profile_end(gc->profile, PROFILE_ATTENTION_FORWARD, s);
+    profile_end(gc->profile, s);
     /* x2 = x + att wo^T */
     CUDA_CHECK(cudaMemcpyAsync(acts->x2, x, rows_d * sizeof(float), cudaMemcpyDeviceToDevice, s));
     if (gemm(gc, 0, 1, M, d, d, 1.0f, acts->att, d, w->wo, d, 1.0f, acts->x2, d) ||
@@ -167,7 +167,9 @@ static int block_forward(CudaModel *model, const float **out, GpuLayerActs *acts
                          int iteration, int g, const int *pos_host,
                          const CudaObserver *observer) {
     for (int l = 0; l < n_layers; l++) {
+        profile_begin(model->gemm.profile, PROFILE_LAYER, model->stream);
         if (layer_forward(model, &acts[l], &w[l], x)) return -1;
+        profile_end(model->gemm.profile, model->stream);
         if (observer && observer->fn && observer->attention &&
             observe_attention(model, observer, &acts[l], kind, l, iteration, g, pos_host))
             return -1;
@@ -361,11 +363,11 @@ static int forward_pass(CudaModel *model, const void *arg) {
         /* logits (M, V) = xn lm_head^T */
         gemm(&model->gemm, 0, 1, M, V, d, 1.0f, model->xn_final, d,
              model->w.lm_head, d, 0.0f, model->logits, V) ||
-        (profile_begin(model->gemm.profile, s),
+        (profile_begin(model->gemm.profile, PROFILE_LOSS, s),
          crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse, model->logits,
                               model->targets, M, V, s)))
         return -1;
-    profile_end(model->gemm.profile, PROFILE_LOSS, s);
+    profile_end(model->gemm.profile, s);
     return 0;
 }
 

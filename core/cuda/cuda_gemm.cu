@@ -104,11 +104,11 @@ static int gemm_bf16_inputs(GemmContext *gc, int transpose_a, int transpose_b, i
                             int ldc) {
     cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    profile_begin(gc->profile, gc->stream);
+    profile_begin(gc->profile, PROFILE_GEMM, gc->stream);
     CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b16, CUDA_R_16BF, b_cols,
                             a16, CUDA_R_16BF, a_cols, &beta, c, CUDA_R_32F, ldc,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    profile_end(gc->profile, PROFILE_GEMM, gc->stream);
+    profile_end(gc->profile, gc->stream);
     return 0;
 }
 
@@ -120,11 +120,11 @@ int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
         cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
         cublasComputeType_t compute =
             gc->precision == CUDA_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-        profile_begin(gc->profile, gc->stream);
+        profile_begin(gc->profile, PROFILE_GEMM, gc->stream);
         CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a,
                                 CUDA_R_32F, lda, &beta, c, CUDA_R_32F, ldc, compute,
                                 CUBLAS_GEMM_DEFAULT));
-        profile_end(gc->profile, PROFILE_GEMM, gc->stream);
+        profile_end(gc->profile, gc->stream);
         return 0;
     }
     /* the stored shapes: A is (m, k), or (k, m) when transposed; B likewise */
@@ -134,11 +134,11 @@ int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
     if (work_reserve(gc, a_bytes + packed_bytes(b_rows, b_cols))) return -1;
     __nv_bfloat16 *a16 = (__nv_bfloat16 *)gc->work;
     __nv_bfloat16 *b16 = (__nv_bfloat16 *)((char *)gc->work + a_bytes);
-    profile_begin(gc->profile, gc->stream);
+    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
     if (pack_bf16(a16, a, a_rows, a_cols, lda, gc->stream) ||
         pack_bf16(b16, b, b_rows, b_cols, ldb, gc->stream))
         return -1;
-    profile_end(gc->profile, PROFILE_PACK, gc->stream);
+    profile_end(gc->profile, gc->stream);
     return gemm_bf16_inputs(gc, transpose_a, transpose_b, m, n, k, alpha, a16, a_cols, b16,
                             b_cols, beta, c, ldc);
 }
@@ -164,10 +164,10 @@ int linear_backward_bf16(GemmContext *gc, int M, int out, int in, const __nv_bfl
     if (work_reserve(gc, w_bytes + packed_bytes(M, in))) return -1;
     __nv_bfloat16 *w16 = (__nv_bfloat16 *)gc->work;
     __nv_bfloat16 *x16 = (__nv_bfloat16 *)((char *)gc->work + w_bytes);
-    profile_begin(gc->profile, gc->stream);
+    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
     if (pack_bf16(w16, w, out, in, in, gc->stream) || pack_bf16(x16, x, M, in, in, gc->stream))
         return -1;
-    profile_end(gc->profile, PROFILE_PACK, gc->stream);
+    profile_end(gc->profile, gc->stream);
     /* dx (M, in) = beta dx + dy (M, out) W (out, in); dW (out, in) += dy^T x */
     return gemm_bf16_inputs(gc, 0, 0, M, in, out, 1.0f, dy16, out, w16, in, beta_dx, dx, in) ||
            gemm_bf16_inputs(gc, 1, 0, out, in, M, 1.0f, dy16, out, x16, in, 1.0f, dw, in);
@@ -181,8 +181,8 @@ int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, co
     if (M == 0) return 0;
     __nv_bfloat16 *dy16 = gemm_keep(gc, (size_t)M * out);
     if (!dy16) return -1;
-    profile_begin(gc->profile, gc->stream);
+    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
     if (pack_bf16(dy16, dy, M, out, out, gc->stream)) return -1;
-    profile_end(gc->profile, PROFILE_PACK, gc->stream);
+    profile_end(gc->profile, gc->stream);
     return linear_backward_bf16(gc, M, out, in, dy16, w, x, dx, beta_dx, dw);
 }

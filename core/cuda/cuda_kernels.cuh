@@ -26,15 +26,16 @@
 /* Spans of GPU time by phase (developers: SPIRAL_CUDA_PROFILE=1). */
 typedef enum {
     PROFILE_PACK, PROFILE_GEMM, PROFILE_ATTENTION_FORWARD, PROFILE_ATTENTION_BACKWARD,
-    PROFILE_LOSS, PROFILE_PHASES
+    PROFILE_LOSS, PROFILE_LAYER, PROFILE_OPTIMIZER, PROFILE_PHASES
 } ProfilePhase;
 typedef struct CudaProfile CudaProfile;
 /* A profile when SPIRAL_CUDA_PROFILE is set (and not "0"), else NULL; the
  * functions below do nothing with NULL. */
 CudaProfile *profile_create(void);
-/* Marks the start of a span on stream; profile_end closes it as phase. */
-void profile_begin(CudaProfile *p, cudaStream_t stream);
-void profile_end(CudaProfile *p, ProfilePhase phase, cudaStream_t stream);
+/* Opens a span of `phase` on stream; profile_end closes the innermost.
+ * Spans nest; each phase is charged its exclusive time. */
+void profile_begin(CudaProfile *p, ProfilePhase phase, cudaStream_t stream);
+void profile_end(CudaProfile *p, cudaStream_t stream);
 /* Sums the spans so far and sets the totals back to zero. */
 void profile_reset(CudaProfile *p);
 /* Prints the sums per phase to stderr and frees p. */
