@@ -5,7 +5,10 @@
 #  1. Same model: bench/torch_spiral.py computes the loss of spiral's model
 #     from the same safetensors weights (random, with non-zero selfagg and
 #     alloc weights, made by tests/reference/spiral_ref.py) on the same
-#     tokens as `spiral eval`; both in fp32, they must agree to 1e-5.
+#     tokens as `spiral eval`; both in fp32, they must agree to 1e-4 (the
+#     CPU engine's own float rounding on such random weights is about 1e-5,
+#     tests/cuda/test_cuda_engine's cpu32 column; another model is off by
+#     far more).
 #  2. Throughput: tests/cuda/bench_cuda_engine (spiral: fp32, tf32, bf16)
 #     and torch_spiral.py (bf16 autocast, eager and torch.compile) train the
 #     same two shapes; the last table gives tokens/s and the ratio of
@@ -40,7 +43,7 @@ for json in "$first" "$second"; do
     rel=$("$PYTHON" -c 'import sys; a,b=map(float,sys.argv[1:]); print("%.2e" % (abs(a-b)/abs(a)))' "$a" "$b" 2>/dev/null)
     echo "model $json"
     echo "  spiral eval loss $a, PyTorch loss $b, relative difference $rel"
-    "$PYTHON" -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 1e-5 else 1)' "${rel:-1}" ||
+    "$PYTHON" -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 1e-4 else 1)' "${rel:-1}" ||
         { echo "FAIL: the PyTorch model is not spiral's model"; status=1; }
 done
 
