@@ -211,6 +211,38 @@ static __device__ void store_rows(float *dst, const float acc[DH / 8][4], int r0
  * tiles, double-buffered. */
 static constexpr size_t stream_smem(int DH, int R) { return 4 * (size_t)R * (DH + 8) * 2; }
 
+/* Key/value tiles of 64 rows streamed double-buffered through smem
+ * ([stage][k, v], each tile (64, DH + 8)): kv_begin stages tile 0;
+ * kv_next, at tile kt of 0 .. last, stages tile kt + 1 (if any) into the
+ * other buffer, waits for tile kt and returns its K tile (V follows it).
+ * The caller syncs the block after using a tile. */
+template <int DH>
+static __device__ void kv_begin(__nv_bfloat16 *smem, const __nv_bfloat16 *kh,
+                                const __nv_bfloat16 *vh, int n) {
+    constexpr int TILE = MMA_ROWS * (DH + 8);
+    stage_tile<DH, MMA_ROWS>(smem, kh, 0, n);
+    stage_tile<DH, MMA_ROWS>(smem + TILE, vh, 0, n);
+    async_commit();
+}
+
+template <int DH>
+static __device__ const __nv_bfloat16 *kv_next(__nv_bfloat16 *smem, const __nv_bfloat16 *kh,
+                                               const __nv_bfloat16 *vh, int kt, int last,
+                                               int n) {
+    constexpr int TILE = MMA_ROWS * (DH + 8);
+    if (kt < last) {
+        __nv_bfloat16 *next = smem + ((kt + 1) % 2) * 2 * TILE;
+        stage_tile<DH, MMA_ROWS>(next, kh, (kt + 1) * MMA_ROWS, n);
+        stage_tile<DH, MMA_ROWS>(next + TILE, vh, (kt + 1) * MMA_ROWS, n);
+        async_commit();
+        async_wait<1>();
+    } else {
+        async_wait<0>();
+    }
+    __syncthreads();
+    return smem + (kt % 2) * 2 * TILE;
+}
+
 /* Forward on packed (3, B, H, n, DH) q, k, v. Grid (query tiles, B H), the
  * longest (last) tiles first; keys and values stream double-buffered. */
 template <int DH>
@@ -225,9 +257,7 @@ static __global__ void __launch_bounds__(MMA_THREADS)
                         *vh = packed + (2 * heads + bh) * head;
     int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
     int first = tile * MMA_ROWS + warp * 16, r0 = first + g; /* this thread's rows: r0, r0 + 8 */
-    stage_tile<DH, MMA_ROWS>(smem, kh, 0, n);
-    stage_tile<DH, MMA_ROWS>(smem + TILE, vh, 0, n);
-    async_commit();
+    kv_begin<DH>(smem, kh, vh, n);
     uint32_t qf[DH / 16][4];
     load_a_fragments<DH>(qf, qh, first, n);
     float o[DH / 8][4];
@@ -235,17 +265,7 @@ static __global__ void __launch_bounds__(MMA_THREADS)
     for (int j = 0; j < DH / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     for (int kt = 0; kt <= tile; kt++) {
-        if (kt < tile) {
-            __nv_bfloat16 *next = smem + ((kt + 1) % 2) * 2 * TILE;
-            stage_tile<DH, MMA_ROWS>(next, kh, (kt + 1) * MMA_ROWS, n);
-            stage_tile<DH, MMA_ROWS>(next + TILE, vh, (kt + 1) * MMA_ROWS, n);
-            async_commit();
-            async_wait<1>();
-        } else {
-            async_wait<0>();
-        }
-        __syncthreads();
-        const __nv_bfloat16 *ks = smem + (kt % 2) * 2 * TILE, *vs = ks + TILE;
+        const __nv_bfloat16 *ks = kv_next<DH>(smem, kh, vh, kt, tile, n), *vs = ks + TILE;
         float s[N8][4];
         product_rows<DH, N8>(s, qf, ks);
         float max0 = -INFINITY, max1 = -INFINITY;
@@ -320,9 +340,7 @@ static __global__ void __launch_bounds__(MMA_THREADS)
                         *vh = packed + (2 * heads + bh) * head, *gh = dout16 + bh * head;
     int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
     int first = tile * MMA_ROWS + warp * 16, r0 = first + g;
-    stage_tile<DH, MMA_ROWS>(smem, kh, 0, n);
-    stage_tile<DH, MMA_ROWS>(smem + TILE, vh, 0, n);
-    async_commit();
+    kv_begin<DH>(smem, kh, vh, n);
     uint32_t qf[DH / 16][4], gf[DH / 16][4];
     load_a_fragments<DH>(qf, qh, first, n);
     load_a_fragments<DH>(gf, gh, first, n);
@@ -333,17 +351,7 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 #pragma unroll
     for (int j = 0; j < DH / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
     for (int kt = 0; kt <= tile; kt++) {
-        if (kt < tile) {
-            __nv_bfloat16 *next = smem + ((kt + 1) % 2) * 2 * TILE;
-            stage_tile<DH, MMA_ROWS>(next, kh, (kt + 1) * MMA_ROWS, n);
-            stage_tile<DH, MMA_ROWS>(next + TILE, vh, (kt + 1) * MMA_ROWS, n);
-            async_commit();
-            async_wait<1>();
-        } else {
-            async_wait<0>();
-        }
-        __syncthreads();
-        const __nv_bfloat16 *ks = smem + (kt % 2) * 2 * TILE, *vs = ks + TILE;
+        const __nv_bfloat16 *ks = kv_next<DH>(smem, kh, vh, kt, tile, n), *vs = ks + TILE;
         float s[N8][4], dp[N8][4];
         product_rows<DH, N8>(s, qf, ks);
         product_rows<DH, N8>(dp, gf, vs);

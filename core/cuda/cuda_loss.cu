@@ -1,8 +1,9 @@
 /*
  * cuda_loss.cu: fused cross-entropy (core/layers.h): one block per row
- * computes the row's log-sum-exp and loss; a one-block kernel sums the rows'
- * losses in a fixed order; the backward overwrites the logits with their
- * gradient, scale (softmax - onehot), so the (M, V) matrix exists once.
+ * computes the row's log-sum-exp (in one online pass) and loss; a one-block
+ * kernel sums the rows' losses in a fixed order; the backward overwrites
+ * the logits with their gradient, scale (softmax - onehot), so the (M, V)
+ * matrix exists once (in bf16 precision it goes to a bf16 copy instead).
  */
 #include "cuda_kernels.cuh"
 
@@ -12,19 +13,7 @@
 
 enum { LOSS_THREADS = 256, SUM_THREADS = 1024 };
 
-/* Block-wide reductions over LOSS_THREADS threads (tree order fixed). */
-static __device__ float block_max(float x, float *shared) {
-    shared[threadIdx.x] = x;
-    __syncthreads();
-    for (int half = LOSS_THREADS / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) shared[threadIdx.x] = fmaxf(shared[threadIdx.x], shared[threadIdx.x + half]);
-        __syncthreads();
-    }
-    float result = shared[0];
-    __syncthreads();
-    return result;
-}
-
+/* Block-wide sum over `threads` threads (tree order fixed). */
 static __device__ double block_sum(double x, double *shared, int threads) {
     shared[threadIdx.x] = x;
     __syncthreads();
@@ -37,22 +26,43 @@ static __device__ double block_sum(double x, double *shared, int threads) {
     return result;
 }
 
-/* lse_r = log sum_c exp(logits_rc) (double); row_loss_r = lse_r -
- * logits[r][target_r], or 0 without a target. One block per row. */
+/* lse_r = log sum_c exp(logits_rc); row_loss_r = lse_r - logits[r][target_r],
+ * or 0 without a target. One block per row, one pass over it: each thread
+ * keeps an online (max m, sum s of exp(x - m)) of its columns, rescaling s
+ * when m grows; the threads' pairs are combined in double in a fixed tree:
+ * (m, s) + (m', s') = (M, s e^(m - M) + s' e^(m' - M)), M = max(m, m'). */
 static __global__ void crossentropy_row_kernel(double *row_loss, double *lse, const float *logits,
                                                const int *targets, int V) {
     __shared__ float max_shared[LOSS_THREADS];
     __shared__ double sum_shared[LOSS_THREADS];
     size_t r = blockIdx.x;
     const float *row = logits + r * V;
-    float max = -INFINITY;
-    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) max = fmaxf(max, row[c]);
-    max = block_max(max, max_shared);
-    double sum = 0;
-    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) sum += expf(row[c] - max);
-    sum = block_sum(sum, sum_shared, LOSS_THREADS);
+    float m = -INFINITY, sum = 0.0f;
+    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) {
+        float x = row[c];
+        if (x > m) {
+            sum = sum * expf(m - x) + 1.0f; /* expf(-inf) = 0 for the first column */
+            m = x;
+        } else {
+            sum += expf(x - m);
+        }
+    }
+    max_shared[threadIdx.x] = m;
+    sum_shared[threadIdx.x] = sum;
+    __syncthreads();
+    for (int half = LOSS_THREADS / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) {
+            float m1 = max_shared[threadIdx.x], m2 = max_shared[threadIdx.x + half];
+            float top = fmaxf(m1, m2);
+            double s1 = m1 == -INFINITY ? 0.0 : sum_shared[threadIdx.x] * exp((double)(m1 - top));
+            double s2 = m2 == -INFINITY ? 0.0 : sum_shared[threadIdx.x + half] * exp((double)(m2 - top));
+            max_shared[threadIdx.x] = top;
+            sum_shared[threadIdx.x] = s1 + s2;
+        }
+        __syncthreads();
+    }
     if (threadIdx.x != 0) return;
-    double row_lse = max + log(sum);
+    double row_lse = max_shared[0] + log(sum_shared[0]);
     lse[r] = row_lse;
     int target = targets[r];
     row_loss[r] = target >= 0 ? row_lse - row[target] : 0.0;

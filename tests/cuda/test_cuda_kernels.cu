@@ -142,39 +142,39 @@ static void test_rope(int B, int n, int H, int dh) {
     cudaFree(dpos);
 }
 
-static void test_attention(int B, int n, int H, int dh) {
-    printf("attention B=%d n=%d H=%d dh=%d\n", B, n, H, dh);
-    int D = H * dh, rows = B * n;
-    Tensor q((size_t)rows * D, 2.0), k((size_t)rows * D, 2.0), v((size_t)rows * D);
-    Tensor dy((size_t)rows * D), qkv((size_t)rows * 3 * D), out((size_t)rows * D);
-    Tensor lse((size_t)B * H * n), dqkv((size_t)rows * 3 * D), rowdot((size_t)B * H * n);
-    qkv.host = pack(q.host, k.host, v.host, rows, D);
-    qkv.upload();
-    std::vector<double> cy((size_t)rows * D), probs((size_t)B * H * n * n);
-    attention_forward(cy.data(), probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n,
-                      H, dh);
-    check_status(attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0), "attention_forward");
-    compare("out", out.download(), cy);
-    Tensor gprobs((size_t)B * H * n * n);
-    check_status(attention_probs(gprobs.dev, qkv.dev, lse.dev, B, n, H, dh, 0), "attention_probs");
-    compare("probs (recomputed for the observer)", gprobs.download(), probs);
-    std::vector<double> cdq((size_t)rows * D), cdk((size_t)rows * D), cdv((size_t)rows * D);
-    std::vector<double> scratch(attention_scratch_size(n));
-    attention_backward(cdq.data(), cdk.data(), cdv.data(), scratch.data(), dy.host.data(),
-                       probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n, H, dh);
-    check_status(attention_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev, lse.dev, B, n,
-                                    H, dh, 0), "attention_backward");
-    compare("dq, dk, dv", dqkv.download(), pack(cdq, cdk, cdv, rows, D));
+/* stats (B, H, n, 2 + nd) from probabilities P (B, H, n, n) in double,
+ * straight from the definition (analysis/attention_stats.h): distance
+ * sum_j P_ij (pos_i - pos_j), entropy -sum_j P_ij log P_ij, and the mass
+ * on keys with pos_i - pos_j > D_k. */
+static std::vector<double> reference_stats(const std::vector<double> &P, int B, int H, int n,
+                                           const std::vector<int> &pos,
+                                           const AttentionDistances &dist) {
+    int K = 2 + dist.count;
+    std::vector<double> stats((size_t)B * H * n * K, 0.0);
+    for (size_t bh = 0; bh < (size_t)B * H; bh++)
+        for (int i = 0; i < n; i++) {
+            double *out = &stats[(bh * n + i) * K];
+            for (int j = 0; j <= i; j++) {
+                double p = P[(bh * n + i) * n + j];
+                int gap = pos[i] - pos[j];
+                out[0] += p * gap;
+                if (p > 0) out[1] -= p * log(p);
+                for (int k = 0; k < dist.count; k++)
+                    if (gap > dist.distance[k]) out[2 + k] += p;
+            }
+        }
+    return stats;
 }
 
-/* The tensor-core attention (bf16 products, fp32 accumulation) against the
- * CPU in double: norm-wise relative error <= 2e-2 on the output, the
- * gradients and the observer's probabilities recomputed from its lse (bf16
- * rounding is 2^-9 per input). Outputs start random, so an unwritten
- * element fails. */
-static void test_attention_mma(int B, int n, int H, int dh) {
-    printf("attention (tensor cores, bf16) B=%d n=%d H=%d dh=%d\n", B, n, H, dh);
-    const double tolerance = 2e-2;
+/* The fused attention against the CPU layer in double: out, the
+ * observer's probabilities and statistics recomputed from the saved lse,
+ * and dq, dk, dv. fp32 (tensor_cores 0): norm-wise relative error <= 1e-5.
+ * Tensor cores (bf16 products, fp32 accumulation): <= 2e-2 (bf16 rounding
+ * is 2^-9 per input). Outputs start random, so an unwritten element fails. */
+static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
+    printf("attention%s B=%d n=%d H=%d dh=%d\n", tensor_cores ? " (tensor cores, bf16)" : "", B,
+           n, H, dh);
+    const double tolerance = tensor_cores ? 2e-2 : TOLERANCE;
     int D = H * dh, rows = B * n;
     Tensor q((size_t)rows * D, 2.0), k((size_t)rows * D, 2.0), v((size_t)rows * D);
     Tensor dy((size_t)rows * D), qkv((size_t)rows * 3 * D), out((size_t)rows * D);
@@ -184,31 +184,37 @@ static void test_attention_mma(int B, int n, int H, int dh) {
     std::vector<double> cy((size_t)rows * D), probs((size_t)B * H * n * n);
     attention_forward(cy.data(), probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n,
                       H, dh);
-    GemmContext work = {}; /* the bf16 copies of q, k, v, dout */
-    check_status(attention_mma_forward(&work, out.dev, lse.dev, qkv.dev, B, n, H, dh),
-                 "attention_mma_forward");
+    GemmContext work = {}; /* the tensor cores' bf16 copies of q, k, v, dout */
+    check_status(tensor_cores ? attention_mma_forward(&work, out.dev, lse.dev, qkv.dev, B, n, H, dh)
+                              : attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0),
+                 "attention forward");
     compare_within("out", out.download(), cy, tolerance);
     Tensor gprobs((size_t)B * H * n * n);
     check_status(attention_probs(gprobs.dev, qkv.dev, lse.dev, B, n, H, dh, 0), "attention_probs");
-    compare_within("probs from its lse", gprobs.download(), probs, tolerance);
+    compare_within("probs (recomputed for the observer)", gprobs.download(), probs, tolerance);
+    AttentionDistances dist = {3, {4, 16, 64}};
+    std::vector<int> pos(n);
+    for (int i = 0; i < n; i++) pos[i] = 3 * i + 2;
+    int *dpos;
+    cudaMalloc(&dpos, n * sizeof(int));
+    cudaMemcpy(dpos, pos.data(), n * sizeof(int), cudaMemcpyHostToDevice);
+    Tensor gstats((size_t)B * H * n * (2 + dist.count));
+    check_status(attention_stats(gstats.dev, qkv.dev, lse.dev, dpos, B, n, H, dh, &dist, 0),
+                 "attention_stats");
+    compare_within("statistics (distance, entropy, beyond 4/16/64)", gstats.download(),
+                   reference_stats(probs, B, H, n, pos, dist), tolerance);
+    cudaFree(dpos);
     std::vector<double> cdq((size_t)rows * D), cdk((size_t)rows * D), cdv((size_t)rows * D);
     std::vector<double> scratch(attention_scratch_size(n));
     attention_backward(cdq.data(), cdk.data(), cdv.data(), scratch.data(), dy.host.data(),
                        probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n, H, dh);
-    check_status(attention_mma_backward(&work, dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev,
-                                        lse.dev, B, n, H, dh), "attention_mma_backward");
+    check_status(tensor_cores ? attention_mma_backward(&work, dqkv.dev, rowdot.dev, dy.dev,
+                                                       out.dev, qkv.dev, lse.dev, B, n, H, dh)
+                              : attention_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev,
+                                                   lse.dev, B, n, H, dh, 0),
+                 "attention backward");
     gemm_context_free(&work);
-    std::vector<float> got = dqkv.download();
-    std::vector<float> gq, gk, gv;
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < D; c++) {
-            gq.push_back(got[(size_t)r * 3 * D + c]);
-            gk.push_back(got[(size_t)r * 3 * D + D + c]);
-            gv.push_back(got[(size_t)r * 3 * D + 2 * D + c]);
-        }
-    compare_within("dq", gq, cdq, tolerance);
-    compare_within("dk", gk, cdk, tolerance);
-    compare_within("dv", gv, cdv, tolerance);
+    compare_within("dq, dk, dv", dqkv.download(), pack(cdq, cdk, cdv, rows, D), tolerance);
 }
 
 static void test_swiglu(int M, int F) {
@@ -326,20 +332,16 @@ int main(void) {
     test_rmsnorm(5, 8);
     test_rope(2, 19, 3, 8);
     test_rope(2, 70, 4, 64);
-    test_attention(2, 19, 2, 4);
-    test_attention(2, 150, 3, 16);
-    test_attention(1, 130, 2, 32);
-    test_attention(2, 200, 2, 64);
-    test_attention(1, 70, 2, 128);
-    test_attention(2, 90, 1, 100);
-    test_attention_mma(2, 19, 2, 4);
-    test_attention_mma(2, 150, 3, 16);
-    test_attention_mma(1, 130, 2, 32);
-    test_attention_mma(2, 200, 2, 64);
-    test_attention_mma(1, 70, 2, 128);
-    test_attention_mma(2, 90, 1, 100);
-    test_attention_mma(1, 1000, 2, 64);
-    test_attention_mma(1, 300, 1, 128);
+    for (int tensor_cores = 0; tensor_cores <= 1; tensor_cores++) {
+        test_attention(2, 19, 2, 4, tensor_cores);
+        test_attention(2, 150, 3, 16, tensor_cores);
+        test_attention(1, 130, 2, 32, tensor_cores);
+        test_attention(2, 200, 2, 64, tensor_cores);
+        test_attention(1, 70, 2, 128, tensor_cores);
+        test_attention(2, 90, 1, 100, tensor_cores);
+    }
+    test_attention(1, 1000, 2, 64, 1);
+    test_attention(1, 300, 1, 128, 1);
     test_swiglu(33, 70);
     test_crossentropy(40, 300);
     test_scaling(2, 19, 24, 4, 2, 5, 1, 1);
