@@ -9,24 +9,8 @@
 #  - `spiral match` writes three run files that `spiral info` accepts, whose
 #    parameter and FLOP counts equal the printed ones, and that train;
 #  - bad input: clear messages and exit codes 1 (failure) or 2 (usage).
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/harness.sh"
 q() { sqlite3 "$dir/s.db" "$1"; }
-
-# expect_error CODE PATTERN command...: exit status CODE and stderr matching PATTERN
-expect_error() {
-    code=$1; pattern=$2; shift 2
-    "$@" >"$dir/out" 2>"$dir/err"
-    status=$?
-    if [ "$status" -ne "$code" ]; then fail "$* exited $status, expected $code: $(cat "$dir/err")"
-    elif ! grep -q -- "$pattern" "$dir/err"; then fail "$*: stderr lacks '$pattern': $(cat "$dir/err")"
-    else ok; fi
-}
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 2 >/dev/null || fail "data make"
 # write_run NAME SCHEDULE SEED
@@ -84,12 +68,12 @@ after=$(q "SELECT count(*) FROM analysis_results")
     grep -q "4 of 4 core heads selected" "$dir/one" && grep -q "5 of 20 recorded sequences" "$dir/one" && ok ||
     fail "analyze --fraction 1 --max-sequences 5: $(cat "$dir/one")"
 
-expect_error 1 "no run named 'nope'" "$SPIRAL" analyze --run nope --data dyck --store "$dir/s.db"
-expect_error 1 "spiral record" "$SPIRAL" analyze --run spiral-s2 --data dyck --store "$dir/s.db"
-expect_error 2 "store is required" "$SPIRAL" analyze --run spiral --data dyck
-expect_error 2 "fraction" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/s.db" --fraction 2
-expect_error 2 "select-by" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/s.db" --select-by size
-expect_error 1 "cannot open store" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/none.db"
+expect 1 "no run named 'nope'" "$SPIRAL" analyze --run nope --data dyck --store "$dir/s.db"
+expect 1 "spiral record" "$SPIRAL" analyze --run spiral-s2 --data dyck --store "$dir/s.db"
+expect 2 "store is required" "$SPIRAL" analyze --run spiral --data dyck
+expect 2 "fraction" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/s.db" --fraction 2
+expect 2 "select-by" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/s.db" --select-by size
+expect 1 "cannot open store" "$SPIRAL" analyze --run spiral --data dyck --store "$dir/none.db"
 [ ! -e "$dir/none.db" ] && ok || fail "analyze created a store"
 
 # compare
@@ -103,8 +87,8 @@ grep -q "1 seed" "$dir/cmp" && ok || fail "looped not marked as one seed"
 grep -q "equal FLOPs" "$dir/cmp" && grep -q "equal parameters" "$dir/cmp" && ok || fail "budgets missing"
 [ "$(wc -l < "$dir/c.csv")" = 6 ] && head -1 "$dir/c.csv" | grep -q "^level,name,kind" && ok ||
     fail "csv: $(cat "$dir/c.csv")"
-expect_error 1 "no run named 'nope'" "$SPIRAL" compare --store "$dir/s.db" --runs spiral,nope
-expect_error 2 "group-by" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --group-by color
+expect 1 "no run named 'nope'" "$SPIRAL" compare --store "$dir/s.db" --runs spiral,nope
+expect 2 "group-by" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --group-by color
 
 # match
 "$SPIRAL" match --help | grep -q "usage: spiral match" && ok || fail "match --help"
@@ -130,8 +114,8 @@ grep -q '"n_loop": 2' "$dir/matched/spiral-looped.json" && grep -q '"dataset": "
     fail "the derived dense run file does not train"
 n=$(q "SELECT kind FROM runs WHERE name='spiral-dense-flops'")
 [ "$n" = dense ] && ok || fail "derived run kind: $n"
-expect_error 1 "model.n_heads" sh -c "echo '{\"d_model\": 64, \"n_heads\": 5}' > '$dir/bad.json'; '$SPIRAL' match --config '$dir/bad.json'"
-expect_error 2 "required" "$SPIRAL" match --seq-len 64
+expect 1 "model.n_heads" sh -c "echo '{\"d_model\": 64, \"n_heads\": 5}' > '$dir/bad.json'; '$SPIRAL' match --config '$dir/bad.json'"
+expect 2 "required" "$SPIRAL" match --seq-len 64
 
 echo "analyze: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -19,24 +19,8 @@
 #  - examples/paper/ablations*.json plan with --dry-run (36 runs each) and
 #    every config they name is a valid model;
 #  - bad budgets: a message naming the flag, exit 2.
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/harness.sh"
 q() { sqlite3 "$dir/s.db" "$1"; }
-
-# expect_error CODE PATTERN command...: exit status CODE and stderr matching PATTERN
-expect_error() {
-    code=$1; pattern=$2; shift 2
-    "$@" >"$dir/out" 2>"$dir/err"
-    status=$?
-    if [ "$status" -ne "$code" ]; then fail "$* exited $status, expected $code: $(cat "$dir/err")"
-    elif ! grep -q -- "$pattern" "$dir/err"; then fail "$*: stderr lacks '$pattern': $(cat "$dir/err")"
-    else ok; fi
-}
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 2 >/dev/null || fail "data make"
 # write_run NAME SCHEDULE SEED STEPS
@@ -160,7 +144,7 @@ awk -v a="$expected" -v b="$got" 'BEGIN { d = a - b; exit !(b != "" && d < 1e-6 
 ! grep -q "Ablation" "$dir/plain-report/report.md" && [ ! -e "$dir/plain-report/ablation.csv" ] &&
     ok || fail "a report without a base run shows an ablation section"
 sed 's/"match_flops": "base"}/"match_flops": "nope"}/' "$dir/ablation.json" > "$dir/bad-sweep.json"
-expect_error 1 "runs\[1\].match_flops: expected the name of another run" \
+expect 1 "runs\[1\].match_flops: expected the name of another run" \
     "$SPIRAL" sweep "$dir/bad-sweep.json" --store "$dir/bad.db" --dry-run
 
 # the paper's ablation studies shipped with spiral
@@ -172,8 +156,8 @@ for f in examples/paper/cpu/*.json examples/paper/gpu/*.json; do
     "$SPIRAL" info --config "$f" >"$dir/info" 2>&1 && ok || fail "$f: $(cat "$dir/info")"
 done
 
-expect_error 2 "at-flops: expected a number > 0" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --at-flops -5
-expect_error 2 "at-tokens: expected a number > 0" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --at-tokens 1e3x
+expect 2 "at-flops: expected a number > 0" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --at-flops -5
+expect 2 "at-tokens: expected a number > 0" "$SPIRAL" compare --store "$dir/s.db" --runs spiral --at-tokens 1e3x
 
 echo "compare: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

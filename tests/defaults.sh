@@ -3,23 +3,7 @@
 # --data / --run / --runs from the store when it offers exactly one choice,
 # and say on stderr which they took; with several choices they fail (exit 1)
 # listing them, and with none they say what to make first.
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-# expect CODE PATTERN command...: exit status CODE and stderr matching PATTERN
-expect() {
-    code=$1; pattern=$2; shift 2
-    "$@" >"$dir/out" 2>"$dir/err"
-    status=$?
-    if [ "$status" -ne "$code" ]; then fail "$* exited $status, expected $code: $(cat "$dir/err")"
-    elif ! grep -q -- "$pattern" "$dir/err"; then fail "$*: stderr lacks '$pattern': $(cat "$dir/err")"
-    else ok; fi
-}
+. "$(dirname "$0")/harness.sh"
 
 S="--store $dir/s.db"
 "$SPIRAL" data make $S --name dyck --family dyck --seed 2 >/dev/null || fail "data make dyck"

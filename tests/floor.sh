@@ -8,13 +8,7 @@
 # `spiral runs --floor` agree; --per-position gives slots of each level whose target counts add
 # up and whose floors average to the whole floor; bad input fails with a
 # message and a non-zero status.
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/harness.sh"
 
 "$SPIRAL" data make --store "$dir/s.db" --name rhm --family rhm --seed 1 \
     --params '{"n_levels": 5, "v": 8, "m": 2, "n_train": 300, "n_val": 40, "n_test": 10}' \

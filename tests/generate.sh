@@ -11,22 +11,8 @@
 #  - bad input: unknown run, prompt longer than the context, --max-tokens
 #    past the context, tokens outside the vocabulary, bad flags, --device
 #    cuda without CUDA: clear errors and a non-zero exit.
-SPIRAL=${SPIRAL:-build/spiral}
+. "$(dirname "$0")/harness.sh"
 PY=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-# expect STATUS PATTERN CMD...: the command exits with STATUS and its stderr matches PATTERN
-expect() {
-    want=$1; pattern=$2; shift 2
-    "$@" >"$dir/out" 2>"$dir/err"
-    got=$?
-    if [ "$got" -eq "$want" ] && { [ -z "$pattern" ] || grep -q -- "$pattern" "$dir/err"; }; then ok
-    else fail "$* -> exit $got (want $want), stderr: $(cat "$dir/err")"; fi
-}
 
 for i in $(seq 1 40); do
     yes 'In the beginning was the word, and the word was with spiral.' | head -n 5

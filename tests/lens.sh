@@ -6,25 +6,8 @@
 #    of two steps live side by side, and an unknown step lists the steps;
 #  - eval --schedule: the trained schedule gives the same loss, another one
 #    a different loss, and bad schedules are refused with clear messages.
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/harness.sh"
 q() { sqlite3 "$dir/s.db" "$1"; }
-# expect_error STATUS PATTERN command...: the command exits STATUS and its
-# stderr contains PATTERN
-expect_error() {
-    want=$1 pattern=$2
-    shift 2
-    "$@" >"$dir/err.out" 2>&1
-    got=$?
-    if [ $got -ne "$want" ]; then fail "$*: exit $got, expected $want: $(cat "$dir/err.out")"
-    elif ! grep -q -- "$pattern" "$dir/err.out"; then fail "$*: no '$pattern' in: $(cat "$dir/err.out")"
-    else ok; fi
-}
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 2 >/dev/null || fail "data make"
 for kind in spiral looped; do
@@ -44,7 +27,7 @@ for bad in '[0]:keep_steps\[0\]: expected a step in \[1, 30\]' '[5, 4]:keep_step
            '[31]:keep_steps\[0\]: expected a step in \[1, 30\]' '"5":train.keep_steps: expected an array' '[1.5]:keep_steps\[0\]: expected an integer'; do
     value=${bad%%:*} pattern=${bad#*:}
     sed "s/\"keep_steps\": \[3, 7\]/\"keep_steps\": $value/; s/\"dataset\": \"dyck\"/\"dataset\": \"dyck\"/" "$dir/spiral.json" > "$dir/bad.json"
-    expect_error 1 "$pattern" "$SPIRAL" train --config "$dir/bad.json" --store "$dir/s.db" --name bad --quiet
+    expect 1 "$pattern" "$SPIRAL" train --config "$dir/bad.json" --store "$dir/s.db" --name bad --quiet
 done
 
 # record --step: two recordings of one run side by side, each saying its step
@@ -56,9 +39,9 @@ steps=$(q "SELECT group_concat(checkpoint_step) FROM (SELECT checkpoint_step FRO
 [ "$steps" = "7,30" ] && ok || fail "recording steps $steps, expected 7,30"
 n=$(q "SELECT count(DISTINCT recording_id) FROM states")
 [ "$n" = 2 ] && ok || fail "states of $n recordings, expected 2"
-expect_error 1 "no checkpoint at or before step 2 (its checkpoints are at steps: 3, 7, 20, 30)" \
+expect 1 "no checkpoint at or before step 2 (its checkpoints are at steps: 3, 7, 20, 30)" \
     "$SPIRAL" record --run spiral --data dyck --store "$dir/s.db" --sequences 4 --step 2 --quiet
-expect_error 2 "\-\-step" "$SPIRAL" record --run spiral --data dyck --store "$dir/s.db" --step x
+expect 2 "\-\-step" "$SPIRAL" record --run spiral --data dyck --store "$dir/s.db" --step x
 
 # a version 3 store (recordings keyed by run, dataset and split) opens,
 # migrates and keeps its recordings' states; then takes a second step
@@ -78,7 +61,7 @@ sqlite3 "$dir/old.db" "PRAGMA foreign_keys=OFF; BEGIN;
   ALTER TABLE probe_results DROP COLUMN test_counts;
   DROP TABLE lens_results; DELETE FROM schema_version WHERE version > 3; COMMIT;" || fail "making a version 3 store"
 before=$(sqlite3 "$dir/old.db" "SELECT count(*) FROM states")
-expect_error 1 "schema version 3 is older" "$SPIRAL" runs --store "$dir/old.db"
+expect 1 "schema version 3 is older" "$SPIRAL" runs --store "$dir/old.db"
 "$SPIRAL" record --run spiral --data dyck --store "$dir/old.db" --sequences 4 --step 7 --quiet > "$dir/m.out" 2>&1 || fail "record into the old store: $(cat "$dir/m.out")"
 v=$(sqlite3 "$dir/old.db" "SELECT max(version) FROM schema_version")
 [ "$v" = 6 ] && ok || fail "migrated version $v"
@@ -102,8 +85,8 @@ l7=$(loss --run spiral --store "$dir/s.db" --step 7)
 w30=$(loss --weights "$dir/checkpoints/spiral/step_00000030.safetensors")
 [ -n "$l30" ] && [ "$l30" = "$w30" ] && ok || fail "eval --run ($l30) != eval --weights ($w30)"
 [ -n "$l7" ] && [ "$l7" != "$l30" ] && ok || fail "eval --step 7 ($l7) equals the last step ($l30)"
-expect_error 1 "no checkpoint at or before step 1 " "$SPIRAL" eval --run spiral --store "$dir/s.db" --step 1 --tokens "$dir/seq.u16"
-expect_error 2 "give --weights, or --run with --store" "$SPIRAL" eval --tokens "$dir/seq.u16"
+expect 1 "no checkpoint at or before step 1 " "$SPIRAL" eval --run spiral --store "$dir/s.db" --step 1 --tokens "$dir/seq.u16"
+expect 2 "give --weights, or --run with --store" "$SPIRAL" eval --tokens "$dir/seq.u16"
 
 # eval --run --step without a sequence: the validation windows at that checkpoint
 "$SPIRAL" eval --store "$dir/s.db" --run spiral --step 10 > "$dir/ev.out" 2>&1 || fail "eval --run --step: $(cat "$dir/ev.out")"
@@ -116,10 +99,10 @@ s2=$(loss --run spiral --store "$dir/s.db" --schedule 4,2,1,1,1)
 [ -n "$s2" ] && [ "$s2" != "$l30" ] && ok || fail "--schedule 4,2,1,1,1 ($s2) vs trained ($l30)"
 s3=$(loss --run looped --store "$dir/s.db" --schedule 1)
 [ -n "$s3" ] && ok || fail "looped --schedule 1"
-expect_error 1 "entry 2 is g = 0" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,0,1 --tokens "$dir/seq.u16"
-expect_error 1 "entry 2 of '4,x,1' is not an integer" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,x,1 --tokens "$dir/seq.u16"
-expect_error 1 "expected chunk sizes" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,,1 --tokens "$dir/seq.u16"
-expect_error 1 "iteration 1 has g = 8, but no trained iteration has g = 8" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,8,1 --tokens "$dir/seq.u16"
+expect 1 "entry 2 is g = 0" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,0,1 --tokens "$dir/seq.u16"
+expect 1 "entry 2 of '4,x,1' is not an integer" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,x,1 --tokens "$dir/seq.u16"
+expect 1 "expected chunk sizes" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,,1 --tokens "$dir/seq.u16"
+expect 1 "iteration 1 has g = 8, but no trained iteration has g = 8" "$SPIRAL" eval --run spiral --store "$dir/s.db" --schedule 4,8,1 --tokens "$dir/seq.u16"
 
 # spiral lens: coda and head rows for t = 0 .. 3, slot rows 4 + 2 + 1, depth rows 1 .. 5
 "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --depths 5 --quiet > "$dir/lens.out" 2>&1 || fail "lens: $(cat "$dir/lens.out")"
@@ -136,10 +119,10 @@ grep -q "schedule 4,2,1" "$dir/lens.out" && grep -q "test-time depth" "$dir/lens
 "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --step 7 --schedule 4,2,1,1 --quiet > "$dir/lens2.out" 2>&1 || fail "lens --step: $(cat "$dir/lens2.out")"
 n=$(q "SELECT count(DISTINCT checkpoint_step || schedule) FROM lens_results")
 [ "$n" = 2 ] && ok || fail "lens keys: $n, expected 2"
-expect_error 1 "no checkpoint at or before step 1 " "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --step 1 --quiet
-expect_error 1 "entry 1 is g = 0" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --schedule 0 --quiet
-expect_error 1 "no run named 'nope'" "$SPIRAL" lens --run nope --data dyck --store "$dir/s.db" --quiet
-expect_error 2 "\-\-run, \-\-data and \-\-store are required" "$SPIRAL" lens --run spiral --store "$dir/s.db"
+expect 1 "no checkpoint at or before step 1 " "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --step 1 --quiet
+expect 1 "entry 1 is g = 0" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --schedule 0 --quiet
+expect 1 "no run named 'nope'" "$SPIRAL" lens --run nope --data dyck --store "$dir/s.db" --quiet
+expect 2 "\-\-run, \-\-data and \-\-store are required" "$SPIRAL" lens --run spiral --store "$dir/s.db"
 # interventions in eval: patching a sequence with itself gives the same
 # logits bit for bit; ablating an iteration changes the loss
 "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --logits "$dir/plain.npy" > /dev/null 2>&1 || fail "eval plain"
@@ -152,14 +135,14 @@ a=$(loss --run spiral --store "$dir/s.db" --ablate 0)
 m=$(loss --run spiral --store "$dir/s.db" --ablate-level 2 --ablate-mode mean)
 [ -n "$m" ] && [ "$m" != "$l30" ] && ok || fail "mean ablation of level 2 left the loss at $m"
 python3 -c "import sys; open(sys.argv[1], 'wb').write(open(sys.argv[2], 'rb').read()[:20])" "$dir/short.u16" "$dir/seq.u16"
-expect_error 1 "iteration 3 is out of range (the model has iterations 0 .. 2)" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 3
-expect_error 1 "no iteration has chunk size g = 8" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate-level 8
-expect_error 1 "the patch source must have the sequence's length" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/short.u16"
-expect_error 1 "needs --source" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0
-expect_error 1 "is not a range of positions" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 30:90
-expect_error 2 "expected A:B" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 3-9
-expect_error 2 "one of --ablate, --ablate-level and --patch" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 0 --patch 1
-expect_error 2 "expected zero or mean" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 0 --ablate-mode half
+expect 1 "iteration 3 is out of range (the model has iterations 0 .. 2)" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 3
+expect 1 "no iteration has chunk size g = 8" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate-level 8
+expect 1 "the patch source must have the sequence's length" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/short.u16"
+expect 1 "needs --source" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0
+expect 1 "is not a range of positions" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 30:90
+expect 2 "expected A:B" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 3-9
+expect 2 "one of --ablate, --ablate-level and --patch" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 0 --patch 1
+expect 2 "expected zero or mean" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 0 --ablate-mode half
 
 # lens --ablate-each: a row per iteration and per level; zeroing the last
 # (residual) iteration's update is exactly the exit after T - 1
@@ -178,10 +161,10 @@ python3 -c "import struct, sys; open(sys.argv[1], 'wb').write(struct.pack('<48H'
 "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --patch 1 --source "$dir/src.u16" --positions 10:30 --quiet > "$dir/pl.out" 2>&1 || fail "lens --patch: $(cat "$dir/pl.out")"
 n=$(q "SELECT count(*) FROM lens_results WHERE intervention = 'patch 1 positions 10:30' AND mode = 'coda'")
 [ "$n" = 4 ] && ok || fail "lens --patch rows: $n"
-expect_error 1 "the patch source needs at least the windows' 48" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --patch 1 --source "$dir/short.u16" --quiet
-expect_error 2 "\-\-source goes with \-\-patch" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --source "$dir/src.u16" --quiet
-expect_error 1 "iteration 3 is out of range" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --ablate 3 --quiet
-expect_error 1 "no checkpoint at or before step 2 " "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --ablate-each --step 2 --quiet
+expect 1 "the patch source needs at least the windows' 48" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --patch 1 --source "$dir/short.u16" --quiet
+expect 2 "\-\-source goes with \-\-patch" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --source "$dir/src.u16" --quiet
+expect 1 "iteration 3 is out of range" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --ablate 3 --quiet
+expect 1 "no checkpoint at or before step 2 " "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --ablate-each --step 2 --quiet
 
 # the report draws the lens figure
 "$SPIRAL" report --store "$dir/s.db" --out "$dir/rep" > "$dir/rep.out" 2>&1 || fail "report: $(cat "$dir/rep.out")"

@@ -11,23 +11,9 @@
 #    (residual) baselines whose run files train;
 #  - --device cuda is refused for mesh with an error naming the topology;
 #  - bad mesh_slots values: errors naming the field.
-SPIRAL=${SPIRAL:-build/spiral}
+. "$(dirname "$0")/harness.sh"
 PY=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 q() { sqlite3 "$dir/s.db" "$1"; }
-expect_error() {
-    code=$1; pattern=$2; shift 2
-    "$@" >"$dir/out" 2>"$dir/err"
-    status=$?
-    if [ "$status" -ne "$code" ]; then fail "$* exited $status, expected $code: $(cat "$dir/err")"
-    elif ! grep -q -- "$pattern" "$dir/err"; then fail "$*: stderr lacks '$pattern': $(cat "$dir/err")"
-    else ok; fi
-}
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 2 >/dev/null || fail "data make"
 cat > "$dir/mesh.json" <<JSON
@@ -65,11 +51,11 @@ for s, blob in db.execute("SELECT seq, data FROM states WHERE site = 'memory.2' 
 print("memory export ok")
 PY
 $PY "$dir/check.py" "$dir/s.db" "$dir/m.npy" >"$dir/py.out" 2>&1 && ok || fail "export vs store: $(cat "$dir/py.out")"
-expect_error 1 "memory slots are memory.0 .. memory.2 (mesh_slots 3)" \
+expect 1 "memory slots are memory.0 .. memory.2 (mesh_slots 3)" \
     "$SPIRAL" export --store "$dir/s.db" --run mesh --data dyck --site memory.3 --iteration 1 --out "$dir/x.npy"
-expect_error 1 "records its memory at steps 0..2" \
+expect 1 "records its memory at steps 0..2" \
     "$SPIRAL" export --store "$dir/s.db" --run mesh --data dyck --site memory.0 --iteration 3 --out "$dir/x.npy"
-expect_error 2 "expected token, latent_in, latent_out, coda or memory.B, got 'memory.01'" \
+expect 2 "expected token, latent_in, latent_out, coda or memory.B, got 'memory.01'" \
     "$SPIRAL" export --store "$dir/s.db" --run mesh --data dyck --site memory.01 --iteration 0 --out "$dir/x.npy"
 
 # probe: the memory sites get their rows like the others
@@ -94,7 +80,7 @@ JSON
 "$SPIRAL" record --run plain --data dyck --store "$dir/s.db" --sequences 4 --quiet >/dev/null 2>&1 || fail "record plain"
 n=$(q "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id JOIN runs u ON u.id = r.run_id WHERE u.name = 'plain' AND s.site LIKE 'memory%'")
 [ "$n" = 0 ] && ok || fail "a residual run recorded $n memory states"
-expect_error 1 "no memory slots (topology residual, not mesh)" \
+expect 1 "no memory slots (topology residual, not mesh)" \
     "$SPIRAL" export --store "$dir/s.db" --run plain --data dyck --site memory.0 --iteration 0 --out "$dir/x.npy"
 
 # info and match
@@ -115,13 +101,13 @@ n=$(q "SELECT kind FROM runs WHERE name = 'mesh-looped'")
 
 # the CUDA engine refuses mesh; bad slot counts name the field
 # (a build without CUDA says so first; engine_open's own refusal: test_model)
-expect_error 1 "does not implement topology mesh\|built without CUDA" \
+expect 1 "does not implement topology mesh\|built without CUDA" \
     "$SPIRAL" train --config "$dir/mesh.json" --store "$dir/s.db" --name mesh-gpu --device cuda --quiet
 n=$(q "SELECT count(*) FROM runs WHERE name = 'mesh-gpu'")
 [ "$n" = 0 ] && ok || fail "a refused run was created"
 for bad in '"topology": "mesh", "mesh_slots": 1' '"topology": "mesh", "mesh_slots": 65' '"mesh_slots": 8'; do
     echo "{$bad}" > "$dir/bad.json"
-    expect_error 1 "model.mesh_slots: " "$SPIRAL" info --config "$dir/bad.json"
+    expect 1 "model.mesh_slots: " "$SPIRAL" info --config "$dir/bad.json"
 done
 
 echo "mesh: $passed passed, $failed failed"

@@ -4,14 +4,8 @@
 # with --store w/s.db from one directory is recorded from inside w/ and
 # from anywhere after the folder is moved, and the store holds no path
 # that depends on the working directory of the training command.
-SPIRAL=${SPIRAL:-build/spiral}
+. "$(dirname "$0")/harness.sh"
 case "$SPIRAL" in /*) ;; *) SPIRAL="$(pwd)/$SPIRAL" ;; esac
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
 mkdir -p "$dir/top/w"
 cd "$dir/top" || exit 1

@@ -13,13 +13,7 @@
 #    store consistent and running it again fits only the missing rows;
 #  - the same seed gives the same numbers with 1 or 2 threads;
 #  - bad input: clear errors and exit codes (1 for errors, 2 for usage).
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/harness.sh"
 q() { sqlite3 "$dir/s.db" "$1"; }
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 2 >/dev/null || fail "data make"

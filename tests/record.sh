@@ -13,14 +13,8 @@
 #    naming the owner's pid; killed with SIGKILL, it reads as 'interrupted'
 #    (probe, analyze and report say so), and running it again finishes it;
 #  - SIGTERM marks a recording interrupted, and running it again finishes it.
-SPIRAL=${SPIRAL:-build/spiral}
+. "$(dirname "$0")/harness.sh"
 PY=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 q() { sqlite3 "$dir/s.db" "$1"; }
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 2 >/dev/null || fail "data make"

@@ -10,23 +10,7 @@
 #  - re-running the saved NAME.gp in DIR redraws the PNG;
 #  - --runs selects runs; bad input: clear messages, exit 1 or 2; without
 #    gnuplot the message names the Debian package.
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-# expect_error CODE PATTERN command...: exit status CODE and stderr matching PATTERN
-expect_error() {
-    code=$1; pattern=$2; shift 2
-    "$@" >"$dir/out" 2>"$dir/err"
-    status=$?
-    if [ "$status" -ne "$code" ]; then fail "$* exited $status, expected $code: $(cat "$dir/err")"
-    elif ! grep -q -- "$pattern" "$dir/err"; then fail "$*: stderr lacks '$pattern': $(cat "$dir/err")"
-    else ok; fi
-}
+. "$(dirname "$0")/harness.sh"
 
 # check_links DIR PAGE: every href="x"/src="x" of PAGE exists in DIR (or is an #anchor with that id)
 check_links() {
@@ -121,19 +105,19 @@ grep -q "Not drawn: no probe results at latent sites" "$dir/sites/index.html" &&
 grep -q "| random model | lexical | margin over random | margin over lexical |.*| verdict |" "$dir/sites/report.md" && ok ||
     fail "probe table header lacks the controls and the verdict"
 grep -qE "\| (encoded|not encoded|not tested) \|$" "$dir/sites/report.md" && ok || fail "probe table rows lack a verdict"
-expect_error 1 "unknown site 'latent'" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --probe-sites token,latent
-expect_error 1 "'2-1'" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --probe-iterations 2-1
+expect 1 "unknown site 'latent'" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --probe-sites token,latent
+expect 1 "'2-1'" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --probe-iterations 2-1
 
 # bad input
-expect_error 2 "required" "$SPIRAL" report --store "$dir/s.db"
-expect_error 2 "unknown argument" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --colour red
-expect_error 2 "split" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --split sideways
-expect_error 1 "no run named 'nope'" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --runs spiral,nope
-expect_error 1 "$dir/none.db" "$SPIRAL" report --store "$dir/none.db" --out "$dir/x"
+expect 2 "required" "$SPIRAL" report --store "$dir/s.db"
+expect 2 "unknown argument" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --colour red
+expect 2 "split" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --split sideways
+expect 1 "no run named 'nope'" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x" --runs spiral,nope
+expect 1 "$dir/none.db" "$SPIRAL" report --store "$dir/none.db" --out "$dir/x"
 [ ! -e "$dir/none.db" ] && ok || fail "report created a store"
 touch "$dir/file"
-expect_error 1 "$dir/file" "$SPIRAL" report --store "$dir/s.db" --out "$dir/file"
-expect_error 1 "gnuplot-nox" env SPIRAL_GNUPLOT="$dir/no-gnuplot" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x"
+expect 1 "$dir/file" "$SPIRAL" report --store "$dir/s.db" --out "$dir/file"
+expect 1 "gnuplot-nox" env SPIRAL_GNUPLOT="$dir/no-gnuplot" "$SPIRAL" report --store "$dir/s.db" --out "$dir/x"
 
 echo "report: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,14 +4,9 @@
 # checkpoint folder, fail at once naming the owner. After a SIGKILL the lock
 # is gone (the kernel drops it), and the resume removes the temporary file
 # that a checkpoint write in progress would have left.
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
+. "$(dirname "$0")/harness.sh"
 pid=
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 1 >/dev/null || fail "data make"
 cat > "$dir/run.json" <<JSON

@@ -4,14 +4,9 @@
 # interrupted; --delete refuses a run being trained, removes a finished one
 # from the store (and its checkpoint files with --files), and a deleted
 # name can be used again.
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
+. "$(dirname "$0")/harness.sh"
 pid=
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 status_of() { "$SPIRAL" runs --store "$dir/s.db" | awk -v n="$1" '$1 == n {print $3}'; }
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 1 >/dev/null || fail "data make"

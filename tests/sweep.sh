@@ -2,13 +2,7 @@
 # spiral sweep: a small study (a dataset, one run file x 2 seeds, recording)
 # with -j 2; an interrupted sweep resumes and skips what is done; --dry-run
 # prints the commands and changes nothing; a bad sweep file is refused.
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/harness.sh"
 q() { sqlite3 -cmd ".timeout 10000" "$dir/s.db" "$1"; }
 
 cat > "$dir/run.json" <<JSON

@@ -1,13 +1,7 @@
 #!/bin/sh
 # A training run killed with SIGKILL and resumed produces the same loss at
 # every step as a run never interrupted (compared in the store with sqlite3).
-SPIRAL=${SPIRAL:-build/spiral}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/harness.sh"
 
 "$SPIRAL" data make --store "$dir/s.db" --name dyck --family dyck --seed 1 >/dev/null || fail "data make"
 cat > "$dir/run.json" <<JSON
