@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_models.h"
 #include "adamw.h"
 #include "config.h"
 #include "error.h"
@@ -221,25 +222,6 @@ static int measure_dispatch(DispatchRow *rows, int n_rows) {
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */
 
-/* bench_train's spiral model (see the header comment). */
-static int spiral_config(SpiralConfig *cfg) {
-    static const int spiral_g[4] = {8, 4, 2, 1};
-    config_default(cfg);
-    cfg->vocab_size = 256;
-    cfg->d_model = 256;
-    cfg->n_heads = 4;
-    cfg->d_ff = 688;
-    cfg->n_pre = 1;
-    cfg->n_post = 1;
-    cfg->down = DOWN_SELFAGG;
-    cfg->up = UP_ALLOC;
-    cfg->topology = TOPOLOGY_RESIDUAL;
-    cfg->n_loop = 2;
-    cfg->n_iters = 4;
-    for (int t = 0; t < cfg->n_iters; t++)
-        cfg->schedule[t] = (IterSpec){spiral_g[t], 0, spiral_g[t] - 1};
-    return config_validate(cfg);
-}
 
 /* The test fixtures' small spiral model (tests/fixtures.h's base, with
  * g = 8, 4, 2, 1). */
@@ -414,7 +396,7 @@ int main(void) {
 
     /* 3 */
     Trainer tr;
-    if (spiral_config(&cfg) || trainer_init(&tr, &cfg, BATCH, LENGTH)) return fail("spiral model");
+    if (kind_config(&cfg, KIND_SPIRAL) || trainer_init(&tr, &cfg, BATCH, LENGTH)) return fail("spiral model");
     printf("3. Training step, spiral d = 256, B = %d, L = %d, %d busy processes when busy\n",
            BATCH, LENGTH, BUSY_PROCESSES);
     StepRow steps[4] = {{.threads = 2, .busy = 0}, {.threads = 2, .busy = 1},

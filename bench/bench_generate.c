@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_models.h"
 #include "clock.h"
 #include "config.h"
 #include "cost.h"
@@ -48,33 +49,10 @@
 #include "parallel.h"
 #include "sample.h"
 
-typedef enum { KIND_DENSE, KIND_LOOPED, KIND_SPIRAL, N_KINDS } Kind;
-static const char *const kind_names[N_KINDS] = {"dense", "looped", "spiral"};
 
 enum { N_LENGTHS = 2, NAIVE_SAMPLES = 4, WARMUP_TOKENS = 64 };
 static const int lengths[N_LENGTHS] = {512, 2048};
 
-/* The benchmark configuration of one kind (see the header comment). */
-static int kind_config(SpiralConfig *cfg, Kind kind) {
-    static const int spiral_g[4] = {8, 4, 2, 1};
-    config_default(cfg);
-    cfg->vocab_size = 256;
-    cfg->d_model = 256;
-    cfg->n_heads = 4;
-    cfg->d_ff = 688;
-    cfg->n_pre = 1;
-    cfg->n_post = 1;
-    cfg->down = DOWN_SELFAGG;
-    cfg->up = UP_ALLOC;
-    cfg->topology = TOPOLOGY_RESIDUAL;
-    cfg->n_loop = kind == KIND_DENSE ? 8 : 2;
-    cfg->n_iters = kind == KIND_DENSE ? 1 : 4;
-    for (int t = 0; t < cfg->n_iters; t++) {
-        int g = kind == KIND_SPIRAL ? spiral_g[t] : 1;
-        cfg->schedule[t] = (IterSpec){g, 0, g - 1};
-    }
-    return config_validate(cfg);
-}
 
 /* What one (kind, L) measured. */
 typedef struct {
@@ -108,7 +86,7 @@ static int generate(Decoder *dec, double *latency, int n, SampleCandidate *scrat
     return 0;
 }
 
-static int measure(Measure *m, Kind kind, int L) {
+static int measure(Measure *m, ModelKind kind, int L) {
     SpiralConfig cfg;
     Model model;
     Decoder dec;
@@ -174,8 +152,8 @@ int main(void) {
            parallel_threads());
     for (int l = 0; l < N_LENGTHS; l++)
         for (int k = 0; k < N_KINDS; k++) {
-            fprintf(stderr, "measuring %s at L = %d ...\n", kind_names[k], lengths[l]);
-            if (measure(&results[k][l], (Kind)k, lengths[l])) {
+            fprintf(stderr, "measuring %s at L = %d ...\n", model_kind_name(k), lengths[l]);
+            if (measure(&results[k][l], (ModelKind)k, lengths[l])) {
                 fprintf(stderr, "bench_generate: %s\n", spiral_last_error());
                 return 1;
             }
@@ -187,7 +165,7 @@ int main(void) {
         for (int k = 0; k < N_KINDS; k++) {
             const Measure *m = &results[k][l];
             printf("%-7s %5d %9.1f %8.3f %8.3f %8.3f %12.2f %10.2f %7.1fx %10.2f %10.1f\n",
-                   kind_names[k], lengths[l], m->tokens_per_s, m->mean_ms, m->p99_ms, m->max_ms,
+                   model_kind_name(k), lengths[l], m->tokens_per_s, m->mean_ms, m->p99_ms, m->max_ms,
                    m->naive_mean_ms, m->naive_at_L_ms, m->naive_mean_ms / m->mean_ms,
                    m->step_flops / 1e6, m->naive_flops / 1e6);
         }
@@ -205,7 +183,7 @@ int main(void) {
     printf("\ngoal: >= 20x faster than naive at L = %d:", lengths[last]);
     for (int k = 0; k < N_KINDS; k++) {
         double speedup = results[k][last].naive_mean_ms / results[k][last].mean_ms;
-        printf(" %s %.1fx (%s)", kind_names[k], speedup, speedup >= 20 ? "met" : "not met");
+        printf(" %s %.1fx (%s)", model_kind_name(k), speedup, speedup >= 20 ? "met" : "not met");
     }
     printf("\n");
     return 0;

@@ -79,6 +79,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_models.h"
 #include "adamw.h"
 #include "config.h"
 #include "cost.h"
@@ -225,34 +226,7 @@ static long long heap_in_use(void) {
 /* ------------------------------------------------------------------------ */
 /* The three kinds                                                          */
 
-typedef enum { KIND_DENSE, KIND_LOOPED, KIND_SPIRAL, N_KINDS } Kind;
-static const char *const kind_names[N_KINDS] = {"dense", "looped", "spiral"};
 
-/* The benchmark configuration of one kind (see the header comment). */
-static int kind_config(SpiralConfig *cfg, Kind kind) {
-    static const int spiral_g[4] = {8, 4, 2, 1};
-    config_default(cfg);
-    cfg->vocab_size = 256;
-    cfg->d_model = 256;
-    cfg->n_heads = 4;
-    cfg->d_ff = 688;   /* 8/3 d rounded to a multiple of 4 */
-    cfg->n_pre = 1;
-    cfg->n_post = 1;
-    cfg->down = DOWN_SELFAGG;
-    cfg->up = UP_ALLOC;
-    cfg->topology = TOPOLOGY_RESIDUAL;
-    cfg->n_loop = kind == KIND_DENSE ? 8 : 2;
-    cfg->n_iters = kind == KIND_DENSE ? 1 : 4;
-    for (int t = 0; t < cfg->n_iters; t++) {
-        int g = kind == KIND_SPIRAL ? spiral_g[t] : 1;
-        cfg->schedule[t] = (IterSpec){g, 0, g - 1};
-    }
-    if (config_validate(cfg)) return -1;
-    if (strcmp(model_kind_name(model_kind(cfg)), kind_names[kind]) != 0)
-        return spiral_error("config for %s is classified as %s", kind_names[kind],
-                            model_kind_name(model_kind(cfg)));
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* 1. sgemm                                                                 */
@@ -316,7 +290,7 @@ static void trainer_free(Trainer *tr) {
 }
 
 /* Builds a model of `kind` with zero moments. Returns 0 or -1 (spiral_error). */
-static int trainer_init(Trainer *tr, Kind kind) {
+static int trainer_init(Trainer *tr, ModelKind kind) {
     memset(tr, 0, sizeof *tr);
     if (kind_config(&tr->cfg, kind) || model_build(&tr->model, &tr->cfg)) return -1;
     model_init_weights(&tr->model, 1);
@@ -352,7 +326,7 @@ typedef struct {
 
 /* Times training steps of `kind` at (B, L) on the pool's current threads:
  * warmup_steps, then timed_steps timed ones. Returns 0 or -1 (spiral_error). */
-static int measure_training(StepStats *stats, Kind kind, int B, int L, int warmup_steps,
+static int measure_training(StepStats *stats, ModelKind kind, int B, int L, int warmup_steps,
                             int timed_steps) {
     Trainer tr;
     memset(stats, 0, sizeof *stats);
@@ -510,7 +484,7 @@ typedef struct {
 
 /* Forward passes of `kind` at (B, L) without targets, in the three observer
  * modes, interleaved; median of FORWARD_REPS after one warmup each. */
-static int measure_forward(ForwardStats *stats, Kind kind, int B, int L) {
+static int measure_forward(ForwardStats *stats, ModelKind kind, int B, int L) {
     SpiralConfig cfg;
     Model model;
     if (kind_config(&cfg, kind) || model_build(&model, &cfg)) return -1;
@@ -852,7 +826,7 @@ static void add_layers(Breakdown *out, Blocks *b, int n, int count, LayerTimes *
 /* The breakdown of one training step of `kind` at (b->B, b->L): the isolated
  * calls summed by how often the step runs them. head_parts holds the lm
  * head, cross-entropy and embedding times (the same for every kind). */
-static int breakdown_kind(Breakdown *out, Kind kind, Blocks *b, LayerTimes *memo, int *n_memo,
+static int breakdown_kind(Breakdown *out, ModelKind kind, Blocks *b, LayerTimes *memo, int *n_memo,
                           const double *head_parts) {
     SpiralConfig cfg;
     if (kind_config(&cfg, kind)) return -1;
@@ -1010,10 +984,10 @@ static int report_training(Results *r) {
             StepStats *st = &r->steps[s][kind];
             double sgemm_before = probe_ceiling(r);
             model_threads(sizes[s].one_thread ? 1 : r->threads);
-            int status = measure_training(st, (Kind)kind, BATCH, sizes[s].L, sizes[s].warmup,
+            int status = measure_training(st, (ModelKind)kind, BATCH, sizes[s].L, sizes[s].warmup,
                                           sizes[s].timed);
             model_threads(r->threads);
-            if (status) return fail(kind_names[kind]);
+            if (status) return fail(model_kind_name(kind));
             st->sgemm_before = sgemm_before;
         }
     }
@@ -1037,7 +1011,7 @@ static int report_training(Results *r) {
             snprintf(steps, sizeof steps, "%d+%d", st->warmup_steps, st->timed_steps);
             snprintf(allocs, sizeof allocs, "%ld/%ld", st->allocations[0], st->allocations[1]);
             printf("%5d %3d %-7s %5s %7.2fM %7.1f %9.1f %9.1f %9.0f %7.1f %5.1f%% %6.0f %12s "
-                   "%5.0f/%-4.0f\n", st->L, st->threads, kind_names[kind], steps,
+                   "%5.0f/%-4.0f\n", st->L, st->threads, model_kind_name(kind), steps,
                    st->params / 1e6, st->train_flops / 1e9, 1e3 * st->median, 1e3 * st->best,
                    BATCH * st->L / st->median, gflops, 100 * gflops / r->ceiling,
                    st->sgemm_before, allocs, st->peak_rss_mb, st->expected_mb);
@@ -1097,12 +1071,12 @@ static int report_forward(Results *r) {
            "copy all tok/s", "states/off", "all/off");
     for (int kind = 0; kind < N_KINDS; kind++) {
         ForwardStats *fs = &r->forward[kind];
-        if (measure_forward(fs, (Kind)kind, BATCH, BREAKDOWN_L)) return fail("forward");
+        if (measure_forward(fs, (ModelKind)kind, BATCH, BREAKDOWN_L)) return fail("forward");
         char states[32], all[32];
         snprintf(states, sizeof states, "%.0f (%.0f MB)", fs->tokens_per_second[1],
                  fs->megabytes[1]);
         snprintf(all, sizeof all, "%.0f (%.0f MB)", fs->tokens_per_second[2], fs->megabytes[2]);
-        printf("%-7s %12.0f %20s %20s %12.3f %12.3f\n", kind_names[kind],
+        printf("%-7s %12.0f %20s %20s %12.3f %12.3f\n", model_kind_name(kind),
                fs->tokens_per_second[0], states, all,
                fs->tokens_per_second[1] / fs->tokens_per_second[0],
                fs->tokens_per_second[2] / fs->tokens_per_second[0]);
@@ -1130,8 +1104,8 @@ static int report_breakdown(Results *r) {
     head_parts[PART_EMBEDDING] = part_seconds(part_embedding, &blocks);
     for (int kind = 0; kind < N_KINDS; kind++) {
         /* the whole step again, just before its parts, so both see the same machine load */
-        if (measure_training(&r->breakdown_steps[kind], (Kind)kind, BATCH, BREAKDOWN_L, 1, 2) ||
-            breakdown_kind(&r->parts[kind], (Kind)kind, &blocks, memo, &n_memo, head_parts)) {
+        if (measure_training(&r->breakdown_steps[kind], (ModelKind)kind, BATCH, BREAKDOWN_L, 1, 2) ||
+            breakdown_kind(&r->parts[kind], (ModelKind)kind, &blocks, memo, &n_memo, head_parts)) {
             blocks_free(&blocks);
             return fail("breakdown");
         }
@@ -1144,7 +1118,7 @@ static int report_breakdown(Results *r) {
            "%d, warm caches), summed per kind\n", BATCH, BREAKDOWN_L, r->threads,
            BREAKDOWN_REPS);
     printf("%-36s", "component");
-    for (int kind = 0; kind < N_KINDS; kind++) printf(" %9s ms     %% >peak", kind_names[kind]);
+    for (int kind = 0; kind < N_KINDS; kind++) printf(" %9s ms     %% >peak", model_kind_name(kind));
     printf("\n");
     for (int p = 0; p < N_PARTS; p++) {
         printf("%-36s", part_names[p]);
@@ -1227,7 +1201,7 @@ static void report_summary(const Results *r) {
     for (int kind = 0; kind < N_KINDS; kind++) {
         double mfu = main_size[kind].train_flops / main_size[kind].median / 1e9 / r->ceiling;
         double best = main_size[kind].train_flops / main_size[kind].best / 1e9 / r->ceiling;
-        printf("MFU %-7s %5.1f%% (best step %5.1f%%)   target >= 50%%: %s\n", kind_names[kind],
+        printf("MFU %-7s %5.1f%% (best step %5.1f%%)   target >= 50%%: %s\n", model_kind_name(kind),
                100 * mfu, 100 * best, met(mfu >= 0.5));
     }
     const PairStats *pairs = &r->pairs[1];
@@ -1268,7 +1242,7 @@ static void report_summary(const Results *r) {
         const Breakdown *bd = &r->parts[kind];
         int worst = most_above_peak(bd, r->ceiling);
         double above = bd->seconds[worst] - bd->flops[worst] / (r->ceiling * 1e9);
-        printf("%s %s %s (%.0f ms of %.0f)", kind ? "," : "", kind_names[kind], part_names[worst],
+        printf("%s %s %s (%.0f ms of %.0f)", kind ? "," : "", model_kind_name(kind), part_names[worst],
                1e3 * above, 1e3 * r->part_sums[kind]);
     }
     printf("\n");
