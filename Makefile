@@ -34,7 +34,7 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/f32/%.o)
 TEST_BINS   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) \
                $(TESTS_F64:%=$(BUILD)/tests/%_f64)
 
-.PHONY: all test check asan demo bench deps clean
+.PHONY: all test check asan demo bench bench-build deps clean
 all: $(BUILD)/spiral $(BUILD)/libspiral.a
 
 $(BUILD)/f32/%.o: %.c $(wildcard base/*.h core/*.h data/*.h probes/*.h analysis/*.h reports/*.h cli/*.h)
@@ -63,8 +63,10 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libspiral.a
 check: $(TEST_BINS) $(BUILD)/spiral
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
 
-# make test = the suite, then the suite under ASan + UBSan.
-test: check
+# make test = the suite, then the suite under ASan + UBSan; the benchmarks
+# are built too (not run: that is make bench), so a change that breaks one
+# is seen at once.
+test: check bench-build
 	@$(MAKE) --no-print-directory asan
 
 asan:
@@ -82,9 +84,11 @@ demo: deps all
 # ratios against a reference measured in the same run (never a timed test).
 BENCH_SRC  := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libspiral.a
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(BUILD)/libspiral.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ibench $< $(BUILD)/libspiral.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+bench-build: $(BENCH_BINS)
 
 bench: $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; echo; done
