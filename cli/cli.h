@@ -60,6 +60,9 @@ int cli_parse_options(const char *command, int argc, char **argv, const CliOptio
 /* Parses a whole decimal integer in [min, max] for option `name`; prints an
  * error and returns -1 if it is not one. */
 int cli_parse_long(const char *name, const char *text, long min, long max, long *out);
+/* *out = the finite number text (such as 0.9 or 1e10), else -1 with a
+ * message naming the option; callers check their own range. */
+int cli_parse_double(const char *name, const char *text, double *out);
 
 /* Prints "spiral <command>: <library's last error>" to stderr; returns 1. */
 int cli_fail(const char *command);

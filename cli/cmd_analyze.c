@@ -88,9 +88,8 @@ int cmd_analyze(int argc, char **argv) {
     options.progress = &progress;
     if (!store_path) return cli_usage_error("analyze", "--store is required");
     if (fraction_text) {
-        char *end;
-        options.fraction = strtod(fraction_text, &end);
-        if (end == fraction_text || *end || !(options.fraction > 0 && options.fraction <= 1))
+        if (cli_parse_double("--fraction", fraction_text, &options.fraction)) return 2;
+        if (!(options.fraction > 0 && options.fraction <= 1))
             return cli_usage_error("analyze", "--fraction: expected a number in (0, 1], got '%s'", fraction_text);
     }
     if (!strcmp(select_text, "relative")) options.select_by = ANALYZE_RELATIVE_DISTANCE;

@@ -3,8 +3,6 @@
  * model, token by token through the incremental decoder (core/decode.h,
  * core/generate.h), printing each token as it comes.
  */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,19 +70,6 @@ static void print_token(void *user, int token, int position, double logprob) {
     }
     printer->printed++;
     fflush(stdout);
-}
-
-/* Parses a finite number for option name. */
-static int parse_double(const char *name, const char *text, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end != '\0' || !isfinite(v)) {
-        fprintf(stderr, "spiral generate: %s: expected a number, got '%s'\n", name, text);
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 /* The prompt's tokens from exactly one of the three sources. */
@@ -195,9 +180,9 @@ int cmd_generate(int argc, char **argv) {
         if (cli_parse_long("--seed", seed_text, 0, 0x7fffffffffffffffL, &v)) return 2;
         options.seed = (uint64_t)v;
     }
-    if (temp_text && parse_double("--temperature", temp_text, &options.sample.temperature))
+    if (temp_text && cli_parse_double("--temperature", temp_text, &options.sample.temperature))
         return 2;
-    if (top_p_text && parse_double("--top-p", top_p_text, &options.sample.top_p)) return 2;
+    if (top_p_text && cli_parse_double("--top-p", top_p_text, &options.sample.top_p)) return 2;
     if (sample_settings_check(&options.sample))
         return cli_usage_error("generate", "%s", spiral_last_error());
     if (engine_device_check(device)) return cli_fail("generate");

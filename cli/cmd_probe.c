@@ -219,9 +219,8 @@ int cmd_probe(int argc, char **argv) {
         if (parallel_set_threads((int)v)) return cli_fail("probe");
     }
     if (tol_text) {
-        char *end;
-        options.tol = strtod(tol_text, &end);
-        if (end == tol_text || *end || !(options.tol > 0) || options.tol > 1)
+        if (cli_parse_double("--tol", tol_text, &options.tol)) return 2;
+        if (!(options.tol > 0) || options.tol > 1)
             return cli_usage_error("probe", "--tol: expected a number in (0, 1], got '%s'", tol_text);
     }
     if (iter_text) {

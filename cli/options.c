@@ -4,6 +4,7 @@
  * printed, and the defaults of options the store settles.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,18 @@ int cli_parse_long(const char *name, const char *text, long min, long max, long 
     if (errno || end == text || *end != '\0' || v < min || v > max) {
         fprintf(stderr, "spiral: %s: expected an integer in [%ld, %ld], got '%s'\n", name, min,
                 max, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *name, const char *text, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end != '\0' || !isfinite(v)) {
+        fprintf(stderr, "spiral: %s: expected a number, got '%s'\n", name, text);
         return -1;
     }
     *out = v;
