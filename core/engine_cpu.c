@@ -118,12 +118,6 @@ static int cpu_observe(Engine *engine, const int *tokens, const int *targets, in
     return 0;
 }
 
-static int cpu_get_logits(Engine *engine, float *host) {
-    Model *model = &cpu(engine)->model;
-    real_to_float(host, model->logits, (size_t)model->B * model->L * model->cfg.vocab_size);
-    return 0;
-}
-
 static int cpu_get_logits_rows(Engine *engine, size_t first, size_t count, float *host) {
     Model *model = &cpu(engine)->model;
     size_t V = (size_t)model->cfg.vocab_size;
@@ -132,6 +126,11 @@ static int cpu_get_logits_rows(Engine *engine, size_t first, size_t count, float
                             model->B * model->L);
     real_to_float(host, model->logits + first * V, count * V);
     return 0;
+}
+
+static int cpu_get_logits(Engine *engine, float *host) {
+    const Model *model = &cpu(engine)->model;
+    return cpu_get_logits_rows(engine, 0, (size_t)model->B * model->L, host);
 }
 
 static const EngineOps cpu_ops = {

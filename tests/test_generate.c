@@ -115,6 +115,15 @@ static void check_errors(void) {
     CHECK(generate_tokens_engine(engine, V, CAPACITY, prompt, 0, &o, out, NULL, &r) == -1 &&
               strstr(spiral_last_error(), "empty"),
           "empty prompt: %s", spiral_last_error());
+    /* rows beyond the last pass (one sequence of 3 tokens) */
+    int three[3] = {0, 1, 2};
+    float *row = malloc((size_t)V * sizeof *row);
+    CHECK(row && engine->ops->observe(engine, three, NULL, 1, 3, NULL, 0, NULL) == 0 &&
+              engine->ops->get_logits_rows(engine, 2, 1, row) == 0 &&
+              engine->ops->get_logits_rows(engine, 3, 1, row) == -1 &&
+              strstr(spiral_last_error(), "the last pass has 3"),
+          "logits row 3 of 3: %s", spiral_last_error());
+    free(row);
     engine_free(engine);
     model_free(&model);
 }
