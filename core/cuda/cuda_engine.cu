@@ -232,7 +232,7 @@ void cuda_model_free(CudaModel *model) {
     free(model->loop_acts);
     free(model->host_ints);
     free(model->token_host);
-    free(model->observe_host);
+    observe_queue_free(&model->observe_queue);
     param_layout_free(&model->layout);
     free(model);
 }

@@ -43,25 +43,16 @@ static int group_rows_by_token(int *present, int *start, int *rows, const int *t
 /* ------------------------------------------------------------------------ */
 /* Forward                                                                  */
 
-/* Copies a (B, rows, cols) device state to the host and hands it on. */
+/* Queues a (B, rows, cols) device state for the observer: copied to
+ * pinned memory while the GPU goes on, handed over in order
+ * (cuda_observe.cu). */
 static int observe_state(CudaModel *model, const CudaObserver *observer, ObserveSite site,
                          int iteration, BlockKind block, int layer, int g, int rows,
                          const int *pos, const float *data) {
     if (!observer || !observer->fn) return 0;
-    size_t count = (size_t)model->B * rows * model->cfg.d_model;
-    if (count > model->observe_capacity) {
-        free(model->observe_host);
-        model->observe_host = (float *)malloc(count * sizeof(float));
-        model->observe_capacity = model->observe_host ? count : 0;
-        if (!model->observe_host) return spiral_error("cuda engine: out of memory (observer)");
-    }
-    CUDA_CHECK(cudaStreamSynchronize(model->stream));
-    CUDA_CHECK(cudaMemcpy(model->observe_host, data, count * sizeof(float),
-                          cudaMemcpyDeviceToHost));
     CudaObserveEvent event = {site, iteration, block, layer, g, model->B, rows,
-                              model->cfg.d_model, pos, model->observe_host};
-    observer->fn(observer->user, &event);
-    return 0;
+                              model->cfg.d_model, pos, NULL, 0, NULL, 0};
+    return observe_queue_push(model, observer, &event, data);
 }
 
 /* Recomputes layer acts' attention probabilities (B, H, n, n), or with the
@@ -72,6 +63,8 @@ static int observe_attention(CudaModel *model, const CudaObserver *observer,
                              int g, const int *pos) {
     int B = model->B, n = acts->n, H = model->cfg.n_heads, dh = model->cfg.d_model / H;
     int with_stats = observer->n_distances > 0, K = 2 + observer->n_distances;
+    /* the states observed before this layer's attention go first */
+    if (observe_queue_flush(model, observer)) return -1;
     /* statistics: (B, H, n, K) floats, then the n positions */
     size_t count = with_stats ? (size_t)B * H * n * K + (size_t)n : (size_t)B * H * n * n;
     if (with_stats && observer->n_distances > ATTENTION_MAX_DISTANCES)
@@ -377,9 +370,16 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
     if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L) ||
         upload_inputs(model, tokens, targets))
         return -1;
-    if (observer ? forward_pass(model, observer)
-                 : graph_run(model, &model->forward_graph, targets != NULL, forward_pass, NULL))
+    if (observer) {
+        int status = forward_pass(model, observer);
+        if (status == 0) status = observe_queue_flush(model, observer);
+        if (status) {
+            observe_queue_drop(model);
+            return -1;
+        }
+    } else if (graph_run(model, &model->forward_graph, targets != NULL, forward_pass, NULL)) {
         return -1;
+    }
     model->logits_valid = 1;
     if (loss) {
         double sum = 0;

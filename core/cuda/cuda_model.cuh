@@ -93,6 +93,16 @@ typedef struct {
 
 enum { BLAS_WORKSPACE_BYTES = 32 << 20 };
 
+/* States on their way to the observer (cuda_observe.cu). */
+enum { OBSERVE_SLOTS = 4 };
+typedef struct {
+    float *host[OBSERVE_SLOTS];          /* pinned, capacity[i] floats */
+    size_t capacity[OBSERVE_SLOTS];
+    cudaEvent_t done[OBSERVE_SLOTS];     /* the slot's copy is complete */
+    CudaObserveEvent pending[OBSERVE_SLOTS]; /* data = host[slot] */
+    int first, count;                    /* the ring of pending slots, oldest first */
+} ObserveQueue;
+
 /* What a captured pass depends on (cuda_graph.cu). */
 typedef struct {
     int B, L, baked;                  /* baked: the pass's host value (graph_run) */
@@ -147,8 +157,7 @@ struct CudaModel {
     int loss_count;
     int logits_valid;
     GpuScratch scratch;
-    float *observe_host;                       /* host copy of one state */
-    size_t observe_capacity;
+    ObserveQueue observe_queue;                /* observed states being copied */
     float *probs_dev, *probs_host;             /* (B, H, n, n) one layer's attention, observer only */
     size_t probs_capacity;
     int *present_count;                        /* (1) device copy of n_present */
@@ -171,6 +180,17 @@ typedef int (*GraphPass)(CudaModel *model, const void *arg);
 int graph_run(CudaModel *model, GraphSlot *slot, int baked, GraphPass pass, const void *arg);
 /* Destroys a slot's graph. */
 void graph_slot_free(GraphSlot *slot);
+
+/* Queues a copy of device_data (event->B x rows x cols floats) for the
+ * observer; the event is handed over later, in order, with data pointing
+ * at the pinned copy (observe_queue_flush at the latest). */
+int observe_queue_push(CudaModel *model, const CudaObserver *observer,
+                       const CudaObserveEvent *event, const float *device_data);
+/* Hands every pending state to the observer, oldest first. */
+int observe_queue_flush(CudaModel *model, const CudaObserver *observer);
+/* Forgets the pending states (a pass that failed). */
+void observe_queue_drop(CudaModel *model);
+void observe_queue_free(ObserveQueue *queue);
 
 /* Lays out (growing it when needed) the device arena of activations and
  * backward scratch for a forward + backward pass at (B, L). Returns 0 or
