@@ -44,22 +44,31 @@ static int *take_host(Bump *bump, size_t count) {
     return p;
 }
 
+/* A product input of (count) values: fp32 into *full, or (rounded) bf16
+ * into *half; the other view is NULL. */
+static void take_input(float **full, __nv_bfloat16 **half, Bump *bump, size_t count,
+                       int rounded) {
+    *full = rounded ? NULL : take<float>(bump, count);
+    *half = rounded ? take<__nv_bfloat16>(bump, count) : NULL;
+}
+
 static void plan_layer(GpuLayerActs *acts, Bump *bump, const SpiralConfig *cfg, int B, int n,
-                       const float *rope_cos, const float *rope_sin) {
+                       const float *rope_cos, const float *rope_sin, int rounded) {
     size_t rows = (size_t)B * n, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
     acts->n = n;
     acts->rope_cos = rope_cos;
     acts->rope_sin = rope_sin;
-    acts->xn1 = take<float>(bump, rows * d);
+    take_input(&acts->xn1, &acts->xn1_16, bump, rows * d, rounded);
     acts->rstd1 = take<float>(bump, rows);
     acts->qkv = take<float>(bump, 3 * rows * d);
     acts->lse = take<float>(bump, (size_t)B * cfg->n_heads * n);
-    acts->att = take<float>(bump, rows * d);
+    acts->att = take<float>(bump, rows * d); /* fp32 also in bf16: the backward's row dots */
+    acts->att16 = rounded ? take<__nv_bfloat16>(bump, rows * d) : NULL;
     acts->x2 = take<float>(bump, rows * d);
-    acts->xn2 = take<float>(bump, rows * d);
+    take_input(&acts->xn2, &acts->xn2_16, bump, rows * d, rounded);
     acts->rstd2 = take<float>(bump, rows);
     acts->ac = take<float>(bump, 2 * rows * f);
-    acts->m = take<float>(bump, rows * f);
+    take_input(&acts->m, &acts->m16, bump, rows * f, rounded);
     acts->out = take<float>(bump, rows * d);
 }
 
@@ -68,6 +77,7 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
     const SpiralConfig *cfg = &model->cfg;
     size_t tokens = (size_t)B * L, d = (size_t)cfg->d_model, f = (size_t)cfg->d_ff;
     size_t half = (size_t)(cfg->d_model / cfg->n_heads / 2);
+    int rounded = rounded_products(model);
     model->tokens = take<int>(bump, tokens);
     model->targets = take<int>(bump, tokens);
     model->token_pos = take<int>(bump, (size_t)L);
@@ -80,7 +90,8 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
     model->token_sin = take<float>(bump, (size_t)L * half);
     model->emb = take<float>(bump, tokens * d);
     for (int l = 0; l < cfg->n_pre; l++)
-        plan_layer(&model->pre[l], bump, cfg, B, L, model->token_cos, model->token_sin);
+        plan_layer(&model->pre[l], bump, cfg, B, L, model->token_cos, model->token_sin,
+                   rounded);
     size_t scale_most = tokens;
     for (int t = 0; t < cfg->n_iters; t++) {
         GpuIterActs *it = &model->iters[t];
@@ -115,11 +126,13 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
         if (!(it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL))
             it->h_out = take<float>(bump, tokens * d);
         for (int l = 0; l < cfg->n_loop; l++)
-            plan_layer(&it->layers[l], bump, cfg, B, (int)J, it->rope_cos, it->rope_sin);
+            plan_layer(&it->layers[l], bump, cfg, B, (int)J, it->rope_cos, it->rope_sin,
+                       rounded);
     }
     for (int l = 0; l < cfg->n_post; l++)
-        plan_layer(&model->post[l], bump, cfg, B, L, model->token_cos, model->token_sin);
-    model->xn_final = take<float>(bump, tokens * d);
+        plan_layer(&model->post[l], bump, cfg, B, L, model->token_cos, model->token_sin,
+                   rounded);
+    take_input(&model->xn_final, &model->xn_final16, bump, tokens * d, rounded);
     model->rstd_final = take<float>(bump, tokens);
     model->logits = take<float>(bump, tokens * cfg->vocab_size);
     model->row_loss = take<double>(bump, tokens);

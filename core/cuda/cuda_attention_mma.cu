@@ -189,21 +189,27 @@ static __device__ void accumulate_rows(float out[DH / 8][4], const float p[N8][4
     }
 }
 
-/* Writes a warp's (16 x DH) fp32 result, rows r0 and r0 + 8, times the
- * row factors f0, f1, to dst (row stride `stride`), columns < dh. */
-template <int DH>
-static __device__ void store_rows(float *dst, const float acc[DH / 8][4], int r0, int n,
+/* Two adjacent floats stored as T (float, or bf16 rounded to nearest). */
+static __device__ __forceinline__ void store_pair(float *p, float a, float b) {
+    *(float2 *)p = make_float2(a, b);
+}
+static __device__ __forceinline__ void store_pair(__nv_bfloat16 *p, float a, float b) {
+    *(__nv_bfloat162 *)p = __floats2bfloat162_rn(a, b);
+}
+
+/* Writes a warp's (16 x DH) result, rows r0 and r0 + 8, times the row
+ * factors f0, f1, to dst (row stride `stride`), columns < dh, as T. */
+template <int DH, typename T>
+static __device__ void store_rows(T *dst, const float acc[DH / 8][4], int r0, int n,
                                   size_t stride, int dh, float f0, float f1) {
     int t = threadIdx.x % 4;
 #pragma unroll
     for (int j = 0; j < DH / 8; j++) {
         int c = j * 8 + 2 * t;
         if (c >= dh) continue;
-        if (r0 < n)
-            *(float2 *)(dst + (size_t)r0 * stride + c) = make_float2(acc[j][0] * f0, acc[j][1] * f0);
+        if (r0 < n) store_pair(dst + (size_t)r0 * stride + c, acc[j][0] * f0, acc[j][1] * f0);
         if (r0 + 8 < n)
-            *(float2 *)(dst + (size_t)(r0 + 8) * stride + c) =
-                make_float2(acc[j][2] * f1, acc[j][3] * f1);
+            store_pair(dst + (size_t)(r0 + 8) * stride + c, acc[j][2] * f1, acc[j][3] * f1);
     }
 }
 
@@ -247,8 +253,8 @@ static __device__ const __nv_bfloat16 *kv_next(__nv_bfloat16 *smem, const __nv_b
  * longest (last) tiles first; keys and values stream double-buffered. */
 template <int DH>
 static __global__ void __launch_bounds__(MMA_THREADS)
-    mma_forward_kernel(float *out, float *lse, const __nv_bfloat16 *packed, int B, int n, int H,
-                       int dh, float scale2) {
+    mma_forward_kernel(float *out, __nv_bfloat16 *out16, float *lse, const __nv_bfloat16 *packed,
+                       int B, int n, int H, int dh, float scale2) {
     constexpr int S = DH + 8, N8 = MMA_ROWS / 8, TILE = MMA_ROWS * S;
     extern __shared__ __align__(16) __nv_bfloat16 smem[]; /* [stage][k, v] tiles */
     int tile = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, D = H * dh;
@@ -318,6 +324,9 @@ static __global__ void __launch_bounds__(MMA_THREADS)
     }
     store_rows<DH>(out + (size_t)b * n * D + h * dh, o, r0, n, (size_t)D, dh, 1.0f / l0,
                    1.0f / l1);
+    if (out16)
+        store_rows<DH>(out16 + (size_t)b * n * D + h * dh, o, r0, n, (size_t)D, dh, 1.0f / l0,
+                       1.0f / l1);
     if (t == 0) {
         float *row_lse = lse + (size_t)bh * n;
         if (r0 < n) row_lse[r0] = m0 * LN2 + logf(l0);
@@ -459,8 +468,8 @@ static int allow_smem(Kernel kernel, size_t bytes, const char *what) {
 }
 
 template <int DH>
-static int launch_mma_forward(GemmContext *gc, float *out, float *lse, const float *qkv, int B,
-                              int n, int H, int dh) {
+static int launch_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, float *lse,
+                              const float *qkv, int B, int n, int H, int dh) {
     size_t heads = (size_t)B * H * n * DH;
     __nv_bfloat16 *packed = (__nv_bfloat16 *)gemm_work(gc, 3 * heads * sizeof(__nv_bfloat16));
     if (!packed ||
@@ -470,21 +479,21 @@ static int launch_mma_forward(GemmContext *gc, float *out, float *lse, const flo
     size_t smem = stream_smem(DH, MMA_ROWS);
     if (allow_smem(mma_forward_kernel<DH>, smem, "mma_forward_kernel")) return -1;
     dim3 grid((unsigned)((n + MMA_ROWS - 1) / MMA_ROWS), (unsigned)(B * H));
-    mma_forward_kernel<DH><<<grid, MMA_THREADS, smem, gc->stream>>>(out, lse, packed, B, n, H,
-                                                                    dh, scale * LOG2E);
+    mma_forward_kernel<DH><<<grid, MMA_THREADS, smem, gc->stream>>>(out, out16, lse, packed, B,
+                                                                    n, H, dh, scale * LOG2E);
     return cuda_launched("mma_forward_kernel");
 }
 
-int attention_mma_forward(GemmContext *gc, float *out, float *lse, const float *qkv, int B,
-                          int n, int H, int dh) {
+int attention_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, float *lse,
+                          const float *qkv, int B, int n, int H, int dh) {
     if (B == 0 || n == 0) return 0;
     if (!attention_mma_supports(dh))
         return cuda_status(cudaErrorInvalidValue, "attention_mma_forward: head dim not even or > 128");
     switch (mma_head_size(dh)) {
-    case 16: return launch_mma_forward<16>(gc, out, lse, qkv, B, n, H, dh);
-    case 32: return launch_mma_forward<32>(gc, out, lse, qkv, B, n, H, dh);
-    case 64: return launch_mma_forward<64>(gc, out, lse, qkv, B, n, H, dh);
-    default: return launch_mma_forward<128>(gc, out, lse, qkv, B, n, H, dh);
+    case 16: return launch_mma_forward<16>(gc, out, out16, lse, qkv, B, n, H, dh);
+    case 32: return launch_mma_forward<32>(gc, out, out16, lse, qkv, B, n, H, dh);
+    case 64: return launch_mma_forward<64>(gc, out, out16, lse, qkv, B, n, H, dh);
+    default: return launch_mma_forward<128>(gc, out, out16, lse, qkv, B, n, H, dh);
     }
 }
 

@@ -26,6 +26,60 @@ static int zero(float *x, size_t count, cudaStream_t s) {
     return 0;
 }
 
+/* layer_backward in bf16 precision: each product's output gradient is
+ * rounded once (by the kernel that computes it, or into gc's keep buffer),
+ * its other operands are the forward's bf16 activations and the rounded
+ * weights. */
+static int layer_backward_rounded(CudaModel *model, float *dx, GpuLayerWeights *dw,
+                                  const float *dout, const GpuLayerActs *acts,
+                                  const GpuLayerWeights *w) {
+    const SpiralConfig *cfg = &model->cfg;
+    const GpuScratch *sc = &model->scratch;
+    int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
+    int dh = d / H, M = B * n;
+    cudaStream_t s = model->stream;
+    GemmContext *gc = &model->gemm;
+    size_t rows_d = (size_t)M * d;
+    /* out = x2 + m w2^T */
+    CUDA_CHECK(cudaMemcpyAsync(sc->layer_dx2, dout, rows_d * sizeof(float),
+                               cudaMemcpyDeviceToDevice, s));
+    const __nv_bfloat16 *dy16 = keep_bf16(gc, dout, rows_d);
+    if (!dy16 ||
+        linear_backward_rounded(gc, M, d, f, dy16, weight16(model, w->w2), acts->m16,
+                                sc->layer_dm, 0.0f, dw->w2))
+        return -1;
+    /* ac = xn2 [w1; w3]^T */
+    __nv_bfloat16 *dac16 = gemm_keep(gc, (size_t)M * 2 * f);
+    if (!dac16 || swiglu_backward_bf16(dac16, sc->layer_dm, acts->ac, M, f, s) ||
+        linear_backward_rounded(gc, M, 2 * f, d, dac16, weight16(model, w->w13), acts->xn2_16,
+                                sc->layer_dxn, 0.0f, dw->w13) ||
+        rmsnorm_backward(sc->layer_dx2, dw->mlp_norm, sc->norm_partial, sc->layer_dxn, acts->x2,
+                         w->mlp_norm, acts->rstd2, M, d, s) ||
+        vector_add(dx, sc->layer_dx2, rows_d, s))
+        return -1;
+    /* x2 = x + att wo^T */
+    if (!(dy16 = keep_bf16(gc, sc->layer_dx2, rows_d)) ||
+        linear_backward_rounded(gc, M, d, d, dy16, weight16(model, w->wo), acts->att16,
+                                sc->layer_datt, 0.0f, dw->wo))
+        return -1;
+    profile_begin(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
+    if (attention_mma_backward(gc, sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
+                               acts->qkv, acts->lse, B, n, H, dh))
+        return -1;
+    profile_end(gc->profile, s);
+    /* qkv = RoPE(xn1 [wq; wk; wv]^T) */
+    __nv_bfloat16 *dqkv16 = gemm_keep(gc, 3 * rows_d);
+    if (!dqkv16 ||
+        rope_backward_bf16(dqkv16, sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh,
+                           s) ||
+        linear_backward_rounded(gc, M, 3 * d, d, dqkv16, weight16(model, w->wqkv), acts->xn1_16,
+                                sc->layer_dxn, 0.0f, dw->wqkv) ||
+        rmsnorm_backward(dx, dw->attn_norm, sc->norm_partial, sc->layer_dxn, acts->x,
+                         w->attn_norm, acts->rstd1, M, d, s))
+        return -1;
+    return 0;
+}
+
 /* Backward of layer_forward: dx += dL/dx given dout; weight gradients
  * accumulate into dw. */
 static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, const float *dout,
@@ -37,6 +91,7 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
     cudaStream_t s = model->stream;
     GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
+    if (rounded_products(model)) return layer_backward_rounded(model, dx, dw, dout, acts, w);
     /* out = x2 + m w2^T */
     CUDA_CHECK(cudaMemcpyAsync(sc->layer_dx2, dout, rows_d * sizeof(float),
                                cudaMemcpyDeviceToDevice, s));
@@ -53,11 +108,8 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
                         dw->wo))
         return -1;
     profile_begin(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
-    if (use_tensor_core_attention(model)
-            ? attention_mma_backward(gc, sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
-                                     acts->qkv, acts->lse, B, n, H, dh)
-            : attention_backward(sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
-                                 acts->qkv, acts->lse, B, n, H, dh, s))
+    if (attention_backward(sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att, acts->qkv,
+                           acts->lse, B, n, H, dh, s))
         return -1;
     profile_end(gc->profile, s);
     if (rope_apply(sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, -1, s) ||
@@ -163,8 +215,8 @@ static int backward_pass(CudaModel *model, const void *arg) {
                                                      model->targets, M, V, scale, s))
             return -1;
         profile_end(gc->profile, s);
-        if (linear_backward_bf16(gc, M, V, d, dlogits16, model->w.lm_head, model->xn_final,
-                                 sc->dxn, 0.0f, model->dw.lm_head))
+        if (linear_backward_rounded(gc, M, V, d, dlogits16, weight16(model, model->w.lm_head),
+                                    model->xn_final16, sc->dxn, 0.0f, model->dw.lm_head))
             return -1;
     } else {
         float *dlogits = model->logits;

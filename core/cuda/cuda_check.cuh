@@ -9,6 +9,7 @@
 #define SPIRAL_CUDA_CHECK_CUH
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 /* 0 if status is success, else -1 after spiral_error("<what>: <reason>"). */
@@ -31,6 +32,13 @@ int cuda_launched(const char *what);
 enum { CUDA_THREADS = 256 };
 static inline unsigned cuda_blocks(size_t count) {
     return (unsigned)((count + CUDA_THREADS - 1) / CUDA_THREADS);
+}
+
+/* A float stored as T: float, or bf16 rounded to nearest even (kernels
+ * templated on their output type). */
+static __device__ __forceinline__ void store_as(float *p, float v) { *p = v; }
+static __device__ __forceinline__ void store_as(__nv_bfloat16 *p, float v) {
+    *p = __float2bfloat16_rn(v);
 }
 
 #endif

@@ -175,6 +175,8 @@ static int build_inside(CudaModel *model, const SpiralConfig *cfg) {
     CUDA_CHECK(cudaMemset(model->grads, 0, bytes));
     CUDA_CHECK(cudaMemset(model->adam_m, 0, bytes));
     CUDA_CHECK(cudaMemset(model->adam_v, 0, bytes));
+    if (rounded_products(model))
+        CUDA_CHECK(cudaMalloc(&model->params16, model->layout.n_params * sizeof(__nv_bfloat16)));
     CUDA_CHECK(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(double)));
     CUDA_CHECK(cudaMalloc(&model->norm_total, sizeof(double)));
     if (upload_tensor_table(model)) return -1;
@@ -212,6 +214,7 @@ void cuda_model_free(CudaModel *model) {
     cudaFree(model->grads);
     cudaFree(model->adam_m);
     cudaFree(model->adam_v);
+    cudaFree(model->params16);
     cudaFree(model->tensor_end);
     cudaFree(model->tensor_decay);
     cudaFree(model->norm_partial);
@@ -294,7 +297,9 @@ int cuda_model_synchronize(CudaModel *model) {
 }
 
 size_t cuda_model_device_bytes(const CudaModel *model) {
-    return 4 * model->layout.n_params * sizeof(float) + model->arena_bytes +
+    return 4 * model->layout.n_params * sizeof(float) +
+           (model->params16 ? model->layout.n_params * sizeof(__nv_bfloat16) : 0) +
+           model->arena_bytes +
            model->gemm.work_bytes + model->gemm.keep_bytes;
 }
 

@@ -111,22 +111,54 @@ static int observe_attention(CudaModel *model, const CudaObserver *observer,
     return 0;
 }
 
-int use_tensor_core_attention(const CudaModel *model) {
-    return model->options.precision == CUDA_BF16 &&
-           attention_mma_supports(model->cfg.d_model / model->cfg.n_heads);
-}
-
-/* One pre-norm layer: x2 = x + Attn(RMSNorm(x)); out = x2 + MLP(RMSNorm(x2)).
- * x (B, n, d) -> acts->out (B, n, d). */
-static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWeights *w,
-                         const float *x) {
+/* layer_forward in bf16 precision: the products take the bf16 activations
+ * the kernels write and the rounded weights; attention on the tensor
+ * cores. */
+static int layer_forward_rounded(CudaModel *model, GpuLayerActs *acts, const GpuLayerWeights *w,
+                                 const float *x) {
     const SpiralConfig *cfg = &model->cfg;
     int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
     int dh = d / H, M = B * n;
     cudaStream_t s = model->stream;
     GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
+    if (rmsnorm_forward_bf16(acts->xn1_16, acts->rstd1, x, w->attn_norm, M, d, cfg->norm_eps,
+                             s) ||
+        gemm_bf16(gc, 0, 1, M, 3 * d, d, 1.0f, acts->xn1_16, d, weight16(model, w->wqkv), d,
+                  0.0f, acts->qkv, 3 * d) ||
+        rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s))
+        return -1;
+    profile_begin(gc->profile, PROFILE_ATTENTION_FORWARD, s);
+    if (attention_mma_forward(gc, acts->att, acts->att16, acts->lse, acts->qkv, B, n, H, dh))
+        return -1;
+    profile_end(gc->profile, s);
+    CUDA_CHECK(cudaMemcpyAsync(acts->x2, x, rows_d * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    if (gemm_bf16(gc, 0, 1, M, d, d, 1.0f, acts->att16, d, weight16(model, w->wo), d, 1.0f,
+                  acts->x2, d) ||
+        rmsnorm_forward_bf16(acts->xn2_16, acts->rstd2, acts->x2, w->mlp_norm, M, d,
+                             cfg->norm_eps, s) ||
+        gemm_bf16(gc, 0, 1, M, 2 * f, d, 1.0f, acts->xn2_16, d, weight16(model, w->w13), d,
+                  0.0f, acts->ac, 2 * f) ||
+        swiglu_forward_bf16(acts->m16, acts->ac, M, f, s))
+        return -1;
+    CUDA_CHECK(cudaMemcpyAsync(acts->out, acts->x2, rows_d * sizeof(float),
+                               cudaMemcpyDeviceToDevice, s));
+    return gemm_bf16(gc, 0, 1, M, d, f, 1.0f, acts->m16, f, weight16(model, w->w2), f, 1.0f,
+                     acts->out, d);
+}
+
+/* One pre-norm layer: x2 = x + Attn(RMSNorm(x)); out = x2 + MLP(RMSNorm(x2)).
+ * x (B, n, d) -> acts->out (B, n, d). */
+static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWeights *w,
+                         const float *x) {
     acts->x = x;
+    if (rounded_products(model)) return layer_forward_rounded(model, acts, w, x);
+    const SpiralConfig *cfg = &model->cfg;
+    int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
+    int dh = d / H, M = B * n;
+    cudaStream_t s = model->stream;
+    GemmContext *gc = &model->gemm;
+    size_t rows_d = (size_t)M * d;
     if (rmsnorm_forward(acts->xn1, acts->rstd1, x, w->attn_norm, M, d, cfg->norm_eps, s) ||
         /* qkv (M, 3 d) = xn1 [wq; wk; wv]^T */
         gemm(gc, 0, 1, M, 3 * d, d, 1.0f, acts->xn1, d, w->wqkv, d, 0.0f, acts->qkv,
@@ -134,10 +166,7 @@ static int layer_forward(CudaModel *model, GpuLayerActs *acts, const GpuLayerWei
         rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s))
         return -1;
     profile_begin(gc->profile, PROFILE_ATTENTION_FORWARD, s);
-    if (use_tensor_core_attention(model)
-            ? attention_mma_forward(gc, acts->att, acts->lse, acts->qkv, B, n, H, dh)
-            : attention_forward(acts->att, acts->lse, acts->qkv, B, n, H, dh, s))
-        return -1;
+    if (attention_forward(acts->att, acts->lse, acts->qkv, B, n, H, dh, s)) return -1;
     profile_end(gc->profile, s);
     /* x2 = x + att wo^T */
     CUDA_CHECK(cudaMemcpyAsync(acts->x2, x, rows_d * sizeof(float), cudaMemcpyDeviceToDevice, s));
@@ -321,6 +350,22 @@ static int upload_inputs(CudaModel *model, const int *tokens, const int *targets
     return 0;
 }
 
+/* logits (M, V) = xn lm_head^T, xn = RMSNorm(h) (B, L, d). */
+static int head_logits(CudaModel *model, const float *h) {
+    const SpiralConfig *cfg = &model->cfg;
+    int d = cfg->d_model, V = cfg->vocab_size, M = model->B * model->L;
+    cudaStream_t s = model->stream;
+    if (rounded_products(model))
+        return rmsnorm_forward_bf16(model->xn_final16, model->rstd_final, h, model->w.final_norm,
+                                    M, d, cfg->norm_eps, s) ||
+               gemm_bf16(&model->gemm, 0, 1, M, V, d, 1.0f, model->xn_final16, d,
+                         weight16(model, model->w.lm_head), d, 0.0f, model->logits, V);
+    return rmsnorm_forward(model->xn_final, model->rstd_final, h, model->w.final_norm, M, d,
+                           cfg->norm_eps, s) ||
+           gemm(&model->gemm, 0, 1, M, V, d, 1.0f, model->xn_final, d, model->w.lm_head, d,
+                0.0f, model->logits, V);
+}
+
 /* Everything the forward enqueues after the inputs are uploaded: from the
  * embedding to the logits and, with targets, the loss sums (a GraphPass;
  * arg: the observer or NULL). */
@@ -331,6 +376,10 @@ static int forward_pass(CudaModel *model, const void *arg) {
     cudaStream_t s = model->stream;
     if (cfg->topology == TOPOLOGY_MESH)
         CUDA_CHECK(cudaMemsetAsync(model->scratch.zeros, 0, (size_t)M * d * sizeof(float), s));
+    /* bf16 precision: the weights rounded once for every product of the step */
+    if (rounded_products(model) &&
+        round_bf16(model->params16, model->params, model->layout.n_params, s))
+        return -1;
     if (embedding_forward(model->emb, model->tokens, model->w.tok_emb, M, d, s)) return -1;
     const float *h0, *h;
     if (block_forward(model, &h0, model->pre, model->w.pre, cfg->n_pre, model->emb, BLOCK_PRE,
@@ -351,11 +400,7 @@ static int forward_pass(CudaModel *model, const void *arg) {
     model->h_final = h;
     if (observe_state(model, observer, OBSERVE_CODA, cfg->n_iters, BLOCK_LOOP, -1, 1, L,
                       model->token_pos_host, h) ||
-        rmsnorm_forward(model->xn_final, model->rstd_final, h, model->w.final_norm, M, d,
-                        cfg->norm_eps, s) ||
-        /* logits (M, V) = xn lm_head^T */
-        gemm(&model->gemm, 0, 1, M, V, d, 1.0f, model->xn_final, d,
-             model->w.lm_head, d, 0.0f, model->logits, V) ||
+        head_logits(model, h) ||
         (profile_begin(model->gemm.profile, PROFILE_LOSS, s),
          crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse, model->logits,
                               model->targets, M, V, s)))

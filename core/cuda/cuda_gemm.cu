@@ -43,6 +43,7 @@ __global__ static void pack_bf16_vec4_kernel(__nv_bfloat162 *out, const float4 *
 
 static int pack_bf16(__nv_bfloat16 *out, const float *in, int rows, int cols, int ld,
                      cudaStream_t stream) {
+    if (rows == 0 || cols == 0) return 0;
     size_t count = (size_t)rows * cols;
     int threads = 256;
     if (ld == cols && count % 4 == 0 && ((size_t)in % 16) == 0) {
@@ -59,6 +60,19 @@ static int pack_bf16(__nv_bfloat16 *out, const float *in, int rows, int cols, in
     return cuda_status(cudaGetLastError(), "pack_bf16");
 }
 
+int round_bf16(__nv_bfloat16 *out, const float *in, size_t count, cudaStream_t stream) {
+    /* rows of at most 2^30 values (pack_bf16 takes int sizes), four at a
+     * time but for the last few */
+    const size_t row = (size_t)1 << 30;
+    for (size_t done = 0; done < count;) {
+        size_t left = count - done, part = left < row ? left : row;
+        if (part > 4) part -= part % 4;
+        if (pack_bf16(out + done, in + done, 1, (int)part, (int)part, stream)) return -1;
+        done += part;
+    }
+    return 0;
+}
+
 /* Bytes of a packed bf16 (rows, cols) copy, rounded up to 256 so the next
  * copy starts aligned for the tensor cores. */
 static size_t packed_bytes(int rows, int cols) {
@@ -66,18 +80,25 @@ static size_t packed_bytes(int rows, int cols) {
     return (bytes + 255) / 256 * 256;
 }
 
-/* Grows gc->work to at least bytes (waiting for the stream first: the old
- * buffer may still be read). */
-static int work_reserve(GemmContext *gc, size_t bytes) {
-    if (bytes <= gc->work_bytes) return 0;
-    CUDA_CHECK(cudaStreamSynchronize(gc->stream));
-    cudaFree(gc->work);
-    gc->work = NULL;
-    gc->work_bytes = 0;
-    size_t grown = bytes + bytes / 4;
-    CUDA_CHECK(cudaMalloc(&gc->work, grown));
-    gc->work_bytes = grown;
+/* Grows *buffer (*capacity bytes) to at least bytes, plus a quarter when
+ * `spare`, waiting for the stream first (the old buffer may still be read);
+ * its contents are lost. */
+static int grow_buffer(void **buffer, size_t *capacity, size_t bytes, int spare,
+                       cudaStream_t stream, const char *what) {
+    if (bytes <= *capacity) return 0;
+    if (cuda_status(cudaStreamSynchronize(stream), what)) return -1;
+    cudaFree(*buffer);
+    *buffer = NULL;
+    *capacity = 0;
+    size_t grown = spare ? bytes + bytes / 4 : bytes;
+    if (cuda_status(cudaMalloc(buffer, grown), what)) return -1;
+    *capacity = grown;
     return 0;
+}
+
+/* Grows gc->work to at least bytes. */
+static int work_reserve(GemmContext *gc, size_t bytes) {
+    return grow_buffer(&gc->work, &gc->work_bytes, bytes, 1, gc->stream, "gemm work buffer");
 }
 
 void *gemm_work(GemmContext *gc, size_t bytes) {
@@ -95,13 +116,10 @@ void gemm_context_free(GemmContext *gc) {
     gc->work_bytes = 0;
 }
 
-/* C (m, n) = alpha op(A) op(B) + beta C from packed bf16 operands: a16
- * stored (m, k) or (k, m) when transposed, a_cols its row length; b16 the
- * same for B. */
-static int gemm_bf16_inputs(GemmContext *gc, int transpose_a, int transpose_b, int m, int n,
-                            int k, float alpha, const __nv_bfloat16 *a16, int a_cols,
-                            const __nv_bfloat16 *b16, int b_cols, float beta, float *c,
-                            int ldc) {
+int gemm_bf16(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
+              float alpha, const __nv_bfloat16 *a16, int a_cols, const __nv_bfloat16 *b16,
+              int b_cols, float beta, float *c, int ldc) {
+    if (m == 0 || n == 0) return 0;
     cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     profile_begin(gc->profile, PROFILE_GEMM, gc->stream);
@@ -139,38 +157,33 @@ int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
         pack_bf16(b16, b, b_rows, b_cols, ldb, gc->stream))
         return -1;
     profile_end(gc->profile, gc->stream);
-    return gemm_bf16_inputs(gc, transpose_a, transpose_b, m, n, k, alpha, a16, a_cols, b16,
+    return gemm_bf16(gc, transpose_a, transpose_b, m, n, k, alpha, a16, a_cols, b16,
                             b_cols, beta, c, ldc);
 }
 
 __nv_bfloat16 *gemm_keep(GemmContext *gc, size_t count) {
-    size_t bytes = count * sizeof(__nv_bfloat16);
-    if (bytes > gc->keep_bytes) {
-        if (cuda_status(cudaStreamSynchronize(gc->stream), "gemm_keep")) return NULL;
-        cudaFree(gc->keep);
-        gc->keep = NULL;
-        gc->keep_bytes = 0;
-        if (cuda_status(cudaMalloc(&gc->keep, bytes), "gemm_keep: cudaMalloc")) return NULL;
-        gc->keep_bytes = bytes;
-    }
+    if (grow_buffer(&gc->keep, &gc->keep_bytes, count * sizeof(__nv_bfloat16), 0, gc->stream,
+                    "gemm keep buffer"))
+        return NULL;
     return (__nv_bfloat16 *)gc->keep;
 }
 
-int linear_backward_bf16(GemmContext *gc, int M, int out, int in, const __nv_bfloat16 *dy16,
-                         const float *w, const float *x, float *dx, float beta_dx, float *dw) {
+int linear_backward_rounded(GemmContext *gc, int M, int out, int in,
+                            const __nv_bfloat16 *dy16, const __nv_bfloat16 *w16,
+                            const __nv_bfloat16 *x16, float *dx, float beta_dx, float *dw) {
     if (M == 0) return 0;
-    /* the other operand of each product, packed in the work buffer */
-    size_t w_bytes = packed_bytes(out, in);
-    if (work_reserve(gc, w_bytes + packed_bytes(M, in))) return -1;
-    __nv_bfloat16 *w16 = (__nv_bfloat16 *)gc->work;
-    __nv_bfloat16 *x16 = (__nv_bfloat16 *)((char *)gc->work + w_bytes);
-    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
-    if (pack_bf16(w16, w, out, in, in, gc->stream) || pack_bf16(x16, x, M, in, in, gc->stream))
-        return -1;
-    profile_end(gc->profile, gc->stream);
     /* dx (M, in) = beta dx + dy (M, out) W (out, in); dW (out, in) += dy^T x */
-    return gemm_bf16_inputs(gc, 0, 0, M, in, out, 1.0f, dy16, out, w16, in, beta_dx, dx, in) ||
-           gemm_bf16_inputs(gc, 1, 0, out, in, M, 1.0f, dy16, out, x16, in, 1.0f, dw, in);
+    return gemm_bf16(gc, 0, 0, M, in, out, 1.0f, dy16, out, w16, in, beta_dx, dx, in) ||
+           gemm_bf16(gc, 1, 0, out, in, M, 1.0f, dy16, out, x16, in, 1.0f, dw, in);
+}
+
+const __nv_bfloat16 *keep_bf16(GemmContext *gc, const float *x, size_t count) {
+    __nv_bfloat16 *x16 = gemm_keep(gc, count);
+    if (!x16) return NULL;
+    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
+    if (round_bf16(x16, x, count, gc->stream)) return NULL;
+    profile_end(gc->profile, gc->stream);
+    return x16;
 }
 
 int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, const float *w,
@@ -179,10 +192,15 @@ int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, co
         return gemm(gc, 0, 0, M, in, out, 1.0f, dy, out, w, in, beta_dx, dx, in) ||
                gemm(gc, 1, 0, out, in, M, 1.0f, dy, out, x, in, 1.0f, dw, in);
     if (M == 0) return 0;
-    __nv_bfloat16 *dy16 = gemm_keep(gc, (size_t)M * out);
-    if (!dy16) return -1;
+    /* dy rounded once into the keep buffer, W and x into the work buffer */
+    const __nv_bfloat16 *dy16 = keep_bf16(gc, dy, (size_t)M * out);
+    size_t w_bytes = packed_bytes(out, in);
+    if (!dy16 || work_reserve(gc, w_bytes + packed_bytes(M, in))) return -1;
+    __nv_bfloat16 *w16 = (__nv_bfloat16 *)gc->work;
+    __nv_bfloat16 *x16 = (__nv_bfloat16 *)((char *)gc->work + w_bytes);
     profile_begin(gc->profile, PROFILE_PACK, gc->stream);
-    if (pack_bf16(dy16, dy, M, out, out, gc->stream)) return -1;
+    if (pack_bf16(w16, w, out, in, in, gc->stream) || pack_bf16(x16, x, M, in, in, gc->stream))
+        return -1;
     profile_end(gc->profile, gc->stream);
-    return linear_backward_bf16(gc, M, out, in, dy16, w, x, dx, beta_dx, dw);
+    return linear_backward_rounded(gc, M, out, in, dy16, w16, x16, dx, beta_dx, dw);
 }

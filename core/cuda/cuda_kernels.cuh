@@ -64,18 +64,29 @@ typedef struct {
  * gc->work (CUDA_BF16). */
 int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k, float alpha,
          const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* The same from bf16 operands (a16 stored (m, k), or (k, m) when
+ * transposed, with leading dimension lda; b16 likewise): no copies. */
+int gemm_bf16(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
+              float alpha, const __nv_bfloat16 *a16, int lda, const __nv_bfloat16 *b16, int ldb,
+              float beta, float *c, int ldc);
+/* out (count) = bf16(in (count)), rounded to nearest even. */
+int round_bf16(__nv_bfloat16 *out, const float *in, size_t count, cudaStream_t stream);
 /* gc->work grown to at least bytes, for a kernel's scratch between two
  * products (stream order keeps the uses apart); NULL on error. */
 void *gemm_work(GemmContext *gc, size_t bytes);
 /* The backward of a linear map y (M, out) = x (M, in) W^T, W (out, in),
  * all contiguous: dx = beta_dx dx + dy W and dW += dy^T x. In bf16
- * precision dy is rounded once and feeds both products. */
+ * precision dy is rounded once (into the keep buffer) and feeds both
+ * products. */
 int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, const float *w,
                     const float *x, float *dx, float beta_dx, float *dw);
-/* The same from dy already rounded to bf16 (bf16 precision only; dy16 may
- * be gemm_keep's buffer). */
-int linear_backward_bf16(GemmContext *gc, int M, int out, int in, const __nv_bfloat16 *dy16,
-                         const float *w, const float *x, float *dx, float beta_dx, float *dw);
+/* The same with every operand already in bf16 (no copies). */
+int linear_backward_rounded(GemmContext *gc, int M, int out, int in,
+                            const __nv_bfloat16 *dy16, const __nv_bfloat16 *w16,
+                            const __nv_bfloat16 *x16, float *dx, float beta_dx, float *dw);
+/* x (count) rounded to bf16 into gc's keep buffer (gemm_keep); NULL on
+ * error. */
+const __nv_bfloat16 *keep_bf16(GemmContext *gc, const float *x, size_t count);
 /* gc's keep buffer grown to count bf16 values (its contents are lost when
  * it grows); valid until the next gemm_keep or linear_backward. */
 __nv_bfloat16 *gemm_keep(GemmContext *gc, size_t count);
@@ -88,6 +99,9 @@ void gemm_context_free(GemmContext *gc);
  * x, y (M, d); gain (d); rstd (M) saved. */
 int rmsnorm_forward(float *y, float *rstd, const float *x, const float *gain, int M, int d,
                     double eps, cudaStream_t stream);
+/* The same with y rounded to bf16 (the input of a bf16 product). */
+int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, const float *x, const float *gain, int M,
+                         int d, double eps, cudaStream_t stream);
 /* dx += r g dy - (r^3 / d) x sum_m dy_m g_m x_m  (accumulates);
  * dgain += sum_rows dy x r  (accumulates). partial: RMSNORM_PARTS * d floats. */
 enum { RMSNORM_PARTS = 64 };
@@ -105,6 +119,12 @@ int rope_table(float *cos_t, float *sin_t, const int *pos, int n, int dh, double
  * sign +1: [x1 c - x2 s, x1 s + x2 c]; sign -1 (the backward): the inverse. */
 int rope_apply(float *qkv, const float *cos_t, const float *sin_t, int B, int n, int H,
                int dh, int sign, cudaStream_t stream);
+
+/* out (B, n, 3 D) = bf16 of dqkv with q and k rotated back (rope_apply
+ * with sign -1) and v as it is: the output gradient of the qkv product.
+ * dh even. */
+int rope_backward_bf16(__nv_bfloat16 *out, const float *dqkv, const float *cos_t,
+                       const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream);
 
 /* ---- cuda_attention.cu ------------------------------------------------- */
 
@@ -151,10 +171,11 @@ int attention_rowdot(float *rowdot, const float *dout, const float *out, int B, 
  * dout rounded to bf16 for the products, fp32 accumulation and softmax;
  * arguments and outputs as attention_forward / attention_backward (lse
  * natural, so attention_probs reads it too). Head dims even, <= 128. The
- * bf16 copies of q, k, v (and dout) go to gc's work buffer. */
+ * bf16 copies of q, k, v (and dout) go to gc's work buffer. out16, when
+ * not NULL, gets the forward's output rounded to bf16 too. */
 int attention_mma_supports(int dh);
-int attention_mma_forward(GemmContext *gc, float *out, float *lse, const float *qkv, int B,
-                          int n, int H, int dh);
+int attention_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, float *lse,
+                          const float *qkv, int B, int n, int H, int dh);
 int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
                            const float *out, const float *qkv, const float *lse, int B, int n,
                            int H, int dh);
@@ -177,6 +198,10 @@ int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream)
 /* dac (M, 2 F) = [dm c silu'(a) | dm silu(a)] (overwritten). */
 int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
                     cudaStream_t stream);
+/* The same two with the output rounded to bf16 (a bf16 product's input). */
+int swiglu_forward_bf16(__nv_bfloat16 *m, const float *ac, int M, int F, cudaStream_t stream);
+int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const float *ac, int M, int F,
+                         cudaStream_t stream);
 /* y += x */
 int vector_add(float *y, const float *x, size_t count, cudaStream_t stream);
 /* y = a - b */

@@ -38,7 +38,10 @@ typedef struct {
     GpuMeshWeights mesh[SPIRAL_MAX_ITERS]; /* topology mesh: the routers, else NULLs */
 } GpuWeights;
 
-/* What one layer application saves; n is its sequence length. */
+/* What one layer application saves; n is its sequence length. The inputs
+ * of the products (xn1, att, xn2, m) are kept in fp32 in fp32 and TF32
+ * precision, and in bf16 (the *16 views; xn1, xn2, m NULL) in bf16
+ * precision, written so by the kernels that compute them. */
 typedef struct {
     int n;
     const float *rope_cos, *rope_sin;  /* (n, dh/2) */
@@ -52,6 +55,7 @@ typedef struct {
     float *ac;                         /* (B, n, 2 F) [xn2 w1^T | xn2 w3^T] */
     float *m;                          /* (B, n, F) silu(a) c */
     float *out;                        /* (B, n, d) x2 + m w2^T */
+    __nv_bfloat16 *xn1_16, *att16, *xn2_16, *m16;  /* bf16 precision: the same, rounded */
 } GpuLayerActs;
 
 /* What one loop iteration saves (model.h's IterActs). */
@@ -127,6 +131,8 @@ struct CudaModel {
     int poison;
 
     float *params, *grads, *adam_m, *adam_v;   /* (n_params) each */
+    __nv_bfloat16 *params16;                   /* (n_params) bf16 precision: the weights rounded
+                                                  at the start of each forward pass */
     size_t *tensor_end;                        /* (n_tensors) device */
     int *tensor_decay;                         /* (n_tensors) device */
     double *norm_partial;                      /* (NORM_BLOCKS) */
@@ -150,7 +156,8 @@ struct CudaModel {
     GpuLayerActs *pre, *post, *loop_acts;      /* n_pre, n_post, T n_loop */
     GpuIterActs iters[SPIRAL_MAX_ITERS];
     const float *h_final;                      /* (B, L, d) */
-    float *xn_final, *rstd_final;              /* (B, L, d), (B, L) */
+    float *xn_final, *rstd_final;              /* (B, L, d) (NULL in bf16), (B, L) */
+    __nv_bfloat16 *xn_final16;                 /* (B, L, d) bf16 precision: xn_final rounded */
     float *logits;                             /* (B, L, V) */
     double *row_loss, *row_lse;                /* (B L) */
     double *loss_sum;                          /* (1) */
@@ -167,9 +174,19 @@ struct CudaModel {
     void *blas_workspace;                      /* (BLAS_WORKSPACE_BYTES) cuBLAS's */
 };
 
-/* Whether attention runs on the tensor cores (cuda_attention_mma.cu: bf16
- * precision, head dim even) or in fp32 (cuda_attention.cu). */
-int use_tensor_core_attention(const CudaModel *model);
+/* Whether the model runs in bf16 precision: its products take bf16
+ * operands, kept by the layers (GpuLayerActs' *16 views) and params16,
+ * and attention runs on the tensor cores (cuda_attention_mma.cu; fp32 and
+ * TF32 use cuda_attention.cu). */
+static inline int rounded_products(const CudaModel *model) {
+    return model->options.precision == CUDA_BF16;
+}
+
+/* The bf16 copy of weight tensor w (a view into model->params). */
+static inline const __nv_bfloat16 *weight16(const CudaModel *model, const float *w) {
+    return model->params16 + (w - model->params);
+}
+
 
 /* A pass of the model (its device work only, no host waits); arg as given
  * to graph_run. */

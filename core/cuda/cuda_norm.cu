@@ -18,27 +18,39 @@ static __device__ float warp_sum(float x) {
 }
 
 /* y = x rstd gain, rstd = 1 / sqrt(mean(x^2) + eps); one warp per row. */
-static __global__ void rmsnorm_forward_kernel(float *y, float *rstd, const float *x,
+template <typename T>
+static __global__ void rmsnorm_forward_kernel(T *y, float *rstd, const float *x,
                                               const float *gain, int M, int d, double eps) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= M) return;
     const float *xr = x + (size_t)row * d;
-    float *yr = y + (size_t)row * d;
+    T *yr = y + (size_t)row * d;
     float sum_sq = 0;
     for (int k = lane; k < d; k += 32) sum_sq += xr[k] * xr[k];
     sum_sq = warp_sum(sum_sq);
     float inv = (float)(1.0 / sqrt((double)sum_sq / d + eps));
     if (lane == 0) rstd[row] = inv;
-    for (int k = lane; k < d; k += 32) yr[k] = xr[k] * inv * gain[k];
+    for (int k = lane; k < d; k += 32) store_as(yr + k, xr[k] * inv * gain[k]);
+}
+
+template <typename T>
+static int launch_rmsnorm_forward(T *y, float *rstd, const float *x, const float *gain, int M,
+                                  int d, double eps, cudaStream_t stream) {
+    if (M == 0) return 0;
+    unsigned blocks = (unsigned)((M + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
+    rmsnorm_forward_kernel<T><<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(y, rstd, x, gain, M,
+                                                                          d, eps);
+    return cuda_launched("rmsnorm_forward_kernel");
 }
 
 int rmsnorm_forward(float *y, float *rstd, const float *x, const float *gain, int M, int d,
                     double eps, cudaStream_t stream) {
-    if (M == 0) return 0;
-    unsigned blocks = (unsigned)((M + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    rmsnorm_forward_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(y, rstd, x, gain, M, d,
-                                                                       eps);
-    return cuda_launched("rmsnorm_forward_kernel");
+    return launch_rmsnorm_forward(y, rstd, x, gain, M, d, eps, stream);
+}
+
+int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, const float *x, const float *gain, int M,
+                         int d, double eps, cudaStream_t stream) {
+    return launch_rmsnorm_forward(y, rstd, x, gain, M, d, eps, stream);
 }
 
 /* dx += r g dy - (r^3 / d) x sum_m dy_m g_m x_m; one warp per row. */

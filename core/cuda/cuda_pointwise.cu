@@ -52,40 +52,63 @@ int embedding_backward(float *dtable, const float *dx, const int *present,
 }
 
 /* m = silu(a) c, silu(a) = a sigmoid(a); ac rows are [a | c]. */
-static __global__ void swiglu_forward_kernel(float *m, const float *ac, int M, int F) {
+template <typename T>
+static __global__ void swiglu_forward_kernel(T *m, const float *ac, int M, int F) {
     size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (size_t)M * F) return;
     size_t r = e / F, f = e % F;
     float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f];
     float s = 1.0f / (1.0f + expf(-a));
-    m[e] = a * s * c;
+    store_as(m + e, a * s * c);
 }
 
-int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream) {
+template <typename T>
+static int launch_swiglu_forward(T *m, const float *ac, int M, int F, cudaStream_t stream) {
     size_t count = (size_t)M * F;
     if (count == 0) return 0;
-    swiglu_forward_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(m, ac, M, F);
+    swiglu_forward_kernel<T><<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(m, ac, M, F);
     return cuda_launched("swiglu_forward_kernel");
 }
 
+int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream) {
+    return launch_swiglu_forward(m, ac, M, F, stream);
+}
+
+int swiglu_forward_bf16(__nv_bfloat16 *m, const float *ac, int M, int F, cudaStream_t stream) {
+    return launch_swiglu_forward(m, ac, M, F, stream);
+}
+
 /* da = dm c s (1 + a (1 - s)), dc = dm a s, s = sigmoid(a). */
-static __global__ void swiglu_backward_kernel(float *dac, const float *dm, const float *ac, int M,
+template <typename T>
+static __global__ void swiglu_backward_kernel(T *dac, const float *dm, const float *ac, int M,
                                               int F) {
     size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (size_t)M * F) return;
     size_t r = e / F, f = e % F;
     float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f], g = dm[e];
     float s = 1.0f / (1.0f + expf(-a));
-    dac[r * 2 * F + f] = g * c * s * (1.0f + a * (1.0f - s));
-    dac[r * 2 * F + F + f] = g * (a * s);
+    store_as(dac + r * 2 * F + f, g * c * s * (1.0f + a * (1.0f - s)));
+    store_as(dac + r * 2 * F + F + f, g * (a * s));
+}
+
+template <typename T>
+static int launch_swiglu_backward(T *dac, const float *dm, const float *ac, int M, int F,
+                                  cudaStream_t stream) {
+    size_t count = (size_t)M * F;
+    if (count == 0) return 0;
+    swiglu_backward_kernel<T><<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(dac, dm, ac, M,
+                                                                               F);
+    return cuda_launched("swiglu_backward_kernel");
 }
 
 int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
                     cudaStream_t stream) {
-    size_t count = (size_t)M * F;
-    if (count == 0) return 0;
-    swiglu_backward_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(dac, dm, ac, M, F);
-    return cuda_launched("swiglu_backward_kernel");
+    return launch_swiglu_backward(dac, dm, ac, M, F, stream);
+}
+
+int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const float *ac, int M, int F,
+                         cudaStream_t stream) {
+    return launch_swiglu_backward(dac, dm, ac, M, F, stream);
 }
 
 /* y op= x for the four vector operations. */
@@ -99,7 +122,7 @@ static __global__ void vector_kernel(float *y, const float *a, const float *b, s
     case OP_ADD: y[e] += a[e]; break;
     case OP_SUB: y[e] = a[e] - b[e]; break;
     case OP_NEGATE: y[e] = -a[e]; break;
-    default: y[e] = __int_as_float(0x7fc00000); break;
+    default: y[e] = __int_as_float(0x7fc07fc0); break; /* NaN as a float and as two bf16 */
     }
 }
 

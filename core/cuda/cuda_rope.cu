@@ -63,3 +63,41 @@ int rope_apply(float *qkv, const float *cos_t, const float *sin_t, int B, int n,
                                                                       H, dh, sign);
     return cuda_launched("rope_apply_kernel");
 }
+
+/* One thread per (b, i, column pair of the 3 D): q and k pairs rotated by
+ * -angle (the backward of rope_apply), v copied; all rounded to bf16. */
+static __global__ void rope_backward_bf16_kernel(__nv_bfloat16 *out, const float *dqkv,
+                                                 const float *cos_t, const float *sin_t,
+                                                 int B, int n, int H, int dh) {
+    int half = dh / 2, D = H * dh;
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t count = (size_t)B * n * 3 * H * half;
+    if (e >= count) return;
+    int m = (int)(e % half);
+    size_t rest = e / half;
+    int h = (int)(rest % H);
+    rest /= H;
+    int part = (int)(rest % 3);
+    size_t row = rest / 3; /* b * n + i */
+    int i = (int)(row % n);
+    size_t at = row * 3 * D + (size_t)part * D + (size_t)h * dh + m;
+    float a = dqkv[at], b = dqkv[at + half];
+    if (part < 2) {
+        float c = cos_t[(size_t)i * half + m], s = -sin_t[(size_t)i * half + m];
+        float x1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+        float x2 = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+        a = x1;
+        b = x2;
+    }
+    out[at] = __float2bfloat16_rn(a);
+    out[at + half] = __float2bfloat16_rn(b);
+}
+
+int rope_backward_bf16(__nv_bfloat16 *out, const float *dqkv, const float *cos_t,
+                       const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream) {
+    size_t count = (size_t)B * n * 3 * H * (dh / 2);
+    if (count == 0) return 0;
+    rope_backward_bf16_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(
+        out, dqkv, cos_t, sin_t, B, n, H, dh);
+    return cuda_launched("rope_backward_bf16_kernel");
+}

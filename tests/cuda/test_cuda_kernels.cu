@@ -84,6 +84,36 @@ static void check_status(int status, const char *what) {
     }
 }
 
+/* A device buffer of count bf16 values, filled with NaN (0xffff) so that
+ * an element a kernel leaves unwritten fails the comparison. */
+struct Bf16Buffer {
+    __nv_bfloat16 *dev = NULL;
+    size_t count;
+    explicit Bf16Buffer(size_t n) : count(n) {
+        cudaMalloc(&dev, n * sizeof(__nv_bfloat16) + 4);
+        cudaMemset(dev, 0xff, n * sizeof(__nv_bfloat16));
+    }
+    ~Bf16Buffer() { cudaFree(dev); }
+};
+
+/* A kernel's bf16 output must be exactly its fp32 twin's values rounded to
+ * nearest even (the bf16 products take what the fp32 path would have
+ * packed): counts the elements that differ. */
+static void compare_rounded(const char *what, const Bf16Buffer &gpu16,
+                            const std::vector<float> &fp32) {
+    std::vector<__nv_bfloat16> h(gpu16.count);
+    cudaDeviceSynchronize();
+    cudaMemcpy(h.data(), gpu16.dev, h.size() * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost);
+    size_t differ = 0;
+    for (size_t i = 0; i < h.size(); i++) {
+        float got = __bfloat162float(h[i]), want = __bfloat162float(__float2bfloat16_rn(fp32[i]));
+        if (!(got == want)) differ++;
+    }
+    int ok = differ == 0 && h.size() == fp32.size();
+    printf("  %-48s %zu of %zu differ %s\n", what, differ, h.size(), ok ? "" : "FAIL");
+    if (ok) passed++; else failed++;
+}
+
 static void test_rmsnorm(int M, int d) {
     printf("rmsnorm M=%d d=%d\n", M, d);
     Tensor x(M * (size_t)d), gain(d, 0.5), dy(M * (size_t)d), dx(M * (size_t)d), dgain(d);
@@ -95,6 +125,11 @@ static void test_rmsnorm(int M, int d) {
     check_status(rmsnorm_forward(y.dev, rstd.dev, x.dev, gain.dev, M, d, 1e-5, 0), "rmsnorm_forward");
     compare("y", y.download(), cy);
     compare("rstd", rstd.download(), crstd);
+    Bf16Buffer y16(M * (size_t)d);
+    check_status(rmsnorm_forward_bf16(y16.dev, rstd.dev, x.dev, gain.dev, M, d, 1e-5, 0),
+                 "rmsnorm_forward_bf16");
+    compare_rounded("y in bf16 = bf16(y)", y16, y.download());
+    compare("rstd (bf16 output)", rstd.download(), crstd);
     std::vector<double> cdx = dx.host, cdgain = dgain.host;
     rmsnorm_backward(cdx.data(), cdgain.data(), dy.host.data(), x.host.data(), gain.host.data(),
                      crstd.data(), M, d);
@@ -134,11 +169,19 @@ static void test_rope(int B, int n, int H, int dh) {
     std::vector<double> cq = q.host, ck = k.host;
     rope_forward(cq.data(), pos.data(), B, n, H, dh, 10000.0);
     rope_forward(ck.data(), pos.data(), B, n, H, dh, 10000.0);
-    compare("q, k rotated; v untouched", qkv.download(), pack(cq, ck, v.host, rows, D));
+    std::vector<float> rotated = qkv.download();
+    compare("q, k rotated; v untouched", rotated, pack(cq, ck, v.host, rows, D));
     check_status(rope_apply(qkv.dev, cos_t.dev, sin_t.dev, B, n, H, dh, -1, 0), "rope_apply -1");
     rope_backward(cq.data(), pos.data(), B, n, H, dh, 10000.0);
     rope_backward(ck.data(), pos.data(), B, n, H, dh, 10000.0);
-    compare("inverse rotation", qkv.download(), pack(cq, ck, v.host, rows, D));
+    std::vector<float> inverse = qkv.download();
+    compare("inverse rotation", inverse, pack(cq, ck, v.host, rows, D));
+    /* the backward straight to bf16, from the same rotated values */
+    cudaMemcpy(qkv.dev, rotated.data(), rotated.size() * sizeof(float), cudaMemcpyHostToDevice);
+    Bf16Buffer back16((size_t)rows * 3 * D);
+    check_status(rope_backward_bf16(back16.dev, qkv.dev, cos_t.dev, sin_t.dev, B, n, H, dh, 0),
+                 "rope_backward_bf16");
+    compare_rounded("inverse rotation in bf16 = bf16(inverse)", back16, inverse);
     cudaFree(dpos);
 }
 
@@ -185,10 +228,13 @@ static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
     attention_forward(cy.data(), probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n,
                       H, dh);
     GemmContext work = {}; /* the tensor cores' bf16 copies of q, k, v, dout */
-    check_status(tensor_cores ? attention_mma_forward(&work, out.dev, lse.dev, qkv.dev, B, n, H, dh)
-                              : attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0),
+    Bf16Buffer out16((size_t)rows * D);
+    check_status(tensor_cores
+                     ? attention_mma_forward(&work, out.dev, out16.dev, lse.dev, qkv.dev, B, n, H, dh)
+                     : attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0),
                  "attention forward");
     compare_within("out", out.download(), cy, tolerance);
+    if (tensor_cores) compare_rounded("out in bf16 = bf16(out)", out16, out.download());
     Tensor gprobs((size_t)B * H * n * n);
     check_status(attention_probs(gprobs.dev, qkv.dev, lse.dev, B, n, H, dh, 0), "attention_probs");
     compare_within("probs (recomputed for the observer)", gprobs.download(), probs, tolerance);
@@ -234,6 +280,9 @@ static void test_swiglu(int M, int F) {
     swiglu_forward(cm.data(), a.host.data(), c.host.data(), (size_t)M * F);
     check_status(swiglu_forward(m.dev, ac.dev, M, F, 0), "swiglu_forward");
     compare("m", m.download(), cm);
+    Bf16Buffer m16((size_t)M * F), dac16((size_t)M * 2 * F);
+    check_status(swiglu_forward_bf16(m16.dev, ac.dev, M, F, 0), "swiglu_forward_bf16");
+    compare_rounded("m in bf16 = bf16(m)", m16, m.download());
     swiglu_backward(cda.data(), cdc.data(), dm.host.data(), a.host.data(), c.host.data(),
                     (size_t)M * F);
     check_status(swiglu_backward(dac.dev, dm.dev, ac.dev, M, F, 0), "swiglu_backward");
@@ -244,6 +293,17 @@ static void test_swiglu(int M, int F) {
             expect[(size_t)r * 2 * F + F + f] = cdc[(size_t)r * F + f];
         }
     compare("da, dc", dac.download(), expect);
+    check_status(swiglu_backward_bf16(dac16.dev, dm.dev, ac.dev, M, F, 0), "swiglu_backward_bf16");
+    compare_rounded("da, dc in bf16 = bf16(da, dc)", dac16, dac.download());
+}
+
+/* round_bf16 over counts that are and are not multiples of four. */
+static void test_round_bf16(size_t count) {
+    printf("round_bf16 count=%zu\n", count);
+    Tensor x(count, 100.0);
+    Bf16Buffer x16(count);
+    check_status(round_bf16(x16.dev, x.dev, count, 0), "round_bf16");
+    compare_rounded("bf16(x)", x16, x.download());
 }
 
 static void test_crossentropy(int M, int V) {
@@ -343,6 +403,8 @@ int main(void) {
     test_attention(1, 1000, 2, 64, 1);
     test_attention(1, 300, 1, 128, 1);
     test_swiglu(33, 70);
+    test_round_bf16(1003);
+    test_round_bf16(4096);
     test_crossentropy(40, 300);
     test_scaling(2, 19, 24, 4, 2, 5, 1, 1);
     test_scaling(2, 19, 24, 3, 1, 2, 0, 0);
