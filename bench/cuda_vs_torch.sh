@@ -110,6 +110,10 @@ for case in ("d256", "d768"):
     print("%-6s" % case + "".join("%15.0f" % x[0] for x in v) +
           "%12.2f%14.2f%9.0f%%" % (v[2][0] / v[3][0], v[2][0] / v[4][0], 100 * v[2][1] / ceiling))
 print("(tokens/s; MFU: spiral bf16's model TFLOP/s over the cuBLAS bf16 ceiling %.0f TFLOP/s of this run)" % ceiling)
+spiral, looped = rows.get(("d768", "spiral-bf16")), rows.get(("d768-looped", "spiral-bf16"))
+if spiral and looped:
+    print("efficiency per FLOP at d768, bf16: spiral %.1f TFLOP/s, looped (g=1,1,1,1) %.1f TFLOP/s: "
+          "spiral at %.2f of looped's" % (spiral[1], looped[1], spiral[1] / looped[1]))
 if record:
     print("recording, GPU over CPU engine: %.1fx whole (store included), %.1fx forward passes and attention statistics" % tuple(record))
 PY

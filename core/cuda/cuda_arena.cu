@@ -61,6 +61,9 @@ static void plan_layer(GpuLayerActs *acts, Bump *bump, const SpiralConfig *cfg, 
     take_input(&acts->xn1, &acts->xn1_16, bump, rows * d, rounded);
     acts->rstd1 = take<float>(bump, rows);
     acts->qkv = take<float>(bump, 3 * rows * d);
+    int dh = cfg->d_model / cfg->n_heads;
+    acts->heads16 =
+        rounded ? take<__nv_bfloat16>(bump, attention_mma_heads(B, n, cfg->n_heads, dh)) : NULL;
     acts->lse = take<float>(bump, (size_t)B * cfg->n_heads * n);
     acts->att = take<float>(bump, rows * d); /* fp32 also in bf16: the backward's row dots */
     acts->att16 = rounded ? take<__nv_bfloat16>(bump, rows * d) : NULL;

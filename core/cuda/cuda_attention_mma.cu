@@ -131,6 +131,68 @@ static int pack_heads(__nv_bfloat16 *packed, const float *src, int parts, int B,
     return cuda_launched("pack_heads_kernel");
 }
 
+/* heads (3, B, H, n, DH) bf16 = q and k of qkv (B, n, 3 D) rotated by RoPE
+ * (cos_t, sin_t (n, dh/2); as rope_apply, sign +1), and v, per head, zero
+ * beyond dh. Thread e: the column pair (m, m + dh/2) of one row of one
+ * head of one part, m < dh/2, or for m >= dh/2 two padding columns. */
+static __global__ void rope_pack_heads_kernel(__nv_bfloat16 *heads, const float *qkv,
+                                              const float *cos_t, const float *sin_t, int B,
+                                              int n, int H, int dh, int DH) {
+    int half = dh / 2;
+    size_t count = (size_t)3 * B * H * n * (DH / 2);
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= count) return;
+    int m = (int)(e % (DH / 2));
+    size_t row = e / (DH / 2); /* ((part B + b) H + h) n + i */
+    int i = (int)(row % n);
+    size_t rest = row / n;
+    int h = (int)(rest % H);
+    rest /= H;
+    int b = (int)(rest % B), part = (int)(rest / B);
+    __nv_bfloat16 *dst = heads + row * DH;
+    if (m >= half) { /* padding: columns dh + 2 (m - half) and the next */
+        int c = dh + 2 * (m - half);
+        dst[c] = dst[c + 1] = __float2bfloat16_rn(0.0f);
+        return;
+    }
+    int D = H * dh;
+    const float *src = qkv + ((size_t)b * n + i) * 3 * D + (size_t)part * D + (size_t)h * dh;
+    float a = src[m], c2 = src[m + half];
+    if (part < 2) {
+        float c = cos_t[(size_t)i * half + m], s = sin_t[(size_t)i * half + m];
+        float x1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(c2, s));
+        float x2 = __fadd_rn(__fmul_rn(a, s), __fmul_rn(c2, c));
+        a = x1;
+        c2 = x2;
+    }
+    dst[m] = __float2bfloat16_rn(a);
+    dst[m + half] = __float2bfloat16_rn(c2);
+}
+
+/* dout16 (B, H, n, DH) bf16 = dout's head columns (B, n, D), zero beyond
+ * dh; rowdot (B, H, n) = dout_i . out_i per head (the backward's D_i).
+ * One warp per (b, h, i). */
+static __global__ void pack_dout_rowdot_kernel(__nv_bfloat16 *dout16, float *rowdot,
+                                               const float *dout, const float *out, int B,
+                                               int n, int H, int dh, int DH) {
+    size_t row = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32; /* (b H + h) n + i */
+    int lane = threadIdx.x % 32;
+    if (row >= (size_t)B * H * n) return;
+    int i = (int)(row % n), h = (int)(row / n % H), b = (int)(row / ((size_t)n * H));
+    size_t at = ((size_t)b * n + i) * H * dh + (size_t)h * dh;
+    float dot = 0.0f;
+    for (int c = 2 * lane; c < DH; c += 64) {
+        float2 g = make_float2(0.0f, 0.0f);
+        if (c < dh) {
+            g = make_float2(dout[at + c], dout[at + c + 1]);
+            dot += g.x * out[at + c] + g.y * out[at + c + 1];
+        }
+        *(uint32_t *)(dout16 + row * DH + c) = pack_bf16x2(g.x, g.y);
+    }
+    for (int offset = 16; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    if (lane == 0) rowdot[row] = dot;
+}
+
 /* The A fragments (DH / 16 steps of k) of the warp's 16 rows [first,
  * first + 16) of one head's packed (n, DH) array: this thread's rows are
  * first + g and first + g + 8; rows beyond n are zero. */
@@ -456,8 +518,11 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 
 int attention_mma_supports(int dh) { return dh >= 2 && dh <= 128 && dh % 2 == 0; }
 
-/* The template head size for dh: 16, 32, 64 or 128. */
-static int mma_head_size(int dh) { return dh <= 16 ? 16 : dh <= 32 ? 32 : dh <= 64 ? 64 : 128; }
+int attention_mma_head_size(int dh) { return dh <= 16 ? 16 : dh <= 32 ? 32 : dh <= 64 ? 64 : 128; }
+
+size_t attention_mma_heads(int B, int n, int H, int dh) {
+    return (size_t)3 * B * H * n * attention_mma_head_size(dh);
+}
 
 /* Allows a kernel more than 48 KiB of dynamic shared memory (once). */
 template <typename Kernel>
@@ -467,74 +532,115 @@ static int allow_smem(Kernel kernel, size_t bytes, const char *what) {
                                             (int)bytes), what);
 }
 
+int attention_mma_pack(__nv_bfloat16 *heads, const float *qkv, const float *cos_t,
+                       const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream) {
+    int DH = attention_mma_head_size(dh);
+    size_t count = (size_t)3 * B * H * n * (DH / 2);
+    if (count == 0) return 0;
+    if (!cos_t) /* no rotation: the columns as they are */
+        return pack_heads(heads, qkv, 3, B, n, H, dh, DH, 3 * (size_t)H * dh, stream);
+    rope_pack_heads_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t,
+                                                                          sin_t, B, n, H, dh, DH);
+    return cuda_launched("rope_pack_heads_kernel");
+}
+
 template <int DH>
-static int launch_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, float *lse,
-                              const float *qkv, int B, int n, int H, int dh) {
-    size_t heads = (size_t)B * H * n * DH;
-    __nv_bfloat16 *packed = (__nv_bfloat16 *)gemm_work(gc, 3 * heads * sizeof(__nv_bfloat16));
-    if (!packed ||
-        pack_heads(packed, qkv, 3, B, n, H, dh, DH, 3 * (size_t)H * dh, gc->stream))
-        return -1;
+static int launch_mma_forward(float *out, __nv_bfloat16 *out16, float *lse,
+                              const __nv_bfloat16 *heads, int B, int n, int H, int dh,
+                              cudaStream_t stream) {
     float scale = (float)(1.0 / sqrt((double)dh));
     size_t smem = stream_smem(DH, MMA_ROWS);
     if (allow_smem(mma_forward_kernel<DH>, smem, "mma_forward_kernel")) return -1;
     dim3 grid((unsigned)((n + MMA_ROWS - 1) / MMA_ROWS), (unsigned)(B * H));
-    mma_forward_kernel<DH><<<grid, MMA_THREADS, smem, gc->stream>>>(out, out16, lse, packed, B,
-                                                                    n, H, dh, scale * LOG2E);
+    mma_forward_kernel<DH><<<grid, MMA_THREADS, smem, stream>>>(out, out16, lse, heads, B, n, H,
+                                                                dh, scale * LOG2E);
     return cuda_launched("mma_forward_kernel");
+}
+
+int attention_mma_forward_heads(float *out, __nv_bfloat16 *out16, float *lse,
+                                const __nv_bfloat16 *heads, int B, int n, int H, int dh,
+                                cudaStream_t stream) {
+    if (B == 0 || n == 0) return 0;
+    if (!attention_mma_supports(dh))
+        return cuda_status(cudaErrorInvalidValue, "attention_mma_forward: head dim not even or > 128");
+    switch (attention_mma_head_size(dh)) {
+    case 16: return launch_mma_forward<16>(out, out16, lse, heads, B, n, H, dh, stream);
+    case 32: return launch_mma_forward<32>(out, out16, lse, heads, B, n, H, dh, stream);
+    case 64: return launch_mma_forward<64>(out, out16, lse, heads, B, n, H, dh, stream);
+    default: return launch_mma_forward<128>(out, out16, lse, heads, B, n, H, dh, stream);
+    }
 }
 
 int attention_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, float *lse,
                           const float *qkv, int B, int n, int H, int dh) {
     if (B == 0 || n == 0) return 0;
-    if (!attention_mma_supports(dh))
-        return cuda_status(cudaErrorInvalidValue, "attention_mma_forward: head dim not even or > 128");
-    switch (mma_head_size(dh)) {
-    case 16: return launch_mma_forward<16>(gc, out, out16, lse, qkv, B, n, H, dh);
-    case 32: return launch_mma_forward<32>(gc, out, out16, lse, qkv, B, n, H, dh);
-    case 64: return launch_mma_forward<64>(gc, out, out16, lse, qkv, B, n, H, dh);
-    default: return launch_mma_forward<128>(gc, out, out16, lse, qkv, B, n, H, dh);
-    }
+    __nv_bfloat16 *heads = (__nv_bfloat16 *)gemm_work(
+        gc, attention_mma_heads(B, n, H, dh) * sizeof(__nv_bfloat16));
+    if (!heads) return -1;
+    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
+    if (attention_mma_pack(heads, qkv, NULL, NULL, B, n, H, dh, gc->stream)) return -1;
+    profile_end(gc->profile, gc->stream);
+    return attention_mma_forward_heads(out, out16, lse, heads, B, n, H, dh, gc->stream);
 }
 
 /* Query tile of the dk/dv kernel: 64 rows, 32 at head size 128 (registers). */
 template <int DH>
-static int launch_mma_backward(GemmContext *gc, float *dqkv, const float *dout, const float *qkv,
-                               const float *lse, const float *rowdot, int B, int n, int H,
-                               int dh) {
-    size_t heads = (size_t)B * H * n * DH;
-    __nv_bfloat16 *packed = (__nv_bfloat16 *)gemm_work(gc, 4 * heads * sizeof(__nv_bfloat16));
-    if (!packed) return -1;
-    __nv_bfloat16 *dout16 = packed + 3 * heads;
-    if (pack_heads(packed, qkv, 3, B, n, H, dh, DH, 3 * (size_t)H * dh, gc->stream) ||
-        pack_heads(dout16, dout, 1, B, n, H, dh, DH, (size_t)H * dh, gc->stream))
-        return -1;
+static int launch_mma_backward(float *dqkv, const __nv_bfloat16 *heads,
+                               const __nv_bfloat16 *dout16, const float *lse,
+                               const float *rowdot, int B, int n, int H, int dh,
+                               cudaStream_t stream) {
     float scale = (float)(1.0 / sqrt((double)dh));
     dim3 grid((unsigned)((n + MMA_ROWS - 1) / MMA_ROWS), (unsigned)(B * H));
     size_t smem = stream_smem(DH, MMA_ROWS);
     if (allow_smem(mma_dq_kernel<DH>, smem, "mma_dq_kernel")) return -1;
-    mma_dq_kernel<DH><<<grid, MMA_THREADS, smem, gc->stream>>>(dqkv, packed, dout16, lse, rowdot,
-                                                               B, n, H, dh, scale * LOG2E, scale);
+    mma_dq_kernel<DH><<<grid, MMA_THREADS, smem, stream>>>(dqkv, heads, dout16, lse, rowdot, B,
+                                                           n, H, dh, scale * LOG2E, scale);
     if (cuda_launched("mma_dq_kernel")) return -1;
     constexpr int QR = DH > 64 ? 32 : 64;
     smem = stream_smem(DH, QR);
     if (allow_smem(mma_dkdv_kernel<DH, QR>, smem, "mma_dkdv_kernel")) return -1;
-    mma_dkdv_kernel<DH, QR><<<grid, MMA_THREADS, smem, gc->stream>>>(
-        dqkv, packed, dout16, lse, rowdot, B, n, H, dh, scale * LOG2E, scale);
+    mma_dkdv_kernel<DH, QR><<<grid, MMA_THREADS, smem, stream>>>(
+        dqkv, heads, dout16, lse, rowdot, B, n, H, dh, scale * LOG2E, scale);
     return cuda_launched("mma_dkdv_kernel");
+}
+
+int attention_mma_backward_heads(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
+                                 const float *out, const __nv_bfloat16 *heads, const float *lse,
+                                 int B, int n, int H, int dh) {
+    if (B == 0 || n == 0) return 0;
+    if (!attention_mma_supports(dh))
+        return cuda_status(cudaErrorInvalidValue, "attention_mma_backward: head dim not even or > 128");
+    int DH = attention_mma_head_size(dh);
+    size_t rows = (size_t)B * H * n;
+    __nv_bfloat16 *dout16 = (__nv_bfloat16 *)gemm_work(gc, rows * DH * sizeof(__nv_bfloat16));
+    if (!dout16) return -1;
+    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
+    pack_dout_rowdot_kernel<<<cuda_blocks(rows * 32), CUDA_THREADS, 0, gc->stream>>>(
+        dout16, rowdot, dout, out, B, n, H, dh, DH);
+    if (cuda_launched("pack_dout_rowdot_kernel")) return -1;
+    profile_end(gc->profile, gc->stream);
+    switch (DH) {
+    case 16: return launch_mma_backward<16>(dqkv, heads, dout16, lse, rowdot, B, n, H, dh, gc->stream);
+    case 32: return launch_mma_backward<32>(dqkv, heads, dout16, lse, rowdot, B, n, H, dh, gc->stream);
+    case 64: return launch_mma_backward<64>(dqkv, heads, dout16, lse, rowdot, B, n, H, dh, gc->stream);
+    default: return launch_mma_backward<128>(dqkv, heads, dout16, lse, rowdot, B, n, H, dh, gc->stream);
+    }
 }
 
 int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
                            const float *out, const float *qkv, const float *lse, int B, int n,
                            int H, int dh) {
     if (B == 0 || n == 0) return 0;
-    if (!attention_mma_supports(dh))
-        return cuda_status(cudaErrorInvalidValue, "attention_mma_backward: head dim not even or > 128");
-    if (attention_rowdot(rowdot, dout, out, B, n, H, dh, gc->stream)) return -1;
-    switch (mma_head_size(dh)) {
-    case 16: return launch_mma_backward<16>(gc, dqkv, dout, qkv, lse, rowdot, B, n, H, dh);
-    case 32: return launch_mma_backward<32>(gc, dqkv, dout, qkv, lse, rowdot, B, n, H, dh);
-    case 64: return launch_mma_backward<64>(gc, dqkv, dout, qkv, lse, rowdot, B, n, H, dh);
-    default: return launch_mma_backward<128>(gc, dqkv, dout, qkv, lse, rowdot, B, n, H, dh);
-    }
+    /* the packed heads after the packed dout in the work buffer (which the
+     * backward takes first: it must not grow once the heads are in it) */
+    size_t heads_count = attention_mma_heads(B, n, H, dh);
+    size_t dout_count = heads_count / 3;
+    __nv_bfloat16 *work = (__nv_bfloat16 *)gemm_work(
+        gc, (dout_count + heads_count) * sizeof(__nv_bfloat16));
+    if (!work) return -1;
+    __nv_bfloat16 *heads = work + dout_count;
+    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
+    if (attention_mma_pack(heads, qkv, NULL, NULL, B, n, H, dh, gc->stream)) return -1;
+    profile_end(gc->profile, gc->stream);
+    return attention_mma_backward_heads(gc, dqkv, rowdot, dout, out, heads, lse, B, n, H, dh);
 }

@@ -63,8 +63,8 @@ static int layer_backward_rounded(CudaModel *model, float *dx, GpuLayerWeights *
                                 sc->layer_datt, 0.0f, dw->wo))
         return -1;
     profile_begin(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
-    if (attention_mma_backward(gc, sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
-                               acts->qkv, acts->lse, B, n, H, dh))
+    if (attention_mma_backward_heads(gc, sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
+                                     acts->heads16, acts->lse, B, n, H, dh))
         return -1;
     profile_end(gc->profile, s);
     /* qkv = RoPE(xn1 [wq; wk; wv]^T) */

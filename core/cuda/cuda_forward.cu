@@ -63,6 +63,10 @@ static int observe_attention(CudaModel *model, const CudaObserver *observer,
                              int g, const int *pos) {
     int B = model->B, n = acts->n, H = model->cfg.n_heads, dh = model->cfg.d_model / H;
     int with_stats = observer->n_distances > 0, K = 2 + observer->n_distances;
+    /* bf16 precision: qkv holds q and k before RoPE (the heads have it) */
+    if (rounded_products(model) &&
+        rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, model->stream))
+        return -1;
     /* the states observed before this layer's attention go first */
     if (observe_queue_flush(model, observer)) return -1;
     /* statistics: (B, H, n, K) floats, then the n positions */
@@ -125,11 +129,17 @@ static int layer_forward_rounded(CudaModel *model, GpuLayerActs *acts, const Gpu
     if (rmsnorm_forward_bf16(acts->xn1_16, acts->rstd1, x, w->attn_norm, M, d, cfg->norm_eps,
                              s) ||
         gemm_bf16(gc, 0, 1, M, 3 * d, d, 1.0f, acts->xn1_16, d, weight16(model, w->wqkv), d,
-                  0.0f, acts->qkv, 3 * d) ||
-        rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, s))
+                  0.0f, acts->qkv, 3 * d))
         return -1;
+    /* RoPE on the way into the heads the attention reads, forward and backward */
+    profile_begin(gc->profile, PROFILE_PACK, s);
+    if (attention_mma_pack(acts->heads16, acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh,
+                           s))
+        return -1;
+    profile_end(gc->profile, s);
     profile_begin(gc->profile, PROFILE_ATTENTION_FORWARD, s);
-    if (attention_mma_forward(gc, acts->att, acts->att16, acts->lse, acts->qkv, B, n, H, dh))
+    if (attention_mma_forward_heads(acts->att, acts->att16, acts->lse, acts->heads16, B, n, H, dh,
+                                    s))
         return -1;
     profile_end(gc->profile, s);
     CUDA_CHECK(cudaMemcpyAsync(acts->x2, x, rows_d * sizeof(float), cudaMemcpyDeviceToDevice, s));

@@ -179,6 +179,23 @@ int attention_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, flo
 int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
                            const float *out, const float *qkv, const float *lse, int B, int n,
                            int H, int dh);
+/* The same in steps, for a caller that keeps the bf16 heads of a layer
+ * from its forward to its backward: DH = the template head size (16, 32,
+ * 64 or 128, >= dh), heads (3, B, H, n, DH) bf16 (attention_mma_heads
+ * values) = q, k, v per head, zero padded, q and k rotated by RoPE first
+ * when cos_t, sin_t (n, dh/2) are given (as rope_apply, sign +1). */
+int attention_mma_head_size(int dh);
+size_t attention_mma_heads(int B, int n, int H, int dh);
+int attention_mma_pack(__nv_bfloat16 *heads, const float *qkv, const float *cos_t,
+                       const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream);
+int attention_mma_forward_heads(float *out, __nv_bfloat16 *out16, float *lse,
+                                const __nv_bfloat16 *heads, int B, int n, int H, int dh,
+                                cudaStream_t stream);
+/* dout packed and the row dots in one pass (dout's bf16 copy in gc's work
+ * buffer), then dqkv as attention_mma_backward. */
+int attention_mma_backward_heads(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
+                                 const float *out, const __nv_bfloat16 *heads, const float *lse,
+                                 int B, int n, int H, int dh);
 
 /* ---- cuda_pointwise.cu ------------------------------------------------- */
 

@@ -47,7 +47,7 @@ typedef struct {
     const float *rope_cos, *rope_sin;  /* (n, dh/2) */
     const float *x;                    /* (B, n, d) input */
     float *xn1, *rstd1;                /* (B, n, d), (B, n) */
-    float *qkv;                        /* (B, n, 3 d), q and k after RoPE */
+    float *qkv;                        /* (B, n, 3 d), q and k after RoPE (bf16: before) */
     float *lse;                        /* (B, H, n) attention log-sum-exp */
     float *att;                        /* (B, n, d) attention output before wo */
     float *x2;                         /* (B, n, d) x + att wo^T */
@@ -56,6 +56,9 @@ typedef struct {
     float *m;                          /* (B, n, F) silu(a) c */
     float *out;                        /* (B, n, d) x2 + m w2^T */
     __nv_bfloat16 *xn1_16, *att16, *xn2_16, *m16;  /* bf16 precision: the same, rounded */
+    __nv_bfloat16 *heads16;            /* bf16 precision: (3, B, H, n, DH) q, k (after RoPE), v
+                                          per head for the tensor-core attention; qkv then
+                                          holds q and k before RoPE */
 } GpuLayerActs;
 
 /* What one loop iteration saves (model.h's IterActs). */

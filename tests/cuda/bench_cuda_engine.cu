@@ -90,6 +90,7 @@ typedef struct {
     SpiralConfig cfg;
     int B, L, steps;
     const char *key;   /* the case's name in bench/torch_spiral.py */
+    int bf16_only;     /* time the bf16 modes only */
 } BenchCase;
 
 /* The modes timed: each precision with CUDA graphs (the default), and bf16
@@ -189,7 +190,14 @@ static SpiralConfig bench_config(int V, int d, int H, int F) {
     return c;
 }
 
-/* bench_cuda_engine [CASE [MODE]]: CASE d256 or d768, MODE fp32, tf32, bf16
+/* The same model as a vanilla looped Transformer: every iteration at full
+ * resolution (g = 1). */
+static SpiralConfig looped_config(SpiralConfig c) {
+    for (int t = 0; t < c.n_iters; t++) c.schedule[t].g = 1;
+    return c;
+}
+
+/* bench_cuda_engine [CASE [MODE]]: CASE d256, d768 or d768-looped, MODE fp32, tf32, bf16
  * or bf16-eager run only those (e.g. under a profiler); none: all. */
 int main(int argc, char **argv) {
     const char *only_case = argc > 1 ? argv[1] : NULL, *only_precision = argc > 2 ? argv[2] : NULL;
@@ -200,16 +208,20 @@ int main(int argc, char **argv) {
     }
     printf("device: %s, %d SMs, %.0f GB\n\n", prop.name, prop.multiProcessorCount,
            prop.totalGlobalMem / 1e9);
-    BenchCase cases[2] = {
-        {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 10, "d256"},
-        {"d=768 H=12 F=2048 V=50304 L=2048 B=8", bench_config(50304, 768, 12, 2048), 8, 2048, 4, "d768"},
+    enum { CASES = 3 };
+    BenchCase cases[CASES] = {
+        {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 10, "d256", 0},
+        {"d=768 H=12 F=2048 V=50304 L=2048 B=8", bench_config(50304, 768, 12, 2048), 8, 2048, 4, "d768", 0},
+        {"the same, looped (g=1,1,1,1)", looped_config(bench_config(50304, 768, 12, 2048)), 8,
+         2048, 4, "d768-looped", 1},
     };
     printf("%-34s %-10s %8s %8s %7s %9s %12s %8s %7s %7s %7s\n",
            "model (1 pre + 2 core x g=8,4,2,1 + 1 post)", "mode", "fwd ms", "bwd ms", "opt ms",
            "step ms", "tokens/s", "TFLOP/s", "stateGB", "actGB", "usedGB");
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < CASES; i++)
         for (int k = 0; k < 4; k++)
             if ((!only_case || !strcmp(only_case, cases[i].key)) &&
+                (!cases[i].bf16_only || MODES[k].precision == CUDA_BF16) &&
                 (!only_precision || !strcmp(only_precision, MODES[k].name)) &&
                 bench_model(&cases[i], &MODES[k]))
                 fprintf(stderr, "%s: %s\n", cases[i].name, spiral_last_error());

@@ -114,6 +114,22 @@ static void compare_rounded(const char *what, const Bf16Buffer &gpu16,
     if (ok) passed++; else failed++;
 }
 
+/* Two bf16 buffers hold the same values, none of them NaN (unwritten). */
+static void compare_same_bf16(const char *what, const Bf16Buffer &a, const Bf16Buffer &b) {
+    std::vector<__nv_bfloat16> ha(a.count), hb(b.count);
+    cudaDeviceSynchronize();
+    cudaMemcpy(ha.data(), a.dev, a.count * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hb.data(), b.dev, b.count * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost);
+    size_t differ = a.count == b.count ? 0 : a.count;
+    for (size_t i = 0; i < ha.size() && a.count == b.count; i++) {
+        float x = __bfloat162float(ha[i]), y = __bfloat162float(hb[i]);
+        if (!(x == y)) differ++;
+    }
+    int ok = differ == 0;
+    printf("  %-48s %zu of %zu differ %s\n", what, differ, a.count, ok ? "" : "FAIL");
+    if (ok) passed++; else failed++;
+}
+
 static void test_rmsnorm(int M, int d) {
     printf("rmsnorm M=%d d=%d\n", M, d);
     Tensor x(M * (size_t)d), gain(d, 0.5), dy(M * (size_t)d), dx(M * (size_t)d), dgain(d);
@@ -182,6 +198,16 @@ static void test_rope(int B, int n, int H, int dh) {
     check_status(rope_backward_bf16(back16.dev, qkv.dev, cos_t.dev, sin_t.dev, B, n, H, dh, 0),
                  "rope_backward_bf16");
     compare_rounded("inverse rotation in bf16 = bf16(inverse)", back16, inverse);
+    /* the tensor-core attention's heads: rotating on the way in gives the
+     * heads of the rotated values */
+    size_t heads = attention_mma_heads(B, n, H, dh);
+    Bf16Buffer in_rotated(heads), of_rotated(heads);
+    check_status(attention_mma_pack(of_rotated.dev, qkv.dev, NULL, NULL, B, n, H, dh, 0),
+                 "attention_mma_pack (rotated values)");
+    qkv.upload(); /* the values before RoPE */
+    check_status(attention_mma_pack(in_rotated.dev, qkv.dev, cos_t.dev, sin_t.dev, B, n, H, dh, 0),
+                 "attention_mma_pack (rotating)");
+    compare_same_bf16("heads packed with RoPE = heads of rotated q, k", in_rotated, of_rotated);
     cudaFree(dpos);
 }
 
@@ -392,6 +418,7 @@ int main(void) {
     test_rmsnorm(5, 8);
     test_rope(2, 19, 3, 8);
     test_rope(2, 70, 4, 64);
+    test_rope(1, 33, 2, 100);
     for (int tensor_cores = 0; tensor_cores <= 1; tensor_cores++) {
         test_attention(2, 19, 2, 4, tensor_cores);
         test_attention(2, 150, 3, 16, tensor_cores);
