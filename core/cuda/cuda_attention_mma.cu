@@ -73,6 +73,15 @@ static __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const __
                  : "r"(address));
 }
 
+/* Four 8 x 8 bf16 matrices; lane l gives the address of row l % 8 of
+ * matrix l / 8 and receives (row l / 4, columns 2 (l % 4), + 1) of each. */
+static __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const __nv_bfloat16 *p) {
+    uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+}
+
 /* Copies rows [row0, row0 + R) of one head's packed (n, DH) bf16 array
  * into the shared tile (R, DH + 8) with cp.async (16 bytes at a time, zero
  * filled beyond n rows); the caller commits the group. */
@@ -211,19 +220,32 @@ static __device__ void load_a_fragments(uint32_t frag[DH / 16][4], const __nv_bf
 }
 
 /* acc (16 x 8 N8 tiles) = a (16 x DH, fragments) times the transpose of the
- * shared tile's rows [0, 8 N8) (each DH long): acc[j] = a . tile_row^T. */
+ * shared tile's rows [0, 8 N8) (each DH long): acc[j] = a . tile_row^T.
+ * The tile's B fragments come four at a time from ldmatrix (8 rows by 32
+ * columns), or as words for DH = 16. */
 template <int DH, int N8>
 static __device__ void product_rows(float acc[N8][4], const uint32_t a[DH / 16][4],
                                     const __nv_bfloat16 *tile) {
     constexpr int S = DH + 8;
-    int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+    int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 #pragma unroll
     for (int j = 0; j < N8; j++) {
         acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-        const __nv_bfloat16 *row = tile + (j * 8 + g) * S + 2 * t;
+        if constexpr (DH >= 32) {
+            const __nv_bfloat16 *rows = tile + (j * 8 + lane % 8) * S + (lane / 8) * 8;
 #pragma unroll
-        for (int kk = 0; kk < DH / 16; kk++)
-            mma_bf16(acc[j], a[kk], load_word(row + kk * 16), load_word(row + kk * 16 + 8));
+            for (int k32 = 0; k32 < DH / 32; k32++) {
+                uint32_t b[4];
+                ldmatrix_x4(b, rows + k32 * 32);
+                mma_bf16(acc[j], a[2 * k32], b[0], b[1]);
+                mma_bf16(acc[j], a[2 * k32 + 1], b[2], b[3]);
+            }
+        } else {
+            const __nv_bfloat16 *row = tile + (j * 8 + g) * S + 2 * t;
+#pragma unroll
+            for (int kk = 0; kk < DH / 16; kk++)
+                mma_bf16(acc[j], a[kk], load_word(row + kk * 16), load_word(row + kk * 16 + 8));
+        }
     }
 }
 
@@ -251,6 +273,7 @@ static __device__ void accumulate_rows(float out[DH / 8][4], const float p[N8][4
     }
 }
 
+
 /* Two adjacent floats stored as T (float, or bf16 rounded to nearest). */
 static __device__ __forceinline__ void store_pair(float *p, float a, float b) {
     *(float2 *)p = make_float2(a, b);
@@ -273,6 +296,35 @@ static __device__ void store_rows(T *dst, const float acc[DH / 8][4], int r0, in
         if (r0 + 8 < n)
             store_pair(dst + (size_t)(r0 + 8) * stride + c, acc[j][2] * f1, acc[j][3] * f1);
     }
+}
+
+/* Writes a warp's (16 x DH) gradient of a rotated head (dq or dk), rows
+ * r0 and r0 + 8, rotated back (rope_apply's sign -1, the same arithmetic)
+ * and rounded to bf16: column m pairs with m + DH/2, which this thread
+ * holds in tile j + DH/16 (dh == DH, so that the pairing is known at
+ * compile time and acc stays in registers); cos_t, sin_t (n, DH/2). */
+template <int DH>
+static __device__ void store_rows_unrotated(__nv_bfloat16 *dst, const float acc[DH / 8][4], int r0,
+                                            int n, size_t stride, const float *cos_t,
+                                            const float *sin_t) {
+    constexpr int HALF = DH / 2, PAIR = DH / 16;
+    int t = threadIdx.x % 4;
+#pragma unroll
+    for (int j = 0; j < PAIR; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e += 2) {
+            int row = e < 2 ? r0 : r0 + 8, m = j * 8 + 2 * t;
+            if (row >= n) continue;
+            const float *c = cos_t + (size_t)row * HALF + m, *sn = sin_t + (size_t)row * HALF + m;
+            float a0 = acc[j][e], b0 = acc[j + PAIR][e], a1 = acc[j][e + 1], b1 = acc[j + PAIR][e + 1];
+            float s0 = -sn[0], s1 = -sn[1];
+            store_pair(dst + (size_t)row * stride + m,
+                       __fsub_rn(__fmul_rn(a0, c[0]), __fmul_rn(b0, s0)),
+                       __fsub_rn(__fmul_rn(a1, c[1]), __fmul_rn(b1, s1)));
+            store_pair(dst + (size_t)row * stride + m + HALF,
+                       __fadd_rn(__fmul_rn(a0, s0), __fmul_rn(b0, c[0])),
+                       __fadd_rn(__fmul_rn(a1, s1), __fmul_rn(b1, c[1])));
+        }
 }
 
 /* Bytes of dynamic shared memory of a kernel streaming two (R, DH + 8)
@@ -397,12 +449,13 @@ static __global__ void __launch_bounds__(MMA_THREADS)
 }
 
 /* dq from packed q, k, v and packed dout (B, H, n, DH). Grid (query tiles,
- * B H), the longest first; keys and values stream double-buffered. */
-template <int DH>
+ * B H), the longest first; keys and values stream double-buffered. Stored
+ * as T, rotated back by RoPE when cos_t is given (T bf16, dh % 16 == 0). */
+template <int DH, typename T>
 static __global__ void __launch_bounds__(MMA_THREADS)
-    mma_dq_kernel(float *dqkv, const __nv_bfloat16 *packed, const __nv_bfloat16 *dout16,
-                  const float *lse, const float *rowdot, int B, int n, int H, int dh,
-                  float scale2, float scale) {
+    mma_dq_kernel(T *dqkv, const __nv_bfloat16 *packed, const __nv_bfloat16 *dout16,
+                  const float *lse, const float *rowdot, const float *cos_t, const float *sin_t,
+                  int B, int n, int H, int dh, float scale2, float scale) {
     constexpr int S = DH + 8, N8 = MMA_ROWS / 8, TILE = MMA_ROWS * S;
     extern __shared__ __align__(16) __nv_bfloat16 smem[]; /* [stage][k, v] tiles */
     int tile = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, D = H * dh;
@@ -438,17 +491,21 @@ static __global__ void __launch_bounds__(MMA_THREADS)
         accumulate_rows<DH, N8>(dq, s, ks);
         __syncthreads();
     }
-    store_rows<DH>(dqkv + (size_t)b * n * stride + h * dh, dq, r0, n, stride, dh, 1.0f, 1.0f);
+    T *rows = dqkv + (size_t)b * n * stride + h * dh;
+    if (cos_t)
+        store_rows_unrotated<DH>((__nv_bfloat16 *)rows, dq, r0, n, stride, cos_t, sin_t);
+    else
+        store_rows<DH>(rows, dq, r0, n, stride, dh, 1.0f, 1.0f);
 }
 
 /* dk, dv from packed q, k, v and dout. Grid (key tiles, B H), the longest
  * (first) tiles first; queries and dout stream double-buffered in tiles of
  * QR rows, with their lse and row dots. */
-template <int DH, int QR>
+template <int DH, int QR, typename T>
 static __global__ void __launch_bounds__(MMA_THREADS)
-    mma_dkdv_kernel(float *dqkv, const __nv_bfloat16 *packed, const __nv_bfloat16 *dout16,
-                    const float *lse, const float *rowdot, int B, int n, int H, int dh,
-                    float scale2, float scale) {
+    mma_dkdv_kernel(T *dqkv, const __nv_bfloat16 *packed, const __nv_bfloat16 *dout16,
+                    const float *lse, const float *rowdot, const float *cos_t,
+                    const float *sin_t, int B, int n, int H, int dh, float scale2, float scale) {
     constexpr int S = DH + 8, N8 = QR / 8, TILE = QR * S;
     extern __shared__ __align__(16) __nv_bfloat16 smem[]; /* [stage][q, dout] tiles */
     __shared__ float lse_s[2][QR], dot_s[2][QR];
@@ -511,8 +568,12 @@ static __global__ void __launch_bounds__(MMA_THREADS)
         accumulate_rows<DH, N8>(dk, dpt, qs);
         __syncthreads();
     }
-    float *rows = dqkv + (size_t)b * n * stride;
-    store_rows<DH>(rows + D + h * dh, dk, k0, n, stride, dh, 1.0f, 1.0f);
+    T *rows = dqkv + (size_t)b * n * stride;
+    if (cos_t)
+        store_rows_unrotated<DH>((__nv_bfloat16 *)(rows + D + h * dh), dk, k0, n, stride, cos_t,
+                                 sin_t);
+    else
+        store_rows<DH>(rows + D + h * dh, dk, k0, n, stride, dh, 1.0f, 1.0f);
     store_rows<DH>(rows + 2 * D + h * dh, dv, k0, n, stride, dh, 1.0f, 1.0f);
 }
 
@@ -584,32 +645,51 @@ int attention_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, flo
 }
 
 /* Query tile of the dk/dv kernel: 64 rows, 32 at head size 128 (registers). */
-template <int DH>
-static int launch_mma_backward(float *dqkv, const __nv_bfloat16 *heads,
-                               const __nv_bfloat16 *dout16, const float *lse,
-                               const float *rowdot, int B, int n, int H, int dh,
+template <int DH, typename T>
+static int launch_mma_backward(T *dqkv, const __nv_bfloat16 *heads, const __nv_bfloat16 *dout16,
+                               const float *lse, const float *rowdot, const float *cos_t,
+                               const float *sin_t, int B, int n, int H, int dh,
                                cudaStream_t stream) {
     float scale = (float)(1.0 / sqrt((double)dh));
     dim3 grid((unsigned)((n + MMA_ROWS - 1) / MMA_ROWS), (unsigned)(B * H));
     size_t smem = stream_smem(DH, MMA_ROWS);
-    if (allow_smem(mma_dq_kernel<DH>, smem, "mma_dq_kernel")) return -1;
-    mma_dq_kernel<DH><<<grid, MMA_THREADS, smem, stream>>>(dqkv, heads, dout16, lse, rowdot, B,
-                                                           n, H, dh, scale * LOG2E, scale);
+    if (allow_smem(mma_dq_kernel<DH, T>, smem, "mma_dq_kernel")) return -1;
+    mma_dq_kernel<DH, T><<<grid, MMA_THREADS, smem, stream>>>(
+        dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H, dh, scale * LOG2E, scale);
     if (cuda_launched("mma_dq_kernel")) return -1;
     constexpr int QR = DH > 64 ? 32 : 64;
     smem = stream_smem(DH, QR);
-    if (allow_smem(mma_dkdv_kernel<DH, QR>, smem, "mma_dkdv_kernel")) return -1;
-    mma_dkdv_kernel<DH, QR><<<grid, MMA_THREADS, smem, stream>>>(
-        dqkv, heads, dout16, lse, rowdot, B, n, H, dh, scale * LOG2E, scale);
+    if (allow_smem(mma_dkdv_kernel<DH, QR, T>, smem, "mma_dkdv_kernel")) return -1;
+    mma_dkdv_kernel<DH, QR, T><<<grid, MMA_THREADS, smem, stream>>>(
+        dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H, dh, scale * LOG2E, scale);
     return cuda_launched("mma_dkdv_kernel");
 }
 
-int attention_mma_backward_heads(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
-                                 const float *out, const __nv_bfloat16 *heads, const float *lse,
-                                 int B, int n, int H, int dh) {
+template <typename T>
+static int launch_mma_backward_sized(T *dqkv, const __nv_bfloat16 *heads,
+                                     const __nv_bfloat16 *dout16, const float *lse,
+                                     const float *rowdot, const float *cos_t, const float *sin_t,
+                                     int B, int n, int H, int dh, cudaStream_t stream) {
+    switch (attention_mma_head_size(dh)) {
+    case 16: return launch_mma_backward<16>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H, dh, stream);
+    case 32: return launch_mma_backward<32>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H, dh, stream);
+    case 64: return launch_mma_backward<64>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H, dh, stream);
+    default: return launch_mma_backward<128>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H, dh, stream);
+    }
+}
+
+int attention_mma_unrotates(int dh) { return dh == attention_mma_head_size(dh); }
+
+int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dqkv16,
+                                 float *rowdot, const float *dout, const float *out,
+                                 const __nv_bfloat16 *heads, const float *lse, const float *cos_t,
+                                 const float *sin_t, int B, int n, int H, int dh) {
     if (B == 0 || n == 0) return 0;
     if (!attention_mma_supports(dh))
         return cuda_status(cudaErrorInvalidValue, "attention_mma_backward: head dim not even or > 128");
+    if (dqkv16 && !(attention_mma_unrotates(dh) && cos_t && sin_t))
+        return cuda_status(cudaErrorInvalidValue, "attention_mma_backward: bf16 gradients need "
+                                                  "the RoPE tables and a head dim multiple of 16");
     int DH = attention_mma_head_size(dh);
     size_t rows = (size_t)B * H * n;
     __nv_bfloat16 *dout16 = (__nv_bfloat16 *)gemm_work(gc, rows * DH * sizeof(__nv_bfloat16));
@@ -619,12 +699,11 @@ int attention_mma_backward_heads(GemmContext *gc, float *dqkv, float *rowdot, co
         dout16, rowdot, dout, out, B, n, H, dh, DH);
     if (cuda_launched("pack_dout_rowdot_kernel")) return -1;
     profile_end(gc->profile, gc->stream);
-    switch (DH) {
-    case 16: return launch_mma_backward<16>(dqkv, heads, dout16, lse, rowdot, B, n, H, dh, gc->stream);
-    case 32: return launch_mma_backward<32>(dqkv, heads, dout16, lse, rowdot, B, n, H, dh, gc->stream);
-    case 64: return launch_mma_backward<64>(dqkv, heads, dout16, lse, rowdot, B, n, H, dh, gc->stream);
-    default: return launch_mma_backward<128>(dqkv, heads, dout16, lse, rowdot, B, n, H, dh, gc->stream);
-    }
+    if (dqkv16)
+        return launch_mma_backward_sized(dqkv16, heads, dout16, lse, rowdot, cos_t, sin_t, B, n,
+                                         H, dh, gc->stream);
+    return launch_mma_backward_sized(dqkv, heads, dout16, lse, rowdot, (const float *)NULL,
+                                     (const float *)NULL, B, n, H, dh, gc->stream);
 }
 
 int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
@@ -642,5 +721,6 @@ int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const fl
     profile_begin(gc->profile, PROFILE_PACK, gc->stream);
     if (attention_mma_pack(heads, qkv, NULL, NULL, B, n, H, dh, gc->stream)) return -1;
     profile_end(gc->profile, gc->stream);
-    return attention_mma_backward_heads(gc, dqkv, rowdot, dout, out, heads, lse, B, n, H, dh);
+    return attention_mma_backward_heads(gc, dqkv, NULL, rowdot, dout, out, heads, lse, NULL, NULL,
+                                        B, n, H, dh);
 }

@@ -62,16 +62,19 @@ static int layer_backward_rounded(CudaModel *model, float *dx, GpuLayerWeights *
         linear_backward_rounded(gc, M, d, d, dy16, weight16(model, w->wo), acts->att16,
                                 sc->layer_datt, 0.0f, dw->wo))
         return -1;
+    /* qkv = RoPE(xn1 [wq; wk; wv]^T): the gradient rotated back and rounded
+     * by the attention's own kernels, or by a pass of its own */
+    __nv_bfloat16 *dqkv16 = gemm_keep(gc, 3 * rows_d);
+    int unrotates = attention_mma_unrotates(dh);
+    if (!dqkv16) return -1;
     profile_begin(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
-    if (attention_mma_backward_heads(gc, sc->layer_dqkv, sc->rowdot, sc->layer_datt, acts->att,
-                                     acts->heads16, acts->lse, B, n, H, dh))
+    if (attention_mma_backward_heads(gc, sc->layer_dqkv, unrotates ? dqkv16 : NULL, sc->rowdot,
+                                     sc->layer_datt, acts->att, acts->heads16, acts->lse,
+                                     acts->rope_cos, acts->rope_sin, B, n, H, dh))
         return -1;
     profile_end(gc->profile, s);
-    /* qkv = RoPE(xn1 [wq; wk; wv]^T) */
-    __nv_bfloat16 *dqkv16 = gemm_keep(gc, 3 * rows_d);
-    if (!dqkv16 ||
-        rope_backward_bf16(dqkv16, sc->layer_dqkv, acts->rope_cos, acts->rope_sin, B, n, H, dh,
-                           s) ||
+    if ((!unrotates && rope_backward_bf16(dqkv16, sc->layer_dqkv, acts->rope_cos,
+                                          acts->rope_sin, B, n, H, dh, s)) ||
         linear_backward_rounded(gc, M, 3 * d, d, dqkv16, weight16(model, w->wqkv), acts->xn1_16,
                                 sc->layer_dxn, 0.0f, dw->wqkv) ||
         rmsnorm_backward(dx, dw->attn_norm, sc->norm_partial, sc->layer_dxn, acts->x,

@@ -192,10 +192,16 @@ int attention_mma_forward_heads(float *out, __nv_bfloat16 *out16, float *lse,
                                 const __nv_bfloat16 *heads, int B, int n, int H, int dh,
                                 cudaStream_t stream);
 /* dout packed and the row dots in one pass (dout's bf16 copy in gc's work
- * buffer), then dqkv as attention_mma_backward. */
-int attention_mma_backward_heads(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
-                                 const float *out, const __nv_bfloat16 *heads, const float *lse,
-                                 int B, int n, int H, int dh);
+ * buffer), then dqkv as attention_mma_backward; or, with dqkv16 given
+ * (dqkv unused), the gradients of q and k rotated back by RoPE (cos_t,
+ * sin_t) and all three rounded to bf16 into dqkv16 (B, n, 3 D), exactly
+ * what rope_backward_bf16 makes of dqkv: for head dims 16, 32, 64 and 128
+ * (attention_mma_unrotates). */
+int attention_mma_unrotates(int dh);
+int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dqkv16,
+                                 float *rowdot, const float *dout, const float *out,
+                                 const __nv_bfloat16 *heads, const float *lse, const float *cos_t,
+                                 const float *sin_t, int B, int n, int H, int dh);
 
 /* ---- cuda_pointwise.cu ------------------------------------------------- */
 

@@ -285,8 +285,33 @@ static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
                               : attention_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev,
                                                    lse.dev, B, n, H, dh, 0),
                  "attention backward");
-    gemm_context_free(&work);
     compare_within("dq, dk, dv", dqkv.download(), pack(cdq, cdk, cdv, rows, D), tolerance);
+    if (tensor_cores && attention_mma_unrotates(dh)) {
+        /* the gradients rotated back and rounded by the kernels themselves
+         * equal rope_backward_bf16 of their fp32 gradients */
+        Tensor cos_t((size_t)n * dh / 2), sin_t((size_t)n * dh / 2);
+        int *dpos2;
+        cudaMalloc(&dpos2, n * sizeof(int));
+        cudaMemcpy(dpos2, pos.data(), n * sizeof(int), cudaMemcpyHostToDevice);
+        check_status(rope_table(cos_t.dev, sin_t.dev, dpos2, n, dh, 10000.0, 0), "rope_table");
+        Bf16Buffer heads(attention_mma_heads(B, n, H, dh)), expect((size_t)rows * 3 * D),
+            got((size_t)rows * 3 * D);
+        check_status(attention_mma_pack(heads.dev, qkv.dev, NULL, NULL, B, n, H, dh, 0),
+                     "attention_mma_pack");
+        check_status(attention_mma_backward_heads(&work, dqkv.dev, NULL, rowdot.dev, dy.dev,
+                                                  out.dev, heads.dev, lse.dev, NULL, NULL, B, n,
+                                                  H, dh) ||
+                         rope_backward_bf16(expect.dev, dqkv.dev, cos_t.dev, sin_t.dev, B, n, H,
+                                            dh, 0),
+                     "attention backward, then rope_backward_bf16");
+        check_status(attention_mma_backward_heads(&work, NULL, got.dev, rowdot.dev, dy.dev,
+                                                  out.dev, heads.dev, lse.dev, cos_t.dev,
+                                                  sin_t.dev, B, n, H, dh),
+                     "attention backward to bf16, rotated back");
+        compare_same_bf16("dq, dk (rotated back), dv in bf16 by the kernels", got, expect);
+        cudaFree(dpos2);
+    }
+    gemm_context_free(&work);
 }
 
 static void test_swiglu(int M, int F) {
