@@ -142,40 +142,37 @@ static int pack_heads(__nv_bfloat16 *packed, const float *src, int parts, int B,
 
 /* heads (3, B, H, n, DH) bf16 = q and k of qkv (B, n, 3 D) rotated by RoPE
  * (cos_t, sin_t (n, dh/2); as rope_apply, sign +1), and v, per head, zero
- * beyond dh. Thread e: the column pair (m, m + dh/2) of one row of one
- * head of one part, m < dh/2, or for m >= dh/2 two padding columns. */
+ * beyond dh. Grid (column pairs of a row, rows b n + i, striding by
+ * gridDim.y): thread x covers part p, head h and m < DH/2: the pair
+ * (m, m + dh/2) for m < dh/2, else two padding columns. */
 static __global__ void rope_pack_heads_kernel(__nv_bfloat16 *heads, const float *qkv,
                                               const float *cos_t, const float *sin_t, int B,
                                               int n, int H, int dh, int DH) {
-    int half = dh / 2;
-    size_t count = (size_t)3 * B * H * n * (DH / 2);
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= count) return;
-    int m = (int)(e % (DH / 2));
-    size_t row = e / (DH / 2); /* ((part B + b) H + h) n + i */
-    int i = (int)(row % n);
-    size_t rest = row / n;
-    int h = (int)(rest % H);
-    rest /= H;
-    int b = (int)(rest % B), part = (int)(rest / B);
-    __nv_bfloat16 *dst = heads + row * DH;
-    if (m >= half) { /* padding: columns dh + 2 (m - half) and the next */
-        int c = dh + 2 * (m - half);
-        dst[c] = dst[c + 1] = __float2bfloat16_rn(0.0f);
-        return;
-    }
+    int x = blockIdx.x * blockDim.x + threadIdx.x, per_head = DH / 2;
+    if (x >= 3 * H * per_head) return;
+    int part = x / (H * per_head), h = x / per_head % H, m = x % per_head, half = dh / 2;
     int D = H * dh;
-    const float *src = qkv + ((size_t)b * n + i) * 3 * D + (size_t)part * D + (size_t)h * dh;
-    float a = src[m], c2 = src[m + half];
-    if (part < 2) {
-        float c = cos_t[(size_t)i * half + m], s = sin_t[(size_t)i * half + m];
-        float x1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(c2, s));
-        float x2 = __fadd_rn(__fmul_rn(a, s), __fmul_rn(c2, c));
-        a = x1;
-        c2 = x2;
+    for (unsigned row = blockIdx.y; row < (unsigned)B * n; row += gridDim.y) {
+        unsigned b = row / n;
+        int i = (int)(row - b * n);
+        __nv_bfloat16 *dst = heads + (((size_t)part * B + b) * H + h) * n * DH + (size_t)i * DH;
+        if (m >= half) { /* padding: columns dh + 2 (m - half) and the next */
+            int c = dh + 2 * (m - half);
+            dst[c] = dst[c + 1] = __float2bfloat16_rn(0.0f);
+            continue;
+        }
+        const float *src = qkv + (size_t)row * 3 * D + (size_t)part * D + (size_t)h * dh;
+        float a = src[m], a2 = src[m + half];
+        if (part < 2) {
+            float c = cos_t[(size_t)i * half + m], s = sin_t[(size_t)i * half + m];
+            float x1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(a2, s));
+            float x2 = __fadd_rn(__fmul_rn(a, s), __fmul_rn(a2, c));
+            a = x1;
+            a2 = x2;
+        }
+        dst[m] = __float2bfloat16_rn(a);
+        dst[m + half] = __float2bfloat16_rn(a2);
     }
-    dst[m] = __float2bfloat16_rn(a);
-    dst[m + half] = __float2bfloat16_rn(c2);
 }
 
 /* dout16 (B, H, n, DH) bf16 = dout's head columns (B, n, D), zero beyond
@@ -596,12 +593,13 @@ static int allow_smem(Kernel kernel, size_t bytes, const char *what) {
 int attention_mma_pack(__nv_bfloat16 *heads, const float *qkv, const float *cos_t,
                        const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream) {
     int DH = attention_mma_head_size(dh);
-    size_t count = (size_t)3 * B * H * n * (DH / 2);
-    if (count == 0) return 0;
+    size_t rows = (size_t)B * n;
+    if (rows == 0) return 0;
     if (!cos_t) /* no rotation: the columns as they are */
         return pack_heads(heads, qkv, 3, B, n, H, dh, DH, 3 * (size_t)H * dh, stream);
-    rope_pack_heads_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t,
-                                                                          sin_t, B, n, H, dh, DH);
+    dim3 grid(cuda_blocks((size_t)3 * H * (DH / 2)), (unsigned)(rows < 65535 ? rows : 65535));
+    rope_pack_heads_kernel<<<grid, CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t, sin_t, B, n, H,
+                                                             dh, DH);
     return cuda_launched("rope_pack_heads_kernel");
 }
 

@@ -88,55 +88,67 @@ int crossentropy_forward(double *loss_sum, double *row_loss, double *lse, const 
     return cuda_launched("sum_rows_kernel");
 }
 
-/* logits_r := scale (exp(logits_r - lse_r) - onehot(target_r)), or 0. */
-static __global__ void crossentropy_backward_kernel(float *logits, const double *lse,
+/* The gradient of one logit: scale (exp(x - lse) - [c == target]), or 0
+ * without a target. */
+static __device__ __forceinline__ float logit_gradient(float x, double lse, int c, int target,
+                                                       float scale) {
+    if (target < 0) return 0.0f;
+    float grad = scale * expf((float)(x - lse));
+    return c == target ? grad - scale : grad;
+}
+
+/* out_r = logit_gradient of logits_r as T: in place (T float, out ==
+ * logits) or into a bf16 copy. One block per row. */
+template <typename T>
+static __global__ void crossentropy_backward_kernel(T *out, const float *logits, const double *lse,
                                                     const int *targets, int V, float scale) {
     size_t r = blockIdx.x;
-    float *row = logits + r * V;
+    const float *row = logits + r * V;
+    T *out_row = out + r * V;
     int target = targets[r];
     double row_lse = lse[r];
-    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) {
-        float grad = 0.0f;
-        if (target >= 0) {
-            grad = scale * expf((float)(row[c] - row_lse));
-            if (c == target) grad -= scale;
-        }
-        row[c] = grad;
+    for (int c = threadIdx.x; c < V; c += LOSS_THREADS)
+        store_as(out_row + c, logit_gradient(row[c], row_lse, c, target, scale));
+}
+
+/* The bf16 copy four logits at a time (V % 4 == 0: rows 16-byte aligned). */
+static __global__ void crossentropy_backward_bf16x4_kernel(__nv_bfloat16 *out, const float *logits,
+                                                           const double *lse, const int *targets,
+                                                           int V, float scale) {
+    size_t r = blockIdx.x;
+    const float4 *row = (const float4 *)(logits + r * V);
+    __nv_bfloat162 *out_row = (__nv_bfloat162 *)(out + r * V);
+    int target = targets[r];
+    double row_lse = lse[r];
+    for (int q = threadIdx.x; q < V / 4; q += LOSS_THREADS) {
+        float4 x = row[q];
+        int c = 4 * q;
+        out_row[2 * q] = __floats2bfloat162_rn(logit_gradient(x.x, row_lse, c, target, scale),
+                                               logit_gradient(x.y, row_lse, c + 1, target, scale));
+        out_row[2 * q + 1] =
+            __floats2bfloat162_rn(logit_gradient(x.z, row_lse, c + 2, target, scale),
+                                  logit_gradient(x.w, row_lse, c + 3, target, scale));
     }
 }
 
 int crossentropy_backward(float *logits, const double *lse, const int *targets, int M, int V,
                           float scale, cudaStream_t stream) {
     if (M == 0) return 0;
-    crossentropy_backward_kernel<<<(unsigned)M, LOSS_THREADS, 0, stream>>>(logits, lse, targets,
-                                                                           V, scale);
+    crossentropy_backward_kernel<float><<<(unsigned)M, LOSS_THREADS, 0, stream>>>(
+        logits, logits, lse, targets, V, scale);
     return cuda_launched("crossentropy_backward_kernel");
-}
-
-/* dlogits16_r = bf16(scale (exp(logits_r - lse_r) - onehot(target_r))), or 0. */
-static __global__ void crossentropy_backward_bf16_kernel(__nv_bfloat16 *dlogits16,
-                                                         const float *logits, const double *lse,
-                                                         const int *targets, int V, float scale) {
-    size_t r = blockIdx.x;
-    const float *row = logits + r * V;
-    __nv_bfloat16 *out = dlogits16 + r * V;
-    int target = targets[r];
-    float row_lse = (float)lse[r];
-    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) {
-        float grad = 0.0f;
-        if (target >= 0) {
-            grad = scale * expf(row[c] - row_lse);
-            if (c == target) grad -= scale;
-        }
-        out[c] = __float2bfloat16_rn(grad);
-    }
 }
 
 int crossentropy_backward_bf16(__nv_bfloat16 *dlogits16, const float *logits, const double *lse,
                                const int *targets, int M, int V, float scale,
                                cudaStream_t stream) {
     if (M == 0) return 0;
-    crossentropy_backward_bf16_kernel<<<(unsigned)M, LOSS_THREADS, 0, stream>>>(
+    if (V % 4 == 0) {
+        crossentropy_backward_bf16x4_kernel<<<(unsigned)M, LOSS_THREADS, 0, stream>>>(
+            dlogits16, logits, lse, targets, V, scale);
+        return cuda_launched("crossentropy_backward_bf16x4_kernel");
+    }
+    crossentropy_backward_kernel<__nv_bfloat16><<<(unsigned)M, LOSS_THREADS, 0, stream>>>(
         dlogits16, logits, lse, targets, V, scale);
-    return cuda_launched("crossentropy_backward_bf16_kernel");
+    return cuda_launched("crossentropy_backward_kernel");
 }

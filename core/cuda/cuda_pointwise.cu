@@ -51,22 +51,30 @@ int embedding_backward(float *dtable, const float *dx, const int *present,
     return cuda_launched("embedding_backward_kernel");
 }
 
+/* The grid of a row-wise kernel over (M, F): x covers the F columns, y
+ * the rows (each block of y strides over rows by gridDim.y), so no thread
+ * divides its index. */
+static dim3 row_grid(int M, int F) {
+    unsigned rows = (unsigned)(M < 65535 ? M : 65535);
+    return dim3((unsigned)((F + CUDA_THREADS - 1) / CUDA_THREADS), rows);
+}
+
 /* m = silu(a) c, silu(a) = a sigmoid(a); ac rows are [a | c]. */
 template <typename T>
 static __global__ void swiglu_forward_kernel(T *m, const float *ac, int M, int F) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)M * F) return;
-    size_t r = e / F, f = e % F;
-    float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f];
-    float s = 1.0f / (1.0f + expf(-a));
-    store_as(m + e, a * s * c);
+    int f = blockIdx.x * blockDim.x + threadIdx.x;
+    if (f >= F) return;
+    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
+        float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f];
+        float s = 1.0f / (1.0f + expf(-a));
+        store_as(m + r * F + f, a * s * c);
+    }
 }
 
 template <typename T>
 static int launch_swiglu_forward(T *m, const float *ac, int M, int F, cudaStream_t stream) {
-    size_t count = (size_t)M * F;
-    if (count == 0) return 0;
-    swiglu_forward_kernel<T><<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(m, ac, M, F);
+    if ((size_t)M * F == 0) return 0;
+    swiglu_forward_kernel<T><<<row_grid(M, F), CUDA_THREADS, 0, stream>>>(m, ac, M, F);
     return cuda_launched("swiglu_forward_kernel");
 }
 
@@ -82,22 +90,21 @@ int swiglu_forward_bf16(__nv_bfloat16 *m, const float *ac, int M, int F, cudaStr
 template <typename T>
 static __global__ void swiglu_backward_kernel(T *dac, const float *dm, const float *ac, int M,
                                               int F) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)M * F) return;
-    size_t r = e / F, f = e % F;
-    float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f], g = dm[e];
-    float s = 1.0f / (1.0f + expf(-a));
-    store_as(dac + r * 2 * F + f, g * c * s * (1.0f + a * (1.0f - s)));
-    store_as(dac + r * 2 * F + F + f, g * (a * s));
+    int f = blockIdx.x * blockDim.x + threadIdx.x;
+    if (f >= F) return;
+    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
+        float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f], g = dm[r * F + f];
+        float s = 1.0f / (1.0f + expf(-a));
+        store_as(dac + r * 2 * F + f, g * c * s * (1.0f + a * (1.0f - s)));
+        store_as(dac + r * 2 * F + F + f, g * (a * s));
+    }
 }
 
 template <typename T>
 static int launch_swiglu_backward(T *dac, const float *dm, const float *ac, int M, int F,
                                   cudaStream_t stream) {
-    size_t count = (size_t)M * F;
-    if (count == 0) return 0;
-    swiglu_backward_kernel<T><<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(dac, dm, ac, M,
-                                                                               F);
+    if ((size_t)M * F == 0) return 0;
+    swiglu_backward_kernel<T><<<row_grid(M, F), CUDA_THREADS, 0, stream>>>(dac, dm, ac, M, F);
     return cuda_launched("swiglu_backward_kernel");
 }
 

@@ -379,9 +379,17 @@ static void test_crossentropy(int M, int V) {
     compare("mean loss", got, std::vector<double>{loss});
     std::vector<double> cd((size_t)M * V, 0.0);
     crossentropy_backward(cd.data(), logits.host.data(), targets.data(), M, V, 1.0 / count);
+    /* the bf16 gradient first (it reads the logits the fp32 one overwrites) */
+    Bf16Buffer d16((size_t)M * V);
+    check_status(crossentropy_backward_bf16(d16.dev, logits.dev, dlse, dtargets, M, V,
+                                            (float)(1.0 / count), 0),
+                 "crossentropy_backward_bf16");
     check_status(crossentropy_backward(logits.dev, dlse, dtargets, M, V, (float)(1.0 / count), 0),
                  "crossentropy_backward");
-    compare("dlogits", logits.download(), cd);
+    std::vector<float> dlogits = logits.download();
+    compare("dlogits", dlogits, cd);
+    compare_rounded(V % 4 ? "dlogits in bf16 = bf16(dlogits)" : "dlogits in bf16, 4 a thread = bf16(dlogits)",
+                    d16, dlogits);
     cudaFree(dtargets); cudaFree(dsum); cudaFree(drow); cudaFree(dlse);
 }
 
@@ -444,6 +452,7 @@ int main(void) {
     test_rope(2, 19, 3, 8);
     test_rope(2, 70, 4, 64);
     test_rope(1, 33, 2, 100);
+    test_rope(2, 33000, 1, 4); /* more rows than a grid's y (65535): the row stride */
     for (int tensor_cores = 0; tensor_cores <= 1; tensor_cores++) {
         test_attention(2, 19, 2, 4, tensor_cores);
         test_attention(2, 150, 3, 16, tensor_cores);
@@ -455,9 +464,12 @@ int main(void) {
     test_attention(1, 1000, 2, 64, 1);
     test_attention(1, 300, 1, 128, 1);
     test_swiglu(33, 70);
+    test_swiglu(5, 700);
+    test_swiglu(70000, 3); /* more rows than a grid's y (65535): the row stride */
     test_round_bf16(1003);
     test_round_bf16(4096);
     test_crossentropy(40, 300);
+    test_crossentropy(9, 301);
     test_scaling(2, 19, 24, 4, 2, 5, 1, 1);
     test_scaling(2, 19, 24, 3, 1, 2, 0, 0);
     test_scaling(3, 37, 40, 8, 5, 7, 1, 0);
