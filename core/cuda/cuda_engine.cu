@@ -321,10 +321,5 @@ int cuda_model_get_logits_rows(CudaModel *model, size_t first, size_t count, flo
 }
 
 int cuda_model_get_logits(CudaModel *model, float *host) {
-    if (!model->logits_valid)
-        return spiral_error("cuda_model_get_logits: no logits (no forward pass, or the backward "
-                            "pass overwrote them)");
-    CUDA_CHECK(cudaStreamSynchronize(model->stream));
-    return copy_buffer(host, model->logits, (size_t)model->B * model->L * model->cfg.vocab_size,
-                       cudaMemcpyDeviceToHost, "cuda_model_get_logits: cudaMemcpy");
+    return cuda_model_get_logits_rows(model, 0, (size_t)model->B * model->L, host);
 }
