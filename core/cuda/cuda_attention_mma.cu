@@ -163,13 +163,8 @@ static __global__ void rope_pack_heads_kernel(__nv_bfloat16 *heads, const float 
         }
         const float *src = qkv + (size_t)row * 3 * D + (size_t)part * D + (size_t)h * dh;
         float a = src[m], a2 = src[m + half];
-        if (part < 2) {
-            float c = cos_t[(size_t)i * half + m], s = sin_t[(size_t)i * half + m];
-            float x1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(a2, s));
-            float x2 = __fadd_rn(__fmul_rn(a, s), __fmul_rn(a2, c));
-            a = x1;
-            a2 = x2;
-        }
+        if (part < 2)
+            rope_rotate(&a, &a2, a, a2, cos_t[(size_t)i * half + m], sin_t[(size_t)i * half + m]);
         dst[m] = __float2bfloat16_rn(a);
         dst[m + half] = __float2bfloat16_rn(a2);
     }
@@ -297,7 +292,7 @@ static __device__ void store_rows(T *dst, const float acc[DH / 8][4], int r0, in
 
 /* Writes a warp's (16 x DH) gradient of a rotated head (dq or dk), rows
  * r0 and r0 + 8, rotated back (rope_apply's sign -1, the same arithmetic)
- * and rounded to bf16: column m pairs with m + DH/2, which this thread
+ * and rounded to bf16 (rope_rotate with -sin): column m pairs with m + DH/2, which this thread
  * holds in tile j + DH/16 (dh == DH, so that the pairing is known at
  * compile time and acc stays in registers); cos_t, sin_t (n, DH/2). */
 template <int DH>
@@ -313,14 +308,12 @@ static __device__ void store_rows_unrotated(__nv_bfloat16 *dst, const float acc[
             int row = e < 2 ? r0 : r0 + 8, m = j * 8 + 2 * t;
             if (row >= n) continue;
             const float *c = cos_t + (size_t)row * HALF + m, *sn = sin_t + (size_t)row * HALF + m;
-            float a0 = acc[j][e], b0 = acc[j + PAIR][e], a1 = acc[j][e + 1], b1 = acc[j + PAIR][e + 1];
-            float s0 = -sn[0], s1 = -sn[1];
-            store_pair(dst + (size_t)row * stride + m,
-                       __fsub_rn(__fmul_rn(a0, c[0]), __fmul_rn(b0, s0)),
-                       __fsub_rn(__fmul_rn(a1, c[1]), __fmul_rn(b1, s1)));
-            store_pair(dst + (size_t)row * stride + m + HALF,
-                       __fadd_rn(__fmul_rn(a0, s0), __fmul_rn(b0, c[0])),
-                       __fadd_rn(__fmul_rn(a1, s1), __fmul_rn(b1, c[1])));
+            float x1[2], x2[2]; /* columns m, m + 1 and m + HALF, m + HALF + 1 */
+#pragma unroll
+            for (int k = 0; k < 2; k++)
+                rope_rotate(&x1[k], &x2[k], acc[j][e + k], acc[j + PAIR][e + k], c[k], -sn[k]);
+            store_pair(dst + (size_t)row * stride + m, x1[0], x1[1]);
+            store_pair(dst + (size_t)row * stride + m + HALF, x2[0], x2[1]);
         }
 }
 

@@ -40,9 +40,7 @@ static int layer_backward_rounded(CudaModel *model, float *dx, GpuLayerWeights *
     cudaStream_t s = model->stream;
     GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
-    /* out = x2 + m w2^T */
-    CUDA_CHECK(cudaMemcpyAsync(sc->layer_dx2, dout, rows_d * sizeof(float),
-                               cudaMemcpyDeviceToDevice, s));
+    /* out = x2 + m w2^T: dx2 = dout + the MLP's part (rmsnorm_backward_onto) */
     const __nv_bfloat16 *dy16 = keep_bf16(gc, dout, rows_d);
     if (!dy16 ||
         linear_backward_rounded(gc, M, d, f, dy16, weight16(model, w->w2), acts->m16,
@@ -53,8 +51,8 @@ static int layer_backward_rounded(CudaModel *model, float *dx, GpuLayerWeights *
     if (!dac16 || swiglu_backward_bf16(dac16, sc->layer_dm, acts->ac, M, f, s) ||
         linear_backward_rounded(gc, M, 2 * f, d, dac16, weight16(model, w->w13), acts->xn2_16,
                                 sc->layer_dxn, 0.0f, dw->w13) ||
-        rmsnorm_backward(sc->layer_dx2, dw->mlp_norm, sc->norm_partial, sc->layer_dxn, acts->x2,
-                         w->mlp_norm, acts->rstd2, M, d, s) ||
+        rmsnorm_backward_onto(sc->layer_dx2, dout, dw->mlp_norm, sc->norm_partial,
+                              sc->layer_dxn, acts->x2, w->mlp_norm, acts->rstd2, M, d, s) ||
         vector_add(dx, sc->layer_dx2, rows_d, s))
         return -1;
     /* x2 = x + att wo^T */

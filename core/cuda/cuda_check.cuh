@@ -41,4 +41,14 @@ static __device__ __forceinline__ void store_as(__nv_bfloat16 *p, float v) {
     *p = __float2bfloat16_rn(v);
 }
 
+/* RoPE's rotation of the pair (a, b) by the angle whose cosine is c and
+ * sine s: *x1 = a c - b s, *x2 = a s + b c, each product and sum rounded
+ * as core/layers.c rounds them (no fused multiply-add); the inverse is
+ * the same with -s. */
+static __device__ __forceinline__ void rope_rotate(float *x1, float *x2, float a, float b, float c,
+                                                   float s) {
+    *x1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    *x2 = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+}
+
 #endif

@@ -107,6 +107,11 @@ int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, const float *x, const fl
 enum { RMSNORM_PARTS = 64 };
 int rmsnorm_backward(float *dx, float *dgain, float *partial, const float *dy, const float *x,
                      const float *gain, const float *rstd, int M, int d, cudaStream_t stream);
+/* The same with dx = base + (the gradient) instead of dx += (base may be
+ * dx itself): the same sum, without copying base into dx first. */
+int rmsnorm_backward_onto(float *dx, const float *base, float *dgain, float *partial,
+                          const float *dy, const float *x, const float *gain, const float *rstd,
+                          int M, int d, cudaStream_t stream);
 
 /* ---- cuda_rope.cu ---------------------------------------------------- */
 

@@ -50,9 +50,7 @@ static __global__ void rope_apply_kernel(float *qkv, const float *cos_t, const f
     float c = cos_t[(size_t)i * half + m], s = sin_t[(size_t)i * half + m];
     if (sign < 0) s = -s;
     float *x1 = qkv + row * 3 * D + (size_t)part * D + (size_t)h * dh + m, *x2 = x1 + half;
-    float a = *x1, b = *x2;
-    *x1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-    *x2 = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+    rope_rotate(x1, x2, *x1, *x2, c, s);
 }
 
 int rope_apply(float *qkv, const float *cos_t, const float *sin_t, int B, int n, int H,
@@ -82,13 +80,8 @@ static __global__ void rope_backward_bf16_kernel(__nv_bfloat16 *out, const float
     int i = (int)(row % n);
     size_t at = row * 3 * D + (size_t)part * D + (size_t)h * dh + m;
     float a = dqkv[at], b = dqkv[at + half];
-    if (part < 2) {
-        float c = cos_t[(size_t)i * half + m], s = -sin_t[(size_t)i * half + m];
-        float x1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-        float x2 = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
-        a = x1;
-        b = x2;
-    }
+    if (part < 2)
+        rope_rotate(&a, &b, a, b, cos_t[(size_t)i * half + m], -sin_t[(size_t)i * half + m]);
     out[at] = __float2bfloat16_rn(a);
     out[at + half] = __float2bfloat16_rn(b);
 }

@@ -147,11 +147,19 @@ static void test_rmsnorm(int M, int d) {
     compare_rounded("y in bf16 = bf16(y)", y16, y.download());
     compare("rstd (bf16 output)", rstd.download(), crstd);
     std::vector<double> cdx = dx.host, cdgain = dgain.host;
+    Tensor onto(M * (size_t)d), dgain2(d); /* onto starts random: every element must be written */
     rmsnorm_backward(cdx.data(), cdgain.data(), dy.host.data(), x.host.data(), gain.host.data(),
                      crstd.data(), M, d);
     check_status(rmsnorm_backward(dx.dev, dgain.dev, partial.dev, dy.dev, x.dev, gain.dev,
                                   rstd.dev, M, d, 0), "rmsnorm_backward");
+    check_status(rmsnorm_backward_onto(onto.dev, x.dev, dgain2.dev, partial.dev, dy.dev, x.dev,
+                                       gain.dev, rstd.dev, M, d, 0), "rmsnorm_backward_onto");
     compare("dx (accumulated)", dx.download(), cdx);
+    /* onto a base (x here): base + the same gradient */
+    std::vector<double> conto = x.host, zero_gain(d, 0.0);
+    rmsnorm_backward(conto.data(), zero_gain.data(), dy.host.data(), x.host.data(), gain.host.data(),
+                     crstd.data(), M, d);
+    compare("dx onto a base", onto.download(), conto);
     compare("dgain (accumulated)", dgain.download(), cdgain);
 }
 
