@@ -103,16 +103,19 @@ static __global__ void attention_forward_kernel(float *out, float *lse, const fl
     if (part == 0) lse[((size_t)b * H + h) * n + i] = m + logf(l);
 }
 
-/* rowdot (B, H, n): D_i = dout_i . out_i per head; one thread per row. */
+/* rowdot (B, H, n): D_i = dout_i . out_i per head; one warp per (b, h, i),
+ * its lanes reading consecutive columns. */
 static __global__ void attention_rowdot_kernel(float *rowdot, const float *dout, const float *out,
                                                int B, int n, int H, int dh) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t e = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    int lane = threadIdx.x % 32;
     if (e >= (size_t)B * H * n) return;
     int i = (int)(e % n), h = (int)(e / n % H), b = (int)(e / ((size_t)n * H));
     size_t at = ((size_t)b * n + i) * H * dh + (size_t)h * dh;
     float sum = 0.0f;
-    for (int c = 0; c < dh; c++) sum += dout[at + c] * out[at + c];
-    rowdot[e] = sum;
+    for (int c = lane; c < dh; c += 32) sum += dout[at + c] * out[at + c];
+    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    if (lane == 0) rowdot[e] = sum;
 }
 
 /* dq_i = sum_{j <= i} dS_ij k_j into dqkv's q columns. Grid (query tiles, B H). */
@@ -294,8 +297,8 @@ static int launch_backward(float *dqkv, const float *dout, const float *qkv, con
 int attention_rowdot(float *rowdot, const float *dout, const float *out, int B, int n, int H,
                      int dh, cudaStream_t stream) {
     size_t rows = (size_t)B * H * n;
-    attention_rowdot_kernel<<<cuda_blocks(rows), CUDA_THREADS, 0, stream>>>(rowdot, dout, out, B,
-                                                                           n, H, dh);
+    attention_rowdot_kernel<<<cuda_blocks(rows * 32), CUDA_THREADS, 0, stream>>>(rowdot, dout, out,
+                                                                                B, n, H, dh);
     return cuda_launched("attention_rowdot_kernel");
 }
 
