@@ -27,14 +27,9 @@ if ! make --no-print-directory BUILD="$BUILD" "$BUILD/cuda/spiral" >"$BUILD/cuda
     exit 1
 fi
 SPIRAL="$BUILD/cuda/spiral"
+. tests/harness.sh # dir, ok, fail (the repository root is the working folder)
 STEPS=${STEPS:-300}
 LR=${LR:-0.002}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
 # query SQL: one row per line, fields separated by spaces
 query() {
