@@ -16,7 +16,8 @@
 
 /* One element: finds its tensor (binary search over the end offsets) for
  * the decay flag, then the update of core/adamw.c. */
-static __global__ void adamw_kernel(float *params, float *m, float *v, const float *grads,
+static __global__ void adamw_kernel(float *params, __nv_bfloat16 *params16, float *m, float *v,
+                                    const float *grads,
                                     const size_t *tensor_end, const int *tensor_decay,
                                     int n_tensors, size_t n, float b1, float b2, float eps,
                                     float step_size, float inv_sqrt_correction2, float decay) {
@@ -36,16 +37,20 @@ static __global__ void adamw_kernel(float *params, float *m, float *v, const flo
     v[i] = vi;
     float denom = (float)__dadd_rn(__dmul_rn(__dsqrt_rn((double)vi), (double)inv_sqrt_correction2),
                                    (double)eps);
-    params[i] = __fsub_rn(__fmul_rn(params[i], tensor_factor),
-                          __fdiv_rn(__fmul_rn(step_size, mi), denom));
+    float p = __fsub_rn(__fmul_rn(params[i], tensor_factor),
+                        __fdiv_rn(__fmul_rn(step_size, mi), denom));
+    params[i] = p;
+    if (params16) params16[i] = __float2bfloat16_rn(p);
 }
 
-int adamw_update(float *params, float *m, float *v, const float *grads, const size_t *tensor_end,
+int adamw_update(float *params, __nv_bfloat16 *params16, float *m, float *v, const float *grads,
+                 const size_t *tensor_end,
                  const int *tensor_decay, int n_tensors, size_t n, float b1, float b2,
                  float eps, float step_size, float inv_sqrt_correction2, float decay,
                  cudaStream_t stream) {
     if (n == 0) return 0;
-    adamw_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, stream>>>(params, m, v, grads, tensor_end,
+    adamw_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, stream>>>(params, params16, m, v, grads,
+                                                              tensor_end,
                                                               tensor_decay, n_tensors, n, b1, b2,
                                                               eps, step_size,
                                                               inv_sqrt_correction2, decay);

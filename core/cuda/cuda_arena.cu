@@ -44,8 +44,8 @@ static int *take_host(Bump *bump, size_t count) {
     return p;
 }
 
-/* A product input of (count) values: fp32 into *full, or (rounded) bf16
- * into *half; the other view is NULL. */
+/* A product's input or output of (count) values: fp32 into *full, or
+ * (rounded) bf16 into *half; the other view is NULL. */
 static void take_input(float **full, __nv_bfloat16 **half, Bump *bump, size_t count,
                        int rounded) {
     *full = rounded ? NULL : take<float>(bump, count);
@@ -60,7 +60,7 @@ static void plan_layer(GpuLayerActs *acts, Bump *bump, const SpiralConfig *cfg, 
     acts->rope_sin = rope_sin;
     take_input(&acts->xn1, &acts->xn1_16, bump, rows * d, rounded);
     acts->rstd1 = take<float>(bump, rows);
-    acts->qkv = take<float>(bump, 3 * rows * d);
+    take_input(&acts->qkv, &acts->qkv16, bump, 3 * rows * d, rounded);
     int dh = cfg->d_model / cfg->n_heads;
     acts->heads16 =
         rounded ? take<__nv_bfloat16>(bump, attention_mma_heads(B, n, cfg->n_heads, dh)) : NULL;
@@ -70,7 +70,7 @@ static void plan_layer(GpuLayerActs *acts, Bump *bump, const SpiralConfig *cfg, 
     acts->x2 = take<float>(bump, rows * d);
     take_input(&acts->xn2, &acts->xn2_16, bump, rows * d, rounded);
     acts->rstd2 = take<float>(bump, rows);
-    acts->ac = take<float>(bump, 2 * rows * f);
+    take_input(&acts->ac, &acts->ac16, bump, 2 * rows * f, rounded);
     take_input(&acts->m, &acts->m16, bump, rows * f, rounded);
     acts->out = take<float>(bump, rows * d);
 }
@@ -137,7 +137,7 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
                    rounded);
     take_input(&model->xn_final, &model->xn_final16, bump, tokens * d, rounded);
     model->rstd_final = take<float>(bump, tokens);
-    model->logits = take<float>(bump, tokens * cfg->vocab_size);
+    take_input(&model->logits, &model->logits16, bump, tokens * cfg->vocab_size, rounded);
     model->row_loss = take<double>(bump, tokens);
     model->row_lse = take<double>(bump, tokens);
     model->loss_sum = take<double>(bump, 1);
@@ -154,7 +154,7 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
     s->layer_datt = take<float>(bump, tokens * d);
     s->layer_dqkv = take<float>(bump, 3 * tokens * d);
     s->layer_dm = take<float>(bump, tokens * f);
-    s->layer_dac = take<float>(bump, 2 * tokens * f);
+    s->layer_dac = rounded ? NULL : take<float>(bump, 2 * tokens * f);
     s->rowdot = take<float>(bump, (size_t)B * cfg->n_heads * L);
     s->norm_partial = take<float>(bump, (size_t)RMSNORM_PARTS * d);
     s->scale_dot = take<double>(bump, scale_most);

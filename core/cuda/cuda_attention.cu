@@ -114,7 +114,7 @@ static __global__ void attention_rowdot_kernel(float *rowdot, const float *dout,
     size_t at = ((size_t)b * n + i) * H * dh + (size_t)h * dh;
     float sum = 0.0f;
     for (int c = lane; c < dh; c += 32) sum += dout[at + c] * out[at + c];
-    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    sum = warp_sum(sum);
     if (lane == 0) rowdot[e] = sum;
 }
 

@@ -110,9 +110,11 @@ static __device__ __forceinline__ void async_wait(void) {
 }
 
 /* packed (parts, B, H, n, DH) bf16 = the parts' head columns of src (B, n,
- * row stride `stride`; part p, head h at column p D + h dh), zero beyond dh. */
-static __global__ void pack_heads_kernel(__nv_bfloat16 *packed, const float *src, int parts,
-                                         int B, int n, int H, int dh, int DH, size_t stride) {
+ * row stride `stride`; part p, head h at column p D + h dh; fp32 or bf16),
+ * zero beyond dh. */
+template <typename In>
+static __global__ void pack_heads_kernel(__nv_bfloat16 *packed, const In *src, int parts, int B,
+                                         int n, int H, int dh, int DH, size_t stride) {
     size_t pairs = (size_t)parts * B * H * n * (DH / 2);
     size_t step = (size_t)gridDim.x * blockDim.x;
     for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < pairs; e += step) {
@@ -123,29 +125,33 @@ static __global__ void pack_heads_kernel(__nv_bfloat16 *packed, const float *src
         int h = (int)(rest % H);
         rest /= H;
         int b = (int)(rest % B), part = (int)(rest / B);
-        float2 v = make_float2(0.0f, 0.0f);
-        if (c < dh)
-            v = *(const float2 *)(src + ((size_t)b * n + i) * stride + (size_t)part * H * dh +
-                                  h * dh + c);
-        *(uint32_t *)(packed + 2 * e) = pack_bf16x2(v.x, v.y);
+        float x = 0.0f, y = 0.0f;
+        if (c < dh) {
+            const In *at = src + ((size_t)b * n + i) * stride + (size_t)part * H * dh + h * dh + c;
+            x = as_float(at[0]);
+            y = as_float(at[1]);
+        }
+        *(uint32_t *)(packed + 2 * e) = pack_bf16x2(x, y);
     }
 }
 
-static int pack_heads(__nv_bfloat16 *packed, const float *src, int parts, int B, int n, int H,
+template <typename In>
+static int pack_heads(__nv_bfloat16 *packed, const In *src, int parts, int B, int n, int H,
                       int dh, int DH, size_t stride, cudaStream_t stream) {
     size_t pairs = (size_t)parts * B * H * n * (DH / 2);
     size_t blocks = (pairs + 255) / 256;
-    pack_heads_kernel<<<(unsigned)(blocks < 16384 ? blocks : 16384), 256, 0, stream>>>(
+    pack_heads_kernel<In><<<(unsigned)(blocks < 16384 ? blocks : 16384), 256, 0, stream>>>(
         packed, src, parts, B, n, H, dh, DH, stride);
     return cuda_launched("pack_heads_kernel");
 }
 
-/* heads (3, B, H, n, DH) bf16 = q and k of qkv (B, n, 3 D) rotated by RoPE
- * (cos_t, sin_t (n, dh/2); as rope_apply, sign +1), and v, per head, zero
- * beyond dh. Grid (column pairs of a row, rows b n + i, striding by
- * gridDim.y): thread x covers part p, head h and m < DH/2: the pair
- * (m, m + dh/2) for m < dh/2, else two padding columns. */
-static __global__ void rope_pack_heads_kernel(__nv_bfloat16 *heads, const float *qkv,
+/* heads (3, B, H, n, DH) bf16 = q and k of qkv (B, n, 3 D; fp32 or bf16)
+ * rotated by RoPE (cos_t, sin_t (n, dh/2); as rope_apply, sign +1), and v,
+ * per head, zero beyond dh. Grid (column pairs of a row, rows b n + i,
+ * striding by gridDim.y): thread x covers part p, head h and m < DH/2:
+ * the pair (m, m + dh/2) for m < dh/2, else two padding columns. */
+template <typename In>
+static __global__ void rope_pack_heads_kernel(__nv_bfloat16 *heads, const In *qkv,
                                               const float *cos_t, const float *sin_t, int B,
                                               int n, int H, int dh, int DH) {
     int x = blockIdx.x * blockDim.x + threadIdx.x, per_head = DH / 2;
@@ -161,13 +167,26 @@ static __global__ void rope_pack_heads_kernel(__nv_bfloat16 *heads, const float 
             dst[c] = dst[c + 1] = __float2bfloat16_rn(0.0f);
             continue;
         }
-        const float *src = qkv + (size_t)row * 3 * D + (size_t)part * D + (size_t)h * dh;
-        float a = src[m], a2 = src[m + half];
+        const In *src = qkv + (size_t)row * 3 * D + (size_t)part * D + (size_t)h * dh;
+        float a = as_float(src[m]), a2 = as_float(src[m + half]);
         if (part < 2)
             rope_rotate(&a, &a2, a, a2, cos_t[(size_t)i * half + m], sin_t[(size_t)i * half + m]);
         dst[m] = __float2bfloat16_rn(a);
         dst[m + half] = __float2bfloat16_rn(a2);
     }
+}
+
+/* qkv (B, n, 3 D) fp32 = the values of heads (3, B, H, n, DH), the inverse
+ * of pack_heads; one thread per element of qkv. */
+static __global__ void unpack_heads_kernel(float *qkv, const __nv_bfloat16 *heads, int B, int n,
+                                           int H, int dh, int DH) {
+    size_t D = (size_t)H * dh, count = (size_t)B * n * 3 * D;
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= count) return;
+    size_t row = e / (3 * D), col = e % (3 * D);
+    int part = (int)(col / D), h = (int)(col % D) / dh, c = (int)(col % D) % dh;
+    size_t b = row / n, i = row % n;
+    qkv[e] = __bfloat162float(heads[(((size_t)part * B + b) * H + h) * n * DH + i * DH + c]);
 }
 
 /* dout16 (B, H, n, DH) bf16 = dout's head columns (B, n, D), zero beyond
@@ -190,7 +209,7 @@ static __global__ void pack_dout_rowdot_kernel(__nv_bfloat16 *dout16, float *row
         }
         *(uint32_t *)(dout16 + row * DH + c) = pack_bf16x2(g.x, g.y);
     }
-    for (int offset = 16; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    dot = warp_sum(dot);
     if (lane == 0) rowdot[row] = dot;
 }
 
@@ -583,7 +602,8 @@ static int allow_smem(Kernel kernel, size_t bytes, const char *what) {
                                             (int)bytes), what);
 }
 
-int attention_mma_pack(__nv_bfloat16 *heads, const float *qkv, const float *cos_t,
+template <typename In>
+static int launch_pack(__nv_bfloat16 *heads, const In *qkv, const float *cos_t,
                        const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream) {
     int DH = attention_mma_head_size(dh);
     size_t rows = (size_t)B * n;
@@ -591,9 +611,28 @@ int attention_mma_pack(__nv_bfloat16 *heads, const float *qkv, const float *cos_
     if (!cos_t) /* no rotation: the columns as they are */
         return pack_heads(heads, qkv, 3, B, n, H, dh, DH, 3 * (size_t)H * dh, stream);
     dim3 grid(cuda_blocks((size_t)3 * H * (DH / 2)), (unsigned)(rows < 65535 ? rows : 65535));
-    rope_pack_heads_kernel<<<grid, CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t, sin_t, B, n, H,
-                                                             dh, DH);
+    rope_pack_heads_kernel<In><<<grid, CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t, sin_t, B, n,
+                                                                 H, dh, DH);
     return cuda_launched("rope_pack_heads_kernel");
+}
+
+int attention_mma_pack(__nv_bfloat16 *heads, const float *qkv, const float *cos_t,
+                       const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream) {
+    return launch_pack(heads, qkv, cos_t, sin_t, B, n, H, dh, stream);
+}
+
+int attention_mma_pack(__nv_bfloat16 *heads, const __nv_bfloat16 *qkv, const float *cos_t,
+                       const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream) {
+    return launch_pack(heads, qkv, cos_t, sin_t, B, n, H, dh, stream);
+}
+
+int attention_mma_unpack(float *qkv, const __nv_bfloat16 *heads, int B, int n, int H, int dh,
+                         cudaStream_t stream) {
+    size_t count = (size_t)B * n * 3 * H * dh;
+    if (count == 0) return 0;
+    unpack_heads_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(
+        qkv, heads, B, n, H, dh, attention_mma_head_size(dh));
+    return cuda_launched("unpack_heads_kernel");
 }
 
 template <int DH>
@@ -621,18 +660,6 @@ int attention_mma_forward_heads(float *out, __nv_bfloat16 *out16, float *lse,
     case 64: return launch_mma_forward<64>(out, out16, lse, heads, B, n, H, dh, stream);
     default: return launch_mma_forward<128>(out, out16, lse, heads, B, n, H, dh, stream);
     }
-}
-
-int attention_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, float *lse,
-                          const float *qkv, int B, int n, int H, int dh) {
-    if (B == 0 || n == 0) return 0;
-    __nv_bfloat16 *heads = (__nv_bfloat16 *)gemm_work(
-        gc, attention_mma_heads(B, n, H, dh) * sizeof(__nv_bfloat16));
-    if (!heads) return -1;
-    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
-    if (attention_mma_pack(heads, qkv, NULL, NULL, B, n, H, dh, gc->stream)) return -1;
-    profile_end(gc->profile, gc->stream);
-    return attention_mma_forward_heads(out, out16, lse, heads, B, n, H, dh, gc->stream);
 }
 
 /* Query tile of the dk/dv kernel: 64 rows, 32 at head size 128 (registers). */
@@ -695,23 +722,4 @@ int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dq
                                          H, dh, gc->stream);
     return launch_mma_backward_sized(dqkv, heads, dout16, lse, rowdot, (const float *)NULL,
                                      (const float *)NULL, B, n, H, dh, gc->stream);
-}
-
-int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
-                           const float *out, const float *qkv, const float *lse, int B, int n,
-                           int H, int dh) {
-    if (B == 0 || n == 0) return 0;
-    /* the packed heads after the packed dout in the work buffer (which the
-     * backward takes first: it must not grow once the heads are in it) */
-    size_t heads_count = attention_mma_heads(B, n, H, dh);
-    size_t dout_count = heads_count / 3;
-    __nv_bfloat16 *work = (__nv_bfloat16 *)gemm_work(
-        gc, (dout_count + heads_count) * sizeof(__nv_bfloat16));
-    if (!work) return -1;
-    __nv_bfloat16 *heads = work + dout_count;
-    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
-    if (attention_mma_pack(heads, qkv, NULL, NULL, B, n, H, dh, gc->stream)) return -1;
-    profile_end(gc->profile, gc->stream);
-    return attention_mma_backward_heads(gc, dqkv, NULL, rowdot, dout, out, heads, lse, NULL, NULL,
-                                        B, n, H, dh);
 }

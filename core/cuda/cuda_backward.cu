@@ -27,10 +27,10 @@ static int zero(float *x, size_t count, cudaStream_t s) {
 }
 
 /* layer_backward in bf16 precision: each product's output gradient is
- * rounded once (by the kernel that computes it, or into gc's keep buffer),
+ * rounded once by the kernel that computes it (or into gc's keep buffer),
  * its other operands are the forward's bf16 activations and the rounded
  * weights. */
-static int layer_backward_rounded(CudaModel *model, float *dx, GpuLayerWeights *dw,
+static int layer_backward_rounded(CudaModel *model, float *dx, int accumulate, GpuLayerWeights *dw,
                                   const float *dout, const GpuLayerActs *acts,
                                   const GpuLayerWeights *w) {
     const SpiralConfig *cfg = &model->cfg;
@@ -40,24 +40,25 @@ static int layer_backward_rounded(CudaModel *model, float *dx, GpuLayerWeights *
     cudaStream_t s = model->stream;
     GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
-    /* out = x2 + m w2^T: dx2 = dout + the MLP's part (rmsnorm_backward_onto) */
+    /* out = x2 + m w2^T */
     const __nv_bfloat16 *dy16 = keep_bf16(gc, dout, rows_d);
     if (!dy16 ||
         linear_backward_rounded(gc, M, d, f, dy16, weight16(model, w->w2), acts->m16,
                                 sc->layer_dm, 0.0f, dw->w2))
         return -1;
-    /* ac = xn2 [w1; w3]^T */
+    /* ac = xn2 [w1; w3]^T; dx2 = dout + the MLP's part, and its bf16 copy
+     * for the next product */
     __nv_bfloat16 *dac16 = gemm_keep(gc, (size_t)M * 2 * f);
-    if (!dac16 || swiglu_backward_bf16(dac16, sc->layer_dm, acts->ac, M, f, s) ||
+    if (!dac16 || swiglu_backward_bf16(dac16, sc->layer_dm, acts->ac16, M, f, s) ||
         linear_backward_rounded(gc, M, 2 * f, d, dac16, weight16(model, w->w13), acts->xn2_16,
-                                sc->layer_dxn, 0.0f, dw->w13) ||
-        rmsnorm_backward_onto(sc->layer_dx2, dout, dw->mlp_norm, sc->norm_partial,
-                              sc->layer_dxn, acts->x2, w->mlp_norm, acts->rstd2, M, d, s) ||
-        vector_add(dx, sc->layer_dx2, rows_d, s))
+                                sc->layer_dxn, 0.0f, dw->w13))
         return -1;
-    /* x2 = x + att wo^T */
-    if (!(dy16 = keep_bf16(gc, sc->layer_dx2, rows_d)) ||
-        linear_backward_rounded(gc, M, d, d, dy16, weight16(model, w->wo), acts->att16,
+    __nv_bfloat16 *dx2_16 = gemm_keep(gc, rows_d);
+    if (!dx2_16 ||
+        rmsnorm_backward_onto(sc->layer_dx2, dx2_16, dout, NULL, dw->mlp_norm, sc->norm_partial,
+                              sc->layer_dxn, acts->x2, w->mlp_norm, acts->rstd2, M, d, s) ||
+        /* x2 = x + att wo^T */
+        linear_backward_rounded(gc, M, d, d, dx2_16, weight16(model, w->wo), acts->att16,
                                 sc->layer_datt, 0.0f, dw->wo))
         return -1;
     /* qkv = RoPE(xn1 [wq; wk; wv]^T): the gradient rotated back and rounded
@@ -71,20 +72,24 @@ static int layer_backward_rounded(CudaModel *model, float *dx, GpuLayerWeights *
                                      acts->rope_cos, acts->rope_sin, B, n, H, dh))
         return -1;
     profile_end(gc->profile, s);
-    if ((!unrotates && rope_backward_bf16(dqkv16, sc->layer_dqkv, acts->rope_cos,
-                                          acts->rope_sin, B, n, H, dh, s)) ||
-        linear_backward_rounded(gc, M, 3 * d, d, dqkv16, weight16(model, w->wqkv), acts->xn1_16,
-                                sc->layer_dxn, 0.0f, dw->wqkv) ||
-        rmsnorm_backward(dx, dw->attn_norm, sc->norm_partial, sc->layer_dxn, acts->x,
-                         w->attn_norm, acts->rstd1, M, d, s))
-        return -1;
-    return 0;
+    /* dx (+)= dx2 + the attention's part */
+    return (!unrotates && rope_backward_bf16(dqkv16, sc->layer_dqkv, acts->rope_cos,
+                                             acts->rope_sin, B, n, H, dh, s)) ||
+           linear_backward_rounded(gc, M, 3 * d, d, dqkv16, weight16(model, w->wqkv),
+                                   acts->xn1_16, sc->layer_dxn, 0.0f, dw->wqkv) ||
+           rmsnorm_backward_onto(dx, NULL, accumulate ? dx : sc->layer_dx2,
+                                 accumulate ? sc->layer_dx2 : NULL, dw->attn_norm,
+                                 sc->norm_partial, sc->layer_dxn, acts->x, w->attn_norm,
+                                 acts->rstd1, M, d, s)
+               ? -1 : 0;
 }
 
-/* Backward of layer_forward: dx += dL/dx given dout; weight gradients
- * accumulate into dw. */
-static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, const float *dout,
-                          const GpuLayerActs *acts, const GpuLayerWeights *w) {
+/* Backward of layer_forward: dx += dL/dx given dout (accumulate), or dx =
+ * dL/dx (dx's contents ignored); weight gradients accumulate into dw. */
+static int layer_backward(CudaModel *model, float *dx, int accumulate, GpuLayerWeights *dw,
+                          const float *dout, const GpuLayerActs *acts, const GpuLayerWeights *w) {
+    if (rounded_products(model))
+        return layer_backward_rounded(model, dx, accumulate, dw, dout, acts, w);
     const SpiralConfig *cfg = &model->cfg;
     const GpuScratch *sc = &model->scratch;
     int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
@@ -92,7 +97,7 @@ static int layer_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
     cudaStream_t s = model->stream;
     GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
-    if (rounded_products(model)) return layer_backward_rounded(model, dx, dw, dout, acts, w);
+    if (!accumulate && zero(dx, rows_d, s)) return -1;
     /* out = x2 + m w2^T */
     CUDA_CHECK(cudaMemcpyAsync(sc->layer_dx2, dout, rows_d * sizeof(float),
                                cudaMemcpyDeviceToDevice, s));
@@ -131,12 +136,10 @@ static int block_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
                           float *const pingpong[2]) {
     const float *cur = dout;
     for (int l = n_layers - 1; l >= 0; l--) {
+        /* the first layer adds onto dx; the others write a fresh buffer */
         float *target = l == 0 ? dx : pingpong[l % 2];
-        if (l > 0 && zero(target, (size_t)model->B * acts[l].n * model->cfg.d_model,
-                          model->stream))
-            return -1;
         profile_begin(model->gemm.profile, PROFILE_LAYER, model->stream);
-        if (layer_backward(model, target, &dw[l], cur, &acts[l], &w[l])) return -1;
+        if (layer_backward(model, target, l == 0, &dw[l], cur, &acts[l], &w[l])) return -1;
         profile_end(model->gemm.profile, model->stream);
         cur = target;
     }
@@ -209,11 +212,10 @@ static int backward_pass(CudaModel *model, const void *arg) {
     GemmContext *gc = &model->gemm;
     float scale = (float)(1.0 / model->loss_count);
     if (gc->precision == CUDA_BF16) {
-        /* the gradient is written in bf16 once and feeds both products */
-        __nv_bfloat16 *dlogits16 = gemm_keep(gc, (size_t)M * V);
+        /* the gradient overwrites the bf16 logits and feeds both products */
+        __nv_bfloat16 *dlogits16 = model->logits16;
         profile_begin(gc->profile, PROFILE_LOSS, s);
-        if (!dlogits16 || crossentropy_backward_bf16(dlogits16, model->logits, model->row_lse,
-                                                     model->targets, M, V, scale, s))
+        if (crossentropy_backward(dlogits16, model->row_lse, model->targets, M, V, scale, s))
             return -1;
         profile_end(gc->profile, s);
         if (linear_backward_rounded(gc, M, V, d, dlogits16, weight16(model, model->w.lm_head),
@@ -304,13 +306,14 @@ int cuda_model_adamw_step(CudaModel *model, const AdamWSettings *settings, long 
     double correction1 = 1 - pow(settings->beta1, (double)t);
     double correction2 = 1 - pow(settings->beta2, (double)t);
     profile_begin(model->gemm.profile, PROFILE_OPTIMIZER, model->stream);
-    if (adamw_update(model->params, model->adam_m, model->adam_v, model->grads,
+    if (adamw_update(model->params, model->params16, model->adam_m, model->adam_v, model->grads,
                      model->tensor_end, model->tensor_decay, model->layout.n_tensors,
                      model->layout.n_params, (float)settings->beta1, (float)settings->beta2,
                      (float)settings->eps, (float)(settings->lr / correction1),
                      (float)(1 / sqrt(correction2)),
                      (float)(1 - settings->lr * settings->weight_decay), model->stream))
         return spiral_error_prefix("cuda_model_adamw_step");
+    model->params16_stale = 0; /* AdamW wrote the rounded weights too */
     profile_end(model->gemm.profile, model->stream);
     return 0;
 }

@@ -41,6 +41,18 @@ static __device__ __forceinline__ void store_as(__nv_bfloat16 *p, float v) {
     *p = __float2bfloat16_rn(v);
 }
 
+/* A stored value (float or bf16) as a float (kernels templated on their
+ * input type). */
+static __device__ __forceinline__ float as_float(float v) { return v; }
+static __device__ __forceinline__ float as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+/* The sum of x over the 32 lanes of a warp, in every lane (a fixed
+ * butterfly order). */
+static __device__ __forceinline__ float warp_sum(float x) {
+    for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+    return x;
+}
+
 /* RoPE's rotation of the pair (a, b) by the angle whose cosine is c and
  * sine s: *x1 = a c - b s, *x2 = a s + b c, each product and sum rounded
  * as core/layers.c rounds them (no fused multiply-add); the inverse is

@@ -20,6 +20,7 @@
  * that measures it (like model.c's arena); it grows only with (B, L).
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,7 @@ static int build_inside(CudaModel *model, const SpiralConfig *cfg) {
     CUDA_CHECK(cudaMemset(model->adam_v, 0, bytes));
     if (rounded_products(model))
         CUDA_CHECK(cudaMalloc(&model->params16, model->layout.n_params * sizeof(__nv_bfloat16)));
+    model->params16_stale = 1;
     CUDA_CHECK(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(double)));
     CUDA_CHECK(cudaMalloc(&model->norm_total, sizeof(double)));
     if (upload_tensor_table(model)) return -1;
@@ -250,6 +252,7 @@ static int copy_buffer(float *dst, const float *src, size_t n, cudaMemcpyKind ki
 }
 
 int cuda_model_set_params(CudaModel *model, const float *host) {
+    model->params16_stale = 1;
     return copy_buffer(model->params, host, model->layout.n_params, cudaMemcpyHostToDevice,
                        "cuda_model_set_params: cudaMemcpy");
 }
@@ -316,8 +319,25 @@ int cuda_model_get_logits_rows(CudaModel *model, size_t first, size_t count, flo
         return spiral_error("cuda_model_get_logits_rows: rows %zu..%zu, the last pass has %d",
                             first, first + count, model->B * model->L);
     CUDA_CHECK(cudaStreamSynchronize(model->stream));
-    return copy_buffer(host, model->logits + first * V, count * V, cudaMemcpyDeviceToHost,
-                       "cuda_model_get_logits_rows: cudaMemcpy");
+    if (model->logits)
+        return copy_buffer(host, model->logits + first * V, count * V, cudaMemcpyDeviceToHost,
+                           "cuda_model_get_logits_rows: cudaMemcpy");
+    /* bf16 precision: the bf16 logits widened on the host (exact) */
+    size_t n = count * V;
+    uint16_t *bits = (uint16_t *)malloc(n * sizeof(uint16_t) + 1);
+    if (!bits) return spiral_error("cuda_model_get_logits_rows: out of memory (%zu logits)", n);
+    if (cuda_status(cudaMemcpy(bits, model->logits16 + first * V, n * sizeof(uint16_t),
+                               cudaMemcpyDeviceToHost),
+                    "cuda_model_get_logits_rows: cudaMemcpy")) {
+        free(bits);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t word = (uint32_t)bits[i] << 16;
+        memcpy(&host[i], &word, sizeof(float));
+    }
+    free(bits);
+    return 0;
 }
 
 int cuda_model_get_logits(CudaModel *model, float *host) {

@@ -63,10 +63,15 @@ static int observe_attention(CudaModel *model, const CudaObserver *observer,
                              int g, const int *pos) {
     int B = model->B, n = acts->n, H = model->cfg.n_heads, dh = model->cfg.d_model / H;
     int with_stats = observer->n_distances > 0, K = 2 + observer->n_distances;
-    /* bf16 precision: qkv holds q and k before RoPE (the heads have it) */
-    if (rounded_products(model) &&
-        rope_apply(acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh, 1, model->stream))
-        return -1;
+    /* bf16 precision: q, k (after RoPE) and v as the attention read them,
+     * from its heads, in the backward's scratch (free during a forward) */
+    const float *qkv = acts->qkv;
+    if (rounded_products(model)) {
+        if (attention_mma_unpack(model->scratch.layer_dqkv, acts->heads16, B, n, H, dh,
+                                 model->stream))
+            return -1;
+        qkv = model->scratch.layer_dqkv;
+    }
     /* the states observed before this layer's attention go first */
     if (observe_queue_flush(model, observer)) return -1;
     /* statistics: (B, H, n, K) floats, then the n positions */
@@ -92,7 +97,7 @@ static int observe_attention(CudaModel *model, const CudaObserver *observer,
         int *pos_dev = (int *)(model->probs_dev + stats_count);
         CUDA_CHECK(cudaMemcpyAsync(pos_dev, pos, (size_t)n * sizeof(int), cudaMemcpyHostToDevice,
                                    model->stream));
-        if (attention_stats(model->probs_dev, acts->qkv, acts->lse, pos_dev, B, n, H, dh,
+        if (attention_stats(model->probs_dev, qkv, acts->lse, pos_dev, B, n, H, dh,
                             &distances, model->stream))
             return -1;
         CUDA_CHECK(cudaMemcpyAsync(model->probs_host, model->probs_dev,
@@ -104,7 +109,7 @@ static int observe_attention(CudaModel *model, const CudaObserver *observer,
         observer->fn(observer->user, &event);
         return 0;
     }
-    if (attention_probs(model->probs_dev, acts->qkv, acts->lse, B, n, H, dh, model->stream))
+    if (attention_probs(model->probs_dev, qkv, acts->lse, B, n, H, dh, model->stream))
         return -1;
     CUDA_CHECK(cudaMemcpyAsync(model->probs_host, model->probs_dev, count * sizeof(float),
                                cudaMemcpyDeviceToHost, model->stream));
@@ -128,13 +133,13 @@ static int layer_forward_rounded(CudaModel *model, GpuLayerActs *acts, const Gpu
     size_t rows_d = (size_t)M * d;
     if (rmsnorm_forward_bf16(acts->xn1_16, acts->rstd1, x, w->attn_norm, M, d, cfg->norm_eps,
                              s) ||
-        gemm_bf16(gc, 0, 1, M, 3 * d, d, 1.0f, acts->xn1_16, d, weight16(model, w->wqkv), d,
-                  0.0f, acts->qkv, 3 * d))
+        gemm_bf16_out16(gc, 0, 1, M, 3 * d, d, acts->xn1_16, d, weight16(model, w->wqkv), d,
+                        acts->qkv16, 3 * d))
         return -1;
     /* RoPE on the way into the heads the attention reads, forward and backward */
     profile_begin(gc->profile, PROFILE_PACK, s);
-    if (attention_mma_pack(acts->heads16, acts->qkv, acts->rope_cos, acts->rope_sin, B, n, H, dh,
-                           s))
+    if (attention_mma_pack(acts->heads16, acts->qkv16, acts->rope_cos, acts->rope_sin, B, n, H,
+                           dh, s))
         return -1;
     profile_end(gc->profile, s);
     profile_begin(gc->profile, PROFILE_ATTENTION_FORWARD, s);
@@ -147,9 +152,9 @@ static int layer_forward_rounded(CudaModel *model, GpuLayerActs *acts, const Gpu
                   acts->x2, d) ||
         rmsnorm_forward_bf16(acts->xn2_16, acts->rstd2, acts->x2, w->mlp_norm, M, d,
                              cfg->norm_eps, s) ||
-        gemm_bf16(gc, 0, 1, M, 2 * f, d, 1.0f, acts->xn2_16, d, weight16(model, w->w13), d,
-                  0.0f, acts->ac, 2 * f) ||
-        swiglu_forward_bf16(acts->m16, acts->ac, M, f, s))
+        gemm_bf16_out16(gc, 0, 1, M, 2 * f, d, acts->xn2_16, d, weight16(model, w->w13), d,
+                        acts->ac16, 2 * f) ||
+        swiglu_forward_bf16(acts->m16, acts->ac16, M, f, s))
         return -1;
     CUDA_CHECK(cudaMemcpyAsync(acts->out, acts->x2, rows_d * sizeof(float),
                                cudaMemcpyDeviceToDevice, s));
@@ -360,7 +365,8 @@ static int upload_inputs(CudaModel *model, const int *tokens, const int *targets
     return 0;
 }
 
-/* logits (M, V) = xn lm_head^T, xn = RMSNorm(h) (B, L, d). */
+/* logits (M, V) = xn lm_head^T, xn = RMSNorm(h) (B, L, d); in bf16 in
+ * bf16 precision (logits16). */
 static int head_logits(CudaModel *model, const float *h) {
     const SpiralConfig *cfg = &model->cfg;
     int d = cfg->d_model, V = cfg->vocab_size, M = model->B * model->L;
@@ -368,8 +374,8 @@ static int head_logits(CudaModel *model, const float *h) {
     if (rounded_products(model))
         return rmsnorm_forward_bf16(model->xn_final16, model->rstd_final, h, model->w.final_norm,
                                     M, d, cfg->norm_eps, s) ||
-               gemm_bf16(&model->gemm, 0, 1, M, V, d, 1.0f, model->xn_final16, d,
-                         weight16(model, model->w.lm_head), d, 0.0f, model->logits, V);
+               gemm_bf16_out16(&model->gemm, 0, 1, M, V, d, model->xn_final16, d,
+                               weight16(model, model->w.lm_head), d, model->logits16, V);
     return rmsnorm_forward(model->xn_final, model->rstd_final, h, model->w.final_norm, M, d,
                            cfg->norm_eps, s) ||
            gemm(&model->gemm, 0, 1, M, V, d, 1.0f, model->xn_final, d, model->w.lm_head, d,
@@ -386,10 +392,6 @@ static int forward_pass(CudaModel *model, const void *arg) {
     cudaStream_t s = model->stream;
     if (cfg->topology == TOPOLOGY_MESH)
         CUDA_CHECK(cudaMemsetAsync(model->scratch.zeros, 0, (size_t)M * d * sizeof(float), s));
-    /* bf16 precision: the weights rounded once for every product of the step */
-    if (rounded_products(model) &&
-        round_bf16(model->params16, model->params, model->layout.n_params, s))
-        return -1;
     if (embedding_forward(model->emb, model->tokens, model->w.tok_emb, M, d, s)) return -1;
     const float *h0, *h;
     if (block_forward(model, &h0, model->pre, model->w.pre, cfg->n_pre, model->emb, BLOCK_PRE,
@@ -412,8 +414,11 @@ static int forward_pass(CudaModel *model, const void *arg) {
                       model->token_pos_host, h) ||
         head_logits(model, h) ||
         (profile_begin(model->gemm.profile, PROFILE_LOSS, s),
-         crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse, model->logits,
-                              model->targets, M, V, s)))
+         model->logits16
+             ? crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse,
+                                    model->logits16, model->targets, M, V, s)
+             : crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse,
+                                    model->logits, model->targets, M, V, s)))
         return -1;
     profile_end(model->gemm.profile, s);
     return 0;
@@ -425,6 +430,12 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
     if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L) ||
         upload_inputs(model, tokens, targets))
         return -1;
+    /* bf16 precision: the weights rounded once after they change (AdamW
+     * rounds them itself), outside the captured pass */
+    if (model->params16 && model->params16_stale) {
+        if (round_bf16(model->params16, model->params, model->layout.n_params, s)) return -1;
+        model->params16_stale = 0;
+    }
     if (observer) {
         int status = forward_pass(model, observer);
         if (status == 0) status = observe_queue_flush(model, observer);

@@ -116,18 +116,35 @@ void gemm_context_free(GemmContext *gc) {
     gc->work_bytes = 0;
 }
 
-int gemm_bf16(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
-              float alpha, const __nv_bfloat16 *a16, int a_cols, const __nv_bfloat16 *b16,
-              int b_cols, float beta, float *c, int ldc) {
+/* C = alpha op(A) op(B) + beta C from bf16 operands, C of type c_type
+ * (fp32 or bf16), fp32 accumulation. */
+static int gemm_bf16_into(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
+                          float alpha, const __nv_bfloat16 *a16, int a_cols,
+                          const __nv_bfloat16 *b16, int b_cols, float beta, void *c,
+                          cudaDataType_t c_type, int ldc) {
     if (m == 0 || n == 0) return 0;
     cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     profile_begin(gc->profile, PROFILE_GEMM, gc->stream);
     CUDA_CHECK(cublasGemmEx(gc->handle, op_b, op_a, n, m, k, &alpha, b16, CUDA_R_16BF, b_cols,
-                            a16, CUDA_R_16BF, a_cols, &beta, c, CUDA_R_32F, ldc,
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                            a16, CUDA_R_16BF, a_cols, &beta, c, c_type, ldc, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT));
     profile_end(gc->profile, gc->stream);
     return 0;
+}
+
+int gemm_bf16(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
+              float alpha, const __nv_bfloat16 *a16, int a_cols, const __nv_bfloat16 *b16,
+              int b_cols, float beta, float *c, int ldc) {
+    return gemm_bf16_into(gc, transpose_a, transpose_b, m, n, k, alpha, a16, a_cols, b16, b_cols,
+                          beta, c, CUDA_R_32F, ldc);
+}
+
+int gemm_bf16_out16(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
+                    const __nv_bfloat16 *a16, int a_cols, const __nv_bfloat16 *b16, int b_cols,
+                    __nv_bfloat16 *c16, int ldc) {
+    return gemm_bf16_into(gc, transpose_a, transpose_b, m, n, k, 1.0f, a16, a_cols, b16, b_cols,
+                          0.0f, c16, CUDA_R_16BF, ldc);
 }
 
 int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k, float alpha,
@@ -188,19 +205,6 @@ const __nv_bfloat16 *keep_bf16(GemmContext *gc, const float *x, size_t count) {
 
 int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, const float *w,
                     const float *x, float *dx, float beta_dx, float *dw) {
-    if (gc->precision != CUDA_BF16)
-        return gemm(gc, 0, 0, M, in, out, 1.0f, dy, out, w, in, beta_dx, dx, in) ||
-               gemm(gc, 1, 0, out, in, M, 1.0f, dy, out, x, in, 1.0f, dw, in);
-    if (M == 0) return 0;
-    /* dy rounded once into the keep buffer, W and x into the work buffer */
-    const __nv_bfloat16 *dy16 = keep_bf16(gc, dy, (size_t)M * out);
-    size_t w_bytes = packed_bytes(out, in);
-    if (!dy16 || work_reserve(gc, w_bytes + packed_bytes(M, in))) return -1;
-    __nv_bfloat16 *w16 = (__nv_bfloat16 *)gc->work;
-    __nv_bfloat16 *x16 = (__nv_bfloat16 *)((char *)gc->work + w_bytes);
-    profile_begin(gc->profile, PROFILE_PACK, gc->stream);
-    if (pack_bf16(w16, w, out, in, in, gc->stream) || pack_bf16(x16, x, M, in, in, gc->stream))
-        return -1;
-    profile_end(gc->profile, gc->stream);
-    return linear_backward_rounded(gc, M, out, in, dy16, w16, x16, dx, beta_dx, dw);
+    return gemm(gc, 0, 0, M, in, out, 1.0f, dy, out, w, in, beta_dx, dx, in) ||
+           gemm(gc, 1, 0, out, in, M, 1.0f, dy, out, x, in, 1.0f, dw, in);
 }

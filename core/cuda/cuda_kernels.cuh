@@ -69,15 +69,20 @@ int gemm(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
 int gemm_bf16(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
               float alpha, const __nv_bfloat16 *a16, int lda, const __nv_bfloat16 *b16, int ldb,
               float beta, float *c, int ldc);
+/* The same with C (m, n) = op(A) op(B) written in bf16 (the sums in fp32,
+ * rounded once): the products whose outputs only feed kernels that read
+ * bf16 (qkv, the SwiGLU input, the logits). */
+int gemm_bf16_out16(GemmContext *gc, int transpose_a, int transpose_b, int m, int n, int k,
+                    const __nv_bfloat16 *a16, int lda, const __nv_bfloat16 *b16, int ldb,
+                    __nv_bfloat16 *c16, int ldc);
 /* out (count) = bf16(in (count)), rounded to nearest even. */
 int round_bf16(__nv_bfloat16 *out, const float *in, size_t count, cudaStream_t stream);
 /* gc->work grown to at least bytes, for a kernel's scratch between two
  * products (stream order keeps the uses apart); NULL on error. */
 void *gemm_work(GemmContext *gc, size_t bytes);
 /* The backward of a linear map y (M, out) = x (M, in) W^T, W (out, in),
- * all contiguous: dx = beta_dx dx + dy W and dW += dy^T x. In bf16
- * precision dy is rounded once (into the keep buffer) and feeds both
- * products. */
+ * all contiguous: dx = beta_dx dx + dy W and dW += dy^T x (two gemm
+ * calls; the bf16 layers use linear_backward_rounded). */
 int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, const float *w,
                     const float *x, float *dx, float beta_dx, float *dw);
 /* The same with every operand already in bf16 (no copies). */
@@ -107,11 +112,14 @@ int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, const float *x, const fl
 enum { RMSNORM_PARTS = 64 };
 int rmsnorm_backward(float *dx, float *dgain, float *partial, const float *dy, const float *x,
                      const float *gain, const float *rstd, int M, int d, cudaStream_t stream);
-/* The same with dx = base + (the gradient) instead of dx += (base may be
- * dx itself): the same sum, without copying base into dx first. */
-int rmsnorm_backward_onto(float *dx, const float *base, float *dgain, float *partial,
-                          const float *dy, const float *x, const float *gain, const float *rstd,
-                          int M, int d, cudaStream_t stream);
+/* The same with dx = base + extra + (the gradient) instead of dx +=
+ * (base may be dx itself; extra NULL adds nothing): the residual sums of
+ * a layer's backward without copies; with dx16 not NULL, dx rounded to
+ * bf16 into it too (the input of the next bf16 product). */
+int rmsnorm_backward_onto(float *dx, __nv_bfloat16 *dx16, const float *base, const float *extra,
+                          float *dgain, float *partial, const float *dy, const float *x,
+                          const float *gain, const float *rstd, int M, int d,
+                          cudaStream_t stream);
 
 /* ---- cuda_rope.cu ---------------------------------------------------- */
 
@@ -172,32 +180,34 @@ int attention_rowdot(float *rowdot, const float *dout, const float *out, int B, 
 
 /* ---- cuda_attention_mma.cu --------------------------------------------- */
 
-/* The same attention on the tensor cores: q, k, v, the probabilities and
- * dout rounded to bf16 for the products, fp32 accumulation and softmax;
- * arguments and outputs as attention_forward / attention_backward (lse
- * natural, so attention_probs reads it too). Head dims even, <= 128. The
- * bf16 copies of q, k, v (and dout) go to gc's work buffer. out16, when
- * not NULL, gets the forward's output rounded to bf16 too. */
+/* The same attention on the tensor cores, in steps, for a caller that
+ * keeps the bf16 heads of a layer from its forward to its backward: q, k,
+ * v, the probabilities and dout rounded to bf16 for the products, fp32
+ * accumulation and softmax; outputs as attention_forward /
+ * attention_backward (lse natural, so attention_probs reads it too). Head
+ * dims even, <= 128. DH = the template head size (16, 32, 64 or 128,
+ * >= dh); heads (3, B, H, n, DH) bf16 (attention_mma_heads values) = q, k,
+ * v per head, zero padded, q and k rotated by RoPE first when cos_t, sin_t
+ * (n, dh/2) are given (as rope_apply, sign +1), from an fp32 or a bf16
+ * qkv. out16, when not NULL, gets the forward's output rounded to bf16
+ * too. */
 int attention_mma_supports(int dh);
-int attention_mma_forward(GemmContext *gc, float *out, __nv_bfloat16 *out16, float *lse,
-                          const float *qkv, int B, int n, int H, int dh);
-int attention_mma_backward(GemmContext *gc, float *dqkv, float *rowdot, const float *dout,
-                           const float *out, const float *qkv, const float *lse, int B, int n,
-                           int H, int dh);
-/* The same in steps, for a caller that keeps the bf16 heads of a layer
- * from its forward to its backward: DH = the template head size (16, 32,
- * 64 or 128, >= dh), heads (3, B, H, n, DH) bf16 (attention_mma_heads
- * values) = q, k, v per head, zero padded, q and k rotated by RoPE first
- * when cos_t, sin_t (n, dh/2) are given (as rope_apply, sign +1). */
 int attention_mma_head_size(int dh);
 size_t attention_mma_heads(int B, int n, int H, int dh);
 int attention_mma_pack(__nv_bfloat16 *heads, const float *qkv, const float *cos_t,
                        const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream);
+int attention_mma_pack(__nv_bfloat16 *heads, const __nv_bfloat16 *qkv, const float *cos_t,
+                       const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream);
+/* qkv (B, n, 3 D) fp32 = the values the heads hold (the inverse of
+ * attention_mma_pack without RoPE): what the observer's statistics read. */
+int attention_mma_unpack(float *qkv, const __nv_bfloat16 *heads, int B, int n, int H, int dh,
+                         cudaStream_t stream);
 int attention_mma_forward_heads(float *out, __nv_bfloat16 *out16, float *lse,
                                 const __nv_bfloat16 *heads, int B, int n, int H, int dh,
                                 cudaStream_t stream);
 /* dout packed and the row dots in one pass (dout's bf16 copy in gc's work
- * buffer), then dqkv as attention_mma_backward; or, with dqkv16 given
+ * buffer), then dqkv (B, n, 3 D) = the gradients of q, k, v as
+ * attention_backward (of the heads' rotated q and k); or, with dqkv16 given
  * (dqkv unused), the gradients of q and k rotated back by RoPE (cos_t,
  * sin_t) and all three rounded to bf16 into dqkv16 (B, n, 3 D), exactly
  * what rope_backward_bf16 makes of dqkv: for head dims 16, 32, 64 and 128
@@ -226,10 +236,12 @@ int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream)
 /* dac (M, 2 F) = [dm c silu'(a) | dm silu(a)] (overwritten). */
 int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
                     cudaStream_t stream);
-/* The same two with the output rounded to bf16 (a bf16 product's input). */
-int swiglu_forward_bf16(__nv_bfloat16 *m, const float *ac, int M, int F, cudaStream_t stream);
-int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const float *ac, int M, int F,
-                         cudaStream_t stream);
+/* The same two in bf16 precision: ac as the bf16 product wrote it, the
+ * output rounded to bf16 (a bf16 product's input). */
+int swiglu_forward_bf16(__nv_bfloat16 *m, const __nv_bfloat16 *ac, int M, int F,
+                        cudaStream_t stream);
+int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const __nv_bfloat16 *ac, int M,
+                         int F, cudaStream_t stream);
 /* y += x */
 int vector_add(float *y, const float *x, size_t count, cudaStream_t stream);
 /* y = a - b */
@@ -275,17 +287,19 @@ int upscale_backward(float *ddelta, float *dalloc, double *dot_scratch, float *d
 
 /* Per row with target >= 0: row_loss = lse - logits[target] (double), lse
  * saved (M, double); rows without a target get 0. Then *loss_sum (one
- * double on the device) = sum of row_loss in row order. */
+ * double on the device) = sum of row_loss in row order. Logits fp32, or
+ * bf16 (bf16 precision). */
 int crossentropy_forward(double *loss_sum, double *row_loss, double *lse, const float *logits,
                          const int *targets, int M, int V, cudaStream_t stream);
+int crossentropy_forward(double *loss_sum, double *row_loss, double *lse,
+                         const __nv_bfloat16 *logits, const int *targets, int M, int V,
+                         cudaStream_t stream);
 /* In place: logits (M, V) becomes dlogits = scale (softmax - onehot) for
- * rows with a target, 0 for the rest. */
-/* The same gradient rounded to bf16 into dlogits16 (M, V); the logits stay. */
-int crossentropy_backward_bf16(__nv_bfloat16 *dlogits16, const float *logits, const double *lse,
-                               const int *targets, int M, int V, float scale,
-                               cudaStream_t stream);
+ * rows with a target, 0 for the rest (bf16 logits: rounded to bf16). */
 int crossentropy_backward(float *logits, const double *lse, const int *targets, int M, int V,
                           float scale, cudaStream_t stream);
+int crossentropy_backward(__nv_bfloat16 *logits, const double *lse, const int *targets, int M,
+                          int V, float scale, cudaStream_t stream);
 
 /* ---- cuda_adamw.cu ------------------------------------------------------ */
 
@@ -293,8 +307,11 @@ int crossentropy_backward(float *logits, const double *lse, const int *targets, 
  *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g;
  *   p = p decay - step m / (sqrt(v) c2 + eps)  (the denominator in double),
  * decay = 1 - lr wd on tensors whose flag is set, else 1. tensor_end
- * (n_tensors) is each tensor's end offset, tensor_decay its flag. */
-int adamw_update(float *params, float *m, float *v, const float *grads, const size_t *tensor_end,
+ * (n_tensors) is each tensor's end offset, tensor_decay its flag. With
+ * params16 not NULL, the new parameters rounded to bf16 into it too (the
+ * bf16 products' weights). */
+int adamw_update(float *params, __nv_bfloat16 *params16, float *m, float *v, const float *grads,
+                 const size_t *tensor_end,
                  const int *tensor_decay, int n_tensors, size_t n, float b1, float b2,
                  float eps, float step_size, float inv_sqrt_correction2, float decay,
                  cudaStream_t stream);

@@ -3,7 +3,8 @@
  * computes the row's log-sum-exp (in one online pass) and loss; a one-block
  * kernel sums the rows' losses in a fixed order; the backward overwrites
  * the logits with their gradient, scale (softmax - onehot), so the (M, V)
- * matrix exists once (in bf16 precision it goes to a bf16 copy instead).
+ * matrix exists once: in fp32, or in bf16 precision in bf16 (as the head's
+ * product writes it).
  */
 #include "cuda_kernels.cuh"
 
@@ -31,21 +32,36 @@ static __device__ double block_sum(double x, double *shared, int threads) {
  * keeps an online (max m, sum s of exp(x - m)) of its columns, rescaling s
  * when m grows; the threads' pairs are combined in double in a fixed tree:
  * (m, s) + (m', s') = (M, s e^(m - M) + s' e^(m' - M)), M = max(m, m'). */
-static __global__ void crossentropy_row_kernel(double *row_loss, double *lse, const float *logits,
+static __device__ __forceinline__ void online_add(float *m, float *sum, float x) {
+    if (x > *m) {
+        *sum = *sum * expf(*m - x) + 1.0f; /* expf(-inf) = 0 for the first column */
+        *m = x;
+    } else {
+        *sum += expf(x - *m);
+    }
+}
+
+template <typename T>
+static __global__ void crossentropy_row_kernel(double *row_loss, double *lse, const T *logits,
                                                const int *targets, int V) {
     __shared__ float max_shared[LOSS_THREADS];
     __shared__ double sum_shared[LOSS_THREADS];
     size_t r = blockIdx.x;
-    const float *row = logits + r * V;
+    const T *row = logits + r * V;
     float m = -INFINITY, sum = 0.0f;
-    for (int c = threadIdx.x; c < V; c += LOSS_THREADS) {
-        float x = row[c];
-        if (x > m) {
-            sum = sum * expf(m - x) + 1.0f; /* expf(-inf) = 0 for the first column */
-            m = x;
-        } else {
-            sum += expf(x - m);
+    if (sizeof(T) == 2 && V % 4 == 0) {
+        /* bf16 rows 8-byte aligned: four logits a load */
+        const uint2 *words = (const uint2 *)row;
+        for (int q = threadIdx.x; q < V / 4; q += LOSS_THREADS) {
+            uint2 word = words[q];
+            __nv_bfloat162 lo = *(__nv_bfloat162 *)&word.x, hi = *(__nv_bfloat162 *)&word.y;
+            online_add(&m, &sum, __low2float(lo));
+            online_add(&m, &sum, __high2float(lo));
+            online_add(&m, &sum, __low2float(hi));
+            online_add(&m, &sum, __high2float(hi));
         }
+    } else {
+        for (int c = threadIdx.x; c < V; c += LOSS_THREADS) online_add(&m, &sum, as_float(row[c]));
     }
     max_shared[threadIdx.x] = m;
     sum_shared[threadIdx.x] = sum;
@@ -65,7 +81,7 @@ static __global__ void crossentropy_row_kernel(double *row_loss, double *lse, co
     double row_lse = max_shared[0] + log(sum_shared[0]);
     lse[r] = row_lse;
     int target = targets[r];
-    row_loss[r] = target >= 0 ? row_lse - row[target] : 0.0;
+    row_loss[r] = target >= 0 ? row_lse - as_float(row[target]) : 0.0;
 }
 
 /* *total = sum of row_loss (M), each thread's rows then a fixed tree. */
@@ -77,15 +93,28 @@ static __global__ void sum_rows_kernel(double *total, const double *row_loss, in
     if (threadIdx.x == 0) *total = sum;
 }
 
-int crossentropy_forward(double *loss_sum, double *row_loss, double *lse, const float *logits,
-                         const int *targets, int M, int V, cudaStream_t stream) {
+template <typename T>
+static int launch_crossentropy_forward(double *loss_sum, double *row_loss, double *lse,
+                                       const T *logits, const int *targets, int M, int V,
+                                       cudaStream_t stream) {
     if (M == 0) return cuda_status(cudaMemsetAsync(loss_sum, 0, sizeof(double), stream),
                                    "crossentropy_forward: cudaMemsetAsync");
-    crossentropy_row_kernel<<<(unsigned)M, LOSS_THREADS, 0, stream>>>(row_loss, lse, logits,
-                                                                      targets, V);
+    crossentropy_row_kernel<T><<<(unsigned)M, LOSS_THREADS, 0, stream>>>(row_loss, lse, logits,
+                                                                         targets, V);
     if (cuda_launched("crossentropy_row_kernel")) return -1;
     sum_rows_kernel<<<1, SUM_THREADS, 0, stream>>>(loss_sum, row_loss, M);
     return cuda_launched("sum_rows_kernel");
+}
+
+int crossentropy_forward(double *loss_sum, double *row_loss, double *lse, const float *logits,
+                         const int *targets, int M, int V, cudaStream_t stream) {
+    return launch_crossentropy_forward(loss_sum, row_loss, lse, logits, targets, M, V, stream);
+}
+
+int crossentropy_forward(double *loss_sum, double *row_loss, double *lse,
+                         const __nv_bfloat16 *logits, const int *targets, int M, int V,
+                         cudaStream_t stream) {
+    return launch_crossentropy_forward(loss_sum, row_loss, lse, logits, targets, M, V, stream);
 }
 
 /* The gradient of one logit: scale (exp(x - lse) - [c == target]), or 0
@@ -97,37 +126,40 @@ static __device__ __forceinline__ float logit_gradient(float x, double lse, int 
     return c == target ? grad - scale : grad;
 }
 
-/* out_r = logit_gradient of logits_r as T: in place (T float, out ==
- * logits) or into a bf16 copy. One block per row. */
+/* In place, one block per row: logits_r (fp32 or bf16) becomes its
+ * logit_gradient, rounded as it is stored. */
 template <typename T>
-static __global__ void crossentropy_backward_kernel(T *out, const float *logits, const double *lse,
+static __global__ void crossentropy_backward_kernel(T *logits, const double *lse,
                                                     const int *targets, int V, float scale) {
     size_t r = blockIdx.x;
-    const float *row = logits + r * V;
-    T *out_row = out + r * V;
+    T *row = logits + r * V;
     int target = targets[r];
     double row_lse = lse[r];
     for (int c = threadIdx.x; c < V; c += LOSS_THREADS)
-        store_as(out_row + c, logit_gradient(row[c], row_lse, c, target, scale));
+        store_as(row + c, logit_gradient(as_float(row[c]), row_lse, c, target, scale));
 }
 
-/* The bf16 copy four logits at a time (V % 4 == 0: rows 16-byte aligned). */
-static __global__ void crossentropy_backward_bf16x4_kernel(__nv_bfloat16 *out, const float *logits,
+/* The same on bf16 logits four at a time (V % 4 == 0: rows 8-byte aligned). */
+static __global__ void crossentropy_backward_bf16x4_kernel(__nv_bfloat16 *logits,
                                                            const double *lse, const int *targets,
                                                            int V, float scale) {
     size_t r = blockIdx.x;
-    const float4 *row = (const float4 *)(logits + r * V);
-    __nv_bfloat162 *out_row = (__nv_bfloat162 *)(out + r * V);
+    uint2 *row = (uint2 *)(logits + r * V);
     int target = targets[r];
     double row_lse = lse[r];
     for (int q = threadIdx.x; q < V / 4; q += LOSS_THREADS) {
-        float4 x = row[q];
+        uint2 word = row[q];
+        __nv_bfloat162 lo = *(__nv_bfloat162 *)&word.x, hi = *(__nv_bfloat162 *)&word.y;
         int c = 4 * q;
-        out_row[2 * q] = __floats2bfloat162_rn(logit_gradient(x.x, row_lse, c, target, scale),
-                                               logit_gradient(x.y, row_lse, c + 1, target, scale));
-        out_row[2 * q + 1] =
-            __floats2bfloat162_rn(logit_gradient(x.z, row_lse, c + 2, target, scale),
-                                  logit_gradient(x.w, row_lse, c + 3, target, scale));
+        lo = __floats2bfloat162_rn(
+            logit_gradient(__low2float(lo), row_lse, c, target, scale),
+            logit_gradient(__high2float(lo), row_lse, c + 1, target, scale));
+        hi = __floats2bfloat162_rn(
+            logit_gradient(__low2float(hi), row_lse, c + 2, target, scale),
+            logit_gradient(__high2float(hi), row_lse, c + 3, target, scale));
+        word.x = *(uint32_t *)&lo;
+        word.y = *(uint32_t *)&hi;
+        row[q] = word;
     }
 }
 
@@ -135,20 +167,19 @@ int crossentropy_backward(float *logits, const double *lse, const int *targets, 
                           float scale, cudaStream_t stream) {
     if (M == 0) return 0;
     crossentropy_backward_kernel<float><<<(unsigned)M, LOSS_THREADS, 0, stream>>>(
-        logits, logits, lse, targets, V, scale);
+        logits, lse, targets, V, scale);
     return cuda_launched("crossentropy_backward_kernel");
 }
 
-int crossentropy_backward_bf16(__nv_bfloat16 *dlogits16, const float *logits, const double *lse,
-                               const int *targets, int M, int V, float scale,
-                               cudaStream_t stream) {
+int crossentropy_backward(__nv_bfloat16 *logits, const double *lse, const int *targets, int M,
+                          int V, float scale, cudaStream_t stream) {
     if (M == 0) return 0;
     if (V % 4 == 0) {
         crossentropy_backward_bf16x4_kernel<<<(unsigned)M, LOSS_THREADS, 0, stream>>>(
-            dlogits16, logits, lse, targets, V, scale);
+            logits, lse, targets, V, scale);
         return cuda_launched("crossentropy_backward_bf16x4_kernel");
     }
     crossentropy_backward_kernel<__nv_bfloat16><<<(unsigned)M, LOSS_THREADS, 0, stream>>>(
-        dlogits16, logits, lse, targets, V, scale);
+        logits, lse, targets, V, scale);
     return cuda_launched("crossentropy_backward_kernel");
 }

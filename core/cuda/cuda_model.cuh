@@ -41,24 +41,25 @@ typedef struct {
 /* What one layer application saves; n is its sequence length. The inputs
  * of the products (xn1, att, xn2, m) are kept in fp32 in fp32 and TF32
  * precision, and in bf16 (the *16 views; xn1, xn2, m NULL) in bf16
- * precision, written so by the kernels that compute them. */
+ * precision, written so by the kernels that compute them; so are the
+ * outputs of the products that only kernels read (qkv, ac). */
 typedef struct {
     int n;
     const float *rope_cos, *rope_sin;  /* (n, dh/2) */
     const float *x;                    /* (B, n, d) input */
     float *xn1, *rstd1;                /* (B, n, d), (B, n) */
-    float *qkv;                        /* (B, n, 3 d), q and k after RoPE (bf16: before) */
+    float *qkv;                        /* (B, n, 3 d), q and k after RoPE (NULL in bf16) */
     float *lse;                        /* (B, H, n) attention log-sum-exp */
     float *att;                        /* (B, n, d) attention output before wo */
     float *x2;                         /* (B, n, d) x + att wo^T */
     float *xn2, *rstd2;                /* (B, n, d), (B, n) */
-    float *ac;                         /* (B, n, 2 F) [xn2 w1^T | xn2 w3^T] */
+    float *ac;                         /* (B, n, 2 F) [xn2 w1^T | xn2 w3^T] (NULL in bf16) */
     float *m;                          /* (B, n, F) silu(a) c */
     float *out;                        /* (B, n, d) x2 + m w2^T */
     __nv_bfloat16 *xn1_16, *att16, *xn2_16, *m16;  /* bf16 precision: the same, rounded */
+    __nv_bfloat16 *qkv16, *ac16;       /* bf16 precision: qkv (q, k before RoPE) and ac */
     __nv_bfloat16 *heads16;            /* bf16 precision: (3, B, H, n, DH) q, k (after RoPE), v
-                                          per head for the tensor-core attention; qkv then
-                                          holds q and k before RoPE */
+                                          per head for the tensor-core attention */
 } GpuLayerActs;
 
 /* What one loop iteration saves (model.h's IterActs). */
@@ -135,7 +136,9 @@ struct CudaModel {
 
     float *params, *grads, *adam_m, *adam_v;   /* (n_params) each */
     __nv_bfloat16 *params16;                   /* (n_params) bf16 precision: the weights rounded
-                                                  at the start of each forward pass */
+                                                  (by AdamW, or before a forward pass when
+                                                  params16_stale) */
+    int params16_stale;                        /* params changed since params16 was written */
     size_t *tensor_end;                        /* (n_tensors) device */
     int *tensor_decay;                         /* (n_tensors) device */
     double *norm_partial;                      /* (NORM_BLOCKS) */
@@ -161,7 +164,8 @@ struct CudaModel {
     const float *h_final;                      /* (B, L, d) */
     float *xn_final, *rstd_final;              /* (B, L, d) (NULL in bf16), (B, L) */
     __nv_bfloat16 *xn_final16;                 /* (B, L, d) bf16 precision: xn_final rounded */
-    float *logits;                             /* (B, L, V) */
+    float *logits;                             /* (B, L, V) (NULL in bf16) */
+    __nv_bfloat16 *logits16;                   /* (B, L, V) bf16 precision: the logits */
     double *row_loss, *row_lse;                /* (B L) */
     double *loss_sum;                          /* (1) */
     int loss_count;

@@ -12,11 +12,6 @@
 
 enum { ROWS_PER_BLOCK = 8 };
 
-static __device__ float warp_sum(float x) {
-    for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
-    return x;
-}
-
 /* y = x rstd gain, rstd = 1 / sqrt(mean(x^2) + eps); one warp per row. */
 template <typename T>
 static __global__ void rmsnorm_forward_kernel(T *y, float *rstd, const float *x,
@@ -53,21 +48,29 @@ int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, const float *x, const fl
     return launch_rmsnorm_forward(y, rstd, x, gain, M, d, eps, stream);
 }
 
-/* dx += r g dy - (r^3 / d) x sum_m dy_m g_m x_m; one warp per row. */
-static __global__ void rmsnorm_backward_rows_kernel(float *dx, const float *base, const float *dy,
-                                                    const float *x, const float *gain,
-                                                    const float *rstd, int M, int d) {
+/* dx = base + extra + (r g dy - (r^3 / d) x sum_m dy_m g_m x_m) (extra
+ * NULL: none), and dx16 = bf16(dx) when not NULL; one warp per row. */
+static __global__ void rmsnorm_backward_rows_kernel(float *dx, __nv_bfloat16 *dx16,
+                                                    const float *base, const float *extra,
+                                                    const float *dy, const float *x,
+                                                    const float *gain, const float *rstd, int M,
+                                                    int d) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= M) return;
-    const float *xr = x + (size_t)row * d, *dyr = dy + (size_t)row * d;
-    const float *baser = base + (size_t)row * d;
-    float *dxr = dx + (size_t)row * d;
+    size_t at = (size_t)row * d;
+    const float *xr = x + at, *dyr = dy + at, *baser = base + at;
     float dot = 0;
     for (int k = lane; k < d; k += 32) dot += dyr[k] * gain[k] * xr[k];
     dot = warp_sum(dot);
     float inv = rstd[row];
     float coef = (float)((double)dot * inv * inv * inv / d);
-    for (int k = lane; k < d; k += 32) dxr[k] = baser[k] + (inv * gain[k] * dyr[k] - coef * xr[k]);
+    for (int k = lane; k < d; k += 32) {
+        float value = baser[k];
+        if (extra) value += extra[at + k];
+        value += inv * gain[k] * dyr[k] - coef * xr[k];
+        dx[at + k] = value;
+        if (dx16) dx16[at + k] = __float2bfloat16_rn(value);
+    }
 }
 
 /* partial[part][k] = sum over the rows of part `blockIdx.y` of dy x r, for
@@ -101,13 +104,14 @@ static __global__ void rmsnorm_gain_sum_kernel(float *dgain, const float *partia
     dgain[k] += total;
 }
 
-int rmsnorm_backward_onto(float *dx, const float *base, float *dgain, float *partial,
-                          const float *dy, const float *x, const float *gain, const float *rstd,
-                          int M, int d, cudaStream_t stream) {
+int rmsnorm_backward_onto(float *dx, __nv_bfloat16 *dx16, const float *base, const float *extra,
+                          float *dgain, float *partial, const float *dy, const float *x,
+                          const float *gain, const float *rstd, int M, int d,
+                          cudaStream_t stream) {
     if (M == 0) return 0;
     unsigned blocks = (unsigned)((M + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    rmsnorm_backward_rows_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(dx, base, dy, x,
-                                                                             gain, rstd, M, d);
+    rmsnorm_backward_rows_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(
+        dx, dx16, base, extra, dy, x, gain, rstd, M, d);
     if (cuda_launched("rmsnorm_backward_rows_kernel")) return -1;
     dim3 grid((unsigned)((d + 31) / 32), RMSNORM_PARTS), threads(32, 8);
     rmsnorm_gain_partial_kernel<<<grid, threads, 0, stream>>>(partial, dy, x, rstd, M, d);
@@ -119,5 +123,6 @@ int rmsnorm_backward_onto(float *dx, const float *base, float *dgain, float *par
 
 int rmsnorm_backward(float *dx, float *dgain, float *partial, const float *dy, const float *x,
                      const float *gain, const float *rstd, int M, int d, cudaStream_t stream) {
-    return rmsnorm_backward_onto(dx, dx, dgain, partial, dy, x, gain, rstd, M, d, stream);
+    return rmsnorm_backward_onto(dx, NULL, dx, NULL, dgain, partial, dy, x, gain, rstd, M, d,
+                                 stream);
 }

@@ -59,22 +59,23 @@ static dim3 row_grid(int M, int F) {
     return dim3((unsigned)((F + CUDA_THREADS - 1) / CUDA_THREADS), rows);
 }
 
-/* m = silu(a) c, silu(a) = a sigmoid(a); ac rows are [a | c]. */
-template <typename T>
-static __global__ void swiglu_forward_kernel(T *m, const float *ac, int M, int F) {
+/* m = silu(a) c, silu(a) = a sigmoid(a); ac rows are [a | c] (fp32, or
+ * bf16 as the bf16 product writes them). */
+template <typename T, typename In>
+static __global__ void swiglu_forward_kernel(T *m, const In *ac, int M, int F) {
     int f = blockIdx.x * blockDim.x + threadIdx.x;
     if (f >= F) return;
     for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
-        float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f];
+        float a = as_float(ac[r * 2 * F + f]), c = as_float(ac[r * 2 * F + F + f]);
         float s = 1.0f / (1.0f + expf(-a));
         store_as(m + r * F + f, a * s * c);
     }
 }
 
-template <typename T>
-static int launch_swiglu_forward(T *m, const float *ac, int M, int F, cudaStream_t stream) {
+template <typename T, typename In>
+static int launch_swiglu_forward(T *m, const In *ac, int M, int F, cudaStream_t stream) {
     if ((size_t)M * F == 0) return 0;
-    swiglu_forward_kernel<T><<<row_grid(M, F), CUDA_THREADS, 0, stream>>>(m, ac, M, F);
+    swiglu_forward_kernel<T, In><<<row_grid(M, F), CUDA_THREADS, 0, stream>>>(m, ac, M, F);
     return cuda_launched("swiglu_forward_kernel");
 }
 
@@ -82,29 +83,32 @@ int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream)
     return launch_swiglu_forward(m, ac, M, F, stream);
 }
 
-int swiglu_forward_bf16(__nv_bfloat16 *m, const float *ac, int M, int F, cudaStream_t stream) {
+int swiglu_forward_bf16(__nv_bfloat16 *m, const __nv_bfloat16 *ac, int M, int F,
+                        cudaStream_t stream) {
     return launch_swiglu_forward(m, ac, M, F, stream);
 }
 
 /* da = dm c s (1 + a (1 - s)), dc = dm a s, s = sigmoid(a). */
-template <typename T>
-static __global__ void swiglu_backward_kernel(T *dac, const float *dm, const float *ac, int M,
+template <typename T, typename In>
+static __global__ void swiglu_backward_kernel(T *dac, const float *dm, const In *ac, int M,
                                               int F) {
     int f = blockIdx.x * blockDim.x + threadIdx.x;
     if (f >= F) return;
     for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
-        float a = ac[r * 2 * F + f], c = ac[r * 2 * F + F + f], g = dm[r * F + f];
+        float a = as_float(ac[r * 2 * F + f]), c = as_float(ac[r * 2 * F + F + f]);
+        float g = dm[r * F + f];
         float s = 1.0f / (1.0f + expf(-a));
         store_as(dac + r * 2 * F + f, g * c * s * (1.0f + a * (1.0f - s)));
         store_as(dac + r * 2 * F + F + f, g * (a * s));
     }
 }
 
-template <typename T>
-static int launch_swiglu_backward(T *dac, const float *dm, const float *ac, int M, int F,
+template <typename T, typename In>
+static int launch_swiglu_backward(T *dac, const float *dm, const In *ac, int M, int F,
                                   cudaStream_t stream) {
     if ((size_t)M * F == 0) return 0;
-    swiglu_backward_kernel<T><<<row_grid(M, F), CUDA_THREADS, 0, stream>>>(dac, dm, ac, M, F);
+    swiglu_backward_kernel<T, In><<<row_grid(M, F), CUDA_THREADS, 0, stream>>>(dac, dm, ac, M,
+                                                                               F);
     return cuda_launched("swiglu_backward_kernel");
 }
 
@@ -113,8 +117,8 @@ int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
     return launch_swiglu_backward(dac, dm, ac, M, F, stream);
 }
 
-int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const float *ac, int M, int F,
-                         cudaStream_t stream) {
+int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const __nv_bfloat16 *ac, int M,
+                         int F, cudaStream_t stream) {
     return launch_swiglu_backward(dac, dm, ac, M, F, stream);
 }
 

@@ -130,6 +130,19 @@ static void compare_same_bf16(const char *what, const Bf16Buffer &a, const Bf16B
     if (ok) passed++; else failed++;
 }
 
+/* The values of t made bf16-representable (on the host and the device),
+ * so that a kernel reading them in bf16 reads exactly what the CPU
+ * reference reads. */
+static void make_bf16_exact(Tensor &t) {
+    for (auto &x : t.host) x = (double)__bfloat162float(__float2bfloat16_rn((float)x));
+    t.upload();
+}
+
+/* A bf16 device copy of t (exact when t is bf16-representable). */
+static void copy_to_bf16(Bf16Buffer &out, const Tensor &t) {
+    check_status(round_bf16(out.dev, t.dev, t.host.size(), 0), "round_bf16");
+}
+
 static void test_rmsnorm(int M, int d) {
     printf("rmsnorm M=%d d=%d\n", M, d);
     Tensor x(M * (size_t)d), gain(d, 0.5), dy(M * (size_t)d), dx(M * (size_t)d), dgain(d);
@@ -152,14 +165,26 @@ static void test_rmsnorm(int M, int d) {
                      crstd.data(), M, d);
     check_status(rmsnorm_backward(dx.dev, dgain.dev, partial.dev, dy.dev, x.dev, gain.dev,
                                   rstd.dev, M, d, 0), "rmsnorm_backward");
-    check_status(rmsnorm_backward_onto(onto.dev, x.dev, dgain2.dev, partial.dev, dy.dev, x.dev,
-                                       gain.dev, rstd.dev, M, d, 0), "rmsnorm_backward_onto");
+    check_status(rmsnorm_backward_onto(onto.dev, NULL, x.dev, NULL, dgain2.dev, partial.dev,
+                                       dy.dev, x.dev, gain.dev, rstd.dev, M, d, 0),
+                 "rmsnorm_backward_onto");
     compare("dx (accumulated)", dx.download(), cdx);
     /* onto a base (x here): base + the same gradient */
     std::vector<double> conto = x.host, zero_gain(d, 0.0);
     rmsnorm_backward(conto.data(), zero_gain.data(), dy.host.data(), x.host.data(), gain.host.data(),
                      crstd.data(), M, d);
     compare("dx onto a base", onto.download(), conto);
+    /* onto a base plus an extra term (dy here), with the bf16 copy */
+    Tensor onto2(M * (size_t)d);
+    Bf16Buffer onto16(M * (size_t)d);
+    check_status(rmsnorm_backward_onto(onto2.dev, onto16.dev, x.dev, dy.dev, dgain2.dev,
+                                       partial.dev, dy.dev, x.dev, gain.dev, rstd.dev, M, d, 0),
+                 "rmsnorm_backward_onto (extra, bf16 copy)");
+    std::vector<double> conto2 = conto;
+    for (size_t i = 0; i < conto2.size(); i++) conto2[i] += dy.host[i];
+    std::vector<float> got2 = onto2.download();
+    compare("dx onto a base plus an extra term", got2, conto2);
+    compare_rounded("its bf16 copy = bf16(dx)", onto16, got2);
     compare("dgain (accumulated)", dgain.download(), cdgain);
 }
 
@@ -216,6 +241,27 @@ static void test_rope(int B, int n, int H, int dh) {
     check_status(attention_mma_pack(in_rotated.dev, qkv.dev, cos_t.dev, sin_t.dev, B, n, H, dh, 0),
                  "attention_mma_pack (rotating)");
     compare_same_bf16("heads packed with RoPE = heads of rotated q, k", in_rotated, of_rotated);
+    /* unpacked, the heads give back the rotated values rounded to bf16 */
+    Tensor unpacked((size_t)rows * 3 * D);
+    check_status(attention_mma_unpack(unpacked.dev, in_rotated.dev, B, n, H, dh, 0),
+                 "attention_mma_unpack");
+    std::vector<float> got_unpacked = unpacked.download();
+    size_t unpack_differ = 0;
+    for (size_t i = 0; i < got_unpacked.size(); i++)
+        if (!(got_unpacked[i] == __bfloat162float(__float2bfloat16_rn(rotated[i])))) unpack_differ++;
+    printf("  %-48s %zu of %zu differ %s\n", "unpacked heads = bf16(rotated q, k; v)",
+           unpack_differ, got_unpacked.size(), unpack_differ ? "FAIL" : "");
+    if (unpack_differ) failed++; else passed++;
+    /* from a bf16 qkv (the bf16 product's output): the same heads as from
+     * its values in fp32 */
+    make_bf16_exact(qkv);
+    Bf16Buffer qkv16((size_t)rows * 3 * D), from16(heads), from32(heads);
+    copy_to_bf16(qkv16, qkv);
+    check_status(attention_mma_pack(from16.dev, qkv16.dev, cos_t.dev, sin_t.dev, B, n, H, dh, 0),
+                 "attention_mma_pack (bf16 qkv)");
+    check_status(attention_mma_pack(from32.dev, qkv.dev, cos_t.dev, sin_t.dev, B, n, H, dh, 0),
+                 "attention_mma_pack (its values in fp32)");
+    compare_same_bf16("heads from a bf16 qkv = from its fp32 values", from16, from32);
     cudaFree(dpos);
 }
 
@@ -261,11 +307,14 @@ static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
     std::vector<double> cy((size_t)rows * D), probs((size_t)B * H * n * n);
     attention_forward(cy.data(), probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n,
                       H, dh);
-    GemmContext work = {}; /* the tensor cores' bf16 copies of q, k, v, dout */
-    Bf16Buffer out16((size_t)rows * D);
-    check_status(tensor_cores
-                     ? attention_mma_forward(&work, out.dev, out16.dev, lse.dev, qkv.dev, B, n, H, dh)
-                     : attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0),
+    GemmContext work = {}; /* the tensor cores' bf16 copy of dout */
+    Bf16Buffer out16((size_t)rows * D), heads(attention_mma_heads(B, n, H, dh));
+    if (tensor_cores)
+        check_status(attention_mma_pack(heads.dev, qkv.dev, NULL, NULL, B, n, H, dh, 0),
+                     "attention_mma_pack");
+    check_status(tensor_cores ? attention_mma_forward_heads(out.dev, out16.dev, lse.dev, heads.dev,
+                                                            B, n, H, dh, 0)
+                              : attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0),
                  "attention forward");
     compare_within("out", out.download(), cy, tolerance);
     if (tensor_cores) compare_rounded("out in bf16 = bf16(out)", out16, out.download());
@@ -288,11 +337,25 @@ static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
     std::vector<double> scratch(attention_scratch_size(n));
     attention_backward(cdq.data(), cdk.data(), cdv.data(), scratch.data(), dy.host.data(),
                        probs.data(), q.host.data(), k.host.data(), v.host.data(), B, n, H, dh);
-    check_status(tensor_cores ? attention_mma_backward(&work, dqkv.dev, rowdot.dev, dy.dev,
-                                                       out.dev, qkv.dev, lse.dev, B, n, H, dh)
-                              : attention_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev,
-                                                   lse.dev, B, n, H, dh, 0),
+    check_status(tensor_cores
+                     ? attention_mma_backward_heads(&work, dqkv.dev, NULL, rowdot.dev, dy.dev,
+                                                    out.dev, heads.dev, lse.dev, NULL, NULL, B, n,
+                                                    H, dh)
+                     : attention_backward(dqkv.dev, rowdot.dev, dy.dev, out.dev, qkv.dev,
+                                          lse.dev, B, n, H, dh, 0),
                  "attention backward");
+    if (tensor_cores) {
+        /* bf16 gradients rotated back need the RoPE tables and a head
+         * size the kernels unrotate in registers: refused otherwise,
+         * before anything runs */
+        Bf16Buffer refused((size_t)rows * 3 * D);
+        int status = attention_mma_backward_heads(&work, NULL, refused.dev, rowdot.dev, dy.dev,
+                                                  out.dev, heads.dev, lse.dev, NULL, NULL, B, n,
+                                                  H, dh);
+        int ok = status == -1;
+        printf("  %-48s %s\n", "bf16 gradients without RoPE tables refused", ok ? "" : "FAIL");
+        if (ok) passed++; else failed++;
+    }
     compare_within("dq, dk, dv", dqkv.download(), pack(cdq, cdk, cdv, rows, D), tolerance);
     if (tensor_cores && attention_mma_unrotates(dh)) {
         /* the gradients rotated back and rounded by the kernels themselves
@@ -302,10 +365,7 @@ static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
         cudaMalloc(&dpos2, n * sizeof(int));
         cudaMemcpy(dpos2, pos.data(), n * sizeof(int), cudaMemcpyHostToDevice);
         check_status(rope_table(cos_t.dev, sin_t.dev, dpos2, n, dh, 10000.0, 0), "rope_table");
-        Bf16Buffer heads(attention_mma_heads(B, n, H, dh)), expect((size_t)rows * 3 * D),
-            got((size_t)rows * 3 * D);
-        check_status(attention_mma_pack(heads.dev, qkv.dev, NULL, NULL, B, n, H, dh, 0),
-                     "attention_mma_pack");
+        Bf16Buffer expect((size_t)rows * 3 * D), got((size_t)rows * 3 * D);
         check_status(attention_mma_backward_heads(&work, dqkv.dev, NULL, rowdot.dev, dy.dev,
                                                   out.dev, heads.dev, lse.dev, NULL, NULL, B, n,
                                                   H, dh) ||
@@ -318,6 +378,16 @@ static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
                      "attention backward to bf16, rotated back");
         compare_same_bf16("dq, dk (rotated back), dv in bf16 by the kernels", got, expect);
         cudaFree(dpos2);
+    } else if (tensor_cores) {
+        /* a head size the kernels pad: refused even with the tables */
+        Tensor cos_t((size_t)n * dh / 2), sin_t((size_t)n * dh / 2);
+        Bf16Buffer refused((size_t)rows * 3 * D);
+        int status = attention_mma_backward_heads(&work, NULL, refused.dev, rowdot.dev, dy.dev,
+                                                  out.dev, heads.dev, lse.dev, cos_t.dev,
+                                                  sin_t.dev, B, n, H, dh);
+        int ok = status == -1;
+        printf("  %-48s %s\n", "bf16 gradients at a padded head size refused", ok ? "" : "FAIL");
+        if (ok) passed++; else failed++;
     }
     gemm_context_free(&work);
 }
@@ -326,6 +396,8 @@ static void test_swiglu(int M, int F) {
     printf("swiglu M=%d F=%d\n", M, F);
     Tensor a((size_t)M * F, 3.0), c((size_t)M * F), dm((size_t)M * F);
     Tensor ac((size_t)M * 2 * F), m((size_t)M * F), dac((size_t)M * 2 * F);
+    make_bf16_exact(a); /* the bf16 kernels read ac in bf16 */
+    make_bf16_exact(c);
     std::vector<double> zero((size_t)M * F, 0.0);
     ac.host = pack(a.host, c.host, zero, M, F);
     ac.host.resize((size_t)M * 2 * F);
@@ -339,8 +411,9 @@ static void test_swiglu(int M, int F) {
     swiglu_forward(cm.data(), a.host.data(), c.host.data(), (size_t)M * F);
     check_status(swiglu_forward(m.dev, ac.dev, M, F, 0), "swiglu_forward");
     compare("m", m.download(), cm);
-    Bf16Buffer m16((size_t)M * F), dac16((size_t)M * 2 * F);
-    check_status(swiglu_forward_bf16(m16.dev, ac.dev, M, F, 0), "swiglu_forward_bf16");
+    Bf16Buffer m16((size_t)M * F), dac16((size_t)M * 2 * F), ac16((size_t)M * 2 * F);
+    copy_to_bf16(ac16, ac);
+    check_status(swiglu_forward_bf16(m16.dev, ac16.dev, M, F, 0), "swiglu_forward_bf16");
     compare_rounded("m in bf16 = bf16(m)", m16, m.download());
     swiglu_backward(cda.data(), cdc.data(), dm.host.data(), a.host.data(), c.host.data(),
                     (size_t)M * F);
@@ -352,7 +425,8 @@ static void test_swiglu(int M, int F) {
             expect[(size_t)r * 2 * F + F + f] = cdc[(size_t)r * F + f];
         }
     compare("da, dc", dac.download(), expect);
-    check_status(swiglu_backward_bf16(dac16.dev, dm.dev, ac.dev, M, F, 0), "swiglu_backward_bf16");
+    check_status(swiglu_backward_bf16(dac16.dev, dm.dev, ac16.dev, M, F, 0),
+                 "swiglu_backward_bf16");
     compare_rounded("da, dc in bf16 = bf16(da, dc)", dac16, dac.download());
 }
 
@@ -368,6 +442,9 @@ static void test_round_bf16(size_t count) {
 static void test_crossentropy(int M, int V) {
     printf("crossentropy M=%d V=%d\n", M, V);
     Tensor logits((size_t)M * V, 4.0);
+    make_bf16_exact(logits); /* the same values in bf16 for the bf16 kernels */
+    Bf16Buffer logits16((size_t)M * V);
+    copy_to_bf16(logits16, logits);
     std::vector<int> targets(M);
     for (int r = 0; r < M; r++) targets[r] = r % 7 == 3 ? -1 : (int)((r * 131) % V);
     int *dtargets;
@@ -385,19 +462,22 @@ static void test_crossentropy(int M, int V) {
     cudaMemcpy(&sum, dsum, sizeof(double), cudaMemcpyDeviceToHost);
     std::vector<float> got = {(float)(sum / count)};
     compare("mean loss", got, std::vector<double>{loss});
+    check_status(crossentropy_forward(dsum, drow, dlse, logits16.dev, dtargets, M, V, 0),
+                 "crossentropy_forward (bf16 logits)");
+    cudaMemcpy(&sum, dsum, sizeof(double), cudaMemcpyDeviceToHost);
+    got[0] = (float)(sum / count);
+    compare("mean loss from bf16 logits", got, std::vector<double>{loss});
     std::vector<double> cd((size_t)M * V, 0.0);
     crossentropy_backward(cd.data(), logits.host.data(), targets.data(), M, V, 1.0 / count);
-    /* the bf16 gradient first (it reads the logits the fp32 one overwrites) */
-    Bf16Buffer d16((size_t)M * V);
-    check_status(crossentropy_backward_bf16(d16.dev, logits.dev, dlse, dtargets, M, V,
-                                            (float)(1.0 / count), 0),
-                 "crossentropy_backward_bf16");
+    check_status(crossentropy_backward(logits16.dev, dlse, dtargets, M, V, (float)(1.0 / count),
+                                       0),
+                 "crossentropy_backward (bf16, in place)");
     check_status(crossentropy_backward(logits.dev, dlse, dtargets, M, V, (float)(1.0 / count), 0),
                  "crossentropy_backward");
     std::vector<float> dlogits = logits.download();
     compare("dlogits", dlogits, cd);
     compare_rounded(V % 4 ? "dlogits in bf16 = bf16(dlogits)" : "dlogits in bf16, 4 a thread = bf16(dlogits)",
-                    d16, dlogits);
+                    logits16, dlogits);
     cudaFree(dtargets); cudaFree(dsum); cudaFree(drow); cudaFree(dlse);
 }
 
