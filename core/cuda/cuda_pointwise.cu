@@ -83,8 +83,27 @@ int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream)
     return launch_swiglu_forward(m, ac, M, F, stream);
 }
 
+/* swiglu_forward_kernel in bf16 two columns at a time (F even): thread
+ * pair p covers columns 2 p, 2 p + 1. */
+static __global__ void swiglu_forward_bf16x2_kernel(__nv_bfloat162 *m, const __nv_bfloat162 *ac,
+                                                    int M, int F2) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= F2) return;
+    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
+        float2 a = __bfloat1622float2(ac[r * 2 * F2 + p]);
+        float2 c = __bfloat1622float2(ac[r * 2 * F2 + F2 + p]);
+        float s0 = 1.0f / (1.0f + expf(-a.x)), s1 = 1.0f / (1.0f + expf(-a.y));
+        m[r * F2 + p] = __floats2bfloat162_rn(a.x * s0 * c.x, a.y * s1 * c.y);
+    }
+}
+
 int swiglu_forward_bf16(__nv_bfloat16 *m, const __nv_bfloat16 *ac, int M, int F,
                         cudaStream_t stream) {
+    if (F % 2 == 0 && (size_t)M * F > 0) {
+        swiglu_forward_bf16x2_kernel<<<row_grid(M, F / 2), CUDA_THREADS, 0, stream>>>(
+            (__nv_bfloat162 *)m, (const __nv_bfloat162 *)ac, M, F / 2);
+        return cuda_launched("swiglu_forward_bf16x2_kernel");
+    }
     return launch_swiglu_forward(m, ac, M, F, stream);
 }
 
@@ -117,8 +136,29 @@ int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
     return launch_swiglu_backward(dac, dm, ac, M, F, stream);
 }
 
+/* swiglu_backward_kernel in bf16 two columns at a time (F even). */
+static __global__ void swiglu_backward_bf16x2_kernel(__nv_bfloat162 *dac, const float2 *dm,
+                                                     const __nv_bfloat162 *ac, int M, int F2) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= F2) return;
+    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
+        float2 a = __bfloat1622float2(ac[r * 2 * F2 + p]);
+        float2 c = __bfloat1622float2(ac[r * 2 * F2 + F2 + p]);
+        float2 g = dm[r * F2 + p];
+        float s0 = 1.0f / (1.0f + expf(-a.x)), s1 = 1.0f / (1.0f + expf(-a.y));
+        dac[r * 2 * F2 + p] = __floats2bfloat162_rn(g.x * c.x * s0 * (1.0f + a.x * (1.0f - s0)),
+                                                    g.y * c.y * s1 * (1.0f + a.y * (1.0f - s1)));
+        dac[r * 2 * F2 + F2 + p] = __floats2bfloat162_rn(g.x * (a.x * s0), g.y * (a.y * s1));
+    }
+}
+
 int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const __nv_bfloat16 *ac, int M,
                          int F, cudaStream_t stream) {
+    if (F % 2 == 0 && (size_t)M * F > 0) {
+        swiglu_backward_bf16x2_kernel<<<row_grid(M, F / 2), CUDA_THREADS, 0, stream>>>(
+            (__nv_bfloat162 *)dac, (const float2 *)dm, (const __nv_bfloat162 *)ac, M, F / 2);
+        return cuda_launched("swiglu_backward_bf16x2_kernel");
+    }
     return launch_swiglu_backward(dac, dm, ac, M, F, stream);
 }
 

@@ -538,6 +538,7 @@ int main(void) {
     test_rmsnorm(37, 200);
     test_rmsnorm(5, 8);
     test_rope(2, 19, 3, 8);
+    test_rope(2, 19, 3, 6); /* dh % 4 != 0: the heads packed one column pair at a time */
     test_rope(2, 70, 4, 64);
     test_rope(1, 33, 2, 100);
     test_rope(2, 33000, 1, 4); /* more rows than a grid's y (65535): the row stride */
