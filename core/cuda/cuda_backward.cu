@@ -27,12 +27,15 @@ static int zero(float *x, size_t count, cudaStream_t s) {
 }
 
 /* layer_backward in bf16 precision: each product's output gradient is
- * rounded once by the kernel that computes it (or into gc's keep buffer),
- * its other operands are the forward's bf16 activations and the rounded
- * weights. */
-static int layer_backward_rounded(CudaModel *model, float *dx, int accumulate, GpuLayerWeights *dw,
-                                  const float *dout, const GpuLayerActs *acts,
-                                  const GpuLayerWeights *w) {
+ * rounded once by the kernel that computes it (dout by the layer after, as
+ * dout16, or here into gc's keep buffer), its other operands are the
+ * forward's bf16 activations and the rounded weights. With dx16 not NULL
+ * (and accumulate 0), *dx16 gets dx rounded to bf16, in the keep buffer,
+ * for the layer before. */
+static int layer_backward_rounded(CudaModel *model, float *dx, int accumulate,
+                                  const __nv_bfloat16 **dx16, GpuLayerWeights *dw,
+                                  const float *dout, const __nv_bfloat16 *dout16,
+                                  const GpuLayerActs *acts, const GpuLayerWeights *w) {
     const SpiralConfig *cfg = &model->cfg;
     const GpuScratch *sc = &model->scratch;
     int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
@@ -41,7 +44,7 @@ static int layer_backward_rounded(CudaModel *model, float *dx, int accumulate, G
     GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
     /* out = x2 + m w2^T */
-    const __nv_bfloat16 *dy16 = keep_bf16(gc, dout, rows_d);
+    const __nv_bfloat16 *dy16 = dout16 ? dout16 : keep_bf16(gc, dout, rows_d);
     if (!dy16 ||
         linear_backward_rounded(gc, M, d, f, dy16, weight16(model, w->w2), acts->m16,
                                 sc->layer_dm, 0.0f, dw->w2))
@@ -72,24 +75,32 @@ static int layer_backward_rounded(CudaModel *model, float *dx, int accumulate, G
                                      acts->rope_cos, acts->rope_sin, B, n, H, dh))
         return -1;
     profile_end(gc->profile, s);
-    /* dx (+)= dx2 + the attention's part */
-    return (!unrotates && rope_backward_bf16(dqkv16, sc->layer_dqkv, acts->rope_cos,
-                                             acts->rope_sin, B, n, H, dh, s)) ||
-           linear_backward_rounded(gc, M, 3 * d, d, dqkv16, weight16(model, w->wqkv),
-                                   acts->xn1_16, sc->layer_dxn, 0.0f, dw->wqkv) ||
-           rmsnorm_backward_onto(dx, NULL, accumulate ? dx : sc->layer_dx2,
-                                 accumulate ? sc->layer_dx2 : NULL, dw->attn_norm,
-                                 sc->norm_partial, sc->layer_dxn, acts->x, w->attn_norm,
-                                 acts->rstd1, M, d, s)
-               ? -1 : 0;
+    if ((!unrotates && rope_backward_bf16(dqkv16, sc->layer_dqkv, acts->rope_cos,
+                                          acts->rope_sin, B, n, H, dh, s)) ||
+        linear_backward_rounded(gc, M, 3 * d, d, dqkv16, weight16(model, w->wqkv), acts->xn1_16,
+                                sc->layer_dxn, 0.0f, dw->wqkv))
+        return -1;
+    /* dx (+)= dx2 + the attention's part; its bf16 copy where the keep
+     * buffer held dqkv16 (large enough: it does not move) */
+    __nv_bfloat16 *rounded = NULL;
+    if (dx16 && !(rounded = gemm_keep(gc, rows_d))) return -1;
+    if (rmsnorm_backward_onto(dx, rounded, accumulate ? dx : sc->layer_dx2,
+                              accumulate ? sc->layer_dx2 : NULL, dw->attn_norm, sc->norm_partial,
+                              sc->layer_dxn, acts->x, w->attn_norm, acts->rstd1, M, d, s))
+        return -1;
+    if (dx16) *dx16 = rounded;
+    return 0;
 }
 
 /* Backward of layer_forward: dx += dL/dx given dout (accumulate), or dx =
- * dL/dx (dx's contents ignored); weight gradients accumulate into dw. */
-static int layer_backward(CudaModel *model, float *dx, int accumulate, GpuLayerWeights *dw,
-                          const float *dout, const GpuLayerActs *acts, const GpuLayerWeights *w) {
+ * dL/dx (dx's contents ignored); weight gradients accumulate into dw. In
+ * bf16 precision dout16 and dx16 pass the gradient's bf16 copy from layer
+ * to layer (layer_backward_rounded); fp32 and TF32 ignore them. */
+static int layer_backward(CudaModel *model, float *dx, int accumulate, const __nv_bfloat16 **dx16,
+                          GpuLayerWeights *dw, const float *dout, const __nv_bfloat16 *dout16,
+                          const GpuLayerActs *acts, const GpuLayerWeights *w) {
     if (rounded_products(model))
-        return layer_backward_rounded(model, dx, accumulate, dw, dout, acts, w);
+        return layer_backward_rounded(model, dx, accumulate, dx16, dw, dout, dout16, acts, w);
     const SpiralConfig *cfg = &model->cfg;
     const GpuScratch *sc = &model->scratch;
     int B = model->B, n = acts->n, d = cfg->d_model, f = cfg->d_ff, H = cfg->n_heads;
@@ -135,11 +146,17 @@ static int block_backward(CudaModel *model, float *dx, GpuLayerWeights *dw, cons
                           const GpuLayerActs *acts, const GpuLayerWeights *w, int n_layers,
                           float *const pingpong[2]) {
     const float *cur = dout;
+    const __nv_bfloat16 *cur16 = NULL; /* cur in bf16, when the layer after rounded it */
     for (int l = n_layers - 1; l >= 0; l--) {
-        /* the first layer adds onto dx; the others write a fresh buffer */
+        /* the first layer adds onto dx; the others write a fresh buffer,
+         * and its bf16 copy for the layer before */
         float *target = l == 0 ? dx : pingpong[l % 2];
+        const __nv_bfloat16 *target16 = NULL;
         profile_begin(model->gemm.profile, PROFILE_LAYER, model->stream);
-        if (layer_backward(model, target, l == 0, &dw[l], cur, &acts[l], &w[l])) return -1;
+        if (layer_backward(model, target, l == 0, l > 0 ? &target16 : NULL, &dw[l], cur, cur16,
+                           &acts[l], &w[l]))
+            return -1;
+        cur16 = target16;
         profile_end(model->gemm.profile, model->stream);
         cur = target;
     }

@@ -130,9 +130,10 @@ static int layer_forward_rounded(CudaModel *model, GpuLayerActs *acts, const Gpu
     int dh = d / H, M = B * n;
     cudaStream_t s = model->stream;
     GemmContext *gc = &model->gemm;
-    size_t rows_d = (size_t)M * d;
-    if (rmsnorm_forward_bf16(acts->xn1_16, acts->rstd1, x, w->attn_norm, M, d, cfg->norm_eps,
-                             s) ||
+    /* each norm also copies its input into the residual sum that follows:
+     * x2 starts as x, out as x2 */
+    if (rmsnorm_forward_bf16(acts->xn1_16, acts->rstd1, acts->x2, x, w->attn_norm, M, d,
+                             cfg->norm_eps, s) ||
         gemm_bf16_out16(gc, 0, 1, M, 3 * d, d, acts->xn1_16, d, weight16(model, w->wqkv), d,
                         acts->qkv16, 3 * d))
         return -1;
@@ -147,17 +148,15 @@ static int layer_forward_rounded(CudaModel *model, GpuLayerActs *acts, const Gpu
                                     s))
         return -1;
     profile_end(gc->profile, s);
-    CUDA_CHECK(cudaMemcpyAsync(acts->x2, x, rows_d * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    /* x2 += att wo^T; out = x2, then out += m w2^T */
     if (gemm_bf16(gc, 0, 1, M, d, d, 1.0f, acts->att16, d, weight16(model, w->wo), d, 1.0f,
                   acts->x2, d) ||
-        rmsnorm_forward_bf16(acts->xn2_16, acts->rstd2, acts->x2, w->mlp_norm, M, d,
+        rmsnorm_forward_bf16(acts->xn2_16, acts->rstd2, acts->out, acts->x2, w->mlp_norm, M, d,
                              cfg->norm_eps, s) ||
         gemm_bf16_out16(gc, 0, 1, M, 2 * f, d, acts->xn2_16, d, weight16(model, w->w13), d,
                         acts->ac16, 2 * f) ||
         swiglu_forward_bf16(acts->m16, acts->ac16, M, f, s))
         return -1;
-    CUDA_CHECK(cudaMemcpyAsync(acts->out, acts->x2, rows_d * sizeof(float),
-                               cudaMemcpyDeviceToDevice, s));
     return gemm_bf16(gc, 0, 1, M, d, f, 1.0f, acts->m16, f, weight16(model, w->w2), f, 1.0f,
                      acts->out, d);
 }
@@ -372,8 +371,8 @@ static int head_logits(CudaModel *model, const float *h) {
     int d = cfg->d_model, V = cfg->vocab_size, M = model->B * model->L;
     cudaStream_t s = model->stream;
     if (rounded_products(model))
-        return rmsnorm_forward_bf16(model->xn_final16, model->rstd_final, h, model->w.final_norm,
-                                    M, d, cfg->norm_eps, s) ||
+        return rmsnorm_forward_bf16(model->xn_final16, model->rstd_final, NULL, h,
+                                    model->w.final_norm, M, d, cfg->norm_eps, s) ||
                gemm_bf16_out16(&model->gemm, 0, 1, M, V, d, model->xn_final16, d,
                                weight16(model, model->w.lm_head), d, model->logits16, V);
     return rmsnorm_forward(model->xn_final, model->rstd_final, h, model->w.final_norm, M, d,

@@ -104,9 +104,11 @@ void gemm_context_free(GemmContext *gc);
  * x, y (M, d); gain (d); rstd (M) saved. */
 int rmsnorm_forward(float *y, float *rstd, const float *x, const float *gain, int M, int d,
                     double eps, cudaStream_t stream);
-/* The same with y rounded to bf16 (the input of a bf16 product). */
-int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, const float *x, const float *gain, int M,
-                         int d, double eps, cudaStream_t stream);
+/* The same with y rounded to bf16 (the input of a bf16 product); copy
+ * (M, d), when not NULL, gets x too (the residual sum's first term, without
+ * a pass of its own). */
+int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, float *copy, const float *x,
+                         const float *gain, int M, int d, double eps, cudaStream_t stream);
 /* dx += r g dy - (r^3 / d) x sum_m dy_m g_m x_m  (accumulates);
  * dgain += sum_rows dy x r  (accumulates). partial: RMSNORM_PARTS * d floats. */
 enum { RMSNORM_PARTS = 64 };

@@ -50,15 +50,23 @@ static __global__ void crossentropy_row_kernel(double *row_loss, double *lse, co
     const T *row = logits + r * V;
     float m = -INFINITY, sum = 0.0f;
     if (sizeof(T) == 2 && V % 4 == 0) {
-        /* bf16 rows 8-byte aligned: four logits a load */
+        /* bf16 rows 8-byte aligned: four logits a load, in two independent
+         * (max, sum) pairs (the even and the odd columns) merged after */
         const uint2 *words = (const uint2 *)row;
+        float m_odd = -INFINITY, sum_odd = 0.0f;
         for (int q = threadIdx.x; q < V / 4; q += LOSS_THREADS) {
             uint2 word = words[q];
             __nv_bfloat162 lo = *(__nv_bfloat162 *)&word.x, hi = *(__nv_bfloat162 *)&word.y;
             online_add(&m, &sum, __low2float(lo));
-            online_add(&m, &sum, __high2float(lo));
+            online_add(&m_odd, &sum_odd, __high2float(lo));
             online_add(&m, &sum, __low2float(hi));
-            online_add(&m, &sum, __high2float(hi));
+            online_add(&m_odd, &sum_odd, __high2float(hi));
+        }
+        float top = fmaxf(m, m_odd);
+        if (top > -INFINITY) {
+            sum = (m > -INFINITY ? sum * expf(m - top) : 0.0f) +
+                  (m_odd > -INFINITY ? sum_odd * expf(m_odd - top) : 0.0f);
+            m = top;
         }
     } else {
         for (int c = threadIdx.x; c < V; c += LOSS_THREADS) online_add(&m, &sum, as_float(row[c]));

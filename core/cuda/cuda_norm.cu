@@ -8,13 +8,26 @@
  */
 #include "cuda_kernels.cuh"
 
+#include <stdint.h>
+
 #include "cuda_check.cuh"
 
 enum { ROWS_PER_BLOCK = 8 };
 
-/* y = x rstd gain, rstd = 1 / sqrt(mean(x^2) + eps); one warp per row. */
+/* Four floats stored as T at p (16-byte aligned for float, 8 for bf16). */
+static __device__ __forceinline__ void store4(float *p, float4 v) { *(float4 *)p = v; }
+static __device__ __forceinline__ void store4(__nv_bfloat16 *p, float4 v) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+    uint2 word;
+    word.x = *(uint32_t *)&lo;
+    word.y = *(uint32_t *)&hi;
+    *(uint2 *)p = word;
+}
+
+/* y = x rstd gain, rstd = 1 / sqrt(mean(x^2) + eps), and copy = x when
+ * not NULL; one warp per row. */
 template <typename T>
-static __global__ void rmsnorm_forward_kernel(T *y, float *rstd, const float *x,
+static __global__ void rmsnorm_forward_kernel(T *y, float *rstd, float *copy, const float *x,
                                               const float *gain, int M, int d, double eps) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= M) return;
@@ -25,27 +38,68 @@ static __global__ void rmsnorm_forward_kernel(T *y, float *rstd, const float *x,
     sum_sq = warp_sum(sum_sq);
     float inv = (float)(1.0 / sqrt((double)sum_sq / d + eps));
     if (lane == 0) rstd[row] = inv;
-    for (int k = lane; k < d; k += 32) store_as(yr + k, xr[k] * inv * gain[k]);
+    for (int k = lane; k < d; k += 32) {
+        store_as(yr + k, xr[k] * inv * gain[k]);
+        if (copy) copy[(size_t)row * d + k] = xr[k];
+    }
+}
+
+/* The same four columns at a time (d % 4 == 0, rows 16-byte aligned). */
+template <typename T>
+static __global__ void rmsnorm_forward_vec4_kernel(T *y, float *rstd, float *copy, const float *x,
+                                                   const float *gain, int M, int d, double eps) {
+    int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= M) return;
+    int d4 = d / 4;
+    const float4 *xr = (const float4 *)(x + (size_t)row * d), *g4 = (const float4 *)gain;
+    float sum_sq = 0;
+    for (int k = lane; k < d4; k += 32) {
+        float4 v = xr[k];
+        sum_sq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    sum_sq = warp_sum(sum_sq);
+    float inv = (float)(1.0 / sqrt((double)sum_sq / d + eps));
+    if (lane == 0) rstd[row] = inv;
+    for (int k = lane; k < d4; k += 32) {
+        float4 v = xr[k], g = g4[k];
+        store4(y + (size_t)row * d + 4 * k,
+               make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w));
+        if (copy) ((float4 *)(copy + (size_t)row * d))[k] = v;
+    }
+}
+
+/* Whether rows of d floats at each pointer (NULL allowed) are 16-byte
+ * aligned, for the four-column kernels. */
+static int aligned4(int d, const void *a, const void *b, const void *c, const void *e,
+                    const void *f) {
+    uintptr_t bits = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)e | (uintptr_t)f;
+    return d % 4 == 0 && bits % 16 == 0;
 }
 
 template <typename T>
-static int launch_rmsnorm_forward(T *y, float *rstd, const float *x, const float *gain, int M,
-                                  int d, double eps, cudaStream_t stream) {
+static int launch_rmsnorm_forward(T *y, float *rstd, float *copy, const float *x,
+                                  const float *gain, int M, int d, double eps,
+                                  cudaStream_t stream) {
     if (M == 0) return 0;
     unsigned blocks = (unsigned)((M + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    rmsnorm_forward_kernel<T><<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(y, rstd, x, gain, M,
-                                                                          d, eps);
+    if (aligned4(d, y, copy, x, gain, NULL)) {
+        rmsnorm_forward_vec4_kernel<T><<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(
+            y, rstd, copy, x, gain, M, d, eps);
+        return cuda_launched("rmsnorm_forward_vec4_kernel");
+    }
+    rmsnorm_forward_kernel<T><<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(y, rstd, copy, x, gain,
+                                                                          M, d, eps);
     return cuda_launched("rmsnorm_forward_kernel");
 }
 
 int rmsnorm_forward(float *y, float *rstd, const float *x, const float *gain, int M, int d,
                     double eps, cudaStream_t stream) {
-    return launch_rmsnorm_forward(y, rstd, x, gain, M, d, eps, stream);
+    return launch_rmsnorm_forward(y, rstd, (float *)NULL, x, gain, M, d, eps, stream);
 }
 
-int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, const float *x, const float *gain, int M,
-                         int d, double eps, cudaStream_t stream) {
-    return launch_rmsnorm_forward(y, rstd, x, gain, M, d, eps, stream);
+int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, float *copy, const float *x,
+                         const float *gain, int M, int d, double eps, cudaStream_t stream) {
+    return launch_rmsnorm_forward(y, rstd, copy, x, gain, M, d, eps, stream);
 }
 
 /* dx = base + extra + (r g dy - (r^3 / d) x sum_m dy_m g_m x_m) (extra
@@ -70,6 +124,42 @@ static __global__ void rmsnorm_backward_rows_kernel(float *dx, __nv_bfloat16 *dx
         value += inv * gain[k] * dyr[k] - coef * xr[k];
         dx[at + k] = value;
         if (dx16) dx16[at + k] = __float2bfloat16_rn(value);
+    }
+}
+
+/* The same four columns at a time (d % 4 == 0, rows 16-byte aligned). */
+static __global__ void rmsnorm_backward_rows_vec4_kernel(float *dx, __nv_bfloat16 *dx16,
+                                                         const float *base, const float *extra,
+                                                         const float *dy, const float *x,
+                                                         const float *gain, const float *rstd,
+                                                         int M, int d) {
+    int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= M) return;
+    size_t at = (size_t)row * d;
+    int d4 = d / 4;
+    const float4 *x4 = (const float4 *)(x + at), *dy4 = (const float4 *)(dy + at);
+    const float4 *g4 = (const float4 *)gain, *base4 = (const float4 *)(base + at);
+    const float4 *extra4 = extra ? (const float4 *)(extra + at) : NULL;
+    float dot = 0;
+    for (int k = lane; k < d4; k += 32) {
+        float4 g = dy4[k], w = g4[k], v = x4[k];
+        dot += g.x * w.x * v.x + g.y * w.y * v.y + g.z * w.z * v.z + g.w * w.w * v.w;
+    }
+    dot = warp_sum(dot);
+    float inv = rstd[row];
+    float coef = (float)((double)dot * inv * inv * inv / d);
+    for (int k = lane; k < d4; k += 32) {
+        float4 g = dy4[k], w = g4[k], v = x4[k], value = base4[k];
+        if (extra4) {
+            float4 e = extra4[k];
+            value = make_float4(value.x + e.x, value.y + e.y, value.z + e.z, value.w + e.w);
+        }
+        value.x += inv * w.x * g.x - coef * v.x;
+        value.y += inv * w.y * g.y - coef * v.y;
+        value.z += inv * w.z * g.z - coef * v.z;
+        value.w += inv * w.w * g.w - coef * v.w;
+        ((float4 *)(dx + at))[k] = value;
+        if (dx16) store4(dx16 + at + 4 * k, value);
     }
 }
 
@@ -110,9 +200,16 @@ int rmsnorm_backward_onto(float *dx, __nv_bfloat16 *dx16, const float *base, con
                           cudaStream_t stream) {
     if (M == 0) return 0;
     unsigned blocks = (unsigned)((M + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    rmsnorm_backward_rows_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(
-        dx, dx16, base, extra, dy, x, gain, rstd, M, d);
-    if (cuda_launched("rmsnorm_backward_rows_kernel")) return -1;
+    if (aligned4(d, dx, base, extra, dy, x) && aligned4(d, gain, NULL, NULL, NULL, NULL) &&
+        (uintptr_t)dx16 % 8 == 0) {
+        rmsnorm_backward_rows_vec4_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(
+            dx, dx16, base, extra, dy, x, gain, rstd, M, d);
+        if (cuda_launched("rmsnorm_backward_rows_vec4_kernel")) return -1;
+    } else {
+        rmsnorm_backward_rows_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(
+            dx, dx16, base, extra, dy, x, gain, rstd, M, d);
+        if (cuda_launched("rmsnorm_backward_rows_kernel")) return -1;
+    }
     dim3 grid((unsigned)((d + 31) / 32), RMSNORM_PARTS), threads(32, 8);
     rmsnorm_gain_partial_kernel<<<grid, threads, 0, stream>>>(partial, dy, x, rstd, M, d);
     if (cuda_launched("rmsnorm_gain_partial_kernel")) return -1;

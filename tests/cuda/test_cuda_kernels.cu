@@ -155,9 +155,11 @@ static void test_rmsnorm(int M, int d) {
     compare("y", y.download(), cy);
     compare("rstd", rstd.download(), crstd);
     Bf16Buffer y16(M * (size_t)d);
-    check_status(rmsnorm_forward_bf16(y16.dev, rstd.dev, x.dev, gain.dev, M, d, 1e-5, 0),
+    Tensor copy(M * (size_t)d); /* starts random: every element must be written */
+    check_status(rmsnorm_forward_bf16(y16.dev, rstd.dev, copy.dev, x.dev, gain.dev, M, d, 1e-5, 0),
                  "rmsnorm_forward_bf16");
     compare_rounded("y in bf16 = bf16(y)", y16, y.download());
+    compare("the copy of x the bf16 norm writes", copy.download(), x.host);
     compare("rstd (bf16 output)", rstd.download(), crstd);
     std::vector<double> cdx = dx.host, cdgain = dgain.host;
     Tensor onto(M * (size_t)d), dgain2(d); /* onto starts random: every element must be written */
@@ -537,6 +539,7 @@ static void test_scaling(int B, int L, int d, int g, int w, int s, int selfagg, 
 int main(void) {
     test_rmsnorm(37, 200);
     test_rmsnorm(5, 8);
+    test_rmsnorm(7, 30); /* d % 4 != 0: one column a lane */
     test_rope(2, 19, 3, 8);
     test_rope(2, 19, 3, 6); /* dh % 4 != 0: the heads packed one column pair at a time */
     test_rope(2, 70, 4, 64);
