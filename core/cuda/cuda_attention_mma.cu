@@ -145,75 +145,71 @@ static int pack_heads(__nv_bfloat16 *packed, const In *src, int parts, int B, in
     return cuda_launched("pack_heads_kernel");
 }
 
+/* W adjacent stored values (float or bf16; W = 2: p 2-element aligned)
+ * as floats, and W floats stored as bf16 (one store of two for W = 2). */
+template <int W>
+static __device__ __forceinline__ void load_values(float v[W], const float *p) {
+    if constexpr (W == 2) {
+        float2 pair = *(const float2 *)p;
+        v[0] = pair.x;
+        v[1] = pair.y;
+    } else {
+        v[0] = p[0];
+    }
+}
+template <int W>
+static __device__ __forceinline__ void load_values(float v[W], const __nv_bfloat16 *p) {
+    if constexpr (W == 2) {
+        float2 pair = __bfloat1622float2(*(const __nv_bfloat162 *)p);
+        v[0] = pair.x;
+        v[1] = pair.y;
+    } else {
+        v[0] = __bfloat162float(p[0]);
+    }
+}
+template <int W>
+static __device__ __forceinline__ void store_values(__nv_bfloat16 *p, const float v[W]) {
+    if constexpr (W == 2)
+        *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v[0], v[1]);
+    else
+        p[0] = __float2bfloat16_rn(v[0]);
+}
+
 /* heads (3, B, H, n, DH) bf16 = q and k of qkv (B, n, 3 D; fp32 or bf16)
  * rotated by RoPE (cos_t, sin_t (n, dh/2); as rope_apply, sign +1), and v,
- * per head, zero beyond dh. Grid (column pairs of a row, rows b n + i,
- * striding by gridDim.y): thread x covers part p, head h and m < DH/2:
- * the pair (m, m + dh/2) for m < dh/2, else two padding columns. */
-template <typename In>
+ * per head, zero beyond dh. W columns a thread (W = 2 needs dh % 4 == 0).
+ * Grid (column groups of a row, rows b n + i, striding by gridDim.y):
+ * thread x covers part p, head h and the columns m .. m + W - 1 (m = W (x
+ * % (DH / 2W))) with their partners m + dh/2 .., or, for m >= dh/2, the
+ * 2 W padding columns from dh + 2 (m - dh/2). */
+template <typename In, int W>
 static __global__ void rope_pack_heads_kernel(__nv_bfloat16 *heads, const In *qkv,
                                               const float *cos_t, const float *sin_t, int B,
                                               int n, int H, int dh, int DH) {
-    int x = blockIdx.x * blockDim.x + threadIdx.x, per_head = DH / 2;
+    int x = blockIdx.x * blockDim.x + threadIdx.x, per_head = DH / (2 * W);
     if (x >= 3 * H * per_head) return;
-    int part = x / (H * per_head), h = x / per_head % H, m = x % per_head, half = dh / 2;
+    int part = x / (H * per_head), h = x / per_head % H, m = W * (x % per_head), half = dh / 2;
     int D = H * dh;
     for (unsigned row = blockIdx.y; row < (unsigned)B * n; row += gridDim.y) {
         unsigned b = row / n;
         int i = (int)(row - b * n);
         __nv_bfloat16 *dst = heads + (((size_t)part * B + b) * H + h) * n * DH + (size_t)i * DH;
-        if (m >= half) { /* padding: columns dh + 2 (m - half) and the next */
+        if (m >= half) {
             int c = dh + 2 * (m - half);
-            dst[c] = dst[c + 1] = __float2bfloat16_rn(0.0f);
+            for (int k = 0; k < 2 * W; k++) dst[c + k] = __float2bfloat16_rn(0.0f);
             continue;
         }
         const In *src = qkv + (size_t)row * 3 * D + (size_t)part * D + (size_t)h * dh;
-        float a = as_float(src[m]), a2 = as_float(src[m + half]);
-        if (part < 2)
-            rope_rotate(&a, &a2, a, a2, cos_t[(size_t)i * half + m], sin_t[(size_t)i * half + m]);
-        dst[m] = __float2bfloat16_rn(a);
-        dst[m + half] = __float2bfloat16_rn(a2);
-    }
-}
-
-/* Two adjacent stored values (float or bf16; p 2-element aligned) as floats. */
-static __device__ __forceinline__ float2 load_pair(const float *p) { return *(const float2 *)p; }
-static __device__ __forceinline__ float2 load_pair(const __nv_bfloat16 *p) {
-    return __bfloat1622float2(*(const __nv_bfloat162 *)p);
-}
-
-/* rope_pack_heads_kernel two columns at a time (dh % 4 == 0): thread x
- * covers part p, head h and the columns m, m + 1 (m = 2 (x % (DH/4))) with
- * their partners m + dh/2, m + 1 + dh/2, or four padding columns; loads
- * and stores of two values. */
-template <typename In>
-static __global__ void rope_pack_heads_x2_kernel(__nv_bfloat16 *heads, const In *qkv,
-                                                 const float *cos_t, const float *sin_t, int B,
-                                                 int n, int H, int dh, int DH) {
-    int x = blockIdx.x * blockDim.x + threadIdx.x, per_head = DH / 4;
-    if (x >= 3 * H * per_head) return;
-    int part = x / (H * per_head), h = x / per_head % H, m = 2 * (x % per_head), half = dh / 2;
-    int D = H * dh;
-    for (unsigned row = blockIdx.y; row < (unsigned)B * n; row += gridDim.y) {
-        unsigned b = row / n;
-        int i = (int)(row - b * n);
-        __nv_bfloat16 *dst = heads + (((size_t)part * B + b) * H + h) * n * DH + (size_t)i * DH;
-        if (m >= half) { /* padding: columns dh + 2 (m - half) .. + 3 */
-            int c = dh + 2 * (m - half);
-            __nv_bfloat162 zero = __floats2bfloat162_rn(0.0f, 0.0f);
-            *(__nv_bfloat162 *)(dst + c) = zero;
-            *(__nv_bfloat162 *)(dst + c + 2) = zero;
-            continue;
-        }
-        const In *src = qkv + (size_t)row * 3 * D + (size_t)part * D + (size_t)h * dh;
-        float2 a = load_pair(src + m), a2 = load_pair(src + m + half);
+        float a[W], a2[W];
+        load_values<W>(a, src + m);
+        load_values<W>(a2, src + m + half);
         if (part < 2) {
             const float *c = cos_t + (size_t)i * half + m, *sn = sin_t + (size_t)i * half + m;
-            rope_rotate(&a.x, &a2.x, a.x, a2.x, c[0], sn[0]);
-            rope_rotate(&a.y, &a2.y, a.y, a2.y, c[1], sn[1]);
+#pragma unroll
+            for (int k = 0; k < W; k++) rope_rotate(&a[k], &a2[k], a[k], a2[k], c[k], sn[k]);
         }
-        *(__nv_bfloat162 *)(dst + m) = __floats2bfloat162_rn(a.x, a.y);
-        *(__nv_bfloat162 *)(dst + m + half) = __floats2bfloat162_rn(a2.x, a2.y);
+        store_values<W>(dst + m, a);
+        store_values<W>(dst + m + half, a2);
     }
 }
 
@@ -659,15 +655,15 @@ static int launch_pack(__nv_bfloat16 *heads, const In *qkv, const float *cos_t,
     if (!cos_t) /* no rotation: the columns as they are */
         return pack_heads(heads, qkv, 3, B, n, H, dh, DH, 3 * (size_t)H * dh, stream);
     unsigned grid_rows = (unsigned)(rows < 65535 ? rows : 65535);
-    if (dh % 4 == 0) {
+    if (dh % 4 == 0) { /* two columns a thread: loads and stores of pairs */
         dim3 grid(cuda_blocks((size_t)3 * H * (DH / 4)), grid_rows);
-        rope_pack_heads_x2_kernel<In><<<grid, CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t, sin_t,
+        rope_pack_heads_kernel<In, 2><<<grid, CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t, sin_t,
                                                                         B, n, H, dh, DH);
-        return cuda_launched("rope_pack_heads_x2_kernel");
+    } else {
+        dim3 grid(cuda_blocks((size_t)3 * H * (DH / 2)), grid_rows);
+        rope_pack_heads_kernel<In, 1><<<grid, CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t, sin_t,
+                                                                        B, n, H, dh, DH);
     }
-    dim3 grid(cuda_blocks((size_t)3 * H * (DH / 2)), grid_rows);
-    rope_pack_heads_kernel<In><<<grid, CUDA_THREADS, 0, stream>>>(heads, qkv, cos_t, sin_t, B, n,
-                                                                 H, dh, DH);
     return cuda_launched("rope_pack_heads_kernel");
 }
 
