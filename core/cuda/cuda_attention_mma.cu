@@ -9,7 +9,12 @@
  * product a warp-level mma.sync m16n8k16: a block of 4 warps takes 64 rows
  * (queries for the forward and dq, keys for dk and dv) of one head of one
  * sequence, each warp 16 of them, and streams the other side through
- * shared memory in bf16 tiles converted from the fp32 activations on load.
+ * shared memory (cp.async, double-buffered) from head-major bf16 copies of
+ * q, k, v and dout (attention_mma_pack, packed once per layer with RoPE
+ * applied; the backward packs dout with its row dots). The dk/dv kernel
+ * streams query tiles of 32 rows from head size 64 on, and the backward
+ * kernels cap their registers so that 4 (dq) and 3 (dk/dv) blocks share
+ * an SM at head size 64.
  *
  * Fragment layout of m16n8k16 (lane = 4 g + t, g = lane / 4, t = lane % 4):
  *   A (16 x 16, rows x k): a0 = (g, 2t..2t+1), a1 = (g + 8, 2t..), a2 = (g,
