@@ -89,7 +89,7 @@ typedef struct {
     float *layer_dx2, *layer_dxn, *layer_datt;  /* (B, L, d) */
     float *layer_dqkv;                 /* (B, L, 3 d) */
     float *layer_dm;                   /* (B, L, F) */
-    float *layer_dac;                  /* (B, L, 2 F) */
+    float *layer_dac;                  /* (B, L, 2 F); NULL in bf16 (the keep buffer) */
     float *rowdot;                     /* (B, H, L) */
     float *norm_partial;               /* (RMSNORM_PARTS, d) */
     double *scale_dot;                 /* most B L, B J g of any iteration */
