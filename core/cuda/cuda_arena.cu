@@ -65,8 +65,7 @@ static void plan_layer(GpuLayerActs *acts, Bump *bump, const SpiralConfig *cfg, 
     acts->heads16 =
         rounded ? take<__nv_bfloat16>(bump, attention_mma_heads(B, n, cfg->n_heads, dh)) : NULL;
     acts->lse = take<float>(bump, (size_t)B * cfg->n_heads * n);
-    acts->att = take<float>(bump, rows * d); /* fp32 also in bf16: the backward's row dots */
-    acts->att16 = rounded ? take<__nv_bfloat16>(bump, rows * d) : NULL;
+    take_input(&acts->att, &acts->att16, bump, rows * d, rounded);
     acts->x2 = take<float>(bump, rows * d);
     take_input(&acts->xn2, &acts->xn2_16, bump, rows * d, rounded);
     acts->rstd2 = take<float>(bump, rows);

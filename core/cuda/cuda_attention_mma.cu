@@ -232,11 +232,12 @@ static __global__ void unpack_heads_kernel(float *qkv, const __nv_bfloat16 *head
 }
 
 /* dout16 (B, H, n, DH) bf16 = dout's head columns (B, n, D), zero beyond
- * dh; rowdot (B, H, n) = dout_i . out_i per head (the backward's D_i).
- * One warp per (b, h, i). */
+ * dh; rowdot (B, H, n) = dout_i . out_i per head (the backward's D_i), out
+ * fp32 or bf16. One warp per (b, h, i). */
+template <typename Out>
 static __global__ void pack_dout_rowdot_kernel(__nv_bfloat16 *dout16, float *rowdot,
-                                               const float *dout, const float *out, int B,
-                                               int n, int H, int dh, int DH) {
+                                               const float *dout, const Out *out, int B, int n,
+                                               int H, int dh, int DH) {
     size_t row = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32; /* (b H + h) n + i */
     int lane = threadIdx.x % 32;
     if (row >= (size_t)B * H * n) return;
@@ -247,7 +248,7 @@ static __global__ void pack_dout_rowdot_kernel(__nv_bfloat16 *dout16, float *row
         float2 g = make_float2(0.0f, 0.0f);
         if (c < dh) {
             g = make_float2(dout[at + c], dout[at + c + 1]);
-            dot += g.x * out[at + c] + g.y * out[at + c + 1];
+            dot += g.x * as_float(out[at + c]) + g.y * as_float(out[at + c + 1]);
         }
         *(uint32_t *)(dout16 + row * DH + c) = pack_bf16x2(g.x, g.y);
     }
@@ -487,8 +488,9 @@ static __global__ void __launch_bounds__(MMA_THREADS)
         l0 += __shfl_xor_sync(0xffffffffu, l0, offset);
         l1 += __shfl_xor_sync(0xffffffffu, l1, offset);
     }
-    store_rows<DH>(out + (size_t)b * n * D + h * dh, o, r0, n, (size_t)D, dh, 1.0f / l0,
-                   1.0f / l1);
+    if (out)
+        store_rows<DH>(out + (size_t)b * n * D + h * dh, o, r0, n, (size_t)D, dh, 1.0f / l0,
+                       1.0f / l1);
     if (out16)
         store_rows<DH>(out16 + (size_t)b * n * D + h * dh, o, r0, n, (size_t)D, dh, 1.0f / l0,
                        1.0f / l1);
@@ -755,10 +757,11 @@ static int launch_mma_backward_sized(T *dqkv, const __nv_bfloat16 *heads,
 
 int attention_mma_unrotates(int dh) { return dh == attention_mma_head_size(dh); }
 
-int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dqkv16,
-                                 float *rowdot, const float *dout, const float *out,
-                                 const __nv_bfloat16 *heads, const float *lse, const float *cos_t,
-                                 const float *sin_t, int B, int n, int H, int dh) {
+template <typename Out>
+static int backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dqkv16, float *rowdot,
+                          const float *dout, const Out *out, const __nv_bfloat16 *heads,
+                          const float *lse, const float *cos_t, const float *sin_t, int B, int n,
+                          int H, int dh) {
     if (B == 0 || n == 0) return 0;
     if (!attention_mma_supports(dh))
         return cuda_status(cudaErrorInvalidValue, "attention_mma_backward: head dim not even or > 128");
@@ -770,7 +773,7 @@ int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dq
     __nv_bfloat16 *dout16 = (__nv_bfloat16 *)gemm_work(gc, rows * DH * sizeof(__nv_bfloat16));
     if (!dout16) return -1;
     profile_begin(gc->profile, PROFILE_PACK, gc->stream);
-    pack_dout_rowdot_kernel<<<cuda_blocks(rows * 32), CUDA_THREADS, 0, gc->stream>>>(
+    pack_dout_rowdot_kernel<Out><<<cuda_blocks(rows * 32), CUDA_THREADS, 0, gc->stream>>>(
         dout16, rowdot, dout, out, B, n, H, dh, DH);
     if (cuda_launched("pack_dout_rowdot_kernel")) return -1;
     profile_end(gc->profile, gc->stream);
@@ -779,4 +782,20 @@ int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dq
                                          H, dh, gc->stream);
     return launch_mma_backward_sized(dqkv, heads, dout16, lse, rowdot, (const float *)NULL,
                                      (const float *)NULL, B, n, H, dh, gc->stream);
+}
+
+int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dqkv16,
+                                 float *rowdot, const float *dout, const float *out,
+                                 const __nv_bfloat16 *heads, const float *lse, const float *cos_t,
+                                 const float *sin_t, int B, int n, int H, int dh) {
+    return backward_heads(gc, dqkv, dqkv16, rowdot, dout, out, heads, lse, cos_t, sin_t, B, n, H,
+                          dh);
+}
+
+int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dqkv16,
+                                 float *rowdot, const float *dout, const __nv_bfloat16 *out,
+                                 const __nv_bfloat16 *heads, const float *lse, const float *cos_t,
+                                 const float *sin_t, int B, int n, int H, int dh) {
+    return backward_heads(gc, dqkv, dqkv16, rowdot, dout, out, heads, lse, cos_t, sin_t, B, n, H,
+                          dh);
 }

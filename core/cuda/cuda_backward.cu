@@ -71,7 +71,7 @@ static int layer_backward_rounded(CudaModel *model, float *dx, int accumulate,
     if (!dqkv16) return -1;
     profile_begin(gc->profile, PROFILE_ATTENTION_BACKWARD, s);
     if (attention_mma_backward_heads(gc, sc->layer_dqkv, unrotates ? dqkv16 : NULL, sc->rowdot,
-                                     sc->layer_datt, acts->att, acts->heads16, acts->lse,
+                                     sc->layer_datt, acts->att16, acts->heads16, acts->lse,
                                      acts->rope_cos, acts->rope_sin, B, n, H, dh))
         return -1;
     profile_end(gc->profile, s);

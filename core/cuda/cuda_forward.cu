@@ -144,8 +144,7 @@ static int layer_forward_rounded(CudaModel *model, GpuLayerActs *acts, const Gpu
         return -1;
     profile_end(gc->profile, s);
     profile_begin(gc->profile, PROFILE_ATTENTION_FORWARD, s);
-    if (attention_mma_forward_heads(acts->att, acts->att16, acts->lse, acts->heads16, B, n, H, dh,
-                                    s))
+    if (attention_mma_forward_heads(NULL, acts->att16, acts->lse, acts->heads16, B, n, H, dh, s))
         return -1;
     profile_end(gc->profile, s);
     /* x2 += att wo^T; out = x2, then out += m w2^T */

@@ -191,8 +191,8 @@ int attention_rowdot(float *rowdot, const float *dout, const float *out, int B, 
  * >= dh); heads (3, B, H, n, DH) bf16 (attention_mma_heads values) = q, k,
  * v per head, zero padded, q and k rotated by RoPE first when cos_t, sin_t
  * (n, dh/2) are given (as rope_apply, sign +1), from an fp32 or a bf16
- * qkv. out16, when not NULL, gets the forward's output rounded to bf16
- * too. */
+ * qkv. The forward writes its output in fp32 (out), in bf16 (out16) or
+ * both; the one not wanted is NULL. */
 int attention_mma_supports(int dh);
 int attention_mma_head_size(int dh);
 size_t attention_mma_heads(int B, int n, int H, int dh);
@@ -213,10 +213,15 @@ int attention_mma_forward_heads(float *out, __nv_bfloat16 *out16, float *lse,
  * (dqkv unused), the gradients of q and k rotated back by RoPE (cos_t,
  * sin_t) and all three rounded to bf16 into dqkv16 (B, n, 3 D), exactly
  * what rope_backward_bf16 makes of dqkv: for head dims 16, 32, 64 and 128
- * (attention_mma_unrotates). */
+ * (attention_mma_unrotates). The forward's output `out` for the row dots
+ * is fp32, or bf16 (out16 of the forward). */
 int attention_mma_unrotates(int dh);
 int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dqkv16,
                                  float *rowdot, const float *dout, const float *out,
+                                 const __nv_bfloat16 *heads, const float *lse, const float *cos_t,
+                                 const float *sin_t, int B, int n, int H, int dh);
+int attention_mma_backward_heads(GemmContext *gc, float *dqkv, __nv_bfloat16 *dqkv16,
+                                 float *rowdot, const float *dout, const __nv_bfloat16 *out,
                                  const __nv_bfloat16 *heads, const float *lse, const float *cos_t,
                                  const float *sin_t, int B, int n, int H, int dh);
 

@@ -40,7 +40,7 @@ typedef struct {
 
 /* What one layer application saves; n is its sequence length. The inputs
  * of the products (xn1, att, xn2, m) are kept in fp32 in fp32 and TF32
- * precision, and in bf16 (the *16 views; xn1, xn2, m NULL) in bf16
+ * precision, and in bf16 (the *16 views; xn1, att, xn2, m NULL) in bf16
  * precision, written so by the kernels that compute them; so are the
  * outputs of the products that only kernels read (qkv, ac). */
 typedef struct {
@@ -50,7 +50,7 @@ typedef struct {
     float *xn1, *rstd1;                /* (B, n, d), (B, n) */
     float *qkv;                        /* (B, n, 3 d), q and k after RoPE (NULL in bf16) */
     float *lse;                        /* (B, H, n) attention log-sum-exp */
-    float *att;                        /* (B, n, d) attention output before wo */
+    float *att;                        /* (B, n, d) attention output before wo (NULL in bf16) */
     float *x2;                         /* (B, n, d) x + att wo^T */
     float *xn2, *rstd2;                /* (B, n, d), (B, n) */
     float *ac;                         /* (B, n, 2 F) [xn2 w1^T | xn2 w3^T] (NULL in bf16) */

@@ -319,7 +319,14 @@ static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
                               : attention_forward(out.dev, lse.dev, qkv.dev, B, n, H, dh, 0),
                  "attention forward");
     compare_within("out", out.download(), cy, tolerance);
-    if (tensor_cores) compare_rounded("out in bf16 = bf16(out)", out16, out.download());
+    if (tensor_cores) {
+        compare_rounded("out in bf16 = bf16(out)", out16, out.download());
+        Bf16Buffer only16((size_t)rows * D);
+        check_status(attention_mma_forward_heads(NULL, only16.dev, lse.dev, heads.dev, B, n, H, dh,
+                                                 0),
+                     "attention forward, bf16 output alone");
+        compare_same_bf16("bf16 output alone = with the fp32 one", only16, out16);
+    }
     Tensor gprobs((size_t)B * H * n * n);
     check_status(attention_probs(gprobs.dev, qkv.dev, lse.dev, B, n, H, dh, 0), "attention_probs");
     compare_within("probs (recomputed for the observer)", gprobs.download(), probs, tolerance);
@@ -359,6 +366,16 @@ static void test_attention(int B, int n, int H, int dh, int tensor_cores) {
         if (ok) passed++; else failed++;
     }
     compare_within("dq, dk, dv", dqkv.download(), pack(cdq, cdk, cdv, rows, D), tolerance);
+    if (tensor_cores) {
+        /* the row dots from the bf16 output (what the bf16 layers keep) */
+        Tensor dqkv2((size_t)rows * 3 * D);
+        check_status(attention_mma_backward_heads(&work, dqkv2.dev, NULL, rowdot.dev, dy.dev,
+                                                  out16.dev, heads.dev, lse.dev, NULL, NULL, B, n,
+                                                  H, dh),
+                     "attention backward, row dots from the bf16 output");
+        compare_within("dq, dk, dv (row dots from the bf16 output)", dqkv2.download(),
+                       pack(cdq, cdk, cdv, rows, D), tolerance);
+    }
     if (tensor_cores && attention_mma_unrotates(dh)) {
         /* the gradients rotated back and rounded by the kernels themselves
          * equal rope_backward_bf16 of their fp32 gradients */
