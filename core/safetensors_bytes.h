@@ -1,7 +1,7 @@
 /*
  * safetensors_bytes.h: little-endian loads and stores and float bit
- * conversions for the safetensors reader and writer and for AtomicFile
- * (internal to core/). Bytes are decoded one at a time with no pointer
+ * conversions for the safetensors reader and writer, for AtomicFile and
+ * for the CUDA engine's bf16 logits (internal to core/). Bytes are decoded one at a time with no pointer
  * casts, so nothing depends on the host's byte order or on alignment.
  */
 #ifndef SPIRAL_SAFETENSORS_BYTES_H

@@ -32,6 +32,7 @@
 
 extern "C" {
 #include "error.h"
+#include "safetensors_bytes.h"
 #include "scale.h"
 }
 
@@ -332,10 +333,7 @@ int cuda_model_get_logits_rows(CudaModel *model, size_t first, size_t count, flo
         free(bits);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        uint32_t word = (uint32_t)bits[i] << 16;
-        memcpy(&host[i], &word, sizeof(float));
-    }
+    for (size_t i = 0; i < n; i++) host[i] = bf16_to_float(bits[i]);
     free(bits);
     return 0;
 }
