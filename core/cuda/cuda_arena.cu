@@ -155,7 +155,7 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
     s->layer_dm = take<float>(bump, tokens * f);
     s->layer_dac = rounded ? NULL : take<float>(bump, 2 * tokens * f);
     s->rowdot = take<float>(bump, (size_t)B * cfg->n_heads * L);
-    s->norm_partial = take<float>(bump, (size_t)RMSNORM_PARTS * d);
+    s->norm_partial = take<float>(bump, rmsnorm_partial_count((int)tokens, (int)d));
     s->scale_dot = take<double>(bump, scale_most);
     s->scale_float = take<float>(bump, scale_most);
     s->mesh_dmem = s->mesh_de = s->mesh_dl = s->zeros = NULL;

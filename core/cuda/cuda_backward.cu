@@ -229,10 +229,12 @@ static int backward_pass(CudaModel *model, const void *arg) {
     GemmContext *gc = &model->gemm;
     float scale = (float)(1.0 / model->loss_count);
     if (gc->precision == CUDA_BF16) {
-        /* the gradient overwrites the bf16 logits and feeds both products */
+        /* the gradient overwrites the bf16 logits (here, or already in a
+         * training forward) and feeds both products */
         __nv_bfloat16 *dlogits16 = model->logits16;
         profile_begin(gc->profile, PROFILE_LOSS, s);
-        if (crossentropy_backward(dlogits16, model->row_lse, model->targets, M, V, scale, s))
+        if (!model->gradient_ready &&
+            crossentropy_backward(dlogits16, model->row_lse, model->targets, M, V, scale, s))
             return -1;
         profile_end(gc->profile, s);
         if (linear_backward_rounded(gc, M, V, d, dlogits16, weight16(model, model->w.lm_head),
@@ -286,11 +288,14 @@ static int backward_pass(CudaModel *model, const void *arg) {
 }
 
 static int backward_inside(CudaModel *model) {
-    if (!model->logits_valid || model->loss_count == 0)
+    if (!(model->logits_valid || model->gradient_ready) || model->loss_count == 0)
         return spiral_error("no forward pass with targets to differentiate");
-    model->logits_valid = 0;
-    /* the loss scale 1 / loss_count is a kernel argument */
-    return graph_run(model, &model->backward_graph, model->loss_count, backward_pass, NULL);
+    /* baked: the loss scale 1 / loss_count (a kernel argument), and
+     * whether the forward already wrote the loss gradient (negative) */
+    int baked = model->gradient_ready ? -model->loss_count : model->loss_count;
+    int status = graph_run(model, &model->backward_graph, baked, backward_pass, NULL);
+    model->logits_valid = model->gradient_ready = 0;
+    return status;
 }
 
 int cuda_model_backward(CudaModel *model) {

@@ -53,6 +53,15 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 
+/* 2^x on the special-function unit (ex2.approx.ftz, relative error about
+ * 2^-22; results below 2^-126 flush to zero, which no probability here can
+ * tell from zero). */
+static __device__ __forceinline__ float exp2_fast(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 /* RoPE's rotation of the pair (a, b) by the angle whose cosine is c and
  * sine s: *x1 = a c - b s, *x2 = a s + b c, each product and sum rounded
  * as core/layers.c rounds them (no fused multiply-add); the inverse is

@@ -314,8 +314,9 @@ void cuda_model_profile_reset(CudaModel *model) { profile_reset(model->gemm.prof
 int cuda_model_get_logits_rows(CudaModel *model, size_t first, size_t count, float *host) {
     size_t V = (size_t)model->cfg.vocab_size;
     if (!model->logits_valid)
-        return spiral_error("cuda_model_get_logits_rows: no logits (no forward pass, or the "
-                            "backward pass overwrote them)");
+        return spiral_error("cuda_model_get_logits_rows: no logits (no forward pass, a "
+                            "training forward or the backward pass replaced them by their "
+                            "gradient)");
     if (first + count > (size_t)model->B * model->L)
         return spiral_error("cuda_model_get_logits_rows: rows %zu..%zu, the last pass has %d",
                             first, first + count, model->B * model->L);

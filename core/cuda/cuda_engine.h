@@ -101,6 +101,16 @@ int cuda_model_get_adam_state(CudaModel *model, float *m, float *v);
  * target). observer and loss may be NULL. */
 int cuda_model_forward(CudaModel *model, const int *tokens, const int *targets, int B, int L,
                        const CudaObserver *observer, double *loss);
+/* The forward of a training step (tokens and targets as above, no
+ * observer): where it can (bf16 precision, V a multiple of 8 up to 96Ki),
+ * the cross-entropy writes the loss gradient over the logits in the same
+ * pass that computes the loss (one pass over the (B L, V) logits instead
+ * of two); cuda_model_backward then starts from it, and the logits cannot
+ * be read. The loss agrees with cuda_model_forward's to about 1e-7 and
+ * each logit gradient to a rounding of bf16. Elsewhere the same as
+ * cuda_model_forward. */
+int cuda_model_forward_train(CudaModel *model, const int *tokens, const int *targets, int B,
+                             int L, double *loss);
 /* Copies the logits (B, L, V) of the last forward to the host. The
  * backward pass overwrites them with their gradient: call this before. */
 int cuda_model_get_logits(CudaModel *model, float *host);

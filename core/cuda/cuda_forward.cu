@@ -410,24 +410,35 @@ static int forward_pass(CudaModel *model, const void *arg) {
     model->h_final = h;
     if (observe_state(model, observer, OBSERVE_CODA, cfg->n_iters, BLOCK_LOOP, -1, 1, L,
                       model->token_pos_host, h) ||
-        head_logits(model, h) ||
-        (profile_begin(model->gemm.profile, PROFILE_LOSS, s),
-         model->logits16
-             ? crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse,
-                                    model->logits16, model->targets, M, V, s)
-             : crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse,
-                                    model->logits, model->targets, M, V, s)))
+        head_logits(model, h))
         return -1;
+    profile_begin(model->gemm.profile, PROFILE_LOSS, s);
+    int status;
+    if (model->fuse_loss)
+        status = crossentropy_train(model->loss_sum, model->row_loss, model->row_lse,
+                                    model->logits16, model->targets, M, V,
+                                    (float)(1.0 / model->loss_count), s);
+    else if (model->logits16)
+        status = crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse,
+                                      model->logits16, model->targets, M, V, s);
+    else
+        status = crossentropy_forward(model->loss_sum, model->row_loss, model->row_lse,
+                                      model->logits, model->targets, M, V, s);
+    if (status) return -1;
     profile_end(model->gemm.profile, s);
     return 0;
 }
 
+/* train: fuse the loss gradient into the cross-entropy pass where the
+ * precision and vocabulary allow (crossentropy_train). */
 static int forward_inside(CudaModel *model, const int *tokens, const int *targets, int B, int L,
-                          const CudaObserver *observer, double *loss) {
+                          const CudaObserver *observer, double *loss, int train) {
     cudaStream_t s = model->stream;
     if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L) ||
         upload_inputs(model, tokens, targets))
         return -1;
+    model->fuse_loss = train && targets && !observer && model->logits16 &&
+                       model->loss_count > 0 && crossentropy_train_supports(model->cfg.vocab_size);
     /* bf16 precision: the weights rounded once after they change (AdamW
      * rounds them itself), outside the captured pass */
     if (model->params16 && model->params16_stale) {
@@ -441,10 +452,13 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
             observe_queue_drop(model);
             return -1;
         }
-    } else if (graph_run(model, &model->forward_graph, targets != NULL, forward_pass, NULL)) {
-        return -1;
+    } else {
+        /* baked: whether there are targets, and a fused pass's loss scale */
+        int baked = !targets ? 0 : model->fuse_loss ? 2 + model->loss_count : 1;
+        if (graph_run(model, &model->forward_graph, baked, forward_pass, NULL)) return -1;
     }
-    model->logits_valid = 1;
+    model->logits_valid = !model->fuse_loss;
+    model->gradient_ready = model->fuse_loss;
     if (loss) {
         double sum = 0;
         CUDA_CHECK(cudaMemcpyAsync(&sum, model->loss_sum, sizeof(double), cudaMemcpyDeviceToHost, s));
@@ -456,8 +470,16 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
 
 int cuda_model_forward(CudaModel *model, const int *tokens, const int *targets, int B, int L,
                        const CudaObserver *observer, double *loss) {
-    model->logits_valid = 0;
-    if (forward_inside(model, tokens, targets, B, L, observer, loss))
+    model->logits_valid = model->gradient_ready = 0;
+    if (forward_inside(model, tokens, targets, B, L, observer, loss, 0))
         return spiral_error_prefix("cuda_model_forward");
+    return 0;
+}
+
+int cuda_model_forward_train(CudaModel *model, const int *tokens, const int *targets, int B,
+                             int L, double *loss) {
+    model->logits_valid = model->gradient_ready = 0;
+    if (forward_inside(model, tokens, targets, B, L, NULL, loss, 1))
+        return spiral_error_prefix("cuda_model_forward_train");
     return 0;
 }

@@ -110,8 +110,10 @@ int rmsnorm_forward(float *y, float *rstd, const float *x, const float *gain, in
 int rmsnorm_forward_bf16(__nv_bfloat16 *y, float *rstd, float *copy, const float *x,
                          const float *gain, int M, int d, double eps, cudaStream_t stream);
 /* dx += r g dy - (r^3 / d) x sum_m dy_m g_m x_m  (accumulates);
- * dgain += sum_rows dy x r  (accumulates). partial: RMSNORM_PARTS * d floats. */
-enum { RMSNORM_PARTS = 64 };
+ * dgain += sum_rows dy x r  (accumulates). partial: rmsnorm_partial_count(M,
+ * d) floats. */
+enum { RMSNORM_PARTS = 64, RMSNORM_FUSED_D = 1024 };
+size_t rmsnorm_partial_count(int M, int d);
 int rmsnorm_backward(float *dx, float *dgain, float *partial, const float *dy, const float *x,
                      const float *gain, const float *rstd, int M, int d, cudaStream_t stream);
 /* The same with dx = base + extra + (the gradient) instead of dx +=
@@ -307,6 +309,17 @@ int crossentropy_backward(float *logits, const double *lse, const int *targets, 
                           float scale, cudaStream_t stream);
 int crossentropy_backward(__nv_bfloat16 *logits, const double *lse, const int *targets, int M,
                           int V, float scale, cudaStream_t stream);
+/* A training step's two in one pass over bf16 logits: the loss sums and
+ * lse of crossentropy_forward, and the logits replaced by the gradient of
+ * crossentropy_backward, each row read once (into shared memory) and
+ * written once; exponentials on the special-function unit, so the loss
+ * agrees with crossentropy_forward to about 1e-7 and each gradient
+ * element with crossentropy_backward's to a rounding of bf16. For V a
+ * multiple of 8 up to CROSSENTROPY_TRAIN_MAX_V (crossentropy_train_supports). */
+enum { CROSSENTROPY_TRAIN_MAX_V = 96 * 1024 };
+int crossentropy_train_supports(int V);
+int crossentropy_train(double *loss_sum, double *row_loss, double *lse, __nv_bfloat16 *logits,
+                       const int *targets, int M, int V, float scale, cudaStream_t stream);
 
 /* ---- cuda_adamw.cu ------------------------------------------------------ */
 

@@ -191,3 +191,113 @@ int crossentropy_backward(__nv_bfloat16 *logits, const double *lse, const int *t
         logits, lse, targets, V, scale);
     return cuda_launched("crossentropy_backward_kernel");
 }
+
+/* ---- training: forward and backward in one pass ---------------------- */
+
+enum { TRAIN_THREADS = 512 };
+
+static const float TRAIN_LOG2E = 1.4426950408889634f;
+
+/* The four bf16 values of a word as floats. */
+static __device__ __forceinline__ void unpack4(float x[4], uint2 word) {
+    float2 lo = __bfloat1622float2(*(__nv_bfloat162 *)&word.x);
+    float2 hi = __bfloat1622float2(*(__nv_bfloat162 *)&word.y);
+    x[0] = lo.x;
+    x[1] = lo.y;
+    x[2] = hi.x;
+    x[3] = hi.y;
+}
+
+/* One block per row (blockDim.x threads, a multiple of 32): the row is
+ * copied into shared memory (cp.async), then max m, sum s = sum_c 2^((x_c
+ * - m) log2 e) (each thread's share in float, the warps' in double in a
+ * fixed order), lse = m + ln s, row_loss = lse - x_target, and the row
+ * written back as scale (2^((x_c - lse) log2 e) - [c == target]) in bf16;
+ * rows without a target: loss 0, gradient 0. */
+static __global__ void __launch_bounds__(TRAIN_THREADS)
+    crossentropy_train_kernel(double *row_loss, double *lse, __nv_bfloat16 *logits,
+                              const int *targets, int V, float scale) {
+    extern __shared__ __align__(16) __nv_bfloat16 cached[]; /* (V) this row */
+    __shared__ float warp_max[TRAIN_THREADS / 32];
+    __shared__ double warp_total[TRAIN_THREADS / 32];
+    size_t r = blockIdx.x;
+    __nv_bfloat16 *row = logits + r * V;
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    int chunks = V / 8, words = V / 4;
+    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+        uint32_t dst = (uint32_t)__cvta_generic_to_shared(cached + 8 * c);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(row + 8 * c));
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+    asm volatile("cp.async.wait_group 0;\n" ::);
+    __syncthreads();
+    const uint2 *cached4 = (const uint2 *)cached;
+    float m = -INFINITY, x[4];
+    for (int q = threadIdx.x; q < words; q += blockDim.x) {
+        unpack4(x, cached4[q]);
+        m = fmaxf(m, fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3])));
+    }
+    for (int offset = 16; offset > 0; offset /= 2)
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+    if (lane == 0) warp_max[warp] = m;
+    __syncthreads();
+    for (int w = 0; w < warps; w++) m = fmaxf(m, warp_max[w]);
+    float shift = -m * TRAIN_LOG2E, sum = 0.0f;
+    for (int q = threadIdx.x; q < words; q += blockDim.x) {
+        unpack4(x, cached4[q]);
+        for (int i = 0; i < 4; i++) sum += exp2_fast(fmaf(x[i], TRAIN_LOG2E, shift));
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) warp_total[warp] = sum;
+    __syncthreads();
+    double total = 0;
+    for (int w = 0; w < warps; w++) total += warp_total[w];
+    double row_lse = m + log(total);
+    int target = targets[r];
+    if (threadIdx.x == 0) {
+        lse[r] = row_lse;
+        row_loss[r] = target >= 0 ? row_lse - __bfloat162float(cached[target]) : 0.0;
+    }
+    float lse_shift = (float)(-row_lse * TRAIN_LOG2E);
+    uint2 *out = (uint2 *)row;
+    for (int q = threadIdx.x; q < words; q += blockDim.x) {
+        unpack4(x, cached4[q]);
+        float g[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (target >= 0)
+            for (int i = 0; i < 4; i++) {
+                g[i] = scale * exp2_fast(fmaf(x[i], TRAIN_LOG2E, lse_shift));
+                if (4 * q + i == target) g[i] -= scale;
+            }
+        __nv_bfloat162 lo = __floats2bfloat162_rn(g[0], g[1]), hi = __floats2bfloat162_rn(g[2], g[3]);
+        uint2 word;
+        word.x = *(uint32_t *)&lo;
+        word.y = *(uint32_t *)&hi;
+        out[q] = word;
+    }
+}
+
+int crossentropy_train_supports(int V) {
+    return V > 0 && V % 8 == 0 && V <= CROSSENTROPY_TRAIN_MAX_V;
+}
+
+int crossentropy_train(double *loss_sum, double *row_loss, double *lse, __nv_bfloat16 *logits,
+                       const int *targets, int M, int V, float scale, cudaStream_t stream) {
+    if (!crossentropy_train_supports(V))
+        return cuda_status(cudaErrorInvalidValue, "crossentropy_train: V not a multiple of 8 "
+                                                  "or too large");
+    if (M == 0) return cuda_status(cudaMemsetAsync(loss_sum, 0, sizeof(double), stream),
+                                   "crossentropy_train: cudaMemsetAsync");
+    size_t smem = (size_t)V * sizeof(__nv_bfloat16);
+    if (smem > 48 * 1024 &&
+        cuda_status(cudaFuncSetAttribute(crossentropy_train_kernel,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                    "crossentropy_train: cudaFuncSetAttribute"))
+        return -1;
+    int words = V / 4, threads = (words + 31) / 32 * 32;
+    if (threads > TRAIN_THREADS) threads = TRAIN_THREADS;
+    crossentropy_train_kernel<<<(unsigned)M, threads, smem, stream>>>(row_loss, lse, logits,
+                                                                      targets, V, scale);
+    if (cuda_launched("crossentropy_train_kernel")) return -1;
+    sum_rows_kernel<<<1, SUM_THREADS, 0, stream>>>(loss_sum, row_loss, M);
+    return cuda_launched("sum_rows_kernel");
+}

@@ -91,7 +91,7 @@ typedef struct {
     float *layer_dm;                   /* (B, L, F) */
     float *layer_dac;                  /* (B, L, 2 F); NULL in bf16 (the keep buffer) */
     float *rowdot;                     /* (B, H, L) */
-    float *norm_partial;               /* (RMSNORM_PARTS, d) */
+    float *norm_partial;               /* (rmsnorm_partial_count(B L, d)) */
     double *scale_dot;                 /* most B L, B J g of any iteration */
     float *scale_float;                /* the same count */
     float *mesh_dmem, *mesh_de;        /* mesh: (S, B, L, d) slot gradients, (B, L, d) */
@@ -169,7 +169,11 @@ struct CudaModel {
     double *row_loss, *row_lse;                /* (B L) */
     double *loss_sum;                          /* (1) */
     int loss_count;
-    int logits_valid;
+    int logits_valid;                          /* logits hold the last forward's values */
+    int fuse_loss;                             /* the pass being run: a training forward
+                                                  writes the loss gradient over them */
+    int gradient_ready;                        /* the last forward did: the backward
+                                                  starts from it */
     GpuScratch scratch;
     ObserveQueue observe_queue;                /* observed states being copied */
     float *probs_dev, *probs_host;             /* (B, H, n, n) one layer's attention, observer only */

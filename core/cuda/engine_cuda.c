@@ -73,9 +73,11 @@ static int gpu_get_adam_state(Engine *engine, float *m, float *v) {
 
 static int gpu_zero_grad(Engine *engine) { return cuda_model_zero_grad(gpu(engine)); }
 
+/* The engine's forward is the training loop's (loss and, next, backward;
+ * the logits are read through observe): the fused cross-entropy. */
 static int gpu_forward(Engine *engine, const int *tokens, const int *targets, int B, int L,
                        double *loss) {
-    return cuda_model_forward(gpu(engine), tokens, targets, B, L, NULL, loss);
+    return cuda_model_forward_train(gpu(engine), tokens, targets, B, L, loss);
 }
 
 static int gpu_backward(Engine *engine) { return cuda_model_backward(gpu(engine)); }

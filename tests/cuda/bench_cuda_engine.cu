@@ -2,8 +2,9 @@
  * bench_cuda_engine.cu: training throughput of the CUDA engine, and the
  * matrix-product ceilings of the same GPU measured in the same run.
  *
- * A step is what core/train.c does per batch: zero the gradients, forward
- * with targets, backward, global-norm clip, AdamW. Timed with the GPU idle
+ * A step is what core/train.c does per batch through the engine: zero the
+ * gradients, the training forward with targets (cuda_model_forward_train),
+ * backward, global-norm clip, AdamW. Timed with the GPU idle
  * before and after (each phase ends in a synchronization), after two
  * warm-up steps. Model FLOP/s uses core/cost.h's analytic count (training =
  * 3 x forward). Ceilings: one 8192^3 product in fp32, TF32 and bf16 (fp32
@@ -21,6 +22,8 @@
 #include <cuda_runtime.h>
 
 #include "cuda_engine.h"
+#include "cuda_check.cuh"
+#include "cuda_kernels.cuh"
 
 extern "C" {
 #include "cost.h"
@@ -140,7 +143,7 @@ static int bench_model(const BenchCase *bc, const BenchMode *mode) {
     for (int step = 1; step <= bc->steps + 2; step++) {
         double t0 = seconds_now();
         if (cuda_model_zero_grad(model) ||
-            cuda_model_forward(model, tokens, targets, B, L, NULL, &loss))
+            cuda_model_forward_train(model, tokens, targets, B, L, &loss))
             return -1;
         double t1 = seconds_now();
         if (cuda_model_backward(model) || cuda_model_synchronize(model)) return -1;
@@ -177,6 +180,69 @@ static int bench_model(const BenchCase *bc, const BenchMode *mode) {
     return 0;
 }
 
+/* The bf16 attention alone at the d = 768 case's shape (B = 8, H = 12, dh =
+ * 64) and each latent length of its schedule: forward (bf16 output and
+ * lse) and backward (dout packed with its row dots, dq and dk/dv rotated
+ * back into bf16), each timed over 20 launches with CUDA events after 3
+ * warm-up ones. TFLOP/s counts the causal products actually needed: the
+ * forward 2 (q k^T, p v), the backward 5 (s, dp, dq, dk, dv), each 2 dh
+ * flops per (query, key <= query) pair. */
+static int bench_attention(void) {
+    const int B = 8, H = 12, dh = 64, D = H * dh, lengths[4] = {256, 512, 1024, 2048};
+    printf("%-28s %10s %10s %10s %10s\n", "attention B=8 H=12 dh=64", "fwd ms", "fwd TF/s",
+           "bwd ms", "bwd TF/s");
+    GemmContext work = {};
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    for (int c = 0; c < 4; c++) {
+        int n = lengths[c];
+        size_t rows = (size_t)B * n, nheads = attention_mma_heads(B, n, H, dh);
+        __nv_bfloat16 *heads = NULL, *out16 = NULL, *dqkv16 = NULL;
+        float *lse = NULL, *rowdot = NULL, *dout = NULL, *cos_t = NULL, *sin_t = NULL;
+        int *pos = NULL;
+        if (cudaMalloc(&heads, nheads * 2) || cudaMalloc(&out16, rows * D * 2) ||
+            cudaMalloc(&dqkv16, rows * 3 * D * 2) || cudaMalloc(&lse, (size_t)B * H * n * 4) ||
+            cudaMalloc(&rowdot, (size_t)B * H * n * 4) || cudaMalloc(&dout, rows * D * 4) ||
+            cudaMalloc(&cos_t, (size_t)n * dh / 2 * 4) || cudaMalloc(&sin_t, (size_t)n * dh / 2 * 4) ||
+            cudaMalloc(&pos, n * sizeof(int)))
+            return spiral_error("bench_attention: cudaMalloc failed");
+        fill_kernel<__nv_bfloat16><<<(unsigned)((nheads + 255) / 256), 256>>>(heads, nheads, 3);
+        fill_kernel<float><<<(unsigned)((rows * D + 255) / 256), 256>>>(dout, rows * D, 4);
+        int *host_pos = (int *)malloc(n * sizeof(int));
+        for (int i = 0; i < n; i++) host_pos[i] = i;
+        cudaMemcpy(pos, host_pos, n * sizeof(int), cudaMemcpyHostToDevice);
+        free(host_pos);
+        if (rope_table(cos_t, sin_t, pos, n, dh, 10000.0, 0)) return -1;
+        float ms[2] = {0, 0};
+        for (int pass = 0; pass < 2; pass++) {
+            for (int rep = 0; rep < 23; rep++) {
+                if (rep == 3) cudaEventRecord(start);
+                int status = pass == 0
+                    ? attention_mma_forward_heads(NULL, out16, lse, heads, B, n, H, dh, 0)
+                    : attention_mma_backward_heads(&work, NULL, dqkv16, rowdot, dout, out16, heads,
+                                                   lse, cos_t, sin_t, B, n, H, dh);
+                if (status) return -1;
+            }
+            cudaEventRecord(stop);
+            if (cuda_status(cudaEventSynchronize(stop), "bench_attention")) return -1;
+            cudaEventElapsedTime(&ms[pass], start, stop);
+            ms[pass] /= 20;
+        }
+        double pairs = (double)B * H * n * (n + 1) / 2, product = 2.0 * dh * pairs;
+        char name[64];
+        snprintf(name, sizeof name, "  n=%d", n);
+        printf("%-28s %10.3f %10.1f %10.3f %10.1f\n", name, ms[0], 2 * product / ms[0] / 1e9,
+               ms[1], 5 * product / ms[1] / 1e9);
+        cudaFree(heads); cudaFree(out16); cudaFree(dqkv16); cudaFree(lse); cudaFree(rowdot);
+        cudaFree(dout); cudaFree(cos_t); cudaFree(sin_t); cudaFree(pos);
+    }
+    gemm_context_free(&work);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return 0;
+}
+
 static SpiralConfig bench_config(int V, int d, int H, int F) {
     SpiralConfig c;
     config_default(&c); /* selfagg / alloc / residual, g = 8, 4, 2, 1, 1 + 2 + 1 layers */
@@ -198,7 +264,8 @@ static SpiralConfig looped_config(SpiralConfig c) {
 }
 
 /* bench_cuda_engine [CASE [MODE]]: CASE d256, d768 or d768-looped, MODE fp32, tf32, bf16
- * or bf16-eager run only those (e.g. under a profiler); none: all. */
+ * or bf16-eager run only those (e.g. under a profiler); none: all.
+ * bench_cuda_engine attention: the bf16 attention kernels alone. */
 int main(int argc, char **argv) {
     const char *only_case = argc > 1 ? argv[1] : NULL, *only_precision = argc > 2 ? argv[2] : NULL;
     cudaDeviceProp prop;
@@ -208,6 +275,11 @@ int main(int argc, char **argv) {
     }
     printf("device: %s, %d SMs, %.0f GB\n\n", prop.name, prop.multiProcessorCount,
            prop.totalGlobalMem / 1e9);
+    if (only_case && !strcmp(only_case, "attention")) {
+        if (bench_attention() == 0) return 0;
+        fprintf(stderr, "bench_cuda_engine: %s\n", spiral_last_error());
+        return 1;
+    }
     enum { CASES = 3 };
     BenchCase cases[CASES] = {
         {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 10, "d256", 0},

@@ -395,6 +395,47 @@ done:
  * difference of large terms (a selfagg score, an alloc matrix) loses
  * digits to the rounded inputs of every product before it; that training
  * in bf16 still follows the fp32 curve is tests/cuda_train.sh's check. */
+/* cuda_model_forward_train against cuda_model_forward + backward on the
+ * same model and batch (loss, and grads: the gradient of the latter): the
+ * same loss within 1e-6 and every gradient tensor within 1e-2 where the
+ * cross-entropy is fused (bf16, V % 8 == 0), bit-identical elsewhere; and
+ * where fused, the logits cannot be read after it. */
+static void check_training_forward(CudaModel *gpu, const Case *c, const char *mode,
+                                   const int *tokens, const int *targets, double loss,
+                                   const float *grads) {
+    int B = c->B, L = c->L, V = c->cfg.vocab_size;
+    const ParamLayout *layout = cuda_model_layout(gpu);
+    size_t n = layout->n_params;
+    int fused = !strcmp(mode, "bf16") && V % 8 == 0;
+    float *train_grads = malloc(n * sizeof(float)), *logits = malloc((size_t)B * L * V * sizeof(float));
+    if (!train_grads || !logits) abort();
+    double train_loss = 0;
+    int status = cuda_model_zero_grad(gpu) ||
+                 cuda_model_forward_train(gpu, tokens, targets, B, L, &train_loss);
+    int readable = status == 0 && cuda_model_get_logits(gpu, logits) == 0;
+    status = status || cuda_model_backward(gpu) || cuda_model_get_grads(gpu, train_grads);
+    CHECK(status == 0, "%s %s: training forward/backward: %s", c->name, mode, spiral_last_error());
+    if (status == 0) {
+        double loss_err = fabs(train_loss - loss) / fabs(loss), worst = 0;
+        CHECK(fused ? loss_err <= 1e-6 : train_loss == loss,
+              "%s %s: training forward's loss %.9g vs %.9g", c->name, mode, train_loss, loss);
+        CHECK(readable == !fused, "%s %s: logits %sreadable after a training forward", c->name,
+              mode, readable ? "" : "not ");
+        for (int ti = 0; ti < layout->n_tensors; ti++) {
+            const ParamTensor *t = &layout->tensors[ti];
+            double rel = relative_error_ff(train_grads + t->offset, grads + t->offset, t->numel, 1.0);
+            if (rel > worst || rel != rel) worst = rel;
+        }
+        CHECK(fused ? worst <= 1e-2 : worst == 0,
+              "%s %s: training forward's gradients differ by %.3g", c->name, mode, worst);
+        if (fused)
+            printf("%-52.52s bf16 fused cross-entropy: loss %.1e, worst gradient tensor %.1e\n",
+                   c->name, loss_err, worst);
+    }
+    free(train_grads);
+    free(logits);
+}
+
 static void check_precision(const Case *c, CudaPrecision precision, double *logits_err,
                             double *grad_err) {
     const char *mode = precision == CUDA_TF32 ? "tf32" : "bf16";
@@ -452,6 +493,7 @@ static void check_precision(const Case *c, CudaPrecision precision, double *logi
             if (rel > *grad_err || rel != rel) *grad_err = rel;
             CHECK(rel == rel, "%s %s: gradient of %s is not finite", c->name, mode, t->name);
         }
+        check_training_forward(gpu, c, mode, tokens, targets, loss, grads);
     }
     cuda_model_free(gpu);
     model_free(&cpu);
@@ -533,9 +575,9 @@ static SpiralConfig config_with(int V, int d, int H, int F, int n_pre, int n_loo
 /* The same training steps (forward, backward, clip, AdamW) on two GPU
  * models with the same weights, one eager (CudaOptions.eager) and one
  * replaying CUDA graphs: the loss, every gradient and every parameter agree
- * bit for bit after each of 5 steps, the batches change every step (new
- * tokens, and at step 4 some targets -1, a new key), and the graph model
- * did launch graphs. */
+ * bit for bit after each of 7 steps, the batches change every step (new
+ * tokens; steps 3 to 6 through the training forward, step 6 with some
+ * targets -1: new keys), and the graph model did launch graphs. */
 static void check_graphs(const SpiralConfig *cfg, const char *name, CudaPrecision precision,
                          int B, int L) {
     const char *mode = precision == CUDA_BF16 ? "bf16" : "fp32";
@@ -561,17 +603,22 @@ static void check_graphs(const SpiralConfig *cfg, const char *name, CudaPrecisio
     AdamWSettings adam = {1e-3, 0.9, 0.95, 1e-8, 0.1};
     int status = cuda_model_set_params(eager, params) || cuda_model_set_params(graph, params);
     int same = 1;
-    for (int step = 1; step <= 5 && !status; step++) {
+    for (int step = 1; step <= 7 && !status; step++) {
         fixture_tokens(tokens, M, V, 100 + (uint64_t)step);
         for (int i = 0; i < M; i++) targets[i] = (i + 1) % L ? tokens[i + 1] : -1;
-        if (step == 4)
+        if (step == 6)
             for (int i = 0; i < M; i += 3) targets[i] = -1;
         double loss_e = 0, loss_g = 0, norm_e = 0, norm_g = 0;
         CudaModel *models[2] = {eager, graph};
         double *losses[2] = {&loss_e, &loss_g}, *norms[2] = {&norm_e, &norm_g};
+        /* steps 3 to 6 through the training forward (in bf16 with V % 8 ==
+         * 0: the fused cross-entropy, other graph keys), 6 with fewer
+         * targets (another loss scale) */
         for (int k = 0; k < 2 && !status; k++)
             status = cuda_model_zero_grad(models[k]) ||
-                     cuda_model_forward(models[k], tokens, targets, B, L, NULL, losses[k]) ||
+                     (step < 3 || step == 7 ? cuda_model_forward(models[k], tokens, targets, B, L, NULL, losses[k])
+                               : cuda_model_forward_train(models[k], tokens, targets, B, L,
+                                                          losses[k])) ||
                      cuda_model_backward(models[k]) ||
                      cuda_model_clip_grad_norm(models[k], 1.0, norms[k]) ||
                      cuda_model_adamw_step(models[k], &adam, step);
@@ -589,7 +636,7 @@ static void check_graphs(const SpiralConfig *cfg, const char *name, CudaPrecisio
     CHECK(launches >= 4 && cuda_model_graph_launches(eager) == 0,
           "graphs %s %s: %ld graph launches (expected >= 4), eager model %ld", name, mode,
           launches, cuda_model_graph_launches(eager));
-    printf("graphs %-44s %s: 5 steps bit-identical to eager: %s, %ld graph launches\n", name,
+    printf("graphs %-44s %s: 7 steps bit-identical to eager: %s, %ld graph launches\n", name,
            mode, same && status == 0 ? "yes" : "NO", launches);
     cuda_model_free(eager);
     cuda_model_free(graph);

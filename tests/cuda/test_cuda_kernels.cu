@@ -148,7 +148,7 @@ static void test_rmsnorm(int M, int d) {
     Tensor x(M * (size_t)d), gain(d, 0.5), dy(M * (size_t)d), dx(M * (size_t)d), dgain(d);
     for (auto &g : gain.host) g += 1;
     gain.upload();
-    Tensor y(M * (size_t)d), rstd(M), partial((size_t)RMSNORM_PARTS * d);
+    Tensor y(M * (size_t)d), rstd(M), partial(rmsnorm_partial_count(M, d));
     std::vector<double> cy(M * (size_t)d), crstd(M);
     rmsnorm_forward(cy.data(), crstd.data(), x.host.data(), gain.host.data(), M, d, 1e-5);
     check_status(rmsnorm_forward(y.dev, rstd.dev, x.dev, gain.dev, M, d, 1e-5, 0), "rmsnorm_forward");
@@ -497,6 +497,38 @@ static void test_crossentropy(int M, int V) {
     compare("dlogits", dlogits, cd);
     compare_rounded(V % 4 ? "dlogits in bf16 = bf16(dlogits)" : "dlogits in bf16, 4 a thread = bf16(dlogits)",
                     logits16, dlogits);
+    /* the training pass: loss and gradient at once from the bf16 logits */
+    if (crossentropy_train_supports(V)) {
+        Bf16Buffer train16((size_t)M * V);
+        logits.upload(); /* the backward above overwrote the device copy */
+        copy_to_bf16(train16, logits);
+        cudaMemset(dsum, 0xff, sizeof(double)); /* NaN: the sum must be written */
+        check_status(crossentropy_train(dsum, drow, dlse, train16.dev, dtargets, M, V,
+                                        (float)(1.0 / count), 0),
+                     "crossentropy_train");
+        cudaMemcpy(&sum, dsum, sizeof(double), cudaMemcpyDeviceToHost);
+        got[0] = (float)(sum / count);
+        compare_within("mean loss, training pass", got, std::vector<double>{loss}, 1e-6);
+        std::vector<__nv_bfloat16> g16((size_t)M * V);
+        cudaMemcpy(g16.data(), train16.dev, g16.size() * sizeof(__nv_bfloat16),
+                   cudaMemcpyDeviceToHost);
+        std::vector<float> g(g16.size());
+        for (size_t i = 0; i < g.size(); i++) g[i] = __bfloat162float(g16[i]);
+        /* bf16 keeps 8 bits: 2^-9 relative per element at most */
+        compare_within("dlogits, training pass (bf16)", g, cd, 2.0 / 512);
+        size_t zero_rows = 0, rows_without = 0;
+        for (int r = 0; r < M; r++) {
+            if (targets[r] >= 0) continue;
+            rows_without++;
+            int all_zero = 1;
+            for (int c = 0; c < V; c++) all_zero &= g[(size_t)r * V + c] == 0.0f;
+            zero_rows += all_zero;
+        }
+        int ok = zero_rows == rows_without;
+        printf("  %-48s %zu of %zu %s\n", "rows without a target: gradient 0", zero_rows,
+               rows_without, ok ? "" : "FAIL");
+        if (ok) passed++; else failed++;
+    }
     cudaFree(dtargets); cudaFree(dsum); cudaFree(drow); cudaFree(dlse);
 }
 
@@ -557,11 +589,15 @@ int main(void) {
     test_rmsnorm(37, 200);
     test_rmsnorm(5, 8);
     test_rmsnorm(7, 30); /* d % 4 != 0: one column a lane */
+    test_rmsnorm(1000, 768); /* the gain sums in the row kernel: 125 blocks of rows */
+    test_rmsnorm(21, 1028);  /* d > RMSNORM_FUSED_D: the gain sums in a pass of their own */
     test_rope(2, 19, 3, 8);
     test_rope(2, 19, 3, 6); /* dh % 4 != 0: the heads packed one column pair at a time */
     test_rope(2, 70, 4, 64);
     test_rope(1, 33, 2, 100);
     test_rope(2, 33000, 1, 4); /* more rows than a grid's y (65535): the row stride */
+    test_rope(2, 19, 3, 24);   /* four columns a thread, padded to 32 */
+    test_rope(1, 9000, 2, 12); /* two columns a thread, padded; more rows than the grid */
     for (int tensor_cores = 0; tensor_cores <= 1; tensor_cores++) {
         test_attention(2, 19, 2, 4, tensor_cores);
         test_attention(2, 150, 3, 16, tensor_cores);
@@ -572,6 +608,11 @@ int main(void) {
     }
     test_attention(1, 1000, 2, 64, 1);
     test_attention(1, 300, 1, 128, 1);
+    /* from 1024 rows the forward gives each warp two row tiles (head sizes
+     * <= 64); lengths that end inside a block's last tile */
+    test_attention(1, 1100, 2, 64, 1);
+    test_attention(1, 1030, 1, 32, 1);
+    test_attention(2, 1025, 1, 16, 1);
     test_swiglu(33, 70);
     test_swiglu(5, 700);
     test_swiglu(70000, 3); /* more rows than a grid's y (65535): the row stride */
@@ -579,6 +620,9 @@ int main(void) {
     test_round_bf16(4096);
     test_crossentropy(40, 300);
     test_crossentropy(9, 301);
+    test_crossentropy(40, 304);   /* V % 8 == 0: the training pass too */
+    test_crossentropy(3, 50304);  /* the d = 768 bench's vocabulary: > 48 KiB of shared memory */
+    test_crossentropy(5, 8);
     test_scaling(2, 19, 24, 4, 2, 5, 1, 1);
     test_scaling(2, 19, 24, 3, 1, 2, 0, 0);
     test_scaling(3, 37, 40, 8, 5, 7, 1, 0);
