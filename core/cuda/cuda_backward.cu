@@ -44,15 +44,18 @@ static int layer_backward_rounded(CudaModel *model, float *dx, int accumulate,
     GemmContext *gc = &model->gemm;
     size_t rows_d = (size_t)M * d;
     /* out = x2 + m w2^T */
+    /* dm in bf16, over the fp32 scratch it would take (only the SwiGLU
+     * backward reads it) */
     const __nv_bfloat16 *dy16 = dout16 ? dout16 : keep_bf16(gc, dout, rows_d);
+    __nv_bfloat16 *dm16 = (__nv_bfloat16 *)sc->layer_dm;
     if (!dy16 ||
-        linear_backward_rounded(gc, M, d, f, dy16, weight16(model, w->w2), acts->m16,
-                                sc->layer_dm, 0.0f, dw->w2))
+        linear_backward_rounded_out16(gc, M, d, f, dy16, weight16(model, w->w2), acts->m16,
+                                      dm16, dw->w2))
         return -1;
     /* ac = xn2 [w1; w3]^T; dx2 = dout + the MLP's part, and its bf16 copy
      * for the next product */
     __nv_bfloat16 *dac16 = gemm_keep(gc, (size_t)M * 2 * f);
-    if (!dac16 || swiglu_backward_bf16(dac16, sc->layer_dm, acts->ac16, M, f, s) ||
+    if (!dac16 || swiglu_backward_bf16(dac16, dm16, acts->ac16, M, f, s) ||
         linear_backward_rounded(gc, M, 2 * f, d, dac16, weight16(model, w->w13), acts->xn2_16,
                                 sc->layer_dxn, 0.0f, dw->w13))
         return -1;

@@ -194,6 +194,14 @@ int linear_backward_rounded(GemmContext *gc, int M, int out, int in,
            gemm_bf16(gc, 1, 0, out, in, M, 1.0f, dy16, out, x16, in, 1.0f, dw, in);
 }
 
+int linear_backward_rounded_out16(GemmContext *gc, int M, int out, int in,
+                                  const __nv_bfloat16 *dy16, const __nv_bfloat16 *w16,
+                                  const __nv_bfloat16 *x16, __nv_bfloat16 *dx16, float *dw) {
+    if (M == 0) return 0;
+    return gemm_bf16_out16(gc, 0, 0, M, in, out, dy16, out, w16, in, dx16, in) ||
+           gemm_bf16(gc, 1, 0, out, in, M, 1.0f, dy16, out, x16, in, 1.0f, dw, in);
+}
+
 const __nv_bfloat16 *keep_bf16(GemmContext *gc, const float *x, size_t count) {
     __nv_bfloat16 *x16 = gemm_keep(gc, count);
     if (!x16) return NULL;

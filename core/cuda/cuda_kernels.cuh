@@ -89,6 +89,11 @@ int linear_backward(GemmContext *gc, int M, int out, int in, const float *dy, co
 int linear_backward_rounded(GemmContext *gc, int M, int out, int in,
                             const __nv_bfloat16 *dy16, const __nv_bfloat16 *w16,
                             const __nv_bfloat16 *x16, float *dx, float beta_dx, float *dw);
+/* The same with dx (M, in) = dy W written in bf16 (summed in fp32, rounded
+ * once): for a dx that only a kernel reading bf16 takes. */
+int linear_backward_rounded_out16(GemmContext *gc, int M, int out, int in,
+                                  const __nv_bfloat16 *dy16, const __nv_bfloat16 *w16,
+                                  const __nv_bfloat16 *x16, __nv_bfloat16 *dx16, float *dw);
 /* x (count) rounded to bf16 into gc's keep buffer (gemm_keep); NULL on
  * error. */
 const __nv_bfloat16 *keep_bf16(GemmContext *gc, const float *x, size_t count);
@@ -245,12 +250,12 @@ int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream)
 /* dac (M, 2 F) = [dm c silu'(a) | dm silu(a)] (overwritten). */
 int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
                     cudaStream_t stream);
-/* The same two in bf16 precision: ac as the bf16 product wrote it, the
- * output rounded to bf16 (a bf16 product's input). */
+/* The same two in bf16 precision: ac and dm as the bf16 products wrote
+ * them, the output rounded to bf16 (a bf16 product's input). */
 int swiglu_forward_bf16(__nv_bfloat16 *m, const __nv_bfloat16 *ac, int M, int F,
                         cudaStream_t stream);
-int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const __nv_bfloat16 *ac, int M,
-                         int F, cudaStream_t stream);
+int swiglu_backward_bf16(__nv_bfloat16 *dac, const __nv_bfloat16 *dm, const __nv_bfloat16 *ac,
+                         int M, int F, cudaStream_t stream);
 /* y += x */
 int vector_add(float *y, const float *x, size_t count, cudaStream_t stream);
 /* y = a - b */

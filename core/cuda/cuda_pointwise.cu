@@ -59,17 +59,31 @@ static dim3 row_grid(int M, int F) {
     return dim3((unsigned)((F + CUDA_THREADS - 1) / CUDA_THREADS), rows);
 }
 
-/* m = silu(a) c, silu(a) = a sigmoid(a); ac rows are [a | c] (fp32, or
- * bf16 as the bf16 product writes them). */
+/* SwiGLU of one column, m = silu(a) c, silu(a) = a s, s = sigmoid(a); and
+ * its gradient given g = dm: da = g c s (1 + a (1 - s)), dc = g a s. Every
+ * kernel below computes them through these two, so the fp32 and bf16
+ * kernels round alike. */
+static __device__ __forceinline__ float swiglu_value(float a, float c) {
+    float s = 1.0f / (1.0f + expf(-a));
+    return a * s * c;
+}
+
+static __device__ __forceinline__ void swiglu_gradient(float g, float a, float c, float *da,
+                                                       float *dc) {
+    float s = 1.0f / (1.0f + expf(-a));
+    *da = g * c * s * (1.0f + a * (1.0f - s));
+    *dc = g * (a * s);
+}
+
+/* m = swiglu_value(a, c) per column; ac rows are [a | c] (fp32, or bf16
+ * as the bf16 product writes them). */
 template <typename T, typename In>
 static __global__ void swiglu_forward_kernel(T *m, const In *ac, int M, int F) {
     int f = blockIdx.x * blockDim.x + threadIdx.x;
     if (f >= F) return;
-    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
-        float a = as_float(ac[r * 2 * F + f]), c = as_float(ac[r * 2 * F + F + f]);
-        float s = 1.0f / (1.0f + expf(-a));
-        store_as(m + r * F + f, a * s * c);
-    }
+    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y)
+        store_as(m + r * F + f, swiglu_value(as_float(ac[r * 2 * F + f]),
+                                             as_float(ac[r * 2 * F + F + f])));
 }
 
 template <typename T, typename In>
@@ -83,51 +97,26 @@ int swiglu_forward(float *m, const float *ac, int M, int F, cudaStream_t stream)
     return launch_swiglu_forward(m, ac, M, F, stream);
 }
 
-/* swiglu_forward_kernel in bf16 two columns at a time (F even): thread
- * pair p covers columns 2 p, 2 p + 1. */
-static __global__ void swiglu_forward_bf16x2_kernel(__nv_bfloat162 *m, const __nv_bfloat162 *ac,
-                                                    int M, int F2) {
-    int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= F2) return;
-    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
-        float2 a = __bfloat1622float2(ac[r * 2 * F2 + p]);
-        float2 c = __bfloat1622float2(ac[r * 2 * F2 + F2 + p]);
-        float s0 = 1.0f / (1.0f + expf(-a.x)), s1 = 1.0f / (1.0f + expf(-a.y));
-        m[r * F2 + p] = __floats2bfloat162_rn(a.x * s0 * c.x, a.y * s1 * c.y);
-    }
-}
-
-int swiglu_forward_bf16(__nv_bfloat16 *m, const __nv_bfloat16 *ac, int M, int F,
-                        cudaStream_t stream) {
-    if (F % 2 == 0 && (size_t)M * F > 0) {
-        swiglu_forward_bf16x2_kernel<<<row_grid(M, F / 2), CUDA_THREADS, 0, stream>>>(
-            (__nv_bfloat162 *)m, (const __nv_bfloat162 *)ac, M, F / 2);
-        return cuda_launched("swiglu_forward_bf16x2_kernel");
-    }
-    return launch_swiglu_forward(m, ac, M, F, stream);
-}
-
-/* da = dm c s (1 + a (1 - s)), dc = dm a s, s = sigmoid(a). */
-template <typename T, typename In>
-static __global__ void swiglu_backward_kernel(T *dac, const float *dm, const In *ac, int M,
-                                              int F) {
+/* da, dc = swiglu_gradient(dm, a, c) per column, written [da | dc]. */
+template <typename T, typename G, typename In>
+static __global__ void swiglu_backward_kernel(T *dac, const G *dm, const In *ac, int M, int F) {
     int f = blockIdx.x * blockDim.x + threadIdx.x;
     if (f >= F) return;
     for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
-        float a = as_float(ac[r * 2 * F + f]), c = as_float(ac[r * 2 * F + F + f]);
-        float g = dm[r * F + f];
-        float s = 1.0f / (1.0f + expf(-a));
-        store_as(dac + r * 2 * F + f, g * c * s * (1.0f + a * (1.0f - s)));
-        store_as(dac + r * 2 * F + F + f, g * (a * s));
+        float da, dc;
+        swiglu_gradient(as_float(dm[r * F + f]), as_float(ac[r * 2 * F + f]),
+                        as_float(ac[r * 2 * F + F + f]), &da, &dc);
+        store_as(dac + r * 2 * F + f, da);
+        store_as(dac + r * 2 * F + F + f, dc);
     }
 }
 
-template <typename T, typename In>
-static int launch_swiglu_backward(T *dac, const float *dm, const In *ac, int M, int F,
+template <typename T, typename G, typename In>
+static int launch_swiglu_backward(T *dac, const G *dm, const In *ac, int M, int F,
                                   cudaStream_t stream) {
     if ((size_t)M * F == 0) return 0;
-    swiglu_backward_kernel<T, In><<<row_grid(M, F), CUDA_THREADS, 0, stream>>>(dac, dm, ac, M,
-                                                                               F);
+    swiglu_backward_kernel<T, G, In><<<row_grid(M, F), CUDA_THREADS, 0, stream>>>(dac, dm, ac,
+                                                                                  M, F);
     return cuda_launched("swiglu_backward_kernel");
 }
 
@@ -136,28 +125,106 @@ int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
     return launch_swiglu_backward(dac, dm, ac, M, F, stream);
 }
 
-/* swiglu_backward_kernel in bf16 two columns at a time (F even). */
-static __global__ void swiglu_backward_bf16x2_kernel(__nv_bfloat162 *dac, const float2 *dm,
-                                                     const __nv_bfloat162 *ac, int M, int F2) {
-    int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= F2) return;
-    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
-        float2 a = __bfloat1622float2(ac[r * 2 * F2 + p]);
-        float2 c = __bfloat1622float2(ac[r * 2 * F2 + F2 + p]);
-        float2 g = dm[r * F2 + p];
-        float s0 = 1.0f / (1.0f + expf(-a.x)), s1 = 1.0f / (1.0f + expf(-a.y));
-        dac[r * 2 * F2 + p] = __floats2bfloat162_rn(g.x * c.x * s0 * (1.0f + a.x * (1.0f - s0)),
-                                                    g.y * c.y * s1 * (1.0f + a.y * (1.0f - s1)));
-        dac[r * 2 * F2 + F2 + p] = __floats2bfloat162_rn(g.x * (a.x * s0), g.y * (a.y * s1));
+/* W (2 or 4) adjacent bf16 values as floats, and back (p W-aligned). */
+template <int W>
+static __device__ __forceinline__ void load_bf16(float v[W], const __nv_bfloat16 *p) {
+    const __nv_bfloat162 *pairs = (const __nv_bfloat162 *)p;
+    if constexpr (W == 4) {
+        uint2 word = *(const uint2 *)p;
+        pairs = (const __nv_bfloat162 *)&word;
+        float2 lo = __bfloat1622float2(pairs[0]), hi = __bfloat1622float2(pairs[1]);
+        v[0] = lo.x; v[1] = lo.y; v[2] = hi.x; v[3] = hi.y;
+    } else {
+        float2 lo = __bfloat1622float2(pairs[0]);
+        v[0] = lo.x; v[1] = lo.y;
     }
 }
 
-int swiglu_backward_bf16(__nv_bfloat16 *dac, const float *dm, const __nv_bfloat16 *ac, int M,
-                         int F, cudaStream_t stream) {
-    if (F % 2 == 0 && (size_t)M * F > 0) {
-        swiglu_backward_bf16x2_kernel<<<row_grid(M, F / 2), CUDA_THREADS, 0, stream>>>(
-            (__nv_bfloat162 *)dac, (const float2 *)dm, (const __nv_bfloat162 *)ac, M, F / 2);
-        return cuda_launched("swiglu_backward_bf16x2_kernel");
+template <int W>
+static __device__ __forceinline__ void store_bf16(__nv_bfloat16 *p, const float v[W]) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]);
+    if constexpr (W == 4) {
+        __nv_bfloat162 hi = __floats2bfloat162_rn(v[2], v[3]);
+        uint2 word;
+        word.x = *(uint32_t *)&lo;
+        word.y = *(uint32_t *)&hi;
+        *(uint2 *)p = word;
+    } else {
+        *(__nv_bfloat162 *)p = lo;
+    }
+}
+
+/* The grid of the W-column bf16 kernels: x covers the F / W column groups,
+ * y strides over rows (at most 8192 blocks of rows, so that a block has
+ * more than one row's work at large M). */
+static dim3 wide_grid(int M, int F, int W) {
+    unsigned rows = (unsigned)(M < 8192 ? M : 8192);
+    return dim3((unsigned)((F / W + CUDA_THREADS - 1) / CUDA_THREADS), rows);
+}
+
+/* swiglu_forward_kernel in bf16, W columns a thread (F % W == 0). */
+template <int W>
+static __global__ void swiglu_forward_bf16_wide_kernel(__nv_bfloat16 *m, const __nv_bfloat16 *ac,
+                                                       int M, int F) {
+    int f = W * (blockIdx.x * blockDim.x + threadIdx.x);
+    if (f >= F) return;
+    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
+        float a[W], c[W], out[W];
+        load_bf16<W>(a, ac + r * 2 * F + f);
+        load_bf16<W>(c, ac + r * 2 * F + F + f);
+#pragma unroll
+        for (int k = 0; k < W; k++) out[k] = swiglu_value(a[k], c[k]);
+        store_bf16<W>(m + r * F + f, out);
+    }
+}
+
+/* swiglu_backward_kernel in bf16 (dm too), W columns a thread. */
+template <int W>
+static __global__ void swiglu_backward_bf16_wide_kernel(__nv_bfloat16 *dac,
+                                                        const __nv_bfloat16 *dm,
+                                                        const __nv_bfloat16 *ac, int M, int F) {
+    int f = W * (blockIdx.x * blockDim.x + threadIdx.x);
+    if (f >= F) return;
+    for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
+        float g[W], a[W], c[W], da[W], dc[W];
+        load_bf16<W>(g, dm + r * F + f);
+        load_bf16<W>(a, ac + r * 2 * F + f);
+        load_bf16<W>(c, ac + r * 2 * F + F + f);
+#pragma unroll
+        for (int k = 0; k < W; k++) swiglu_gradient(g[k], a[k], c[k], &da[k], &dc[k]);
+        store_bf16<W>(dac + r * 2 * F + f, da);
+        store_bf16<W>(dac + r * 2 * F + F + f, dc);
+    }
+}
+
+int swiglu_forward_bf16(__nv_bfloat16 *m, const __nv_bfloat16 *ac, int M, int F,
+                        cudaStream_t stream) {
+    if ((size_t)M * F == 0) return 0;
+    if (F % 4 == 0) {
+        swiglu_forward_bf16_wide_kernel<4><<<wide_grid(M, F, 4), CUDA_THREADS, 0, stream>>>(
+            m, ac, M, F);
+        return cuda_launched("swiglu_forward_bf16_wide_kernel");
+    }
+    if (F % 2 == 0) {
+        swiglu_forward_bf16_wide_kernel<2><<<wide_grid(M, F, 2), CUDA_THREADS, 0, stream>>>(
+            m, ac, M, F);
+        return cuda_launched("swiglu_forward_bf16_wide_kernel");
+    }
+    return launch_swiglu_forward(m, ac, M, F, stream);
+}
+
+int swiglu_backward_bf16(__nv_bfloat16 *dac, const __nv_bfloat16 *dm, const __nv_bfloat16 *ac,
+                         int M, int F, cudaStream_t stream) {
+    if ((size_t)M * F == 0) return 0;
+    if (F % 4 == 0) {
+        swiglu_backward_bf16_wide_kernel<4><<<wide_grid(M, F, 4), CUDA_THREADS, 0, stream>>>(
+            dac, dm, ac, M, F);
+        return cuda_launched("swiglu_backward_bf16_wide_kernel");
+    }
+    if (F % 2 == 0) {
+        swiglu_backward_bf16_wide_kernel<2><<<wide_grid(M, F, 2), CUDA_THREADS, 0, stream>>>(
+            dac, dm, ac, M, F);
+        return cuda_launched("swiglu_backward_bf16_wide_kernel");
     }
     return launch_swiglu_backward(dac, dm, ac, M, F, stream);
 }

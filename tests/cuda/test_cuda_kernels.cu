@@ -444,7 +444,13 @@ static void test_swiglu(int M, int F) {
             expect[(size_t)r * 2 * F + F + f] = cdc[(size_t)r * F + f];
         }
     compare("da, dc", dac.download(), expect);
-    check_status(swiglu_backward_bf16(dac16.dev, dm.dev, ac16.dev, M, F, 0),
+    /* the bf16 backward reads dm in bf16 too: the fp32 kernel again from
+     * dm's bf16 values, then the bf16 kernel must write those rounded */
+    make_bf16_exact(dm);
+    Bf16Buffer dm16((size_t)M * F);
+    copy_to_bf16(dm16, dm);
+    check_status(swiglu_backward(dac.dev, dm.dev, ac.dev, M, F, 0), "swiglu_backward (bf16 dm)");
+    check_status(swiglu_backward_bf16(dac16.dev, dm16.dev, ac16.dev, M, F, 0),
                  "swiglu_backward_bf16");
     compare_rounded("da, dc in bf16 = bf16(da, dc)", dac16, dac.download());
 }
@@ -613,8 +619,10 @@ int main(void) {
     test_attention(1, 1100, 2, 64, 1);
     test_attention(1, 1030, 1, 32, 1);
     test_attention(2, 1025, 1, 16, 1);
-    test_swiglu(33, 70);
-    test_swiglu(5, 700);
+    test_swiglu(33, 70);   /* two columns a thread */
+    test_swiglu(5, 700);   /* four */
+    test_swiglu(9000, 8);  /* four, more rows than the wide kernels' grid */
+    test_swiglu(4, 7);     /* odd: one */
     test_swiglu(70000, 3); /* more rows than a grid's y (65535): the row stride */
     test_round_bf16(1003);
     test_round_bf16(4096);
