@@ -171,13 +171,7 @@ static __device__ __forceinline__ void load_values(float v[W], const float *p) {
 template <int W>
 static __device__ __forceinline__ void load_values(float v[W], const __nv_bfloat16 *p) {
     if constexpr (W == 4) {
-        uint2 word = *(const uint2 *)p;
-        float2 lo = __bfloat1622float2(*(__nv_bfloat162 *)&word.x);
-        float2 hi = __bfloat1622float2(*(__nv_bfloat162 *)&word.y);
-        v[0] = lo.x;
-        v[1] = lo.y;
-        v[2] = hi.x;
-        v[3] = hi.y;
+        bf16x4_to_floats(v, *(const uint2 *)p);
     } else if constexpr (W == 2) {
         float2 pair = __bfloat1622float2(*(const __nv_bfloat162 *)p);
         v[0] = pair.x;
@@ -188,13 +182,9 @@ static __device__ __forceinline__ void load_values(float v[W], const __nv_bfloat
 }
 template <int W>
 static __device__ __forceinline__ void store_values(__nv_bfloat16 *p, const float v[W]) {
-    if constexpr (W == 4) {
-        __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
-        uint2 word;
-        word.x = *(uint32_t *)&lo;
-        word.y = *(uint32_t *)&hi;
-        *(uint2 *)p = word;
-    } else if constexpr (W == 2)
+    if constexpr (W == 4)
+        *(uint2 *)p = floats_to_bf16x4(v);
+    else if constexpr (W == 2)
         *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v[0], v[1]);
     else
         p[0] = __float2bfloat16_rn(v[0]);

@@ -46,6 +46,25 @@ static __device__ __forceinline__ void store_as(__nv_bfloat16 *p, float v) {
 static __device__ __forceinline__ float as_float(float v) { return v; }
 static __device__ __forceinline__ float as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+/* Four bf16 values held in one 8-byte word (the lowest first) as floats,
+ * and four floats rounded (to nearest even) into one such word. */
+static __device__ __forceinline__ void bf16x4_to_floats(float v[4], uint2 word) {
+    float2 lo = __bfloat1622float2(*(__nv_bfloat162 *)&word.x);
+    float2 hi = __bfloat1622float2(*(__nv_bfloat162 *)&word.y);
+    v[0] = lo.x;
+    v[1] = lo.y;
+    v[2] = hi.x;
+    v[3] = hi.y;
+}
+
+static __device__ __forceinline__ uint2 floats_to_bf16x4(const float v[4]) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+    uint2 word;
+    word.x = *(uint32_t *)&lo;
+    word.y = *(uint32_t *)&hi;
+    return word;
+}
+
 /* The sum of x over the 32 lanes of a warp, in every lane (a fixed
  * butterfly order). */
 static __device__ __forceinline__ float warp_sum(float x) {

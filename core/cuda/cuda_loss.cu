@@ -55,12 +55,12 @@ static __global__ void crossentropy_row_kernel(double *row_loss, double *lse, co
         const uint2 *words = (const uint2 *)row;
         float m_odd = -INFINITY, sum_odd = 0.0f;
         for (int q = threadIdx.x; q < V / 4; q += LOSS_THREADS) {
-            uint2 word = words[q];
-            __nv_bfloat162 lo = *(__nv_bfloat162 *)&word.x, hi = *(__nv_bfloat162 *)&word.y;
-            online_add(&m, &sum, __low2float(lo));
-            online_add(&m_odd, &sum_odd, __high2float(lo));
-            online_add(&m, &sum, __low2float(hi));
-            online_add(&m_odd, &sum_odd, __high2float(hi));
+            float x[4];
+            bf16x4_to_floats(x, words[q]);
+            online_add(&m, &sum, x[0]);
+            online_add(&m_odd, &sum_odd, x[1]);
+            online_add(&m, &sum, x[2]);
+            online_add(&m_odd, &sum_odd, x[3]);
         }
         float top = fmaxf(m, m_odd);
         if (top > -INFINITY) {
@@ -156,18 +156,10 @@ static __global__ void crossentropy_backward_bf16x4_kernel(__nv_bfloat16 *logits
     int target = targets[r];
     double row_lse = lse[r];
     for (int q = threadIdx.x; q < V / 4; q += LOSS_THREADS) {
-        uint2 word = row[q];
-        __nv_bfloat162 lo = *(__nv_bfloat162 *)&word.x, hi = *(__nv_bfloat162 *)&word.y;
-        int c = 4 * q;
-        lo = __floats2bfloat162_rn(
-            logit_gradient(__low2float(lo), row_lse, c, target, scale),
-            logit_gradient(__high2float(lo), row_lse, c + 1, target, scale));
-        hi = __floats2bfloat162_rn(
-            logit_gradient(__low2float(hi), row_lse, c + 2, target, scale),
-            logit_gradient(__high2float(hi), row_lse, c + 3, target, scale));
-        word.x = *(uint32_t *)&lo;
-        word.y = *(uint32_t *)&hi;
-        row[q] = word;
+        float x[4];
+        bf16x4_to_floats(x, row[q]);
+        for (int i = 0; i < 4; i++) x[i] = logit_gradient(x[i], row_lse, 4 * q + i, target, scale);
+        row[q] = floats_to_bf16x4(x);
     }
 }
 
@@ -198,16 +190,6 @@ enum { TRAIN_THREADS = 512 };
 
 static const float TRAIN_LOG2E = 1.4426950408889634f;
 
-/* The four bf16 values of a word as floats. */
-static __device__ __forceinline__ void unpack4(float x[4], uint2 word) {
-    float2 lo = __bfloat1622float2(*(__nv_bfloat162 *)&word.x);
-    float2 hi = __bfloat1622float2(*(__nv_bfloat162 *)&word.y);
-    x[0] = lo.x;
-    x[1] = lo.y;
-    x[2] = hi.x;
-    x[3] = hi.y;
-}
-
 /* One block per row (blockDim.x threads, a multiple of 32): the row is
  * copied into shared memory (cp.async), then max m, sum s = sum_c 2^((x_c
  * - m) log2 e) (each thread's share in float, the warps' in double in a
@@ -234,7 +216,7 @@ static __global__ void __launch_bounds__(TRAIN_THREADS)
     const uint2 *cached4 = (const uint2 *)cached;
     float m = -INFINITY, x[4];
     for (int q = threadIdx.x; q < words; q += blockDim.x) {
-        unpack4(x, cached4[q]);
+        bf16x4_to_floats(x, cached4[q]);
         m = fmaxf(m, fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3])));
     }
     for (int offset = 16; offset > 0; offset /= 2)
@@ -244,7 +226,7 @@ static __global__ void __launch_bounds__(TRAIN_THREADS)
     for (int w = 0; w < warps; w++) m = fmaxf(m, warp_max[w]);
     float shift = -m * TRAIN_LOG2E, sum = 0.0f;
     for (int q = threadIdx.x; q < words; q += blockDim.x) {
-        unpack4(x, cached4[q]);
+        bf16x4_to_floats(x, cached4[q]);
         for (int i = 0; i < 4; i++) sum += exp2_fast(fmaf(x[i], TRAIN_LOG2E, shift));
     }
     sum = warp_sum(sum);
@@ -261,18 +243,14 @@ static __global__ void __launch_bounds__(TRAIN_THREADS)
     float lse_shift = (float)(-row_lse * TRAIN_LOG2E);
     uint2 *out = (uint2 *)row;
     for (int q = threadIdx.x; q < words; q += blockDim.x) {
-        unpack4(x, cached4[q]);
+        bf16x4_to_floats(x, cached4[q]);
         float g[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         if (target >= 0)
             for (int i = 0; i < 4; i++) {
                 g[i] = scale * exp2_fast(fmaf(x[i], TRAIN_LOG2E, lse_shift));
                 if (4 * q + i == target) g[i] -= scale;
             }
-        __nv_bfloat162 lo = __floats2bfloat162_rn(g[0], g[1]), hi = __floats2bfloat162_rn(g[2], g[3]);
-        uint2 word;
-        word.x = *(uint32_t *)&lo;
-        word.y = *(uint32_t *)&hi;
-        out[q] = word;
+        out[q] = floats_to_bf16x4(g);
     }
 }
 

@@ -21,11 +21,8 @@ enum { ROWS_PER_BLOCK = 8 };
 /* Four floats stored as T at p (16-byte aligned for float, 8 for bf16). */
 static __device__ __forceinline__ void store4(float *p, float4 v) { *(float4 *)p = v; }
 static __device__ __forceinline__ void store4(__nv_bfloat16 *p, float4 v) {
-    __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-    uint2 word;
-    word.x = *(uint32_t *)&lo;
-    word.y = *(uint32_t *)&hi;
-    *(uint2 *)p = word;
+    float values[4] = {v.x, v.y, v.z, v.w};
+    *(uint2 *)p = floats_to_bf16x4(values);
 }
 
 /* y = x rstd gain, rstd = 1 / sqrt(mean(x^2) + eps), and copy = x when
@@ -186,45 +183,29 @@ static __global__ void rmsnorm_backward_rows_vec4_kernel(float *dx, __nv_bfloat1
     }
 }
 
-/* parts[part][k] = sum over the rows of part blockIdx.y (contiguous, in
- * order) of rows (R, d), for the 32 columns of block blockIdx.x; threads
- * (32, 8), each thread row taking every 8th row, then the 8 in order. */
-static __global__ void rmsnorm_gain_fold_kernel(float *parts, const float *rows, int R, int d) {
+/* parts[part][k] = sum over the rows r of part blockIdx.y (RMSNORM_PARTS
+ * contiguous parts of the R rows) of a[r][k] x[r][k] rstd[r], or of
+ * a[r][k] alone when x is NULL (a: the row kernel's block sums), for the 32
+ * columns of block blockIdx.x; threads (32, 8), each thread row taking
+ * every 8th row, then the 8 in order. */
+static __global__ void rmsnorm_gain_parts_kernel(float *parts, const float *a, const float *x,
+                                                 const float *rstd, int R, int d) {
     __shared__ float sums[8][33];
     int k = blockIdx.x * 32 + threadIdx.x, part = blockIdx.y;
     int per_part = (R + RMSNORM_PARTS - 1) / RMSNORM_PARTS;
     int begin = part * per_part, end = min(R, begin + per_part);
     float sum = 0;
     if (k < d)
-        for (int r = begin + threadIdx.y; r < end; r += 8) sum += rows[(size_t)r * d + k];
+        for (int r = begin + threadIdx.y; r < end; r += 8) {
+            size_t at = (size_t)r * d + k;
+            sum += x ? a[at] * x[at] * rstd[r] : a[at];
+        }
     sums[threadIdx.y][threadIdx.x] = sum;
     __syncthreads();
     if (threadIdx.y == 0 && k < d) {
         float total = 0;
         for (int t = 0; t < 8; t++) total += sums[t][threadIdx.x];
         parts[(size_t)part * d + k] = total;
-    }
-}
-
-/* partial[part][k] = sum over the rows of part `blockIdx.y` of dy x r, for
- * the 32 columns of block blockIdx.x; threads (32, 8). */
-static __global__ void rmsnorm_gain_partial_kernel(float *partial, const float *dy,
-                                                   const float *x, const float *rstd, int M,
-                                                   int d) {
-    __shared__ float sums[8][33];
-    int k = blockIdx.x * 32 + threadIdx.x, part = blockIdx.y;
-    int rows_per_part = (M + RMSNORM_PARTS - 1) / RMSNORM_PARTS;
-    int begin = part * rows_per_part, end = min(M, begin + rows_per_part);
-    float sum = 0;
-    if (k < d)
-        for (int r = begin + threadIdx.y; r < end; r += 8)
-            sum += dy[(size_t)r * d + k] * x[(size_t)r * d + k] * rstd[r];
-    sums[threadIdx.y][threadIdx.x] = sum;
-    __syncthreads();
-    if (threadIdx.y == 0 && k < d) {
-        float total = 0;
-        for (int t = 0; t < 8; t++) total += sums[t][threadIdx.x];
-        partial[(size_t)part * d + k] = total;
     }
 }
 
@@ -250,24 +231,23 @@ int rmsnorm_backward_onto(float *dx, __nv_bfloat16 *dx16, const float *base, con
     dim3 grid((unsigned)((d + 31) / 32), RMSNORM_PARTS), threads(32, 8);
     /* partial: RMSNORM_PARTS rows of part sums, then the blocks' rows */
     float *block_partial = partial + (size_t)RMSNORM_PARTS * d;
-    if (aligned4(d, dx, base, extra, dy, x) && aligned4(d, gain, NULL, NULL, NULL, NULL) &&
-        (uintptr_t)dx16 % 8 == 0) {
-        int fused = d <= RMSNORM_FUSED_D;
+    int vec4 = aligned4(d, dx, base, extra, dy, x) && aligned4(d, gain, NULL, NULL, NULL, NULL) &&
+               (uintptr_t)dx16 % 8 == 0;
+    int fused = vec4 && d <= RMSNORM_FUSED_D;
+    if (vec4)
         rmsnorm_backward_rows_vec4_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(
             dx, dx16, fused ? block_partial : NULL, base, extra, dy, x, gain, rstd, M, d);
-        if (cuda_launched("rmsnorm_backward_rows_vec4_kernel")) return -1;
-        if (fused)
-            rmsnorm_gain_fold_kernel<<<grid, threads, 0, stream>>>(partial, block_partial,
-                                                                   (int)blocks, d);
-        else
-            rmsnorm_gain_partial_kernel<<<grid, threads, 0, stream>>>(partial, dy, x, rstd, M, d);
-    } else {
+    else
         rmsnorm_backward_rows_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, stream>>>(
             dx, dx16, base, extra, dy, x, gain, rstd, M, d);
-        if (cuda_launched("rmsnorm_backward_rows_kernel")) return -1;
-        rmsnorm_gain_partial_kernel<<<grid, threads, 0, stream>>>(partial, dy, x, rstd, M, d);
-    }
-    if (cuda_launched("rmsnorm gain partial sums")) return -1;
+    if (cuda_launched("rmsnorm_backward_rows_kernel")) return -1;
+    /* the gain's part sums from the blocks' sums, or from dy and x again */
+    if (fused)
+        rmsnorm_gain_parts_kernel<<<grid, threads, 0, stream>>>(partial, block_partial, NULL, NULL,
+                                                                (int)blocks, d);
+    else
+        rmsnorm_gain_parts_kernel<<<grid, threads, 0, stream>>>(partial, dy, x, rstd, M, d);
+    if (cuda_launched("rmsnorm_gain_parts_kernel")) return -1;
     rmsnorm_gain_sum_kernel<<<cuda_blocks((size_t)d), CUDA_THREADS, 0, stream>>>(dgain, partial,
                                                                                d);
     return cuda_launched("rmsnorm_gain_sum_kernel");

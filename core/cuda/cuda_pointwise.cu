@@ -128,30 +128,21 @@ int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
 /* W (2 or 4) adjacent bf16 values as floats, and back (p W-aligned). */
 template <int W>
 static __device__ __forceinline__ void load_bf16(float v[W], const __nv_bfloat16 *p) {
-    const __nv_bfloat162 *pairs = (const __nv_bfloat162 *)p;
     if constexpr (W == 4) {
-        uint2 word = *(const uint2 *)p;
-        pairs = (const __nv_bfloat162 *)&word;
-        float2 lo = __bfloat1622float2(pairs[0]), hi = __bfloat1622float2(pairs[1]);
-        v[0] = lo.x; v[1] = lo.y; v[2] = hi.x; v[3] = hi.y;
+        bf16x4_to_floats(v, *(const uint2 *)p);
     } else {
-        float2 lo = __bfloat1622float2(pairs[0]);
-        v[0] = lo.x; v[1] = lo.y;
+        float2 pair = __bfloat1622float2(*(const __nv_bfloat162 *)p);
+        v[0] = pair.x;
+        v[1] = pair.y;
     }
 }
 
 template <int W>
 static __device__ __forceinline__ void store_bf16(__nv_bfloat16 *p, const float v[W]) {
-    __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]);
-    if constexpr (W == 4) {
-        __nv_bfloat162 hi = __floats2bfloat162_rn(v[2], v[3]);
-        uint2 word;
-        word.x = *(uint32_t *)&lo;
-        word.y = *(uint32_t *)&hi;
-        *(uint2 *)p = word;
-    } else {
-        *(__nv_bfloat162 *)p = lo;
-    }
+    if constexpr (W == 4)
+        *(uint2 *)p = floats_to_bf16x4(v);
+    else
+        *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v[0], v[1]);
 }
 
 /* The grid of the W-column bf16 kernels: x covers the F / W column groups,
