@@ -4,7 +4,9 @@
  * kernel sums the rows' losses in a fixed order; the backward overwrites
  * the logits with their gradient, scale (softmax - onehot), so the (M, V)
  * matrix exists once: in fp32, or in bf16 precision in bf16 (as the head's
- * product writes it).
+ * product writes it). A training step in bf16 does both at once
+ * (crossentropy_train, at the end of the file): each row read once into
+ * shared memory, its loss and gradient computed from there.
  */
 #include "cuda_kernels.cuh"
 
