@@ -45,7 +45,6 @@
 
 enum { MMA_ROWS = 64, MMA_THREADS = 128 };
 
-static const float LOG2E = 1.4426950408889634f;
 static const float LN2 = 0.6931471805599453f;
 
 /* Two floats as one bf16x2 register (lo in the low half). */
@@ -97,21 +96,8 @@ static __device__ void stage_tile(__nv_bfloat16 *tile, const __nv_bfloat16 *head
     for (int e = threadIdx.x; e < R * CHUNKS; e += blockDim.x) {
         int r = e / CHUNKS, c = (e % CHUNKS) * 8, row = row0 + r;
         const __nv_bfloat16 *src = head + (size_t)(row < n ? row : 0) * DH + c;
-        uint32_t dst = (uint32_t)__cvta_generic_to_shared(tile + r * S + c);
-        int bytes = row < n ? 16 : 0;
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-                     "r"(bytes));
+        async_copy16(tile + r * S + c, src, row < n ? 16 : 0);
     }
-}
-
-static __device__ __forceinline__ void async_commit(void) {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
-/* Waits until at most `pending` committed groups are still in flight. */
-template <int pending>
-static __device__ __forceinline__ void async_wait(void) {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
 }
 
 /* packed (parts, B, H, n, DH) bf16 = the parts' head columns of src (B, n,
@@ -148,46 +134,6 @@ static int pack_heads(__nv_bfloat16 *packed, const In *src, int parts, int B, in
     pack_heads_kernel<In><<<(unsigned)(blocks < 16384 ? blocks : 16384), 256, 0, stream>>>(
         packed, src, parts, B, n, H, dh, DH, stride);
     return cuda_launched("pack_heads_kernel");
-}
-
-/* W adjacent stored values (float or bf16; W = 2 or 4: p W-element
- * aligned) as floats, and W floats stored as bf16 (one store for W > 1). */
-template <int W>
-static __device__ __forceinline__ void load_values(float v[W], const float *p) {
-    if constexpr (W == 4) {
-        float4 quad = *(const float4 *)p;
-        v[0] = quad.x;
-        v[1] = quad.y;
-        v[2] = quad.z;
-        v[3] = quad.w;
-    } else if constexpr (W == 2) {
-        float2 pair = *(const float2 *)p;
-        v[0] = pair.x;
-        v[1] = pair.y;
-    } else {
-        v[0] = p[0];
-    }
-}
-template <int W>
-static __device__ __forceinline__ void load_values(float v[W], const __nv_bfloat16 *p) {
-    if constexpr (W == 4) {
-        bf16x4_to_floats(v, *(const uint2 *)p);
-    } else if constexpr (W == 2) {
-        float2 pair = __bfloat1622float2(*(const __nv_bfloat162 *)p);
-        v[0] = pair.x;
-        v[1] = pair.y;
-    } else {
-        v[0] = __bfloat162float(p[0]);
-    }
-}
-template <int W>
-static __device__ __forceinline__ void store_values(__nv_bfloat16 *p, const float v[W]) {
-    if constexpr (W == 4)
-        *(uint2 *)p = floats_to_bf16x4(v);
-    else if constexpr (W == 2)
-        *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v[0], v[1]);
-    else
-        p[0] = __float2bfloat16_rn(v[0]);
 }
 
 /* heads (3, B, H, n, DH) bf16 = q and k of qkv (B, n, 3 D; fp32 or bf16)

@@ -72,6 +72,67 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 
+static const float LOG2E = 1.4426950408889634f;
+
+/* W adjacent stored values (float or bf16; W = 2 or 4: p W-element
+ * aligned) as floats, and W floats stored as bf16 (one store for W > 1). */
+template <int W>
+static __device__ __forceinline__ void load_values(float v[W], const float *p) {
+    if constexpr (W == 4) {
+        float4 quad = *(const float4 *)p;
+        v[0] = quad.x;
+        v[1] = quad.y;
+        v[2] = quad.z;
+        v[3] = quad.w;
+    } else if constexpr (W == 2) {
+        float2 pair = *(const float2 *)p;
+        v[0] = pair.x;
+        v[1] = pair.y;
+    } else {
+        v[0] = p[0];
+    }
+}
+template <int W>
+static __device__ __forceinline__ void load_values(float v[W], const __nv_bfloat16 *p) {
+    if constexpr (W == 4) {
+        bf16x4_to_floats(v, *(const uint2 *)p);
+    } else if constexpr (W == 2) {
+        float2 pair = __bfloat1622float2(*(const __nv_bfloat162 *)p);
+        v[0] = pair.x;
+        v[1] = pair.y;
+    } else {
+        v[0] = __bfloat162float(p[0]);
+    }
+}
+template <int W>
+static __device__ __forceinline__ void store_values(__nv_bfloat16 *p, const float v[W]) {
+    if constexpr (W == 4)
+        *(uint2 *)p = floats_to_bf16x4(v);
+    else if constexpr (W == 2)
+        *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v[0], v[1]);
+    else
+        p[0] = __float2bfloat16_rn(v[0]);
+}
+
+/* Copies 16 bytes from global src to shared dst (both 16-byte aligned)
+ * asynchronously (cp.async), the first `bytes` of them (16 or 0; the rest
+ * zero-filled); async_commit closes the group of copies issued so far,
+ * async_wait<pending> waits until at most `pending` groups are in flight. */
+static __device__ __forceinline__ void async_copy16(void *dst, const void *src, int bytes) {
+    uint32_t address = (uint32_t)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(src),
+                 "r"(bytes));
+}
+
+static __device__ __forceinline__ void async_commit(void) {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int pending>
+static __device__ __forceinline__ void async_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
+}
+
 /* 2^x on the special-function unit (ex2.approx.ftz, relative error about
  * 2^-22; results below 2^-126 flush to zero, which no probability here can
  * tell from zero). */

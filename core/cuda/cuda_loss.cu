@@ -190,8 +190,6 @@ int crossentropy_backward(__nv_bfloat16 *logits, const double *lse, const int *t
 
 enum { TRAIN_THREADS = 512 };
 
-static const float TRAIN_LOG2E = 1.4426950408889634f;
-
 /* One block per row (blockDim.x threads, a multiple of 32): the row is
  * copied into shared memory (cp.async), then max m, sum s = sum_c 2^((x_c
  * - m) log2 e) (each thread's share in float, the warps' in double in a
@@ -208,12 +206,9 @@ static __global__ void __launch_bounds__(TRAIN_THREADS)
     __nv_bfloat16 *row = logits + r * V;
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
     int chunks = V / 8, words = V / 4;
-    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
-        uint32_t dst = (uint32_t)__cvta_generic_to_shared(cached + 8 * c);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(row + 8 * c));
-    }
-    asm volatile("cp.async.commit_group;\n" ::);
-    asm volatile("cp.async.wait_group 0;\n" ::);
+    for (int c = threadIdx.x; c < chunks; c += blockDim.x) async_copy16(cached + 8 * c, row + 8 * c, 16);
+    async_commit();
+    async_wait<0>();
     __syncthreads();
     const uint2 *cached4 = (const uint2 *)cached;
     float m = -INFINITY, x[4];
@@ -226,10 +221,10 @@ static __global__ void __launch_bounds__(TRAIN_THREADS)
     if (lane == 0) warp_max[warp] = m;
     __syncthreads();
     for (int w = 0; w < warps; w++) m = fmaxf(m, warp_max[w]);
-    float shift = -m * TRAIN_LOG2E, sum = 0.0f;
+    float shift = -m * LOG2E, sum = 0.0f;
     for (int q = threadIdx.x; q < words; q += blockDim.x) {
         bf16x4_to_floats(x, cached4[q]);
-        for (int i = 0; i < 4; i++) sum += exp2_fast(fmaf(x[i], TRAIN_LOG2E, shift));
+        for (int i = 0; i < 4; i++) sum += exp2_fast(fmaf(x[i], LOG2E, shift));
     }
     sum = warp_sum(sum);
     if (lane == 0) warp_total[warp] = sum;
@@ -242,14 +237,14 @@ static __global__ void __launch_bounds__(TRAIN_THREADS)
         lse[r] = row_lse;
         row_loss[r] = target >= 0 ? row_lse - __bfloat162float(cached[target]) : 0.0;
     }
-    float lse_shift = (float)(-row_lse * TRAIN_LOG2E);
+    float lse_shift = (float)(-row_lse * LOG2E);
     uint2 *out = (uint2 *)row;
     for (int q = threadIdx.x; q < words; q += blockDim.x) {
         bf16x4_to_floats(x, cached4[q]);
         float g[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         if (target >= 0)
             for (int i = 0; i < 4; i++) {
-                g[i] = scale * exp2_fast(fmaf(x[i], TRAIN_LOG2E, lse_shift));
+                g[i] = scale * exp2_fast(fmaf(x[i], LOG2E, lse_shift));
                 if (4 * q + i == target) g[i] -= scale;
             }
         out[q] = floats_to_bf16x4(g);

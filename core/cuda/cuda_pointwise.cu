@@ -125,26 +125,6 @@ int swiglu_backward(float *dac, const float *dm, const float *ac, int M, int F,
     return launch_swiglu_backward(dac, dm, ac, M, F, stream);
 }
 
-/* W (2 or 4) adjacent bf16 values as floats, and back (p W-aligned). */
-template <int W>
-static __device__ __forceinline__ void load_bf16(float v[W], const __nv_bfloat16 *p) {
-    if constexpr (W == 4) {
-        bf16x4_to_floats(v, *(const uint2 *)p);
-    } else {
-        float2 pair = __bfloat1622float2(*(const __nv_bfloat162 *)p);
-        v[0] = pair.x;
-        v[1] = pair.y;
-    }
-}
-
-template <int W>
-static __device__ __forceinline__ void store_bf16(__nv_bfloat16 *p, const float v[W]) {
-    if constexpr (W == 4)
-        *(uint2 *)p = floats_to_bf16x4(v);
-    else
-        *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v[0], v[1]);
-}
-
 /* The grid of the W-column bf16 kernels: x covers the F / W column groups,
  * y strides over rows (at most 8192 blocks of rows, so that a block has
  * more than one row's work at large M). */
@@ -161,11 +141,11 @@ static __global__ void swiglu_forward_bf16_wide_kernel(__nv_bfloat16 *m, const _
     if (f >= F) return;
     for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
         float a[W], c[W], out[W];
-        load_bf16<W>(a, ac + r * 2 * F + f);
-        load_bf16<W>(c, ac + r * 2 * F + F + f);
+        load_values<W>(a, ac + r * 2 * F + f);
+        load_values<W>(c, ac + r * 2 * F + F + f);
 #pragma unroll
         for (int k = 0; k < W; k++) out[k] = swiglu_value(a[k], c[k]);
-        store_bf16<W>(m + r * F + f, out);
+        store_values<W>(m + r * F + f, out);
     }
 }
 
@@ -178,13 +158,13 @@ static __global__ void swiglu_backward_bf16_wide_kernel(__nv_bfloat16 *dac,
     if (f >= F) return;
     for (size_t r = blockIdx.y; r < (size_t)M; r += gridDim.y) {
         float g[W], a[W], c[W], da[W], dc[W];
-        load_bf16<W>(g, dm + r * F + f);
-        load_bf16<W>(a, ac + r * 2 * F + f);
-        load_bf16<W>(c, ac + r * 2 * F + F + f);
+        load_values<W>(g, dm + r * F + f);
+        load_values<W>(a, ac + r * 2 * F + f);
+        load_values<W>(c, ac + r * 2 * F + F + f);
 #pragma unroll
         for (int k = 0; k < W; k++) swiglu_gradient(g[k], a[k], c[k], &da[k], &dc[k]);
-        store_bf16<W>(dac + r * 2 * F + f, da);
-        store_bf16<W>(dac + r * 2 * F + F + f, dc);
+        store_values<W>(dac + r * 2 * F + f, da);
+        store_values<W>(dac + r * 2 * F + F + f, dc);
     }
 }
 
