@@ -413,6 +413,8 @@ static void check_training_forward(CudaModel *gpu, const Case *c, const char *mo
     int status = cuda_model_zero_grad(gpu) ||
                  cuda_model_forward_train(gpu, tokens, targets, B, L, &train_loss);
     int readable = status == 0 && cuda_model_get_logits(gpu, logits) == 0;
+    CHECK(readable || strstr(spiral_last_error(), "training forward"),
+          "%s %s: unreadable logits without the reason: %s", c->name, mode, spiral_last_error());
     status = status || cuda_model_backward(gpu) || cuda_model_get_grads(gpu, train_grads);
     CHECK(status == 0, "%s %s: training forward/backward: %s", c->name, mode, spiral_last_error());
     if (status == 0) {
