@@ -697,12 +697,11 @@ size_t attention_mma_heads(int B, int n, int H, int dh) {
     return (size_t)3 * B * H * n * attention_mma_head_size(dh);
 }
 
-/* Allows a kernel more than 48 KiB of dynamic shared memory (once). */
+/* Allows a kernel more than 48 KiB of dynamic shared memory (once per
+ * size: cuda_allow_smem). */
 template <typename Kernel>
 static int allow_smem(Kernel kernel, size_t bytes, const char *what) {
-    if (bytes <= 48 * 1024) return 0;
-    return cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            (int)bytes), what);
+    return cuda_allow_smem((const void *)kernel, bytes, what);
 }
 
 template <typename In>

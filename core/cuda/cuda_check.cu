@@ -21,3 +21,27 @@ int cuda_status(cublasStatus_t status, const char *what) {
 int cuda_launched(const char *what) {
     return cuda_status(cudaGetLastError(), what);
 }
+
+/* The kernels whose limit was raised, and to what (a few dozen at most:
+ * the attention's instantiations and the cross-entropy's). */
+enum { SMEM_KERNELS = 64 };
+static const void *smem_kernel[SMEM_KERNELS];
+static size_t smem_allowed[SMEM_KERNELS];
+static int smem_count;
+
+int cuda_allow_smem(const void *kernel, size_t bytes, const char *what) {
+    if (bytes <= 48 * 1024) return 0;
+    int i = 0;
+    while (i < smem_count && smem_kernel[i] != kernel) i++;
+    if (i < smem_count && smem_allowed[i] >= bytes) return 0;
+    if (i == SMEM_KERNELS)
+        return spiral_error("%s: more than %d kernels with large shared memory", what,
+                            SMEM_KERNELS);
+    if (cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)bytes),
+                    what))
+        return -1;
+    if (i == smem_count) smem_kernel[smem_count++] = kernel;
+    smem_allowed[i] = bytes;
+    return 0;
+}

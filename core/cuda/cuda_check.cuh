@@ -27,6 +27,14 @@ int cuda_status(cublasStatus_t status, const char *what);
  * at once; faults inside the kernel show at the next synchronization). */
 int cuda_launched(const char *what);
 
+/* Lets kernel (a __global__ function) take `bytes` of dynamic shared
+ * memory where that is over the default 48 KiB: raises its limit with
+ * cudaFuncSetAttribute only when bytes exceeds what an earlier call raised
+ * it to, so the runtime is called once per size, in an eager pass, never
+ * while a pass is being captured into a CUDA graph (the capture replays
+ * shapes an eager pass ran first). `what` names the kernel in errors. */
+int cuda_allow_smem(const void *kernel, size_t bytes, const char *what);
+
 /* Threads per block of the elementwise kernels, and the number of blocks
  * for count elements. */
 enum { CUDA_THREADS = 256 };

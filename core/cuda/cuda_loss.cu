@@ -263,10 +263,8 @@ int crossentropy_train(double *loss_sum, double *row_loss, double *lse, __nv_bfl
     if (M == 0) return cuda_status(cudaMemsetAsync(loss_sum, 0, sizeof(double), stream),
                                    "crossentropy_train: cudaMemsetAsync");
     size_t smem = (size_t)V * sizeof(__nv_bfloat16);
-    if (smem > 48 * 1024 &&
-        cuda_status(cudaFuncSetAttribute(crossentropy_train_kernel,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-                    "crossentropy_train: cudaFuncSetAttribute"))
+    if (cuda_allow_smem((const void *)crossentropy_train_kernel, smem,
+                        "crossentropy_train: cudaFuncSetAttribute"))
         return -1;
     int words = V / 4, threads = (words + 31) / 32 * 32;
     if (threads > TRAIN_THREADS) threads = TRAIN_THREADS;

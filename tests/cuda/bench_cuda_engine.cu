@@ -172,6 +172,9 @@ static int bench_model(const BenchCase *bc, const BenchMode *mode) {
            (double)(free_before - free_after) / 1e9, loss);
     /* for bench/cuda_vs_torch.sh */
     printf("# result %s spiral-%s %.0f %.1f\n", bc->key, mode->name, M / step_s, tflops);
+    if (!mode->eager && cuda_model_graph_launches(model) == 0)
+        printf("# warning: %s %s ran eagerly: no CUDA graph was captured (profiling, or a "
+               "capture failed)\n", bc->key, mode->name);
     fflush(stdout);
     cuda_model_free(model);
     free(params);
