@@ -20,8 +20,15 @@ if ! make --no-print-directory BUILD="$BUILD" cuda >"$BUILD/cuda-build.log" 2>&1
 fi
 passed=0
 failed=0
-for t in test_cuda_kernels test_cuda_engine; do
-    log=$("$BUILD/cuda/$t" 2>&1)
+# test_cuda_kernels twice: with the wgmma attention kernels (head size
+# 64, the default) and with the mma.sync ones they replace there
+for t in test_cuda_kernels test_cuda_kernels:mma.sync test_cuda_engine; do
+    if [ "$t" = test_cuda_kernels:mma.sync ]; then
+        echo "test_cuda_kernels with SPIRAL_ATTN_WGMMA=0 (mma.sync attention at head size 64)"
+        log=$(SPIRAL_ATTN_WGMMA=0 "$BUILD/cuda/test_cuda_kernels" 2>&1)
+    else
+        log=$("$BUILD/cuda/$t" 2>&1)
+    fi
     status=$?
     echo "$log"
     line=$(echo "$log" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)

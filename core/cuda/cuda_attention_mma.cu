@@ -41,22 +41,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "cuda_attention_tiles.cuh"
 #include "cuda_check.cuh"
-
-enum { MMA_ROWS = 64, MMA_THREADS = 128 };
-
-static const float LN2 = 0.6931471805599453f;
-
-/* Two floats as one bf16x2 register (lo in the low half). */
-static __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *(uint32_t *)&v;
-}
-
-/* The 32-bit word at p (two bf16; p 4-byte aligned). */
-static __device__ __forceinline__ uint32_t load_word(const __nv_bfloat16 *p) {
-    return *(const uint32_t *)p;
-}
 
 /* d (16 x 8) += a (16 x 16) b (16 x 8), bf16 inputs, fp32 accumulators. */
 static __device__ __forceinline__ void mma_bf16(float d[4], const uint32_t a[4],
@@ -215,23 +201,6 @@ static __global__ void pack_dout_rowdot_kernel(__nv_bfloat16 *dout16, float *row
     if (lane == 0) rowdot[row] = dot;
 }
 
-/* The A fragments (DH / 16 steps of k) of the warp's 16 rows [first,
- * first + 16) of one head's packed (n, DH) array: this thread's rows are
- * first + g and first + g + 8; rows beyond n are zero. */
-template <int DH>
-static __device__ void load_a_fragments(uint32_t frag[DH / 16][4], const __nv_bfloat16 *head,
-                                        int first, int n) {
-    int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4, r0 = first + g, r1 = r0 + 8;
-#pragma unroll
-    for (int kk = 0; kk < DH / 16; kk++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            int c = kk * 16 + half * 8 + 2 * t;
-            frag[kk][2 * half] = r0 < n ? load_word(head + (size_t)r0 * DH + c) : 0u;
-            frag[kk][2 * half + 1] = r1 < n ? load_word(head + (size_t)r1 * DH + c) : 0u;
-        }
-}
-
 /* acc[w] (16 x 8 N8 tiles) = a[w] (16 x DH, fragments) times the transpose
  * of the shared tile's rows [0, 8 N8) (each DH long), for the warp's WT
  * row tiles w: acc[w][j] = a[w] . tile_row^T. Each B fragment of the tile
@@ -300,57 +269,6 @@ static __device__ void accumulate_rows(float out[WT][DH / 8][4], const float p[W
             }
         }
     }
-}
-
-/* Two adjacent floats stored as T (float, or bf16 rounded to nearest). */
-static __device__ __forceinline__ void store_pair(float *p, float a, float b) {
-    *(float2 *)p = make_float2(a, b);
-}
-static __device__ __forceinline__ void store_pair(__nv_bfloat16 *p, float a, float b) {
-    *(__nv_bfloat162 *)p = __floats2bfloat162_rn(a, b);
-}
-
-/* Writes a warp's (16 x DH) result, rows r0 and r0 + 8, times the row
- * factors f0, f1, to dst (row stride `stride`), columns < dh, as T. */
-template <int DH, typename T>
-static __device__ void store_rows(T *dst, const float acc[DH / 8][4], int r0, int n,
-                                  size_t stride, int dh, float f0, float f1) {
-    int t = threadIdx.x % 4;
-#pragma unroll
-    for (int j = 0; j < DH / 8; j++) {
-        int c = j * 8 + 2 * t;
-        if (c >= dh) continue;
-        if (r0 < n) store_pair(dst + (size_t)r0 * stride + c, acc[j][0] * f0, acc[j][1] * f0);
-        if (r0 + 8 < n)
-            store_pair(dst + (size_t)(r0 + 8) * stride + c, acc[j][2] * f1, acc[j][3] * f1);
-    }
-}
-
-/* Writes a warp's (16 x DH) gradient of a rotated head (dq or dk), rows
- * r0 and r0 + 8, rotated back (rope_apply's sign -1, the same arithmetic)
- * and rounded to bf16 (rope_rotate with -sin): column m pairs with m + DH/2, which this thread
- * holds in tile j + DH/16 (dh == DH, so that the pairing is known at
- * compile time and acc stays in registers); cos_t, sin_t (n, DH/2). */
-template <int DH>
-static __device__ void store_rows_unrotated(__nv_bfloat16 *dst, const float acc[DH / 8][4], int r0,
-                                            int n, size_t stride, const float *cos_t,
-                                            const float *sin_t) {
-    constexpr int HALF = DH / 2, PAIR = DH / 16;
-    int t = threadIdx.x % 4;
-#pragma unroll
-    for (int j = 0; j < PAIR; j++)
-#pragma unroll
-        for (int e = 0; e < 4; e += 2) {
-            int row = e < 2 ? r0 : r0 + 8, m = j * 8 + 2 * t;
-            if (row >= n) continue;
-            const float *c = cos_t + (size_t)row * HALF + m, *sn = sin_t + (size_t)row * HALF + m;
-            float x1[2], x2[2]; /* columns m, m + 1 and m + HALF, m + HALF + 1 */
-#pragma unroll
-            for (int k = 0; k < 2; k++)
-                rope_rotate(&x1[k], &x2[k], acc[j][e + k], acc[j + PAIR][e + k], c[k], -sn[k]);
-            store_pair(dst + (size_t)row * stride + m, x1[0], x1[1]);
-            store_pair(dst + (size_t)row * stride + m + HALF, x2[0], x2[1]);
-        }
 }
 
 /* Bytes of dynamic shared memory of a kernel streaming two (R, DH + 8)
@@ -770,6 +688,8 @@ static int launch_mma_forward(float *out, __nv_bfloat16 *out16, float *lse,
                               cudaStream_t stream) {
     /* two row tiles a warp from 1024 rows on (head sizes <= 64: registers):
      * at n = 2048 8% faster on the H200; slower below 512 (fewer blocks) */
+    if (DH == 64 && attention_wgmma_supports(dh))
+        return attention_wgmma_forward(out, out16, lse, heads, B, n, H, dh, stream);
     constexpr int WIDE = DH <= 64 ? 2 : 1;
     if (n >= 1024) return launch_forward_tiles<DH, WIDE>(out, out16, lse, heads, B, n, H, dh, stream);
     return launch_forward_tiles<DH, 1>(out, out16, lse, heads, B, n, H, dh, stream);
@@ -826,6 +746,9 @@ static int launch_mma_backward(T *dqkv, const __nv_bfloat16 *heads, const __nv_b
     /* dq: two row tiles a warp from 1024 rows on (head sizes <= 64), 3%
      * faster at n = 2048 on the H200, slower below 1024; dk/dv: one (two,
      * registers capping it at two blocks an SM, measured 25% slower) */
+    if (DH == 64 && attention_wgmma_supports(dh))
+        return attention_wgmma_backward(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H,
+                                        dh, stream);
     constexpr int WIDE = DH <= 64 ? 2 : 1;
     int status = n >= 1024 ? launch_dq<DH, WIDE>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t,
                                                  B, n, H, dh, stream)

@@ -618,9 +618,14 @@ int main(void) {
         test_attention(2, 90, 1, 100, tensor_cores);
     }
     test_attention(1, 1000, 2, 64, 1);
+    /* heads packed to 64 columns: dh 48 (zero padding), 1 and 63 rows */
+    test_attention(2, 77, 2, 48, 1);
+    test_attention(3, 1, 2, 64, 1);
+    test_attention(1, 63, 3, 64, 1);
     test_attention(1, 300, 1, 128, 1);
     /* from 1024 rows the forward gives each warp two row tiles (head sizes
-     * <= 64); lengths that end inside a block's last tile */
+     * < 64; at 64 the wgmma forward two warpgroups a block); lengths that
+     * end inside a block's last tile */
     test_attention(1, 1100, 2, 64, 1);
     test_attention(1, 1030, 1, 32, 1);
     test_attention(2, 1025, 1, 16, 1);
