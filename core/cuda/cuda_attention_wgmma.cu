@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda_attention_tiles.cuh"
 #include "cuda_check.cuh"
@@ -400,7 +401,7 @@ static WgmmaPlan wgmma_plan(void) {
     static WgmmaPlan plan = {-1, 0, 1, 1};
     if (plan.enabled < 0) {
         const char *flag = getenv("SPIRAL_ATTN_WGMMA");
-        plan.enabled = !(flag && flag[0] == '0');
+        plan.enabled = !(flag && strcmp(flag, "0") == 0);
         int f = 0, q = 1, k = 1;
         if (flag && sscanf(flag, "%d,%d,%d", &f, &q, &k) == 3) {
             plan.forward = f == 1 || f == 2 ? f : 0;
