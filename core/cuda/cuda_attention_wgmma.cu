@@ -55,6 +55,24 @@ static __device__ void pair_ready(void) {
     __syncthreads();
 }
 
+/* Key/value tiles streamed double-buffered ([stage][k, v]): at key tile
+ * kt of 0 .. last, stages tile kt + 1 (if any) into the other buffer,
+ * waits until tile kt is visible to the tensor cores and returns its K
+ * tile (V follows it). The caller syncs the block after using it. */
+template <int DH>
+static __device__ const __nv_bfloat16 *next_pair(__nv_bfloat16 *smem, const __nv_bfloat16 *kh,
+                                                 const __nv_bfloat16 *vh, int kt, int last,
+                                                 int n) {
+    constexpr int TILE = MMA_ROWS * DH;
+    if (kt < last) {
+        stage_pair<DH>(smem + ((kt + 1) % 2) * 2 * TILE, kh, vh, (kt + 1) * MMA_ROWS, n);
+        pair_ready<1>();
+    } else {
+        pair_ready<0>();
+    }
+    return smem + (kt % 2) * 2 * TILE;
+}
+
 /* The A fragments of 64 x 64 C fragments (rounded to bf16): k step kk
  * takes C tiles 2 kk and 2 kk + 1. */
 static __device__ __forceinline__ void c_to_a(uint32_t a[4][4], const float c[8][4]) {
@@ -119,13 +137,7 @@ static __global__ void __launch_bounds__(WG * WG_THREADS)
     float o[8][4], m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     zero_tiles(o);
     for (int kt = 0; kt <= last; kt++) {
-        if (kt < last) {
-            stage_pair<DH>(smem + ((kt + 1) % 2) * 2 * TILE, kh, vh, (kt + 1) * MMA_ROWS, n);
-            pair_ready<1>();
-        } else {
-            pair_ready<0>();
-        }
-        const __nv_bfloat16 *ks = smem + (kt % 2) * 2 * TILE, *vs = ks + TILE;
+        const __nv_bfloat16 *ks = next_pair<DH>(smem, kh, vh, kt, last, n), *vs = ks + TILE;
         if (kt * MMA_ROWS <= group_last) {
             float s[8][4];
             zero_tiles(s);
@@ -243,13 +255,7 @@ static __global__ void __launch_bounds__(WG * WG_THREADS)
     dot[1] = r0 + 8 < n ? row_dot[r0 + 8] : 0.0f;
     zero_tiles(dq);
     for (int kt = 0; kt <= last; kt++) {
-        if (kt < last) {
-            stage_pair<DH>(smem + ((kt + 1) % 2) * 2 * TILE, kh, vh, (kt + 1) * MMA_ROWS, n);
-            pair_ready<1>();
-        } else {
-            pair_ready<0>();
-        }
-        const __nv_bfloat16 *ks = smem + (kt % 2) * 2 * TILE, *vs = ks + TILE;
+        const __nv_bfloat16 *ks = next_pair<DH>(smem, kh, vh, kt, last, n), *vs = ks + TILE;
         if (kt * MMA_ROWS <= group_last) {
             float s[8][4], dp[8][4];
             zero_tiles(s);
