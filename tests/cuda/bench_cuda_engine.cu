@@ -285,7 +285,7 @@ int main(int argc, char **argv) {
     }
     enum { CASES = 3 };
     BenchCase cases[CASES] = {
-        {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 10, "d256", 0},
+        {"d=256 H=4 F=688 V=256 L=256 B=64", bench_config(256, 256, 4, 688), 64, 256, 50, "d256", 0},
         {"d=768 H=12 F=2048 V=50304 L=2048 B=8", bench_config(50304, 768, 12, 2048), 8, 2048, 4, "d768", 0},
         {"the same, looped (g=1,1,1,1)", looped_config(bench_config(50304, 768, 12, 2048)), 8,
          2048, 4, "d768-looped", 1},
