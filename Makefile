@@ -151,7 +151,7 @@ $(CUDA_BUILD)/host/%.o: %.c $(wildcard base/*.h core/*.h core/cuda/*.h data/*.h 
 $(CUDA_BUILD)/spiral: $(CUDA_HOST_OBJ) $(CUDA_OBJ)
 	$(NVCC) $(CUDA_ARCH) $^ -o $@ -lcublas $(CUDA_HOST_LIBS)
 
-.PHONY: cuda test-cuda bench-cuda
+.PHONY: cuda test-cuda bench-cuda sanitize-cuda
 cuda: $(CUDA_BINS)
 
 # The CUDA engine against PyTorch on the same model (bench/cuda_vs_torch.sh).
@@ -160,6 +160,11 @@ bench-cuda: cuda
 
 test-cuda: cuda
 	@BUILD=$(BUILD) sh tests/cuda.sh
+
+# compute-sanitizer memcheck, racecheck and synccheck over the kernel proofs
+# and short GPU runs (tests/cuda_sanitize.sh; `make test` runs it too).
+sanitize-cuda: cuda
+	@BUILD=$(BUILD) sh tests/cuda_sanitize.sh
 
 $(CUDA_BUILD)/core/cuda/%.o: core/cuda/%.cu $(wildcard core/cuda/*.h core/cuda/*.cuh core/*.h base/*.h)
 	@mkdir -p $(dir $@)
