@@ -85,6 +85,7 @@ static __device__ __forceinline__ void c_to_a(uint32_t a[4][4], const float c[8]
     }
 }
 
+/* c (64 x 64 C fragments) = 0. */
 static __device__ __forceinline__ void zero_tiles(float c[8][4]) {
 #pragma unroll
     for (int j = 0; j < 8; j++) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0f;

@@ -36,11 +36,6 @@
 
 #include "cuda_check.cuh"
 
-/* Element offset of (r, c) in a swizzled tile. */
-static __device__ __forceinline__ int swizzled_offset(int r, int c) {
-    return r * 64 + (((c / 8) ^ (r % 8)) * 8) + c % 8;
-}
-
 /* The first 1024-byte aligned address at or after p in shared memory
  * (where a kernel's swizzled tiles start; reserve 1024 bytes more). */
 static __device__ __forceinline__ __nv_bfloat16 *swizzle_aligned(__nv_bfloat16 *p) {
@@ -83,10 +78,14 @@ static __device__ __forceinline__ uint64_t b_rows(const __nv_bfloat16 *tile, int
     return wgmma_descriptor(tile + 16 * s * 64);
 }
 
+/* Orders the warpgroup's register writes (accumulators, A fragments)
+ * before the wgmma that follows reads them. */
 static __device__ __forceinline__ void wgmma_fence(void) {
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 }
 
+/* Closes the group of the wgmma issued since the last commit (what
+ * wgmma_wait counts). */
 static __device__ __forceinline__ void wgmma_commit(void) {
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
