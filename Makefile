@@ -97,9 +97,10 @@ clean:
 	rm -rf build
 
 # ---- CUDA engine (core/cuda/) and its proofs (tests/cuda/) ----------------
-# Only `make cuda` / `make test-cuda` use these; plain `make` and `make test`
-# never call nvcc (tests/cuda.sh prints a skip line where nvcc or a GPU is
-# missing). The proof programs link the CPU reference engine compiled here
+# Only `make cuda`, `make test-cuda`, `make sanitize-cuda` and `make
+# bench-cuda` use these; plain `make` never calls nvcc, and `make test` only
+# through tests/cuda*.sh where nvcc and a GPU both exist (elsewhere they
+# print a skip line). The proof programs link the CPU reference engine compiled here
 # from its sources in double (the files that need neither GSL, SQLite nor
 # OpenBLAS: tests/cuda/ref/ supplies the two CBLAS products with plain
 # loops), so they build on a GPU machine that has only CUDA and jansson.
