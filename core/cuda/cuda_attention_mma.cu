@@ -252,12 +252,7 @@ static __device__ void accumulate_rows(float out[WT][DH / 8][4], const float p[W
     for (int kk = 0; kk < N8 / 2; kk++) {
         uint32_t a[WT][4];
 #pragma unroll
-        for (int w = 0; w < WT; w++) {
-            a[w][0] = pack_bf16x2(p[w][2 * kk][0], p[w][2 * kk][1]);
-            a[w][1] = pack_bf16x2(p[w][2 * kk][2], p[w][2 * kk][3]);
-            a[w][2] = pack_bf16x2(p[w][2 * kk + 1][0], p[w][2 * kk + 1][1]);
-            a[w][3] = pack_bf16x2(p[w][2 * kk + 1][2], p[w][2 * kk + 1][3]);
-        }
+        for (int w = 0; w < WT; w++) c_pair_to_a(a[w], p[w][2 * kk], p[w][2 * kk + 1]);
 #pragma unroll
         for (int dn = 0; dn < DH / 16; dn++) {
             uint32_t b[4];
@@ -360,45 +355,8 @@ static __global__ void __launch_bounds__(MMA_THREADS)
                         }
             }
 #pragma unroll
-            for (int w = 0; w < WT; w++) {
-                float max0 = -INFINITY, max1 = -INFINITY;
-#pragma unroll
-                for (int j = 0; j < N8; j++) {
-                    max0 = fmaxf(max0, fmaxf(s[w][j][0], s[w][j][1]));
-                    max1 = fmaxf(max1, fmaxf(s[w][j][2], s[w][j][3]));
-                }
-#pragma unroll
-                for (int offset = 1; offset < 4; offset *= 2) {
-                    max0 = fmaxf(max0, __shfl_xor_sync(0xffffffffu, max0, offset));
-                    max1 = fmaxf(max1, __shfl_xor_sync(0xffffffffu, max1, offset));
-                }
-                /* key 0 is in every row's first tile, so the new maxima are finite */
-                float new0 = fmaxf(m[w][0], max0), new1 = fmaxf(m[w][1], max1);
-                float alpha0 = exp2_fast((m[w][0] - new0) * scale2);
-                float alpha1 = exp2_fast((m[w][1] - new1) * scale2);
-                m[w][0] = new0;
-                m[w][1] = new1;
-                float shift0 = -new0 * scale2, shift1 = -new1 * scale2, sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-                for (int j = 0; j < N8; j++) {
-                    s[w][j][0] = exp2_fast(fmaf(s[w][j][0], scale2, shift0));
-                    s[w][j][1] = exp2_fast(fmaf(s[w][j][1], scale2, shift0));
-                    s[w][j][2] = exp2_fast(fmaf(s[w][j][2], scale2, shift1));
-                    s[w][j][3] = exp2_fast(fmaf(s[w][j][3], scale2, shift1));
-                    sum0 += s[w][j][0] + s[w][j][1];
-                    sum1 += s[w][j][2] + s[w][j][3];
-                }
-                /* this thread's share; summed over the quad at the end */
-                l[w][0] = l[w][0] * alpha0 + sum0;
-                l[w][1] = l[w][1] * alpha1 + sum1;
-#pragma unroll
-                for (int j = 0; j < DH / 8; j++) {
-                    o[w][j][0] *= alpha0;
-                    o[w][j][1] *= alpha0;
-                    o[w][j][2] *= alpha1;
-                    o[w][j][3] *= alpha1;
-                }
-            }
+            for (int w = 0; w < WT; w++)
+                softmax_rows<N8, DH>(s[w], m[w][0], m[w][1], l[w][0], l[w][1], o[w], scale2);
             accumulate_rows<DH, N8, WT>(o, s, vs);
         }
         __syncthreads(); /* the next iteration stages into this buffer */

@@ -10,6 +10,7 @@
 
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "cuda_check.cuh"
@@ -23,6 +24,16 @@ static const float LN2 = 0.6931471805599453f;
 static __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *(uint32_t *)&v;
+}
+
+/* The A fragment (16 x 16) of two side-by-side C tiles (16 x 8 each),
+ * rounded to bf16: how probabilities and dS feed the next product. */
+static __device__ __forceinline__ void c_pair_to_a(uint32_t a[4], const float left[4],
+                                                   const float right[4]) {
+    a[0] = pack_bf16x2(left[0], left[1]);
+    a[1] = pack_bf16x2(left[2], left[3]);
+    a[2] = pack_bf16x2(right[0], right[1]);
+    a[3] = pack_bf16x2(right[2], right[3]);
 }
 
 /* The 32-bit word at p (two bf16; p 4-byte aligned). */
@@ -96,6 +107,55 @@ static __device__ void store_rows_unrotated(__nv_bfloat16 *dst, const float acc[
             store_pair(dst + (size_t)row * stride + m, x1[0], x1[1]);
             store_pair(dst + (size_t)row * stride + m + HALF, x2[0], x2[1]);
         }
+}
+
+/* One key tile of the online softmax for a warp's 16 rows (this thread's
+ * rows r0 and r0 + 8): s (16 x 8 N8 raw scores, C fragments, masked keys
+ * -inf) becomes p = 2^(s scale2 - m scale2) with m the running row
+ * maxima raised to the tile's; earlier sums l and outputs o shrink by
+ * alpha = 2^((m_old - m_new) scale2) and l gains this thread's share of
+ * the tile's sum (summed over the quad at the end). Key 0 is in every
+ * row's first tile, so the maxima are finite; rows beyond n see only
+ * masked keys after it and keep their maxima (alpha 1, p 0). */
+template <int N8, int DH>
+static __device__ __forceinline__ void softmax_rows(float s[N8][4], float &m0, float &m1,
+                                                    float &l0, float &l1, float o[DH / 8][4],
+                                                    float scale2) {
+    float max0 = -INFINITY, max1 = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < N8; j++) {
+        max0 = fmaxf(max0, fmaxf(s[j][0], s[j][1]));
+        max1 = fmaxf(max1, fmaxf(s[j][2], s[j][3]));
+    }
+#pragma unroll
+    for (int offset = 1; offset < 4; offset *= 2) {
+        max0 = fmaxf(max0, __shfl_xor_sync(0xffffffffu, max0, offset));
+        max1 = fmaxf(max1, __shfl_xor_sync(0xffffffffu, max1, offset));
+    }
+    float new0 = fmaxf(m0, max0), new1 = fmaxf(m1, max1);
+    float alpha0 = exp2_fast((m0 - new0) * scale2);
+    float alpha1 = exp2_fast((m1 - new1) * scale2);
+    m0 = new0;
+    m1 = new1;
+    float shift0 = -new0 * scale2, shift1 = -new1 * scale2, sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < N8; j++) {
+        s[j][0] = exp2_fast(fmaf(s[j][0], scale2, shift0));
+        s[j][1] = exp2_fast(fmaf(s[j][1], scale2, shift0));
+        s[j][2] = exp2_fast(fmaf(s[j][2], scale2, shift1));
+        s[j][3] = exp2_fast(fmaf(s[j][3], scale2, shift1));
+        sum0 += s[j][0] + s[j][1];
+        sum1 += s[j][2] + s[j][3];
+    }
+    l0 = l0 * alpha0 + sum0;
+    l1 = l1 * alpha1 + sum1;
+#pragma unroll
+    for (int j = 0; j < DH / 8; j++) {
+        o[j][0] *= alpha0;
+        o[j][1] *= alpha0;
+        o[j][2] *= alpha1;
+        o[j][3] *= alpha1;
+    }
 }
 
 /* cuda_attention_wgmma.cu: the forward and backward kernels with wgmma

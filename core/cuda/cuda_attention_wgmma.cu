@@ -77,12 +77,7 @@ static __device__ const __nv_bfloat16 *next_pair(__nv_bfloat16 *smem, const __nv
  * takes C tiles 2 kk and 2 kk + 1. */
 static __device__ __forceinline__ void c_to_a(uint32_t a[4][4], const float c[8][4]) {
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-        a[kk][0] = pack_bf16x2(c[2 * kk][0], c[2 * kk][1]);
-        a[kk][1] = pack_bf16x2(c[2 * kk][2], c[2 * kk][3]);
-        a[kk][2] = pack_bf16x2(c[2 * kk + 1][0], c[2 * kk + 1][1]);
-        a[kk][3] = pack_bf16x2(c[2 * kk + 1][2], c[2 * kk + 1][3]);
-    }
+    for (int kk = 0; kk < 4; kk++) c_pair_to_a(a[kk], c[2 * kk], c[2 * kk + 1]);
 }
 
 /* c (64 x 64 C fragments) = 0. */
@@ -157,43 +152,7 @@ static __global__ void __launch_bounds__(WG * WG_THREADS)
                         if (key > row || key >= n) s[j][e] = -INFINITY;
                     }
             }
-            float max0 = -INFINITY, max1 = -INFINITY;
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                max0 = fmaxf(max0, fmaxf(s[j][0], s[j][1]));
-                max1 = fmaxf(max1, fmaxf(s[j][2], s[j][3]));
-            }
-#pragma unroll
-            for (int offset = 1; offset < 4; offset *= 2) {
-                max0 = fmaxf(max0, __shfl_xor_sync(0xffffffffu, max0, offset));
-                max1 = fmaxf(max1, __shfl_xor_sync(0xffffffffu, max1, offset));
-            }
-            /* key 0 is in every row's first tile, so the maxima are finite;
-             * rows beyond n see only masked keys after their first tile and
-             * keep the old maximum (alpha 1, p 0) */
-            float new0 = fmaxf(m0, max0), new1 = fmaxf(m1, max1);
-            float alpha0 = exp2_fast((m0 - new0) * scale2), alpha1 = exp2_fast((m1 - new1) * scale2);
-            m0 = new0;
-            m1 = new1;
-            float shift0 = -new0 * scale2, shift1 = -new1 * scale2, sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                s[j][0] = exp2_fast(fmaf(s[j][0], scale2, shift0));
-                s[j][1] = exp2_fast(fmaf(s[j][1], scale2, shift0));
-                s[j][2] = exp2_fast(fmaf(s[j][2], scale2, shift1));
-                s[j][3] = exp2_fast(fmaf(s[j][3], scale2, shift1));
-                sum0 += s[j][0] + s[j][1];
-                sum1 += s[j][2] + s[j][3];
-            }
-            l0 = l0 * alpha0 + sum0;
-            l1 = l1 * alpha1 + sum1;
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                o[j][0] *= alpha0;
-                o[j][1] *= alpha0;
-                o[j][2] *= alpha1;
-                o[j][3] *= alpha1;
-            }
+            softmax_rows<8, DH>(s, m0, m1, l0, l1, o, scale2);
             uint32_t p[4][4];
             c_to_a(p, s);
             wgmma_fence();
