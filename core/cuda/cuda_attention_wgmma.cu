@@ -22,7 +22,6 @@
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +93,7 @@ static __device__ __forceinline__ void issue_rows_transposed(float c[8][4],
                                                              const __nv_bfloat16 *tile) {
 #pragma unroll
     for (int kk = 0; kk < DH / 16; kk++)
-        wgmma_m64n64k16<0>(&c[0][0], a[kk], b_rows_transposed(tile, 0, kk), kk > 0);
+        wgmma_m64n64k16<0>(&c[0][0], a[kk], b_rows_transposed(tile, kk), kk > 0);
 }
 
 /* c (64 x DH) += p (64 x 64, A fragments) tile, the swizzled tile's 64 rows.
@@ -352,33 +351,24 @@ static __global__ void __launch_bounds__(WG * WG_THREADS)
     store_rows<DH>(rows + 2 * D + h * dh, dv, k0, n, stride, dh, 1.0f, 1.0f);
 }
 
-/* Warpgroups a block of each kernel (forward, dq, dk/dv; 0: the
- * forward's own choice, two from 1024 rows on). Measured on the H200 at
- * B = 8, H = 12 (bench_cuda_engine attention): the forward with two 7%
- * faster than one at n = 2048 and 9% slower at 512; dq and dk/dv with
- * one (2,1,2 and 2,2,2 lost 2-8% of the backward at 1024-2048).
- * Developers: SPIRAL_ATTN_WGMMA=0 turns the wgmma kernels off (the
- * mma.sync ones run), "F,Q,K" sets the warpgroups a block. */
-typedef struct {
-    int enabled, forward, dq, dkdv;
-} WgmmaPlan;
-
-static WgmmaPlan wgmma_plan(void) {
-    static WgmmaPlan plan = {-1, 0, 1, 1};
-    if (plan.enabled < 0) {
+/* Whether the wgmma kernels run (developers: SPIRAL_ATTN_WGMMA=0 runs the
+ * mma.sync ones instead, for comparison). Warpgroups a block, measured on
+ * the H200 at B = 8, H = 12 (bench_cuda_engine attention): the forward
+ * with two 7% faster than with one at n = 2048 and 9% slower at 512, so
+ * two from 1024 rows on; dq and dk/dv with one (two lost 2-8% of the
+ * backward at 1024-2048). */
+static int wgmma_enabled(void) {
+    static int enabled = -1;
+    if (enabled < 0) {
         const char *flag = getenv("SPIRAL_ATTN_WGMMA");
-        plan.enabled = !(flag && strcmp(flag, "0") == 0);
-        int f = 0, q = 1, k = 1;
-        if (flag && sscanf(flag, "%d,%d,%d", &f, &q, &k) == 3) {
-            plan.forward = f == 1 || f == 2 ? f : 0;
-            plan.dq = q == 2 ? 2 : 1;
-            plan.dkdv = k == 2 ? 2 : 1;
-        }
+        enabled = !(flag && strcmp(flag, "0") == 0);
     }
-    return plan;
+    return enabled;
 }
 
-int attention_wgmma_supports(int dh) { return dh > 32 && dh <= 64 && wgmma_plan().enabled; }
+int attention_wgmma_supports(int dh) {
+    return attention_mma_head_size(dh) == 64 && wgmma_enabled();
+}
 
 template <int WG>
 static int launch_wgmma_forward(float *out, __nv_bfloat16 *out16, float *lse,
@@ -395,8 +385,7 @@ static int launch_wgmma_forward(float *out, __nv_bfloat16 *out16, float *lse,
 int attention_wgmma_forward(float *out, __nv_bfloat16 *out16, float *lse,
                             const __nv_bfloat16 *heads, int B, int n, int H, int dh,
                             cudaStream_t stream) {
-    int groups = wgmma_plan().forward;
-    if (groups == 2 || (groups == 0 && n >= 1024))
+    if (n >= 1024)
         return launch_wgmma_forward<2>(out, out16, lse, heads, B, n, H, dh, stream);
     return launch_wgmma_forward<1>(out, out16, lse, heads, B, n, H, dh, stream);
 }
@@ -428,16 +417,10 @@ template <typename T>
 static int wgmma_backward(T *dqkv, const __nv_bfloat16 *heads, const __nv_bfloat16 *dout16,
                           const float *lse, const float *rowdot, const float *cos_t,
                           const float *sin_t, int B, int n, int H, int dh, cudaStream_t stream) {
-    WgmmaPlan plan = wgmma_plan();
-    int status = plan.dq == 2 ? launch_wgmma_dq<2>(dqkv, heads, dout16, lse, rowdot, cos_t,
-                                                   sin_t, B, n, H, dh, stream)
-                              : launch_wgmma_dq<1>(dqkv, heads, dout16, lse, rowdot, cos_t,
-                                                   sin_t, B, n, H, dh, stream);
-    if (status) return -1;
-    return plan.dkdv == 2 ? launch_wgmma_dkdv<2>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t,
-                                                 B, n, H, dh, stream)
-                          : launch_wgmma_dkdv<1>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t,
-                                                 B, n, H, dh, stream);
+    if (launch_wgmma_dq<1>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H, dh, stream))
+        return -1;
+    return launch_wgmma_dkdv<1>(dqkv, heads, dout16, lse, rowdot, cos_t, sin_t, B, n, H, dh,
+                                stream);
 }
 
 int attention_wgmma_backward(float *dqkv, const __nv_bfloat16 *heads,

@@ -66,11 +66,10 @@ static __device__ __forceinline__ uint64_t wgmma_descriptor(const void *start) {
            ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
 }
 
-/* B (16 x N) = the transpose of swizzled tile rows [n0, n0 + N), columns
- * [16 s, 16 s + 16) (K-major). */
-static __device__ __forceinline__ uint64_t b_rows_transposed(const __nv_bfloat16 *tile, int n0,
-                                                             int s) {
-    return wgmma_descriptor(tile + n0 * 64 + 16 * s);
+/* B (16 x N) = the transpose of swizzled tile rows [0, N), columns [16 s,
+ * 16 s + 16) (K-major). */
+static __device__ __forceinline__ uint64_t b_rows_transposed(const __nv_bfloat16 *tile, int s) {
+    return wgmma_descriptor(tile + 16 * s);
 }
 
 /* B (16 x 64) = swizzled tile rows [16 s, 16 s + 16) (MN-major). */
