@@ -5,19 +5,9 @@
 # were skipped. Prints the total "N passed, N failed" last (tests/run.sh
 # reads it).
 cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-if ! command -v "${NVCC:-nvcc}" >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
-    echo "cuda: GPU tests skipped (no nvcc/GPU)"
-    echo "cuda: 0 passed, 0 failed"
-    exit 0
-fi
-mkdir -p "$BUILD"
-if ! make --no-print-directory BUILD="$BUILD" cuda >"$BUILD/cuda-build.log" 2>&1; then
-    cat "$BUILD/cuda-build.log"
-    echo "cuda: build failed"
-    echo "cuda: 0 passed, 1 failed"
-    exit 1
-fi
+. tests/harness.sh # cuda_skip_without_gpu, cuda_build (run from the repository root)
+cuda_skip_without_gpu cuda "GPU tests"
+cuda_build cuda cuda
 passed=0
 failed=0
 # test_cuda_kernels twice: with the wgmma attention kernels (head size

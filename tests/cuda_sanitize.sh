@@ -11,27 +11,16 @@
 # succeeds. Takes 2 to 4 minutes on an H200. Prints "N passed, N failed"
 # last.
 cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
+. tests/harness.sh # dir, ok, fail, cuda_skip_without_gpu, cuda_build (run from the repository root)
 SANITIZER=${SANITIZER:-compute-sanitizer}
-if ! command -v "${NVCC:-nvcc}" >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
-    echo "cuda_sanitize: GPU sanitizer checks skipped (no nvcc/GPU)"
-    echo "cuda_sanitize: 0 passed, 0 failed"
-    exit 0
-fi
+cuda_skip_without_gpu cuda_sanitize "GPU sanitizer checks"
 if ! command -v "$SANITIZER" >/dev/null 2>&1; then
     echo "cuda_sanitize: GPU sanitizer checks skipped (no compute-sanitizer on PATH)"
     echo "cuda_sanitize: 0 passed, 0 failed"
     exit 0
 fi
-mkdir -p "$BUILD"
-if ! make --no-print-directory BUILD="$BUILD" cuda >"$BUILD/cuda-sanitize-build.log" 2>&1; then
-    tail -40 "$BUILD/cuda-sanitize-build.log"
-    echo "cuda_sanitize: build failed"
-    echo "cuda_sanitize: 0 passed, 1 failed"
-    exit 1
-fi
+cuda_build cuda_sanitize cuda
 SPIRAL="$BUILD/cuda/spiral"
-. tests/harness.sh # dir, ok, fail (the repository root is the working folder)
 
 # sanitize NAME TOOL command...: runs the command under the tool; passes
 # when both exit 0 and the tool's summary says 0 errors

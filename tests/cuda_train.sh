@@ -13,21 +13,10 @@
 # 0.002) set the run. fp32 rounding differences between the engines grow
 # along the trajectory: at lr 0.006 the curves part by 1.5% after step 80. Prints "N passed, N failed" last.
 cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-if ! command -v "${NVCC:-nvcc}" >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
-    echo "cuda_train: GPU training tests skipped (no nvcc/GPU)"
-    echo "cuda_train: 0 passed, 0 failed"
-    exit 0
-fi
-mkdir -p "$BUILD"
-if ! make --no-print-directory BUILD="$BUILD" "$BUILD/cuda/spiral" >"$BUILD/cuda-train-build.log" 2>&1; then
-    tail -40 "$BUILD/cuda-train-build.log"
-    echo "cuda_train: build failed"
-    echo "cuda_train: 0 passed, 1 failed"
-    exit 1
-fi
+. tests/harness.sh # dir, ok, fail, cuda_skip_without_gpu, cuda_build (run from the repository root)
+cuda_skip_without_gpu cuda_train "GPU training tests"
+cuda_build cuda_train "${BUILD:-build}/cuda/spiral"
 SPIRAL="$BUILD/cuda/spiral"
-. tests/harness.sh # dir, ok, fail (the repository root is the working folder)
 STEPS=${STEPS:-300}
 LR=${LR:-0.002}
 

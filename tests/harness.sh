@@ -25,3 +25,28 @@ expect() {
         fail "$*: stderr lacks '$pattern': $(cat "$dir/err")"
     else ok; fi
 }
+
+# For the GPU scripts (tests/cuda*.sh, run from the repository root):
+# cuda_skip_without_gpu NAME WHAT: where nvcc or a GPU is missing, prints
+# that WHAT were skipped and NAME's empty total, and exits 0.
+cuda_skip_without_gpu() {
+    if ! command -v "${NVCC:-nvcc}" >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+        echo "$1: $2 skipped (no nvcc/GPU)"
+        echo "$1: 0 passed, 0 failed"
+        exit 0
+    fi
+}
+
+# cuda_build NAME TARGET...: makes TARGET (BUILD, default build); a failed
+# build prints the end of its log and NAME's failure, and exits 1.
+cuda_build() {
+    name=$1; shift
+    BUILD=${BUILD:-build}
+    mkdir -p "$BUILD"
+    if ! make --no-print-directory BUILD="$BUILD" "$@" >"$BUILD/$name-build.log" 2>&1; then
+        tail -n 40 "$BUILD/$name-build.log"
+        echo "$name: build failed (the whole log: $BUILD/$name-build.log)"
+        echo "$name: 0 passed, 1 failed"
+        exit 1
+    fi
+}
