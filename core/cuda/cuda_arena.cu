@@ -173,7 +173,8 @@ static void plan_arena(CudaModel *model, Bump *bump, int B, int L) {
 int cuda_model_ensure_arena(CudaModel *model, int B, int L) {
     Bump measure = {0};
     plan_arena(model, &measure, B, L);
-    if (measure.used > model->arena_bytes) {
+    int grown = measure.used > model->arena_bytes;
+    if (grown) {
         CUDA_CHECK(cudaStreamSynchronize(model->stream));
         CUDA_CHECK(cudaFree(model->arena));
         model->arena = NULL;
@@ -189,20 +190,25 @@ int cuda_model_ensure_arena(CudaModel *model, int B, int L) {
         model->host_ints_capacity = model->host_ints ? measure.host_used : 0;
         if (!model->host_ints) return spiral_error("cuda engine: out of memory (positions)");
     }
-    size_t tokens = (size_t)B * L;
-    if (4 * tokens + 1 > model->csr_capacity) {
-        free(model->token_host);
-        model->token_host = (int *)malloc((4 * tokens + 1) * sizeof(int));
-        model->csr_capacity = model->token_host ? 4 * tokens + 1 : 0;
-        if (!model->token_host) return spiral_error("cuda engine: out of memory (token lists)");
-    }
-    model->present_host = model->token_host + tokens;
-    model->start_host = model->present_host + tokens;
-    model->rows_host = model->start_host + tokens + 1;
     Bump layout = {model->arena, 0, model->host_ints, 0};
     plan_arena(model, &layout, B, L);
+    if (grown || B != model->B || L != model->L || model->poison) model->positions_ready = 0;
     model->B = B;
     model->L = L;
+    /* the pinned mirror of the inputs' device region (upload_inputs) */
+    size_t tokens = (size_t)B * L;
+    size_t upload = (size_t)((char *)(model->rows_by_token + tokens) - (char *)model->tokens);
+    if (upload > model->upload_capacity) {
+        if (!model->upload_done)
+            CUDA_CHECK(cudaEventCreateWithFlags(&model->upload_done, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventSynchronize(model->upload_done));
+        CUDA_CHECK(cudaFreeHost(model->upload_host));
+        model->upload_host = NULL;
+        model->upload_capacity = 0;
+        CUDA_CHECK(cudaMallocHost(&model->upload_host, upload));
+        model->upload_capacity = upload;
+        model->positions_ready = 0;
+    }
     if (model->poison &&
         vector_fill_nan((float *)model->arena, model->arena_bytes / sizeof(float), model->stream))
         return -1;

@@ -183,10 +183,12 @@ template <typename Out>
 static __global__ void pack_dout_rowdot_kernel(__nv_bfloat16 *dout16, float *rowdot,
                                                const float *dout, const Out *out, int B, int n,
                                                int H, int dh, int DH) {
-    size_t row = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32; /* (b H + h) n + i */
+    /* (b H + h) n + i, in 32 bits: dividing in 64 cost more than the row's loads */
+    unsigned row = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
     int lane = threadIdx.x % 32;
-    if (row >= (size_t)B * H * n) return;
-    int i = (int)(row % n), h = (int)(row / n % H), b = (int)(row / ((size_t)n * H));
+    if (row >= (unsigned)B * H * n) return;
+    unsigned bh = row / n;
+    int i = (int)(row - bh * n), h = (int)(bh % H), b = (int)(bh / H);
     size_t at = ((size_t)b * n + i) * H * dh + (size_t)h * dh;
     float dot = 0.0f;
     for (int c = 2 * lane; c < DH; c += 64) {
@@ -195,7 +197,7 @@ static __global__ void pack_dout_rowdot_kernel(__nv_bfloat16 *dout16, float *row
             g = make_float2(dout[at + c], dout[at + c + 1]);
             dot += g.x * as_float(out[at + c]) + g.y * as_float(out[at + c + 1]);
         }
-        *(uint32_t *)(dout16 + row * DH + c) = pack_bf16x2(g.x, g.y);
+        *(uint32_t *)(dout16 + (size_t)row * DH + c) = pack_bf16x2(g.x, g.y);
     }
     dot = warp_sum(dot);
     if (lane == 0) rowdot[row] = dot;

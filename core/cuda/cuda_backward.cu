@@ -327,6 +327,12 @@ int cuda_model_clip_grad_norm(CudaModel *model, double clip, double *norm) {
     return 0;
 }
 
+int cuda_model_scale_grads(CudaModel *model, float scale) {
+    if (vector_scale(model->grads, scale, model->layout.n_params, model->stream))
+        return spiral_error_prefix("cuda_model_scale_grads");
+    return 0;
+}
+
 int cuda_model_adamw_step(CudaModel *model, const AdamWSettings *settings, long t) {
     double correction1 = 1 - pow(settings->beta1, (double)t);
     double correction2 = 1 - pow(settings->beta2, (double)t);

@@ -83,7 +83,8 @@ static __device__ __forceinline__ float warp_sum(float x) {
 static const float LOG2E = 1.4426950408889634f;
 
 /* W adjacent stored values (float or bf16; W = 2 or 4: p W-element
- * aligned) as floats, and W floats stored as bf16 (one store for W > 1). */
+ * aligned) as floats, and W floats stored as float or bf16 (one store for
+ * W > 1). */
 template <int W>
 static __device__ __forceinline__ void load_values(float v[W], const float *p) {
     if constexpr (W == 4) {
@@ -111,6 +112,15 @@ static __device__ __forceinline__ void load_values(float v[W], const __nv_bfloat
     } else {
         v[0] = __bfloat162float(p[0]);
     }
+}
+template <int W>
+static __device__ __forceinline__ void store_values(float *p, const float v[W]) {
+    if constexpr (W == 4)
+        *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
+    else if constexpr (W == 2)
+        *(float2 *)p = make_float2(v[0], v[1]);
+    else
+        p[0] = v[0];
 }
 template <int W>
 static __device__ __forceinline__ void store_values(__nv_bfloat16 *p, const float v[W]) {

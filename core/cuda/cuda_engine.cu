@@ -237,7 +237,8 @@ void cuda_model_free(CudaModel *model) {
     free(model->post);
     free(model->loop_acts);
     free(model->host_ints);
-    free(model->token_host);
+    cudaFreeHost(model->upload_host);
+    if (model->upload_done) cudaEventDestroy(model->upload_done);
     observe_queue_free(&model->observe_queue);
     param_layout_free(&model->layout);
     free(model);

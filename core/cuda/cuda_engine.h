@@ -125,6 +125,9 @@ int cuda_model_backward(CudaModel *model);
  * exceeds it, scales the gradients by clip / norm (as core/train.c). */
 int cuda_model_clip_grad_norm(CudaModel *model, double clip, double *norm);
 
+/* grads *= scale, rounded as vec_scale (the clip of a norm already known). */
+int cuda_model_scale_grads(CudaModel *model, float scale);
+
 /* One AdamW update at step t (1-based), as adamw_step (core/adamw.h). */
 int cuda_model_adamw_step(CudaModel *model, const AdamWSettings *settings, long t);
 

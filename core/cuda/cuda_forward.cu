@@ -320,46 +320,55 @@ static int check_inputs(const CudaModel *model, const int *tokens, const int *ta
     return 0;
 }
 
-/* Uploads tokens, targets, positions and the token groups; builds the RoPE
- * tables of every position set. */
+/* Where device input p (a view between model->tokens and the end of
+ * model->rows_by_token) lies in the pinned mirror upload_host. */
+static int *mirror_of(CudaModel *model, const int *p) {
+    return (int *)((char *)model->upload_host + ((const char *)p - (const char *)model->tokens));
+}
+
+/* Uploads tokens, targets and the token groups in one asynchronous copy
+ * from the pinned mirror of their device region (no wait for the GPU: the
+ * copy runs after the work already queued on the stream). The positions
+ * and the RoPE tables of every position set depend only on the layout:
+ * they are built again only when it changes. */
 static int upload_inputs(CudaModel *model, const int *tokens, const int *targets) {
     const SpiralConfig *cfg = &model->cfg;
     int B = model->B, L = model->L, M = B * L, dh = cfg->d_model / cfg->n_heads;
     cudaStream_t s = model->stream;
-    int *target_host = model->token_host;
+    /* the previous upload has left the mirror (long done in a training loop) */
+    CUDA_CHECK(cudaEventSynchronize(model->upload_done));
+    int *target_host = mirror_of(model, model->targets);
     model->loss_count = 0;
     for (int i = 0; i < M; i++) {
         target_host[i] = targets ? targets[i] : -1;
         if (target_host[i] >= 0) model->loss_count++;
     }
-    model->n_present = group_rows_by_token(model->present_host, model->start_host,
-                                           model->rows_host, tokens, M, cfg->vocab_size);
+    memcpy(mirror_of(model, model->tokens), tokens, (size_t)M * sizeof(int));
+    model->n_present = group_rows_by_token(mirror_of(model, model->present),
+                                           mirror_of(model, model->token_start),
+                                           mirror_of(model, model->rows_by_token), tokens, M,
+                                           cfg->vocab_size);
     if (model->n_present < 0) return spiral_error("cuda engine: out of memory (token groups)");
-    for (int i = 0; i < L; i++) model->token_pos_host[i] = i;
-    size_t ints = (size_t)M * sizeof(int);
-    /* synchronous copies from pageable memory: the host buffers are reused */
-    CUDA_CHECK(cudaStreamSynchronize(s));
-    CUDA_CHECK(cudaMemcpy(model->tokens, tokens, ints, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(model->targets, target_host, ints, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(model->present, model->present_host,
-                          (size_t)model->n_present * sizeof(int), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(model->present_count, &model->n_present, sizeof(int),
-                          cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(model->token_start, model->start_host,
-                          (size_t)(model->n_present + 1) * sizeof(int), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(model->rows_by_token, model->rows_host, ints, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(model->token_pos, model->token_pos_host, (size_t)L * sizeof(int),
-                          cudaMemcpyHostToDevice));
+    *mirror_of(model, model->present_count) = model->n_present;
+    if (!model->positions_ready)
+        for (int i = 0; i < L; i++)
+            model->token_pos_host[i] = mirror_of(model, model->token_pos)[i] = i;
+    size_t bytes = (size_t)((char *)(model->rows_by_token + M) - (char *)model->tokens);
+    CUDA_CHECK(cudaMemcpyAsync(model->tokens, model->upload_host, bytes, cudaMemcpyHostToDevice,
+                               s));
+    CUDA_CHECK(cudaEventRecord(model->upload_done, s));
+    if (model->positions_ready) return 0;
     if (rope_table(model->token_cos, model->token_sin, model->token_pos, L, dh, cfg->rope_base, s))
         return -1;
     for (int t = 0; t < cfg->n_iters; t++) {
         GpuIterActs *it = &model->iters[t];
         chunk_positions(it->pos_host, &it->geo);
-        CUDA_CHECK(cudaMemcpy(it->pos, it->pos_host, (size_t)it->geo.J * sizeof(int),
-                              cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpyAsync(it->pos, it->pos_host, (size_t)it->geo.J * sizeof(int),
+                                   cudaMemcpyHostToDevice, s));
         if (rope_table(it->rope_cos, it->rope_sin, it->pos, it->geo.J, dh, cfg->rope_base, s))
             return -1;
     }
+    model->positions_ready = 1;
     return 0;
 }
 

@@ -151,8 +151,12 @@ struct CudaModel {
     size_t arena_bytes;
     int *host_ints;                            /* host positions */
     size_t host_ints_capacity;
-    int *token_host, *present_host, *start_host, *rows_host;  /* CSR built on the host */
-    size_t csr_capacity;
+    int *upload_host;                          /* pinned mirror of the device inputs, from
+                                                  tokens to the end of rows_by_token */
+    size_t upload_capacity;                    /* bytes */
+    cudaEvent_t upload_done;                   /* the last upload has left upload_host */
+    int positions_ready;                       /* token_pos, the iterations' positions
+                                                  and the RoPE tables hold this layout's */
     int *tokens, *targets, *token_pos;         /* (B L), (B L), (L) */
     int *present, *token_start, *rows_by_token;  /* embedding backward, by token */
     int n_present;

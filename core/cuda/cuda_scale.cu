@@ -13,6 +13,7 @@
 #include "cuda_kernels.cuh"
 
 #include <math.h>
+#include <stdint.h>
 
 #include "cuda_check.cuh"
 
@@ -71,26 +72,51 @@ static __global__ void selfagg_softmax_kernel(float *alpha, GpuGeometry geo, int
     for (int i = first; i <= last; i++) ab[i] = (float)(ab[i] / sum);
 }
 
-/* z_j[k] = mean or alpha-weighted sum of the members' h_i[k]; one thread
- * per (b, j, k). */
+/* The per-element kernels below are row kernels: a block of
+ * (ROW_THREADS_X, ROW_THREADS_Y) threads takes ROW_THREADS_Y rows, thread
+ * (x, y) the row blockIdx.x ROW_THREADS_Y + y and its column groups x, x +
+ * ROW_THREADS_X, ... of W columns each (W = 4 where d % 4 == 0 and the rows
+ * are 16-byte aligned, else 1). Each thread finds its row's chunk once;
+ * dividing a flat element index by d for every element cost more than the
+ * memory traffic. */
+enum { ROW_THREADS_X = 64, ROW_THREADS_Y = CUDA_THREADS / ROW_THREADS_X };
+
+static dim3 row_blocks(int rows) {
+    return dim3((unsigned)((rows + ROW_THREADS_Y - 1) / ROW_THREADS_Y));
+}
+
+/* Whether d % 4 == 0 and every non-NULL pointer is 16-byte aligned, for
+ * W = 4. */
+static int rows_in_fours(int d, const void *a, const void *b, const void *c, const void *e) {
+    uintptr_t bits = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)e;
+    return d % 4 == 0 && bits % 16 == 0;
+}
+
+/* z_j[k] = mean or alpha-weighted sum of the members' h_i[k], members in
+ * order; rows b J + j. */
+template <int W>
 static __global__ void downscale_sum_kernel(float *z, const float *alpha, const float *h,
                                             GpuGeometry geo, int B, int d, int selfagg) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)B * geo.J * d) return;
-    int k = (int)(e % d);
-    size_t bj = e / d;
-    int b = (int)(bj / geo.J), j = (int)(bj % geo.J);
+    int row = blockIdx.x * ROW_THREADS_Y + threadIdx.y;
+    if (row >= B * geo.J) return;
+    int b = row / geo.J, j = row % geo.J;
     int first = chunk_first_of(geo, j), last = chunk_last_of(geo, j);
-    const float *hb = h + (size_t)b * geo.L * d;
-    float sum = 0;
-    if (selfagg) {
-        const float *ab = alpha + (size_t)b * geo.L;
-        for (int i = first; i <= last; i++) sum += ab[i] * hb[(size_t)i * d + k];
-    } else {
-        for (int i = first; i <= last; i++) sum += hb[(size_t)i * d + k];
-        sum /= (float)(last - first + 1);
+    const float *hb = h + (size_t)b * geo.L * d, *ab = selfagg ? alpha + (size_t)b * geo.L : NULL;
+    float *zr = z + (size_t)row * d;
+    for (int k = W * threadIdx.x; k < d; k += W * ROW_THREADS_X) {
+        float sum[W], v[W];
+        for (int c = 0; c < W; c++) sum[c] = 0.0f;
+        for (int i = first; i <= last; i++) {
+            load_values<W>(v, hb + (size_t)i * d + k);
+            if (selfagg)
+                for (int c = 0; c < W; c++) sum[c] += ab[i] * v[c];
+            else
+                for (int c = 0; c < W; c++) sum[c] += v[c];
+        }
+        if (!selfagg)
+            for (int c = 0; c < W; c++) sum[c] /= (float)(last - first + 1);
+        store_values<W>(zr + k, sum);
     }
-    z[e] = sum;
 }
 
 int downscale_forward(float *z, float *alpha, const float *h, const float *score,
@@ -104,9 +130,11 @@ int downscale_forward(float *z, float *alpha, const float *h, const float *score
             alpha, geo, B);
         if (cuda_launched("selfagg_softmax_kernel")) return -1;
     }
-    size_t count = (size_t)B * geo.J * d;
-    downscale_sum_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(z, alpha, h, geo, B, d,
-                                                                          selfagg);
+    dim3 grid = row_blocks(B * geo.J), threads(ROW_THREADS_X, ROW_THREADS_Y);
+    if (rows_in_fours(d, z, h, NULL, NULL))
+        downscale_sum_kernel<4><<<grid, threads, 0, stream>>>(z, alpha, h, geo, B, d, selfagg);
+    else
+        downscale_sum_kernel<1><<<grid, threads, 0, stream>>>(z, alpha, h, geo, B, d, selfagg);
     return cuda_launched("downscale_sum_kernel");
 }
 
@@ -126,21 +154,29 @@ static __global__ void selfagg_dc_kernel(float *dc, const double *dot, const flo
 }
 
 /* dh_i[k] += dz_j[k] / |I_j| (mean) or alpha_i dz_j[k] + dc_i score[k]
- * (selfagg); one thread per (b, i, k). */
+ * (selfagg); rows b L + i. */
+template <int W>
 static __global__ void downscale_backward_kernel(float *dh, const float *dz, const float *alpha,
                                                  const float *dc, const float *score,
                                                  GpuGeometry geo, int B, int d, int selfagg) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)B * geo.L * d) return;
-    int k = (int)(e % d);
-    size_t row = e / d;
-    int b = (int)(row / geo.L), i = (int)(row % geo.L), j = (i + geo.w) / geo.g;
-    float g = dz[((size_t)b * geo.J + j) * d + k];
-    if (selfagg) {
-        dh[e] += alpha[row] * g + dc[row] * score[k];
-    } else {
-        float count = (float)(chunk_last_of(geo, j) - chunk_first_of(geo, j) + 1);
-        dh[e] += g / count;
+    int row = blockIdx.x * ROW_THREADS_Y + threadIdx.y;
+    if (row >= B * geo.L) return;
+    int b = row / geo.L, i = row % geo.L, j = (i + geo.w) / geo.g;
+    const float *dzr = dz + ((size_t)b * geo.J + j) * d;
+    float *dhr = dh + (size_t)row * d;
+    float a = selfagg ? alpha[row] : 0.0f, dci = selfagg ? dc[row] : 0.0f;
+    float count = (float)(chunk_last_of(geo, j) - chunk_first_of(geo, j) + 1);
+    for (int k = W * threadIdx.x; k < d; k += W * ROW_THREADS_X) {
+        float out[W], g[W], sc[W];
+        load_values<W>(out, dhr + k);
+        load_values<W>(g, dzr + k);
+        if (selfagg) {
+            load_values<W>(sc, score + k);
+            for (int c = 0; c < W; c++) out[c] += a * g[c] + dci * sc[c];
+        } else {
+            for (int c = 0; c < W; c++) out[c] += g[c] / count;
+        }
+        store_values<W>(dhr + k, out);
     }
 }
 
@@ -157,8 +193,13 @@ int downscale_backward(float *dh, float *dscore, double *dot_scratch, float *dc_
             dc_scratch, dot_scratch, alpha, geo, B);
         if (cuda_launched("selfagg_dc_kernel")) return -1;
     }
-    downscale_backward_kernel<<<cuda_blocks(tokens * d), CUDA_THREADS, 0, stream>>>(
-        dh, dz, alpha, dc_scratch, score, geo, B, d, selfagg);
+    dim3 grid = row_blocks(B * geo.L), threads(ROW_THREADS_X, ROW_THREADS_Y);
+    if (rows_in_fours(d, dh, dz, selfagg ? score : NULL, NULL))
+        downscale_backward_kernel<4><<<grid, threads, 0, stream>>>(dh, dz, alpha, dc_scratch,
+                                                                   score, geo, B, d, selfagg);
+    else
+        downscale_backward_kernel<1><<<grid, threads, 0, stream>>>(dh, dz, alpha, dc_scratch,
+                                                                   score, geo, B, d, selfagg);
     if (cuda_launched("downscale_backward_kernel")) return -1;
     if (!selfagg) return 0;
     /* dscore (d) += h^T dc:  h (B L, d), dc (B L) */
@@ -182,23 +223,31 @@ static __global__ void alloc_softmax_kernel(float *coef, int rows, int g) {
 }
 
 /* h_out_i[k] = base_i[k] + coef delta_j[k] for i >= s (j, slot of token
- * i - s), base_i[k] otherwise; one thread per (b, i, k). */
+ * i - s), base_i[k] otherwise; rows b L + i. */
+template <int W>
 static __global__ void upscale_kernel(float *h_out, const float *coef, const float *base,
                                       const float *delta, GpuGeometry geo, int B, int d,
                                       int use_alloc) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)B * geo.L * d) return;
-    int k = (int)(e % d);
-    size_t row = e / d;
-    int b = (int)(row / geo.L), i = (int)(row % geo.L);
-    float out = base[e];
+    int row = blockIdx.x * ROW_THREADS_Y + threadIdx.y;
+    if (row >= B * geo.L) return;
+    int b = row / geo.L, i = row % geo.L;
+    const float *baser = base + (size_t)row * d, *dj = NULL;
+    float *outr = h_out + (size_t)row * d, cf = 1.0f;
     if (i >= geo.s) {
         int src = i - geo.s, j = (src + geo.w) / geo.g, slot = (src + geo.w) % geo.g;
         size_t bj = (size_t)b * geo.J + j;
-        float dj = delta[bj * d + k];
-        out += use_alloc ? coef[bj * geo.g + slot] * dj : dj;
+        dj = delta + bj * d;
+        if (use_alloc) cf = coef[bj * geo.g + slot];
     }
-    h_out[e] = out;
+    for (int k = W * threadIdx.x; k < d; k += W * ROW_THREADS_X) {
+        float out[W], v[W];
+        load_values<W>(out, baser + k);
+        if (dj) {
+            load_values<W>(v, dj + k);
+            for (int c = 0; c < W; c++) out[c] += use_alloc ? cf * v[c] : v[c];
+        }
+        store_values<W>(outr + k, out);
+    }
 }
 
 int upscale_forward(float *h_out, float *coef, const float *base, const float *delta,
@@ -214,30 +263,40 @@ int upscale_forward(float *h_out, float *coef, const float *base, const float *d
                                                                                     geo.g);
         if (cuda_launched("alloc_softmax_kernel")) return -1;
     }
-    size_t count = (size_t)B * geo.L * d;
-    upscale_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(h_out, coef, base, delta,
-                                                                    geo, B, d, use_alloc);
+    dim3 grid = row_blocks(B * geo.L), threads(ROW_THREADS_X, ROW_THREADS_Y);
+    if (rows_in_fours(d, h_out, base, delta, NULL))
+        upscale_kernel<4><<<grid, threads, 0, stream>>>(h_out, coef, base, delta, geo, B, d,
+                                                        use_alloc);
+    else
+        upscale_kernel<1><<<grid, threads, 0, stream>>>(h_out, coef, base, delta, geo, B, d,
+                                                        use_alloc);
     return cuda_launched("upscale_kernel");
 }
 
 /* ddelta_j[k] += sum over members src (with i = src + s < L) of
- * coef_slot dh_out_i[k]; one thread per (b, j, k). */
+ * coef_slot dh_out_i[k], members in order; rows b J + j. */
+template <int W>
 static __global__ void upscale_backward_kernel(float *ddelta, const float *dh_out,
                                                const float *coef, GpuGeometry geo, int B, int d,
                                                int use_alloc) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)B * geo.J * d) return;
-    int k = (int)(e % d);
-    size_t bj = e / d;
-    int b = (int)(bj / geo.J), j = (int)(bj % geo.J);
-    float sum = ddelta[e];
-    for (int src = chunk_first_of(geo, j); src <= chunk_last_of(geo, j); src++) {
-        int i = src + geo.s;
-        if (i >= geo.L) break;
-        float go = dh_out[((size_t)b * geo.L + i) * d + k];
-        sum += use_alloc ? coef[bj * geo.g + (src + geo.w) % geo.g] * go : go;
+    int row = blockIdx.x * ROW_THREADS_Y + threadIdx.y;
+    if (row >= B * geo.J) return;
+    int b = row / geo.J, j = row % geo.J;
+    int first = chunk_first_of(geo, j), last = chunk_last_of(geo, j);
+    const float *dhb = dh_out + (size_t)b * geo.L * d, *cj = coef + (size_t)row * geo.g;
+    float *ddr = ddelta + (size_t)row * d;
+    for (int k = W * threadIdx.x; k < d; k += W * ROW_THREADS_X) {
+        float sum[W], go[W];
+        load_values<W>(sum, ddr + k);
+        for (int src = first; src <= last; src++) {
+            int i = src + geo.s;
+            if (i >= geo.L) break;
+            load_values<W>(go, dhb + (size_t)i * d + k);
+            float cf = use_alloc ? cj[(src + geo.w) % geo.g] : 1.0f;
+            for (int c = 0; c < W; c++) sum[c] += use_alloc ? cf * go[c] : go[c];
+        }
+        store_values<W>(ddr + k, sum);
     }
-    ddelta[e] = sum;
 }
 
 /* G (B J, g): G_r = dh_out_{src + s} . delta_j for the member src at slot
@@ -278,9 +337,13 @@ int upscale_backward(float *ddelta, float *dalloc, double *dot_scratch, float *d
                      const float *alloc, GpuGeometry geo, int B, int d, int use_alloc,
                      GemmContext *gc, cudaStream_t stream) {
     int rows = B * geo.J, g = geo.g;
-    size_t count = (size_t)rows * d;
-    upscale_backward_kernel<<<cuda_blocks(count), CUDA_THREADS, 0, stream>>>(ddelta, dh_out, coef,
-                                                                             geo, B, d, use_alloc);
+    dim3 grid = row_blocks(rows), threads(ROW_THREADS_X, ROW_THREADS_Y);
+    if (rows_in_fours(d, ddelta, dh_out, NULL, NULL))
+        upscale_backward_kernel<4><<<grid, threads, 0, stream>>>(ddelta, dh_out, coef, geo, B, d,
+                                                                 use_alloc);
+    else
+        upscale_backward_kernel<1><<<grid, threads, 0, stream>>>(ddelta, dh_out, coef, geo, B, d,
+                                                                 use_alloc);
     if (cuda_launched("upscale_backward_kernel")) return -1;
     if (!use_alloc) return 0;
     size_t slots = (size_t)rows * g;

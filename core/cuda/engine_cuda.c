@@ -98,13 +98,11 @@ static int gpu_grad_norm(Engine *engine, double scale, double *norm) {
     return cuda_model_clip_grad_norm(gpu(engine), 0, norm);
 }
 
-/* Clipping (the engine recomputes the norm it scales by), then AdamW. */
+/* Clipping by the norm grad_norm measured (as the CPU engine), then AdamW. */
 static int gpu_clip_and_step(Engine *engine, double clip, double norm,
                              const AdamWSettings *settings, long t) {
-    if (clip > 0 && norm > clip) {
-        double again;
-        if (cuda_model_clip_grad_norm(gpu(engine), clip, &again)) return -1;
-    }
+    if (clip > 0 && norm > clip && cuda_model_scale_grads(gpu(engine), (float)(clip / norm)))
+        return -1;
     return cuda_model_adamw_step(gpu(engine), settings, t);
 }
 

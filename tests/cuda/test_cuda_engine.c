@@ -25,7 +25,10 @@
  *  - causality: tokens after position i perturbed, logits at positions <= i
  *    unchanged (bit-identical) on the GPU.
  * Then one AdamW step with gradient clipping against core/adamw.c compiled
- * in float (adamw_step_f32): bit-identical expected, 1e-6 required. Then
+ * in float (adamw_step_f32): bit-identical expected, 1e-6 required; CUDA
+ * graphs against eager launches; one model run at changing batch shapes
+ * against fresh models of each shape, bit for bit (the inputs and the
+ * cached positions and RoPE tables follow the shape). Then
  * the reduced-precision modes on every case: loss and logits within 2e-3
  * (tf32) and 2e-2 (bf16), gradients finite and reported.
  * Prints a table, then "N passed, N failed".
@@ -646,6 +649,55 @@ static void check_graphs(const SpiralConfig *cfg, const char *name, CudaPrecisio
     free(params); free(a); free(b); free(tokens); free(targets);
 }
 
+/* One GPU model run at a sequence of batch shapes (the inputs and the
+ * positions with their RoPE tables are uploaded again only where the shape
+ * changed), each pass's loss and logits bit-identical to those of a fresh
+ * model built for that shape alone (itself proven against the CPU by
+ * run_case), in the precision given. */
+static void check_shapes(const SpiralConfig *cfg, const char *name, CudaPrecision precision) {
+    enum { STEPS = 6 };
+    const int shape_B[STEPS] = {2, 3, 1, 1, 2, 3}, shape_L[STEPS] = {19, 11, 19, 19, 19, 11};
+    const char *mode = precision == CUDA_BF16 ? "bf16" : "fp32";
+    CudaOptions options = {precision, 0};
+    Model cpu;
+    if (model_build(&cpu, cfg)) abort();
+    case_weights(&cpu, 0);
+    size_t n = cpu.layout.n_params, most = (size_t)3 * 19 * cfg->vocab_size;
+    float *params = malloc(n * sizeof(float)), *a = malloc(most * sizeof(float));
+    float *b = malloc(most * sizeof(float));
+    int *tokens = malloc(3 * 19 * sizeof(int)), *targets = malloc(3 * 19 * sizeof(int));
+    if (!params || !a || !b || !tokens || !targets) abort();
+    for (size_t i = 0; i < n; i++) params[i] = (float)cpu.params[i];
+    CudaModel *reused = NULL;
+    int status = cuda_model_build(&reused, cfg, &options) || cuda_model_set_params(reused, params);
+    int same = 1;
+    for (int k = 0; k < STEPS && !status; k++) {
+        int B = shape_B[k], L = shape_L[k], M = B * L;
+        fixture_tokens(tokens, M, cfg->vocab_size, 300 + (uint64_t)k);
+        for (int i = 0; i < M; i++) targets[i] = (i + 1) % L ? tokens[i + 1] : -1;
+        CudaModel *fresh = NULL;
+        double loss_reused = 0, loss_fresh = 0;
+        status = cuda_model_build(&fresh, cfg, &options) || cuda_model_set_params(fresh, params) ||
+                 cuda_model_forward(reused, tokens, targets, B, L, NULL, &loss_reused) ||
+                 cuda_model_get_logits(reused, a) ||
+                 cuda_model_forward(fresh, tokens, targets, B, L, NULL, &loss_fresh) ||
+                 cuda_model_get_logits(fresh, b);
+        cuda_model_free(fresh);
+        if (status) break;
+        int equal = loss_reused == loss_fresh &&
+                    memcmp(a, b, (size_t)M * cfg->vocab_size * sizeof(float)) == 0;
+        CHECK(equal, "shapes %s %s: pass %d (B=%d, L=%d): loss %.9g vs a fresh model's %.9g, or "
+              "the logits differ", name, mode, k, B, L, loss_reused, loss_fresh);
+        same &= equal;
+    }
+    CHECK(status == 0, "shapes %s %s: %s", name, mode, spiral_last_error());
+    printf("shapes %-44s %s: %d passes over changing (B, L) bit-identical to fresh models: %s\n",
+           name, mode, STEPS, same && status == 0 ? "yes" : "NO");
+    cuda_model_free(reused);
+    model_free(&cpu);
+    free(params); free(a); free(b); free(tokens); free(targets);
+}
+
 int main(int argc, char **argv) {
     enum { MAX_CASES = 48 };
     const char *slash = strrchr(argv[0], '/');
@@ -662,7 +714,7 @@ int main(int argc, char **argv) {
     int n_mesh = fixtures_mesh(mesh);
     for (int i = 0; i < n_mesh; i++)
         cases[n_cases++] = (Case){mesh[i].name, mesh[i].cfg, 2, 19, 0};
-    int first_example = n_cases;
+    int first_example = n_cases, shifted = 0;
     const char *examples[3] = {"examples/spiral.json", "examples/looped.json", "examples/dense.json"};
     for (int i = 0; i < 3; i++) {
         SpiralConfig c;
@@ -696,6 +748,7 @@ int main(int argc, char **argv) {
                                      TOPOLOGY_ANCHOR, 1);
         int g[] = {5, 3, 1}, w[] = {2, 0, 0}, s[] = {7, -1, 3};
         fixture_schedule(&c, 3, g, w, s);
+        shifted = n_cases;
         cases[n_cases++] = (Case){"dh=32 mean/alloc/anchor no-overlap L=130", c, 3, 130, 0};
     }
     {
@@ -738,6 +791,8 @@ int main(int argc, char **argv) {
         check_graphs(&fixtures[i].cfg, fixtures[i].name, i % 2 ? CUDA_BF16 : CUDA_FP32, 2, 19);
     check_graphs(&mesh[0].cfg, mesh[0].name, CUDA_BF16, 2, 19);
     check_graphs(&cases[first_example].cfg, cases[first_example].name, CUDA_BF16, 3, 70);
+    check_shapes(&cases[first_example].cfg, cases[first_example].name, CUDA_FP32);
+    check_shapes(&cases[shifted].cfg, cases[shifted].name, CUDA_BF16);
 
     printf("\nrelative errors vs the CPU engine in double: GPU fp32, and (cpu32) the CPU engine's "
            "own float build\n");
