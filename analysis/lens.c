@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "dataset.h"
 #include "depth.h"
+#include "engine.h"
 #include "error.h"
 #include "layers.h"
 #include "record.h"
@@ -44,6 +45,8 @@ typedef struct {
     int *inputs, *targets;    /* (n, L) */
     int *source;              /* (L) patch: the source sequence, or NULL */
     int batch_size;
+    const char *device;       /* NULL or "cpu": the model's own forward; else an engine */
+    const char *precision;
     const Progress *progress;
     long passes_done, passes_total;
     double start;
@@ -70,24 +73,59 @@ static void scores_free(PositionScores *s) {
     s->correct = NULL;
 }
 
-/* Runs model over every window and fills scores: loss_i = -log softmax(
- * logits_i)[target_i] (the model's own cross-entropy of one row), correct_i
- * = argmax logits_i == target_i (the first maximum). */
+/* Whether the passes run on an engine other than the model's own. */
+static int on_engine(const LensData *data) {
+    return data->device && strcmp(data->device, "cpu");
+}
+
+/* Scores row r of one batch's logits (V each) into position k:
+ * loss = -log softmax(logits)[target] (the model's own cross-entropy of one
+ * row), correct = argmax logits == target (the first maximum). */
+static void score_row(PositionScores *scores, size_t k, const real *row, int target, int V) {
+    scores->loss[k] = crossentropy_forward(row, &target, 1, V, NULL);
+    int best = 0;
+    for (int c = 1; c < V; c++)
+        if (row[c] > row[best]) best = c;
+    scores->correct[k] = best == target;
+}
+
+/* Runs model over every window and fills scores (score_row), through the
+ * model's forward or, on another device, an engine holding its weights
+ * (the logits copied back as floats). */
 static int score_model(PositionScores *scores, Model *model, LensData *data) {
     int L = data->L, V = model->cfg.vocab_size;
+    Engine *engine = NULL;
+    float *logits = NULL;
+    real *row = NULL;
+    int status = -1;
+    if (on_engine(data)) {
+        size_t most = (size_t)data->batch_size * L * V;
+        logits = malloc(most * sizeof *logits);
+        row = malloc((size_t)V * sizeof *row);
+        if (!logits || !row) {
+            spiral_error("out of memory for the lens' logits on %s", data->device);
+            goto done;
+        }
+        if (engine_open_with_weights(&engine, data->device,
+                                     data->precision ? data->precision : "fp32", model))
+            goto done;
+    }
     for (int first = 0; first < data->n; first += data->batch_size) {
         int B = data->n - first < data->batch_size ? data->n - first : data->batch_size;
         size_t offset = (size_t)first * L;
-        if (model_forward(model, data->inputs + offset, data->targets + offset, B, L, NULL))
-            return -1;
-        for (size_t r = 0; r < (size_t)B * L; r++) {
-            const real *row = model->logits + r * V;
-            int target = data->targets[offset + r];
-            scores->loss[offset + r] = crossentropy_forward(row, &target, 1, V, NULL);
-            int best = 0;
-            for (int c = 1; c < V; c++)
-                if (row[c] > row[best]) best = c;
-            scores->correct[offset + r] = best == target;
+        const int *inputs = data->inputs + offset, *targets = data->targets + offset;
+        if (engine) {
+            if (engine->ops->observe(engine, inputs, targets, B, L, NULL, 0, NULL) ||
+                engine->ops->get_logits(engine, logits))
+                goto done;
+            for (size_t r = 0; r < (size_t)B * L; r++) {
+                for (int c = 0; c < V; c++) row[c] = logits[r * V + c];
+                score_row(scores, offset + r, row, targets[r], V);
+            }
+        } else {
+            if (model_forward(model, inputs, targets, B, L, NULL)) goto done;
+            for (size_t r = 0; r < (size_t)B * L; r++)
+                score_row(scores, offset + r, model->logits + r * V, targets[r], V);
         }
         data->passes_done++;
         ProgressReport report = {.task = "lens", .unit = "passes", .done = data->passes_done,
@@ -95,7 +133,12 @@ static int score_model(PositionScores *scores, Model *model, LensData *data) {
                                  .elapsed = seconds_now() - data->start};
         progress_report(data->progress, &report);
     }
-    return 0;
+    status = 0;
+done:
+    engine_free(engine);
+    free(logits);
+    free(row);
+    return status;
 }
 
 /* The mean of x (n) with its 95% t interval into *mean, *lo, *hi. */
@@ -357,6 +400,11 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     T = result->n_iters = cfg->n_iters;
     int intervened = o->intervention.kind != INTERVENE_NONE;
     intervention_describe(result->intervention, sizeof result->intervention, &o->intervention);
+    if (o->device && strcmp(o->device, "cpu") && (intervened || o->ablate_each)) {
+        spiral_error("--device %s: interventions and --ablate-each run on the CPU engine only",
+                     o->device);
+        goto done;
+    }
     if (intervened && (o->depths > 0 || o->ablate_each)) {
         spiral_error("--depths and --ablate-each measure the model without an intervention; "
                      "run them without --ablate/--ablate-level");
@@ -380,6 +428,8 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
         if (load_source(&data, o->source_path, cfg->vocab_size)) goto done;
     }
     data.batch_size = o->batch_size;
+    data.device = o->device;
+    data.precision = o->precision;
     data.progress = o->progress;
     data.start = seconds_now();
     int batches = (data.n + data.batch_size - 1) / data.batch_size;

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "depth.h"
+#include "engine.h"
 #include "lens.h"
 #include "store.h"
 
@@ -17,6 +18,7 @@ static const char *help =
     "                   [--schedule 8,4,2,1] [--depths K] [--quiet]\n"
     "                   [--ablate T | --ablate-level G] [--ablate-mode zero|mean]\n"
     "                   [--patch T --source FILE [--positions A:B]] [--ablate-each]\n"
+    "                   [--device cpu|cuda [--precision fp32|tf32|bf16]]\n"
     "\n"
     "Looks inside the loop of a trained run over --sequences windows of the\n"
     "split (the windows 'spiral record' takes), and prints and stores\n"
@@ -44,6 +46,9 @@ static const char *help =
     "                first --seq-len tokens)\n"
     "  --ablate-each also ablate each iteration in turn, then each chunk size,\n"
     "                and print the loss change (paired 95% interval)\n"
+    "  --device cuda the forward passes on the GPU (a spiral built with 'make\n"
+    "                cuda'), in fp32 unless --precision says otherwise; not with\n"
+    "                interventions or --ablate-each, which run on the CPU only\n"
     "Progress goes to stderr.\n";
 
 /* "1.2345 [1.2000, 1.2600]" */
@@ -151,11 +156,14 @@ int cmd_lens(int argc, char **argv) {
         {"--patch", &patch_text, NULL},
         {"--source", &options.source_path, NULL},
         {"--positions", &positions_text, NULL},
+        {"--device", &options.device, NULL},
+        {"--precision", &options.precision, NULL},
     };
     if (cli_parse_options("lens", argc, argv, table, (int)(sizeof table / sizeof table[0]), NULL))
         return 2;
     if (!run || !data || !store_path)
         return cli_usage_error("lens", "--run, --data and --store are required");
+    if (engine_precision_check(options.device, options.precision)) return cli_fail("lens");
     long v;
     if (seqs_text) {
         if (cli_parse_long("--sequences", seqs_text, 1, 1000000, &v)) return 2;
@@ -192,6 +200,10 @@ int cmd_lens(int argc, char **argv) {
                                       positions_text, &options.intervention)) {
         return 2;
     }
+    int on_cpu = !options.device || !strcmp(options.device, "cpu");
+    if (!on_cpu && (options.intervention.kind != INTERVENE_NONE || options.ablate_each))
+        return cli_usage_error("lens", "--device %s: interventions and --ablate-each run on the "
+                                       "CPU engine only", options.device);
     Progress progress = cli_progress(!quiet);
     options.progress = &progress;
     Store store;

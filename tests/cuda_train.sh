@@ -8,7 +8,9 @@
 #   2. a GPU run killed with SIGKILL and resumed on the GPU reproduces the
 #      uninterrupted GPU run's loss at every step exactly;
 #   3. a GPU run killed and resumed on the CPU (same checkpoint files)
-#      finishes, its losses after the checkpoint within 1% of the GPU run.
+#      finishes, its losses after the checkpoint within 1% of the GPU run;
+#   4. then, on the trained weights, `record`, `eval`, `generate` and
+#      `lens` with --device cuda against the same commands on the CPU.
 # Reads the store with python3's sqlite3; STEPS (default 300) and LR (default
 # 0.002) set the run. fp32 rounding differences between the engines grow
 # along the trajectory: at lr 0.006 the curves part by 1.5% after step 80. Prints "N passed, N failed" last.
@@ -209,6 +211,41 @@ PY
     set -- $gen
     [ "$1" = same ] && below "${2:-1}" 1e-4 && ok || fail "GPU generation ($mode) differs from the CPU's: $gen"
 done
+
+# lens --device cuda (fp32): every exit, slot and depth row against the
+# CPU's lens of the same weights (losses within 1e-5 relative; top-1
+# accuracies may differ only by a near-tie: within 0.5%); interventions
+# are refused on the GPU
+for dev in cpu cuda; do
+    "$SPIRAL" lens --run gpu --data pcfg --store "$dir/s.db" --sequences 8 --depths 5 \
+        --device $dev --quiet >"$dir/lens_$dev.out" 2>&1 || fail "lens on $dev: $(tail -3 "$dir/lens_$dev.out")"
+    query "SELECT mode, iteration, slot, loss, accuracy, delta FROM lens_results l
+           JOIN runs r ON r.id = l.run_id WHERE r.name = 'gpu' ORDER BY mode, iteration, slot" \
+        > "$dir/lens_$dev.rows"
+done
+lens=$(python3 - "$dir/lens_cpu.rows" "$dir/lens_cuda.rows" <<'PY'
+import math, sys
+def rows(path):
+    out = {}
+    for line in open(path):
+        f = line.split()
+        out[tuple(f[:3])] = [float("nan") if x == "None" else float(x) for x in f[3:]]
+    return out
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+loss = max(abs(a[k][0] - b[k][0]) / abs(a[k][0]) for k in a) if a.keys() == b.keys() else 1
+acc = max((abs(a[k][1] - b[k][1]) for k in a if not math.isnan(a[k][1])), default=0) if a.keys() == b.keys() else 1
+print("%d %.2e %.2e" % (len(a) if a.keys() == b.keys() else 0, loss, acc))
+PY
+)
+echo "lens on gpu vs cpu: rows, largest loss relative error, largest accuracy gap: $lens"
+set -- $lens
+[ "${1:-0}" -ge 20 ] && below "${2:-1}" 1e-5 && below "${3:-1}" 5e-3 && ok ||
+    fail "GPU lens differs from the CPU's: $lens"
+"$SPIRAL" lens --run gpu --data pcfg --store "$dir/s.db" --sequences 8 --device cuda --ablate 1 \
+    --quiet >/dev/null 2>"$dir/lens_iv.err"
+status=$?
+[ "$status" -eq 2 ] && grep -q "run on the CPU engine only" "$dir/lens_iv.err" && ok ||
+    fail "lens --device cuda --ablate: exit $status, $(cat "$dir/lens_iv.err")"
 
 # CUDA_TRAIN_KEEP=FILE: keep a copy of the store (every run's metrics)
 [ -n "$CUDA_TRAIN_KEEP" ] && cp "$dir/s.db" "$CUDA_TRAIN_KEEP"

@@ -123,6 +123,12 @@ expect 1 "no checkpoint at or before step 1 " "$SPIRAL" lens --run spiral --data
 expect 1 "entry 1 is g = 0" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --schedule 0 --quiet
 expect 1 "no run named 'nope'" "$SPIRAL" lens --run nope --data dyck --store "$dir/s.db" --quiet
 expect 2 "\-\-run, \-\-data and \-\-store are required" "$SPIRAL" lens --run spiral --store "$dir/s.db"
+# --device cpu is the default engine: the same tables; --device cuda needs a
+# CUDA build (the GPU lens is proven in tests/cuda_train.sh)
+"$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --sequences 6 --depths 5 --device cpu --quiet > "$dir/lens_cpu.out" 2>&1 || fail "lens --device cpu: $(cat "$dir/lens_cpu.out")"
+cmp -s "$dir/lens.out" "$dir/lens_cpu.out" && ok || fail "lens --device cpu differs from the default"
+expect 1 "built without CUDA" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --device cuda --quiet
+expect 1 "the CPU engine computes in fp32 only" "$SPIRAL" lens --run spiral --data dyck --store "$dir/s.db" --precision bf16 --quiet
 # interventions in eval: patching a sequence with itself gives the same
 # logits bit for bit; ablating an iteration changes the loss
 "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --logits "$dir/plain.npy" > /dev/null 2>&1 || fail "eval plain"
