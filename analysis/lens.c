@@ -73,59 +73,84 @@ static void scores_free(PositionScores *s) {
     s->correct = NULL;
 }
 
-/* Whether the passes run on an engine other than the model's own. */
-static int on_engine(const LensData *data) {
-    return data->device && strcmp(data->device, "cpu");
+/* Where a measurement's passes run: the model's own forward, or (another
+ * device) an engine holding its weights, whose logits are copied back. */
+typedef struct {
+    Model *model;
+    Engine *engine;           /* NULL: model_forward */
+    float *logits;            /* engine: (batch_size L, V) of the last pass */
+    real *row;                /* engine: one row of them as real */
+} Runner;
+
+static void runner_close(Runner *r) {
+    engine_free(r->engine);
+    free(r->logits);
+    free(r->row);
+    memset(r, 0, sizeof *r);
 }
 
-/* Scores row r of one batch's logits (V each) into position k:
- * loss = -log softmax(logits)[target] (the model's own cross-entropy of one
- * row), correct = argmax logits == target (the first maximum). */
-static void score_row(PositionScores *scores, size_t k, const real *row, int target, int V) {
-    scores->loss[k] = crossentropy_forward(row, &target, 1, V, NULL);
-    int best = 0;
-    for (int c = 1; c < V; c++)
-        if (row[c] > row[best]) best = c;
-    scores->correct[k] = best == target;
-}
-
-/* Runs model over every window and fills scores (score_row), through the
- * model's forward or, on another device, an engine holding its weights
- * (the logits copied back as floats). */
-static int score_model(PositionScores *scores, Model *model, LensData *data) {
-    int L = data->L, V = model->cfg.vocab_size;
-    Engine *engine = NULL;
-    float *logits = NULL;
-    real *row = NULL;
-    int status = -1;
-    if (on_engine(data)) {
-        size_t most = (size_t)data->batch_size * L * V;
-        logits = malloc(most * sizeof *logits);
-        row = malloc((size_t)V * sizeof *row);
-        if (!logits || !row) {
-            spiral_error("out of memory for the lens' logits on %s", data->device);
-            goto done;
-        }
-        if (engine_open_with_weights(&engine, data->device,
-                                     data->precision ? data->precision : "fp32", model))
-            goto done;
+/* Opens a runner for model: its own forward on the CPU, else an engine of
+ * data's device with its weights. */
+static int runner_open(Runner *r, Model *model, const LensData *data) {
+    memset(r, 0, sizeof *r);
+    r->model = model;
+    if (!data->device || !strcmp(data->device, "cpu")) return 0;
+    int V = model->cfg.vocab_size;
+    r->logits = malloc((size_t)data->batch_size * data->L * V * sizeof *r->logits);
+    r->row = malloc((size_t)V * sizeof *r->row);
+    if (!r->logits || !r->row) {
+        runner_close(r);
+        return spiral_error("out of memory for the lens' logits on %s", data->device);
     }
+    if (engine_open_with_weights(&r->engine, data->device,
+                                 data->precision ? data->precision : "fp32", model)) {
+        runner_close(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* One forward pass of tokens (B, L) with targets (or NULL). */
+static int runner_forward(Runner *r, const int *tokens, const int *targets, int B, int L) {
+    if (!r->engine) return model_forward(r->model, tokens, targets, B, L, NULL);
+    return r->engine->ops->observe(r->engine, tokens, targets, B, L, NULL, 0, NULL) ||
+           r->engine->ops->get_logits(r->engine, r->logits);
+}
+
+/* Row k of the last pass's logits (V). */
+static const real *runner_row(Runner *r, size_t k) {
+    int V = r->model->cfg.vocab_size;
+    if (!r->engine) return r->model->logits + k * V;
+    for (int c = 0; c < V; c++) r->row[c] = r->logits[k * V + c];
+    return r->row;
+}
+
+static int runner_set_hook(Runner *r, const UpdateHook *hook) {
+    if (!r->engine) {
+        r->model->update_hook = hook;
+        return 0;
+    }
+    return r->engine->ops->set_update_hook(r->engine, hook);
+}
+
+/* Runs the runner's model over every window and fills scores: loss_i =
+ * -log softmax(logits_i)[target_i] (the model's own cross-entropy of one
+ * row), correct_i = argmax logits_i == target_i (the first maximum). */
+static int score_model(PositionScores *scores, Runner *runner, LensData *data) {
+    int L = data->L, V = runner->model->cfg.vocab_size;
     for (int first = 0; first < data->n; first += data->batch_size) {
         int B = data->n - first < data->batch_size ? data->n - first : data->batch_size;
         size_t offset = (size_t)first * L;
-        const int *inputs = data->inputs + offset, *targets = data->targets + offset;
-        if (engine) {
-            if (engine->ops->observe(engine, inputs, targets, B, L, NULL, 0, NULL) ||
-                engine->ops->get_logits(engine, logits))
-                goto done;
-            for (size_t r = 0; r < (size_t)B * L; r++) {
-                for (int c = 0; c < V; c++) row[c] = logits[r * V + c];
-                score_row(scores, offset + r, row, targets[r], V);
-            }
-        } else {
-            if (model_forward(model, inputs, targets, B, L, NULL)) goto done;
-            for (size_t r = 0; r < (size_t)B * L; r++)
-                score_row(scores, offset + r, model->logits + r * V, targets[r], V);
+        if (runner_forward(runner, data->inputs + offset, data->targets + offset, B, L))
+            return -1;
+        for (size_t r = 0; r < (size_t)B * L; r++) {
+            const real *row = runner_row(runner, r);
+            int target = data->targets[offset + r];
+            scores->loss[offset + r] = crossentropy_forward(row, &target, 1, V, NULL);
+            int best = 0;
+            for (int c = 1; c < V; c++)
+                if (row[c] > row[best]) best = c;
+            scores->correct[offset + r] = best == target;
         }
         data->passes_done++;
         ProgressReport report = {.task = "lens", .unit = "passes", .done = data->passes_done,
@@ -133,11 +158,15 @@ static int score_model(PositionScores *scores, Model *model, LensData *data) {
                                  .elapsed = seconds_now() - data->start};
         progress_report(data->progress, &report);
     }
-    status = 0;
-done:
-    engine_free(engine);
-    free(logits);
-    free(row);
+    return 0;
+}
+
+/* Opens a runner for model, scores it (score_model) and closes it. */
+static int score_plain(PositionScores *scores, Model *model, LensData *data) {
+    Runner runner;
+    if (runner_open(&runner, model, data)) return -1;
+    int status = score_model(scores, &runner, data);
+    runner_close(&runner);
     return status;
 }
 
@@ -247,28 +276,39 @@ static int slot_rows(LensResult *result, int *capacity, int t, const IterSpec *s
     return 0;
 }
 
-/* Scores `model` with intervention spec (measuring it first on the model
- * itself when it needs a first pass) into scores. */
-static int score_intervened(PositionScores *scores, Model *model, const InterventionSpec *spec,
+/* Scores the runner's model with intervention spec (measuring it first on
+ * the model itself when it needs a first pass) into scores. */
+static int score_intervened(PositionScores *scores, Runner *runner, const InterventionSpec *spec,
                             LensData *data) {
+    const SpiralConfig *cfg = &runner->model->cfg;
     /* an exit model that stops before every chosen iteration runs plainly */
     int applies = 0;
-    for (int t = 0; t < model->cfg.n_iters; t++)
-        applies |= spec->level > 0 ? model->cfg.schedule[t].g == spec->level
-                                   : t == spec->iteration;
-    if (!applies) return score_model(scores, model, data);
+    for (int t = 0; t < cfg->n_iters; t++)
+        applies |= spec->level > 0 ? cfg->schedule[t].g == spec->level : t == spec->iteration;
+    if (!applies) return score_model(scores, runner, data);
     Intervention iv;
-    if (intervention_init(&iv, spec, &model->cfg, data->L)) return -1;
-    int status = 0;
-    model->update_hook = intervention_measure_hook(&iv);
-    if (spec->kind == INTERVENE_PATCH) /* the source's updates */
-        status = model_forward(model, data->source, NULL, 1, data->L, NULL);
-    else if (model->update_hook)
-        status = score_model(scores, model, data);
-    model->update_hook = intervention_apply_hook(&iv);
-    if (status == 0) status = score_model(scores, model, data);
-    model->update_hook = NULL;
+    if (intervention_init(&iv, spec, cfg, data->L)) return -1;
+    const UpdateHook *measure = intervention_measure_hook(&iv);
+    int status = runner_set_hook(runner, measure);
+    if (status == 0 && spec->kind == INTERVENE_PATCH) /* the source's updates */
+        status = runner_forward(runner, data->source, NULL, 1, data->L);
+    else if (status == 0 && measure)
+        status = score_model(scores, runner, data);
+    if (status == 0) status = runner_set_hook(runner, intervention_apply_hook(&iv));
+    if (status == 0) status = score_model(scores, runner, data);
+    runner_set_hook(runner, NULL);
     intervention_free(&iv);
+    return status;
+}
+
+/* Opens a runner for model, scores it under spec (score_intervened) and
+ * closes it. */
+static int score_with(PositionScores *scores, Model *model, const InterventionSpec *spec,
+                      LensData *data) {
+    Runner runner;
+    if (runner_open(&runner, model, data)) return -1;
+    int status = score_intervened(scores, &runner, spec, data);
+    runner_close(&runner);
     return status;
 }
 
@@ -278,7 +318,9 @@ static int ablation_rows(LensResult *result, int *capacity, Model *model, int me
                          const PositionScores *clean, LensData *data, double *work) {
     const SpiralConfig *cfg = &model->cfg;
     PositionScores scores = {0};
+    Runner runner = {0};
     int status = scores_alloc(&scores, data);
+    if (status == 0) status = runner_open(&runner, model, data);
     for (int pass = 0; pass < 2 && status == 0; pass++)
         for (int t = 0; t < cfg->n_iters && status == 0; t++) {
             int g = cfg->schedule[t].g, seen = 0;
@@ -287,7 +329,7 @@ static int ablation_rows(LensResult *result, int *capacity, Model *model, int me
             InterventionSpec spec = {.kind = mean ? INTERVENE_MEAN : INTERVENE_ZERO,
                                      .iteration = pass == 0 ? t : -1,
                                      .level = pass == 1 ? g : 0};
-            status = score_intervened(&scores, model, &spec, data);
+            status = score_intervened(&scores, &runner, &spec, data);
             LensRow *row = status ? NULL : push_row(result, capacity);
             if (!row) {
                 status = -1;
@@ -299,6 +341,7 @@ static int ablation_rows(LensResult *result, int *capacity, Model *model, int me
             row->g = g;
             status = fill_row(row, &scores, clean, data, work);
         }
+    runner_close(&runner);
     scores_free(&scores);
     return status;
 }
@@ -400,11 +443,6 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     T = result->n_iters = cfg->n_iters;
     int intervened = o->intervention.kind != INTERVENE_NONE;
     intervention_describe(result->intervention, sizeof result->intervention, &o->intervention);
-    if (o->device && strcmp(o->device, "cpu") && (intervened || o->ablate_each)) {
-        spiral_error("--device %s: interventions and --ablate-each run on the CPU engine only",
-                     o->device);
-        goto done;
-    }
     if (intervened && (o->depths > 0 || o->ablate_each)) {
         spiral_error("--depths and --ablate-each measure the model without an intervention; "
                      "run them without --ablate/--ablate-level");
@@ -449,9 +487,8 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     for (int t = 0; t <= T; t++) {
         if (scores_alloc(&coda[t], &data)) goto done;
         if (depth_exit_model_build(&probe, &model, t, 1)) goto done;
-        int failed = t > 0 && intervened ? score_intervened(&coda[t], &probe, &o->intervention,
-                                                            &data)
-                                         : score_model(&coda[t], &probe, &data);
+        int failed = t > 0 && intervened ? score_with(&coda[t], &probe, &o->intervention, &data)
+                                         : score_plain(&coda[t], &probe, &data);
         model_free(&probe);
         if (failed) goto done;
     }
@@ -467,9 +504,8 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     if (scores_alloc(&head, &data)) goto done;
     for (int t = 0; t <= T; t++) {
         if (depth_exit_model_build(&probe, &model, t, 0)) goto done;
-        int failed = t > 0 && intervened ? score_intervened(&head, &probe, &o->intervention,
-                                                            &data)
-                                         : score_model(&head, &probe, &data);
+        int failed = t > 0 && intervened ? score_with(&head, &probe, &o->intervention, &data)
+                                         : score_plain(&head, &probe, &data);
         model_free(&probe);
         if (failed) goto done;
         LensRow *row = push_row(result, &capacity);
@@ -490,7 +526,7 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
         int g[SPIRAL_MAX_ITERS];
         depth_schedule(g, cfg, n);
         if (depth_model_build(&probe, &model, g, n)) goto done;
-        int failed = score_model(&depth, &probe, &data);
+        int failed = score_plain(&depth, &probe, &data);
         LensRow *row = failed ? NULL : push_row(result, &capacity);
         if (row) {
             snprintf(row->mode, sizeof row->mode, "depth");

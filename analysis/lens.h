@@ -22,10 +22,10 @@
  * windows a recording takes), with a 95% t interval over sequences; deltas
  * are paired per sequence. Results go to lens_results (data/lens_store.h).
  *
- * The passes without an intervention (exits, slots, depths) can run on
- * the CUDA engine (LensOptions.device): each model the lens builds is
- * copied to the GPU and its logits read back, the scores computed here
- * as on the CPU.
+ * Every pass can run on the CUDA engine (LensOptions.device): each model
+ * the lens builds is copied to the GPU and its logits read back, the
+ * scores computed here as on the CPU; an intervention's hook runs on the
+ * host, on each chosen iteration's update copied there and back.
  */
 #ifndef SPIRAL_LENS_H
 #define SPIRAL_LENS_H
@@ -51,8 +51,7 @@ typedef struct {
     int ablate_each;          /* also: each iteration ablated in turn, and each level */
     int ablate_each_mean;     /* ... by mean ablation (else zero) */
     const Progress *progress; /* forward passes done, or NULL */
-    const char *device;       /* engine of the passes: "cpu" (NULL) or "cuda"; interventions
-                                 and --ablate-each run on the CPU only */
+    const char *device;       /* engine of the passes: "cpu" (NULL) or "cuda" */
     const char *precision;    /* its product precision; NULL: fp32 */
 } LensOptions;
 

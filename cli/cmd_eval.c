@@ -30,9 +30,10 @@ static const char *help =
     "  --logits  writes the (N-1, V) float32 logits as a NumPy .npy file\n"
     "  --grads   writes the gradient of the mean loss for every parameter,\n"
     "            under the parameter's own tensor name\n"
-    "  --device cuda  the forward (and --grads) on the GPU (a spiral built with\n"
-    "            'make cuda'), in fp32 unless --precision says otherwise; no\n"
-    "            interventions or --incremental there\n"
+    "  --device cuda  the forward (and --grads, or the intervention's passes)\n"
+    "            on the GPU (a spiral built with 'make cuda'), in fp32 unless\n"
+    "            --precision says otherwise; no --incremental there, and no\n"
+    "            interventions on a mesh model\n"
     "  --incremental  scores token by token through the incremental decoder\n"
     "            (as 'spiral generate' runs) instead of one forward pass: the\n"
     "            same loss and logits up to float rounding (no --grads, no\n"
@@ -167,9 +168,9 @@ int cmd_eval(int argc, char **argv) {
     EvalResult result;
     if (incremental && (grads_path || options.intervention.kind != INTERVENE_NONE))
         return cli_usage_error("eval", "--incremental goes without --grads and interventions");
-    if (!on_cpu && (incremental || options.intervention.kind != INTERVENE_NONE))
-        return cli_usage_error("eval", "--device %s: --incremental and interventions run on the "
-                                       "CPU engine only", device);
+    if (!on_cpu && incremental)
+        return cli_usage_error("eval", "--device %s: --incremental runs on the CPU engine only",
+                               device);
     Progress progress = cli_progress(incremental);
     if (incremental ? eval_sequence_incremental(&options, &progress, &result)
                     : eval_sequence(&options, &result))

@@ -55,6 +55,10 @@ typedef struct {
     int (*get_logits)(Engine *engine, float *host);
     /* Copies rows [first, first + count) of them, seen as (B L, V). */
     int (*get_logits_rows)(Engine *engine, size_t first, size_t count, float *host);
+    /* Installs an intervention on the updates for the forward passes that
+     * follow (core/model.h's UpdateHook, as model->update_hook; NULL:
+     * none). No backward follows a pass run with one. */
+    int (*set_update_hook)(Engine *engine, const UpdateHook *hook);
 } EngineOps;
 
 struct Engine {

@@ -133,10 +133,16 @@ static int cpu_get_logits(Engine *engine, float *host) {
     return cpu_get_logits_rows(engine, 0, (size_t)model->B * model->L, host);
 }
 
+static int cpu_set_update_hook(Engine *engine, const UpdateHook *hook) {
+    cpu(engine)->model.update_hook = hook;
+    return 0;
+}
+
 static const EngineOps cpu_ops = {
     "cpu", cpu_free, cpu_init_weights, cpu_set_params, cpu_get_params, cpu_get_grads,
     cpu_set_adam_state, cpu_get_adam_state, cpu_zero_grad, cpu_forward, cpu_backward,
     cpu_grad_norm, cpu_clip_and_step, cpu_observe, cpu_get_logits, cpu_get_logits_rows,
+    cpu_set_update_hook,
 };
 
 int engine_cpu_open(Engine **out, const SpiralConfig *cfg) {

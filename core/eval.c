@@ -56,17 +56,44 @@ static int read_sequence(const EvalOptions *options, const char *path, int **tok
                               : tokens_read_u16(path, tokens, count);
 }
 
+/* What an evaluation's passes run on: the model's own forward, or (another
+ * device) an engine holding its weights; loss: the last pass's. */
+typedef struct {
+    Model *model;
+    Engine *engine;
+    double loss;
+} EvalTarget;
+
+/* One pass over tokens (L inputs, the targets after them). */
+static int target_forward(EvalTarget *target, const int *tokens, int L) {
+    if (target->engine)
+        return target->engine->ops->observe(target->engine, tokens, tokens + 1, 1, L, NULL, 0,
+                                            &target->loss);
+    if (model_forward(target->model, tokens, tokens + 1, 1, L, NULL)) return -1;
+    target->loss = target->model->loss;
+    return 0;
+}
+
+static int target_set_hook(EvalTarget *target, const UpdateHook *hook) {
+    if (target->engine) return target->engine->ops->set_update_hook(target->engine, hook);
+    target->model->update_hook = hook;
+    return 0;
+}
+
 /* Runs the intervention on the sequence (L inputs, targets after them):
  * a first pass when it needs one (the mean over the sequence's positions,
  * or the source's updates), then the pass with the intervention, whose
- * logits and loss stay in the model. */
-static int run_intervention(Model *model, const EvalOptions *options, const int *tokens, int L) {
+ * logits and loss stay in the target. */
+static int run_intervention(EvalTarget *target, const EvalOptions *options, const int *tokens,
+                            int L) {
+    const SpiralConfig *cfg = &target->model->cfg;
     Intervention iv;
     int *source = NULL;
     size_t count = 0;
     int status = -1;
-    if (intervention_init(&iv, &options->intervention, &model->cfg, L)) return -1;
-    model->update_hook = intervention_measure_hook(&iv);
+    if (intervention_init(&iv, &options->intervention, cfg, L)) return -1;
+    const UpdateHook *measure = intervention_measure_hook(&iv);
+    if (target_set_hook(target, measure)) goto done;
     if (options->intervention.kind == INTERVENE_PATCH) {
         if (!options->source_path) {
             spiral_error("--patch needs --source FILE (the sequence whose updates are patched in)");
@@ -78,17 +105,18 @@ static int run_intervention(Model *model, const EvalOptions *options, const int 
                          options->source_path, count, L + 1);
             goto done;
         }
-        if (tokens_check_vocab(source, count, model->cfg.vocab_size, options->source_path) ||
-            model_forward(model, source, source + 1, 1, L, NULL))
+        if (tokens_check_vocab(source, count, cfg->vocab_size, options->source_path) ||
+            target_forward(target, source, L))
             goto done;
-    } else if (model->update_hook && model_forward(model, tokens, tokens + 1, 1, L, NULL)) {
+    } else if (measure && target_forward(target, tokens, L)) {
         goto done;
     }
-    model->update_hook = intervention_apply_hook(&iv);
-    if (model_forward(model, tokens, tokens + 1, 1, L, NULL)) goto done;
+    if (target_set_hook(target, intervention_apply_hook(&iv)) ||
+        target_forward(target, tokens, L))
+        goto done;
     status = 0;
 done:
-    model->update_hook = NULL;
+    target_set_hook(target, NULL);
     free(source);
     intervention_free(&iv);
     return status;
@@ -108,9 +136,10 @@ static int write_logits(const char *path, const Model *model, int L, int V) {
 
 /* The forward pass (and, with options->grads_path, the gradient) of the
  * model's weights on `device`'s engine: *loss, the logits to
- * options->logits_path, the gradient to options->grads_path. */
-static int eval_on_engine(const EvalOptions *options, const Model *model, const int *tokens,
-                          int L, double *loss) {
+ * options->logits_path, the gradient to options->grads_path; with an
+ * intervention, *clean_loss the loss without it and the rest with it. */
+static int eval_on_engine(const EvalOptions *options, Model *model, const int *tokens, int L,
+                          double *loss, double *clean_loss) {
     const SpiralConfig *cfg = &model->cfg;
     size_t n = model->layout.n_params, n_logits = (size_t)L * cfg->vocab_size;
     Engine *engine = NULL;
@@ -125,6 +154,12 @@ static int eval_on_engine(const EvalOptions *options, const Model *model, const 
     if (engine_open_with_weights(&engine, options->device, precision, model) ||
         engine->ops->observe(engine, tokens, tokens + 1, 1, L, NULL, 0, loss))
         goto done;
+    if (options->intervention.kind != INTERVENE_NONE) {
+        EvalTarget target = {model, engine, NAN};
+        *clean_loss = *loss;
+        if (run_intervention(&target, options, tokens, L)) goto done;
+        *loss = target.loss;
+    }
     if (options->logits_path) {
         int64_t shape[2] = {L, cfg->vocab_size};
         if (engine->ops->get_logits(engine, buffer) ||
@@ -178,14 +213,14 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
                      EVAL_MAX_ACTIVATION_BYTES / 1e9);
         goto done;
     }
+    if (options->intervention.kind != INTERVENE_NONE && options->grads_path) {
+        spiral_error("--grads: no gradient with an intervention");
+        goto done;
+    }
     if (options->device && strcmp(options->device, "cpu")) {
         /* another engine: the whole evaluation there */
-        if (options->intervention.kind != INTERVENE_NONE) {
-            spiral_error("--device %s: interventions run on the CPU engine only", options->device);
-            goto done;
-        }
         double loss = NAN;
-        if (eval_on_engine(options, &model, tokens, L, &loss)) goto done;
+        if (eval_on_engine(options, &model, tokens, L, &loss, &result->clean_loss)) goto done;
         if (!isfinite(loss)) {
             spiral_error("the loss is %f: the weights produce non-finite logits", loss);
             goto done;
@@ -200,12 +235,9 @@ int eval_sequence(const EvalOptions *options, EvalResult *result) {
     }
     if (model_forward(&model, tokens, tokens + 1, 1, L, NULL)) goto done;
     if (options->intervention.kind != INTERVENE_NONE) {
-        if (options->grads_path) {
-            spiral_error("--grads: no gradient with an intervention");
-            goto done;
-        }
+        EvalTarget target = {&model, NULL, NAN};
         result->clean_loss = model.loss;
-        if (run_intervention(&model, options, tokens, L)) goto done;
+        if (run_intervention(&target, options, tokens, L)) goto done;
     }
     if (!isfinite(model.loss)) {
         spiral_error("the loss is %f: the weights produce non-finite logits", model.loss);

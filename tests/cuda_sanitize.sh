@@ -5,7 +5,8 @@
 #     proofs (test_cuda_kernels) and on `spiral train --device cuda` of a
 #     small spiral model in fp32, in bf16 and with the mesh topology, on
 #     `spiral record`, `spiral generate` and `spiral lens` (bf16, with
-#     test-time depths beyond the trained schedule);
+#     test-time depths beyond the trained schedule and every iteration
+#     ablated in turn through the update hook);
 #   racecheck (shared-memory hazards) and synccheck (barrier misuse) on the
 #     kernel proofs.
 # A check passes when the tool reports 0 errors and the program under it
@@ -68,7 +69,7 @@ printf '\001\000\002\000' > "$dir/prompt.u16"
 sanitize generate memcheck "$SPIRAL" generate --run rfp32 --store "$dir/s.db" \
     --prompt-tokens "$dir/prompt.u16" --max-tokens 6 --device cuda --quiet
 sanitize lens memcheck "$SPIRAL" lens --run rbf16 --data pcfg --store "$dir/s.db" \
-    --sequences 2 --batch 2 --depths 5 --device cuda --precision bf16 --quiet
+    --sequences 2 --batch 2 --depths 5 --ablate-each --device cuda --precision bf16 --quiet
 sanitize kernels racecheck "$BUILD/cuda/test_cuda_kernels"
 sanitize kernels synccheck "$BUILD/cuda/test_cuda_kernels"
 

@@ -291,6 +291,8 @@ static int backward_pass(CudaModel *model, const void *arg) {
 }
 
 static int backward_inside(CudaModel *model) {
+    if (model->hooked)
+        return spiral_error("the last forward pass ran with an update hook: no backward");
     if (!(model->logits_valid || model->gradient_ready) || model->loss_count == 0)
         return spiral_error("no forward pass with targets to differentiate");
     /* baked: the loss scale 1 / loss_count (a kernel argument), and

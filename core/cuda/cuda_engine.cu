@@ -224,6 +224,10 @@ void cuda_model_free(CudaModel *model) {
     cudaFree(model->norm_total);
     cudaFree(model->arena);
     cudaFree(model->probs_dev);
+    cudaFree(model->hook_e);
+    cudaFree(model->hook_flag);
+    free(model->hook_e_host);
+    free(model->hook_flag_host);
     cudaFreeHost(model->probs_host);
     graph_slot_free(&model->forward_graph);
     graph_slot_free(&model->backward_graph);

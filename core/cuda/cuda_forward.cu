@@ -253,6 +253,65 @@ static int mesh_update(CudaModel *model, int t, const float *h_in, const float *
     return 0;
 }
 
+/* Makes the update hook's buffers hold rows rows of d. */
+static int hook_reserve(CudaModel *model, size_t rows, int d) {
+    if (rows <= model->hook_rows) return 0;
+    cudaFree(model->hook_e);
+    cudaFree(model->hook_flag);
+    free(model->hook_e_host);
+    free(model->hook_flag_host);
+    model->hook_e = NULL;
+    model->hook_flag = NULL;
+    model->hook_rows = 0;
+    model->hook_e_host = (float *)malloc(2 * rows * d * sizeof(float));
+    model->hook_flag_host = (int *)malloc(rows * sizeof(int));
+    if (!model->hook_e_host || !model->hook_flag_host)
+        return spiral_error("cuda engine: out of memory for an update hook's rows");
+    CUDA_CHECK(cudaMalloc(&model->hook_e, rows * d * sizeof(float)));
+    CUDA_CHECK(cudaMalloc(&model->hook_flag, rows * sizeof(int)));
+    model->hook_rows = rows;
+    return 0;
+}
+
+/* Iteration t under the update hook, after h_out = base + e was computed:
+ * e (B, L, d), the update (z~ - h(t) in the residual full-resolution
+ * shortcut, else shift(up(delta)) as the up-scaling adds it), goes to the
+ * host, the hook may change it, and the rows it changed become base + e'
+ * (core/model.c's hooked update); the others keep h_out as computed. */
+static int hooked_update(CudaModel *model, int t, float *h_out, const float *base,
+                         const float *h_in, const float *z_out, const float *delta) {
+    const SpiralConfig *cfg = &model->cfg;
+    GpuIterActs *it = &model->iters[t];
+    int B = model->B, L = model->L, d = cfg->d_model;
+    size_t rows = (size_t)B * L, tokens_d = rows * d;
+    cudaStream_t s = model->stream;
+    if (hook_reserve(model, rows, d)) return -1;
+    float *e = model->hook_e, *host = model->hook_e_host, *original = host + tokens_d;
+    if (it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL) {
+        if (vector_sub(e, z_out, h_in, tokens_d, s)) return -1;
+    } else {
+        GpuGeometry geo = {it->geo.L, it->geo.g, it->geo.w, it->geo.s, it->geo.J};
+        int use_alloc = !it->full_resolution && cfg->up == UP_ALLOC;
+        if (upscale_forward(e, it->coef, NULL, delta, model->w.up_alloc[t], geo, B, d, use_alloc,
+                            &model->gemm, s))
+            return -1;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(host, e, tokens_d * sizeof(float), cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    memcpy(original, host, tokens_d * sizeof(float));
+    model->update_fn(model->update_user, t, host, B, L, d);
+    size_t changed = 0;
+    for (size_t r = 0; r < rows; r++) {
+        model->hook_flag_host[r] = memcmp(host + r * d, original + r * d, d * sizeof(float)) != 0;
+        changed += model->hook_flag_host[r];
+    }
+    if (changed == 0) return 0;
+    CUDA_CHECK(cudaMemcpyAsync(e, host, tokens_d * sizeof(float), cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaMemcpyAsync(model->hook_flag, model->hook_flag_host, rows * sizeof(int),
+                               cudaMemcpyHostToDevice, s));
+    return rows_add_where(h_out, base, e, model->hook_flag, rows, d, s);
+}
+
 /* Iteration t: h(t) = h_in -> h(t+1) (*h_out). h0 is the prelude output. */
 static int iteration_forward(CudaModel *model, int t, const float **h_next, const float *h_in,
                              const float *h0, const CudaObserver *observer) {
@@ -281,7 +340,7 @@ static int iteration_forward(CudaModel *model, int t, const float **h_next, cons
         /* h(t+1) = h(t) + (z~ - h(t)) = z~ exactly */
         it->h_out = (float *)z_out;
         *h_next = z_out;
-        return 0;
+        return model->update_fn ? hooked_update(model, t, it->h_out, h_in, h_in, z_out, NULL) : 0;
     }
     /* delta = z~ - z (residual, mesh) or z~ (anchor) */
     const float *delta = z_out;
@@ -300,7 +359,7 @@ static int iteration_forward(CudaModel *model, int t, const float **h_next, cons
                         use_alloc, &model->gemm, s))
         return -1;
     *h_next = it->h_out;
-    return 0;
+    return model->update_fn ? hooked_update(model, t, it->h_out, base, h_in, z_out, delta) : 0;
 }
 
 /* Checks the inputs as model_forward does. */
@@ -446,7 +505,7 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
     if (check_inputs(model, tokens, targets, B, L) || cuda_model_ensure_arena(model, B, L) ||
         upload_inputs(model, tokens, targets))
         return -1;
-    model->fuse_loss = train && targets && !observer && model->logits16 &&
+    model->fuse_loss = train && targets && !observer && !model->update_fn && model->logits16 &&
                        model->loss_count > 0 && crossentropy_train_supports(model->cfg.vocab_size);
     /* bf16 precision: the weights rounded once after they change (AdamW
      * rounds them itself), outside the captured pass */
@@ -454,9 +513,10 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
         if (round_bf16(model->params16, model->params, model->layout.n_params, s)) return -1;
         model->params16_stale = 0;
     }
-    if (observer) {
+    model->hooked = model->update_fn != NULL;
+    if (observer || model->update_fn) { /* eagerly: host work inside the pass */
         int status = forward_pass(model, observer);
-        if (status == 0) status = observe_queue_flush(model, observer);
+        if (status == 0 && observer) status = observe_queue_flush(model, observer);
         if (status) {
             observe_queue_drop(model);
             return -1;
@@ -474,6 +534,15 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
         CUDA_CHECK(cudaStreamSynchronize(s));
         *loss = model->loss_count ? sum / model->loss_count : 0.0;
     }
+    return 0;
+}
+
+int cuda_model_set_update_hook(CudaModel *model, CudaUpdateFn fn, void *user) {
+    if (fn && model->cfg.topology == TOPOLOGY_MESH)
+        return spiral_error("cuda engine: interventions on the updates are not implemented for "
+                            "the mesh topology on the GPU (run them on the CPU)");
+    model->update_fn = fn;
+    model->update_user = user;
     return 0;
 }
 

@@ -264,6 +264,10 @@ int vector_sub(float *y, const float *a, const float *b, size_t count, cudaStrea
 int vector_negate(float *y, const float *x, size_t count, cudaStream_t stream);
 /* x = NaN (poisoning buffers in the tests) */
 int vector_fill_nan(float *x, size_t count, cudaStream_t stream);
+/* y_r = a_r + b_r (rows of d) for the rows r with flag[r] != 0; the other
+ * rows of y untouched (an update hook's changed rows). */
+int rows_add_where(float *y, const float *a, const float *b, const int *flag, size_t rows, int d,
+                   cudaStream_t stream);
 
 /* ---- cuda_scale.cu ------------------------------------------------------ */
 
@@ -282,7 +286,7 @@ int downscale_backward(float *dh, float *dscore, double *dot_scratch, float *dc_
                        const float *dz, const float *h, const float *alpha, const float *score,
                        GpuGeometry geo, int B, int d, int selfagg, GemmContext *gc,
                        cudaStream_t stream);
-/* h_out (B, L, d) = base + shift(up(delta)): for i >= s,
+/* h_out (B, L, d) = base + shift(up(delta)) (base NULL: zeros): for i >= s,
  * h_out_i = base_i + coef_{j, rho} delta_j (j, rho of token i - s), coef = 1
  * (copy) or g softmax(W delta_j) (alloc, W = alloc (g, d), coef (B, J, g)
  * saved). h_out must not alias base. */

@@ -182,6 +182,13 @@ struct CudaModel {
     ObserveQueue observe_queue;                /* observed states being copied */
     float *probs_dev, *probs_host;             /* (B, H, n, n) one layer's attention, observer only */
     size_t probs_capacity;
+    CudaUpdateFn update_fn;                    /* cuda_model_set_update_hook, or NULL */
+    void *update_user;
+    float *hook_e, *hook_e_host;               /* (rows, d) an update; host: twice (the
+                                                  update and its original) */
+    int *hook_flag, *hook_flag_host;           /* (rows) the rows the hook changed */
+    size_t hook_rows;                          /* rows the four buffers hold */
+    int hooked;                                /* the last forward ran with a hook */
     int *present_count;                        /* (1) device copy of n_present */
     GraphSlot forward_graph, backward_graph;   /* cuda_graph.cu */
     int graphs_failed;                         /* a capture failed: eager from then on */

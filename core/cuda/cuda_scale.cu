@@ -223,7 +223,7 @@ static __global__ void alloc_softmax_kernel(float *coef, int rows, int g) {
 }
 
 /* h_out_i[k] = base_i[k] + coef delta_j[k] for i >= s (j, slot of token
- * i - s), base_i[k] otherwise; rows b L + i. */
+ * i - s), base_i[k] otherwise (base NULL: zeros); rows b L + i. */
 template <int W>
 static __global__ void upscale_kernel(float *h_out, const float *coef, const float *base,
                                       const float *delta, GpuGeometry geo, int B, int d,
@@ -231,7 +231,7 @@ static __global__ void upscale_kernel(float *h_out, const float *coef, const flo
     int row = blockIdx.x * ROW_THREADS_Y + threadIdx.y;
     if (row >= B * geo.L) return;
     int b = row / geo.L, i = row % geo.L;
-    const float *baser = base + (size_t)row * d, *dj = NULL;
+    const float *baser = base ? base + (size_t)row * d : NULL, *dj = NULL;
     float *outr = h_out + (size_t)row * d, cf = 1.0f;
     if (i >= geo.s) {
         int src = i - geo.s, j = (src + geo.w) / geo.g, slot = (src + geo.w) % geo.g;
@@ -241,7 +241,10 @@ static __global__ void upscale_kernel(float *h_out, const float *coef, const flo
     }
     for (int k = W * threadIdx.x; k < d; k += W * ROW_THREADS_X) {
         float out[W], v[W];
-        load_values<W>(out, baser + k);
+        if (baser)
+            load_values<W>(out, baser + k);
+        else
+            for (int c = 0; c < W; c++) out[c] = 0.0f;
         if (dj) {
             load_values<W>(v, dj + k);
             for (int c = 0; c < W; c++) out[c] += use_alloc ? cf * v[c] : v[c];

@@ -144,10 +144,18 @@ static int gpu_get_logits_rows(Engine *engine, size_t first, size_t count, float
     return cuda_model_get_logits_rows(gpu(engine), first, count, host);
 }
 
+/* The hook's function takes real = float here: it is the CUDA engine's
+ * CudaUpdateFn as it is. */
+static int gpu_set_update_hook(Engine *engine, const UpdateHook *hook) {
+    return cuda_model_set_update_hook(gpu(engine), hook ? hook->fn : NULL,
+                                      hook ? hook->user : NULL);
+}
+
 static const EngineOps cuda_ops = {
     "cuda", gpu_free, gpu_init_weights, gpu_set_params, gpu_get_params, gpu_get_grads,
     gpu_set_adam_state, gpu_get_adam_state, gpu_zero_grad, gpu_forward, gpu_backward,
     gpu_grad_norm, gpu_clip_and_step, gpu_observe, gpu_get_logits, gpu_get_logits_rows,
+    gpu_set_update_hook,
 };
 
 int engine_cuda_open(Engine **out, const SpiralConfig *cfg, const char *precision) {

@@ -26,7 +26,8 @@
  *    unchanged (bit-identical) on the GPU.
  * Then one AdamW step with gradient clipping against core/adamw.c compiled
  * in float (adamw_step_f32): bit-identical expected, 1e-6 required; CUDA
- * graphs against eager launches; one model run at changing batch shapes
+ * graphs against eager launches; an update hook (interventions) against
+ * the CPU model's; one model run at changing batch shapes
  * against fresh models of each shape, bit for bit (the inputs and the
  * cached positions and RoPE tables follow the shape). Then
  * the reduced-precision modes on every case: loss and logits within 2e-3
@@ -649,6 +650,96 @@ static void check_graphs(const SpiralConfig *cfg, const char *name, CudaPrecisio
     free(params); free(a); free(b); free(tokens); free(targets);
 }
 
+/* The update hook of check_update_hook: at iteration *user, the rows r
+ * (of B L) with r % 3 == 0 zeroed and those with r % 3 == 1 halved; the
+ * others left as they are. hook_gpu is the same on floats; hook_nothing
+ * changes nothing. */
+static void hook_cpu(void *user, int t, real *e, int B, int L, int d) {
+    if (t != *(const int *)user) return;
+    for (size_t r = 0; r < (size_t)B * L; r++)
+        for (int k = 0; k < d; k++)
+            e[r * d + k] = r % 3 == 0 ? 0 : r % 3 == 1 ? e[r * d + k] * 0.5 : e[r * d + k];
+}
+static void hook_gpu(void *user, int t, float *e, int B, int L, int d) {
+    if (t != *(const int *)user) return;
+    for (size_t r = 0; r < (size_t)B * L; r++)
+        for (int k = 0; k < d; k++)
+            e[r * d + k] = r % 3 == 0 ? 0 : r % 3 == 1 ? e[r * d + k] * 0.5f : e[r * d + k];
+}
+static void hook_nothing(void *user, int t, float *e, int B, int L, int d) {
+    (void)user; (void)t; (void)e; (void)B; (void)L; (void)d;
+}
+
+/* cuda_model_set_update_hook against core/model.c's update_hook (double):
+ * the same hook on the first and on the last iteration gives the CPU's
+ * logits within TOLERANCE (fp32); a hook that changes nothing gives the
+ * unhooked GPU's logits bit for bit; a backward after a hooked pass is
+ * refused; the mesh topology is refused. */
+static void check_update_hook(const SpiralConfig *cfg, const char *name) {
+    CudaOptions options = {CUDA_FP32, 0};
+    CudaModel *gpu = NULL;
+    int B = 2, L = 19, M = B * L, V = cfg->vocab_size;
+    if (cfg->topology == TOPOLOGY_MESH) {
+        int status = cuda_model_build(&gpu, cfg, &options);
+        int chosen = 0;
+        CHECK(status == 0 && cuda_model_set_update_hook(gpu, hook_gpu, &chosen) != 0 &&
+              strstr(spiral_last_error(), "mesh"),
+              "hook %s: the mesh topology should refuse an update hook", name);
+        cuda_model_free(gpu);
+        return;
+    }
+    Model cpu;
+    if (model_build(&cpu, cfg)) abort();
+    case_weights(&cpu, 0);
+    size_t n = cpu.layout.n_params;
+    float *params = malloc(n * sizeof(float)), *plain = malloc((size_t)M * V * sizeof(float));
+    float *hooked = malloc((size_t)M * V * sizeof(float));
+    int *tokens = malloc((size_t)M * sizeof(int)), *targets = malloc((size_t)M * sizeof(int));
+    if (!params || !plain || !hooked || !tokens || !targets) abort();
+    for (size_t i = 0; i < n; i++) params[i] = (float)cpu.params[i];
+    fixture_tokens(tokens, M, V, 77);
+    for (int i = 0; i < M; i++) targets[i] = (i + 1) % L ? tokens[i + 1] : -1;
+    int status = cuda_model_build(&gpu, cfg, &options) || cuda_model_set_params(gpu, params) ||
+                 cuda_model_forward(gpu, tokens, targets, B, L, NULL, NULL) ||
+                 cuda_model_get_logits(gpu, plain) ||
+                 cuda_model_set_update_hook(gpu, hook_nothing, NULL) ||
+                 cuda_model_forward(gpu, tokens, targets, B, L, NULL, NULL) ||
+                 cuda_model_get_logits(gpu, hooked);
+    CHECK(status == 0, "hook %s: %s", name, spiral_last_error());
+    if (status == 0) {
+        CHECK(memcmp(plain, hooked, (size_t)M * V * sizeof(float)) == 0,
+              "hook %s: a hook that changes nothing changed the logits", name);
+        CHECK(cuda_model_backward(gpu) != 0 && strstr(spiral_last_error(), "hook"),
+              "hook %s: a backward after a hooked forward should be refused", name);
+    }
+    double worst = 0;
+    int firsts[2] = {0, cfg->n_iters - 1};
+    for (int k = 0; k < 2 && status == 0; k++) {
+        int chosen = firsts[k];
+        UpdateHook hook = {hook_cpu, &chosen};
+        cpu.update_hook = &hook;
+        status = model_forward(&cpu, tokens, targets, B, L, NULL) ||
+                 cuda_model_set_update_hook(gpu, hook_gpu, &chosen) ||
+                 cuda_model_forward(gpu, tokens, targets, B, L, NULL, NULL) ||
+                 cuda_model_get_logits(gpu, hooked);
+        cpu.update_hook = NULL;
+        CHECK(status == 0, "hook %s: %s", name, spiral_last_error());
+        if (status) break;
+        double err = relative_error_fd(hooked, cpu.logits, (size_t)M * V);
+        double moved = relative_error_ff(hooked, plain, (size_t)M * V, 1.0);
+        CHECK(err <= TOLERANCE, "hook %s: iteration %d: logits %.2e from the CPU's", name,
+              chosen, err);
+        CHECK(moved > 1e-4, "hook %s: iteration %d: the hook moved the logits only %.2e", name,
+              chosen, moved);
+        if (err > worst) worst = err;
+    }
+    printf("hook %-46s fp32: logits under an update hook within %.2e of the CPU's\n", name,
+           worst);
+    cuda_model_free(gpu);
+    model_free(&cpu);
+    free(params); free(plain); free(hooked); free(tokens); free(targets);
+}
+
 /* One GPU model run at a sequence of batch shapes (the inputs and the
  * positions with their RoPE tables are uploaded again only where the shape
  * changed), each pass's loss and logits bit-identical to those of a fresh
@@ -791,6 +882,8 @@ int main(int argc, char **argv) {
         check_graphs(&fixtures[i].cfg, fixtures[i].name, i % 2 ? CUDA_BF16 : CUDA_FP32, 2, 19);
     check_graphs(&mesh[0].cfg, mesh[0].name, CUDA_BF16, 2, 19);
     check_graphs(&cases[first_example].cfg, cases[first_example].name, CUDA_BF16, 3, 70);
+    for (int i = 0; i < n_fixtures; i++) check_update_hook(&fixtures[i].cfg, fixtures[i].name);
+    check_update_hook(&mesh[0].cfg, mesh[0].name);
     check_shapes(&cases[first_example].cfg, cases[first_example].name, CUDA_FP32);
     check_shapes(&cases[shifted].cfg, cases[shifted].name, CUDA_BF16);
 
