@@ -25,7 +25,7 @@
  * Every pass can run on the CUDA engine (LensOptions.device): each model
  * the lens builds is copied to the GPU and its logits read back, the
  * scores computed here as on the CPU; an intervention's hook runs on the
- * host, on each chosen iteration's update copied there and back.
+ * host, on each iteration's update copied there and back.
  */
 #ifndef SPIRAL_LENS_H
 #define SPIRAL_LENS_H

@@ -47,9 +47,9 @@ static const char *help =
     "  --ablate-each also ablate each iteration in turn, then each chunk size,\n"
     "                and print the loss change (paired 95% interval)\n"
     "  --device cuda the forward passes on the GPU (a spiral built with 'make\n"
-    "                cuda'), in fp32 unless --precision says otherwise; each\n"
-    "                intervened iteration's update makes a round trip to the\n"
-    "                host (no interventions on a mesh model there)\n"
+    "                cuda'), in fp32 unless --precision says otherwise; with an\n"
+    "                intervention each iteration's update makes a round trip\n"
+    "                to the host (no interventions on a mesh model there)\n"
     "Progress goes to stderr.\n";
 
 /* "1.2345 [1.2000, 1.2600]" */
