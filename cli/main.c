@@ -13,7 +13,7 @@ static const char *usage =
     "\n"
     "SpiralFormer and its baselines (looped, dense) on the CPU, and on an NVIDIA\n"
     "GPU in a spiral built with 'make cuda' (--device cuda for train, record,\n"
-    "eval and generate).\n"
+    "eval, generate and lens).\n"
     "\n"
     "commands:\n"
     "  info     parameter and analytic FLOP counts of a configuration, per block\n"
