@@ -161,15 +161,6 @@ static int score_model(PositionScores *scores, Runner *runner, LensData *data) {
     return 0;
 }
 
-/* Opens a runner for model, scores it (score_model) and closes it. */
-static int score_plain(PositionScores *scores, Model *model, LensData *data) {
-    Runner runner;
-    if (runner_open(&runner, model, data)) return -1;
-    int status = score_model(scores, &runner, data);
-    runner_close(&runner);
-    return status;
-}
-
 /* The mean of x (n) with its 95% t interval into *mean, *lo, *hi. */
 static int interval(double *mean, double *lo, double *hi, const double *x, int n) {
     MeanInterval m;
@@ -301,13 +292,14 @@ static int score_intervened(PositionScores *scores, Runner *runner, const Interv
     return status;
 }
 
-/* Opens a runner for model, scores it under spec (score_intervened) and
- * closes it. */
-static int score_with(PositionScores *scores, Model *model, const InterventionSpec *spec,
-                      LensData *data) {
+/* Opens a runner for model, scores it (under spec, or plainly when spec is
+ * NULL) and closes it. */
+static int score_on(PositionScores *scores, Model *model, const InterventionSpec *spec,
+                    LensData *data) {
     Runner runner;
     if (runner_open(&runner, model, data)) return -1;
-    int status = score_intervened(scores, &runner, spec, data);
+    int status = spec ? score_intervened(scores, &runner, spec, data)
+                      : score_model(scores, &runner, data);
     runner_close(&runner);
     return status;
 }
@@ -487,8 +479,8 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     for (int t = 0; t <= T; t++) {
         if (scores_alloc(&coda[t], &data)) goto done;
         if (depth_exit_model_build(&probe, &model, t, 1)) goto done;
-        int failed = t > 0 && intervened ? score_with(&coda[t], &probe, &o->intervention, &data)
-                                         : score_plain(&coda[t], &probe, &data);
+        int failed = score_on(&coda[t], &probe, t > 0 && intervened ? &o->intervention : NULL,
+                              &data);
         model_free(&probe);
         if (failed) goto done;
     }
@@ -504,8 +496,8 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
     if (scores_alloc(&head, &data)) goto done;
     for (int t = 0; t <= T; t++) {
         if (depth_exit_model_build(&probe, &model, t, 0)) goto done;
-        int failed = t > 0 && intervened ? score_with(&head, &probe, &o->intervention, &data)
-                                         : score_plain(&head, &probe, &data);
+        int failed = score_on(&head, &probe, t > 0 && intervened ? &o->intervention : NULL,
+                              &data);
         model_free(&probe);
         if (failed) goto done;
         LensRow *row = push_row(result, &capacity);
@@ -526,7 +518,7 @@ int lens_run(Store *store, const char *run_name, const char *dataset_name,
         int g[SPIRAL_MAX_ITERS];
         depth_schedule(g, cfg, n);
         if (depth_model_build(&probe, &model, g, n)) goto done;
-        int failed = score_plain(&depth, &probe, &data);
+        int failed = score_on(&depth, &probe, NULL, &data);
         LensRow *row = failed ? NULL : push_row(result, &capacity);
         if (row) {
             snprintf(row->mode, sizeof row->mode, "depth");
