@@ -144,6 +144,9 @@ python3 -c "import sys; open(sys.argv[1], 'wb').write(open(sys.argv[2], 'rb').re
 expect 1 "iteration 3 is out of range (the model has iterations 0 .. 2)" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 3
 expect 1 "no iteration has chunk size g = 8" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate-level 8
 expect 1 "the patch source must have the sequence's length" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/short.u16"
+# no gradient under an intervention: refused before any pass, nothing written
+expect 1 "no gradient with an intervention" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --ablate 0 --grads "$dir/iv_grads.safetensors"
+[ ! -e "$dir/iv_grads.safetensors" ] && ok || fail "eval --ablate --grads wrote a gradient file"
 expect 1 "needs --source" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0
 expect 1 "is not a range of positions" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 30:90
 expect 2 "expected A:B" "$SPIRAL" eval --run spiral --store "$dir/s.db" --tokens "$dir/seq.u16" --patch 0 --source "$dir/seq.u16" --positions 3-9
