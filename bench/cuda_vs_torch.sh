@@ -12,7 +12,9 @@
 #  2. Throughput: tests/cuda/bench_cuda_engine (spiral: fp32, tf32, bf16)
 #     and torch_spiral.py (bf16 autocast, eager and torch.compile) train the
 #     same two shapes; the last table gives tokens/s and the ratio of
-#     spiral's bf16 to each PyTorch mode.
+#     spiral's bf16 to each PyTorch mode. PyTorch's rate is its fastest of
+#     five timed windows (its compiled d = 256 step, bound by the host's
+#     launches, moves between runs); the spread is printed under the table.
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-python3}
@@ -96,8 +98,10 @@ PY
 echo; echo "== tokens/s on the same GPU (training step: forward, backward, clip, AdamW)"
 "$PYTHON" - "$dir/results" <<'PY'
 import re, sys
-rows, record, ceiling = {}, None, float("nan")
+rows, record, ceiling, windows = {}, None, float("nan"), []
 for line in open(sys.argv[1]):
+    if line.startswith("# windows "):
+        windows.append(line.split()[2:7])
     if line.startswith("# record "):
         record = [float(x) for x in line.split()[2:4]]
     if line.startswith("# result "):
@@ -113,6 +117,11 @@ for case in ("d256", "d768"):
     print("%-6s" % case + "".join("%15.0f" % x[0] for x in v) +
           "%12.2f%14.2f%9.0f%%" % (v[2][0] / v[3][0], v[2][0] / v[4][0], 100 * v[2][1] / ceiling))
 print("(tokens/s; MFU: spiral bf16's model TFLOP/s over the cuBLAS bf16 ceiling %.0f TFLOP/s of this run)" % ceiling)
+for case, mode, slow, median, fast in windows:
+    bf16 = rows.get((case, "spiral-bf16"), (float("nan"),))[0]
+    print("%s %s: five windows %s / %s / %s tokens/s (slowest / median / fastest); spiral bf16 at "
+          "%.2fx its median, %.2fx its fastest" % (case, mode, slow, median, fast,
+                                                   bf16 / float(median), bf16 / float(fast)))
 spiral, looped = rows.get(("d768", "spiral-bf16")), rows.get(("d768-looped", "spiral-bf16"))
 if spiral and looped:
     print("efficiency per FLOP at d768, bf16: spiral %.1f TFLOP/s, looped (g=1,1,1,1) %.1f TFLOP/s: "
