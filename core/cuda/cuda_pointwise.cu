@@ -235,18 +235,19 @@ int vector_fill_nan(float *x, size_t count, cudaStream_t stream) {
     return vector_op(x, NULL, NULL, count, OP_NAN, stream);
 }
 
-/* y_r[k] = a_r[k] + b_r[k] where flag[r]; one thread per element. */
+/* y_r[k] = a_r[k] + b_r[k] where flag[r]; one block per row (rows whose
+ * flag is 0 return at once), its threads along the row. */
 static __global__ void rows_add_where_kernel(float *y, const float *a, const float *b,
-                                             const int *flag, size_t rows, int d) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= rows * d || !flag[e / d]) return;
-    y[e] = a[e] + b[e];
+                                             const int *flag, int d) {
+    size_t row = blockIdx.x;
+    if (!flag[row]) return;
+    size_t at = row * d;
+    for (int k = threadIdx.x; k < d; k += blockDim.x) y[at + k] = a[at + k] + b[at + k];
 }
 
 int rows_add_where(float *y, const float *a, const float *b, const int *flag, size_t rows, int d,
                    cudaStream_t stream) {
     if (rows == 0 || d == 0) return 0;
-    rows_add_where_kernel<<<cuda_blocks(rows * d), CUDA_THREADS, 0, stream>>>(y, a, b, flag,
-                                                                             rows, d);
+    rows_add_where_kernel<<<(unsigned)rows, 128, 0, stream>>>(y, a, b, flag, d);
     return cuda_launched("rows_add_where_kernel");
 }
