@@ -189,6 +189,15 @@ echo "eval on gpu vs cpu: logits, largest gradient tensor relative error: $ev"
 set -- $ev
 below "${1:-1}" 1e-5 && below "${2:-1}" 1e-4 && ok || fail "GPU eval differs from the CPU's: $ev"
 
+# eval --incremental is the CPU's decoder: on the GPU a usage error (exit
+# 2) naming it, and no loss printed
+"$SPIRAL" eval --run gpu --store "$dir/s.db" --tokens "$dir/t.u16" --device cuda --incremental \
+    >"$dir/inc.out" 2>&1
+code=$?
+if [ $code -eq 2 ] && grep -q "incremental runs on the CPU engine only" "$dir/inc.out" &&
+    ! grep -q "^loss" "$dir/inc.out"; then ok
+else fail "eval --device cuda --incremental (exit $code): $(tail -2 "$dir/inc.out")"; fi
+
 # generate --device cuda (fp32, the whole pass per token) against the CPU's
 # incremental decoder: greedy and seeded sampling give the same tokens, the
 # log-probabilities agree within 1e-4
