@@ -35,6 +35,7 @@
 #include "dataset.h"
 #include "error.h"
 #include "filehash.h"
+#include "half.h"
 #include "engine.h"
 #include "recording_store.h"
 #include "run_model.h"
@@ -101,7 +102,9 @@ static void record_state(Recorder *r, int b, const SiteKey *key, const ObserveEv
     size_t count = (size_t)e->rows * e->cols;
     const real *src = e->data + (size_t)b * count;
     const void *values = r->buffer;
-    if (r->options->f16) {
+    if (r->options->f16 && sizeof(real) == sizeof(float)) {
+        half_from_float(r->buffer, (const float *)src, count);
+    } else if (r->options->f16) {
         _Float16 *h = r->buffer;
         for (size_t i = 0; i < count; i++) h[i] = (_Float16)src[i];
     } else if (sizeof(real) == sizeof(float)) {

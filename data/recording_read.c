@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "half.h"
 
 /* info->distances from the recording's JSON text "[4,16,64]". */
 static int parse_distances(Store *store, RecordingInfo *info, const char *text) {
@@ -144,17 +145,15 @@ int recording_read_state(Store *store, const RecordingInfo *info, int seq, int s
     if (sqlite3_blob_open(store->db, "main", "states", "data", rowid, 0, &blob) != SQLITE_OK)
         return spiral_error("%s: %s", store->path, sqlite3_errmsg(store->db));
     size_t bytes = count * (f16 ? 2 : 4);
-    int rc = (size_t)sqlite3_blob_bytes(blob) == bytes ? sqlite3_blob_read(blob, out, (int)bytes, 0)
-                                                       : SQLITE_CORRUPT;
+    uint16_t *halves = f16 ? malloc(bytes) : NULL;
+    int rc = (size_t)sqlite3_blob_bytes(blob) != bytes ? SQLITE_CORRUPT
+             : f16 && !halves                          ? SQLITE_NOMEM
+                                                       : SQLITE_OK;
+    if (rc == SQLITE_OK) rc = sqlite3_blob_read(blob, f16 ? (void *)halves : (void *)out, (int)bytes, 0);
+    if (rc == SQLITE_OK && f16) float_from_half(out, halves, count);
+    free(halves);
     sqlite3_blob_close(blob);
     if (rc != SQLITE_OK) return spiral_error("%s: reading a state: %s", store->path, sqlite3_errstr(rc));
-    if (f16) {
-        /* The halves occupy the first 2 * count bytes of out; widening from
-         * the last element backwards never overwrites a half not yet read
-         * (float i ends at byte 4i + 4, half j < i starts at 2j < 4i). */
-        const _Float16 *halves = (const _Float16 *)(void *)out;
-        for (size_t i = count; i-- > 0;) out[i] = (float)halves[i];
-    }
     return 0;
 }
 

@@ -290,9 +290,13 @@ int main(int argc, char **argv) {
     recording_find(&store, "spiral", "lang", "test", &info);
     recording_read_state(&store, &info, 3, 3, "token", 1, stored, &rows, &cols);
     double worst = 0;
-    for (int i = 0; i < 24 * 16; i++)
+    int rounded = 1; /* each value the nearest half of the float32 state, widened back */
+    for (int i = 0; i < 24 * 16; i++) {
         worst = fmax(worst, fabs(stored[i] - direct[i]) / fmax(fabs(direct[i]), 1e-2));
+        rounded &= stored[i] == (float)(_Float16)direct[i];
+    }
     CHECK(worst < 1e-3, "f16 state differs by %.2e relative", worst);
+    CHECK(rounded, "an f16 state read back is not the float32 state rounded to halves");
     CHECK(store_count(&store, "SELECT count(*) FROM states WHERE dtype='f16'") == 90, "f16 rows");
 
     /* no AttentionSummary: states only, and no distances */
