@@ -15,6 +15,9 @@
 #     spiral's bf16 to each PyTorch mode. PyTorch's rate is its fastest of
 #     five timed windows (its compiled d = 256 step, bound by the host's
 #     launches, moves between runs); the spread is printed under the table.
+#  3. Recording: spiral record on the CPU engine and on the GPU, the same
+#     model and store, float32 and f16: sequences/s, and how far the store
+#     (the same for both engines) lets the GPU's lead go.
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-python3}
@@ -62,48 +65,74 @@ for case in d256 d768; do
     done
 done
 
-echo; echo "== recording: one model recorded by the CPU engine and by the GPU (spiral record)"
-# d = 256, H = 4, F = 688, L = 256 on the PCFG, 2 training steps on the GPU, then 64
-# sequences recorded with every state and the attention statistics, on each engine
+echo; echo "== recording: the same model recorded by the CPU engine and by the GPU (spiral record)"
+# Two models, 2 training steps each on the GPU, recorded with every state and the
+# attention statistics, in float32 and in f16, on the PCFG (vocabulary 4):
+#   d256: d = 256, H = 4, F = 688, L = 256; the CPU records 64 sequences, the GPU 256
+#   d768: d = 768, H = 12, F = 2048, L = 1024; the CPU records 8, the GPU 64
+# (the GPU's fixed start, about 0.2 s, is spread over more sequences). Rates are
+# per sequence. Both engines write the same bytes through the same store, so the
+# GPU's whole rate is bounded by its store time: "bound" is the CPU's time per
+# sequence over the GPU's store time per sequence, the ratio a GPU with an
+# infinitely fast forward pass would reach.
 "$SPIRAL" data make --store "$dir/rec.db" --name pcfg --family pcfg --seed 1 >/dev/null
-cat > "$dir/rec.json" <<JSON
-{"model": {"vocab_size": 4, "d_model": 256, "n_heads": 4, "d_ff": 688, "n_pre": 1, "n_loop": 2,
+record_case() { # case d H F L cpu_sequences gpu_sequences batch
+    cat > "$dir/$1.json" <<JSON
+{"model": {"vocab_size": 4, "d_model": $2, "n_heads": $3, "d_ff": $4, "n_pre": 1, "n_loop": 2,
            "n_post": 1, "schedule": [{"g": 8}, {"g": 4}, {"g": 2}, {"g": 1}]},
- "train": {"dataset": "pcfg", "seq_len": 256, "batch_size": 8, "steps": 2, "eval_every": 2,
+ "train": {"dataset": "pcfg", "seq_len": $5, "batch_size": 8, "steps": 2, "eval_every": 2,
            "eval_batches": 1, "checkpoint_every": 2}}
 JSON
-for dev in cpu cuda; do
-    "$SPIRAL" train --config "$dir/rec.json" --store "$dir/rec.db" --name rec_$dev --device cuda \
-        --quiet >/dev/null || { echo "FAIL: training the recording model"; status=1; }
-    "$SPIRAL" record --run rec_$dev --data pcfg --store "$dir/rec.db" --sequences 64 --batch 16 \
-        --device $dev --quiet >"$dir/rec_$dev.out" 2>&1 ||
-        { echo "FAIL: record on $dev: $(tail -2 "$dir/rec_$dev.out")"; status=1; }
-    echo "  $dev: $(tail -1 "$dir/rec_$dev.out")"
-done
-"$PYTHON" - "$dir/rec_cpu.out" "$dir/rec_cuda.out" <<'PY' | tee -a "$dir/results"
+    "$SPIRAL" train --config "$dir/$1.json" --store "$dir/rec.db" --name "$1" --device cuda \
+        --quiet >/dev/null || { echo "FAIL: training the recording model $1"; status=1; return; }
+    for dtype in f32 f16; do
+        for dev in cpu cuda; do
+            n=$6; [ $dev = cuda ] && n=$7
+            cp "$dir/rec.db" "$dir/rec_$dev.db"
+            "$SPIRAL" record --run "$1" --data pcfg --store "$dir/rec_$dev.db" --sequences $n \
+                --batch $8 --dtype $dtype --device $dev --quiet >"$dir/rec.out" 2>&1 ||
+                { echo "FAIL: record $1 $dtype on $dev: $(tail -2 "$dir/rec.out")"; status=1; }
+            echo "  $1 $dtype $dev: $(tail -1 "$dir/rec.out")"
+            echo "# recorded $1 $dtype $dev $n $(tail -1 "$dir/rec.out")" >>"$dir/recorded"
+        done
+    done
+    rm -rf "$dir/rec_cpu.db" "$dir/rec_cuda.db" "$dir"/rec_*.db-*
+}
+record_case d256 256 4 688 256 64 256 16
+record_case d768 768 12 2048 1024 8 64 8
+"$PYTHON" - "$dir/recorded" <<'PY' | tee -a "$dir/results"
 import re, sys
-def parse(path):
-    line = open(path).read().strip().splitlines()[-1]
+runs = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    n = int(f[5])
     total = float(re.search(r"in ([0-9.]+) s", line).group(1))
-    forward = float(re.search(r"forward passes ([0-9.]+) s", line).group(1))
-    attention = float(re.search(r"attention statistics ([0-9.]+) s", line).group(1))
-    return total, forward + attention
-cpu, gpu = parse(sys.argv[1]), parse(sys.argv[2])
-print("  sequences/s, whole recording: CPU %.1f, GPU %.1f (%.1fx); forward passes and attention "
-      "statistics only: CPU %.1f, GPU %.1f (%.1fx)" % (64 / cpu[0], 64 / gpu[0], cpu[0] / gpu[0],
-      64 / cpu[1], 64 / max(gpu[1], 1e-9), cpu[1] / max(gpu[1], 1e-9)))
-print("# record %.1f %.1f" % (cpu[0] / gpu[0], cpu[1] / max(gpu[1], 1e-9)))
+    compute = sum(float(re.search(p + r" ([0-9.]+) s", line).group(1))
+                  for p in ("forward passes", "attention statistics"))
+    store = float(re.search(r"store ([0-9.]+) s", line).group(1))
+    runs[(f[2], f[3], f[4])] = (max(total, 1e-3) / n, max(compute, 1e-3) / n, max(store, 1e-3) / n)
+print("%-6s%-5s%14s%14s%9s%17s%8s%12s" % ("case", "type", "CPU seq/s", "GPU seq/s", "whole",
+      "fwd+stats ratio", "bound", "GPU store"))
+for (case, dtype, dev), cpu in sorted(runs.items()):
+    if dev != "cpu" or (case, dtype, "cuda") not in runs: continue
+    gpu = runs[(case, dtype, "cuda")]
+    print("%-6s%-5s%14.1f%14.1f%8.1fx%16.1fx%7.1fx%11.0f%%" % (case, dtype, 1 / cpu[0], 1 / gpu[0],
+          cpu[0] / gpu[0], cpu[1] / max(gpu[1], 1e-9), cpu[0] / max(gpu[2], 1e-9), 100 * gpu[2] / gpu[0]))
+    print("# record %s %s %.2f %.2f %.2f" % (case, dtype, cpu[0] / gpu[0], cpu[1] / max(gpu[1], 1e-9),
+          cpu[0] / max(gpu[2], 1e-9)))
+print("(whole: GPU sequences/s over the CPU's, store included; bound: the whole ratio if the GPU's "
+      "forward took no time; GPU store: the store's share of the GPU's time)")
 PY
 
 echo; echo "== tokens/s on the same GPU (training step: forward, backward, clip, AdamW)"
 "$PYTHON" - "$dir/results" <<'PY'
 import re, sys
-rows, record, ceiling, windows = {}, None, float("nan"), []
+rows, record, ceiling, windows = {}, [], float("nan"), []
 for line in open(sys.argv[1]):
     if line.startswith("# windows "):
         windows.append(line.split()[2:7])
     if line.startswith("# record "):
-        record = [float(x) for x in line.split()[2:4]]
+        record.append(line.split()[2:7])
     if line.startswith("# result "):
         f = line.split()
         rows[(f[2], f[3])] = (float(f[4]), float(f[5]) if len(f) > 5 else float("nan"))
@@ -126,7 +155,9 @@ spiral, looped = rows.get(("d768", "spiral-bf16")), rows.get(("d768-looped", "sp
 if spiral and looped:
     print("efficiency per FLOP at d768, bf16: spiral %.1f TFLOP/s, looped (g=1,1,1,1) %.1f TFLOP/s: "
           "spiral at %.2f of looped's" % (spiral[1], looped[1], spiral[1] / looped[1]))
-if record:
-    print("recording, GPU over CPU engine: %.1fx whole (store included), %.1fx forward passes and attention statistics" % tuple(record))
+for case, dtype, whole, compute, bound in record:
+    print("recording %s %s, GPU over CPU engine: %.1fx whole (store included; %.1fx at most with this "
+          "store), %.1fx forward passes and attention statistics" % (case, dtype, float(whole),
+                                                                    float(bound), float(compute)))
 PY
 exit $status
