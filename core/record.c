@@ -103,7 +103,7 @@ static void record_state(Recorder *r, int b, const SiteKey *key, const ObserveEv
     const real *src = e->data + (size_t)b * count;
     const void *values = r->buffer;
     if (r->options->f16 && sizeof(real) == sizeof(float)) {
-        half_from_float(r->buffer, (const float *)src, count);
+        halves_from_floats(r->buffer, (const float *)src, count);
     } else if (r->options->f16) {
         _Float16 *h = r->buffer;
         for (size_t i = 0; i < count; i++) h[i] = (_Float16)src[i];

@@ -7,9 +7,10 @@
 #ifndef SPIRAL_SAFETENSORS_BYTES_H
 #define SPIRAL_SAFETENSORS_BYTES_H
 
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "half.h" /* half_to_float for F16 tensors */
 
 static inline uint16_t load_u16le(const unsigned char *p) {
     return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
@@ -45,21 +46,6 @@ static inline uint32_t float_to_bits(float f) {
     uint32_t bits;
     memcpy(&bits, &f, sizeof bits);
     return bits;
-}
-
-/* IEEE binary16 -> binary32, exact (every half is a float): sign, 5-bit
- * exponent with bias 15, 10-bit mantissa; subnormals are mant * 2^-24. */
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exponent = (h >> 10) & 0x1f;
-    uint32_t mantissa = h & 0x3ff;
-    if (exponent == 0x1f) /* infinity or NaN, payload kept */
-        return float_from_bits(sign | 0x7f800000u | mantissa << 13);
-    if (exponent == 0) { /* zero or subnormal */
-        float magnitude = ldexpf((float)mantissa, -24);
-        return sign ? -magnitude : magnitude;
-    }
-    return float_from_bits(sign | (exponent - 15 + 127) << 23 | mantissa << 13);
 }
 
 /* bfloat16 is the upper half of a binary32. */

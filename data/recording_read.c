@@ -150,7 +150,7 @@ int recording_read_state(Store *store, const RecordingInfo *info, int seq, int s
              : f16 && !halves                          ? SQLITE_NOMEM
                                                        : SQLITE_OK;
     if (rc == SQLITE_OK) rc = sqlite3_blob_read(blob, f16 ? (void *)halves : (void *)out, (int)bytes, 0);
-    if (rc == SQLITE_OK && f16) float_from_half(out, halves, count);
+    if (rc == SQLITE_OK && f16) floats_from_halves(out, halves, count);
     free(halves);
     sqlite3_blob_close(blob);
     if (rc != SQLITE_OK) return spiral_error("%s: reading a state: %s", store->path, sqlite3_errstr(rc));

@@ -2,9 +2,9 @@
  * test_half.c: base/half.h's float <-> binary16 conversions against the
  * compiler's _Float16 casts (libgcc's soft-float routines on x86-64).
  *
- *  - float_from_half: every one of the 65536 halves gives the cast's float
+ *  - floats_from_halves: every one of the 65536 halves gives the cast's float
  *    bit for bit (NaNs: a NaN of the same sign);
- *  - half_from_float: bit for bit the cast for every 509th float bit pattern
+ *  - halves_from_floats: bit for bit the cast for every 509th float bit pattern
  *    (about 8 million, both signs), for every float where the rounding
  *    changes regime (the subnormal range down to below half the smallest
  *    subnormal, the normal range's bottom, the overflow threshold 65520),
@@ -37,7 +37,7 @@ static int is_half_nan(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff
 
 /* Counts the floats of bits first, first + stride, ... <= last whose half
  * differs from the cast's; reports the first. Converts in blocks through
- * half_from_float (the vectorized loop). */
+ * halves_from_floats (the vectorized loop). */
 static long mismatches(uint32_t first, uint32_t last, uint32_t stride, const char *what) {
     enum { BLOCK = 4099 };
     static float x[BLOCK];
@@ -47,7 +47,7 @@ static long mismatches(uint32_t first, uint32_t last, uint32_t stride, const cha
     while (bits <= last) {
         int n = 0;
         for (; n < BLOCK && bits <= last; n++, bits += stride) x[n] = bits_float((uint32_t)bits);
-        half_from_float(h, x, (size_t)n);
+        halves_from_floats(h, x, (size_t)n);
         for (int i = 0; i < n; i++) {
             seen++;
             uint16_t want = cast_half(x[i]);
@@ -61,11 +61,11 @@ static long mismatches(uint32_t first, uint32_t last, uint32_t stride, const cha
             }
         }
     }
-    printf("half_from_float %s: %ld floats, %ld differ from the cast\n", what, seen, bad);
+    printf("halves_from_floats %s: %ld floats, %ld differ from the cast\n", what, seen, bad);
     return bad;
 }
 
-static void test_half_from_float(void) {
+static void test_halves_from_floats(void) {
     CHECK(mismatches(0, 0xffffffffu, 509, "every 509th bit pattern") == 0, "strided sweep");
     /* subnormal halves and what rounds to them or to zero: |x| < 2^-14,
      * from 2^-26 (rounds to 0) up, both signs */
@@ -85,18 +85,18 @@ static void test_half_from_float(void) {
                                  0x4248};
     int n = (int)(sizeof values / sizeof values[0]);
     uint16_t got[32];
-    half_from_float(got, values, (size_t)n);
+    halves_from_floats(got, values, (size_t)n);
     for (int i = 0; i < n; i++)
-        CHECK(got[i] == expected[i], "half_from_float(%.9g) = 0x%04x, expected 0x%04x",
+        CHECK(got[i] == expected[i], "halves_from_floats(%.9g) = 0x%04x, expected 0x%04x",
               values[i], got[i], expected[i]);
 }
 
-static void test_float_from_half(void) {
+static void test_floats_from_halves(void) {
     static uint16_t h[65536], back[65536];
     static float f[65536];
     for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
-    float_from_half(f, h, 65536);
-    half_from_float(back, f, 65536);
+    floats_from_halves(f, h, 65536);
+    halves_from_floats(back, f, 65536);
     long bad = 0, trip = 0;
     for (int i = 0; i < 65536; i++) {
         _Float16 c;
@@ -105,13 +105,13 @@ static void test_float_from_half(void) {
         int ok = is_half_nan(h[i]) ? isnan(f[i]) && signbit(f[i]) == signbit(want)
                                    : memcmp(&f[i], &want, sizeof want) == 0;
         if (!ok && bad++ == 0)
-            printf("  float_from_half(0x%04x) = %.9g, the cast gives %.9g\n", h[i], f[i], want);
+            printf("  floats_from_halves(0x%04x) = %.9g, the cast gives %.9g\n", h[i], f[i], want);
         if (!is_half_nan(h[i]) && back[i] != h[i] && trip++ == 0)
             printf("  round trip of 0x%04x gives 0x%04x\n", h[i], back[i]);
     }
-    printf("float_from_half: 65536 halves, %ld differ from the cast, %ld round trips differ\n",
+    printf("floats_from_halves: 65536 halves, %ld differ from the cast, %ld round trips differ\n",
            bad, trip);
-    CHECK(bad == 0, "float_from_half differs from the cast on %ld halves", bad);
+    CHECK(bad == 0, "floats_from_halves differs from the cast on %ld halves", bad);
     CHECK(trip == 0, "half -> float -> half changes %ld halves", trip);
     /* lengths that leave a tail after any vector width, at an odd offset */
     for (int n = 0; n < 40; n++) {
@@ -119,8 +119,8 @@ static void test_float_from_half(void) {
         uint16_t hh[48];
         for (int i = 0; i < 48; i++) x[i] = (float)(i - 20) * 0.37f;
         memset(hh, 0xff, sizeof hh);
-        half_from_float(hh + 1, x + 1, (size_t)n);
-        float_from_half(y + 1, hh + 1, (size_t)n);
+        halves_from_floats(hh + 1, x + 1, (size_t)n);
+        floats_from_halves(y + 1, hh + 1, (size_t)n);
         CHECK(hh[0] == 0xffff && hh[n + 1] == 0xffff, "n = %d: wrote outside [1, %d]", n, n);
         for (int i = 1; i <= n; i++)
             CHECK(y[i] == (float)(_Float16)x[i], "n = %d, element %d: %g, expected %g", n, i,
@@ -129,7 +129,7 @@ static void test_float_from_half(void) {
 }
 
 int main(void) {
-    test_half_from_float();
-    test_float_from_half();
+    test_halves_from_floats();
+    test_floats_from_halves();
     return test_summary("test_half");
 }
