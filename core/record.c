@@ -9,10 +9,13 @@
  * recording done and checkpoint once more (finish_recording).
  *
  * The model's observer hook hands every state to observe_event() as the
- * forward pass produces it; the event is converted (float32 or float16) and
- * inserted at once inside the batch's transaction, so no copy of the whole
- * batch's states is held. The SQL is data/recording_store.c's; what the
- * attention statistics are is the caller's AttentionSummary.
+ * forward pass produces it; the event is converted (float32 or float16)
+ * into a slot of the recording's queue (record_queue.h), whose thread
+ * inserts it inside the batch's transaction while the pass goes on; the
+ * batch commits once the queue is drained. At most the queue's eight
+ * states are held, never the whole batch's. The SQL is
+ * data/recording_store.c's; what the attention statistics are is the
+ * caller's AttentionSummary.
  *
  * Where the time goes (bench/bench_record.c): the forward passes, then the
  * WAL checkpoints, which fsync the log, copy its pages into the database
@@ -36,6 +39,7 @@
 #include "error.h"
 #include "filehash.h"
 #include "half.h"
+#include "record_queue.h"
 #include "engine.h"
 #include "recording_store.h"
 #include "run_model.h"
@@ -84,68 +88,94 @@ typedef struct {
     int *tokens;                  /* (batch_size, L) the batch's windows */
     int *batch_seq;               /* (batch_size) sequence index of each batch row */
     int64_t *token_index;         /* (L) one sequence's dataset token indices */
-    void *buffer;                 /* (L, d) conversion buffer */
-    float *stats;                 /* (H, L, n_stats) one event's attention statistics */
+    RecordQueue *queue;           /* the inserts' thread; each slot holds a state or a layer's
+                                     statistics of one sequence */
     double bytes;                 /* state bytes written */
-    double insert_seconds;        /* converting and inserting states, statistics and sequences */
+    double insert_seconds;        /* this thread: converting states into slots, waiting for
+                                     free ones, inserting sequence rows */
     double attention_seconds;     /* computing attention statistics */
-    int failed;                   /* an insert failed; spiral_error is set */
+    int failed;                   /* 1: this thread failed, spiral_error is set; 2: an insert
+                                     of the queue's thread failed, its drain reports it */
 } Recorder;
 
 static const char *block_names[3] = {"pre", "loop", "post"};
 
+/* A free slot of the queue, or NULL (r->failed = 2) once an insert has
+ * failed; the wait for it counts as insert time. */
+static QueuedInsert *reserve_slot(Recorder *r) {
+    double start = seconds_now();
+    QueuedInsert *slot = record_queue_reserve(r->queue);
+    if (!slot) r->failed = 2;
+    r->insert_seconds += seconds_now() - start;
+    return slot;
+}
+
 /* Converts one (rows x cols) state of batch row b to the recording's dtype
- * and inserts it. */
+ * into a slot of the queue, whose thread inserts it. */
 static void record_state(Recorder *r, int b, const SiteKey *key, const ObserveEvent *e) {
     if (r->failed) return;
+    QueuedInsert *slot = reserve_slot(r);
+    if (!slot) return;
     double start = seconds_now();
     size_t count = (size_t)e->rows * e->cols;
     const real *src = e->data + (size_t)b * count;
-    const void *values = r->buffer;
     if (r->options->f16 && sizeof(real) == sizeof(float)) {
-        halves_from_floats(r->buffer, (const float *)src, count);
+        halves_from_floats(slot->data, (const float *)src, count);
     } else if (r->options->f16) {
-        _Float16 *h = r->buffer;
+        _Float16 *h = slot->data;
         for (size_t i = 0; i < count; i++) h[i] = (_Float16)src[i];
     } else if (sizeof(real) == sizeof(float)) {
-        values = src; /* already float32: SQLite copies it from the model's buffer */
+        memcpy(slot->data, src, count * sizeof(float));
     } else {
-        float *f = r->buffer;
+        float *f = slot->data;
         for (size_t i = 0; i < count; i++) f[i] = (float)src[i];
     }
-    if (recording_insert_state(&r->writer, r->batch_seq[b], key->step, key->site, key->scale,
-                               e->rows, e->cols, values))
-        r->failed = 1;
+    slot->is_attention = 0;
+    slot->seq = r->batch_seq[b];
+    slot->step = key->step;
+    memcpy(slot->site, key->site, sizeof slot->site);
+    slot->scale = key->scale;
+    slot->rows = e->rows;
+    slot->cols = e->cols;
+    record_queue_submit(r->queue);
     r->bytes += (double)count * (r->options->f16 ? 2 : 4);
     r->insert_seconds += seconds_now() - start;
 }
 
-/* Summarizes the attention of batch row b (the options' AttentionSummary)
- * and inserts the statistics. */
+/* Summarizes the attention of batch row b (the options' AttentionSummary,
+ * or the engine's statistics) into a slot of the queue, whose thread
+ * inserts it. */
 static void record_attention(Recorder *r, int b, int step, int layer, const ObserveEvent *e) {
     if (r->failed) return;
     const RecordOptions *o = r->options;
-    double start = seconds_now();
-    if (e->stats) { /* computed by the engine */
-        if (e->n_stats != r->n_stats) {
-            spiral_error("record: the engine's attention statistics have %d numbers per row, "
-                         "expected %d", e->n_stats, r->n_stats);
-            r->failed = 1;
-            return;
-        }
-        size_t per_sequence = (size_t)e->heads * e->rows * e->n_stats;
-        memcpy(r->stats, e->stats + (size_t)b * per_sequence, per_sequence * sizeof(float));
-    } else if (o->attention.summarize(o->attention.context, e, b, o->n_distances, o->distances,
-                                      r->stats)) {
+    if (e->stats && e->n_stats != r->n_stats) {
+        spiral_error("record: the engine's attention statistics have %d numbers per row, "
+                     "expected %d", e->n_stats, r->n_stats);
         r->failed = 1;
         return;
     }
-    double computed = seconds_now();
-    r->attention_seconds += computed - start;
-    if (recording_insert_attention(&r->writer, r->batch_seq[b], step, block_names[e->block],
-                                   layer, e->g, e->heads, e->rows, r->n_stats, r->stats))
+    QueuedInsert *slot = reserve_slot(r);
+    if (!slot) return;
+    double start = seconds_now();
+    if (e->stats) { /* computed by the engine */
+        size_t per_sequence = (size_t)e->heads * e->rows * e->n_stats;
+        memcpy(slot->data, e->stats + (size_t)b * per_sequence, per_sequence * sizeof(float));
+    } else if (o->attention.summarize(o->attention.context, e, b, o->n_distances, o->distances,
+                                      slot->data)) {
         r->failed = 1;
-    r->insert_seconds += seconds_now() - computed;
+        return;
+    }
+    slot->is_attention = 1;
+    slot->seq = r->batch_seq[b];
+    slot->step = step;
+    slot->block = block_names[e->block];
+    slot->layer = layer;
+    slot->g = e->g;
+    slot->heads = e->heads;
+    slot->n_rows = e->rows;
+    slot->n_stats = r->n_stats;
+    record_queue_submit(r->queue);
+    r->attention_seconds += seconds_now() - start;
 }
 
 /* The observer: records each event as the site steps.h assigns it. */
@@ -232,12 +262,12 @@ static int load_job(Store *store, const char *run_name, const char *dataset_name
 /* Frees the recorder's buffers and closes its writer (writer.store set:
  * open); returns status, or the writer's if status is 0. */
 static int recorder_close(Recorder *r, int status) {
+    record_queue_close(r->queue);
+    r->queue = NULL;
     if (r->writer.store) status = recording_writer_close(&r->writer, status);
     free(r->tokens);
     free(r->batch_seq);
     free(r->token_index);
-    free(r->buffer);
-    free(r->stats);
     return status;
 }
 
@@ -254,9 +284,7 @@ static int open_recording(Store *store, const RecordJob *job, const RecordOption
     r->tokens = malloc((size_t)o->batch_size * L * sizeof(int));
     r->batch_seq = malloc((size_t)o->batch_size * sizeof(int));
     r->token_index = malloc((size_t)L * sizeof(int64_t));
-    r->buffer = malloc((size_t)L * cfg->d_model * sizeof(float));
-    r->stats = malloc((size_t)cfg->n_heads * L * r->n_stats * sizeof(float));
-    if (!r->tokens || !r->batch_seq || !r->token_index || !r->buffer || !r->stats)
+    if (!r->tokens || !r->batch_seq || !r->token_index)
         return spiral_error("out of memory preparing the recording");
     RecordingSettings settings = {
         .run_id = job->run.id, .dataset_id = job->dataset_id, .run_name = job->run.name,
@@ -264,7 +292,11 @@ static int open_recording(Store *store, const RecordJob *job, const RecordOption
         .split = o->split, .seq_len = L, .n_sequences = job->n, .d_model = cfg->d_model,
         .f16 = o->f16, .checkpoint_step = job->checkpoint_step,
         .n_distances = with_attention ? o->n_distances : 0, .distances = o->distances};
-    return recording_writer_open(&r->writer, store, &settings, o->replace, done);
+    if (recording_writer_open(&r->writer, store, &settings, o->replace, done)) return -1;
+    /* a slot: one sequence's (L, d) state or its (H, L, n_stats) statistics */
+    size_t state = (size_t)L * cfg->d_model, stats = (size_t)cfg->n_heads * L * r->n_stats;
+    r->queue = record_queue_open(&r->writer, (state > stats ? state : stats) * sizeof(float));
+    return r->queue ? 0 : -1;
 }
 
 /* The next batch: up to batch_size sequences not yet done, from *next on;
@@ -298,8 +330,9 @@ static int insert_sequence_rows(Recorder *r, const RecordJob *job, int B) {
 
 /* Step 3: records the batch's B sequences in one transaction: clears what a
  * sequence left behind, runs the forward pass with the recorder as its
- * observer (every state and attention event inserted as it comes), inserts
- * the sequence rows, commits. Rolls back on failure. */
+ * observer (every state and attention event queued as it comes, and
+ * inserted by the queue's thread), waits for the queue, inserts the
+ * sequence rows, commits. Rolls back on failure. */
 static int record_batch(Store *store, RecordJob *job, Recorder *r, int B, RecordResult *result) {
     double batch_start = seconds_now();
     if (store_begin(store)) return -1;
@@ -324,6 +357,10 @@ static int record_batch(Store *store, RecordJob *job, Recorder *r, int B, Record
         status = model_forward(&job->model, r->tokens, NULL, B, job->L, &observer);
     result->forward_seconds +=
         seconds_now() - cleared - (r->insert_seconds + r->attention_seconds - observer_before);
+    /* the queue's thread finishes the batch's inserts (its own time is
+     * counted apart); a failed insert's error wins unless one is pending */
+    int pending = status != 0 || r->failed == 1;
+    if (record_queue_drain(r->queue, !pending) && status == 0) status = -1;
     if (status == 0 && r->failed) status = -1;
     double rows_start = seconds_now();
     if (status == 0) status = insert_sequence_rows(r, job, B);
@@ -411,7 +448,7 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
     result->n_sequences = job.n;
     result->bytes = rec.bytes;
     result->seconds = seconds_now() - start;
-    result->insert_seconds = rec.insert_seconds;
+    result->insert_seconds = rec.insert_seconds + (rec.queue ? record_queue_busy_seconds(rec.queue) : 0);
     result->attention_seconds = rec.attention_seconds;
     result->store_seconds = result->insert_seconds + result->commit_seconds +
                             result->checkpoint_seconds;

@@ -85,11 +85,13 @@ typedef struct {
     /* where the time went (bench/bench_record.c prints them all) */
     double forward_seconds;   /* forward passes, without the observer's work below */
     double attention_seconds; /* attention statistics */
-    double insert_seconds;    /* converting and inserting states, statistics and sequence rows */
+    double insert_seconds;    /* converting and inserting states, statistics and sequence rows
+                                 (the inserts run on the queue's thread, alongside the passes) */
     double commit_seconds;    /* BEGIN and COMMIT (the batch's last pages go to the WAL, no fsync) */
     double checkpoint_seconds;/* WAL checkpoints, the last one included: fsync the WAL, copy
                                  its pages into the database file, fsync that */
-    double store_seconds;     /* the store path: insert + commit + checkpoint */
+    double store_seconds;     /* the store path: insert + commit + checkpoint (so the parts may
+                                 add up to more than seconds) */
 } RecordResult;
 
 /* The first token of each of n windows of L tokens in stream: at document

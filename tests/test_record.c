@@ -336,6 +336,32 @@ int main(int argc, char **argv) {
                         " JOIN runs ON runs.id = r.run_id WHERE runs.name='dense' AND block='loop'") == 3 * 10,
           "dense attention rows: prelude/coda must not overwrite each other");
 
+    /* an insert that fails on the queue's thread (a trigger refuses sequence
+     * 5's states): the error reaches the caller, the batches before it stay
+     * committed, its batch is rolled back; the same recording then completes */
+    RecordOptions val = o;
+    val.split = "val";
+    store_exec(&store, "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.states WHEN NEW.seq = 5"
+                       " BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END");
+    CHECK(record_run(&store, "dense", "lang", &val, &result) != 0 &&
+          strstr(spiral_last_error(), "refused by the test trigger"),
+          "a failed insert on the queue's thread: %s", spiral_last_error());
+    const char *dense_val = "SELECT count(*) FROM %s x JOIN recordings r ON r.id = x.recording_id"
+                            " JOIN runs ON runs.id = r.run_id WHERE runs.name='dense' AND r.split='val'";
+    char sql[400];
+    snprintf(sql, sizeof sql, dense_val, "record_sequences");
+    long long kept = store_count(&store, sql);
+    snprintf(sql, sizeof sql, dense_val, "states");
+    long long kept_states = store_count(&store, sql);
+    CHECK(kept == 4 && kept_states == 4 * 5, "after the failed batch: %lld sequences and %lld states "
+          "kept, expected the first batch's 4 and 20", kept, kept_states);
+    store_exec(&store, "DROP TRIGGER refuse");
+    CHECK(record_run(&store, "dense", "lang", &val, &result) == 0 && result.recorded_now == 6,
+          "re-record after the failure: %d recorded now (expected 6): %s", result.recorded_now,
+          spiral_last_error());
+    CHECK(store_count(&store, sql) == 10 * 5, "states after the re-record: %lld, expected 50",
+          store_count(&store, sql));
+
     /* bad input */
     CHECK(record_run(&store, "nope", "lang", &o, &result) != 0 && strstr(spiral_last_error(), "no run named 'nope'"),
           "unknown run: %s", spiral_last_error());
