@@ -121,7 +121,7 @@ for (case, dtype, dev), cpu in sorted(runs.items()):
     print("# record %s %s %.2f %.2f %.2f" % (case, dtype, cpu[0] / gpu[0], cpu[1] / max(gpu[1], 1e-9),
           cpu[0] / max(gpu[2], 1e-9)))
 print("(whole: GPU sequences/s over the CPU's, store included; bound: the whole ratio if the GPU's "
-      "forward took no time; GPU store: the store's share of the GPU's time)")
+      "forward took no time; GPU store: the store's time over the GPU's whole time, the store running alongside the passes)")
 PY
 
 echo; echo "== tokens/s on the same GPU (training step: forward, backward, clip, AdamW)"
