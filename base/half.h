@@ -17,16 +17,17 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline uint32_t half_float_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
+/* The bits of a float, and the float of some bits. */
+static inline uint32_t float_to_bits(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
 }
 
-static inline float half_bits_float(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
+static inline float float_from_bits(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
 }
 
 /* One float to half, round to nearest even. With a = |x|'s bits:
@@ -40,12 +41,12 @@ static inline float half_bits_float(uint32_t u) {
  *     step) by the hardware's round to nearest even; the bits above 0.5's
  *     are the half (0x400, the smallest normal, when it rounds up). */
 static inline uint16_t float_to_half(float x) {
-    uint32_t u = half_float_bits(x);
+    uint32_t u = float_to_bits(x);
     uint32_t sign = (u >> 16) & 0x8000;
     uint32_t a = u & 0x7fffffff;
     uint32_t special = a > 0x7f800000 ? 0x7e00 : 0x7c00;
     uint32_t normal = (a - ((127 - 15) << 23) + 0xfff + ((a >> 13) & 1)) >> 13;
-    uint32_t small = half_float_bits(half_bits_float(a) + 0.5f) - 0x3f000000;
+    uint32_t small = float_to_bits(float_from_bits(a) + 0.5f) - 0x3f000000;
     uint32_t h = a >= 0x47800000 ? special : a >= 0x38800000 ? normal : small;
     return (uint16_t)(sign | h);
 }
@@ -63,9 +64,9 @@ static inline float half_to_float(uint16_t h) {
     uint32_t exponent = m & 0x0f800000;
     m += (127 - 15) << 23;
     uint32_t special = m + ((128 - 16) << 23);
-    float tiny = half_bits_float(m + (1u << 23)) - half_bits_float(113u << 23);
-    uint32_t out = exponent == 0x0f800000 ? special : exponent == 0 ? half_float_bits(tiny) : m;
-    return half_bits_float(sign | out);
+    float tiny = float_from_bits(m + (1u << 23)) - float_from_bits(113u << 23);
+    uint32_t out = exponent == 0x0f800000 ? special : exponent == 0 ? float_to_bits(tiny) : m;
+    return float_from_bits(sign | out);
 }
 
 /* dst[i] = float_to_half(src[i]): rounded to the nearest half, ties to

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "half.h" /* half_to_float for F16 tensors */
+#include "half.h" /* float_to_bits, float_from_bits, half_to_float for F16 tensors */
 
 static inline uint16_t load_u16le(const unsigned char *p) {
     return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
@@ -34,18 +34,6 @@ static inline void store_u32le(unsigned char *p, uint32_t v) {
 static inline void store_u64le(unsigned char *p, uint64_t v) {
     store_u32le(p, (uint32_t)v);
     store_u32le(p + 4, (uint32_t)(v >> 32));
-}
-
-static inline float float_from_bits(uint32_t bits) {
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-static inline uint32_t float_to_bits(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits;
 }
 
 /* bfloat16 is the upper half of a binary32. */
