@@ -10,7 +10,8 @@
 #     tests/cuda/test_cuda_engine's cpu32 column; another model is off by
 #     far more).
 #  2. Throughput: tests/cuda/bench_cuda_engine (spiral: fp32, tf32, bf16)
-#     and torch_spiral.py (bf16 autocast, eager and torch.compile) train the
+#     and torch_spiral.py (bf16 autocast; eager, torch.compile, and
+#     torch.compile with CUDA graphs, its "reduce-overhead" mode) train the
 #     same two shapes; the last table gives tokens/s and the ratio of
 #     spiral's bf16 to each PyTorch mode. PyTorch's rate is its fastest of
 #     five timed windows (its compiled d = 256 step, bound by the host's
@@ -58,8 +59,8 @@ echo; echo "== throughput"
 # (bench_cuda_engine too), so that one slow step moves the mean little
 for case in d256 d768; do
     steps=10; [ "$case" = d256 ] && steps=50
-    for mode in eager compile; do
-        flag=""; [ "$mode" = compile ] && flag=--compile
+    for mode in eager compile graphs; do
+        flag=""; [ "$mode" != eager ] && flag=--$mode
         "$PYTHON" bench/torch_spiral.py bench --case $case $flag --steps $steps 2>"$dir/torch.err" \
             | tee -a "$dir/results" || { tail -5 "$dir/torch.err"; status=1; }
     done
@@ -139,12 +140,14 @@ for line in open(sys.argv[1]):
     m = re.search(r"bf16 ([0-9.]+) TFLOP/s", line)
     if line.startswith("cuBLAS") and m:
         ceiling = float(m.group(1))
-modes = ["spiral-fp32", "spiral-tf32", "spiral-bf16", "torch-eager", "torch-compile"]
-print("%-6s" % "case" + "".join("%15s" % m for m in modes) + "%12s%14s%10s" % ("bf16/eager", "bf16/compile", "bf16 MFU"))
+modes = ["spiral-fp32", "spiral-tf32", "spiral-bf16", "torch-eager", "torch-compile", "torch-graphs"]
+print("%-6s" % "case" + "".join("%14s" % m for m in modes) +
+      "%12s%14s%13s%10s" % ("bf16/eager", "bf16/compile", "bf16/graphs", "bf16 MFU"))
 for case in ("d256", "d768"):
     v = [rows.get((case, m), (float("nan"), float("nan"))) for m in modes]
-    print("%-6s" % case + "".join("%15.0f" % x[0] for x in v) +
-          "%12.2f%14.2f%9.0f%%" % (v[2][0] / v[3][0], v[2][0] / v[4][0], 100 * v[2][1] / ceiling))
+    print("%-6s" % case + "".join("%14.0f" % x[0] for x in v) +
+          "%12.2f%14.2f%13.2f%9.0f%%" % (v[2][0] / v[3][0], v[2][0] / v[4][0], v[2][0] / v[5][0],
+                                        100 * v[2][1] / ceiling))
 print("(tokens/s; MFU: spiral bf16's model TFLOP/s over the cuBLAS bf16 ceiling %.0f TFLOP/s of this run)" % ceiling)
 for case, mode, slow, median, fast in windows:
     bf16 = rows.get((case, "spiral-bf16"), (float("nan"),))[0]

@@ -10,13 +10,16 @@ padding and reshaping, bf16 autocast, fused AdamW.
       the mean next-token loss of the model in W on the tokens T, in fp32
       (TF32 off), printed as "loss X": compared with `spiral eval` on the
       same files, it proves this is the same model.
-  bench --case NAME [--compile] [--steps N] [--windows W]
+  bench --case NAME [--compile | --graphs] [--steps N] [--windows W]
       training steps (forward, backward, clip, AdamW) per second on random
       tokens at the two shapes of tests/cuda/bench_cuda_engine.cu: after 10
       warm-up steps (compilation included), W windows of N steps each are
       timed; printed as "# result CASE torch-MODE tokens_per_s peak_GB" with
       the fastest window's rate (the most favourable to PyTorch), and
-      "# windows CASE torch-MODE slowest median fastest".
+      "# windows CASE torch-MODE slowest median fastest". MODE: eager;
+      compile (torch.compile's default mode); graphs (torch.compile's
+      "reduce-overhead" mode: the compiled forward and backward replayed as
+      CUDA graphs, for steps bound by the host's launches).
 """
 
 import argparse
@@ -193,13 +196,17 @@ def bench(args):
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1,
                             fused=True)
     step_fn = model
-    if args.compile:
+    if args.graphs:
+        step_fn = torch.compile(model, mode="reduce-overhead")
+    elif args.compile:
         step_fn = torch.compile(model)
     tokens = torch.randint(0, V, (B, L), device=dev)
     targets = torch.roll(tokens, -1, dims=1)
     targets[:, -1] = -1
 
     def step():
+        if args.graphs:  # a new iteration: the graphs' outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = step_fn(tokens, targets)
@@ -220,7 +227,7 @@ def bench(args):
         torch.cuda.synchronize()
         rates.append(B * L * args.steps / (time.perf_counter() - start))
     rates.sort()
-    mode = "compile" if args.compile else "eager"
+    mode = "graphs" if args.graphs else "compile" if args.compile else "eager"
     print(f"# windows {args.case} torch-{mode} {rates[0]:.0f} {rates[len(rates) // 2]:.0f} "
           f"{rates[-1]:.0f}")
     print(f"# result {args.case} torch-{mode} {rates[-1]:.0f} "
@@ -252,7 +259,9 @@ def main():
     c.add_argument("--tokens", required=True)
     b = sub.add_parser("bench")
     b.add_argument("--case", choices=sorted(CASES), required=True)
-    b.add_argument("--compile", action="store_true")
+    modes = b.add_mutually_exclusive_group()
+    modes.add_argument("--compile", action="store_true")
+    modes.add_argument("--graphs", action="store_true")
     b.add_argument("--steps", type=int, default=10)
     b.add_argument("--windows", type=int, default=5)
     args = ap.parse_args()
