@@ -83,6 +83,7 @@ int intervention_init(Intervention *iv, const InterventionSpec *spec, const Spir
     }
     iv->hook.fn = intervene;
     iv->hook.user = iv;
+    iv->hook.iterations = iv->chosen; /* the others need no call (and no copy on a GPU) */
     return 0;
 }
 

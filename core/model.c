@@ -315,7 +315,9 @@ static const real *iteration_forward(Model *model, int t, const real *h_in, cons
     IterActs *it = &model->iters[t];
     size_t tokens_d = (size_t)model->B * model->L * cfg->d_model;
     const real *z_out = update_forward(model, t, h_in, observer);
-    if (model->update_hook) return hooked_state_update(model, t, h_in, h0, z_out, observer);
+    const UpdateHook *hook = model->update_hook;
+    if (hook && (!hook->iterations || hook->iterations[t]))
+        return hooked_state_update(model, t, h_in, h0, z_out, observer);
     if (!it->e) {
         it->h_out = (real *)z_out; /* h(t+1) = h(t) + (z~ - h(t)) = z~ exactly */
         return z_out;

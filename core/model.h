@@ -151,6 +151,10 @@ typedef struct {
 typedef struct {
     void (*fn)(void *user, int t, real *e, int B, int L, int d);
     void *user;
+    /* (n_iters) 1 for the iterations fn is called for, the others run as
+     * without a hook (on the GPU: no copy of their update to the host);
+     * NULL: every iteration */
+    const unsigned char *iterations;
 } UpdateHook;
 
 typedef struct {

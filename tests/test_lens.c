@@ -133,6 +133,12 @@ static void hook_nothing(void *user, int t, real *e, int B, int L, int d) {
     (*(int *)user)++;
 }
 
+/* Zeroes the update of every iteration it is called for, and counts. */
+static void hook_zero(void *user, int t, real *e, int B, int L, int d) {
+    (*(int *)user)++;
+    memset(e, 0, (size_t)B * L * d * sizeof(real));
+}
+
 /* Interventions on one fixture. */
 static void test_interventions(const Fixture *f) {
     Model model;
@@ -146,7 +152,7 @@ static void test_interventions(const Fixture *f) {
     real *reference = run_logits(&model, tokens, targets);
 
     int calls = 0;
-    UpdateHook nothing = {hook_nothing, &calls};
+    UpdateHook nothing = {hook_nothing, &calls, NULL};
     model.update_hook = &nothing;
     real *logits = run_logits(&model, tokens, targets);
     CHECK(logits && calls == T && !memcmp(logits, reference, n_logits * sizeof(real)),
@@ -154,6 +160,41 @@ static void test_interventions(const Fixture *f) {
     CHECK(model_backward(&model) == -1 && strstr(spiral_last_error(), "update hook"),
           "%s: backward after a hooked forward", f->name);
     free(logits);
+
+    /* a hook's iterations: it is called for those only; a hook that zeroes
+     * every update it sees, limited to iteration t, is the zero ablation
+     * of t (whose Intervention limits its own hook the same way) */
+    unsigned char none[SPIRAL_MAX_ITERS] = {0};
+    calls = 0;
+    UpdateHook zero = {hook_zero, &calls, none};
+    model.update_hook = &zero;
+    logits = run_logits(&model, tokens, targets);
+    CHECK(logits && calls == 0 && !memcmp(logits, reference, n_logits * sizeof(real)),
+          "%s: a hook limited to no iteration was called %d times or changed the logits",
+          f->name, calls);
+    free(logits);
+    for (int t = 0; t < T; t++) {
+        unsigned char only[SPIRAL_MAX_ITERS] = {0};
+        only[t] = 1;
+        zero.iterations = only;
+        calls = 0;
+        model.update_hook = &zero;
+        real *limited = run_logits(&model, tokens, targets);
+        Intervention iv;
+        InterventionSpec spec = {.kind = INTERVENE_ZERO, .iteration = t};
+        intervention_init(&iv, &spec, &model.cfg, NL);
+        CHECK(iv.hook.iterations && iv.hook.iterations[t] && (T == 1 || !iv.hook.iterations[(t + 1) % T]),
+              "%s: the zero ablation of iteration %d does not limit its hook to it", f->name, t);
+        model.update_hook = intervention_apply_hook(&iv);
+        real *ablated = run_logits(&model, tokens, targets);
+        CHECK(limited && ablated && calls == 1 && !memcmp(limited, ablated, n_logits * sizeof(real)),
+              "%s: a zeroing hook limited to iteration %d (%d calls) is not its zero ablation",
+              f->name, t, calls);
+        free(limited);
+        free(ablated);
+        intervention_free(&iv);
+    }
+    model.update_hook = NULL;
 
     /* patch every iteration's update of sequence 0 with itself */
     for (int t = 0; t < T; t++) {

@@ -119,13 +119,16 @@ int cuda_model_get_logits_rows(CudaModel *model, size_t first, size_t count, flo
 
 /* An intervention on the updates, as core/model.h's UpdateHook (with
  * floats): while fn is set, each forward runs eagerly and hands fn a host
- * copy of every iteration's update e(t) (B, L, d) before the state update;
+ * copy of the update e(t) (B, L, d) of every iteration t with
+ * iterations[t] (iterations NULL: of every iteration) before the state
+ * update;
  * the rows fn changes get h(t+1) = base + e' (base h(t), or h(0) for
  * anchor), as the CPU's hooked update, and the rows it leaves bit-identical
  * keep the state the GPU computes without a hook. No backward follows such
  * a forward. Not for the mesh topology (an error). fn NULL: no hook. */
 typedef void (*CudaUpdateFn)(void *user, int t, float *e, int B, int L, int d);
-int cuda_model_set_update_hook(CudaModel *model, CudaUpdateFn fn, void *user);
+int cuda_model_set_update_hook(CudaModel *model, CudaUpdateFn fn, void *user,
+                               const unsigned char *iterations);
 
 /* Accumulates into the gradients the gradient of the last forward's loss
  * (which must have had targets), as model_backward. */

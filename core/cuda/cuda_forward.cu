@@ -277,7 +277,8 @@ static int hook_reserve(CudaModel *model, size_t rows, int d) {
  * e (B, L, d), the update (z~ - h(t) in the residual full-resolution
  * shortcut, else shift(up(delta)) as the up-scaling adds it), goes to the
  * host, the hook may change it, and the rows it changed become base + e'
- * (core/model.c's hooked update); the others keep h_out as computed. */
+ * (core/model.c's hooked update); the others keep h_out as computed. An
+ * iteration the hook is not called for keeps it too, with no copy. */
 static int hooked_update(CudaModel *model, int t, float *h_out, const float *base,
                          const float *h_in, const float *z_out, const float *delta) {
     const SpiralConfig *cfg = &model->cfg;
@@ -285,6 +286,7 @@ static int hooked_update(CudaModel *model, int t, float *h_out, const float *bas
     int B = model->B, L = model->L, d = cfg->d_model;
     size_t rows = (size_t)B * L, tokens_d = rows * d;
     cudaStream_t s = model->stream;
+    if (model->update_iterations && !model->update_iterations[t]) return 0; /* as unhooked */
     if (hook_reserve(model, rows, d)) return -1;
     float *e = model->hook_e, *host = model->hook_e_host, *original = host + tokens_d;
     if (it->full_resolution && cfg->topology == TOPOLOGY_RESIDUAL) {
@@ -537,12 +539,14 @@ static int forward_inside(CudaModel *model, const int *tokens, const int *target
     return 0;
 }
 
-int cuda_model_set_update_hook(CudaModel *model, CudaUpdateFn fn, void *user) {
+int cuda_model_set_update_hook(CudaModel *model, CudaUpdateFn fn, void *user,
+                               const unsigned char *iterations) {
     if (fn && model->cfg.topology == TOPOLOGY_MESH)
         return spiral_error("cuda engine: interventions on the updates are not implemented for "
                             "the mesh topology on the GPU (run them on the CPU)");
     model->update_fn = fn;
     model->update_user = user;
+    model->update_iterations = fn ? iterations : NULL;
     return 0;
 }
 

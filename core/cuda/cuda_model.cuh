@@ -184,6 +184,8 @@ struct CudaModel {
     size_t probs_capacity;
     CudaUpdateFn update_fn;                    /* cuda_model_set_update_hook, or NULL */
     void *update_user;
+    const unsigned char *update_iterations;    /* (n_iters) the iterations it is called for;
+                                                  NULL: every one */
     float *hook_e, *hook_e_host;               /* (rows, d) an update; host: twice (the
                                                   update and its original) */
     int *hook_flag, *hook_flag_host;           /* (rows) the rows the hook changed */

@@ -148,7 +148,7 @@ static int gpu_get_logits_rows(Engine *engine, size_t first, size_t count, float
  * CudaUpdateFn as it is. */
 static int gpu_set_update_hook(Engine *engine, const UpdateHook *hook) {
     return cuda_model_set_update_hook(gpu(engine), hook ? hook->fn : NULL,
-                                      hook ? hook->user : NULL);
+                                      hook ? hook->user : NULL, hook ? hook->iterations : NULL);
 }
 
 static const EngineOps cuda_ops = {

@@ -669,12 +669,17 @@ static void hook_gpu(void *user, int t, float *e, int B, int L, int d) {
 static void hook_nothing(void *user, int t, float *e, int B, int L, int d) {
     (void)user; (void)t; (void)e; (void)B; (void)L; (void)d;
 }
+/* hook_gpu's change at every iteration it is called for. */
+static void hook_every(void *user, int t, float *e, int B, int L, int d) {
+    hook_gpu(&t, t, e, B, L, d);
+}
 
 /* cuda_model_set_update_hook against core/model.c's update_hook (double):
  * the same hook on the first and on the last iteration gives the CPU's
- * logits within TOLERANCE (fp32); a hook that changes nothing gives the
- * unhooked GPU's logits bit for bit; a backward after a hooked pass is
- * refused; the mesh topology is refused. */
+ * logits within TOLERANCE (fp32), and so does a hook that changes every
+ * iteration limited to that one (its iterations), bit for bit; a hook
+ * that changes nothing gives the unhooked GPU's logits bit for bit; a
+ * backward after a hooked pass is refused; the mesh topology is refused. */
 static void check_update_hook(const SpiralConfig *cfg, const char *name) {
     CudaOptions options = {CUDA_FP32, 0};
     CudaModel *gpu = NULL;
@@ -682,7 +687,7 @@ static void check_update_hook(const SpiralConfig *cfg, const char *name) {
     if (cfg->topology == TOPOLOGY_MESH) {
         int status = cuda_model_build(&gpu, cfg, &options);
         int chosen = 0;
-        CHECK(status == 0 && cuda_model_set_update_hook(gpu, hook_gpu, &chosen) != 0 &&
+        CHECK(status == 0 && cuda_model_set_update_hook(gpu, hook_gpu, &chosen, NULL) != 0 &&
               strstr(spiral_last_error(), "mesh"),
               "hook %s: the mesh topology should refuse an update hook", name);
         cuda_model_free(gpu);
@@ -694,15 +699,16 @@ static void check_update_hook(const SpiralConfig *cfg, const char *name) {
     size_t n = cpu.layout.n_params;
     float *params = malloc(n * sizeof(float)), *plain = malloc((size_t)M * V * sizeof(float));
     float *hooked = malloc((size_t)M * V * sizeof(float));
+    float *limited = malloc((size_t)M * V * sizeof(float));
     int *tokens = malloc((size_t)M * sizeof(int)), *targets = malloc((size_t)M * sizeof(int));
-    if (!params || !plain || !hooked || !tokens || !targets) abort();
+    if (!params || !plain || !hooked || !limited || !tokens || !targets) abort();
     for (size_t i = 0; i < n; i++) params[i] = (float)cpu.params[i];
     fixture_tokens(tokens, M, V, 77);
     for (int i = 0; i < M; i++) targets[i] = (i + 1) % L ? tokens[i + 1] : -1;
     int status = cuda_model_build(&gpu, cfg, &options) || cuda_model_set_params(gpu, params) ||
                  cuda_model_forward(gpu, tokens, targets, B, L, NULL, NULL) ||
                  cuda_model_get_logits(gpu, plain) ||
-                 cuda_model_set_update_hook(gpu, hook_nothing, NULL) ||
+                 cuda_model_set_update_hook(gpu, hook_nothing, NULL, NULL) ||
                  cuda_model_forward(gpu, tokens, targets, B, L, NULL, NULL) ||
                  cuda_model_get_logits(gpu, hooked);
     CHECK(status == 0, "hook %s: %s", name, spiral_last_error());
@@ -716,14 +722,23 @@ static void check_update_hook(const SpiralConfig *cfg, const char *name) {
     int firsts[2] = {0, cfg->n_iters - 1};
     for (int k = 0; k < 2 && status == 0; k++) {
         int chosen = firsts[k];
-        UpdateHook hook = {hook_cpu, &chosen};
+        UpdateHook hook = {hook_cpu, &chosen, NULL};
         cpu.update_hook = &hook;
         status = model_forward(&cpu, tokens, targets, B, L, NULL) ||
-                 cuda_model_set_update_hook(gpu, hook_gpu, &chosen) ||
+                 cuda_model_set_update_hook(gpu, hook_gpu, &chosen, NULL) ||
                  cuda_model_forward(gpu, tokens, targets, B, L, NULL, NULL) ||
                  cuda_model_get_logits(gpu, hooked);
         cpu.update_hook = NULL;
         CHECK(status == 0, "hook %s: %s", name, spiral_last_error());
+        if (status) break;
+        unsigned char only[SPIRAL_MAX_ITERS] = {0};
+        only[chosen] = 1;
+        status = cuda_model_set_update_hook(gpu, hook_every, NULL, only) ||
+                 cuda_model_forward(gpu, tokens, targets, B, L, NULL, NULL) ||
+                 cuda_model_get_logits(gpu, limited);
+        CHECK(status == 0 && memcmp(limited, hooked, (size_t)M * V * sizeof(float)) == 0,
+              "hook %s: a hook on every iteration limited to iteration %d differs from one "
+              "that changes only it (%s)", name, chosen, status ? spiral_last_error() : "");
         if (status) break;
         double err = relative_error_fd(hooked, cpu.logits, (size_t)M * V);
         double moved = relative_error_ff(hooked, plain, (size_t)M * V, 1.0);
@@ -737,7 +752,7 @@ static void check_update_hook(const SpiralConfig *cfg, const char *name) {
            worst);
     cuda_model_free(gpu);
     model_free(&cpu);
-    free(params); free(plain); free(hooked); free(tokens); free(targets);
+    free(params); free(plain); free(hooked); free(limited); free(tokens); free(targets);
 }
 
 /* One GPU model run at a sequence of batch shapes (the inputs and the
