@@ -34,7 +34,10 @@ static const char *help =
     "stderr (a bar on a terminal, lines otherwise).\n"
     "--device cuda runs the forward passes on the GPU in fp32 (a spiral built\n"
     "with 'make cuda'); the states and attention statistics are the CPU's to\n"
-    "about 1e-6 relative.\n";
+    "about 1e-6 relative. The store writes every state twice (its log, then\n"
+    "the database file) and bounds a GPU recording's speed: --dtype f16 halves\n"
+    "its bytes (values rounded to the nearest half: about 3 decimal digits,\n"
+    "magnitudes up to 65504, larger ones become infinite).\n";
 
 static volatile sig_atomic_t interrupted = 0;
 

@@ -27,6 +27,7 @@
  */
 #include "record.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,25 @@ static QueuedInsert *reserve_slot(Recorder *r) {
     return slot;
 }
 
+/* Whether a finite value of src became an infinite half in halves (its
+ * magnitude reached 65520): then an error naming the site, r->failed = 1.
+ * A probe or an analysis could not use such a state. */
+static int f16_overflow(Recorder *r, const uint16_t *halves, const real *src, size_t count,
+                        const SiteKey *key) {
+    size_t infinite = 0;
+    for (size_t i = 0; i < count; i++) infinite += (halves[i] & 0x7fff) == 0x7c00;
+    if (infinite == 0) return 0;
+    for (size_t i = 0; i < count; i++)
+        if ((halves[i] & 0x7fff) == 0x7c00 && isfinite(src[i])) {
+            spiral_error("record: site %s, iteration %d holds %g, beyond float16's range "
+                         "(65504); record with --dtype f32", key->site, key->step,
+                         (double)src[i]);
+            r->failed = 1;
+            return 1;
+        }
+    return 0;
+}
+
 /* Converts one (rows x cols) state of batch row b to the recording's dtype
  * into a slot of the queue, whose thread inserts it. */
 static void record_state(Recorder *r, int b, const SiteKey *key, const ObserveEvent *e) {
@@ -121,6 +141,7 @@ static void record_state(Recorder *r, int b, const SiteKey *key, const ObserveEv
     const real *src = e->data + (size_t)b * count;
     if (r->options->f16 && sizeof(real) == sizeof(float)) {
         halves_from_floats(slot->data, (const float *)src, count);
+        if (f16_overflow(r, slot->data, src, count, key)) return;
     } else if (r->options->f16) {
         _Float16 *h = slot->data;
         for (size_t i = 0; i < count; i++) h[i] = (_Float16)src[i];

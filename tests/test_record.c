@@ -6,7 +6,8 @@
  *    every layer counts as an iteration);
  *  - a stored state equals, bit for bit, the state of a direct forward pass
  *    on the same window (read back with incremental BLOB I/O); float16
- *    states agree within float16 rounding;
+ *    states are exactly the float32 ones rounded to halves; a state beyond
+ *    float16's range is refused (a clear error, the batch rolled back);
  *  - token_index maps each row to its dataset token;
  *  - an interrupted recording (sequences deleted as a kill would lose them)
  *    completes only the missing sequences;
@@ -22,6 +23,8 @@
  *  - without an AttentionSummary no attention statistics are recorded (and
  *    the recording's distances are empty); attention_stats_compute refuses
  *    positions that do not ascend;
+ *  - an insert failing on the queue's thread: its error reaches the caller,
+ *    the earlier batches stay, the same recording then completes;
  *  - bad input: unknown run, unknown dataset, other settings without
  *    --replace, a checkpoint modified after training: clear errors.
  */
@@ -37,6 +40,7 @@
 #include "error.h"
 #include "data_fixtures.h"
 #include "harness.h"
+#include "filehash.h"
 #include "model.h"
 #include "attention_stats.h"
 #include "record.h"
@@ -361,6 +365,50 @@ int main(int argc, char **argv) {
           spiral_last_error());
     CHECK(store_count(&store, sql) == 10 * 5, "states after the re-record: %lld, expected 50",
           store_count(&store, sql));
+
+    /* f16 refuses a state beyond its range (65504) rather than storing
+     * infinities no probe could use: a run whose embedding is scaled by 1e7
+     * (states of about 1e5), its checkpoint replaced by the scaled weights */
+    train_run(&store, "huge", spiral);
+    RunRow huge;
+    long long huge_step;
+    char *huge_path, *huge_sha, scaled_path[600], hex[65], update[1400];
+    SpiralConfig huge_cfg;
+    ParamLayout huge_layout;
+    real *huge_values;
+    int loaded = store_run_find(&store, "huge", &huge) == 0 &&
+                 store_checkpoint_last(&store, huge.id, &huge_step, &huge_path, &huge_sha) == 0 &&
+                 weights_load(huge_path, &huge_cfg, &huge_layout, &huge_values) == 0;
+    CHECK(loaded, "the run to scale: %s", spiral_last_error());
+    if (loaded) {
+        const ParamTensor *emb = &huge_layout.tensors[param_layout_find(&huge_layout, "tok_emb.weight")];
+        for (size_t i = 0; i < emb->numel; i++) huge_values[emb->offset + i] *= 1e7;
+        snprintf(scaled_path, sizeof scaled_path, "%s/huge-scaled.safetensors", dir);
+        CHECK(weights_save(scaled_path, &huge_cfg, &huge_layout, huge_values) == 0 &&
+              file_sha256_hex(scaled_path, hex) == 0, "saving the scaled weights: %s",
+              spiral_last_error());
+        snprintf(update, sizeof update, "UPDATE checkpoints SET path='%s', sha256='%s' WHERE run_id=%lld",
+                 scaled_path, hex, huge.id);
+        store_exec(&store, update);
+        RecordOptions halves = o;
+        halves.f16 = 1;
+        CHECK(record_run(&store, "huge", "lang", &halves, &result) != 0 &&
+              strstr(spiral_last_error(), "beyond float16's range") &&
+              strstr(spiral_last_error(), "--dtype f32"),
+              "f16 beyond its range: %s", spiral_last_error());
+        CHECK(store_count(&store, "SELECT count(*) FROM states s JOIN recordings r ON r.id = s.recording_id"
+                            " JOIN runs ON runs.id = r.run_id WHERE runs.name='huge'") == 0,
+              "a refused f16 batch left states behind");
+        halves.f16 = 0;
+        halves.replace = 1;
+        CHECK(record_run(&store, "huge", "lang", &halves, &result) == 0 && result.recorded_now == 10,
+              "the same run in float32: %s", spiral_last_error());
+        free(huge_path);
+        free(huge_sha);
+        free(huge_values);
+        param_layout_free(&huge_layout);
+        store_run_free(&huge);
+    }
 
     /* bad input */
     CHECK(record_run(&store, "nope", "lang", &o, &result) != 0 && strstr(spiral_last_error(), "no run named 'nope'"),
