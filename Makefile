@@ -5,7 +5,8 @@
 #   build/libspiral_f64.a  real = double  (gradient checks against finite
 #                                          differences, see base/real.h)
 # `make test` runs every test, then the same suite under AddressSanitizer and
-# UBSan (`make asan`, built in build/asan/).
+# UBSan (`make asan`, built in build/asan/), then the tests of spiral's own
+# threads under ThreadSanitizer (`make tsan`, built in build/tsan/).
 
 BUILD    ?= build
 CC       ?= cc
@@ -34,7 +35,7 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/f32/%.o)
 TEST_BINS   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) \
                $(TESTS_F64:%=$(BUILD)/tests/%_f64)
 
-.PHONY: all test check asan demo bench bench-build deps clean
+.PHONY: all test check asan tsan demo bench bench-build deps clean
 all: $(BUILD)/spiral $(BUILD)/libspiral.a
 
 $(BUILD)/f32/%.o: %.c $(wildcard base/*.h core/*.h data/*.h probes/*.h analysis/*.h reports/*.h cli/*.h)
@@ -68,6 +69,15 @@ check: $(TEST_BINS) $(BUILD)/spiral
 # is seen at once.
 test: check bench-build
 	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory tsan
+
+# The tests of spiral's own threads (the pool; the recording's insert
+# thread) under ThreadSanitizer, built in build/tsan/.
+TSAN_TESTS := test_parallel test_record
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT="-O1 -g -fsanitize=thread" \
+	  LDFLAGS="-fsanitize=thread" $(TSAN_TESTS:%=build/tsan/tests/%)
+	@BUILD=build/tsan sh scripts/tsan.sh $(TSAN_TESTS)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan \
