@@ -24,7 +24,7 @@ static void entropy_terms(float *restrict terms, const float *restrict p) {
 typedef struct {
     float *stats;              /* (heads, n, K) */
     const real *probs;         /* (heads, n, n) */
-    int n, K, n_distances;
+    int n, n_distances;
     const int *pos, *distances;
     double *mass_before;       /* (threads, n + 1) the mass on the keys before key j */
     float *row_probs, *terms;  /* (threads, n + ENTROPY_BLOCK) one query's p, zero padded to
@@ -39,7 +39,7 @@ typedef struct {
  * entropy by at most a few ulps. */
 static void head_stats(void *ctx, int h, int thread) {
     const StatsJob *job = ctx;
-    int n = job->n, K = job->K;
+    int n = job->n, K = 2 + job->n_distances;
     const int *pos = job->pos;
     double *mass_before = job->mass_before + (size_t)thread * (n + 1);
     float *row_probs = job->row_probs + (size_t)thread * (n + ENTROPY_BLOCK);
@@ -84,7 +84,7 @@ int attention_stats_compute(float *stats, const real *probs, int heads, int n, c
             return spiral_error("attention statistics: row %d stands at position %d, before row %d "
                                 "(position %d); positions must ascend", i, pos[i], i - 1, pos[i - 1]);
     size_t threads = (size_t)parallel_threads();
-    StatsJob job = {stats, probs, n, 2 + n_distances, n_distances, pos, distances,
+    StatsJob job = {stats, probs, n, n_distances, pos, distances,
                     malloc(threads * ((size_t)n + 1) * sizeof(double)),
                     malloc(threads * ((size_t)n + ENTROPY_BLOCK) * sizeof(float)),
                     malloc(threads * ((size_t)n + ENTROPY_BLOCK) * sizeof(float))};

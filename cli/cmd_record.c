@@ -134,9 +134,9 @@ int cmd_record(int argc, char **argv) {
     }
     printf("recording %lld: run %s at step %lld on %s (%s split): %d sequences, %d recorded now, "
            "%.1f MB in %.2f s (%.1f MB/s; forward passes %.2f s, attention statistics %.2f s, "
-           "store %.2f s on a thread of its own)\n", result.recording_id, run, result.checkpoint_step, data,
-           options.split, result.n_sequences, result.recorded_now, result.bytes / 1e6,
-           result.seconds, result.seconds > 0 ? result.bytes / 1e6 / result.seconds : 0.0,
-           result.forward_seconds, result.attention_seconds, result.store_seconds);
+           "store %.2f s on a thread of its own)\n", result.recording_id, run,
+           result.checkpoint_step, data, options.split, result.n_sequences, result.recorded_now,
+           result.bytes / 1e6, result.seconds,
+           result.seconds > 0 ? result.bytes / 1e6 / result.seconds : 0.0, result.forward_seconds, result.attention_seconds, result.store_seconds);
     return 0;
 }

@@ -116,7 +116,7 @@ static QueuedInsert *reserve_slot(Recorder *r) {
  * A probe or an analysis could not use such a state. */
 static int f16_overflow(Recorder *r, const uint16_t *halves, const real *src, size_t count,
                         const SiteKey *key) {
-    size_t infinite = 0;
+    size_t infinite = 0; /* a first pass, which vectorizes: almost always 0 */
     for (size_t i = 0; i < count; i++) infinite += (halves[i] & 0x7fff) == 0x7c00;
     if (infinite == 0) return 0;
     for (size_t i = 0; i < count; i++)
@@ -469,7 +469,7 @@ int record_run(Store *store, const char *run_name, const char *dataset_name,
     result->n_sequences = job.n;
     result->bytes = rec.bytes;
     result->seconds = seconds_now() - start;
-    result->insert_seconds = rec.insert_seconds + (rec.queue ? record_queue_busy_seconds(rec.queue) : 0);
+    result->insert_seconds = rec.insert_seconds + record_queue_busy_seconds(rec.queue);
     result->attention_seconds = rec.attention_seconds;
     result->store_seconds = result->insert_seconds + result->commit_seconds +
                             result->checkpoint_seconds;

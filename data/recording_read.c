@@ -149,7 +149,8 @@ int recording_read_state(Store *store, const RecordingInfo *info, int seq, int s
     int rc = (size_t)sqlite3_blob_bytes(blob) != bytes ? SQLITE_CORRUPT
              : f16 && !halves                          ? SQLITE_NOMEM
                                                        : SQLITE_OK;
-    if (rc == SQLITE_OK) rc = sqlite3_blob_read(blob, f16 ? (void *)halves : (void *)out, (int)bytes, 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_blob_read(blob, f16 ? (void *)halves : (void *)out, (int)bytes, 0);
     if (rc == SQLITE_OK && f16) floats_from_halves(out, halves, count);
     free(halves);
     sqlite3_blob_close(blob);

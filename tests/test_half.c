@@ -20,12 +20,6 @@
 #include "half.h"
 #include "harness.h"
 
-static float bits_float(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 static uint16_t cast_half(float x) {
     _Float16 h = (_Float16)x;
     uint16_t u;
@@ -46,7 +40,7 @@ static long mismatches(uint32_t first, uint32_t last, uint32_t stride, const cha
     uint64_t bits = first;
     while (bits <= last) {
         int n = 0;
-        for (; n < BLOCK && bits <= last; n++, bits += stride) x[n] = bits_float((uint32_t)bits);
+        for (; n < BLOCK && bits <= last; n++, bits += stride) x[n] = float_from_bits((uint32_t)bits);
         halves_from_floats(h, x, (size_t)n);
         for (int i = 0; i < n; i++) {
             seen++;
