@@ -145,8 +145,9 @@ CUDA_BINS   := $(CUDA_BUILD)/test_cuda_kernels $(CUDA_BUILD)/test_cuda_engine \
 # core/engine_nocuda.c, linked by nvcc (its CUDA runtime, as the proofs)
 # with cuBLAS. With CUDA_DEPS the
 # headers and static GSL, SQLite, nettle and jansson come from that folder
-# (a GPU machine without the -dev packages); CUDA_BLAS names the OpenBLAS
-# to link (a shared library already on the machine, e.g. its full path).
+# (a GPU machine without the -dev packages; scripts/cuda_deps.sh lays one
+# out); CUDA_BLAS names the OpenBLAS to link, e.g. a shared library already
+# on the machine: "-L/usr/lib/x86_64-linux-gnu -l:libopenblas.so.0".
 CUDA_BLAS   ?= -lopenblas
 CUDA_HOST_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wno-unused-parameter \
                     -fno-math-errno -fno-trapping-math -Ibase -Icore -Icore/cuda -Idata -Iprobes \
