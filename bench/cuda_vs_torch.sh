@@ -19,6 +19,8 @@
 #  3. Recording: spiral record on the CPU engine and on the GPU, the same
 #     model and store, float32 and f16: sequences/s, and how far the store
 #     (the same for both engines) lets the GPU's lead go.
+#  4. The goals of the GPU engine, each with this run's figure and whether
+#     it is met (bench/cuda_summary.py).
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-python3}
@@ -125,42 +127,6 @@ print("(whole: GPU sequences/s over the CPU's, store included; bound: the whole 
       "forward took no time; GPU store: the store's time over the GPU's whole time, the store running alongside the passes)")
 PY
 
-echo; echo "== tokens/s on the same GPU (training step: forward, backward, clip, AdamW)"
-"$PYTHON" - "$dir/results" <<'PY'
-import re, sys
-rows, record, ceiling, windows = {}, [], float("nan"), []
-for line in open(sys.argv[1]):
-    if line.startswith("# windows "):
-        windows.append(line.split()[2:7])
-    if line.startswith("# record "):
-        record.append(line.split()[2:7])
-    if line.startswith("# result "):
-        f = line.split()
-        rows[(f[2], f[3])] = (float(f[4]), float(f[5]) if len(f) > 5 else float("nan"))
-    m = re.search(r"bf16 ([0-9.]+) TFLOP/s", line)
-    if line.startswith("cuBLAS") and m:
-        ceiling = float(m.group(1))
-modes = ["spiral-fp32", "spiral-tf32", "spiral-bf16", "torch-eager", "torch-compile", "torch-graphs"]
-print("%-6s" % "case" + "".join("%14s" % m for m in modes) +
-      "%12s%14s%13s%10s" % ("bf16/eager", "bf16/compile", "bf16/graphs", "bf16 MFU"))
-for case in ("d256", "d768"):
-    v = [rows.get((case, m), (float("nan"), float("nan"))) for m in modes]
-    print("%-6s" % case + "".join("%14.0f" % x[0] for x in v) +
-          "%12.2f%14.2f%13.2f%9.0f%%" % (v[2][0] / v[3][0], v[2][0] / v[4][0], v[2][0] / v[5][0],
-                                        100 * v[2][1] / ceiling))
-print("(tokens/s; MFU: spiral bf16's model TFLOP/s over the cuBLAS bf16 ceiling %.0f TFLOP/s of this run)" % ceiling)
-for case, mode, slow, median, fast in windows:
-    bf16 = rows.get((case, "spiral-bf16"), (float("nan"),))[0]
-    print("%s %s: five windows %s / %s / %s tokens/s (slowest / median / fastest); spiral bf16 at "
-          "%.2fx its median, %.2fx its fastest" % (case, mode, slow, median, fast,
-                                                   bf16 / float(median), bf16 / float(fast)))
-spiral, looped = rows.get(("d768", "spiral-bf16")), rows.get(("d768-looped", "spiral-bf16"))
-if spiral and looped:
-    print("efficiency per FLOP at d768, bf16: spiral %.1f TFLOP/s, looped (g=1,1,1,1) %.1f TFLOP/s: "
-          "spiral at %.2f of looped's" % (spiral[1], looped[1], spiral[1] / looped[1]))
-for case, dtype, whole, compute, bound in record:
-    print("recording %s %s, GPU over CPU engine: %.1fx whole (store included; %.1fx at most with this "
-          "store), %.1fx forward passes and attention statistics" % (case, dtype, float(whole),
-                                                                    float(bound), float(compute)))
-PY
+echo; echo "== tokens/s on the same GPU (training step: forward, backward, clip, AdamW), and the goals"
+"$PYTHON" bench/cuda_summary.py "$dir/results" || status=1
 exit $status
