@@ -37,7 +37,8 @@ static const char *help =
     "about 1e-6 relative. The store writes every state twice (its log, then\n"
     "the database file) and bounds a GPU recording's speed: --dtype f16 halves\n"
     "its bytes (values rounded to the nearest half: about 3 decimal digits,\n"
-    "magnitudes up to 65504, larger ones become infinite).\n";
+    "magnitudes up to 65504; a state holding a larger value stops the\n"
+    "recording with an error naming its site, and --dtype f32 records it).\n";
 
 static volatile sig_atomic_t interrupted = 0;
 
