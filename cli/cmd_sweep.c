@@ -12,13 +12,15 @@ static const char *help =
     "usage: spiral sweep SWEEP.json --store S.db [-j N] [--dry-run] [--quiet]\n"
     "\n"
     "Runs a whole study: makes the datasets, trains every run with every seed\n"
-    "(run name NAME-sSEED; the seed replaces train.seed), records each trained\n"
-    "run on the first dataset's split, fits probes, analyzes and writes the\n"
-    "report, as the sweep file says (format in the header of reports/sweep.h\n"
-    "and in README \"Sweeps\"). What the store already has is skipped, so an\n"
-    "interrupted sweep resumes. -j N trains N runs at once (separate\n"
-    "processes, one BLAS thread each). The commands are printed first;\n"
-    "--dry-run prints them only. The sweep's progress goes to stderr.\n";
+    "(run name NAME-sSEED where the run lists \"seeds\", the seed replacing\n"
+    "train.seed; else NAME with the run file's seed), records each trained run\n"
+    "on the sweep's record.data, or else on the dataset the run trains on,\n"
+    "fits probes, analyzes and writes the report, as the sweep file says\n"
+    "(format in the header of reports/sweep.h and in README \"Sweeps\").\n"
+    "What the store already has is skipped, so an interrupted sweep resumes.\n"
+    "-j N trains N runs at once (separate processes, one BLAS thread each).\n"
+    "The commands are printed first; --dry-run prints them only. The sweep's\n"
+    "progress goes to stderr.\n";
 
 /* Prints each step as "sweep: LABEL" and its command line. */
 static void print_plan(const SweepPlan *plan) {

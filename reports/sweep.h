@@ -11,6 +11,8 @@
  *    "analyze": {},
  *    "report": {"out": "build/study/report"}}
  *
+ * The record object may also give "data": the dataset every run is
+ * recorded, probed and analyzed on (else each run's train.dataset).
  * The report object may also give "probe_sites" and "probe_iterations"
  * (strings, as `spiral report --probe-sites/--probe-iterations`).
  * A dataset may also give "text": a file for the text family. A run with

@@ -36,7 +36,7 @@ for kind in spiral looped dense; do
 done
 
 echo
-echo "== 4. probes: grammar levels, per iteration and scale, with four controls"
+echo "== 4. probes: grammar levels, per iteration and scale, with five controls"
 for kind in spiral looped dense; do
     "$SPIRAL" probe --run $kind --data pcfg --store "$store" \
         --label l2.symbol,l3.symbol,l4.symbol,l2.end,l3.end,gen.lag1 --quiet | tail -n 12
