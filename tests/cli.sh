@@ -3,7 +3,8 @@
 # message (naming the file/field), a non-zero exit, and nothing written.
 . "$(dirname "$0")/harness.sh"
 
-for cmd in info init eval train data; do
+for cmd in info init eval generate data train runs record lens export sweep probe analyze \
+           compare match report; do
     if "$SPIRAL" $cmd --help | grep -q "usage: spiral $cmd"; then ok; else fail "$cmd --help"; fi
 done
 if "$SPIRAL" --help | grep -q "commands:"; then ok; else fail "spiral --help"; fi
