@@ -455,13 +455,18 @@ static void test_trained(Store *store) {
         CHECK(probe_report_encoded(&report, r) == 0, "coin encoded at %s %d", r->site, r->iteration);
     }
 
-    /* same seed, one thread, refitted: identical */
-    parallel_set_threads(1);
+    /* same seed, refitted on one thread and on three: identical to two */
     o.replace = 1;
-    CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &again) == 0, "replace: %s", spiral_last_error());
-    CHECK(again.fitted_now == 162 && same_results(&report, &again),
-          "same seed with 1 thread instead of 2: results differ (%d fitted)", again.fitted_now);
-    probe_report_free(&again);
+    const int thread_counts[2] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        parallel_set_threads(thread_counts[k]);
+        CHECK(probe_run(store, "spiral", "lang", labels, 3, &o, &again) == 0, "replace: %s",
+              spiral_last_error());
+        CHECK(again.fitted_now == 162 && same_results(&report, &again),
+              "same seed with %d threads instead of 2: results differ (%d fitted)",
+              thread_counts[k], again.fitted_now);
+        probe_report_free(&again);
+    }
 
     /* resume: lose some rows, only they are fitted again, identically */
     store_exec(store, "DELETE FROM probe_results WHERE (site = 'latent_out' AND label = 'parity') OR control = 'random_model'");
