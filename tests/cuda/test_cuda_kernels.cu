@@ -1,6 +1,6 @@
 /*
  * test_cuda_kernels.cu: each kernel group of core/cuda/ against the CPU
- * layer it replaces (core/layers.c, core/scale.c, built with real =
+ * layer it replaces (core/layers.c, core/scale.c, core/mesh.c, built with real =
  * double), on random inputs with awkward sizes (rows not a multiple of a
  * warp or a tile, head sizes 4, 16, 64, partial chunks, no-overlap shift).
  * Norm-wise relative error per output <= 1e-5. When the whole-model proof
@@ -19,6 +19,7 @@
 extern "C" {
 #include "error.h"
 #include "layers.h"
+#include "mesh.h"
 #include "scale.h"
 }
 
@@ -596,6 +597,64 @@ static void test_scaling(int B, int L, int d, int g, int w, int s, int selfagg, 
     cublasDestroy(blas.handle);
 }
 
+/* One iteration of topology mesh (cuda_mesh.cu against core/mesh.c): the
+ * write, the read and the state update, then their backward, at the first
+ * iteration (slots m_0 = h0, no K before) or a later one (slots and K of
+ * the iteration before). The routers' gradients start non-zero: the
+ * kernels must add to them. */
+static void test_mesh(int B, int L, int d, int S, int first) {
+    printf("mesh B=%d L=%d d=%d S=%d, %s iteration\n", B, L, d, S, first ? "first" : "a later");
+    size_t n = (size_t)B * L * d, ns = (size_t)B * L * S;
+    Tensor h_out(n), e(n), h0(n), mem_prev((size_t)S * n), k_prev(n, 0.3);
+    Tensor write((size_t)S * d, 0.5), write_bias(S, 0.5), read((size_t)S * d, 0.5),
+        read_bias(S, 0.5);
+    Tensor mem((size_t)S * n), k(n), w(ns), r(ns);
+    GpuMeshWeights gpu_weights = {write.dev, write_bias.dev, read.dev, read_bias.dev};
+    MeshWeights cpu_weights = {write.host.data(), write_bias.host.data(), read.host.data(),
+                               read_bias.host.data()};
+    /* forward: h_out holds h(t) + e on entry on both sides */
+    std::vector<double> ch = h_out.host, cmem((size_t)S * n), ck(n), cw(ns), cr(ns);
+    mesh_forward(ch.data(), cmem.data(), ck.data(), cw.data(), cr.data(), e.host.data(),
+                 first ? NULL : mem_prev.host.data(), h0.host.data(),
+                 first ? NULL : k_prev.host.data(), &cpu_weights, B, L, d, S);
+    check_status(mesh_forward(h_out.dev, mem.dev, k.dev, w.dev, r.dev, e.dev,
+                              first ? NULL : mem_prev.dev, h0.dev, first ? NULL : k_prev.dev,
+                              &gpu_weights, B, L, d, S, 0),
+                 "mesh_forward");
+    compare("h(t+1)", h_out.download(), ch);
+    compare("slots after the write", mem.download(), cmem);
+    compare("K(t+1)", k.download(), ck);
+    compare("write weights", w.download(), cw);
+    compare("read weights", r.download(), cr);
+    /* backward, each side from its own forward's saved values */
+    Tensor dh_out(n), dmem((size_t)S * n), de(n);
+    Tensor dwrite((size_t)S * d), dwrite_bias(S), dread((size_t)S * d), dread_bias(S);
+    GpuMeshWeights gpu_grads = {dwrite.dev, dwrite_bias.dev, dread.dev, dread_bias.dev};
+    std::vector<double> cdmem = dmem.host, cdwrite = dwrite.host, cdwrite_bias = dwrite_bias.host;
+    std::vector<double> cdread = dread.host, cdread_bias = dread_bias.host;
+    MeshWeights cpu_grads = {cdwrite.data(), cdwrite_bias.data(), cdread.data(),
+                             cdread_bias.data()};
+    std::vector<double> cde(n), cscratch(mesh_scratch_size(B, L, S));
+    mesh_backward(cde.data(), cdmem.data(), &cpu_grads, cscratch.data(), dh_out.host.data(),
+                  e.host.data(), cmem.data(), cw.data(), cr.data(), &cpu_weights, B, L, d, S);
+    float *scratch = NULL;
+    cudaMalloc(&scratch, 2 * ns * sizeof(float));
+    GemmContext blas = {};
+    cublasCreate(&blas.handle);
+    check_status(mesh_backward(de.dev, dmem.dev, &gpu_grads, scratch, dh_out.dev, e.dev, mem.dev,
+                               w.dev, r.dev, &gpu_weights, B, L, d, S, &blas, 0),
+                 "mesh_backward");
+    compare("de", de.download(), cde);
+    compare("dslots before the write", dmem.download(), cdmem);
+    compare("write router gradient (accumulated)", dwrite.download(), cdwrite);
+    compare("write bias gradient (accumulated)", dwrite_bias.download(), cdwrite_bias);
+    compare("read router gradient (accumulated)", dread.download(), cdread);
+    compare("read bias gradient (accumulated)", dread_bias.download(), cdread_bias);
+    cudaFree(scratch);
+    gemm_context_free(&blas);
+    cublasDestroy(blas.handle);
+}
+
 int main(void) {
     test_rmsnorm(37, 200);
     test_rmsnorm(5, 8);
@@ -645,6 +704,10 @@ int main(void) {
     test_scaling(2, 19, 24, 3, 1, 2, 0, 0);
     test_scaling(3, 37, 40, 8, 5, 7, 1, 0);
     test_scaling(2, 37, 40, 5, 0, 4, 0, 1);
+    test_mesh(2, 19, 24, 4, 1);
+    test_mesh(2, 19, 24, 3, 0);
+    test_mesh(1, 70, 40, 2, 0);
+    test_mesh(3, 33, 100, 8, 0); /* d % 4 != 0 rows, more slots */
     printf("test_cuda_kernels: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
