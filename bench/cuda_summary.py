@@ -45,6 +45,11 @@ def tokens(rows, case, mode):
     return rows.get((case, mode), (NAN, NAN))[0]
 
 
+def mfu(rows, case, ceiling):
+    """spiral bf16's model TFLOP/s at case over the bf16 ceiling, in percent."""
+    return 100 * rows.get((case, "spiral-bf16"), (NAN, NAN))[1] / ceiling
+
+
 def throughput_table(rows, windows, ceiling):
     print("%-6s" % "case" + "".join("%14s" % m for m in MODES) +
           "%12s%14s%13s%10s" % ("bf16/eager", "bf16/compile", "bf16/graphs", "bf16 MFU"))
@@ -52,7 +57,7 @@ def throughput_table(rows, windows, ceiling):
         v = [rows.get((case, m), (NAN, NAN)) for m in MODES]
         print("%-6s" % case + "".join("%14.0f" % x[0] for x in v) +
               "%12.2f%14.2f%13.2f%9.0f%%" % (v[2][0] / v[3][0], v[2][0] / v[4][0],
-                                            v[2][0] / v[5][0], 100 * v[2][1] / ceiling))
+                                            v[2][0] / v[5][0], mfu(rows, case, ceiling)))
     print("(tokens/s; MFU: spiral bf16's model TFLOP/s over the cuBLAS bf16 ceiling %.0f TFLOP/s "
           "of this run)" % ceiling)
     for case, mode, slow, median, fast in windows:
@@ -87,19 +92,16 @@ def goals_table(rows, record, ceiling):
                                 "%.2fx default, %.2fx CUDA graphs" % (bf16 / compiled,
                                                                      bf16 / graphs),
                                 verdict(weakest, goal)))
-    mfu = 100 * rows.get(("d768", "spiral-bf16"), (NAN, NAN))[1] / ceiling
-    print("%-46s%-34s%s" % ("d768: MFU >= 45%", "%.0f%%" % mfu, verdict(mfu, 45)))
+    d768_mfu = mfu(rows, "d768", ceiling)
+    print("%-46s%-34s%s" % ("d768: MFU >= 45%", "%.0f%%" % d768_mfu, verdict(d768_mfu, 45)))
     _, _, ratio = looped_ratio(rows)
     print("%-46s%-34s%s" % ("d768: per FLOP within 10% of looped",
                             "%.2f of looped's TFLOP/s" % ratio, verdict(ratio, 0.9)))
-    if record:
-        low = min(r[2] for r in record)
-        high = max(r[2] for r in record)
-        print("%-46s%-34s%s" % ("recording >= 50x the CPU engine's sequences/s",
-                                "%.1fx to %.1fx" % (low, high), verdict(low, 50)))
-    else:
-        print("%-46s%-34s%s" % ("recording >= 50x the CPU engine's sequences/s", "-",
-                                "not measured"))
+    whole = [r[2] for r in record]
+    low = min(whole, default=NAN)
+    figure = "%.1fx to %.1fx" % (low, max(whole)) if whole else "-"
+    print("%-46s%-34s%s" % ("recording >= 50x the CPU engine's sequences/s", figure,
+                            verdict(low, 50)))
 
 
 def main():

@@ -44,13 +44,19 @@ static void capture(void *user, const ObserveEvent *e) {
     c->seen = 1;
 }
 
-/* Runs model on tokens; returns a malloc'd copy of its logits (NB, NL, V). */
-static real *run_logits(Model *m, const int *tokens, const int *targets) {
-    if (model_forward(m, tokens, targets, NB, NL, NULL)) return NULL;
-    size_t n = (size_t)NB * NL * m->cfg.vocab_size;
+/* Runs model on the first n_seqs sequences of tokens; returns a malloc'd
+ * copy of its logits (n_seqs, NL, V), or NULL. */
+static real *run_logits_of(Model *m, const int *tokens, const int *targets, int n_seqs) {
+    if (model_forward(m, tokens, targets, n_seqs, NL, NULL)) return NULL;
+    size_t n = (size_t)n_seqs * NL * m->cfg.vocab_size;
     real *copy = malloc(n * sizeof(real));
-    memcpy(copy, m->logits, n * sizeof(real));
+    if (copy) memcpy(copy, m->logits, n * sizeof(real));
     return copy;
+}
+
+/* The same for all NB sequences. */
+static real *run_logits(Model *m, const int *tokens, const int *targets) {
+    return run_logits_of(m, tokens, targets, NB);
 }
 
 static void test_fixture(const Fixture *f) {
@@ -207,18 +213,15 @@ static void test_interventions(const Fixture *f) {
         /* the plain pass at the patched pass's batch shape: BLAS products
          * need not round alike at other row counts (OpenBLAS's AVX-512
          * kernels do not) */
-        size_t n_row = (size_t)NL * f->cfg.vocab_size;
-        real *plain = malloc(n_row * sizeof(real));
-        if (!plain || model_forward(&model, tokens, targets, 1, NL, NULL)) {
+        real *plain = run_logits_of(&model, tokens, targets, 1);
+        if (!plain) {
             CHECK(0, "%s: the plain pass of one sequence failed", f->name);
-            free(plain);
             intervention_free(&iv);
             continue;
         }
-        memcpy(plain, model.logits, n_row * sizeof(real));
         model.update_hook = intervention_apply_hook(&iv);
         model_forward(&model, tokens, targets, 1, NL, NULL);
-        CHECK(!memcmp(model.logits, plain, n_row * sizeof(real)),
+        CHECK(!memcmp(model.logits, plain, (size_t)NL * f->cfg.vocab_size * sizeof(real)),
               "%s: patching iteration %d with itself changed the logits", f->name, t);
         /* patch sequence 1 from sequence 0: row 1's logits change */
         model_forward(&model, tokens, targets, NB, NL, NULL);
